@@ -1,0 +1,476 @@
+"""Configuration: attrs sections with defaults, loaded from TOML and validated strictly.
+
+Every key is optional. A bad file raises :class:`ConfigError` naming the file, the key and the
+reason; unknown keys are errors that suggest the nearest known key.
+"""
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import socket
+import tomllib
+import types
+import typing
+from typing import Any
+
+import attrs
+
+FLOW_TYPES = ("netflow5", "netflow9", "ipfix", "sflow5")
+DEFAULT_PORTS = {"netflow5": 2055, "netflow9": 2055, "ipfix": 4739, "sflow5": 6343}
+SECRET_HEADER_WORDS = ("key", "token", "auth", "secret", "password", "cookie")
+
+
+class ConfigError(Exception):
+    """A config problem: ``file``, ``key`` (dotted path) and ``reason``."""
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        self.file, self.key, self.reason = file, key, reason
+        super().__init__(f"{file}: {key}: {reason}" if key else f"{file}: {reason}")
+
+
+def _doc(text: str, **kw: Any) -> dict[str, Any]:
+    return {"doc": text, **kw}
+
+
+def _positive(inst: Any, att: attrs.Attribute, value: Any) -> None:
+    if value is not None and value <= 0:
+        raise ValueError("must be greater than 0")
+
+
+def _non_negative(inst: Any, att: attrs.Attribute, value: Any) -> None:
+    if value is not None and value < 0:
+        raise ValueError("must be 0 or more")
+
+
+def _one_of(*choices: str) -> Any:
+    def check(inst: Any, att: attrs.Attribute, value: Any) -> None:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(repr(c) for c in choices)}, not {value!r}")
+    return check
+
+
+def _port(inst: Any, att: attrs.Attribute, value: Any) -> None:
+    if value is not None and not 0 <= value <= 65535:
+        raise ValueError("must be a port number 0..65535")
+
+
+@attrs.define(slots=True, kw_only=True)
+class MappingConfig:
+    """One NetFlow v9 / IPFIX field to collect beyond the defaults."""
+
+    field: int | str = attrs.field(metadata=_doc(
+        "information element id; IPFIX enterprise fields as \"ENTERPRISE:ID\""))
+    destination: str = attrs.field(metadata=_doc(
+        "a payload field it fills (e.g. \"direction\", \"source.port\") or a key under additional_fields"))
+    type: str = attrs.field(default="integer", validator=_one_of("integer", "string", "hex", "ip", "mac"),
+                            metadata=_doc("how the value is decoded: integer | string | hex | ip | mac"))
+    endianness: str = attrs.field(default="big", validator=_one_of("big", "little"),
+                                  metadata=_doc("byte order for integer: big | little"))
+
+    def __attrs_post_init__(self) -> None:
+        parse_field_id(self.field)
+        if not self.destination:
+            raise ValueError("destination must not be empty")
+
+    @property
+    def element(self) -> tuple[int, int]:
+        """(enterprise number, element id); enterprise 0 for IANA elements."""
+        return parse_field_id(self.field)
+
+
+def parse_field_id(value: int | str) -> tuple[int, int]:
+    """``61`` or ``"61"`` -> (0, 61); ``"29305:1"`` -> (29305, 1). ValueError when malformed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 < value < 65536:
+            raise ValueError(f"field {value} is not an element id 1..65535")
+        return 0, value
+    text = str(value).strip()
+    pen, _, eid = text.rpartition(":")
+    try:
+        e = int(eid)
+        p = int(pen) if pen else 0
+    except ValueError:
+        raise ValueError(f"field {value!r} is not an element id or \"ENTERPRISE:ID\"") from None
+    if not 0 < e < 32768 if p else not 0 < e < 65536:
+        raise ValueError(f"field {value!r}: element id out of range")
+    if not 0 <= p < 2**32:
+        raise ValueError(f"field {value!r}: enterprise number out of range")
+    return p, e
+
+
+@attrs.define(slots=True, kw_only=True)
+class ListenerConfig:
+    """One UDP listener."""
+
+    flow_type: str = attrs.field(validator=_one_of(*FLOW_TYPES), metadata=_doc(
+        "netflow5 | netflow9 | ipfix | sflow5 (required); picks the default port and the metrics label"))
+    bind_host: str = attrs.field(default="0.0.0.0", metadata=_doc("address to bind; \"::\" for dual stack"))
+    port: int = attrs.field(default=0, validator=_port, metadata=_doc(
+        "UDP port; 0 = the flow type's default (netflow5/netflow9 2055, ipfix 4739, sflow5 6343)"))
+    workers: int = attrs.field(default=1, validator=_positive, metadata=_doc(
+        "sockets on the port (SO_REUSEPORT)"))
+    namespace: str = attrs.field(default="default", metadata=_doc("payload device.namespace"))
+    mapping: list[MappingConfig] = attrs.field(factory=list, metadata=_doc(
+        "NetFlow v9 / IPFIX fields to collect beyond the defaults"))
+    receive_buffer: int = attrs.field(default=32 * 1024 * 1024, validator=_positive, metadata=_doc(
+        "SO_RCVBUF bytes requested for each socket (the kernel caps it at net.core.rmem_max)"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.port == 0:
+            self.port = DEFAULT_PORTS[self.flow_type]
+        ns = self.namespace.replace("\n", "").replace("\r", "").replace("\t", "")
+        ns = ns.replace("<", "-").replace(">", "-").strip()
+        if not ns or len(ns.encode()) > 100 or "\x00" in ns:
+            raise ValueError("namespace must be 1..100 bytes with no NUL")
+        self.namespace = ns
+        try:
+            ipaddress.ip_address(self.bind_host)
+        except ValueError:
+            raise ValueError(f"bind_host {self.bind_host!r} is not an IP address") from None
+
+
+def _default_listeners() -> list[ListenerConfig]:
+    return [ListenerConfig(flow_type=t) for t in ("netflow9", "ipfix", "sflow5")]
+
+
+@attrs.define(slots=True, kw_only=True)
+class DecoderConfig:
+    """NetFlow v9 / IPFIX template state, shared by all listeners."""
+
+    template_timeout: float = attrs.field(default=1800.0, validator=_positive, metadata=_doc(
+        "seconds a template is kept without being refreshed"))
+    max_templates_per_exporter: int = attrs.field(default=1024, validator=_positive, metadata=_doc(
+        "templates kept per exporter (all domains); past it new ones are refused and counted"))
+    max_exporters: int = attrs.field(default=10000, validator=_positive, metadata=_doc(
+        "exporters whose template state is kept; past it new exporters' templates are refused and counted"))
+    hold_timeout: float = attrs.field(default=60.0, validator=_non_negative, metadata=_doc(
+        "seconds data that arrived before its template is held waiting for it (0 disables holding)"))
+    hold_max_per_exporter: int = attrs.field(default=256, validator=_non_negative, metadata=_doc(
+        "datagrams held per exporter waiting for templates; the oldest is dropped past it"))
+    hold_max_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_non_negative, metadata=_doc(
+        "bytes held in all, waiting for templates; the oldest is dropped past it"))
+    state_file: str = attrs.field(default="", metadata=_doc(
+        "file where templates and sampling rates are saved and reloaded at start; \"\" = off"))
+
+
+@attrs.define(slots=True, kw_only=True)
+class AggregatorConfig:
+    """Flow contexts: flush cadence, TTL, port rollup, memory cap."""
+
+    flush_interval: float = attrs.field(default=300.0, validator=_positive, metadata=_doc(
+        "seconds between two emissions of one flow context"))
+    flow_context_ttl: float | None = attrs.field(default=None, validator=_positive, metadata=_doc(
+        "a flushed context with no new flow for this long is dropped; [flush_interval]"))
+    flush_tick: float | None = attrs.field(default=None, validator=_positive, metadata=_doc(
+        "how often due contexts are emitted; [min(10, flush_interval)]"))
+    buffer_size: int = attrs.field(default=10000, validator=_positive, metadata=_doc(
+        "flows the decoder may queue toward the accumulator"))
+    port_rollup_threshold: int = attrs.field(default=10, validator=_positive, metadata=_doc(
+        "distinct peer ports on one side before that side becomes \"*\""))
+    port_rollup_disabled: bool = attrs.field(default=False, metadata=_doc("turn port rollup off"))
+    rollup_tracker_refresh_interval: float = attrs.field(default=300.0, validator=_positive, metadata=_doc(
+        "seconds between two rotations of the port-rollup tracker"))
+    max_contexts: int = attrs.field(default=1_000_000, validator=_positive, metadata=_doc(
+        "flow contexts kept at most; past it flows of new contexts are dropped and counted"))
+    max_rollup_entries: int = attrs.field(default=2_000_000, validator=_positive, metadata=_doc(
+        "port-rollup tracker entries (both generations) at most; past it new pairs are not tracked"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.flow_context_ttl is None:
+            self.flow_context_ttl = self.flush_interval
+        if self.flush_tick is None:
+            self.flush_tick = min(10.0, self.flush_interval)
+
+
+@attrs.define(slots=True, kw_only=True)
+class ReverseDnsConfig:
+    """Reverse-DNS enrichment of source/destination addresses."""
+
+    enabled: bool = attrs.field(default=False, metadata=_doc("look up PTR names for flow endpoints"))
+    nameservers: list[str] = attrs.field(factory=list, metadata=_doc(
+        "[\"host:port\", ...]; [] = the system resolver"))
+    timeout: float = attrs.field(default=1.0, validator=_positive, metadata=_doc("seconds per query"))
+    private_only: bool = attrs.field(default=True, metadata=_doc(
+        "only look up private, shared (RFC 6598), unique-local and link-local addresses"))
+    cache_ttl: float = attrs.field(default=3600.0, validator=_positive, metadata=_doc(
+        "seconds a name is cached (shorter when the record's TTL is)"))
+    cache_size: int = attrs.field(default=100000, validator=_positive, metadata=_doc("cache entries at most"))
+    negative_cache_ttl: float = attrs.field(default=300.0, validator=_positive, metadata=_doc(
+        "seconds an address without a name (or a failed lookup) is cached"))
+    max_wait: float = attrs.field(default=1.0, validator=_non_negative, metadata=_doc(
+        "seconds a flush waits at most for lookups; later answers fill the cache for the next flush"))
+    concurrency: int = attrs.field(default=32, validator=_positive, metadata=_doc("queries in flight at most"))
+    rate_limit: float = attrs.field(default=1000.0, validator=_positive, metadata=_doc("queries per second at most"))
+    max_pending: int = attrs.field(default=10000, validator=_positive, metadata=_doc(
+        "addresses waiting to be looked up at most; more are skipped and counted"))
+
+    def __attrs_post_init__(self) -> None:
+        for ns in self.nameservers:
+            split_host_port(ns, 53)
+
+
+@attrs.define(slots=True, kw_only=True)
+class ForwarderConfig:
+    """Delivery of payload flows to the HTTP backend."""
+
+    url: str = attrs.field(default="", metadata=_doc(
+        "backend URL to POST to; \"\" = write payload flows to stdout, one JSON object a line"))
+    format: str = attrs.field(default="json", validator=_one_of("json", "msgpack"), metadata=_doc(
+        "json | msgpack"))
+    compression: str = attrs.field(default="gzip", validator=_one_of("gzip", "none"), metadata=_doc(
+        "gzip | none"))
+    max_batch_flows: int = attrs.field(default=10000, validator=_positive, metadata=_doc("flows per request"))
+    timeout: float = attrs.field(default=10.0, validator=_positive, metadata=_doc("seconds per request"))
+    headers: dict[str, str] = attrs.field(factory=dict, metadata=_doc(
+        "extra request headers, e.g. {\"DD-API-KEY\" = \"...\"}"))
+    stop_timeout: float = attrs.field(default=10.0, validator=_non_negative, metadata=_doc(
+        "seconds delivery may take at shutdown; what is left goes to the spool"))
+    queue_max_flows: int = attrs.field(default=1_000_000, validator=_positive, metadata=_doc(
+        "flows held in memory waiting for delivery (without a spool dir, the oldest are dropped past it)"))
+    spool_dir: str = attrs.field(default="", metadata=_doc(
+        "directory for batches that cannot be delivered yet; \"\" = memory only"))
+    spool_max_bytes: int = attrs.field(default=1024 * 1024 * 1024, validator=_positive, metadata=_doc(
+        "spool size at most; past it the oldest batches are dropped and counted"))
+    retry_initial: float = attrs.field(default=1.0, validator=_positive, metadata=_doc(
+        "first retry delay in seconds (doubles each time, with jitter)"))
+    retry_max: float = attrs.field(default=60.0, validator=_positive, metadata=_doc(
+        "longest retry delay in seconds"))
+    retries: int = attrs.field(default=5, validator=_non_negative, metadata=_doc(
+        "attempts after the first before a batch goes to the spool (or back to the memory queue)"))
+    tls_verify: bool = attrs.field(default=True, metadata=_doc("verify the backend's TLS certificate"))
+    tls_ca_file: str = attrs.field(default="", metadata=_doc("CA bundle for the backend; \"\" = system CAs"))
+    tls_client_cert: str = attrs.field(default="", metadata=_doc("client certificate (PEM) for mutual TLS"))
+    tls_client_key: str = attrs.field(default="", metadata=_doc("client key (PEM) for mutual TLS"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+
+
+@attrs.define(slots=True, kw_only=True)
+class MetricsConfig:
+    """The Prometheus endpoint."""
+
+    listen: str = attrs.field(default="0.0.0.0:9090", metadata=_doc(
+        "host:port serving /metrics and /healthz; \"\" disables"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.listen:
+            split_host_port(self.listen, None)
+
+
+@attrs.define(slots=True, kw_only=True)
+class Config:
+    """The whole flowpipe configuration."""
+
+    host: str = attrs.field(default="", metadata=_doc("payload \"host\"; [the machine's hostname]"))
+    listeners: list[ListenerConfig] = attrs.field(factory=_default_listeners, metadata=_doc(
+        "UDP listeners; [netflow9 on 2055, ipfix on 4739, sflow5 on 6343]"))
+    decoder: DecoderConfig = attrs.field(factory=DecoderConfig, metadata=_doc("template state"))
+    aggregator: AggregatorConfig = attrs.field(factory=AggregatorConfig, metadata=_doc("aggregation"))
+    reverse_dns: ReverseDnsConfig = attrs.field(factory=ReverseDnsConfig, metadata=_doc("rDNS enrichment"))
+    forwarder: ForwarderConfig = attrs.field(factory=ForwarderConfig, metadata=_doc("delivery"))
+    metrics: MetricsConfig = attrs.field(factory=MetricsConfig, metadata=_doc("Prometheus endpoint"))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.host:
+            self.host = socket.gethostname()
+        seen: dict[tuple[str, int], str] = {}
+        for i, lst in enumerate(self.listeners):
+            where = (lst.bind_host, lst.port)
+            if where in seen and lst.workers == 1:
+                raise ValueError(f"listeners[{i}] binds {lst.bind_host}:{lst.port} like a listener "
+                                 f"before it ({seen[where]}); give one of them another port")
+            seen[where] = lst.flow_type
+
+
+def split_host_port(text: str, default_port: int | None) -> tuple[str, int]:
+    """"h:p", "[v6]:p" or (with a default port) "h" -> (host, port). ValueError when malformed."""
+    t = text.strip()
+    if t.startswith("["):
+        host, _, rest = t[1:].partition("]")
+        port_s = rest[1:] if rest.startswith(":") else ""
+    elif t.count(":") == 1:
+        host, _, port_s = t.partition(":")
+    else:
+        host, port_s = t, ""
+    if not port_s:
+        if default_port is None:
+            raise ValueError(f"{text!r} must be host:port")
+        return host, default_port
+    if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        raise ValueError(f"{text!r}: port must be 1..65535")
+    return host, int(port_s)
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+def _resolved(cls: type) -> tuple[attrs.Attribute, ...]:
+    attrs.resolve_types(cls)
+    return attrs.fields(cls)
+
+
+def _convert(value: Any, tp: Any, file: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, file, key)
+            except ConfigError as e:
+                errors.append(e.reason)
+        raise ConfigError(file, key, " or ".join(errors))
+    if attrs.has(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(file, key, f"must be a table, not {type(value).__name__}")
+        return _build(tp, value, file, key)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(file, key, f"must be an array, not {type(value).__name__}")
+        return [_convert(v, item, file, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, vt = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(file, key, f"must be a table, not {type(value).__name__}")
+        return {str(k): _convert(v, vt, file, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(file, key, f"must be true or false, not {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(file, key, f"must be an integer, not {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(file, key, f"must be a number of seconds, not {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(file, key, f"must be a string, not {value!r}")
+        return value
+    raise ConfigError(file, key, f"unsupported type {tp!r}")  # pragma: no cover
+
+
+def _build(cls: type, table: dict[str, Any], file: str, prefix: str) -> Any:
+    fields = {f.name: f for f in _resolved(cls)}
+    kwargs: dict[str, Any] = {}
+    for k, v in table.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if k not in fields:
+            near = difflib.get_close_matches(k, list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(fields)}"
+            raise ConfigError(file, key, "unknown key" + hint)
+        kwargs[k] = _convert(v, fields[k].type, file, key)
+    missing = [n for n, f in fields.items() if f.default is attrs.NOTHING and n not in kwargs]
+    if missing:
+        raise ConfigError(file, f"{prefix}.{missing[0]}" if prefix else missing[0], "is required")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        bad = _failing_key(cls, kwargs, str(e))
+        key = f"{prefix}.{bad}" if prefix and bad else (bad or prefix)
+        raise ConfigError(file, key, str(e)) from None
+
+
+def _failing_key(cls: type, kwargs: dict[str, Any], message: str) -> str:
+    """Best guess at which key an attrs validator or post-init complaint is about."""
+    for f in attrs.fields(cls):
+        if f"'{f.name}'" in message or message.startswith(f.name) or f" {f.name} " in f" {message} ":
+            return f.name
+    for name, f in ((f.name, f) for f in attrs.fields(cls)):
+        if name in kwargs and f.validator is not None:
+            try:
+                f.validator(None, f, kwargs[name])
+            except (ValueError, TypeError):
+                return name
+    return ""
+
+
+def load(path: str | None) -> Config:
+    """The config in ``path`` (TOML), or the defaults when ``path`` is None or empty."""
+    if not path:
+        return Config()
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file") from None
+    except OSError as e:
+        raise ConfigError(path, "", f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, "", f"not valid TOML: {e}") from None
+    cfg: Config = _build(Config, table, path, "")
+    _check_paths(cfg, path)
+    return cfg
+
+
+def _check_paths(cfg: Config, file: str) -> None:
+    fw = cfg.forwarder
+    for key in ("tls_ca_file", "tls_client_cert", "tls_client_key"):
+        p = getattr(fw, key)
+        if p and not os.path.isfile(p):
+            raise ConfigError(file, f"forwarder.{key}", f"no such file: {p}")
+    if bool(fw.tls_client_cert) != bool(fw.tls_client_key):
+        raise ConfigError(file, "forwarder.tls_client_key", "tls_client_cert and tls_client_key go together")
+
+
+# ---- writing (check-config) ----------------------------------------------------------------
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def _masked_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: ("***" if any(w in k.lower() for w in SECRET_HEADER_WORDS) else v) for k, v in headers.items()}
+
+
+def dump(cfg: Config) -> str:
+    """The effective config as TOML, with secret header values masked."""
+    out: list[str] = []
+
+    def scalars(obj: Any) -> list[str]:
+        lines = []
+        for f in attrs.fields(type(obj)):
+            v = getattr(obj, f.name)
+            if attrs.has(type(v)) or (isinstance(v, list) and v and attrs.has(type(v[0]))):
+                continue
+            if f.name == "headers":
+                v = _masked_headers(v)
+            if v is None:
+                continue
+            lines.append(f"{f.name} = {_toml_value(v)}")
+        return lines
+
+    out += scalars(cfg)
+    for lst in cfg.listeners:
+        out += ["", "[[listeners]]"] + scalars(lst)
+        for m in lst.mapping:
+            out += ["", "  [[listeners.mapping]]"] + ["  " + x for x in scalars(m)]
+    for name in ("decoder", "aggregator", "reverse_dns", "forwarder", "metrics"):
+        out += ["", f"[{name}]"] + scalars(getattr(cfg, name))
+    return "\n".join(out) + "\n"
+
+
+def sections() -> dict[str, type]:
+    """Section name -> attrs class, for the docs generator and its test."""
+    return {"": Config, "listeners": ListenerConfig, "listeners.mapping": MappingConfig,
+            "decoder": DecoderConfig, "aggregator": AggregatorConfig, "reverse_dns": ReverseDnsConfig,
+            "forwarder": ForwarderConfig, "metrics": MetricsConfig}

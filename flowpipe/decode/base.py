@@ -1,0 +1,61 @@
+"""What every decoder takes and returns. Decoders are pure: bytes in, records out, no I/O."""
+from __future__ import annotations
+
+import attrs
+
+
+class DecodeError(Exception):
+    """A datagram (or a part of it) that cannot be decoded.
+
+    ``reason`` is a short stable label used as the ``reason`` metric label
+    (e.g. ``short``, ``bad_version``, ``bad_length``); the message says what was wrong.
+    """
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+@attrs.define(slots=True, frozen=True)
+class Source:
+    """Where and when a datagram came from, as the listener saw it."""
+
+    exporter: str          # UDP source address as text ("192.0.2.1", "2001:db8::1")
+    port: int = 0          # UDP source port (NetFlow v9/IPFIX template scope includes it)
+    namespace: str = "default"
+    received: float = 0.0  # time.time() at receipt
+
+
+@attrs.define(slots=True)
+class SequenceObs:
+    """One datagram's sequence information, for loss tracking at decode time.
+
+    ``sequence`` is the header's sequence number and ``units`` what this datagram adds to it,
+    counted the way the protocol counts: v5 flow records, v9 export packets (1), IPFIX data
+    records, sFlow datagrams (1). ``domain`` is the v5 engine (type<<8|id), v9 source id,
+    IPFIX observation domain or sFlow sub-agent id.
+    """
+
+    domain: int
+    sequence: int
+    units: int
+
+
+@attrs.define(slots=True)
+class Decoded:
+    """The outcome of decoding one datagram.
+
+    ``flows`` are flow tuples (see :mod:`flowpipe.flow`), including the flows of earlier held
+    datagrams that this one released. ``held`` is 1 when this datagram is now waiting for a
+    template; ``released`` counts earlier held datagrams this one fully decoded. ``skipped``
+    lists reasons for parts (sets, samples, records) that were skipped while the rest decoded.
+    """
+
+    flow_type: str
+    exporter: str
+    flows: list[tuple] = attrs.field(factory=list)
+    sequence: SequenceObs | None = None
+    held: int = 0
+    released: int = 0
+    skipped: list[str] = attrs.field(factory=list)
+    counters: list[object] = attrs.field(factory=list)  # sFlow counter records (see decode.sflow)

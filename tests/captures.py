@@ -1,0 +1,56 @@
+"""Access to the real vendor captures in ../shared/captures (read in place, never copied).
+
+Tests that use them skip with a clear reason when the folder is absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from flowpipe.pcap import UdpDatagram, udp_datagrams
+
+CAPTURES = Path(os.environ.get("FLOWPIPE_CAPTURES", Path(__file__).resolve().parents[2] / "shared" / "captures"))
+
+
+def names(prefix: str = "") -> list[str]:
+    """Capture names (without .pcap) that have an expected.json, for parametrize; [] when absent."""
+    if not CAPTURES.is_dir():
+        return []
+    return sorted(p.name[: -len(".expected.json")] for p in CAPTURES.glob(f"{prefix}*.expected.json"))
+
+
+def require() -> Path:
+    if not CAPTURES.is_dir():
+        pytest.skip(f"real captures not available: {CAPTURES} does not exist (it is ../shared/captures)")
+    return CAPTURES
+
+
+def expected(name: str) -> dict:
+    with open(require() / f"{name}.expected.json") as f:
+        return json.load(f)
+
+
+def datagrams(name: str) -> list[UdpDatagram]:
+    """The export datagrams of a capture: UDP to the port its expected.json names."""
+    exp = expected(name)
+    port = exp.get("udp_dst_port")
+    grams = udp_datagrams(str(require() / f"{name}.pcap"))
+    return [g for g in grams if port is None or g.dport == port]
+
+
+def expected_sums(name: str) -> dict[tuple, list[int]]:
+    """(src, dst, proto, sport, dport) -> [bytes, packets] summed over the expected records."""
+    import ipaddress
+
+    out: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for r in expected(name).get("records", []):
+        key = (ipaddress.ip_address(r["src_addr"]).compressed if r.get("src_addr") else "",
+               ipaddress.ip_address(r["dst_addr"]).compressed if r.get("dst_addr") else "",
+               int(r.get("ip_protocol") or 0), int(r.get("src_port") or 0), int(r.get("dst_port") or 0))
+        out[key][0] += int(r.get("bytes") or 0)
+        out[key][1] += int(r.get("packets") or 0)
+    return dict(out)
