@@ -72,3 +72,18 @@ def make_flow(**fields: Any) -> tuple:
         raise TypeError(f"unknown flow fields: {sorted(unknown)}")
     base.update(fields)
     return tuple(Flow(**base))
+
+
+class FlushBatch:
+    """What one flush tick emits: aggregated flows and, once enriched, their endpoints' names.
+
+    ``flows`` are lists laid out as :class:`Flow`; ``hostnames`` maps raw address bytes to a
+    reverse-DNS name (filled by the enrichment stage; empty when it is off).
+    """
+
+    __slots__ = ("flush_time", "flows", "hostnames")
+
+    def __init__(self, flush_time: float, flows: list[list[Any]], hostnames: dict[bytes, str] | None = None):
+        self.flush_time = flush_time
+        self.flows = flows
+        self.hostnames = hostnames if hostnames is not None else {}

@@ -14,6 +14,9 @@ import pytest
 from flowpipe.pcap import UdpDatagram, udp_datagrams
 
 CAPTURES = Path(os.environ.get("FLOWPIPE_CAPTURES", Path(__file__).resolve().parents[2] / "shared" / "captures"))
+# Exports made here by real exporters (softflowd, pmacct) with tshark-derived expected values,
+# in the same format; committed with the script that made them (tests/fixtures/make_fixtures.sh).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def names(prefix: str = "") -> list[str]:
@@ -23,6 +26,15 @@ def names(prefix: str = "") -> list[str]:
     return sorted(p.name[: -len(".expected.json")] for p in CAPTURES.glob(f"{prefix}*.expected.json"))
 
 
+def own_names(prefix: str = "") -> list[str]:
+    """Names of the project's own real-exporter fixtures (tests/fixtures), for parametrize."""
+    return sorted(p.name[: -len(".expected.json")] for p in FIXTURES.glob(f"{prefix}*.expected.json"))
+
+
+def _dir(name: str) -> Path:
+    return FIXTURES if (FIXTURES / f"{name}.expected.json").exists() else require()
+
+
 def require() -> Path:
     if not CAPTURES.is_dir():
         pytest.skip(f"real captures not available: {CAPTURES} does not exist (it is ../shared/captures)")
@@ -30,7 +42,7 @@ def require() -> Path:
 
 
 def expected(name: str) -> dict:
-    with open(require() / f"{name}.expected.json") as f:
+    with open(_dir(name) / f"{name}.expected.json") as f:
         return json.load(f)
 
 
@@ -38,7 +50,7 @@ def datagrams(name: str) -> list[UdpDatagram]:
     """The export datagrams of a capture: UDP to the port its expected.json names."""
     exp = expected(name)
     port = exp.get("udp_dst_port")
-    grams = udp_datagrams(str(require() / f"{name}.pcap"))
+    grams = udp_datagrams(str(_dir(name) / f"{name}.pcap"))
     return [g for g in grams if port is None or g.dport == port]
 
 

@@ -1,0 +1,79 @@
+"""The one metrics façade: every Prometheus metric flowpipe exposes, on a registry of its own.
+
+Stages receive a :class:`Metrics` and increment its members; none creates metrics elsewhere,
+except modules that add a family through :meth:`Metrics.registry` (sFlow interface counters).
+Increment per datagram or per batch, never per flow, on hot paths.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+P = "flowpipe_"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        # ---- listener / decoder (datagrams: received = decoded + invalid + held + dropped)
+        self.datagrams_received = Counter(P + "datagrams_received", "UDP datagrams received",
+                                          ["flow_type"], registry=r)
+        self.datagrams_decoded = Counter(P + "datagrams_decoded", "datagrams decoded (including held ones"
+                                         " once their template came)", ["flow_type"], registry=r)
+        self.datagrams_invalid = Counter(P + "datagrams_invalid", "datagrams that could not be decoded",
+                                         ["flow_type", "reason"], registry=r)
+        self.datagrams_held = Gauge(P + "datagrams_held", "datagrams waiting for a template", registry=r)
+        self.datagrams_dropped = Counter(P + "datagrams_dropped", "datagrams dropped before or while"
+                                         " decoding (queue_full, template_never_came, hold_full, not_allowed)",
+                                         ["reason"], registry=r)
+        self.parts_skipped = Counter(P + "decode_parts_skipped", "flowsets, samples or records skipped"
+                                     " inside otherwise decoded datagrams", ["flow_type", "reason"], registry=r)
+        self.flows_decoded = Counter(P + "flows_decoded", "flow records decoded", ["flow_type"], registry=r)
+        self.bytes_received = Counter(P + "datagram_bytes_received", "UDP payload bytes received",
+                                      ["flow_type"], registry=r)
+        self.socket_drops = Counter(P + "socket_drops", "datagrams the kernel dropped on a full socket"
+                                    " receive buffer", ["listener"], registry=r)
+        self.socket_buffer = Gauge(P + "socket_receive_buffer_bytes", "socket receive buffer size granted"
+                                   " by the kernel", ["listener"], registry=r)
+        self.templates = Gauge(P + "templates", "NetFlow v9/IPFIX templates known", registry=r)
+        self.templates_refused = Counter(P + "templates_refused", "templates not stored (caps hit)",
+                                         ["reason"], registry=r)
+        # ---- flows through the pipeline (flows: flushed = delivered + spooled + dropped)
+        self.flows_dropped = Counter(P + "flows_dropped", "flows dropped, by stage and reason",
+                                     ["stage", "reason"], registry=r)
+        self.aggregator_contexts = Gauge(P + "aggregator_contexts", "flow contexts held", registry=r)
+        self.aggregator_flows_received = Counter(P + "aggregator_flows_received", "flows taken in by the"
+                                                 " accumulator", registry=r)
+        self.flows_flushed = Counter(P + "flows_flushed", "aggregated flows emitted by the accumulator",
+                                     registry=r)
+        self.flush_duration = Histogram(P + "flush_duration_seconds", "time to gather one tick's due"
+                                        " contexts", registry=r, buckets=(.001, .005, .01, .05, .1, .5, 1, 5))
+        self.rollup_entries = Gauge(P + "port_rollup_entries", "port-rollup tracker keys", ["generation"],
+                                    registry=r)
+        self.sequence_delta = Counter(P + "sequence_delta", "sequence progress seen from exporters, in the"
+                                      " protocol's unit (v5 flows, v9 packets, IPFIX records, sFlow datagrams)",
+                                      ["exporter", "flow_type"], registry=r)
+        self.sequence_reset = Counter(P + "sequence_reset", "exporter sequence resets (restarts, big jumps"
+                                      " back)", ["exporter", "flow_type"], registry=r)
+        self.flows_lost_estimate = Counter(P + "flows_lost_estimate", "units the exporter sent that never"
+                                           " arrived (sequence gaps), in the protocol's unit",
+                                           ["exporter", "flow_type"], registry=r)
+        # ---- enrichment
+        self.rdns_lookups = Counter(P + "rdns_lookups", "reverse-DNS lookups by result", ["result"], registry=r)
+        self.rdns_cache_size = Gauge(P + "rdns_cache_entries", "reverse-DNS cache entries", registry=r)
+        # ---- forwarder
+        self.forwarder_requests = Counter(P + "forwarder_requests", "HTTP requests to the backend by status"
+                                          " (HTTP code, or error kind)", ["status"], registry=r)
+        self.forwarder_flows_sent = Counter(P + "forwarder_flows_sent", "flows the backend accepted",
+                                            registry=r)
+        self.forwarder_latency = Histogram(P + "forwarder_request_seconds", "backend request duration",
+                                           registry=r)
+        self.forwarder_queue = Gauge(P + "forwarder_queue_flows", "flows waiting in memory for delivery",
+                                     registry=r)
+        self.flows_spooled = Counter(P + "flows_spooled", "flows written to the disk spool", registry=r)
+        self.spool_bytes = Gauge(P + "spool_bytes", "bytes in the disk spool", registry=r)
+        self.spool_files_corrupt = Counter(P + "spool_files_corrupt", "torn or unreadable spool files"
+                                           " skipped", registry=r)
+        # ---- liveness
+        self.stage_up = Gauge(P + "stage_up", "1 while a pipeline stage runs", ["stage"], registry=r)
+        self.log_suppressed = Counter(P + "log_messages_suppressed", "log messages dropped by rate limiting",
+                                      ["event"], registry=r)
