@@ -197,7 +197,9 @@ class ReverseDnsConfig:
         "seconds a name is cached (shorter when the record's TTL is)"))
     cache_size: int = attrs.field(default=100000, validator=_positive, metadata=_doc("cache entries at most"))
     negative_cache_ttl: float = attrs.field(default=300.0, validator=_positive, metadata=_doc(
-        "seconds an address without a name (or a failed lookup) is cached"))
+        "seconds an address without a name is cached (shorter when the zone's negative TTL is)"))
+    failure_cache_ttl: float = attrs.field(default=30.0, validator=_positive, metadata=_doc(
+        "seconds an address whose lookup failed (timeout, SERVFAIL, REFUSED, error) is not retried"))
     max_wait: float = attrs.field(default=1.0, validator=_non_negative, metadata=_doc(
         "seconds a flush waits at most for lookups; later answers fill the cache for the next flush"))
     concurrency: int = attrs.field(default=32, validator=_positive, metadata=_doc("queries in flight at most"))

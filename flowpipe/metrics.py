@@ -60,6 +60,10 @@ class Metrics:
         # ---- enrichment
         self.rdns_lookups = Counter(P + "rdns_lookups", "reverse-DNS lookups by result", ["result"], registry=r)
         self.rdns_cache_size = Gauge(P + "rdns_cache_entries", "reverse-DNS cache entries", registry=r)
+        self.rdns_pending = Gauge(P + "rdns_pending", "addresses queued for or in a reverse-DNS lookup",
+                                  registry=r)
+        self.rdns_wait = Histogram(P + "rdns_flush_wait_seconds", "time a flush waited for reverse-DNS"
+                                   " answers", registry=r, buckets=(.001, .01, .05, .1, .25, .5, 1, 2, 5))
         # ---- forwarder
         self.forwarder_requests = Counter(P + "forwarder_requests", "HTTP requests to the backend by status"
                                           " (HTTP code, or error kind)", ["status"], registry=r)
