@@ -452,7 +452,7 @@ def dump(cfg: Config) -> str:
         lines = []
         for f in attrs.fields(type(obj)):
             v = getattr(obj, f.name)
-            if attrs.has(type(v)) or (isinstance(v, list) and v and attrs.has(type(v[0]))):
+            if attrs.has(type(v)) or f.name in ("listeners", "mapping"):
                 continue
             if f.name == "headers":
                 v = _masked_headers(v)

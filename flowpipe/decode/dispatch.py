@@ -1,0 +1,62 @@
+"""Pick the decoder for a datagram by its version field, per listener.
+
+A netflow5/netflow9/ipfix listener decodes all three (the version decides); an sflow5 listener
+decodes sFlow v5. Stateful decoders (v9/IPFIX templates) live here, one per listener.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from flowpipe.config import DecoderConfig, MappingConfig
+from flowpipe.decode import netflow5
+from flowpipe.decode.base import Decoded, DecodeError, Source
+
+
+def _optional(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+class DatagramDecoder:
+    """Decodes any datagram a listener of ``flow_type`` may receive."""
+
+    def __init__(self, flow_type: str, cfg: DecoderConfig, mapping: list[MappingConfig]) -> None:
+        self.flow_type = flow_type
+        self.templates: Any = None
+        self._sflow: Callable[[bytes, Source], Decoded] | None = None
+        if flow_type == "sflow5":
+            mod = _optional("flowpipe.decode.sflow")
+            self._sflow = mod.decode if mod else None
+        else:
+            mod = _optional("flowpipe.decode.template_decoder")
+            self.templates = mod.TemplateDecoder(cfg, mapping) if mod else None
+
+    def decode(self, data: bytes, src: Source) -> Decoded:
+        if len(data) < 4:
+            raise DecodeError("short", f"{len(data)}-byte datagram")
+        if self.flow_type == "sflow5":
+            if data[:4] != b"\x00\x00\x00\x05":
+                raise DecodeError("bad_version", "not an sFlow v5 datagram")
+            if self._sflow is None:
+                raise DecodeError("unsupported", "sFlow decoding is not available")
+            return self._sflow(data, src)
+        version = (data[0] << 8) | data[1]
+        if version == 5:
+            return netflow5.decode(data, src)
+        if version in (9, 10):
+            if self.templates is None:
+                raise DecodeError("unsupported", "NetFlow v9/IPFIX decoding is not available")
+            return self.templates.decode(data, src)  # type: ignore[no-any-return]
+        raise DecodeError("bad_version", f"version {version} is not NetFlow v5/v9 or IPFIX")
+
+    def expire(self, now: float) -> int:
+        """Give up on held data past its time; returns how many held datagrams were dropped."""
+        return int(self.templates.expire(now)) if self.templates is not None else 0
+
+    @property
+    def held(self) -> int:
+        return int(self.templates.held) if self.templates is not None else 0

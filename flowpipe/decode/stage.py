@@ -1,0 +1,158 @@
+"""The decoder stage: datagram batches in, flow batches out, every outcome counted.
+
+One task per listener (its decoder holds that listener's template state). A malformed datagram
+is counted in ``flowpipe_datagrams_invalid_total{reason}`` and logged (rate-limited); no
+exception from one datagram stops the stage or touches another exporter's state.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import time
+from collections import Counter as Tally
+from typing import Any
+
+import attrs
+import trio
+
+from flowpipe.decode.base import DecodeError, SequenceObs, Source
+from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.listen import Datagram
+from flowpipe.logs import RateLimited
+from flowpipe.metrics import Metrics
+
+# What one datagram says about its exporter's sequence: (namespace, exporter, flow type, obs, flows).
+SequenceNote = tuple[str, str, str, SequenceObs, int]
+
+
+@attrs.define(slots=True)
+class FlowBatch:
+    """Decoded flows of one or more datagrams, with their sequence notes, in arrival order."""
+
+    flows: list[tuple]
+    sequences: list[SequenceNote]
+
+
+class FlowQueue:
+    """Decoders -> accumulator, bounded in flows (``aggregator.buffer_size``), not in messages.
+
+    A decoder waits while the accumulator is ``max_flows`` behind; the listeners then drop and
+    count datagrams at their own queue, so nothing blocks UDP reading.
+    """
+
+    def __init__(self, max_flows: int) -> None:
+        self.max_flows = max_flows
+        self.pending = 0
+        self.send_channel, self.receive_channel = trio.open_memory_channel[FlowBatch](math.inf)
+        self._space = trio.Event()
+
+    async def put(self, send: trio.MemorySendChannel[FlowBatch], batch: FlowBatch) -> None:
+        while self.pending >= self.max_flows:
+            self._space = trio.Event() if self._space.is_set() else self._space
+            await self._space.wait()
+        self.pending += len(batch.flows)
+        send.send_nowait(batch)
+
+    def taken(self, n: int) -> None:
+        self.pending -= n
+        if self.pending < self.max_flows:
+            self._space.set()
+
+
+class DecoderStage:
+    """Decodes one listener's datagrams."""
+
+    def __init__(self, flow_type: str, namespace: str, decoder: DatagramDecoder, metrics: Metrics,
+                 queue: FlowQueue) -> None:
+        self.flow_type, self.namespace = flow_type, namespace
+        self.decoder, self.metrics, self.queue = decoder, metrics, queue
+        self._log = RateLimited(metrics.log_suppressed)
+        self._held = 0
+        self._decoded = metrics.datagrams_decoded.labels(flow_type)
+        self._flows = metrics.flows_decoded.labels(flow_type)
+        self._counters: Any = None
+        mod = _optional("flowpipe.telemetry.sflow_counters")
+        if flow_type == "sflow5" and mod is not None:
+            self._counters = mod.InterfaceCounterMetrics(metrics.registry)
+
+    def decode_batch(self, batch: list[Datagram]) -> FlowBatch:
+        """Decode a batch of datagrams; never raises for bad input."""
+        flows: list[tuple] = []
+        notes: list[SequenceNote] = []
+        invalid: Tally[str] = Tally()
+        skipped: Tally[str] = Tally()
+        decoded = held = released = 0
+        ns, decode = self.namespace, self.decoder.decode
+        for data, host, port, t in batch:
+            try:
+                d = decode(data, Source(host, port, ns, t))
+            except DecodeError as e:
+                invalid[e.reason] += 1
+                self._log(logging.WARNING, "invalid_datagram", listener_type=self.flow_type, exporter=host,
+                          reason=e.reason, detail=str(e))
+                continue
+            except Exception as e:  # a decoder bug must not take the stage down
+                invalid["internal_error"] += 1
+                self._log(logging.ERROR, "decoder_bug", exc_info=True, exporter=host, error=repr(e))
+                continue
+            if d.held:
+                held += 1
+            else:
+                decoded += 1
+            released += d.released
+            if d.skipped:
+                skipped.update(d.skipped)
+            if d.flows:
+                flows.extend(d.flows)
+            if d.sequence is not None:
+                notes.append((ns, d.exporter, d.flow_type, d.sequence, len(d.flows)))
+            if d.counters and self._counters is not None:
+                self._counters.update(d.exporter, d.counters)
+        m = self.metrics
+        if decoded or released:
+            self._decoded.inc(decoded + released)
+        for reason, n in invalid.items():
+            m.datagrams_invalid.labels(self.flow_type, reason).inc(n)
+        for reason, n in skipped.items():
+            m.parts_skipped.labels(self.flow_type, reason).inc(n)
+        if flows:
+            self._flows.inc(len(flows))
+        if held or released:
+            self._set_held()
+        return FlowBatch(flows, notes)
+
+    def _set_held(self) -> None:
+        now = self.decoder.held
+        self.metrics.datagrams_held.inc(now - self._held)
+        self._held = now
+
+    def expire(self, now: float) -> None:
+        dropped = self.decoder.expire(now)
+        if dropped:
+            self.metrics.datagrams_dropped.labels("template_never_came").inc(dropped)
+            self._log(logging.WARNING, "template_never_came", listener_type=self.flow_type, datagrams=dropped)
+        self._set_held()
+
+    async def run(self, receive: trio.MemoryReceiveChannel[list[Datagram]],
+                  send: trio.MemorySendChannel[FlowBatch]) -> None:
+        """Decode until ``receive`` closes, then close ``send``."""
+        async with receive, send, trio.open_nursery() as nursery:
+            nursery.start_soon(self._expire_loop)
+            async for batch in receive:
+                out = self.decode_batch(batch)
+                if out.flows or out.sequences:
+                    await self.queue.put(send, out)
+            nursery.cancel_scope.cancel()
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await trio.sleep(1.0)
+            self.expire(time.time())
+
+
+def _optional(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None

@@ -1,0 +1,65 @@
+"""The metrics endpoint: ``GET /metrics`` (Prometheus text) and ``GET /healthz``, served by trio."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from flowpipe.logs import event
+from flowpipe.metrics import Metrics
+
+MAX_REQUEST = 8192
+
+
+async def _respond(stream: trio.SocketStream, status: str, ctype: str, body: bytes) -> None:
+    head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    await stream.send_all(head + body)
+
+
+class MetricsServer:
+    """Serves the registry of ``metrics``; /healthz is 200 while ``healthy()`` is true."""
+
+    def __init__(self, listen: tuple[str, int], metrics: Metrics, healthy: Callable[[], tuple[bool, str]]) -> None:
+        self.host, self.port = listen
+        self.metrics = metrics
+        self.healthy = healthy
+        self.listeners: list[trio.SocketListener] = []
+
+    async def open(self) -> None:
+        """Bind now, so a busy port fails at start-up."""
+        self.listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
+        self.port = self.listeners[0].socket.getsockname()[1]
+        event(logging.INFO, "metrics_listening", host=self.host, port=self.port)
+
+    async def run(self) -> None:
+        await trio.serve_listeners(self._handle, self.listeners)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        try:
+            with trio.move_on_after(10):
+                data = b""
+                while b"\r\n\r\n" not in data and len(data) < MAX_REQUEST:
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                parts = data.split(b"\r\n", 1)[0].split()
+                if len(parts) < 2 or parts[0] not in (b"GET", b"HEAD"):
+                    await _respond(stream, "405 Method Not Allowed", "text/plain", b"GET only\n")
+                    return
+                path = parts[1].split(b"?", 1)[0]
+                if path == b"/metrics":
+                    await _respond(stream, "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry))
+                elif path == b"/healthz":
+                    ok, why = self.healthy()
+                    await _respond(stream, "200 OK" if ok else "503 Service Unavailable", "text/plain",
+                                   (why + "\n").encode())
+                else:
+                    await _respond(stream, "404 Not Found", "text/plain", b"try /metrics or /healthz\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            await stream.aclose()

@@ -1,0 +1,155 @@
+"""UDP listeners: bind sockets, read datagrams in batches, hand them to the decoder stage.
+
+A listener never blocks on the decoder: when the decoder's queue is full the batch is dropped
+and counted (``flowpipe_datagrams_dropped_total{reason="queue_full"}``), so overload shows in
+flowpipe's metrics rather than only in the kernel's counters, which are exported too
+(``flowpipe_socket_drops_total``, read from /proc/net/udp).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import time
+
+import trio
+
+from flowpipe.config import ListenerConfig
+from flowpipe.logs import RateLimited, event
+from flowpipe.metrics import Metrics
+
+# One batch handed to the decoder: (payload, source address, source port, receive time).
+Datagram = tuple[bytes, str, int, float]
+MAX_DATAGRAM = 65535
+BATCH = 256
+
+
+def _rmem_max() -> int | None:
+    try:
+        with open("/proc/sys/net/core/rmem_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+class UdpListener:
+    """One ``[[listeners]]`` entry: ``workers`` sockets on one address and port."""
+
+    def __init__(self, cfg: ListenerConfig, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.name = f"{cfg.flow_type}:{cfg.port}"
+        self.sockets: list[socket.socket] = []
+        self._log = RateLimited(metrics.log_suppressed)
+        self._received = metrics.datagrams_received.labels(cfg.flow_type)
+        self._bytes = metrics.bytes_received.labels(cfg.flow_type)
+        self._dropped = metrics.datagrams_dropped.labels("queue_full")
+        self._kernel_drops = metrics.socket_drops.labels(self.name)
+        self._last_drops: dict[int, int] = {}
+
+    def open(self) -> None:
+        """Bind the sockets now, so a bad address or busy port fails at start-up."""
+        family = socket.AF_INET6 if ":" in self.cfg.bind_host else socket.AF_INET
+        for _ in range(self.cfg.workers):
+            s = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                if family == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                if self.cfg.workers > 1:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.receive_buffer)
+                s.bind((self.cfg.bind_host, self.cfg.port))
+            except OSError:
+                s.close()
+                self.close()
+                raise
+            s.setblocking(False)
+            self.sockets.append(s)
+        if self.cfg.port == 0:  # tests: an ephemeral port, then every worker shares it
+            self.cfg.port = self.sockets[0].getsockname()[1]
+            self.name = f"{self.cfg.flow_type}:{self.cfg.port}"
+        granted = self.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        self.metrics.socket_buffer.labels(self.name).set(granted)
+        if granted < self.cfg.receive_buffer:
+            cap = _rmem_max()
+            event(logging.WARNING, "receive_buffer_capped", listener=self.name,
+                  requested=self.cfg.receive_buffer, granted=granted, rmem_max=cap,
+                  fix=f"sysctl -w net.core.rmem_max={self.cfg.receive_buffer}")
+        event(logging.INFO, "listening", listener=self.name, bind=self.cfg.bind_host, port=self.cfg.port,
+              sockets=len(self.sockets))
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+        self.sockets = []
+
+    async def run(self, send: trio.MemorySendChannel[list[Datagram]]) -> None:
+        """Read every socket until cancelled; closes ``send`` when done."""
+        async with send, trio.open_nursery() as nursery:
+            for s in self.sockets:
+                nursery.start_soon(self._read, s, send.clone())
+            nursery.start_soon(self._watch_kernel_drops)
+
+    async def _read(self, sock: socket.socket, send: trio.MemorySendChannel[list[Datagram]]) -> None:
+        recvfrom = sock.recvfrom
+        async with send:
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                batch: list[Datagram] = []
+                nbytes = 0
+                now = time.time()
+                while len(batch) < BATCH:
+                    try:
+                        data, addr = recvfrom(MAX_DATAGRAM)
+                    except BlockingIOError:
+                        break
+                    except OSError as e:  # e.g. ICMP errors surfacing on UDP sockets
+                        if e.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
+                            self._log(logging.WARNING, "receive_error", listener=self.name, error=str(e))
+                        break
+                    if not data:
+                        continue
+                    host = addr[0]
+                    if host.startswith("::ffff:") and "." in host:
+                        host = host[7:]
+                    batch.append((data, host, addr[1], now))
+                    nbytes += len(data)
+                if not batch:
+                    continue
+                self._received.inc(len(batch))
+                self._bytes.inc(nbytes)
+                try:
+                    send.send_nowait(batch)
+                except trio.WouldBlock:
+                    self._dropped.inc(len(batch))
+                    self._log(logging.WARNING, "decoder_queue_full", listener=self.name, dropped=len(batch))
+                await trio.lowlevel.checkpoint()
+
+    async def _watch_kernel_drops(self) -> None:
+        """Export the kernel's per-socket drop count (last column of /proc/net/udp{,6})."""
+        inodes = {os.fstat(s.fileno()).st_ino for s in self.sockets}
+        while True:
+            drops = kernel_drops(inodes)
+            for ino, n in drops.items():
+                prev = self._last_drops.get(ino, 0)
+                if n > prev:
+                    self._kernel_drops.inc(n - prev)
+                self._last_drops[ino] = n
+            await trio.sleep(2.0)
+
+
+def kernel_drops(inodes: set[int]) -> dict[int, int]:
+    """inode -> drops, for the given sockets, from /proc/net/udp and /proc/net/udp6."""
+    out: dict[int, int] = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 13 and int(cols[9]) in inodes:
+                        out[int(cols[9])] = int(cols[-1])
+        except (OSError, ValueError):
+            continue
+    return out

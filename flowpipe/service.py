@@ -1,0 +1,145 @@
+"""The service: every stage as a trio task in one nursery, joined by memory channels.
+
+listeners -> decoders -> accumulator -> [reverse DNS] -> renderer -> forwarder, with the metrics
+endpoint on the side. Stopping closes the listeners first; each stage then drains what it holds
+and closes its output, so everything received is aggregated, emitted and delivered (or spooled)
+before :meth:`Service.run` returns.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from flowpipe.aggregate.stage import AccumulatorStage
+from flowpipe.config import Config, split_host_port
+from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.stage import DecoderStage, FlowQueue
+from flowpipe.flow import FlushBatch
+from flowpipe.httpd import MetricsServer
+from flowpipe.listen import Datagram, UdpListener
+from flowpipe.logs import event
+from flowpipe.metrics import Metrics
+from flowpipe.render import render_batch
+
+DATAGRAM_QUEUE = 256  # datagram batches (up to 256 datagrams each) waiting per listener
+
+
+class Service:
+    """One flowpipe instance. ``await run()`` until :meth:`stop`; ports are bound before ``started``."""
+
+    def __init__(self, cfg: Config, metrics: Metrics | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = metrics or Metrics()
+        self.listeners = [UdpListener(lc, self.metrics) for lc in cfg.listeners]
+        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping) for lc in cfg.listeners]
+        self.queue = FlowQueue(cfg.aggregator.buffer_size)
+        self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
+        self.metrics_server: MetricsServer | None = None
+        if cfg.metrics.listen:
+            self.metrics_server = MetricsServer(split_host_port(cfg.metrics.listen, None), self.metrics,
+                                                self.healthy)
+        from flowpipe.forward import Forwarder  # noqa: PLC0415 - heavy import (httpx) kept off check-config
+        self.forwarder = Forwarder(cfg.forwarder, self.metrics)
+        self.rdns: Any = None
+        if cfg.reverse_dns.enabled:
+            from flowpipe.enrich import ReverseDnsEnricher  # noqa: PLC0415
+            self.rdns = ReverseDnsEnricher(cfg.reverse_dns, self.metrics)
+        self._stop_listening = trio.CancelScope()
+        self._expected: set[str] = set()
+        self._running: set[str] = set()
+        self._stopping = False
+
+    # ---- control
+
+    def stop(self) -> None:
+        """Begin a graceful stop: stop receiving, then flush and deliver everything held."""
+        if not self._stopping:
+            event(logging.INFO, "stopping")
+        self._stopping = True
+        self._stop_listening.cancel()
+
+    def healthy(self) -> tuple[bool, str]:
+        missing = sorted(self._expected - self._running)
+        if self._stopping:
+            return False, "stopping"
+        return (not missing, "ok" if not missing else "not running: " + ", ".join(missing))
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Listener name ("netflow9", or "netflow9#1" for a second one) -> bound UDP port."""
+        out: dict[str, int] = {}
+        for lst in self.listeners:
+            name = lst.cfg.flow_type
+            while name in out:
+                name += "#"
+            out[name] = lst.cfg.port
+        return out
+
+    # ---- running
+
+    async def _stage(self, name: str, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        self._running.add(name)
+        up = self.metrics.stage_up.labels(name)
+        up.set(1)
+        try:
+            await fn(*args)
+        finally:
+            self._running.discard(name)
+            up.set(0)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        for lst in self.listeners:
+            lst.open()
+        try:
+            if self.metrics_server is not None:
+                await self.metrics_server.open()
+            async with trio.open_nursery() as outer:
+                if self.metrics_server is not None:
+                    outer.start_soon(self.metrics_server.run)
+                async with trio.open_nursery() as pipe:
+                    self._start_pipeline(pipe)
+                    task_status.started(self)
+                outer.cancel_scope.cancel()
+        finally:
+            for lst in self.listeners:
+                lst.close()
+        event(logging.INFO, "stopped")
+
+    def _start_pipeline(self, pipe: trio.Nursery) -> None:
+        m = self.metrics
+        flow_send = self.queue.send_channel
+        for i, (lst, dec) in enumerate(zip(self.listeners, self.decoders, strict=True)):
+            send, receive = trio.open_memory_channel[list[Datagram]](DATAGRAM_QUEUE)
+            stage = DecoderStage(lst.cfg.flow_type, lst.cfg.namespace, dec, m, self.queue)
+            pipe.start_soon(self._listen, f"listener:{lst.name}", lst, send)
+            self._expected |= {f"listener:{lst.name}", f"decoder:{i}"}
+            pipe.start_soon(self._stage, f"decoder:{i}", stage.run, receive, flow_send.clone())
+        flow_send.close()
+        flush_send, flush_receive = trio.open_memory_channel[FlushBatch](16)
+        pipe.start_soon(self._stage, "accumulator", self.accumulator.run, self.queue.receive_channel, flush_send)
+        if self.rdns is not None:
+            named_send, named_receive = trio.open_memory_channel[FlushBatch](16)
+            pipe.start_soon(self._stage, "reverse_dns", self.rdns.run, flush_receive, named_send)
+            flush_receive = named_receive
+            self._expected.add("reverse_dns")
+        out_send, out_receive = trio.open_memory_channel[list[dict[str, Any]]](64)
+        pipe.start_soon(self._stage, "renderer", self._render, flush_receive, out_send)
+        pipe.start_soon(self._stage, "forwarder", self.forwarder.run, out_receive)
+        self._expected |= {"accumulator", "renderer", "forwarder"}
+
+    async def _listen(self, name: str, lst: UdpListener, send: trio.MemorySendChannel[list[Datagram]]) -> None:
+        with self._stop_listening:
+            await self._stage(name, lst.run, send)
+        await send.aclose()
+
+    async def _render(self, receive: trio.MemoryReceiveChannel[FlushBatch],
+                      send: trio.MemorySendChannel[list[dict[str, Any]]]) -> None:
+        host, size = self.cfg.host, self.cfg.forwarder.max_batch_flows
+        async with receive, send:
+            async for batch in receive:
+                payload = render_batch(batch, host)
+                for i in range(0, len(payload), size):
+                    await send.send(payload[i:i + size])
