@@ -14,6 +14,7 @@ order; tests and tools may use ``Flow(...)`` or ``Flow._make(t)`` for names). Co
 """
 from __future__ import annotations
 
+import builtins
 from typing import Any, NamedTuple
 
 ROLLED_UP = -1
@@ -31,8 +32,8 @@ class Flow(NamedTuple):
     packets: int
     ether_type: int
     ip_protocol: int
-    src_ip: bytes
-    dst_ip: bytes
+    src_ip: builtins.bytes
+    dst_ip: builtins.bytes
     src_port: int
     dst_port: int
     src_mac: int
@@ -42,7 +43,7 @@ class Flow(NamedTuple):
     in_if: int
     out_if: int
     tcp_flags: int
-    next_hop: bytes
+    next_hop: builtins.bytes
     tos: int
     extras: dict[str, Any] | None
 

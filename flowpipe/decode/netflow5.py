@@ -29,7 +29,7 @@ def decode(data: bytes, src: Source) -> Decoded:
     # Switched times are sysUptime milliseconds: unix time of uptime 0, in ms.
     boot_ms = secs * 1000 + nsecs // 1_000_000 - uptime
     wrap = 1 << 32
-    flows = []
+    flows: list[tuple] = []
     append = flows.append
     for (sa, da, nh, i_if, o_if, pkts, octs, first, last, sp, dp, flags, proto, tos, _sas, _das, smask,
          dmask) in RECORD.iter_unpack(data[HEADER.size:need]):
