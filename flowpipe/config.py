@@ -240,6 +240,16 @@ class ForwarderConfig:
         "longest retry delay in seconds"))
     retries: int = attrs.field(default=5, validator=_non_negative, metadata=_doc(
         "attempts after the first before a batch goes to the spool (or back to the memory queue)"))
+    retry_after_max: float = attrs.field(default=300.0, validator=_positive, metadata=_doc(
+        "longest wait in seconds a backend's Retry-After answer is honoured for"))
+    spool_fsync: bool = attrs.field(default=True, metadata=_doc(
+        "fsync each spool file when written (survives power loss, not only a crash)"))
+    file: str = attrs.field(default="", metadata=_doc(
+        "also write payload flows to this file as JSON lines (with url \"\": instead of stdout); \"\" = off"))
+    file_max_bytes: int = attrs.field(default=100 * 1024 * 1024, validator=_positive, metadata=_doc(
+        "size at which the file is rotated to file.1, file.2, ..."))
+    file_backups: int = attrs.field(default=5, validator=_non_negative, metadata=_doc(
+        "rotated files kept"))
     tls_verify: bool = attrs.field(default=True, metadata=_doc("verify the backend's TLS certificate"))
     tls_ca_file: str = attrs.field(default="", metadata=_doc("CA bundle for the backend; \"\" = system CAs"))
     tls_client_cert: str = attrs.field(default="", metadata=_doc("client certificate (PEM) for mutual TLS"))

@@ -77,6 +77,14 @@ class Metrics:
         self.spool_bytes = Gauge(P + "spool_bytes", "bytes in the disk spool", registry=r)
         self.spool_files_corrupt = Counter(P + "spool_files_corrupt", "torn or unreadable spool files"
                                            " skipped", registry=r)
+        self.forwarder_pending = Gauge(P + "forwarder_flows_pending", "flows handed to the forwarder and not"
+                                       " yet sent or dropped (memory, in flight and spool)", registry=r)
+        self.forwarder_recovered = Counter(P + "forwarder_flows_recovered", "flows found in the spool at"
+                                           " start (handed to an earlier run)", registry=r)
+        self.forwarder_backend_up = Gauge(P + "forwarder_backend_up", "0 while the backend is failing past"
+                                          " the retry budget, else 1", registry=r)
+        self.forwarder_file_flows = Counter(P + "forwarder_file_flows", "flows written to forwarder.file",
+                                            registry=r)
         # ---- liveness
         self.stage_up = Gauge(P + "stage_up", "1 while a pipeline stage runs", ["stage"], registry=r)
         self.log_suppressed = Counter(P + "log_messages_suppressed", "log messages dropped by rate limiting",
