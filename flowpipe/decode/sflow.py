@@ -13,8 +13,8 @@ Where a sample's fields come from, first present wins:
 - next hop: extended router (1002), else extended gateway (1003); masks from 1002. A gateway
   record adds ``extras`` ``{"src_as": .., "dst_as": ..}`` (dst_as: the last AS of the path, else
   the router's own AS).
-- interfaces: the low 30 bits of the input/output words (expanded samples: the value words),
-  whatever their format, as the Datadog Agent (goflow2) and tshark report them. A non-zero output
+- interfaces: the low 30 bits of the input/output words (expanded samples: the whole value
+  words), whatever their format, as the Datadog Agent (goflow2) and tshark report them. A non-zero output
   format is noted in ``extras["egress_format"]``: "discarded" (format 1: the value is the discard
   reason) or "multiple" (format 2: the value is the number of interfaces, 0 = unknown).
 
@@ -194,8 +194,6 @@ def _flow_sample(data: bytes, off: int, end: int, expanded: bool, agent: str, ns
             skipped.append("sample_short")
             return None
         _seq, _st, _si, rate, _pool, _drops, _inf, in_if, out_fmt, out_if, nrec = _FLOW_X.unpack_from(data, off)
-        in_if &= _MASK30
-        out_if &= _MASK30
         off += 44
     else:
         if end - off < 32:
