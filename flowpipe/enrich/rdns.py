@@ -115,7 +115,7 @@ class ReverseDnsEnricher:
 
     Names are cached for min(``cache_ttl``, record TTL); NXDOMAIN and empty answers for
     min(``negative_cache_ttl``, the zone's negative TTL); failed lookups for ``failure_cache_ttl``;
-    never for less than a second.
+    never for less than a second. An address with several PTR records gets the smallest name.
 
     ``flowpipe_rdns_lookups_total{result}`` counts each query sent by its outcome --
     ``success``, ``nxdomain``, ``no_answer`` (NOERROR without PTR), ``servfail``, ``refused``,
@@ -196,7 +196,8 @@ class ReverseDnsEnricher:
         rrset = answer.rrset
         if rrset is None or len(rrset) == 0:
             return "", _negative_ttl([answer.response], cfg.negative_cache_ttl), "no_answer"
-        name = str(next(iter(rrset)).target.to_text(omit_final_dot=True))
+        # several PTRs: the smallest name, so that server-side rotation does not flip names
+        name = min(str(rd.target.to_text(omit_final_dot=True)) for rd in rrset)
         if not name or name == "@":
             return "", cfg.negative_cache_ttl, "no_answer"
         return name, min(cfg.cache_ttl, float(rrset.ttl)), "success"
