@@ -2,6 +2,8 @@
 
 Usage::
 
+    from tests.dns_server import DnsTestServer
+
     with DnsTestServer() as dns_srv:
         dns_srv.add_ptr("10.0.0.1", "db-1.example.internal", ttl=300)
         dns_srv.set_rcode("10.0.0.2", "SERVFAIL")
