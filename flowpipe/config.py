@@ -209,7 +209,10 @@ class ReverseDnsConfig:
 
     def __attrs_post_init__(self) -> None:
         for ns in self.nameservers:
-            split_host_port(ns, 53)
+            try:
+                split_host_port(ns, 53)
+            except ValueError as e:
+                raise ValueError(f"nameservers {e}") from None
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -269,7 +272,10 @@ class MetricsConfig:
 
     def __attrs_post_init__(self) -> None:
         if self.listen:
-            split_host_port(self.listen, None)
+            try:
+                split_host_port(self.listen, None)
+            except ValueError as e:
+                raise ValueError(f"listen {e}") from None
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -397,6 +403,8 @@ def _failing_key(cls: type, kwargs: dict[str, Any], message: str) -> str:
     for f in attrs.fields(cls):
         if f"'{f.name}'" in message or message.startswith(f.name) or f" {f.name} " in f" {message} ":
             return f.name
+    if len(kwargs) == 1:
+        return next(iter(kwargs))
     for name, f in ((f.name, f) for f in attrs.fields(cls)):
         if name in kwargs and f.validator is not None:
             try:
