@@ -1,0 +1,1 @@
+"""Device telemetry exposed as Prometheus metrics (sFlow interface counters)."""
