@@ -1,0 +1,43 @@
+"""A JSON-lines file of payload flows, rotated by size (``file``, ``file.1`` ... ``file.N``)."""
+from __future__ import annotations
+
+import os
+from typing import IO, Any
+
+from flowpipe.forward.encode import json_lines
+
+
+class FileSink:
+    """Appends flows as JSON lines; before a write would pass ``max_bytes`` the file is rotated.
+
+    ``backups`` rotated files are kept (0 = the current file is truncated instead). Blocking I/O:
+    the forwarder calls :meth:`write` from a worker thread.
+    """
+
+    def __init__(self, path: str, max_bytes: int, backups: int) -> None:
+        self.path, self.max_bytes, self.backups = path, max_bytes, backups
+        self._f: IO[bytes] = open(path, "ab")  # noqa: SIM115 - kept open across writes
+        self._size = self._f.tell()
+
+    def write(self, flows: list[dict[str, Any]]) -> None:
+        """Append one line per flow and flush."""
+        data = json_lines(flows).encode()
+        if self._size and self._size + len(data) > self.max_bytes:
+            self._rotate()
+        self._f.write(data)
+        self._f.flush()
+        self._size += len(data)
+
+    def _rotate(self) -> None:
+        self._f.close()
+        if self.backups > 0:
+            for i in range(self.backups - 1, 0, -1):
+                older = f"{self.path}.{i}"
+                if os.path.exists(older):
+                    os.replace(older, f"{self.path}.{i + 1}")
+            os.replace(self.path, f"{self.path}.1")
+        self._f = open(self.path, "wb")  # noqa: SIM115
+        self._size = 0
+
+    def close(self) -> None:
+        self._f.close()

@@ -1,0 +1,42 @@
+"""Request bodies: JSON/msgpack arrays, gzip, and what the test backend makes of them."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import msgpack
+import pytest
+
+from flowpipe.forward.encode import content_headers, encode_body, json_lines
+from tests.backend import decode_body, sample_flows
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_round_trip(fmt: str, compression: str) -> None:
+    flows = sample_flows(0, 50)
+    body = encode_body(flows, fmt, compression)
+    headers = content_headers(fmt, compression)
+    assert decode_body(body, headers) == flows
+    assert headers["Content-Type"] == {"json": "application/json", "msgpack": "application/msgpack"}[fmt]
+    assert ("Content-Encoding" in headers) == (compression == "gzip")
+
+
+def test_plain_formats() -> None:
+    flows = sample_flows(5, 2)
+    assert json.loads(encode_body(flows, "json", "none")) == flows
+    assert msgpack.unpackb(gzip.decompress(encode_body(flows, "msgpack", "gzip"))) == flows
+
+
+def test_unencodable_value_raises() -> None:
+    with pytest.raises(TypeError):
+        encode_body([{"x": object()}], "json", "gzip")
+    with pytest.raises(ValueError):
+        encode_body([{"x": float("nan")}], "json", "none")
+
+
+def test_json_lines() -> None:
+    flows = sample_flows(0, 3)
+    text = json_lines(flows)
+    assert text.endswith("\n")
+    assert [json.loads(line) for line in text.splitlines()] == flows
