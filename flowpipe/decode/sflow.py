@@ -62,6 +62,7 @@ _GENERIC = struct.Struct(">IIQIIQIIIIIIQIIIIII")
 _ETHCTR = struct.Struct(">13I")
 
 _MASK30 = 0x3FFFFFFF
+_ethernet = packet.ethernet
 _EGRESS_FORMAT = {1: "discarded", 2: "multiple"}
 _AGENTS: dict[bytes, str] = {}
 
@@ -233,7 +234,7 @@ def _flow_sample(data: bytes, off: int, end: int, expanded: bool, agent: str, ns
             if hlen > off - p:
                 skipped.append("header_overrun")
                 hlen = off - p
-            hdr = packet.parse(data, p, p + hlen, proto)
+            hdr = _ethernet(data, p, p + hlen) if proto == 1 else packet.parse(data, p, p + hlen, proto)
             frame_len = flen
             if hdr[11]:
                 skipped.append(hdr[11])
