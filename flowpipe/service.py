@@ -47,7 +47,7 @@ class Service:
         if cfg.reverse_dns.enabled:
             from flowpipe.enrich import ReverseDnsEnricher  # noqa: PLC0415
             self.rdns = ReverseDnsEnricher(cfg.reverse_dns, self.metrics)
-        self._stop_listening = trio.CancelScope()
+        self._listen_scopes: list[trio.CancelScope] = []
         self._expected: set[str] = set()
         self._running: set[str] = set()
         self._stopping = False
@@ -59,7 +59,8 @@ class Service:
         if not self._stopping:
             event(logging.INFO, "stopping")
         self._stopping = True
-        self._stop_listening.cancel()
+        for scope in self._listen_scopes:
+            scope.cancel()
 
     def healthy(self) -> tuple[bool, str]:
         missing = sorted(self._expected - self._running)
@@ -131,7 +132,11 @@ class Service:
         self._expected |= {"accumulator", "renderer", "forwarder"}
 
     async def _listen(self, name: str, lst: UdpListener, send: trio.MemorySendChannel[list[Datagram]]) -> None:
-        with self._stop_listening:
+        scope = trio.CancelScope()
+        self._listen_scopes.append(scope)
+        if self._stopping:
+            scope.cancel()
+        with scope:
             await self._stage(name, lst.run, send)
         await send.aclose()
 
