@@ -97,6 +97,30 @@ def test_own_fixture_matches_tshark(name: str) -> None:
     _check(name)
 
 
+def _mac(value: int) -> str:
+    return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
+
+
+@pytest.mark.parametrize("name", [n for n in captures.names("sflow5_") if captures.expected(n)["records"]])
+def test_records_match_tshark_one_by_one(name: str) -> None:
+    """Record i of tshark's listing and flow i agree on what both show (both are in capture order)."""
+    recs = captures.expected(name)["records"]
+    flows = [Flow._make(f) for d in _decode_all(name) for f in d.flows]
+    assert len(flows) == len(recs)
+    for i, (r, f) in enumerate(zip(recs, flows, strict=True)):
+        sp = r.get("sampled_packet") or {}
+        want = {"key": _expected_key(r), "bytes": r["bytes"] or 0, "in": r["input_interface"],
+                "out": r["output_interface"], "rate": r["sampling_rate"], "flags": r.get("tcp_flags") or 0,
+                "next_hop": r.get("next_hop"), "src_mac": sp.get("src_mac"), "dst_mac": sp.get("dst_mac"),
+                "tos": sp.get("ip_tos"), "exporter": ipaddress.ip_address(r["agent"]).compressed}
+        have = {"key": _key(f), "bytes": f.bytes, "in": f.in_if, "out": f.out_if, "rate": f.sampling_rate,
+                "flags": f.tcp_flags, "next_hop": _ip(f.next_hop) or None,
+                "src_mac": _mac(f.src_mac) if "src_mac" in sp else None,
+                "dst_mac": _mac(f.dst_mac) if "dst_mac" in sp else None,
+                "tos": f.tos if "ip_tos" in sp else None, "exporter": ipaddress.ip_address(f.exporter).compressed}
+        assert have == want, f"record {i} (frame {r['frame']})"
+
+
 def test_captures_present() -> None:
     captures.require()
     assert captures.names("sflow5_"), "no sflow5_* captures in the shared folder"
