@@ -317,8 +317,8 @@ def split_host_port(text: str, default_port: int | None) -> tuple[str, int]:
         if default_port is None:
             raise ValueError(f"{text!r} must be host:port")
         return host, default_port
-    if not port_s.isdigit() or not 0 < int(port_s) < 65536:
-        raise ValueError(f"{text!r}: port must be 1..65535")
+    if not port_s.isdigit() or not 0 <= int(port_s) < 65536:
+        raise ValueError(f"{text!r}: port must be 0..65535 (0: any free port)")
     return host, int(port_s)
 
 
