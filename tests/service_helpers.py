@@ -75,7 +75,8 @@ def sums(flows: list[dict[str, Any]]) -> dict[tuple, list[int]]:
     out: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for f in flows:
         proto = f["ip_protocol"]
-        k = (ipaddress.ip_address(f["source"]["ip"]).compressed, ipaddress.ip_address(f["destination"]["ip"]).compressed,
+        k = (ipaddress.ip_address(f["source"]["ip"]).compressed,
+             ipaddress.ip_address(f["destination"]["ip"]).compressed,
              names.get(proto, int(proto) if proto.isdigit() else proto),
              int(f["source"]["port"]), int(f["destination"]["port"]))
         out[k][0] += f["bytes"]
