@@ -1,0 +1,307 @@
+"""NetFlow v9 / IPFIX decoding with per-exporter template state: the entry the service calls.
+
+One datagram ends up in exactly one bucket:
+
+- **invalid**: :class:`DecodeError` (bad header, lying lengths, a first set that overruns);
+- **held** (``Decoded.held == 1``): at least one of its data sets waits for a template and none
+  of its data records (flow or options) could be decoded yet. Later it is either *released* by
+  the datagram that brings a template for it (``Decoded.released`` of that datagram; its flows
+  are appended there), or given up on: :meth:`TemplateDecoder.expire` returns the held
+  datagrams past ``hold_timeout`` plus those the hold caps dropped since its last call;
+- **decoded**: everything else. Sets of a decoded datagram that wait for a template are held
+  as uncounted *parts* (``stats['held_parts_dropped']`` when they are given up on). When data
+  cannot be held at all (holding off, or too big) its sets are listed in ``skipped`` as
+  ``no_template`` and the datagram counts as decoded.
+
+A data set whose template comes later in the same datagram is decoded at the end of it.
+``Decoded.skipped`` holds one entry per skipped part: ``reserved_set_id``, ``bad_set_length``,
+``set_overrun``, ``trailing_bytes``, ``bad_template``, ``template_cap``, ``record_overrun``,
+``no_template``. ``SequenceObs.units`` is 1 for v9; for IPFIX the data records (flow and options)
+of this message decoded on arrival (sets held for a template are not counted).
+"""
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flowpipe.config import DecoderConfig, MappingConfig
+from flowpipe.decode import ipfix, netflow9
+from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
+from flowpipe.decode.elements import (
+    Field,
+    Mapping,
+    RecordDecoder,
+    RecordOverrun,
+    compile_records,
+    option_rate,
+    option_values,
+)
+from flowpipe.decode.templates import (
+    WITHDRAW_ALL_DATA,
+    WITHDRAW_ALL_OPTIONS,
+    Domain,
+    DomainKey,
+    Held,
+    HoldQueue,
+    Registry,
+    Template,
+    TemplateRecord,
+    check,
+)
+
+_HH = struct.Struct("!HH")
+COMPILED_MAX = 4096  # distinct template layouts whose compiled decoders are cached
+SNAPSHOT_FORMAT = 1
+
+
+class _Msg:
+    """What one datagram is decoding into (and what a release decodes with)."""
+
+    __slots__ = ("exporter", "namespace", "key", "version", "secs", "uptime", "flows", "records", "skipped")
+
+    def __init__(self, exporter: str, namespace: str, key: DomainKey, version: int, secs: int, uptime: int,
+                 flows: list[tuple], skipped: list[str]) -> None:
+        self.exporter, self.namespace, self.key, self.version = exporter, namespace, key, version
+        self.secs, self.uptime = secs, uptime
+        self.flows = flows
+        self.records = 0
+        self.skipped = skipped
+
+
+class TemplateDecoder:
+    """Decodes NetFlow v9 and IPFIX datagrams of any number of exporters (see the module doc).
+
+    ``stats`` (cumulative counters and gauges, for metrics): ``templates``, ``exporters``,
+    ``templates_learned``, ``templates_redefined``, ``templates_withdrawn``, ``templates_expired``,
+    ``templates_refused_cap`` (per-exporter cap), ``templates_refused_exporters`` (exporter cap),
+    ``templates_refused_memory``, ``templates_bad``, ``options_records``, ``sampling_rates_learned``,
+    ``held``, ``held_bytes``, ``held_released``, ``held_expired``, ``held_dropped_full``,
+    ``held_parts_dropped``, ``held_refused``.
+    """
+
+    def __init__(self, cfg: DecoderConfig, mapping: Sequence[MappingConfig] = (),
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.mapping = Mapping(mapping)
+        self.clock = clock
+        self.stats: dict[str, int] = {"options_records": 0}
+        self.registry = Registry(cfg, self.stats)
+        self.hold = HoldQueue(cfg, self.stats)
+        self._compiled: dict[tuple[int, tuple[Field, ...]], RecordDecoder] = {}
+
+    # ---- the interface --------------------------------------------------------------------------
+
+    @property
+    def held(self) -> int:
+        """Datagrams currently held waiting for a template."""
+        return self.hold.held
+
+    def expire(self, now: float) -> int:
+        """Drop expired templates and held data; held datagrams given up on (incl. cap drops)."""
+        self.registry.expire(now)
+        return self.hold.expire(now) + self.hold.take_dropped()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Templates and sampling state as msgpack-able plain data."""
+        return {"format": SNAPSHOT_FORMAT, "domains": self.registry.snapshot()}
+
+    def restore(self, d: dict[str, Any]) -> None:
+        """Load a :meth:`snapshot` (malformed parts are ignored; caps apply)."""
+        if isinstance(d, dict) and d.get("format") == SNAPSHOT_FORMAT:
+            self.registry.restore(d.get("domains"))
+
+    def decode(self, data: bytes, src: Source) -> Decoded:
+        """Decode one v9 or IPFIX datagram; DecodeError when it is invalid as a whole."""
+        if len(data) < 4:
+            raise DecodeError("short", f"{len(data)}-byte datagram")
+        version = (data[0] << 8) | data[1]
+        if version == 9:
+            h9 = netflow9.header(data)
+            secs, uptime, seq, did, end = h9.secs, h9.uptime, h9.sequence, h9.source_id, len(data)
+            start, ftype = netflow9.HEADER_LEN, "netflow9"
+        elif version == 10:
+            h10 = ipfix.header(data)
+            secs, uptime, seq, did, end = h10.secs, 0, h10.sequence, h10.domain, h10.length
+            start, ftype = ipfix.HEADER_LEN, "ipfix"
+        else:
+            raise DecodeError("bad_version", f"version {version} is not NetFlow v9 or IPFIX")
+        out = Decoded(ftype, src.exporter)
+        sets = _walk(data, start, end, out.skipped)
+        if end < len(data) and any(data[end:]):
+            out.skipped.append("trailing_bytes")
+        now = self.clock()
+        key = (src.port, version, did)
+        msg = _Msg(src.exporter, src.namespace, key, version, secs, uptime, out.flows, out.skipped)
+        pending: list[tuple[int, bytes]] = []
+        learned = False
+        for sid, a, b in sets:
+            if sid >= 256:
+                t = self._template(src.exporter, key, sid, now)
+                if t is None:
+                    pending.append((sid, data[a:b]))
+                else:
+                    self._data(t, msg, data[a:b], now)
+            elif (version == 9 and sid <= netflow9.OPTIONS_SET) or (version == 10 and not ipfix.is_reserved(sid)):
+                learned |= self._templates(data, a, b, sid, msg, now)
+            else:
+                out.skipped.append("reserved_set_id")
+        records = msg.records
+        if pending and learned:
+            pending = self._retry(pending, msg, now)
+            records = msg.records
+        if pending:
+            h = Held(src.exporter, key, src.namespace, secs, uptime, pending, now, counted=records == 0)
+            if self.hold.add(h):
+                out.held = 1 if h.counted else 0
+            else:
+                out.skipped.extend(["no_template"] * len(pending))
+        if learned and self.hold.has_waiting(src.exporter, key):
+            out.released = self._release(msg, now, pending)
+        out.sequence = SequenceObs(did, seq, 1 if version == 9 else records)
+        return out
+
+    # ---- sets ---------------------------------------------------------------------------------
+
+    def _template(self, exporter: str, key: DomainKey, tid: int, now: float) -> Template | None:
+        dom = self.registry.domain(exporter, key)
+        t = dom.templates.get(tid) if dom is not None else None
+        return t if t is not None and self.registry.is_live(t, now) else None
+
+    def _templates(self, data: bytes, a: int, b: int, sid: int, msg: _Msg, now: float) -> bool:
+        """Learn a (options) template set; True when any template was stored or changed."""
+        skipped = msg.skipped
+        if msg.version == 9:
+            recs = (netflow9.templates(data, a, b, skipped) if sid == netflow9.TEMPLATE_SET
+                    else netflow9.options_templates(data, a, b, skipped))
+        else:
+            recs = ipfix.templates(data, a, b, sid == ipfix.OPTIONS_SET, skipped)
+        reg, learned = self.registry, False
+        dom: Domain | None = None
+        refused = False
+        for rec in recs:
+            if not rec.fields:
+                self._withdraw(rec, sid, msg)
+                continue
+            why = check(rec, msg.version)
+            if why:
+                self.stats["templates_bad"] += 1
+                skipped.append(why)
+                continue
+            dom = dom or reg.domain_for_update(msg.exporter, msg.key, now)
+            if dom is None:
+                refused = True
+                continue
+            why = reg.add(msg.exporter, dom, rec, now)
+            if why:
+                refused = True
+            else:
+                learned = True
+        if refused:
+            skipped.append("template_cap")
+        return learned
+
+    def _withdraw(self, rec: TemplateRecord, sid: int, msg: _Msg) -> None:
+        dom = self.registry.domain(msg.exporter, msg.key)
+        if dom is None:
+            return
+        if rec.tid == sid:
+            tid = WITHDRAW_ALL_OPTIONS if rec.options else WITHDRAW_ALL_DATA
+        elif rec.tid < 256:
+            msg.skipped.append("bad_template")
+            return
+        else:
+            tid = rec.tid
+        self.registry.withdraw(msg.exporter, dom, tid)
+
+    def _data(self, t: Template, msg: _Msg, body: bytes, now: float) -> None:
+        """Decode one data set with its template: flows into msg.flows, or options state."""
+        dom = self.registry.domain(msg.exporter, msg.key)
+        assert dom is not None
+        if t.options:
+            recs, overran = option_values(t.fields, t.scope, body, msg.version)
+            for rec in recs:
+                rate, init = option_rate(rec), rec.get(160)
+                if rate or init is not None:
+                    sampler = rec.get(48, rec.get(302))
+                    self.registry.learn(dom, sampler, rate, init, now)
+            self.stats["options_records"] += len(recs)
+            msg.records += len(recs)
+        else:
+            dec = t.decoder or self._compile(t, msg.version)
+            overran = False
+            try:
+                rows = dec.decode(body, msg.exporter, msg.namespace, dom.rate, dom.samplers, msg.secs, msg.uptime,
+                                  dom.init_ms)
+            except RecordOverrun as e:
+                rows, overran = e.rows, True
+            msg.flows.extend(rows)
+            msg.records += len(rows)
+        if overran:
+            msg.skipped.append("record_overrun")
+
+    def _compile(self, t: Template, version: int) -> RecordDecoder:
+        k = (version, t.fields)
+        dec = self._compiled.get(k)
+        if dec is None:
+            if len(self._compiled) >= COMPILED_MAX:
+                del self._compiled[next(iter(self._compiled))]
+            dec = self._compiled[k] = compile_records(t.fields, version, self.mapping)
+        t.decoder = dec
+        return dec
+
+    # ---- data that waited for its template ----------------------------------------------------
+
+    def _retry(self, sets: list[tuple[int, bytes]], msg: _Msg, now: float) -> list[tuple[int, bytes]]:
+        """Decode the sets whose template is now known; return the others."""
+        left = []
+        for tid, body in sets:
+            t = self._template(msg.exporter, msg.key, tid, now)
+            if t is None:
+                left.append((tid, body))
+            else:
+                self._data(t, msg, body, now)
+        return left
+
+    def _release(self, msg: _Msg, now: float, just_held: list[tuple[int, bytes]]) -> int:
+        """Decode held data of this domain that the templates just learned complete."""
+        released = 0
+        for hid, h in self.hold.waiting(msg.exporter, msg.key):
+            if h.sets is just_held:
+                continue
+            old = _Msg(h.exporter, h.namespace, h.key, msg.version, h.secs, h.uptime, msg.flows, msg.skipped)
+            left = self._retry(h.sets, old, now)
+            if len(left) == len(h.sets):
+                continue
+            if h.counted:
+                released += 1
+            if left:
+                self.hold.shrink(h, left)
+            else:
+                if h.counted:
+                    self.stats["held_released"] += 1
+                self.hold.remove(hid)
+        return released
+
+
+def _walk(data: bytes, off: int, end: int, skipped: list[str]) -> list[tuple[int, int, int]]:
+    """(set id, body start, body end) of every set; DecodeError when the first one is malformed."""
+    sets: list[tuple[int, int, int]] = []
+    while off < end:
+        if end - off < 4:
+            if any(data[off:end]):
+                skipped.append("trailing_bytes")
+            break
+        sid, ln = _HH.unpack_from(data, off)
+        if ln < 4 or off + ln > end:
+            if sid == 0 and ln == 0 and not any(data[off:end]):
+                break  # zero padding to the end of the datagram
+            why = "bad_set_length" if ln < 4 else "set_overrun"
+            if not sets:
+                raise DecodeError(why, f"set {sid} at offset {off}: length {ln}, {end - off} bytes left")
+            skipped.append(why)
+            break
+        sets.append((sid, off + 4, off + ln))
+        off += ln
+    return sets

@@ -1,0 +1,392 @@
+"""Per-exporter NetFlow v9 / IPFIX template state: templates, sampling rates, caps, expiry.
+
+State is keyed by exporter address, then by *domain* = (UDP source port, version, source id /
+observation domain), then by template id. ``max_templates_per_exporter`` counts an exporter's
+templates over all its domains (and bounds its domains); ``max_exporters`` bounds the exporters
+with state. A refused template is counted in ``stats`` and leaves other state untouched.
+A template expires ``template_timeout`` seconds after it was last (re)sent; a domain's sampling
+state expires the same way once it has no templates left.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from flowpipe.config import DecoderConfig
+from flowpipe.decode.elements import VARLEN, Field, RecordDecoder
+
+MAX_FIELDS = 512              # fields in one template; more is refused as bad_template
+MAX_TOTAL_FIELDS = 8_000_000  # fields stored over all templates (a memory bound past the caps)
+MAX_SAMPLERS = 1024           # sampler ids remembered per domain
+
+DomainKey = tuple[int, int, int]  # (UDP source port, version, source id / observation domain)
+
+WITHDRAW_ALL_DATA = -2
+WITHDRAW_ALL_OPTIONS = -3
+
+
+class TemplateRecord(NamedTuple):
+    """A template as sent: ``fields`` empty means a withdrawal (IPFIX); ``scope`` > 0 = options."""
+
+    tid: int
+    fields: tuple[Field, ...]
+    scope: int
+    options: bool
+
+
+def check(rec: TemplateRecord, version: int) -> str | None:
+    """Why a template record is unusable (a skip reason), or None."""
+    if rec.tid < 256:
+        return "bad_template"
+    if not rec.fields or len(rec.fields) > MAX_FIELDS:
+        return "bad_template"
+    total = 0
+    for _, _, ln in rec.fields:
+        if ln == VARLEN:
+            if version == 9:
+                return "bad_template"
+            total += 1
+        elif ln == 0:
+            if not rec.options:
+                return "bad_template"
+        else:
+            total += ln
+    if total == 0 or (rec.options and rec.scope > len(rec.fields)):
+        return "bad_template"
+    return None
+
+
+class Template:
+    __slots__ = ("tid", "fields", "scope", "options", "seen", "decoder")
+
+    def __init__(self, rec: TemplateRecord, now: float) -> None:
+        self.tid = rec.tid
+        self.fields = rec.fields
+        self.scope = rec.scope
+        self.options = rec.options
+        self.seen = now
+        self.decoder: RecordDecoder | None = None  # compiled on first use (data templates)
+
+
+class Domain:
+    """One export stream's templates and sampling state."""
+
+    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched")
+
+    def __init__(self, now: float) -> None:
+        self.templates: dict[int, Template] = {}
+        self.samplers: dict[int, int] = {}
+        self.system_rate = 0   # from options records naming no sampler
+        self.last_rate = 0     # the latest rate learned from any options record
+        self.init_ms: int | None = None  # IPFIX systemInitTimeMilliseconds
+        self.touched = now
+
+    @property
+    def rate(self) -> int:
+        """The default sampling rate of records naming no (known) sampler; 0 when unknown."""
+        return self.system_rate or self.last_rate
+
+
+class Exporter:
+    __slots__ = ("domains", "ntemplates")
+
+    def __init__(self) -> None:
+        self.domains: dict[DomainKey, Domain] = {}
+        self.ntemplates = 0
+
+
+class Registry:
+    """Templates and sampling state of all exporters, within the configured caps."""
+
+    def __init__(self, cfg: DecoderConfig, stats: dict[str, int]) -> None:
+        self.cfg = cfg
+        self.stats = stats
+        self.exporters: dict[str, Exporter] = {}
+        self.fields_stored = 0
+        for k in ("templates", "exporters", "templates_learned", "templates_redefined", "templates_withdrawn",
+                  "templates_expired", "templates_refused_cap", "templates_refused_exporters",
+                  "templates_refused_memory", "templates_bad", "sampling_rates_learned"):
+            stats.setdefault(k, 0)
+
+    # ---- lookups ------------------------------------------------------------------------------
+
+    def domain(self, exporter: str, key: DomainKey) -> Domain | None:
+        ex = self.exporters.get(exporter)
+        return ex.domains.get(key) if ex is not None else None
+
+    def domain_for_update(self, exporter: str, key: DomainKey, now: float) -> Domain | None:
+        """The domain's state, created if the caps allow (None, counted, when they do not)."""
+        ex = self.exporters.get(exporter)
+        if ex is None:
+            if len(self.exporters) >= self.cfg.max_exporters:
+                self.stats["templates_refused_exporters"] += 1
+                return None
+            ex = self.exporters[exporter] = Exporter()
+            self.stats["exporters"] = len(self.exporters)
+        dom = ex.domains.get(key)
+        if dom is None:
+            if len(ex.domains) >= self.cfg.max_templates_per_exporter:
+                self.stats["templates_refused_cap"] += 1
+                return None
+            dom = ex.domains[key] = Domain(now)
+        return dom
+
+    # ---- changes ------------------------------------------------------------------------------
+
+    def add(self, exporter: str, dom: Domain, rec: TemplateRecord, now: float) -> str | None:
+        """Store (or refresh, or replace) a template; a skip reason when it is refused."""
+        ex = self.exporters[exporter]
+        old = dom.templates.get(rec.tid)
+        if old is not None:
+            if old.fields == rec.fields and old.scope == rec.scope and old.options == rec.options:
+                old.seen = now
+                return None
+            self.stats["templates_redefined"] += 1
+            self._drop(ex, dom, rec.tid)
+        elif ex.ntemplates >= self.cfg.max_templates_per_exporter:
+            self.stats["templates_refused_cap"] += 1
+            return "template_cap"
+        if self.fields_stored + len(rec.fields) > MAX_TOTAL_FIELDS:
+            self.stats["templates_refused_memory"] += 1
+            return "template_cap"
+        dom.templates[rec.tid] = Template(rec, now)
+        dom.touched = now
+        ex.ntemplates += 1
+        self.fields_stored += len(rec.fields)
+        self.stats["templates"] += 1
+        self.stats["templates_learned"] += 1
+        return None
+
+    def withdraw(self, exporter: str, dom: Domain, tid: int) -> None:
+        """Remove a template (or all data / all options templates of the domain)."""
+        ex = self.exporters[exporter]
+        if tid in (WITHDRAW_ALL_DATA, WITHDRAW_ALL_OPTIONS):
+            opts = tid == WITHDRAW_ALL_OPTIONS
+            for t in [t.tid for t in dom.templates.values() if t.options == opts]:
+                self._drop(ex, dom, t)
+                self.stats["templates_withdrawn"] += 1
+        elif tid in dom.templates:
+            self._drop(ex, dom, tid)
+            self.stats["templates_withdrawn"] += 1
+
+    def _drop(self, ex: Exporter, dom: Domain, tid: int) -> None:
+        t = dom.templates.pop(tid)
+        ex.ntemplates -= 1
+        self.fields_stored -= len(t.fields)
+        self.stats["templates"] -= 1
+
+    def learn(self, dom: Domain, sampler: int | None, rate: int, init_ms: int | None, now: float) -> None:
+        """Remember what an options record says: a sampler's (or the system's) rate, the init time."""
+        if rate > 0:
+            if sampler is None:
+                dom.system_rate = rate
+            elif sampler in dom.samplers or len(dom.samplers) < MAX_SAMPLERS:
+                dom.samplers[sampler] = rate
+            dom.last_rate = rate
+            self.stats["sampling_rates_learned"] += 1
+        if init_ms is not None:
+            dom.init_ms = init_ms
+        dom.touched = now
+
+    # ---- expiry -------------------------------------------------------------------------------
+
+    def expire(self, now: float) -> int:
+        """Drop templates not refreshed for template_timeout (and empty, stale state); how many."""
+        cutoff = now - self.cfg.template_timeout
+        n = 0
+        for addr in list(self.exporters):
+            ex = self.exporters[addr]
+            for key in list(ex.domains):
+                dom = ex.domains[key]
+                for tid in [t.tid for t in dom.templates.values() if t.seen < cutoff]:
+                    self._drop(ex, dom, tid)
+                    n += 1
+                if not dom.templates and dom.touched < cutoff:
+                    del ex.domains[key]
+            if not ex.domains:
+                del self.exporters[addr]
+        self.stats["templates_expired"] += n
+        self.stats["exporters"] = len(self.exporters)
+        return n
+
+    def is_live(self, t: Template, now: float) -> bool:
+        return now - t.seen <= self.cfg.template_timeout
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    def snapshot(self) -> list[list[Any]]:
+        """Every domain as [exporter, port, version, domain, templates, samplers, system, last, init]."""
+        out: list[list[Any]] = []
+        for addr, ex in self.exporters.items():
+            for (port, version, did), dom in ex.domains.items():
+                tpls = [[t.tid, [list(f) for f in t.fields], t.scope, t.options, t.seen]
+                        for t in dom.templates.values()]
+                out.append([addr, port, version, did, tpls, [[k, v] for k, v in dom.samplers.items()],
+                            dom.system_rate, dom.last_rate, dom.init_ms, dom.touched])
+        return out
+
+    def restore(self, domains: Any) -> int:
+        """Load domains saved by :meth:`snapshot` (within the caps); returns templates restored.
+
+        Malformed entries are skipped; raises nothing for any input shape.
+        """
+        n = 0
+        for entry in domains if isinstance(domains, list) else ():
+            try:
+                n += self._restore_one(entry)
+            except (TypeError, ValueError, KeyError, IndexError, OverflowError):
+                continue
+        return n
+
+    def _restore_one(self, entry: Any) -> int:
+        addr, port, version, did, tpls, samplers, system, last, init, touched = entry
+        if not isinstance(addr, str) or version not in (9, 10):
+            raise ValueError("bad domain")
+        touched = float(touched)
+        dom = self.domain_for_update(addr, (int(port), int(version), int(did)), touched)
+        if dom is None:
+            return 0
+        n = 0
+        for tid, fields, scope, options, seen in tpls:
+            rec = TemplateRecord(int(tid), tuple((int(p), int(e), int(ln)) for p, e, ln in fields),
+                                 int(scope), bool(options))
+            if check(rec, version) is None and self.add(addr, dom, rec, float(seen)) is None:
+                n += 1
+        for k, v in samplers:
+            self.learn(dom, int(k), int(v), None, touched)
+        dom.system_rate, dom.last_rate = int(system), int(last)
+        dom.init_ms = None if init is None else int(init)
+        dom.touched = touched
+        return n
+
+
+# ---- data waiting for its template -----------------------------------------------------------
+
+HELD_OVERHEAD = 200  # bytes counted per held entry beyond its sets (bookkeeping)
+
+
+class Held:
+    """Data sets of one datagram that wait for their templates.
+
+    ``counted`` is True while the datagram as a whole is held (nothing of it decoded yet); once
+    part of it decodes it counts as released and what is left waits as uncounted parts.
+    """
+
+    __slots__ = ("exporter", "key", "namespace", "secs", "uptime", "sets", "arrived", "counted", "size")
+
+    def __init__(self, exporter: str, key: DomainKey, namespace: str, secs: int, uptime: int,
+                 sets: list[tuple[int, bytes]], arrived: float, counted: bool) -> None:
+        self.exporter, self.key, self.namespace = exporter, key, namespace
+        self.secs, self.uptime = secs, uptime
+        self.sets = sets
+        self.arrived = arrived
+        self.counted = counted
+        self.size = HELD_OVERHEAD + sum(len(b) for _, b in sets)
+
+
+class HoldQueue:
+    """Held data, bounded per exporter (entries) and in total (bytes); the oldest goes first."""
+
+    def __init__(self, cfg: DecoderConfig, stats: dict[str, int]) -> None:
+        self.cfg = cfg
+        self.stats = stats
+        self.entries: dict[int, Held] = {}  # arrival order
+        self.by_domain: dict[tuple[str, DomainKey], dict[int, Held]] = {}
+        self.by_exporter: dict[str, dict[int, Held]] = {}
+        self.bytes = 0
+        self.held = 0           # entries with counted=True: datagrams held
+        self.dropped = 0        # counted entries dropped by a cap, not yet reported by take_dropped()
+        self._next = 0
+        for k in ("held", "held_bytes", "held_released", "held_expired", "held_dropped_full",
+                  "held_parts_dropped", "held_refused"):
+            stats.setdefault(k, 0)
+
+    @property
+    def enabled(self) -> bool:
+        c = self.cfg
+        return c.hold_timeout > 0 and c.hold_max_per_exporter > 0 and c.hold_max_bytes > 0
+
+    def add(self, h: Held) -> bool:
+        """Hold ``h`` (dropping the oldest past the caps); False when it cannot be held at all."""
+        if not self.enabled or h.size > self.cfg.hold_max_bytes:
+            self.stats["held_refused"] += 1
+            return False
+        mine = self.by_exporter.get(h.exporter)
+        while mine and len(mine) >= self.cfg.hold_max_per_exporter:
+            self._drop(next(iter(mine)))
+        while self.entries and self.bytes + h.size > self.cfg.hold_max_bytes:
+            self._drop(next(iter(self.entries)))
+        hid = self._next
+        self._next += 1
+        self.entries[hid] = h
+        self.by_domain.setdefault((h.exporter, h.key), {})[hid] = h
+        self.by_exporter.setdefault(h.exporter, {})[hid] = h
+        self.bytes += h.size
+        if h.counted:
+            self.held += 1
+        self._gauges()
+        return True
+
+    def waiting(self, exporter: str, key: DomainKey) -> list[tuple[int, Held]]:
+        """Entries of one domain, oldest first."""
+        d = self.by_domain.get((exporter, key))
+        return list(d.items()) if d else []
+
+    def has_waiting(self, exporter: str, key: DomainKey) -> bool:
+        return (exporter, key) in self.by_domain
+
+    def remove(self, hid: int) -> Held:
+        h = self.entries.pop(hid)
+        dk = (h.exporter, h.key)
+        d = self.by_domain[dk]
+        del d[hid]
+        if not d:
+            del self.by_domain[dk]
+        e = self.by_exporter[h.exporter]
+        del e[hid]
+        if not e:
+            del self.by_exporter[h.exporter]
+        self.bytes -= h.size
+        if h.counted:
+            self.held -= 1
+        self._gauges()
+        return h
+
+    def shrink(self, h: Held, sets: list[tuple[int, bytes]]) -> None:
+        """``h`` now waits only for ``sets`` (and, once partly decoded, counts as released)."""
+        if h.counted:
+            h.counted = False
+            self.held -= 1
+            self.stats["held_released"] += 1
+        size = HELD_OVERHEAD + sum(len(b) for _, b in sets)
+        self.bytes += size - h.size
+        h.sets, h.size = sets, size
+        self._gauges()
+
+    def _drop(self, hid: int) -> None:
+        h = self.remove(hid)
+        if h.counted:
+            self.dropped += 1
+            self.stats["held_dropped_full"] += 1
+        else:
+            self.stats["held_parts_dropped"] += len(h.sets)
+
+    def expire(self, now: float) -> int:
+        """Drop entries older than hold_timeout; returns how many of them were whole datagrams."""
+        cutoff = now - self.cfg.hold_timeout
+        n = 0
+        for hid in [k for k, h in self.entries.items() if h.arrived < cutoff]:
+            h = self.remove(hid)
+            if h.counted:
+                n += 1
+            else:
+                self.stats["held_parts_dropped"] += len(h.sets)
+        self.stats["held_expired"] += n
+        return n
+
+    def take_dropped(self) -> int:
+        n, self.dropped = self.dropped, 0
+        return n
+
+    def _gauges(self) -> None:
+        self.stats["held"] = self.held
+        self.stats["held_bytes"] = self.bytes
