@@ -72,3 +72,13 @@ def test_domains_are_tracked_separately() -> None:
         t.observe("default", "192.0.2.1", "ipfix", SequenceObs(2, 7 + seq * 5, 5), 5)
     assert value(m, "sequence_reset", flow_type="ipfix") == 0
     assert value(m, "flows_lost_estimate", flow_type="ipfix") == 0
+
+
+def test_recent_restart_within_the_reorder_window_is_a_reset_once_it_continues() -> None:
+    m = Metrics()
+    t = SequenceTracker(m)
+    feed(t, "netflow5", [(0, 30), (30, 30), (60, 30), (0, 30)])   # back by 90: could be a late datagram...
+    assert value(m, "sequence_reset") == 0
+    feed(t, "netflow5", [(30, 30), (60, 30)])                    # ...but the stream continues from it
+    assert value(m, "sequence_reset") == 1
+    assert value(m, "flows_lost_estimate") == 0

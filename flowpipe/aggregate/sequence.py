@@ -20,10 +20,11 @@ RESET_FORWARD = 1 << 24
 
 
 class _State:
-    __slots__ = ("expected", "units_per_flow")
+    __slots__ = ("expected", "late_next", "units_per_flow")
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
+        self.late_next = -1  # where a stream continuing from the last late datagram would be next
         self.units_per_flow = 1.0  # for v9/sFlow: flows carried per counted unit (running mean)
 
 
@@ -53,14 +54,19 @@ class SequenceTracker:
             gap -= WRAP  # behind what we expected
         m = self.metrics
         labels = (exporter, flow_type)
+        restarted_small = gap < 0 and seq == st.late_next  # a second datagram continuing a "late" one
+        st.late_next = -1
         if gap == 0:
             delta = units
         elif 0 < gap <= RESET_FORWARD:
             delta = gap + units
             lost = gap if flow_type in ("netflow5", "ipfix") else round(gap * st.units_per_flow)
             m.flows_lost_estimate.labels(*labels).inc(lost)
-        elif gap < 0 and -gap <= RESET_BACK.get(flow_type, 0):
-            return  # late or duplicate datagram: already counted as lost when it was skipped
+        elif gap < 0 and -gap <= RESET_BACK.get(flow_type, 0) and not restarted_small:
+            # Late or duplicate datagram (already counted as lost when it was skipped) — unless the
+            # next one continues from it, which means the exporter restarted recently.
+            st.late_next = (seq + units) % WRAP
+            return
         else:
             m.sequence_reset.labels(*labels).inc()
             delta = units
