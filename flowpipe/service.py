@@ -142,9 +142,21 @@ class Service:
 
     async def _render(self, receive: trio.MemoryReceiveChannel[FlushBatch],
                       send: trio.MemorySendChannel[list[dict[str, Any]]]) -> None:
+        """Render flushed flows into payload batches of at most ``max_batch_flows``.
+
+        Rendering yields to the scheduler every few thousand flows, so a big flush never holds
+        up the listeners for long.
+        """
         host, size = self.cfg.host, self.cfg.forwarder.max_batch_flows
+        step = min(size, 2000)
         async with receive, send:
             async for batch in receive:
-                payload = render_batch(batch, host)
-                for i in range(0, len(payload), size):
-                    await send.send(payload[i:i + size])
+                flows, out = batch.flows, []
+                for i in range(0, len(flows), step):
+                    out += render_batch(FlushBatch(batch.flush_time, flows[i:i + step], batch.hostnames), host)
+                    if len(out) >= size:
+                        await send.send(out[:size])
+                        out = out[size:]
+                    await trio.lowlevel.checkpoint()
+                if out:
+                    await send.send(out)
