@@ -11,6 +11,8 @@ from flowpipe import __version__
 COMMANDS = [
     "flowpipe.commands.run",
     "flowpipe.commands.check_config",
+    "flowpipe.commands.generate",
+    "flowpipe.commands.decode",
 ]
 
 

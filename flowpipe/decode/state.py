@@ -1,0 +1,86 @@
+"""Saving and reloading template state (``decoder.state_file``) so a restart decodes at once.
+
+:func:`save` writes msgpack to a temporary file in the same directory, fsyncs it and renames it
+over ``path``, so a reader sees the old file or the new one, never a mix. The file carries a
+magic, a format version and a CRC-32 of the payload: :func:`read` reports a torn, corrupt or
+foreign file as (None, why) instead of raising, and :func:`load` logs that and returns None.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zlib
+from typing import Any
+
+import msgpack
+
+MAGIC = "flowpipe-template-state"
+FORMAT = 1
+log = logging.getLogger(__name__)
+
+
+def save(path: str, snapshot: dict[str, Any]) -> None:
+    """Write ``snapshot`` to ``path`` atomically (OSError/TypeError when it cannot)."""
+    payload = msgpack.packb(snapshot, use_bin_type=True)
+    blob = msgpack.packb({"magic": MAGIC, "format": FORMAT, "crc": zlib.crc32(payload), "payload": payload},
+                         use_bin_type=True)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".state", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def read(path: str) -> tuple[dict[str, Any] | None, str]:
+    """(snapshot, "") or (None, why it could not be used)."""
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except FileNotFoundError:
+        return None, f"{path}: no saved template state yet"
+    except OSError as e:
+        return None, f"{path}: cannot read: {e.strerror}"
+    try:
+        outer = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+        if not isinstance(outer, dict) or outer.get("magic") != MAGIC:
+            return None, f"{path}: not a flowpipe template state file"
+        if outer.get("format") != FORMAT:
+            return None, f"{path}: state format {outer.get('format')!r} is not {FORMAT}"
+        payload = outer.get("payload")
+        if not isinstance(payload, bytes) or zlib.crc32(payload) != outer.get("crc"):
+            return None, f"{path}: checksum mismatch (torn or corrupt file)"
+        snap = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as e:  # any unpacking failure means the file cannot be used
+        return None, f"{path}: corrupt state file ({type(e).__name__}: {e})"
+    if not isinstance(snap, dict):
+        return None, f"{path}: state is not a map"
+    return snap, ""
+
+
+def load(path: str) -> dict[str, Any] | None:
+    """The saved snapshot, or None (a missing file quietly, anything else with a warning)."""
+    snap, why = read(path)
+    if snap is None:
+        if os.path.exists(path):
+            log.warning("template state not loaded: %s", why)
+        else:
+            log.info("%s", why)
+    return snap
