@@ -26,8 +26,9 @@ from flowpipe.service import Service
 
 def make_config(url: str, listeners: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Config:
     """A config on ephemeral ports (listeners on 127.0.0.1 port 0, metrics on a free port)."""
-    lcfg = [ListenerConfig(**{"bind_host": "127.0.0.1", "port": 0, **d}) for d in
-            (listeners or [{"flow_type": "netflow5"}])]
+    lcfg = [ListenerConfig(**{"bind_host": "127.0.0.1", **d}) for d in (listeners or [{"flow_type": "netflow5"}])]
+    for lc in lcfg:
+        lc.port = 0  # (after validation, where 0 means the default port) bind any free port
     agg = {"flush_interval": 1.0, "flush_tick": 0.2, "port_rollup_disabled": True, **sections.get("aggregator", {})}
     fwd = {"url": url, "retry_initial": 0.1, "retry_max": 0.5, **sections.get("forwarder", {})}
     return Config(host="test-host", listeners=lcfg, aggregator=AggregatorConfig(**agg),
