@@ -442,7 +442,7 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     ns.update(Z4=b"\x00" * 4, Z16=b"\x00" * 16, TY="netflow9" if version == 9 else "ipfix")
     ex, pre = _native(g, version)
     extras = _mapped(g, mapping, ex, ns) if mapping and mapping.entries else []
-    defaults = {0: "TY", 1: "E", 2: "N", 11: "b''", 12: "b''", 22: "b''"}
+    defaults = {0: "TY", 1: "E", 2: "N", 5: "T", 6: "T", 11: "b''", 12: "b''", 22: "b''"}
     slots = [ex.get(i, defaults.get(i, "0")) for i in range(N_SLOTS - 1)]
     if not extras:
         slots.append("None")
