@@ -23,7 +23,7 @@ from flowpipe.export.conf import (
     parse_target,
 )
 from flowpipe.export.netflow5 import DefaultRecord
-from flowpipe.export.netflow9 import ExportError, Template, TemplateError
+from flowpipe.export.netflow9 import ExportError, RecordError, Template, TemplateError
 
 #: NetFlow v5's record fields as a v9/IPFIX template (IPv4), in :class:`DefaultRecord` order.
 DEFAULT_TEMPLATE = Template([(f.id, f.length) for f in netflow5.V5_TEMPLATE.fields], 256, DefaultRecord._fields)
@@ -165,7 +165,13 @@ class Exporter:
         per = info.per_packet
         chunks = [records[i:i + per] for i in range(0, len(records), per)]
         # Pack everything before touching any state: a bad record raises with nothing half-sent.
-        packed = [netflow5.pack_records(c) if self.protocol == "netflow5" else template.pack(c) for c in chunks]
+        pack = netflow5.pack_records if self.protocol == "netflow5" else template.pack
+        packed = []
+        for i, chunk in enumerate(chunks):
+            try:
+                packed.append(pack(chunk))
+            except RecordError as e:
+                raise e.shifted(i * per) from None
         for chunk, body in zip(chunks, packed, strict=True):
             now = self._clock()
             if self.protocol == "netflow5":

@@ -62,8 +62,8 @@ def _batch(n: int) -> struct.Struct:
 def v5_header(count: int, sys_uptime_ms: int, unix_secs: int, sequence: int, *, unix_nsecs: int = 0,
               engine_type: int = 0, engine_id: int = 0, sampling_interval: int = 0, sampling_mode: int = 0) -> bytes:
     """The 24-byte v5 header (``sequence`` = flows sent before this packet)."""
-    if not 0 <= count <= MAX_RECORDS:
-        raise ExportError(f"NetFlow v5 carries at most {MAX_RECORDS} records per packet, got {count}")
+    if not 1 <= count <= MAX_RECORDS:
+        raise ExportError(f"a NetFlow v5 packet carries 1..{MAX_RECORDS} records, not {count}")
     if not 0 <= sampling_interval < 1 << 14 or not 0 <= sampling_mode < 4:
         raise ExportError(f"v5 sampling interval {sampling_interval} / mode {sampling_mode} out of range")
     return V5_HEADER.pack(5, count, sys_uptime_ms & 0xFFFFFFFF, unix_secs & 0xFFFFFFFF, unix_nsecs,
@@ -78,7 +78,7 @@ def pack_records(records: Sequence[Any]) -> bytes:
     raise ``RecordError``.
     """
     if len(records) > MAX_RECORDS:
-        raise ExportError(f"NetFlow v5 carries at most {MAX_RECORDS} records per packet, got {len(records)}")
+        raise ExportError(f"a NetFlow v5 packet carries 1..{MAX_RECORDS} records, not {len(records)}")
     st = _batch(len(records))
     if V5_TEMPLATE.canonical(records):
         try:

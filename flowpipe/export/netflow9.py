@@ -27,12 +27,16 @@ class TemplateError(ExportError):
 
 
 class RecordError(ExportError):
-    """A record that does not fit its template. ``index`` is its position in the batch."""
+    """A record that does not fit its template: "record INDEX: DETAIL". ``index`` is its position in
+    the batch given to the call that raised; ``field`` names the field at fault, when one is."""
 
-    def __init__(self, message: str, index: int = -1, field: str = "") -> None:
-        super().__init__(message)
-        self.index = index
-        self.field = field
+    def __init__(self, detail: str, index: int = 0, field: str = "") -> None:
+        super().__init__(f"record {index}: {detail}")
+        self.detail, self.index, self.field = detail, index, field
+
+    def shifted(self, offset: int) -> RecordError:
+        """The same error for a record ``offset`` places further on in a larger batch."""
+        return RecordError(self.detail, self.index + offset, self.field)
 
 
 # Value kinds: how a field's value is checked and packed.
@@ -387,20 +391,20 @@ class Template:
             try:
                 out.append(convert(f, v))
             except ValueError as e:
-                raise RecordError(f"record {index}: field {f.name} ({f.id}): {e}", index, f.name) from None
+                raise RecordError(f"field {f.name} ({f.id}): {e}", index, f.name) from None
         return tuple(out)
 
     def _values(self, record: Any, index: int) -> Sequence[Any]:
         if isinstance(record, (tuple, list)):
             if len(record) != len(self.fields):
-                raise RecordError(f"record {index} has {len(record)} values, template {self.template_id} "
+                raise RecordError(f"{len(record)} values, but template {self.template_id} "
                                   f"has {len(self.fields)} fields", index)
             return record
         if isinstance(record, Mapping):
             return self._by_name(record, index, from_dict=True)
         if attrs.has(type(record)):
             return self._by_name(attrs.asdict(record, recurse=False), index, from_dict=False)
-        raise RecordError(f"record {index}: a {type(record).__name__} is not a tuple, dict or attrs object", index)
+        raise RecordError(f"a {type(record).__name__} is not a tuple, dict or attrs object", index)
 
     def _by_name(self, record: Mapping[Any, Any], index: int, from_dict: bool) -> list[Any]:
         values, used = [], set()
@@ -414,10 +418,10 @@ class Template:
                     used.add(k)
                     break
             else:
-                raise RecordError(f"record {index}: missing field {f.name} ({f.id}); looked for {keys}", index, f.name)
+                raise RecordError(f"missing field {f.name} ({f.id}); looked for {keys}", index, f.name)
         extra = [k for k in record if k not in used]
         if extra:
-            raise RecordError(f"record {index}: {extra} match no field of template {self.template_id}", index)
+            raise RecordError(f"{extra} match no field of template {self.template_id}", index)
         return values
 
 

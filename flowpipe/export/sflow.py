@@ -266,7 +266,7 @@ class SflowEncoder:
         src, dst = row[lay.src], row[lay.dst]
         in_if, out_if = get(lay.in_if), get(lay.out_if)
         if in_if >= 1 << 24 or out_if >= 1 << 30:
-            raise RecordError(f"record {index}: sFlow needs the input ifIndex below 2**24 (it names the "
+            raise RecordError("sFlow needs the input ifIndex below 2**24 (it names the "
                               "data source) and the output below 2**30", index, "interface")
         src_mac = row[lay.src_mac] if lay.src_mac >= 0 else _default_mac(src)
         dst_mac = row[lay.dst_mac] if lay.dst_mac >= 0 else _default_mac(dst)
@@ -274,7 +274,7 @@ class SflowEncoder:
             header = packet_header(src, dst, get(lay.proto), get(lay.sport), get(lay.dport), get(lay.flags),
                                    get(lay.tos), row[lay.bytes], src_mac, dst_mac, get(lay.vlan))
         except ValueError as e:
-            raise RecordError(f"record {index}: {e}", index, "octetDeltaCount") from None
+            raise RecordError(str(e), index, "octetDeltaCount") from None
         recs = [raw_header_record(header, row[lay.bytes])]
         next_hop = row[lay.next_hop] if lay.next_hop >= 0 else bytes(lay.addr_length)
         if lay.router:
