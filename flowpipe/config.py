@@ -115,6 +115,11 @@ class ListenerConfig:
         "NetFlow v9 / IPFIX fields to collect beyond the defaults"))
     receive_buffer: int = attrs.field(default=32 * 1024 * 1024, validator=_positive, metadata=_doc(
         "SO_RCVBUF bytes requested for each socket (the kernel caps it at net.core.rmem_max)"))
+    allowed_exporters: list[str] = attrs.field(factory=list, metadata=_doc(
+        "CIDRs whose datagrams are accepted; others are dropped before decoding and counted"
+        " (reason not_allowed); [] = everyone"))
+    tags: dict[str, str] = attrs.field(factory=dict, metadata=_doc(
+        "key/values added to the additional_fields of every flow this listener receives"))
 
     def __attrs_post_init__(self) -> None:
         if self.port == 0:
@@ -128,6 +133,32 @@ class ListenerConfig:
             ipaddress.ip_address(self.bind_host)
         except ValueError:
             raise ValueError(f"bind_host {self.bind_host!r} is not an IP address") from None
+        _networks("allowed_exporters", self.allowed_exporters)
+
+
+def _networks(key: str, cidrs: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    out = []
+    for c in cidrs:
+        try:
+            out.append(ipaddress.ip_network(c, strict=False))
+        except ValueError:
+            raise ValueError(f"{key}: {c!r} is not an address or CIDR") from None
+    return out
+
+
+@attrs.define(slots=True, kw_only=True)
+class SamplingRule:
+    """Sampling rate for exporters that announce none, or whatever they announce."""
+
+    exporters: list[str] = attrs.field(factory=lambda: ["0.0.0.0/0", "::/0"], metadata=_doc(
+        "CIDRs of the exporters this rule is for; the first matching rule applies"))
+    default: int = attrs.field(default=0, validator=_non_negative, metadata=_doc(
+        "rate (1 in N) for flows whose exporter announced none; 0 = no default"))
+    override: int = attrs.field(default=0, validator=_non_negative, metadata=_doc(
+        "rate (1 in N) used whatever the exporter announced; 0 = no override"))
+
+    def __attrs_post_init__(self) -> None:
+        _networks("exporters", self.exporters)
 
 
 def _default_listeners() -> list[ListenerConfig]:
@@ -175,6 +206,8 @@ class AggregatorConfig:
         "flow contexts kept at most; past it flows of new contexts are dropped and counted"))
     max_rollup_entries: int = attrs.field(default=2_000_000, validator=_positive, metadata=_doc(
         "port-rollup tracker entries (both generations) at most; past it new pairs are not tracked"))
+    scale_by_sampling: bool = attrs.field(default=False, metadata=_doc(
+        "multiply bytes and packets by the sampling rate before aggregation (payload sampling_rate is then 1)"))
 
     def __attrs_post_init__(self) -> None:
         if self.flow_context_ttl is None:
@@ -283,6 +316,10 @@ class Config:
     """The whole flowpipe configuration."""
 
     host: str = attrs.field(default="", metadata=_doc("payload \"host\"; [the machine's hostname]"))
+    tags: dict[str, str] = attrs.field(factory=dict, metadata=_doc(
+        "key/values added to the additional_fields of every flow"))
+    sampling: list[SamplingRule] = attrs.field(factory=list, metadata=_doc(
+        "sampling-rate rules by exporter ([[sampling]] tables); the first matching rule applies"))
     listeners: list[ListenerConfig] = attrs.field(factory=_default_listeners, metadata=_doc(
         "UDP listeners; [netflow9 on 2055, ipfix on 4739, sflow5 on 6343]"))
     decoder: DecoderConfig = attrs.field(factory=DecoderConfig, metadata=_doc("template state"))
@@ -470,7 +507,7 @@ def dump(cfg: Config) -> str:
         lines = []
         for f in attrs.fields(type(obj)):
             v = getattr(obj, f.name)
-            if attrs.has(type(v)) or f.name in ("listeners", "mapping"):
+            if attrs.has(type(v)) or f.name in ("listeners", "mapping", "sampling"):
                 continue
             if f.name == "headers":
                 v = _masked_headers(v)
@@ -484,6 +521,8 @@ def dump(cfg: Config) -> str:
         out += ["", "[[listeners]]"] + scalars(lst)
         for m in lst.mapping:
             out += ["", "  [[listeners.mapping]]"] + ["  " + x for x in scalars(m)]
+    for rule in cfg.sampling:
+        out += ["", "[[sampling]]"] + scalars(rule)
     for name in ("decoder", "aggregator", "reverse_dns", "forwarder", "metrics"):
         out += ["", f"[{name}]"] + scalars(getattr(cfg, name))
     return "\n".join(out) + "\n"
@@ -491,6 +530,6 @@ def dump(cfg: Config) -> str:
 
 def sections() -> dict[str, type]:
     """Section name -> attrs class, for the docs generator and its test."""
-    return {"": Config, "listeners": ListenerConfig, "listeners.mapping": MappingConfig,
+    return {"": Config, "listeners": ListenerConfig, "listeners.mapping": MappingConfig, "sampling": SamplingRule,
             "decoder": DecoderConfig, "aggregator": AggregatorConfig, "reverse_dns": ReverseDnsConfig,
             "forwarder": ForwarderConfig, "metrics": MetricsConfig}

@@ -45,7 +45,6 @@ class UdpListener:
         self._received = metrics.datagrams_received.labels(cfg.flow_type)
         self._bytes = metrics.bytes_received.labels(cfg.flow_type)
         self._dropped = metrics.datagrams_dropped.labels("queue_full")
-        self._kernel_drops = metrics.socket_drops.labels(self.name)
         self._last_drops: dict[int, int] = {}
 
     def open(self) -> None:
@@ -69,6 +68,7 @@ class UdpListener:
         if self.cfg.port == 0:  # tests: an ephemeral port, then every worker shares it
             self.cfg.port = self.sockets[0].getsockname()[1]
             self.name = f"{self.cfg.flow_type}:{self.cfg.port}"
+        self._kernel_drops = self.metrics.socket_drops.labels(self.name)
         granted = self.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
         self.metrics.socket_buffer.labels(self.name).set(granted)
         if granted < self.cfg.receive_buffer:

@@ -28,6 +28,9 @@ class Metrics:
         self.parts_skipped = Counter(P + "decode_parts_skipped", "flowsets, samples or records skipped"
                                      " inside otherwise decoded datagrams", ["flow_type", "reason"], registry=r)
         self.flows_decoded = Counter(P + "flows_decoded", "flow records decoded", ["flow_type"], registry=r)
+        self.flows_unknown_sampling = Counter(P + "flows_unknown_sampling", "flows decoded with no known sampling"
+                                              " rate (none announced, no [[sampling]] default)", ["exporter"],
+                                              registry=r)
         self.bytes_received = Counter(P + "datagram_bytes_received", "UDP payload bytes received",
                                       ["flow_type"], registry=r)
         self.socket_drops = Counter(P + "socket_drops", "datagrams the kernel dropped on a full socket"

@@ -85,7 +85,8 @@ def port_text(port: int) -> str:
     return "*" if port < 0 else str(port)
 
 
-def render(flow: list[Any], flush_ms: int, host: str, hostnames: dict[bytes, str]) -> dict[str, Any]:
+def render(flow: list[Any], flush_ms: int, host: str, hostnames: dict[bytes, str],
+           tags: dict[str, str] | None = None) -> dict[str, Any]:
     """One aggregated flow as a payload object."""
     src_ip, dst_ip = flow[SRC_IP], flow[DST_IP]
     src: dict[str, Any] = {"ip": ip_text(src_ip), "port": port_text(flow[SRC_PORT]), "mac": mac_text(flow[SRC_MAC]),
@@ -122,11 +123,14 @@ def render(flow: list[Any], flush_ms: int, host: str, hostnames: dict[bytes, str
         "next_hop": {"ip": ip_text(flow[NEXT_HOP])},
     }
     if flow[EXTRAS]:
-        out["additional_fields"] = flow[EXTRAS]
+        out["additional_fields"] = {**tags, **flow[EXTRAS]} if tags else flow[EXTRAS]
+    elif tags:
+        out["additional_fields"] = dict(tags)
     return out
 
 
-def render_batch(batch: FlushBatch, host: str) -> list[dict[str, Any]]:
+def render_batch(batch: FlushBatch, host: str, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Payload objects for a flushed batch; ``tags`` (the top-level [tags]) go into additional_fields."""
     flush_ms = int(batch.flush_time * 1000)
     hostnames = batch.hostnames
-    return [render(f, flush_ms, host, hostnames) for f in batch.flows]
+    return [render(f, flush_ms, host, hostnames, tags) for f in batch.flows]

@@ -16,6 +16,7 @@ import trio
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import Config, split_host_port
 from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.exporters import Allowlist, SamplingPolicy
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.flow import FlushBatch
 from flowpipe.httpd import MetricsServer
@@ -36,6 +37,7 @@ class Service:
         self.listeners = [UdpListener(lc, self.metrics) for lc in cfg.listeners]
         self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping) for lc in cfg.listeners]
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
+        self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
         self.metrics_server: MetricsServer | None = None
         if cfg.metrics.listen:
@@ -114,7 +116,8 @@ class Service:
         flow_send = self.queue.send_channel
         for i, (lst, dec) in enumerate(zip(self.listeners, self.decoders, strict=True)):
             send, receive = trio.open_memory_channel[list[Datagram]](DATAGRAM_QUEUE)
-            stage = DecoderStage(lst.cfg.flow_type, lst.cfg.namespace, dec, m, self.queue)
+            stage = DecoderStage(lst.cfg.flow_type, lst.cfg.namespace, dec, m, self.queue,
+                                 Allowlist(lst.cfg.allowed_exporters), self.sampling, lst.cfg.tags)
             pipe.start_soon(self._listen, f"listener:{lst.name}", lst, send)
             self._expected |= {f"listener:{lst.name}", f"decoder:{i}"}
             pipe.start_soon(self._stage, f"decoder:{i}", stage.run, receive, flow_send.clone())
@@ -147,13 +150,13 @@ class Service:
         Rendering yields to the scheduler every few thousand flows, so a big flush never holds
         up the listeners for long.
         """
-        host, size = self.cfg.host, self.cfg.forwarder.max_batch_flows
+        host, size, tags = self.cfg.host, self.cfg.forwarder.max_batch_flows, self.cfg.tags
         step = min(size, 2000)
         async with receive, send:
             async for batch in receive:
                 flows, out = batch.flows, []
                 for i in range(0, len(flows), step):
-                    out += render_batch(FlushBatch(batch.flush_time, flows[i:i + step], batch.hostnames), host)
+                    out += render_batch(FlushBatch(batch.flush_time, flows[i:i + step], batch.hostnames), host, tags)
                     if len(out) >= size:
                         await send.send(out[:size])
                         out = out[size:]

@@ -18,6 +18,8 @@ import trio
 
 from flowpipe.decode.base import DecodeError, SequenceObs, Source
 from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
+from flowpipe.flow import SAMPLING_RATE
 from flowpipe.listen import Datagram
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
@@ -64,9 +66,13 @@ class DecoderStage:
     """Decodes one listener's datagrams."""
 
     def __init__(self, flow_type: str, namespace: str, decoder: DatagramDecoder, metrics: Metrics,
-                 queue: FlowQueue) -> None:
+                 queue: FlowQueue, allow: Allowlist | None = None, sampling: SamplingPolicy | None = None,
+                 tags: dict[str, str] | None = None) -> None:
         self.flow_type, self.namespace = flow_type, namespace
         self.decoder, self.metrics, self.queue = decoder, metrics, queue
+        self.allow = allow if allow is not None and allow.nets else None
+        self.sampling = sampling if sampling is not None and sampling.active else None
+        self.tags = tags or None
         self._log = RateLimited(metrics.log_suppressed)
         self._held = 0
         self._decoded = metrics.datagrams_decoded.labels(flow_type)
@@ -82,9 +88,13 @@ class DecoderStage:
         notes: list[SequenceNote] = []
         invalid: Tally[str] = Tally()
         skipped: Tally[str] = Tally()
-        decoded = held = released = 0
-        ns, decode = self.namespace, self.decoder.decode
+        decoded = held = released = refused = 0
+        ns, decode, allow, sampling, tags = self.namespace, self.decoder.decode, self.allow, self.sampling, self.tags
+        unknown_rate: Tally[str] = Tally()
         for data, host, port, t in batch:
+            if allow is not None and not allow.allowed(host):
+                refused += 1
+                continue
             try:
                 d = decode(data, Source(host, port, ns, t))
             except DecodeError as e:
@@ -104,12 +114,26 @@ class DecoderStage:
             if d.skipped:
                 skipped.update(d.skipped)
             if d.flows:
-                flows.extend(d.flows)
+                got = d.flows
+                if sampling is not None:
+                    got, unknown = sampling.apply(got, d.exporter)
+                else:
+                    unknown = sum(1 for f in got if not f[SAMPLING_RATE])
+                if unknown:
+                    unknown_rate[d.exporter] += unknown
+                if tags is not None:
+                    got = with_tags(got, tags)
+                flows.extend(got)
             if d.sequence is not None:
                 notes.append((ns, d.exporter, d.flow_type, d.sequence, len(d.flows)))
             if d.counters and self._counters is not None:
                 self._counters.update(d.exporter, d.counters)
         m = self.metrics
+        if refused:
+            m.datagrams_dropped.labels("not_allowed").inc(refused)
+            self._log(logging.WARNING, "exporter_not_allowed", listener_type=self.flow_type, datagrams=refused)
+        for exporter, n in unknown_rate.items():
+            m.flows_unknown_sampling.labels(exporter).inc(n)
         if decoded or released:
             self._decoded.inc(decoded + released)
         for reason, n in invalid.items():

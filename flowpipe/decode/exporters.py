@@ -1,0 +1,104 @@
+"""Per-exporter policies applied around decoding: who may send, and which sampling rate applies.
+
+Both are decided once per exporter address and cached (bounded), so the cost per datagram is a
+dict lookup.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from flowpipe.config import SamplingRule
+from flowpipe.flow import BYTES, EXTRAS, PACKETS, SAMPLING_RATE
+
+MAX_CACHED = 100_000
+
+
+def _nets(cidrs: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(c, strict=False) for c in cidrs]
+
+
+def _addr(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+class Allowlist:
+    """``allowed(host)`` is true when ``host`` is in one of the CIDRs (always, when there are none)."""
+
+    def __init__(self, cidrs: list[str]) -> None:
+        self.nets = _nets(cidrs)
+        self._cache: dict[str, bool] = {}
+
+    def allowed(self, host: str) -> bool:
+        if not self.nets:
+            return True
+        hit = self._cache.get(host)
+        if hit is None:
+            a = _addr(host)
+            hit = a is not None and any(a.version == n.version and a in n for n in self.nets)
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[host] = hit
+        return hit
+
+
+class SamplingPolicy:
+    """Applies ``[[sampling]]`` rules (default / override) and optional scaling to decoded flows."""
+
+    def __init__(self, rules: list[SamplingRule], scale: bool = False) -> None:
+        self.rules = [(_nets(r.exporters), r.default, r.override) for r in rules]
+        self.scale = scale
+        self._cache: dict[str, tuple[int, int]] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rules) or self.scale
+
+    def rule_for(self, exporter: str) -> tuple[int, int]:
+        """(default, override) for this exporter; (0, 0) when no rule matches."""
+        hit = self._cache.get(exporter)
+        if hit is None:
+            hit = (0, 0)
+            a = _addr(exporter)
+            if a is not None:
+                for nets, default, override in self.rules:
+                    if any(a.version == n.version and a in n for n in nets):
+                        hit = (default, override)
+                        break
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[exporter] = hit
+        return hit
+
+    def apply(self, flows: list[tuple], exporter: str) -> tuple[list[tuple], int]:
+        """The flows with their sampling rate settled (and scaled when asked); also how many have no rate."""
+        default, override = self.rule_for(exporter)
+        out: list[tuple] = []
+        unknown = 0
+        for f in flows:
+            rate = override or f[SAMPLING_RATE] or default
+            if not rate:
+                unknown += 1
+            if rate == f[SAMPLING_RATE] and not (self.scale and rate > 1):
+                out.append(f)
+                continue
+            lf = list(f)
+            lf[SAMPLING_RATE] = rate
+            if self.scale and rate > 1:
+                lf[BYTES] *= rate
+                lf[PACKETS] *= rate
+                lf[SAMPLING_RATE] = 1
+            out.append(tuple(lf))
+        return out, unknown
+
+
+def with_tags(flows: list[tuple], tags: dict[str, str]) -> list[tuple]:
+    """The flows with ``tags`` added to their additional fields (a flow's own values win)."""
+    out = []
+    for f in flows:
+        lf = list(f)
+        lf[EXTRAS] = {**tags, **f[EXTRAS]} if f[EXTRAS] else dict(tags)
+        out.append(tuple(lf))
+    return out

@@ -1,0 +1,91 @@
+"""Per-exporter policies through the running service: allowlist, sampling rules, tags, kernel drops."""
+from __future__ import annotations
+
+import time
+
+import trio
+
+from flowpipe.config import SamplingRule
+from flowpipe.export.netflow5 import DefaultRecord, encode_v5
+from tests.backend import Backend
+from tests.service_helpers import make_config, metric, running, send_udp
+
+
+def rec(sp: int, nbytes: int = 100, packets: int = 2) -> DefaultRecord:
+    return DefaultRecord(bytes([10, 9, 0, 1]), bytes([10, 9, 0, 2]), bytes(4), 1, 2, packets, nbytes, 1000, 2000, sp,
+                         443, 0x10, 6, 0, 0, 0, 24, 24)
+
+
+def v5(records: list[DefaultRecord], seq: int = 0, sampling: int = 0) -> bytes:
+    return encode_v5(records, 3000, int(time.time()), seq, sampling_interval=sampling)
+
+
+async def test_only_allowed_exporters_are_decoded_and_the_rest_counted() -> None:
+    with Backend() as be:
+        cfg = make_config(be.url, listeners=[{"flow_type": "netflow5", "allowed_exporters": ["127.0.5.0/24"]}])
+        async with running(cfg) as svc:
+            port = svc.listeners[0].cfg.port
+            send_udp(port, [v5([rec(1)])], "127.0.5.9")
+            send_udp(port, [v5([rec(2)]), v5([rec(3)], 1)], "127.0.6.1")
+            assert await be.wait_flows_async(1, 5)
+            await trio.sleep(0.5)
+            assert metric(svc, "flowpipe_datagrams_dropped_total", reason="not_allowed") == 2
+            assert metric(svc, "flowpipe_datagrams_received_total", flow_type="netflow5") == 3
+    assert [f["exporter"]["ip"] for f in be.flows] == ["127.0.5.9"]
+
+
+async def test_sampling_default_override_and_unknown_counter() -> None:
+    with Backend() as be:
+        cfg = make_config(be.url)
+        cfg.sampling = [SamplingRule(exporters=["127.0.7.0/24"], override=100),
+                        SamplingRule(exporters=["127.0.8.0/24"], default=10)]
+        async with running(cfg) as svc:
+            port = svc.listeners[0].cfg.port
+            send_udp(port, [v5([rec(1)], 0, 0), v5([rec(2)], 1, 500)], "127.0.8.1")   # default when none announced
+            send_udp(port, [v5([rec(3)], 0, 500)], "127.0.7.1")                        # override whatever is said
+            send_udp(port, [v5([rec(4)], 0, 0)], "127.0.9.1")                          # no rule, none announced
+            assert await be.wait_flows_async(4, 5)
+            assert metric(svc, "flowpipe_flows_unknown_sampling_total", exporter="127.0.9.1") == 1
+            assert metric(svc, "flowpipe_flows_unknown_sampling_total", exporter="127.0.8.1") == 0
+    rate = {int(f["source"]["port"]): f["sampling_rate"] for f in be.flows}
+    assert rate == {1: 10, 2: 500, 3: 100, 4: 0}
+
+
+async def test_scale_by_sampling_multiplies_before_aggregation() -> None:
+    with Backend() as be:
+        cfg = make_config(be.url, aggregator={"scale_by_sampling": True})
+        async with running(cfg) as svc:
+            send_udp(svc.listeners[0].cfg.port, [v5([rec(1, 100, 2)], 0, 50), v5([rec(1, 10, 1)], 1, 50)])
+            assert await be.wait_flows_async(1, 5)
+    (f,) = be.flows
+    assert (f["bytes"], f["packets"], f["sampling_rate"]) == (5500, 150, 1)
+
+
+async def test_static_tags_reach_additional_fields() -> None:
+    with Backend() as be:
+        cfg = make_config(be.url, listeners=[{"flow_type": "netflow5", "tags": {"site": "par1", "role": "edge"}}])
+        cfg.tags = {"env": "prod", "site": "global"}
+        async with running(cfg) as svc:
+            send_udp(svc.listeners[0].cfg.port, [v5([rec(1)])])
+            assert await be.wait_flows_async(1, 5)
+    assert be.flows[0]["additional_fields"] == {"env": "prod", "site": "par1", "role": "edge"}
+
+
+async def test_kernel_drops_on_a_small_socket_buffer_are_counted() -> None:
+    payload = v5([rec(i) for i in range(30)])
+    with Backend() as be:
+        cfg = make_config(be.url, listeners=[{"flow_type": "netflow5", "receive_buffer": 4096}],
+                          aggregator={"flush_interval": 60.0})
+        async with running(cfg) as svc:
+            port = svc.listeners[0].cfg.port
+            sent = 400
+            send_udp(port, [payload] * sent)   # sent while the service cannot run: the buffer overflows
+            with trio.move_on_after(10):
+                while True:
+                    received = metric(svc, "flowpipe_datagrams_received_total", flow_type="netflow5")
+                    drops = metric(svc, "flowpipe_socket_drops_total", listener=svc.listeners[0].name)
+                    if drops and received + drops == sent:
+                        break
+                    await trio.sleep(0.2)
+            assert drops > 0 and received + drops == sent
+            assert metric(svc, "flowpipe_socket_receive_buffer_bytes", listener=svc.listeners[0].name) <= 8192
