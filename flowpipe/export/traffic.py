@@ -162,7 +162,7 @@ class TrafficModel:
                 break
             rsport, rdport = (0, (129 if proto == 58 else 0) << 8) if icmp else (port, cport)
             target.append((server.addr, client.addr, nh_in, uplink, access, resp_pkts,
-                           self._size(resp_pkts, resp_size), first + rng.randrange(0, 5), last, rsport, rdport,
+                           self._size(resp_pkts, resp_size), min(last, first + rng.randrange(0, 5)), last, rsport, rdport,
                            flags | 0x12 if flags & 0x02 else flags, proto, tos,
                            server.asn, client.asn, server.mask, client.mask))
         return out
