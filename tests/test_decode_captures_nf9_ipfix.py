@@ -12,6 +12,8 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowpipe.config import DecoderConfig
 from flowpipe.decode.base import Decoded, DecodeError, Source
@@ -209,7 +211,7 @@ def test_v9_switched_times_relative_to_uptime() -> None:
         assert f.start == h["unix_secs"] - int((up - first) / 1000)
 
 
-def test_mutated_captures_raise_only_decode_error() -> None:
+def test_truncated_captures_raise_only_decode_error() -> None:
     """Every datagram of every capture cut at every 7th byte: DecodeError or a result, nothing else."""
     if not NAMES:
         captures.require()
@@ -222,3 +224,57 @@ def test_mutated_captures_raise_only_decode_error() -> None:
                 except DecodeError:
                     pass
     assert dec.stats["exporters"] <= 8
+
+
+ALL = [(n, g.src, g.sport, g.payload) for n in NAMES for g in captures.datagrams(n)] if NAMES else []
+FUZZ_CFG = DecoderConfig(max_templates_per_exporter=20, max_exporters=3, hold_max_per_exporter=4,
+                         hold_max_bytes=20_000)
+
+
+def _mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
+    b = bytearray(data)
+    for op, pos, val in ops:
+        if not b:
+            break
+        p = pos % len(b)
+        if op == "cut":
+            del b[p:]
+        elif op == "flip":
+            b[p] ^= 1 << (val % 8)
+        elif op == "u16":  # rewrite a 16-bit word: lengths, counts, ids
+            b[p:p + 2] = (val & 0xFFFF).to_bytes(2, "big")
+        elif op == "dup":  # repeat a stretch (more sets / records / templates)
+            b[p:p] = b[p:p + val % 64]
+        else:
+            del b[p:p + 1 + val % 8]
+    return bytes(b)
+
+
+@pytest.mark.skipif(not ALL, reason="real captures not available")
+@given(st.lists(st.tuples(st.integers(0, max(len(ALL) - 1, 0)), st.sampled_from(["10.0.0.1", "10.0.0.2", "::1", "x"]),
+                          st.lists(st.tuples(st.sampled_from(["cut", "flip", "u16", "dup", "del"]),
+                                             st.integers(0, 1 << 16), st.integers(0, 1 << 16)), max_size=4)),
+                min_size=1, max_size=25))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_mutated_captures_raise_only_decode_error_and_stay_within_caps(steps: list) -> None:
+    """Real datagrams (templates first) then mutated ones: only DecodeError, state within the caps."""
+    dec = TemplateDecoder(FUZZ_CFG)
+    first = ALL[steps[0][0]][0]
+    for name, src, sport, data in ALL:
+        if name == first:
+            dec.decode(data, Source(src, sport))
+    for i, exporter, ops in steps:
+        name, src, sport, data = ALL[i]
+        try:
+            d = dec.decode(_mutate(data, ops), Source(exporter if exporter != "x" else src, sport))
+        except DecodeError:
+            continue
+        assert d.held in (0, 1) and d.released >= 0
+        assert all(len(t) == 25 for t in d.flows)
+    s = dec.stats
+    assert s["exporters"] <= 3 and len(dec.registry.exporters) <= 3
+    assert all(e.ntemplates <= 20 for e in dec.registry.exporters.values())
+    domains = [dm for e in dec.registry.exporters.values() for dm in e.domains.values()]
+    assert s["templates"] == sum(len(dm.templates) for dm in domains)
+    assert s["held_bytes"] <= 20_000 and all(len(v) <= 4 for v in dec.hold.by_exporter.values())
+    assert dec.held == sum(1 for h in dec.hold.entries.values() if h.counted)
