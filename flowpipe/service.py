@@ -53,6 +53,7 @@ class Service:
         self._expected: set[str] = set()
         self._running: set[str] = set()
         self._stopping = False
+        self._refused_seen: dict[str, int] = {}
 
     # ---- control
 
@@ -96,12 +97,14 @@ class Service:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         for lst in self.listeners:
             lst.open()
+        self._load_templates()
         try:
             if self.metrics_server is not None:
                 await self.metrics_server.open()
             async with trio.open_nursery() as outer:
                 if self.metrics_server is not None:
                     outer.start_soon(self.metrics_server.run)
+                outer.start_soon(self._housekeeping)
                 async with trio.open_nursery() as pipe:
                     self._start_pipeline(pipe)
                     task_status.started(self)
@@ -109,7 +112,73 @@ class Service:
         finally:
             for lst in self.listeners:
                 lst.close()
+            self._save_templates()
         event(logging.INFO, "stopped")
+
+    # ---- template state and decoder statistics
+
+    def _state_key(self, i: int) -> str:
+        lc = self.cfg.listeners[i]
+        return f"{lc.flow_type}:{lc.bind_host}:{self.cfg.listeners[i].port}"
+
+    def _load_templates(self) -> None:
+        path = self.cfg.decoder.state_file
+        if not path:
+            return
+        from flowpipe.decode import state  # noqa: PLC0415
+
+        snap = state.load(path) or {}
+        restored = 0
+        for i, dec in enumerate(self.decoders):
+            part = snap.get(self._state_key(i))
+            if dec.templates is not None and isinstance(part, dict):
+                dec.templates.restore(part)
+                restored += 1
+        if restored:
+            event(logging.INFO, "templates_restored", file=path, listeners=restored)
+        self._export_decoder_stats()
+
+    def _save_templates(self) -> None:
+        path = self.cfg.decoder.state_file
+        if not path:
+            return
+        from flowpipe.decode import state  # noqa: PLC0415
+
+        snap = {self._state_key(i): d.templates.snapshot() for i, d in enumerate(self.decoders)
+                if d.templates is not None}
+        try:
+            state.save(path, snap)
+        except (OSError, TypeError, ValueError) as e:
+            event(logging.WARNING, "templates_not_saved", file=path, error=str(e))
+
+    def _export_decoder_stats(self) -> None:
+        m = self.metrics
+        total = 0
+        refused: dict[str, int] = {}
+        for d in self.decoders:
+            st = d.templates.stats if d.templates is not None else {}
+            total += st.get("templates", 0)
+            for key, reason in (("templates_refused_cap", "per_exporter_cap"),
+                                ("templates_refused_exporters", "exporter_cap"),
+                                ("templates_refused_memory", "memory"), ("templates_bad", "bad_template")):
+                refused[reason] = refused.get(reason, 0) + st.get(key, 0)
+        m.templates.set(total)
+        for reason, n in refused.items():
+            child = m.templates_refused.labels(reason)
+            seen = self._refused_seen.get(reason, 0)
+            if n > seen:
+                child.inc(n - seen)
+            self._refused_seen[reason] = n
+
+    async def _housekeeping(self) -> None:
+        """Decoder statistics every 2 s; template state saved every minute."""
+        saved_at = trio.current_time()
+        while True:
+            await trio.sleep(2.0)
+            self._export_decoder_stats()
+            if self.cfg.decoder.state_file and trio.current_time() - saved_at >= 60:
+                saved_at = trio.current_time()
+                self._save_templates()
 
     def _start_pipeline(self, pipe: trio.Nursery) -> None:
         m = self.metrics

@@ -49,10 +49,12 @@ async def running(cfg: Config) -> AsyncIterator[Service]:
             svc.stop()
 
 
-def send_udp(port: int, payloads: list[bytes], source: str = "127.0.0.1") -> None:
-    """Send datagrams to 127.0.0.1:port from ``source`` (a loopback address: the exporter's identity)."""
+def send_udp(port: int, payloads: list[bytes], source: str = "127.0.0.1", sport: int = 0) -> None:
+    """Send datagrams to 127.0.0.1:port from ``source`` (a loopback address: the exporter's identity),
+    from UDP port ``sport`` (any when 0; NetFlow v9/IPFIX template scope includes it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((source, 0))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((source, sport))
         for p in payloads:
             s.sendto(p, ("127.0.0.1", port))
 

@@ -152,10 +152,17 @@ class DecoderStage:
         self._held = now
 
     def expire(self, now: float) -> None:
+        stats = self.decoder.templates.stats if self.decoder.templates is not None else {}
+        full_before = stats.get("held_dropped_full", 0)
         dropped = self.decoder.expire(now)
         if dropped:
-            self.metrics.datagrams_dropped.labels("template_never_came").inc(dropped)
-            self._log(logging.WARNING, "template_never_came", listener_type=self.flow_type, datagrams=dropped)
+            full = min(dropped, stats.get("held_dropped_full", 0) - full_before)
+            if full:
+                self.metrics.datagrams_dropped.labels("hold_full").inc(full)
+            if dropped - full:
+                self.metrics.datagrams_dropped.labels("template_never_came").inc(dropped - full)
+            self._log(logging.WARNING, "held_data_dropped", listener_type=self.flow_type, datagrams=dropped,
+                      hold_full=full)
         self._set_held()
 
     async def run(self, receive: trio.MemoryReceiveChannel[list[Datagram]],
