@@ -50,8 +50,8 @@ async def test_port_scan_and_busy_resolver_roll_up() -> None:
         cfg = make_config(be.url, aggregator={"port_rollup_disabled": False, "flush_interval": 1.0})
         async with running(cfg) as svc:
             port = svc.listeners[0].cfg.port
-            scan = [rec(sp=5555, dp=p, nbytes=60, dst=C) for p in range(1, 1001)]          # one source port, 1000 dports
-            dns = [rec(sp=1024 + i, dp=53, nbytes=80) for i in range(3000)]               # 3000 client ports -> :53
+            scan = [rec(sp=5555, dp=p, nbytes=60, dst=C) for p in range(1, 1001)]  # one source port, 1000 dports
+            dns = [rec(sp=1024 + i, dp=53, nbytes=80) for i in range(3000)]       # 3000 client ports -> :53
             send_udp(port, [v5(scan[i:i + 30], i) for i in range(0, len(scan), 30)])
             send_udp(port, [v5(dns[i:i + 30], i) for i in range(0, len(dns), 30)], "127.0.3.1")
             assert await wait_for(lambda: sum(f["packets"] for f in be.flows) >= 4000)
