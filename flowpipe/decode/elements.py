@@ -25,12 +25,15 @@ expression, others fill the flow's ``extras`` dict.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flowpipe.config import MappingConfig
+
+log = logging.getLogger(__name__)
 
 VARLEN = 65535
 REVERSE_PEN = 29305
@@ -200,6 +203,11 @@ class Mapping:
         self.by_element: dict[tuple[int, int], list[MappingConfig]] = {}
         for m in self.entries:
             self.by_element.setdefault(m.element, []).append(m)
+            builtin = BUILTIN.get(m.destination)
+            if builtin and (m.type != "integer" if builtin[1].startswith("u") else m.type not in ("hex", "ip")):
+                want = "integer" if builtin[1].startswith("u") else "ip bytes"
+                log.warning("mapping of field %s to %s: type %s ignored, it is decoded as %s",
+                            m.field, m.destination, m.type, want)
 
 
 # ---- compilation -----------------------------------------------------------------------------
@@ -364,8 +372,8 @@ def _time(g: _Gen, cands: Sequence[tuple[int, str]], version: int) -> str | None
             return f"_ntp({v})"
         if how == "delta":
             return f"(T - {v} // 1000000)"
-        if version == 9:
-            return f"_up(T, U, {v})"
+        if version == 9:  # _up() inlined: the signed 32-bit distance to sysUptime, truncated to seconds
+            return f"(T - int((((U - {v}) & 0xFFFFFFFF ^ 0x80000000) - 0x80000000) / 1000))"
         k = g.find(SYSTEM_INIT_MS)
         if k is not None:
             return f"(({g.val(g.need(k, 'int'), 'int')} + {v}) // 1000)"
