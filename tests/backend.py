@@ -10,6 +10,7 @@ request::
         be.stop()                                # connection refused; open connections are cut
         be.start()                               # serving again on the same port
         be.wait_flows(1000, timeout=10)          # True once 1000 flows were accepted
+        Backend(certfile="srv.pem")              # HTTPS with that certificate + key
         await be.wait_flows_async(1000, 10)      # the same from a trio test
         be.flows, be.requests                    # accepted flows; every POST (Request)
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -76,6 +78,7 @@ class Backend:
     host: str = "127.0.0.1"
     port: int = 0
     path: str = "/api/v2/flows"
+    certfile: str = ""                 # serve HTTPS with this PEM (certificate + key) when set
     flows: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
 
@@ -89,13 +92,17 @@ class Backend:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{self.path}"
+        return f"{'https' if self.certfile else 'http'}://{self.host}:{self.port}{self.path}"
 
     # ---- life cycle
     def start(self) -> Backend:
         """Serve (again); after the first start the port stays the same."""
         self._stopping.clear()
         self._server = _Server((self.host, self.port), _handler(self))
+        if self.certfile:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.certfile)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self

@@ -56,12 +56,13 @@ class Spool:
 
     def __init__(self, directory: str, max_bytes: int, fsync: bool = True) -> None:
         self.dir, self.max_bytes, self.fsync = directory, max_bytes, fsync
+        self._lock_fd = -1
         os.makedirs(directory, exist_ok=True)
         self._lock_fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            os.close(self._lock_fd)
+            self.close()
             raise
         self._entries: list[Entry] = []
         self.bytes = 0
@@ -219,3 +220,5 @@ class Spool:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+    __del__ = close
