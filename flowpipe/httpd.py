@@ -1,8 +1,9 @@
 """The metrics endpoint: ``GET /metrics`` (Prometheus text) and ``GET /healthz``, served by trio."""
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,10 +23,13 @@ async def _respond(stream: trio.SocketStream, status: str, ctype: str, body: byt
 class MetricsServer:
     """Serves the registry of ``metrics``; /healthz is 200 while ``healthy()`` is true."""
 
-    def __init__(self, listen: tuple[str, int], metrics: Metrics, healthy: Callable[[], tuple[bool, str]]) -> None:
+    def __init__(self, listen: tuple[str, int], metrics: Metrics,
+                 healthy: Callable[[], tuple[bool, str] | Awaitable[tuple[bool, str]]],
+                 text: Callable[[], Awaitable[bytes]] | None = None) -> None:
         self.host, self.port = listen
         self.metrics = metrics
         self.healthy = healthy
+        self.text = text
         self.listeners: list[trio.SocketListener] = []
 
     async def open(self) -> None:
@@ -52,9 +56,11 @@ class MetricsServer:
                     return
                 path = parts[1].split(b"?", 1)[0]
                 if path == b"/metrics":
-                    await _respond(stream, "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry))
+                    body = await self.text() if self.text else generate_latest(self.metrics.registry)
+                    await _respond(stream, "200 OK", CONTENT_TYPE_LATEST, body)
                 elif path == b"/healthz":
-                    ok, why = self.healthy()
+                    verdict = self.healthy()
+                    ok, why = await verdict if inspect.isawaitable(verdict) else verdict
                     await _respond(stream, "200 OK" if ok else "503 Service Unavailable", "text/plain",
                                    (why + "\n").encode())
                 else:

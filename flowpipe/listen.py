@@ -36,8 +36,11 @@ def _rmem_max() -> int | None:
 class UdpListener:
     """One ``[[listeners]]`` entry: ``workers`` sockets on one address and port."""
 
-    def __init__(self, cfg: ListenerConfig, metrics: Metrics) -> None:
+    def __init__(self, cfg: ListenerConfig, metrics: Metrics, sockets: int | None = None,
+                 reuseport: bool | None = None) -> None:
         self.cfg = cfg
+        self.n_sockets = cfg.workers if sockets is None else sockets
+        self.reuseport = cfg.workers > 1 if reuseport is None else reuseport
         self.metrics = metrics
         self.name = f"{cfg.flow_type}:{cfg.port}"
         self.sockets: list[socket.socket] = []
@@ -50,12 +53,12 @@ class UdpListener:
     def open(self) -> None:
         """Bind the sockets now, so a bad address or busy port fails at start-up."""
         family = socket.AF_INET6 if ":" in self.cfg.bind_host else socket.AF_INET
-        for _ in range(self.cfg.workers):
+        for _ in range(self.n_sockets):
             s = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 if family == socket.AF_INET6:
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-                if self.cfg.workers > 1:
+                if self.reuseport:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.receive_buffer)
                 s.bind((self.cfg.bind_host, self.cfg.port))

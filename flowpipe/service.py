@@ -7,7 +7,10 @@ before :meth:`Service.run` returns.
 """
 from __future__ import annotations
 
+import glob
 import logging
+import os
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,10 +34,13 @@ DATAGRAM_QUEUE = 256  # datagram batches (up to 256 datagrams each) waiting per 
 class Service:
     """One flowpipe instance. ``await run()`` until :meth:`stop`; ports are bound before ``started``."""
 
-    def __init__(self, cfg: Config, metrics: Metrics | None = None) -> None:
+    def __init__(self, cfg: Config, metrics: Metrics | None = None, worker_process: bool = False) -> None:
+        """``worker_process``: one of several processes sharing the ports (see flowpipe.supervisor):
+        one SO_REUSEPORT socket per listener here; the supervisor spreads exporters over processes."""
         self.cfg = cfg
         self.metrics = metrics or Metrics()
-        self.listeners = [UdpListener(lc, self.metrics) for lc in cfg.listeners]
+        self.listeners = [UdpListener(lc, self.metrics, 1, True) if worker_process else UdpListener(lc, self.metrics)
+                          for lc in cfg.listeners]
         self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping) for lc in cfg.listeners]
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
@@ -127,13 +133,20 @@ class Service:
             return
         from flowpipe.decode import state  # noqa: PLC0415
 
-        snap = state.load(path) or {}
+        # A worker process also reads its siblings' files: after a restart the kernel may hand an
+        # exporter to another worker than before.
+        base = re.sub(r"\.w\d+$", "", path)
+        paths = dict.fromkeys([path, *sorted(glob.glob(glob.escape(base) + ".w*")), base])
         restored = 0
-        for i, dec in enumerate(self.decoders):
-            part = snap.get(self._state_key(i))
-            if dec.templates is not None and isinstance(part, dict):
-                dec.templates.restore(part)
-                restored += 1
+        for p in paths:
+            if p != path and not os.path.exists(p):
+                continue
+            snap = state.load(p) or {}
+            for i, dec in enumerate(self.decoders):
+                part = snap.get(self._state_key(i))
+                if dec.templates is not None and isinstance(part, dict):
+                    dec.templates.restore(part)
+                    restored += 1
         if restored:
             event(logging.INFO, "templates_restored", file=path, listeners=restored)
         self._export_decoder_stats()

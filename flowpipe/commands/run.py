@@ -19,13 +19,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="TOML config file (default: $FLOWPIPE_CONFIG, else built-in defaults)")
     p.add_argument("--log-level", default=os.environ.get("FLOWPIPE_LOG_LEVEL", "INFO"),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--worker", help=argparse.SUPPRESS)   # "I/N": run as worker I of N (flowpipe.supervisor)
+    p.add_argument("--run-dir", help=argparse.SUPPRESS)  # where a worker reports its metrics port
     p.set_defaults(func=main)
 
 
-async def serve(cfg: Config) -> None:
+async def serve(cfg: Config, worker: int | None = None, run_dir: str | None = None) -> None:
     from flowpipe.service import Service  # noqa: PLC0415
 
-    svc = Service(cfg)
+    svc = Service(cfg, worker_process=worker is not None)
     async with trio.open_nursery() as nursery:
         async def on_signals() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -33,7 +35,13 @@ async def serve(cfg: Config) -> None:
                     logs.event(logging.INFO, "signal", signal=signal.Signals(sig).name)
                     svc.stop()
         nursery.start_soon(on_signals)
-        await svc.run()
+        async with trio.open_nursery() as inner:
+            await inner.start(svc.run)
+            if run_dir is not None and svc.metrics_server is not None:
+                tmp = os.path.join(run_dir, f".worker-{worker}.port")
+                with open(tmp, "w") as f:
+                    f.write(str(svc.metrics_server.port))
+                os.replace(tmp, os.path.join(run_dir, f"worker-{worker}.port"))
         nursery.cancel_scope.cancel()
 
 
@@ -45,8 +53,20 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"flowpipe: config error: {e}", file=sys.stderr)
         return 2
+    from flowpipe import supervisor  # noqa: PLC0415
+
+    worker = None
+    if args.worker:
+        worker = int(args.worker.split("/")[0])
+        cfg = supervisor.worker_config(cfg, worker)
+    elif supervisor.worker_count(cfg) > 1:
+        try:
+            return trio.run(supervisor.Supervisor(cfg, path).run)
+        except OSError as e:
+            print(f"flowpipe: cannot start: {e}", file=sys.stderr)
+            return 1
     try:
-        trio.run(serve, cfg)
+        trio.run(serve, cfg, worker, args.run_dir)
     except OSError as e:
         print(f"flowpipe: cannot start: {e}", file=sys.stderr)
         return 1
