@@ -99,6 +99,8 @@ def _intmle(b: bytes) -> int | None:
 
 def _up(t: int, uptime: int, v: int) -> int:
     """v9 switched time (ms of sysUptime) -> Unix seconds, given export time and sysUptime."""
+    if uptime >= v:
+        return t - (uptime - v) // 1000
     d = (uptime - v) & 0xFFFFFFFF
     if d >= 0x80000000:  # the record is (slightly) after the header: uptime wrapped or clock skew
         d -= 0x100000000
@@ -372,12 +374,12 @@ def _time(g: _Gen, cands: Sequence[tuple[int, str]], version: int) -> str | None
             return f"_ntp({v})"
         if how == "delta":
             return f"(T - {v} // 1000000)"
-        if version == 9:  # _up() inlined: the signed 32-bit distance to sysUptime, truncated to seconds
-            return f"(T - int((((U - {v}) & 0xFFFFFFFF ^ 0x80000000) - 0x80000000) / 1000))"
+        if version == 9:  # the common case inline, wrap and skew in _up()
+            return f"(T - (U - {v}) // 1000 if U >= {v} else _up(T, U, {v}))"
         k = g.find(SYSTEM_INIT_MS)
         if k is not None:
             return f"(({g.val(g.need(k, 'int'), 'int')} + {v}) // 1000)"
-        return f"_init(I, {v}, T)"
+        return f"(T if I is None else (I + {v}) // 1000)"  # _init() inlined
     return None
 
 

@@ -16,7 +16,7 @@ from flowpipe.decode.elements import VARLEN, Field, RecordDecoder
 
 MAX_FIELDS = 512              # fields in one template; more is refused as bad_template
 MAX_TOTAL_FIELDS = 8_000_000  # fields stored over all templates (a memory bound past the caps)
-MAX_SAMPLERS = 1024           # sampler ids remembered per domain
+MAX_SAMPLERS = 256            # sampler ids remembered per domain
 
 DomainKey = tuple[int, int, int]  # (UDP source port, version, source id / observation domain)
 
