@@ -13,6 +13,7 @@ COMMANDS = [
     "flowpipe.commands.check_config",
     "flowpipe.commands.generate",
     "flowpipe.commands.decode",
+    "flowpipe.commands.convert_config",
 ]
 
 
