@@ -154,8 +154,10 @@ class Exporter:
         if not records:
             return []
         info = self._template_info(template)
-        if self.protocol == "sflow5" or not template.canonical(records):
+        if not template.canonical(records):
             records = template.rows(records)
+        elif self.protocol == "sflow5":
+            template.pack(records)  # checks every value (sFlow takes them as they are)
         if self.protocol == "netflow5":
             records = self._v5_rows(template, records)
         out: list[bytes] = []

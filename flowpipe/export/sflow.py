@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import attrs
@@ -18,11 +19,13 @@ import attrs
 from flowpipe.export.netflow9 import RecordError, Template, TemplateError, to_address
 
 _U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
 _HDR = struct.Struct(">II")  # data format, length
 FLOW_SAMPLE, COUNTER_SAMPLE = 1, 2
 RAW_HEADER, EXT_SWITCH, EXT_ROUTER, EXT_GATEWAY = 1, 1001, 1002, 1003
 GENERIC_INTERFACE = 1
 FCS = 4
+CACHE_SIZE = 1 << 16  # encoded flow records remembered per template (see SflowEncoder._cached_records)
 _FLOW_SAMPLE = struct.Struct(">IIIIIIII")  # seq, source id, rate, pool, drops, input, output, record count
 _RAW = struct.Struct(">IIII")  # header protocol, frame length, stripped, header length
 
@@ -95,21 +98,32 @@ def extended_gateway(next_hop: bytes, src_as: int, dst_as: int, router_as: int =
 
 # --- synthesized packet headers -------------------------------------------------------------------
 
-def _checksum(data: bytes) -> int:
-    total = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+_ETH_IP4 = struct.Struct(">6s6sHBBHHHBBH4s4s")  # Ethernet, then the IPv4 header
+_ETH_VLAN = struct.Struct(">6s6sHHH")           # Ethernet with an 802.1Q tag, up to the ether type
+_IP4 = struct.Struct(">BBHHHBBH4s4s")
+_IP6 = struct.Struct(">IHBB16s16s")
+_TCP = struct.Struct(">HHIIHHHH")
+_UDP = struct.Struct(">HHHH")
+_ICMP = struct.Struct(">BBHI")
+
+
+def _ip4_checksum(tos: int, length: int, protocol: int, src: bytes, dst: bytes) -> int:
+    """The header checksum of the IPv4 header :func:`packet_header` writes (DF set, TTL 64, id 0)."""
+    s, d = int.from_bytes(src, "big"), int.from_bytes(dst, "big")
+    total = (0x4500 | tos) + length + 0x4000 + (0x4000 | protocol) + (s >> 16) + (s & 0xFFFF) + (d >> 16) + (d & 0xFFFF)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
 
 
 def _l4_header(protocol: int, src_port: int, dst_port: int, tcp_flags: int, l4_length: int) -> bytes:
     if protocol == 6:
-        return struct.pack(">HHIIHHHH", src_port, dst_port, 1, 1 if tcp_flags & 0x10 else 0,
-                           5 << 12 | (tcp_flags & 0x1FF), 65535, 0, 0)
+        ack = 1 if tcp_flags & 0x10 else 0
+        return _TCP.pack(src_port, dst_port, 1, ack, 5 << 12 | (tcp_flags & 0x1FF), 65535, 0, 0)
     if protocol == 17:
-        return struct.pack(">HHHH", src_port, dst_port, l4_length, 0)
+        return _UDP.pack(src_port, dst_port, l4_length, 0)
     if protocol in (1, 58):  # ICMP/ICMPv6: type and code from the NetFlow convention type*256+code
-        return struct.pack(">BBHI", dst_port >> 8 & 0xFF, dst_port & 0xFF, 0, 0)
+        return _ICMP.pack(dst_port >> 8 & 0xFF, dst_port & 0xFF, 0, 0)
     return b""
 
 
@@ -118,22 +132,26 @@ def packet_header(src: bytes, dst: bytes, protocol: int, src_port: int, dst_port
     """The Ethernet (optionally 802.1Q), IPv4/IPv6 and TCP/UDP/ICMP headers of a packet of
     ``frame_length`` bytes (FCS included); ValueError when the frame is too short to hold them."""
     v6 = len(dst) == 16
-    eth = dst_mac + src_mac + (struct.pack(">HH", 0x8100, vlan & 0xFFF) if vlan else b"")
-    eth += struct.pack(">H", 0x86DD if v6 else 0x0800)
-    ip_length = frame_length - FCS - len(eth)
+    eth_length = 18 if vlan else 14
+    ip_length = frame_length - FCS - eth_length
     ip_header_length = 40 if v6 else 20
     l4 = _l4_header(protocol, src_port, dst_port, tcp_flags, ip_length - ip_header_length)
     if ip_length < ip_header_length + len(l4):
         raise ValueError(f"frame length {frame_length} is too short for its headers "
-                         f"({len(eth) + ip_header_length + len(l4) + FCS} bytes)")
+                         f"({eth_length + ip_header_length + len(l4) + FCS} bytes)")
+    ether_type = 0x86DD if v6 else 0x0800
+    if not v6 and ip_length > 0xFFFF:
+        raise ValueError(f"frame length {frame_length} is too long for IPv4")
+    if not v6 and not vlan:
+        return _ETH_IP4.pack(dst_mac, src_mac, ether_type, 0x45, tos, ip_length, 0, 0x4000, 64, protocol,
+                             _ip4_checksum(tos, ip_length, protocol, src, dst), src, dst) + l4
+    eth = (_ETH_VLAN.pack(dst_mac, src_mac, 0x8100, vlan & 0xFFF, ether_type) if vlan
+           else dst_mac + src_mac + _U16.pack(ether_type))
     if v6:
-        ip = struct.pack(">IHBB", 6 << 28 | (tos & 0xFF) << 20, ip_length - 40, protocol, 64) + src + dst
+        ip = _IP6.pack(6 << 28 | (tos & 0xFF) << 20, ip_length - 40, protocol, 64, src, dst)
     else:
-        if ip_length > 0xFFFF:
-            raise ValueError(f"frame length {frame_length} is too long for IPv4")
-        head = struct.pack(">BBHHHBB", 0x45, tos & 0xFF, ip_length, 0, 0x4000, 64, protocol)
-        csum = _checksum(head + b"\0\0" + src + dst)
-        ip = head + struct.pack(">H", csum) + src + dst
+        ip = _IP4.pack(0x45, tos, ip_length, 0, 0x4000, 64, protocol,
+                       _ip4_checksum(tos, ip_length, protocol, src, dst), src, dst)
     return eth + ip + l4
 
 
@@ -192,26 +210,36 @@ def counter_sample(sequence: int, source_id: int, records: Sequence[bytes]) -> b
 # --- stateful encoder -----------------------------------------------------------------------------
 
 class _Layout:
-    """Where a template keeps what a flow sample needs (positions, -1 when absent)."""
+    """How to pick what a flow sample needs out of a template's row in one call.
+
+    ``pick(row + pad)`` gives (src, dst, next hop, in, out, frame length, protocol, src port, dst
+    port, TCP flags, ToS, src mask, dst mask, src AS, dst AS, VLAN, src MAC, dst MAC); fields the
+    template lacks come from ``pad``: 0, the zero address, or None for a MAC (derived instead).
+    """
 
     def __init__(self, t: Template) -> None:
         v6 = t.index(27) >= 0
-        self.src, self.dst = (t.index(27), t.index(28)) if v6 else (t.index(8), t.index(12))
-        if self.src < 0 or self.dst < 0:
+        src, dst = (t.index(27), t.index(28)) if v6 else (t.index(8), t.index(12))
+        if src < 0 or dst < 0:
             raise TemplateError(f"template {t.template_id}: sFlow needs source and destination addresses "
                                 "(fields 8/12 or 27/28)")
-        self.bytes = t.index(1)
-        if self.bytes < 0:
+        if t.index(1) < 0:
             raise TemplateError(f"template {t.template_id}: sFlow needs octetDeltaCount (1) for the frame length")
-        self.proto, self.sport, self.dport = t.index(4), t.index(7), t.index(11)
-        self.flags, self.tos, self.in_if, self.out_if = t.index(6), t.index(5), t.index(10), t.index(14)
-        self.src_mac, self.dst_mac, self.vlan = t.index(56), t.index(80), t.index(58)
-        self.next_hop = t.index(62 if v6 else 15)
-        self.src_mask, self.dst_mask = (t.index(29), t.index(30)) if v6 else (t.index(9), t.index(13))
-        self.src_as, self.dst_as = t.index(16), t.index(17)
-        self.router = self.next_hop >= 0 or self.src_mask >= 0 or self.dst_mask >= 0
-        self.gateway = self.src_as >= 0 or self.dst_as >= 0
-        self.addr_length = 16 if v6 else 4
+        n = len(t.fields)
+        zero, zero_addr, none = n, n + 1, n + 2
+        self.pad = (0, bytes(16 if v6 else 4), None)
+
+        def at(fid: int, missing: int = zero) -> int:
+            i = t.index(fid)
+            return i if i >= 0 else missing
+
+        masks = (29, 30) if v6 else (9, 13)
+        self.pick = itemgetter(src, dst, at(62 if v6 else 15, zero_addr), at(10), at(14), t.index(1), at(4), at(7),
+                               at(11), at(6), at(5), at(masks[0]), at(masks[1]), at(16), at(17), at(58),
+                               at(56, none), at(80, none))
+        self.router = any(t.index(f) >= 0 for f in (62 if v6 else 15, *masks))
+        self.cache: dict[tuple, tuple[int, int, list[bytes]]] = {}
+        self.gateway = t.index(16) >= 0 or t.index(17) >= 0
 
 
 class SflowEncoder:
@@ -251,7 +279,7 @@ class SflowEncoder:
         if lay is None:
             lay = self._layouts[template] = _Layout(template)
         rows = records if checked else template.rows(records)
-        parts = [self._flow_records(lay, row, i) for i, row in enumerate(rows)]
+        parts = [self._cached_records(lay, row, i) for i, row in enumerate(rows)]
         out = []
         for in_if, out_if, recs in parts:
             seq = self._flow_seq[in_if] = self._flow_seq.get(in_if, 0) + 1
@@ -259,28 +287,36 @@ class SflowEncoder:
             out.append(flow_sample(seq, in_if, self.sampling_rate, pool, 0, in_if, out_if, recs))
         return out
 
-    def _flow_records(self, lay: _Layout, row: Sequence[Any], index: int) -> tuple[int, int, list[bytes]]:
-        def get(i: int) -> Any:
-            return row[i] if i >= 0 else 0
+    def _cached_records(self, lay: _Layout, row: Sequence[Any], index: int) -> tuple[int, int, list[bytes]]:
+        """What :meth:`_flow_records` gives, remembered per sample-relevant values: a repeated
+        record (a replayed traffic pool) costs a lookup. Sequence numbers and pools are not part of it."""
+        picked = lay.pick(tuple(row) + lay.pad)
+        try:
+            hit = lay.cache.get(picked)
+        except TypeError:  # an unhashable value (bytearray...): nothing to remember
+            return self._flow_records(lay, picked, index)
+        if hit is None:
+            if len(lay.cache) >= CACHE_SIZE:
+                lay.cache.clear()
+            hit = lay.cache[picked] = self._flow_records(lay, picked, index)
+        return hit
 
-        src, dst = row[lay.src], row[lay.dst]
-        in_if, out_if = get(lay.in_if), get(lay.out_if)
+    def _flow_records(self, lay: _Layout, picked: tuple, index: int) -> tuple[int, int, list[bytes]]:
+        (src, dst, next_hop, in_if, out_if, frame, proto, sport, dport, flags, tos, src_mask, dst_mask, src_as,
+         dst_as, vlan, src_mac, dst_mac) = picked
         if in_if >= 1 << 24 or out_if >= 1 << 30:
             raise RecordError("sFlow needs the input ifIndex below 2**24 (it names the "
                               "data source) and the output below 2**30", index, "interface")
-        src_mac = row[lay.src_mac] if lay.src_mac >= 0 else _default_mac(src)
-        dst_mac = row[lay.dst_mac] if lay.dst_mac >= 0 else _default_mac(dst)
         try:
-            header = packet_header(src, dst, get(lay.proto), get(lay.sport), get(lay.dport), get(lay.flags),
-                                   get(lay.tos), row[lay.bytes], src_mac, dst_mac, get(lay.vlan))
+            header = packet_header(src, dst, proto, sport, dport, flags, tos, frame, src_mac or _default_mac(src),
+                                   dst_mac or _default_mac(dst), vlan)
         except ValueError as e:
             raise RecordError(str(e), index, "octetDeltaCount") from None
-        recs = [raw_header_record(header, row[lay.bytes])]
-        next_hop = row[lay.next_hop] if lay.next_hop >= 0 else bytes(lay.addr_length)
+        recs = [raw_header_record(header, frame)]
         if lay.router:
-            recs.append(extended_router(next_hop, get(lay.src_mask), get(lay.dst_mask)))
+            recs.append(extended_router(next_hop, src_mask, dst_mask))
         if lay.gateway:
-            recs.append(extended_gateway(next_hop, get(lay.src_as), get(lay.dst_as)))
+            recs.append(extended_gateway(next_hop, src_as, dst_as))
         return in_if, out_if, recs
 
     def counter_samples(self, counters: Sequence[InterfaceCounters]) -> list[bytes]:

@@ -134,7 +134,7 @@ class TrafficModel:
         v4, v6 = out.ipv4.append, out.ipv6.append
         for i in range(start, start + n):
             is_v6, head, a, b, tail = pool[i % len(pool)]
-            (v6 if is_v6 else v4)(head + (uptime_ms - a, uptime_ms - b) + tail)
+            (v6 if is_v6 else v4)(head + (max(0, uptime_ms - a), max(0, uptime_ms - b)) + tail)
         self._cursor[kind] = (start + n) % len(pool)
         return out
 
@@ -162,7 +162,7 @@ class TrafficModel:
                 break
             rsport, rdport = (0, (129 if proto == 58 else 0) << 8) if icmp else (port, cport)
             target.append((server.addr, client.addr, nh_in, uplink, access, resp_pkts,
-                           self._size(resp_pkts, resp_size), min(last, first + rng.randrange(0, 5)), last, rsport, rdport,
+                           self._size(resp_pkts, resp_size), min(last, first + rng.randrange(5)), last, rsport, rdport,
                            flags | 0x12 if flags & 0x02 else flags, proto, tos,
                            server.asn, client.asn, server.mask, client.mask))
         return out
