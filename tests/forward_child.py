@@ -82,12 +82,13 @@ async def main(args: argparse.Namespace) -> None:
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 word, *rest = line.decode().split()
+                nums = [int(x) for x in rest if x.isdigit()]
                 if word == "feed":
-                    await feed(*map(int, rest))
+                    await feed(nums[0], nums[1], nums[2])
                     await trio.testing.wait_all_tasks_blocked()
                     report("fed")
                 elif word == "feed_forever":
-                    nursery.start_soon(feed_forever, *map(int, rest))
+                    nursery.start_soon(feed_forever, nums[0], nums[1])
                     report("feeding")
                 elif word == "wait":
                     while stats(m)[rest[0]] != float(rest[1]):

@@ -376,6 +376,38 @@ async def test_corrupt_spool_file_is_counted_and_skipped(tmp_path: Path) -> None
         be.stop()
 
 
+async def test_cancelled_run_still_spools_memory(tmp_path: Path) -> None:
+    m = Metrics()
+    be = Backend().start()
+    be.stop()
+    try:
+        fw = Forwarder(fcfg(be.url, spool_dir=str(tmp_path), retries=50), m)
+        send, recv = trio.open_memory_channel[list[dict[str, Any]]](0)
+        async with trio.open_nursery() as n:
+            await n.start(fw.run, recv)
+            await send.send(sample_flows(0, 700))
+            await send.send(sample_flows(700, 300))
+            await trio.testing.wait_all_tasks_blocked()
+            assert value(m, "flows_spooled_total") == 0   # still retrying: nothing on disk yet
+            n.cancel_scope.cancel()                       # not a clean close: cancelled from outside
+        assert value(m, "flows_spooled_total") == 1000 and value(m, "forwarder_flows_pending") == 1000
+        check_accounting(m, 1000)
+    finally:
+        be.stop()
+
+
+async def test_failure_logs_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    m = Metrics()
+    with Backend() as be:
+        be.fail(30, status=503)
+        async with running(fcfg(be.url, retries=100, retry_initial=0.001, retry_max=0.002), m) as f:
+            await f.feed(0, 10)
+            await until(lambda: be.count() == 10)
+    lines = [r for r in caplog.records if "backend_refused" in r.getMessage()]
+    assert len(lines) == 1
+    assert value(m, "log_messages_suppressed_total", event="backend_refused") == 29
+
+
 # ---- local sinks -------------------------------------------------------------------------------
 
 async def test_stdout_when_no_url(capsys: pytest.CaptureFixture[str]) -> None:

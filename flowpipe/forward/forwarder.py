@@ -113,6 +113,9 @@ class Forwarder:
     def __init__(self, cfg: ForwarderConfig, metrics: Metrics) -> None:
         self.cfg, self.m = cfg, metrics
         self._log = EventLog(_logger, metrics)
+        httpx_log = logging.getLogger("httpx")
+        if httpx_log.level == logging.NOTSET:  # it logs every request at INFO: far too much at our rates
+            httpx_log.setLevel(logging.WARNING)
         self._tls = _tls_context(cfg)
         self._file = _open_file(cfg)
         self._spool = _open_spool(cfg) if cfg.url and cfg.spool_dir else None
