@@ -270,3 +270,18 @@ def test_config_file_and_argument_precedence(tmp_path: Path, monkeypatch: pytest
 def test_bad_settings(kw: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Exporter("127.0.0.1:9", **kw)
+
+
+def test_default_boot_time_is_the_hosts() -> None:
+    import time
+
+    e = Exporter("127.0.0.1:9")
+    assert abs(e.uptime_ms() - time.clock_gettime(time.CLOCK_BOOTTIME) * 1000) < 1000
+
+
+def test_ipfix_boot_time_is_the_current_uptime_wrap() -> None:
+    wrap = 2**32 / 1000  # seconds of sysUptime before it wraps
+    e = exporter(10, boot_time=T0 - wrap - 5.0)  # booted one wrap and five seconds ago
+    m = parse_ipfix(e.encode(DEFAULT_TEMPLATE, [REC])[0], {})
+    (domain, init_ms), = m["options"]
+    assert e.uptime_ms() == 5000 and init_ms == int((T0 - 5.0) * 1000)

@@ -80,7 +80,8 @@ class Exporter:
     datagrams (``records_per_packet``, bounded by the MTU), announces templates first and again
     every ``template_refresh_packets`` data packets and ``template_refresh_seconds`` seconds, and
     keeps sequence numbers as each protocol counts them. ``encode`` does all of that without a
-    socket and returns the datagrams. sysUptime starts at ``boot_time`` (default: now).
+    socket and returns the datagrams. sysUptime counts from ``boot_time`` (default: when the host
+    booted, so flows that began before the exporter was made have a sysUptime too).
 
     ``drop_every=N`` (a test aid) builds every Nth data datagram but does not send it, so its
     sequence numbers are skipped as real loss would; template and counter datagrams always go.
@@ -121,7 +122,7 @@ class Exporter:
         self.drop_every = drop_every
         self.stats = ExportStats()
         self._clock = clock
-        self.boot_time = clock() if boot_time is None else boot_time
+        self.boot_time = _host_boot_time(clock()) if boot_time is None else boot_time
         self._sock: socket.socket | None = None
         self._async_sock: trio.socket.SocketType | None = None
         self._announced: dict[int, Template] = {}
@@ -264,7 +265,9 @@ class Exporter:
         templates = list(self._announced.values())
         init_ms = None
         if self.protocol == "ipfix" and any(ipfix.uses_uptime(t) for t in templates):
-            init_ms = int(self.boot_time * 1000)
+            # Uptimes wrap every 2**32 ms: announce the start of the current wrap, so init + uptime is right.
+            boot_ms = int(self.boot_time * 1000)
+            init_ms = boot_ms + ((int(now * 1000) - boot_ms) >> 32 << 32)
         room = self.max_payload - 20 - 4 - (40 if init_ms is not None else 0)
         group: list[Template] = []
         size = 0
@@ -425,6 +428,14 @@ def _validate(cfg: ExporterConfig, drop_every: int) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def _host_boot_time(now: float) -> float:
+    """Unix time the host booted (``now`` where the platform cannot tell)."""
+    try:
+        return now - time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):
+        return now
 
 
 def _resolve(host: str, port: int) -> tuple[int, Any]:
