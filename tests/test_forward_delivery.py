@@ -200,8 +200,24 @@ async def test_hang_past_timeout_is_retried() -> None:
         reqs = be.snapshot()[1]
         assert_exactly_once(be, range(50))
     assert [r.status for r in reqs] == [HANG, 200]
+    assert reqs[0].headers["Idempotency-Key"] == reqs[1].headers["Idempotency-Key"]
     assert value(m, "forwarder_requests_total", status="timeout") == 1
     check_accounting(m, 50)
+
+
+async def test_idempotency_key_survives_the_spool(tmp_path: Path) -> None:
+    m = Metrics()
+    with Backend() as be:
+        be.hang(1, seconds=5)   # the backend may have seen this one: its retry must carry the same key
+        cfg = fcfg(be.url, timeout=0.3, retries=0, spool_dir=str(tmp_path))
+        async with running(cfg, m) as f:
+            await f.feed(0, 300, batch=100)
+            await until(lambda: be.count() == 300)
+        reqs = be.snapshot()[1]
+    assert value(m, "flows_spooled_total") > 0
+    assert reqs[0].status == HANG and reqs[1].status == 200
+    assert reqs[0].headers["Idempotency-Key"] == reqs[1].headers["Idempotency-Key"]
+    assert seqs(reqs[0].rejected or []) == seqs(be.flows[:reqs[1].flows])
 
 
 # ---- outages -----------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ memory and everything that arrives goes to disk until a probe succeeds, then the
 oldest first. Memory past ``queue_max_flows`` spills to the spool (without one: the oldest batches
 are dropped). The input is always drained at once, so the stage before never blocks on us.
 
+Each request carries an ``Idempotency-Key`` header that stays the same for a batch across retries,
+restarts and the spool, so a backend can discard the duplicate that follows an answer lost in transit.
+
 Accounting, at every moment: flows handed to ``run`` + flows recovered from the spool at start =
 ``forwarder_flows_sent`` + ``forwarder_flows_pending`` + ``flows_dropped{stage="forwarder"}``.
 """
@@ -87,7 +90,7 @@ class _Memory:
         """The oldest batch, merged with the following ones while the total stays within ``max_flows``."""
         first = self._q.popleft()
         flows = first.flows
-        if self._q and len(flows) + len(self._q[0].flows) <= max_flows:
+        if not first.tried and self._q and len(flows) + len(self._q[0].flows) <= max_flows:
             flows = list(flows)
             while self._q and len(flows) + len(self._q[0].flows) <= max_flows:
                 flows.extend(self._q.popleft().flows)
@@ -380,10 +383,8 @@ class Forwarder:
                     outcome, retry_after = await self._post(client, batch, body)
                     if outcome is not Outcome.RETRY:
                         await self._settle(batch, from_spool, None if outcome is Outcome.SENT else "rejected")
-                        settled = True
-                        if outcome is Outcome.SENT:
-                            failures = 0
-                            self._set_down(False)
+                        settled, failures = True, 0   # an answer other than "retry": the backend is there
+                        self._set_down(False)
                         break
                     failures += 1
                     delay = self._backoff.delay(failures, retry_after)
@@ -414,6 +415,7 @@ class Forwarder:
     async def _post(self, client: httpx.AsyncClient, batch: Batch, body: bytes) -> tuple[Outcome, float | None]:
         """One request; the outcome and the Retry-After seconds if the backend sent one."""
         headers = {**self._headers, "Idempotency-Key": batch.id.hex()}
+        batch.tried = True
         start = trio.current_time()
         status, outcome, retry_after = "error", Outcome.RETRY, None
         try:

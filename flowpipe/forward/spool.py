@@ -35,6 +35,7 @@ class Batch:
     seq: int
     flows: list[dict[str, Any]]
     id: bytes = attrs.field(factory=lambda: os.urandom(16))
+    tried: bool = False  # posted at least once: never merged with others again, so its id holds
 
 
 class Entry(NamedTuple):
