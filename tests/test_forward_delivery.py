@@ -186,7 +186,8 @@ async def test_400_drops_only_that_batch(caplog: pytest.LogCaptureFixture) -> No
     assert seqs(reqs[1].rejected or []) == list(range(100, 200))
     assert value(m, "forwarder_requests_total", status="400") == 1
     assert dropped(m) == 100
-    assert any("batch_rejected" in r.getMessage() and "status=400" in r.getMessage() for r in caplog.records)
+    assert any(r.getMessage() == "batch_rejected" and getattr(r, "fields", {}).get("status") == 400
+               for r in caplog.records)
     check_accounting(m, 300)
 
 
@@ -419,9 +420,9 @@ async def test_failure_logs_are_rate_limited(caplog: pytest.LogCaptureFixture) -
         async with running(fcfg(be.url, retries=100, retry_initial=0.001, retry_max=0.002), m) as f:
             await f.feed(0, 10)
             await until(lambda: be.count() == 10)
-    lines = [r for r in caplog.records if "backend_refused" in r.getMessage()]
-    assert len(lines) == 1
-    assert value(m, "log_messages_suppressed_total", event="backend_refused") == 29
+    lines = [r for r in caplog.records if r.getMessage() == "backend_refused"]
+    assert 1 <= len(lines) <= 5
+    assert value(m, "log_messages_suppressed_total", event="backend_refused") == 30 - len(lines)
 
 
 # ---- local sinks -------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import logging
 import math
 import ssl
 import sys
-import time
 from collections import deque
 from typing import Any
 
@@ -32,6 +31,7 @@ from flowpipe.forward.encode import content_headers, encode_body, json_lines
 from flowpipe.forward.filesink import FileSink
 from flowpipe.forward.retry import Backoff, Outcome, classify, parse_retry_after
 from flowpipe.forward.spool import Batch, CorruptFile, Spool
+from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
 
 Flows = list[dict[str, Any]]
@@ -39,28 +39,6 @@ STAGE = "forwarder"
 FILE_STAGE = "forwarder_file"
 FILE_QUEUE_BATCHES = 256
 BODY_LOG_CHARS = 200
-_logger = logging.getLogger("flowpipe.forward")
-
-
-class EventLog:
-    """Structured log lines (``event key=value ...``); each event at most once per ``interval`` s."""
-
-    def __init__(self, logger: logging.Logger, metrics: Metrics, interval: float = 10.0) -> None:
-        self._logger, self._metrics, self.interval = logger, metrics, interval
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def __call__(self, level: int, event: str, /, **fields: Any) -> None:
-        now = time.monotonic()
-        last, suppressed = self._last.get(event, (-math.inf, 0))
-        if now - last < self.interval:
-            self._last[event] = (last, suppressed + 1)
-            self._metrics.log_suppressed.labels(event=event).inc()
-            return
-        self._last[event] = (now, 0)
-        if suppressed:
-            fields["suppressed"] = suppressed
-        text = " ".join([event] + [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in fields.items()])
-        self._logger.log(level, text, extra={"event": event, "fields": fields})
 
 
 class _Memory:
@@ -115,7 +93,7 @@ class Forwarder:
 
     def __init__(self, cfg: ForwarderConfig, metrics: Metrics) -> None:
         self.cfg, self.m = cfg, metrics
-        self._log = EventLog(_logger, metrics)
+        self._log = RateLimited(metrics.log_suppressed)
         httpx_log = logging.getLogger("httpx")
         if httpx_log.level == logging.NOTSET:  # it logs every request at INFO: far too much at our rates
             httpx_log.setLevel(logging.WARNING)
