@@ -107,10 +107,11 @@ class Exporter:
             cfg = load_config(path)
         else:
             cfg = ExporterConfig()
-        given: dict[str, Any] = {"target": target, "source_id": source_id, "records_per_packet": records_per_packet,
-                 "template_refresh_packets": template_refresh_packets, "mtu": mtu, "agent": agent,
-                 "template_refresh_seconds": template_refresh_seconds, "sampling_rate": sampling_rate,
-                 "version": parse_protocol(protocol) if protocol is not None else None}
+        given: dict[str, Any] = {
+            "target": target, "source_id": source_id, "records_per_packet": records_per_packet,
+            "template_refresh_packets": template_refresh_packets, "mtu": mtu, "agent": agent,
+            "template_refresh_seconds": template_refresh_seconds, "sampling_rate": sampling_rate,
+            "version": parse_protocol(protocol) if protocol is not None else None}
         self.config = cfg = attrs.evolve(cfg, **{k: v for k, v in given.items() if v is not None})
         self.protocol = cfg.version
         _validate(cfg, drop_every)
@@ -353,14 +354,7 @@ class Exporter:
         """Send ``records`` (tuples, dicts or attrs objects fitting ``template``); returns how many
         records went out (those in deliberately skipped datagrams excluded)."""
         before = self.stats.flows
-        datagrams = self.encode(template, records)
-        if self._sock is None:
-            self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
-        for d in datagrams:
-            try:
-                self._sock.sendto(d, self.address)
-            except OSError as e:
-                raise ExportError(f"sending to {self.host}:{self.port} failed: {e}") from e
+        self._send_all(self.encode(template, records))
         return self.stats.flows - before
 
     async def send_async(self, template: Template, records: Iterable[Any]) -> int:
@@ -372,17 +366,22 @@ class Exporter:
 
     def send_counters(self, counters: Sequence[sflow.InterfaceCounters]) -> int:
         """sFlow only: send counter samples for the given interfaces; returns the samples sent."""
-        datagrams = self.encode_counters(counters)
-        if self._sock is None:
-            self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
-        for d in datagrams:
-            self._sock.sendto(d, self.address)
+        self._send_all(self.encode_counters(counters))
         return len(counters)
 
     async def send_counters_async(self, counters: Sequence[sflow.InterfaceCounters]) -> int:
         """``send_counters`` for trio tasks."""
         await self._send_all_async(self.encode_counters(counters))
         return len(counters)
+
+    def _send_all(self, datagrams: list[bytes]) -> None:
+        if self._sock is None:
+            self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        for d in datagrams:
+            try:
+                self._sock.sendto(d, self.address)
+            except OSError as e:
+                raise ExportError(f"sending to {self.host}:{self.port} failed: {e}") from e
 
     async def _send_all_async(self, datagrams: list[bytes]) -> None:
         if self._async_sock is None:

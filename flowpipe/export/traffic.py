@@ -27,7 +27,7 @@ SERVICES = [
     ("smtp", 6, 25, 2, 420, 90),
     ("kafka", 6, 9092, 3, 900, 180),
     ("icmp", 1, 0, 3, 84, 84),
-    ("icmpv6", 58, 0, 0, 104, 104),  # only in IPv6 (weight applied there)
+    ("icmpv6", 58, 0, 3, 104, 104),  # ICMP echo in IPv4 only, ICMPv6 echo in IPv6 only
 ]
 EPHEMERAL = (32768, 60999)
 ACCESS_IFS = (1, 2, 3, 4)
@@ -91,9 +91,8 @@ class TrafficModel:
         self._pools: dict[str, list[tuple]] = {"flows": [], "samples": []}
         self._cursor = {"flows": 0, "samples": 0}
         self._hosts = {False: _hosts(rng, False, clients, servers), True: _hosts(rng, True, clients, servers)}
-        self._services = {v6: ([s for s in SERVICES if s[1] != (1 if v6 else 58)],
-                               [s[3] if s[1] != 58 else 3 for s in SERVICES if s[1] != (1 if v6 else 58)])
-                          for v6 in (False, True)}
+        self._services = {v6: [s for s in SERVICES if s[1] != (1 if v6 else 58)] for v6 in (False, True)}
+        self._weights = {v6: [s[3] for s in self._services[v6]] for v6 in (False, True)}
         self._next_hop = {False: (bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))),
                           True: (ipaddress.IPv6Address("2001:db8::1").packed,
                                  ipaddress.IPv6Address("2001:db8::2").packed)}
@@ -102,8 +101,7 @@ class TrafficModel:
         rng = self.rng
         v6 = rng.random() < self.ipv6_share
         clients, servers = self._hosts[v6]
-        services, weights = self._services[v6]
-        service = rng.choices(services, weights)[0]
+        service = rng.choices(self._services[v6], self._weights[v6])[0]
         return v6, rng.choice(clients), rng.choice(servers), service, rng.randint(*EPHEMERAL)
 
     def flows(self, n: int, uptime_ms: int) -> Batch:
