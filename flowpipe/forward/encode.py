@@ -1,11 +1,11 @@
 """Request bodies: an array of flow objects as JSON or msgpack, optionally gzip-compressed."""
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Any
 
 import msgpack
+import orjson
 
 GZIP_LEVEL = 3  # measured: ~4x faster than level 9 on payload flows, within a few % of its size
 CONTENT_TYPES = {"json": "application/json", "msgpack": "application/msgpack"}
@@ -24,7 +24,7 @@ def serialize(flows: list[dict[str, Any]], fmt: str) -> bytes:
     if fmt == "msgpack":
         data: bytes = msgpack.packb(flows, use_bin_type=True)
         return data
-    return json.dumps(flows, separators=(",", ":"), allow_nan=False).encode()
+    return orjson.dumps(flows)
 
 
 def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
@@ -41,5 +41,5 @@ def encode_body(flows: list[dict[str, Any]], fmt: str, compression: str) -> byte
 
 def json_lines(flows: list[dict[str, Any]]) -> str:
     """One compact JSON object a line (each line ends with a newline)."""
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    return "".join(dumps(f) + "\n" for f in flows)
+    dumps = orjson.dumps
+    return "".join(dumps(f).decode() + "\n" for f in flows)
