@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    f"{DEFAULT_FLOWS} flows.")
     p.add_argument("--target", help="collector HOST:PORT (hostname, IPv4 or [IPv6]); or 'target' in --config")
     p.add_argument("--protocol", choices=PROTOCOLS, help="[the config's version, else netflow9]")
-    p.add_argument("--flows", type=_positive_int, help="stop after this many flows")
+    p.add_argument("--flows", type=_positive_int, help="stop after this many flows (--drop-every's included)")
     p.add_argument("--rate", type=float, default=0.0, help="flows per second [as fast as possible]")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--drop-every", type=_positive_int, default=0, metavar="N",
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampling-rate", type=_positive_int, help="sFlow sampling rate / v5 sampling interval [1]")
     p.add_argument("--pool", type=int, default=65536,
                    help="distinct flows drawn before they are replayed with new times; 0 = all fresh [65536]")
-    p.add_argument("--ipv6-share", type=float, default=0.1, help="fraction of IPv6 flows (not netflow5) [0.1]")
+    p.add_argument("--ipv6-share", type=_share, default=0.1, help="fraction of IPv6 flows (not netflow5) [0.1]")
     p.set_defaults(func=main)
 
 
@@ -45,6 +45,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
     return value
 
 

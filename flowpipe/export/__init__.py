@@ -33,8 +33,9 @@ Encoders usable without sockets (bytes out), for tests and benchmarks of other s
   ``extended_gateway``, ``counter_sample``, ``interface_counters_record``; or
   ``sflow.SflowEncoder(agent, sub_agent_id, sampling_rate)`` with ``.flow_samples(template,
   records)``, ``.counter_samples(counters)``, ``.datagram(samples, uptime_ms)``.
-- ``traffic.TrafficModel(seed)``: synthetic flows (``.flows(n, uptime_ms)``) and sampled packets
-  (``.samples(n, uptime_ms)``) as DefaultRecords.
+- ``traffic.TrafficModel(seed, ipv6_share=, pool=)``: synthetic flows (``.flows(n, uptime_ms)``)
+  and sampled packets (``.samples(n, uptime_ms)``), tuples laid out as DefaultRecord, split by
+  address family (``.ipv4`` for DEFAULT_TEMPLATE, ``.ipv6`` for DEFAULT_TEMPLATE_V6).
 """
 from __future__ import annotations
 
