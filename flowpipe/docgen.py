@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import typing
+from typing import Any
 
 import attrs
 
@@ -35,10 +36,11 @@ def _type_name(tp: typing.Any) -> str:
 
 
 def _default(f: attrs.Attribute) -> str:
-    if f.default is attrs.NOTHING:
+    default: Any = f.default
+    if default is attrs.NOTHING:
         return "required"
-    if isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
-        value = f.default.factory()
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        value = default.factory()
         if attrs.has(type(value)) or (isinstance(value, list) and value and attrs.has(type(value[0]))):
             return "see below"
         return f"`{config._toml_value(value)}`"
