@@ -88,6 +88,8 @@ class Metrics:
                                           " the retry budget, else 1", registry=r)
         self.forwarder_file_flows = Counter(P + "forwarder_file_flows", "flows written to forwarder.file",
                                             registry=r)
+        self.limits_hit = Counter(P + "limits_hit", "things refused because a resource cap was reached"
+                                  " (sequence_trackers, rollup_entries, ...)", ["limit"], registry=r)
         # ---- liveness
         self.stage_up = Gauge(P + "stage_up", "1 while a pipeline stage runs", ["stage"], registry=r)
         self.log_suppressed = Counter(P + "log_messages_suppressed", "log messages dropped by rate limiting",

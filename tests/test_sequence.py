@@ -82,3 +82,12 @@ def test_recent_restart_within_the_reorder_window_is_a_reset_once_it_continues()
     feed(t, "netflow5", [(30, 30), (60, 30)])                    # ...but the stream continues from it
     assert value(m, "sequence_reset") == 1
     assert value(m, "flows_lost_estimate") == 0
+
+
+def test_tracker_cap_refuses_new_exporters_and_counts() -> None:
+    m = Metrics()
+    t = SequenceTracker(m, max_keys=2)
+    for i in range(4):
+        t.observe("default", f"192.0.2.{i}", "netflow5", SequenceObs(0, 0, 1), 1)
+    assert len(t.states) == 2
+    assert m.registry.get_sample_value("flowpipe_limits_hit_total", {"limit": "sequence_trackers"}) == 2

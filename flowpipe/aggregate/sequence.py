@@ -44,6 +44,7 @@ class SequenceTracker:
         if st is None:
             if len(self.states) >= self.max_keys:
                 self.refused += 1
+                self.metrics.limits_hit.labels("sequence_trackers").inc()
                 return
             self.states[key] = st = _State((seq + units) % WRAP)
             if flows and units:
