@@ -47,7 +47,7 @@ SECTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("Forwarder and spool", ("forwarder_", "flows_spooled", "spool_")),
     ("Drops across stages", ("flows_dropped",)),
     ("sFlow interface counters", ("sflow_interface_",)),
-    ("Service", ("stage_", "log_")),
+    ("Service", ("stage_", "log_", "limits_")),
 ]
 
 # A paragraph under a section's heading.

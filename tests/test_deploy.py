@@ -43,7 +43,7 @@ UDP_PORTS = {2055, 4739, 6343}
 K8S_VERSIONS = ("1.29", "latest")
 # deploy/sizing/measure.py on x86_64 CPython 3.11: idle RSS and memory per flow context (see
 # docs/operations.md); a memory limit must hold max_contexts at this rate with headroom.
-IDLE_MIB, CONTEXT_KIB = 40, 1.9
+IDLE_MIB, CONTEXT_KIB = 40, 2.0
 
 
 def bin_path(name: str) -> str | None:
@@ -376,7 +376,7 @@ def test_workload_wiring(overlay: str, tmp_path: Path) -> None:
     res = c["resources"]
     limit, request = quantity_mib(res["limits"]["memory"]), quantity_mib(res["requests"]["memory"])
     need = IDLE_MIB + cfg.aggregator.max_contexts * CONTEXT_KIB / 1024
-    assert limit >= need * 1.2, (limit, need)
+    assert limit >= need * 1.5, (limit, need)
     assert IDLE_MIB * 2 <= request <= limit
     assert res["requests"]["cpu"] and res["limits"]["cpu"]
     # non-root, read-only root filesystem, no privileges
