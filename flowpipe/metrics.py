@@ -57,8 +57,9 @@ class Metrics:
                                       ["exporter", "flow_type"], registry=r)
         self.sequence_reset = Counter(P + "sequence_reset", "exporter sequence resets (restarts, big jumps"
                                       " back)", ["exporter", "flow_type"], registry=r)
-        self.flows_lost_estimate = Counter(P + "flows_lost_estimate", "units the exporter sent that never"
-                                           " arrived (sequence gaps), in the protocol's unit",
+        self.flows_lost_estimate = Counter(P + "flows_lost_estimate", "flows the exporter sent that never arrived"
+                                           " (sequence gaps: exact for v5 and IPFIX; for v9 and sFlow lost"
+                                           " packets times the exporter's flows per packet)",
                                            ["exporter", "flow_type"], registry=r)
         # ---- enrichment
         self.rdns_lookups = Counter(P + "rdns_lookups", "reverse-DNS lookups by result", ["result"], registry=r)
