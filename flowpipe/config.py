@@ -60,7 +60,8 @@ class MappingConfig:
     """One NetFlow v9 / IPFIX field to collect beyond the defaults."""
 
     field: int | str = attrs.field(metadata=_doc(
-        "information element id; IPFIX enterprise fields as \"ENTERPRISE:ID\""))
+        "information element id or IANA name (225 or \"postNATSourceIPv4Address\"; RFC 5103 reverse names"
+        " too); IPFIX enterprise fields as \"ENTERPRISE:ID\""))
     destination: str = attrs.field(metadata=_doc(
         "a payload field it fills (e.g. \"direction\", \"source.port\") or a key under additional_fields"))
     type: str = attrs.field(default="integer", validator=_one_of("integer", "string", "hex", "ip", "mac"),
@@ -80,18 +81,29 @@ class MappingConfig:
 
 
 def parse_field_id(value: int | str) -> tuple[int, int]:
-    """``61`` or ``"61"`` -> (0, 61); ``"29305:1"`` -> (29305, 1). ValueError when malformed."""
+    """``61``, ``"61"`` or an IANA name (``"flowDirection"``) -> (0, 61); ``"29305:1"`` or
+    ``"reverseOctetDeltaCount"`` -> (29305, 1). ValueError when malformed or an unknown name."""
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 < value < 65536:
             raise ValueError(f"field {value} is not an element id 1..65535")
         return 0, value
     text = str(value).strip()
     pen, _, eid = text.rpartition(":")
+    if not pen and text and not text.isdigit():
+        from flowpipe.decode import iana  # noqa: PLC0415 - pure data, loaded only when a name is used
+
+        found = iana.element_id(text)
+        if found is None:
+            near = iana.nearest(text)
+            hint = f"; nearest known names: {', '.join(near)}" if near else ""
+            raise ValueError(f"field {value!r} is not an IANA information element name{hint}"
+                             " (or give the element id, or \"ENTERPRISE:ID\")")
+        return found
     try:
         e = int(eid)
         p = int(pen) if pen else 0
     except ValueError:
-        raise ValueError(f"field {value!r} is not an element id or \"ENTERPRISE:ID\"") from None
+        raise ValueError(f"field {value!r} is not an element id, an IANA name or \"ENTERPRISE:ID\"") from None
     if not 0 < e < 32768 if p else not 0 < e < 65536:
         raise ValueError(f"field {value!r}: element id out of range")
     if not 0 <= p < 2**32:
@@ -120,10 +132,34 @@ class ListenerConfig:
         " (reason not_allowed); [] = everyone"))
     tags: dict[str, str] = attrs.field(factory=dict, metadata=_doc(
         "key/values added to the additional_fields of every flow this listener receives"))
+    exporter_address: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_one_of("udp", "in-band")), metadata=_doc(
+            "what identifies an exporter (payload exporter.ip, template and sequence state): \"udp\" = the"
+            " datagram's UDP source address; \"in-band\" = what the export says: the sFlow agent address,"
+            " IPFIX/v9 exporterIPv4Address/exporterIPv6Address (130/131) once sent, else the source id /"
+            " observation domain mapped by `exporters`, else the UDP source. [sflow5: \"in-band\", others:"
+            " \"udp\"]. Behind NAT (Docker, Kubernetes) use \"in-band\"; see docs/exporter-identity.md"))
+    exporters: dict[str, str] = attrs.field(factory=dict, metadata=_doc(
+        "with exporter_address = \"in-band\": NetFlow v9 source id / IPFIX observation domain id -> the"
+        " exporter's address or name, e.g. {\"2193\" = \"10.0.0.1\"}; an id not listed falls back to the UDP"
+        " source"))
+    passthrough_unknown: bool = attrs.field(default=False, metadata=_doc(
+        "NetFlow v9 / IPFIX: put every element flowpipe has no IANA name or mapping for into"
+        " additional_fields as \"<id>\" or \"<enterprise>.<id>\" = hex value (at most 256 bytes of it)"))
 
     def __attrs_post_init__(self) -> None:
         if self.port == 0:
             self.port = DEFAULT_PORTS[self.flow_type]
+        if self.exporter_address is None:
+            self.exporter_address = "in-band" if self.flow_type == "sflow5" else "udp"
+        if self.exporters:
+            if self.flow_type == "sflow5":
+                raise ValueError("exporters maps NetFlow v9 source ids / IPFIX domains; an sflow5 listener"
+                                 " identifies exporters by their agent address")
+            if self.exporter_address != "in-band":
+                raise ValueError("exporters is used only for in-band exporter addresses (exporter_address ="
+                                 " \"in-band\")")
+            self.exporter_ids()
         ns = self.namespace.replace("\n", "").replace("\r", "").replace("\t", "")
         ns = ns.replace("<", "-").replace(">", "-").strip()
         if not ns or len(ns.encode()) > 100 or "\x00" in ns:
@@ -134,6 +170,19 @@ class ListenerConfig:
         except ValueError:
             raise ValueError(f"bind_host {self.bind_host!r} is not an IP address") from None
         _networks("allowed_exporters", self.allowed_exporters)
+
+    def exporter_ids(self) -> dict[int, str]:
+        """``exporters`` with integer keys (ValueError naming a bad entry)."""
+        out: dict[int, str] = {}
+        for k, v in self.exporters.items():
+            text = k.strip()
+            if not (text.isascii() and text.isdigit()) or int(text) >= 2**32:
+                raise ValueError(f"exporters: key {k!r} is not a source id / observation domain 0..4294967295")
+            name = v.strip()
+            if not name or len(name) > 255 or any(c in name for c in "\x00\n\r"):
+                raise ValueError(f"exporters: {k!r} must map to an address or name of 1..255 characters")
+            out[int(text)] = name
+        return out
 
 
 def _networks(key: str, cidrs: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -41,7 +41,7 @@ class Service:
         self.metrics = metrics or Metrics()
         self.listeners = [UdpListener(lc, self.metrics, 1, True) if worker_process else UdpListener(lc, self.metrics)
                           for lc in cfg.listeners]
-        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping) for lc in cfg.listeners]
+        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, lc) for lc in cfg.listeners]
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)

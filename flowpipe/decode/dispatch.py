@@ -1,15 +1,18 @@
 """Pick the decoder for a datagram by its version field, per listener.
 
 A netflow5/netflow9/ipfix listener decodes all three (the version decides); an sflow5 listener
-decodes sFlow v5. Stateful decoders (v9/IPFIX templates) live here, one per listener.
+decodes sFlow v5. Stateful decoders (v9/IPFIX templates) live here, one per listener. The
+listener's ``exporter_address``, ``exporters`` and ``passthrough_unknown`` are applied here (NetFlow
+v5 has no in-band identity: its exporter is always the UDP source).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
 
-from flowpipe.config import DecoderConfig, MappingConfig
+from flowpipe.config import DecoderConfig, ListenerConfig, MappingConfig
 from flowpipe.decode import netflow5
 from flowpipe.decode.base import Decoded, DecodeError, Source
 
@@ -24,16 +27,23 @@ def _optional(module: str) -> Any:
 class DatagramDecoder:
     """Decodes any datagram a listener of ``flow_type`` may receive."""
 
-    def __init__(self, flow_type: str, cfg: DecoderConfig, mapping: list[MappingConfig]) -> None:
+    def __init__(self, flow_type: str, cfg: DecoderConfig, mapping: list[MappingConfig],
+                 listener: ListenerConfig | None = None) -> None:
+        """``listener``: the listener's identity and passthrough options (defaults when None)."""
         self.flow_type = flow_type
         self.templates: Any = None
         self._sflow: Callable[[bytes, Source], Decoded] | None = None
+        lc = listener if listener is not None else ListenerConfig(flow_type=flow_type)
         if flow_type == "sflow5":
             mod = _optional("flowpipe.decode.sflow")
-            self._sflow = mod.decode if mod else None
+            if mod is not None:
+                self._sflow = functools.partial(mod.decode, udp_identity=True) if lc.exporter_address == "udp" \
+                    else mod.decode
         else:
             mod = _optional("flowpipe.decode.template_decoder")
-            self.templates = mod.TemplateDecoder(cfg, mapping) if mod else None
+            self.templates = mod.TemplateDecoder(
+                cfg, mapping, in_band=lc.exporter_address == "in-band", exporters=lc.exporter_ids(),
+                passthrough=lc.passthrough_unknown) if mod else None
 
     def decode(self, data: bytes, src: Source) -> Decoded:
         if len(data) < 4:

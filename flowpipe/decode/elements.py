@@ -20,7 +20,17 @@ Field choices (made once per template, "first present wins" where tshark does th
   the record names (48, 302), else the exporter/domain default.
 
 ``[[listeners.mapping]]`` entries are compiled in: a built-in destination replaces that field's
-expression, others fill the flow's ``extras`` dict.
+expression, others fill the flow's ``extras`` dict. Two listener options are compiled in too, and
+cost nothing when off:
+
+- in-band exporter identity: a template with exporterIPv4Address (130, 4 bytes) or
+  exporterIPv6Address (131, 16 bytes) fills the flow's ``exporter`` from the record (when it is
+  not all-zero; else the identity the decoder passes in as ``E``); ``RecordDecoder.identity`` says
+  the template does;
+- passthrough of unknown elements: every element with no IANA name (:mod:`flowpipe.decode.iana`,
+  RFC 5103 reverse names included), no built-in use and no mapping goes into ``extras`` as
+  ``"<id>"`` (enterprise 0) or ``"<enterprise>.<id>"``, its value as hex, the first
+  ``PASSTHROUGH_MAX`` bytes of it. The first occurrence of an element in a template counts.
 """
 from __future__ import annotations
 
@@ -32,6 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flowpipe.config import MappingConfig
+from flowpipe.decode import iana
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,8 @@ SRC_MAC_IES = (56, 81)
 DST_MAC_IES = (80, 57)
 SAMPLER_ID_IES = (48, 302)
 SYSTEM_INIT_MS = 160
+EXPORTER_V4, EXPORTER_V6 = 130, 131  # exporterIPv4Address / exporterIPv6Address
+PASSTHROUGH_MAX = 256  # bytes of an unknown element's value kept (as hex) by passthrough_unknown
 # start / end candidates: (element id, how the value becomes Unix seconds)
 START_IES = ((150, "s"), (152, "ms"), (154, "ntp"), (156, "ntp"), (158, "delta"), (22, "up"),
              (322, "s"), (323, "ms"), (324, "ntp"), (325, "ntp"))
@@ -151,6 +164,25 @@ def _mac(b: bytes) -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
+_EXPORTERS: dict[bytes, str] = {}
+
+
+def exporter_text(b: bytes) -> str:
+    """An in-band exporter address (4 or 16 bytes) as text, cached (bounded)."""
+    text = _EXPORTERS.get(b)
+    if text is None:
+        text = str(ipaddress.ip_address(b))
+        if len(_EXPORTERS) >= 4096:
+            _EXPORTERS.clear()
+        _EXPORTERS[b] = text
+    return text
+
+
+def _exp(b: bytes, default: str) -> str:
+    """The record's exporter address as text, ``default`` when it is all-zero."""
+    return exporter_text(b) if any(b) else default
+
+
 def _extras(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any] | None:
     d = {k: v for k, v in pairs if v is not None}
     return d or None
@@ -191,7 +223,7 @@ _HELPERS: dict[str, Any] = {
     "_int": _int, "_intle": _intle, "_intm": _intm, "_intmle": _intmle, "_up": _up, "_init": _init,
     "_ntp": _ntp, "_nz": _nz, "_ev": _ev, "_ratio_is": _ratio_is, "_ratio_ps": _ratio_ps, "_str": _str,
     "_ip": _ip, "_iptext": _iptext, "_mac": _mac, "_extras": _extras, "_pick": _pick,
-    "_split": split_varlen, "RecordOverrun": RecordOverrun,
+    "_split": split_varlen, "RecordOverrun": RecordOverrun, "_exp": _exp,
 }
 
 
@@ -221,13 +253,15 @@ class RecordDecoder:
     sampler id -> rate, export time (s), v9 sysUptime (ms), IPFIX system init time (ms or None).
     """
 
-    __slots__ = ("decode", "size", "min_size", "source")
+    __slots__ = ("decode", "size", "min_size", "source", "identity")
 
-    def __init__(self, decode: Callable[..., list[tuple]], size: int, min_size: int, source: str) -> None:
+    def __init__(self, decode: Callable[..., list[tuple]], size: int, min_size: int, source: str,
+                 identity: bool = False) -> None:
         self.decode = decode
         self.size = size          # fixed record length, 0 for variable-length templates
         self.min_size = min_size  # shortest possible record
         self.source = source      # generated code, for debugging
+        self.identity = identity  # the flows' exporter comes from the records (in-band 130/131)
 
 
 class _Gen:
@@ -444,14 +478,49 @@ def _mapped(g: _Gen, mapping: Mapping, ex: dict[int, str], ns: dict[str, Any]) -
     return extras
 
 
-def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | None = None) -> RecordDecoder:
-    """The record decoder of a data template (validated: lengths 1..65534 or VARLEN)."""
+def _identity(g: _Gen) -> str | None:
+    """The flow's exporter from in-band 130/131 (the first non-zero of them), else ``E``."""
+    a, b = g.find(EXPORTER_V4, (4,)), g.find(EXPORTER_V6, (16,))
+    if a is not None and b is not None:
+        ea, eb = g.val(g.need(a, "raw"), "raw"), g.val(g.need(b, "raw"), "raw")
+        return f"({ea} != Z4 and _exp({ea}, E) or _exp({eb}, E))"
+    one = a if a is not None else b
+    return None if one is None else f"_exp({g.val(g.need(one, 'raw'), 'raw')}, E)"
+
+
+def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key-constant, expr) extras for the elements with no name, no built-in use and no mapping."""
+    mapped = mapping.by_element if mapping is not None else {}
+    extras: list[tuple[str, str]] = []
+    for (pen, eid), i in g.first.items():
+        if i in g.used or (pen, eid) in mapped or iana.is_known(pen, eid):
+            continue
+        key = f"K{len(ns)}"
+        ns[key] = f"{pen}.{eid}" if pen else str(eid)
+        raw = g.val(g.need(i, "raw"), "raw")
+        ln = g.fields[i][2]
+        extras.append((key, f"{raw}.hex()" if ln <= PASSTHROUGH_MAX else f"{raw}[:{PASSTHROUGH_MAX}].hex()"))
+    return extras
+
+
+def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | None = None, *,
+                    in_band: bool = False, passthrough: bool = False) -> RecordDecoder:
+    """The record decoder of a data template (validated: lengths 1..65534 or VARLEN).
+
+    ``in_band``: 130/131 in the record name the flow's exporter; ``passthrough``: unknown
+    elements go into ``extras`` as hex (see the module doc).
+    """
     fixed = all(ln != VARLEN for _, _, ln in fields)
     g = _Gen(fields, fixed)
     ns: dict[str, Any] = dict(_HELPERS)
     ns.update(Z4=b"\x00" * 4, Z16=b"\x00" * 16, TY="netflow9" if version == 9 else "ipfix")
     ex, pre = _native(g, version)
+    identity = _identity(g) if in_band else None
+    if identity is not None:
+        ex[1] = identity
     extras = _mapped(g, mapping, ex, ns) if mapping and mapping.entries else []
+    if passthrough:
+        extras += _passthrough(g, mapping, ns)
     defaults = {0: "TY", 1: "E", 2: "N", 5: "T", 6: "T", 11: "b''", 12: "b''", 22: "b''"}
     slots = [ex.get(i, defaults.get(i, "0")) for i in range(N_SLOTS - 1)]
     if not extras:
@@ -483,16 +552,18 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
                f"        raise RecordOverrun(rows)\n"
                f"    return rows\n")
     exec(compile(src, f"<template {version}:{len(fields)} fields>", "exec"), ns)  # noqa: S102
-    return RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src)
+    return RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src, identity is not None)
 
 
 # ---- options records -------------------------------------------------------------------------
 
-OPTION_IES = frozenset((34, 48, 50, 302, 305, 306, 309, 310, SYSTEM_INIT_MS))
+OPTION_IES = frozenset((34, 48, 50, 302, 305, 306, 309, 310, SYSTEM_INIT_MS, EXPORTER_V4, EXPORTER_V6))
+_ADDRESS_LEN = {EXPORTER_V4: 4, EXPORTER_V6: 16}
 
 
 def option_values(fields: Sequence[Field], scope: int, body: bytes, version: int) -> tuple[list[dict[int, int]], bool]:
-    """Options data records -> per record {element id: int} for the sampling/time elements.
+    """Options data records -> per record {element id: int} for the sampling/time elements and the
+    exporter's address (130/131, as an int; IPFIX: a scope field too, e.g. exporter-scoped options).
 
     v9 scope fields have their own type space and are skipped. Returns (records, overran).
     """
@@ -507,10 +578,23 @@ def option_values(fields: Sequence[Field], scope: int, body: bytes, version: int
     for vals in split_varlen(body, lens, min_len, err):
         rec: dict[int, int] = {}
         for j, eid in want:
-            if eid not in rec and 0 < len(vals[j]) <= 8:
+            if eid in rec:
+                continue
+            n = len(vals[j])
+            if (n == _ADDRESS_LEN[eid]) if eid in _ADDRESS_LEN else (0 < n <= 8):
                 rec[eid] = int.from_bytes(vals[j], "big")
         out.append(rec)
     return out, bool(err)
+
+
+def option_exporter(rec: dict[int, int]) -> str | None:
+    """The exporter address an options record states (130, else 131), as text; None when none."""
+    v4, v6 = rec.get(EXPORTER_V4), rec.get(EXPORTER_V6)
+    if v4:
+        return exporter_text(v4.to_bytes(4, "big"))
+    if v6:
+        return exporter_text(v6.to_bytes(16, "big"))
+    return None
 
 
 def option_rate(rec: dict[int, int]) -> int:

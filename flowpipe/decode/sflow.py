@@ -2,7 +2,9 @@
 
 ``decode(data, src)`` is pure. One flow tuple per flow sample (compact format 1 and expanded
 format 3): packets 1, bytes = the sampled frame's length, sampling rate of the sample, exporter =
-the agent address carried in the datagram, start = end = the receive second.
+the agent address carried in the datagram (``udp_identity=True``: the UDP source address instead,
+for the flows and for ``Decoded.exporter``, which keys sequence tracking), start = end = the
+receive second.
 
 Where a sample's fields come from, first present wins:
 
@@ -138,7 +140,7 @@ def _agent_text(raw: bytes) -> str:
     return text
 
 
-def decode(data: bytes, src: Source) -> Decoded:
+def decode(data: bytes, src: Source, udp_identity: bool = False) -> Decoded:
     """Decode one sFlow v5 datagram (see the module docstring for what comes out)."""
     n = len(data)
     if n < 8:
@@ -155,7 +157,7 @@ def decode(data: bytes, src: Source) -> Decoded:
     if n < hdr.size:
         raise DecodeError("short", f"{n}-byte datagram is shorter than its {hdr.size}-byte header")
     _, _, raw_agent, sub_agent, seq, _uptime, nsamples = hdr.unpack_from(data)
-    agent = _agent_text(raw_agent)
+    agent = src.exporter if udp_identity else _agent_text(raw_agent)
     out = Decoded(FLOW_TYPE, agent, sequence=SequenceObs(sub_agent, seq, 1))
     flows, counters, skipped = out.flows, out.counters, out.skipped
     now = int(src.received)

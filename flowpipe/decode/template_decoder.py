@@ -18,6 +18,21 @@ A data set whose template comes later in the same datagram is decoded at the end
 ``set_overrun``, ``trailing_bytes``, ``bad_template``, ``template_cap``, ``record_overrun``,
 ``no_template``. ``SequenceObs.units`` is 1 for v9; for IPFIX the data records (flow and options)
 of this message decoded on arrival (sets held for a template are not counted).
+
+Exporter identity (``Decoded.exporter`` and the flows' ``exporter``): the UDP source address, or
+with ``in_band`` what the export itself says, first found of:
+
+1. exporterIPv4Address / exporterIPv6Address (130/131) in the records: an options record (any
+   scope, e.g. exporter-scoped) or a flow record. It is remembered per domain (UDP source, port,
+   version, source id / observation domain), so the domain's later datagrams carry it too; a
+   datagram that first reveals it has all its flows attributed to it. Flow records that carry a
+   non-zero 130/131 keep their own value (an IPFIX mediator may relay several exporters);
+2. ``exporters``: the header's v9 source id / IPFIX observation domain -> address or name;
+3. the UDP source address.
+
+Template state is kept per *owner* (the ``exporters`` name of the domain's source id, else the UDP
+source) and domain, see :mod:`flowpipe.decode.templates`: a domain's templates are known before
+its first 130/131 record can be read, so they cannot be keyed by it.
 """
 from __future__ import annotations
 
@@ -35,6 +50,7 @@ from flowpipe.decode.elements import (
     RecordDecoder,
     RecordOverrun,
     compile_records,
+    option_exporter,
     option_rate,
     option_values,
 )
@@ -57,13 +73,17 @@ SNAPSHOT_FORMAT = 1
 
 
 class _Msg:
-    """What one datagram is decoding into (and what a release decodes with)."""
+    """What one datagram is decoding into (and what a release decodes with).
 
-    __slots__ = ("exporter", "namespace", "key", "version", "secs", "uptime", "flows", "records", "skipped")
+    ``exporter`` is the identity the flows get, ``owner`` the key of the template state.
+    """
 
-    def __init__(self, exporter: str, namespace: str, key: DomainKey, version: int, secs: int, uptime: int,
-                 flows: list[tuple], skipped: list[str]) -> None:
-        self.exporter, self.namespace, self.key, self.version = exporter, namespace, key, version
+    __slots__ = ("exporter", "owner", "namespace", "key", "version", "secs", "uptime", "flows", "records",
+                 "skipped")
+
+    def __init__(self, exporter: str, owner: str, namespace: str, key: DomainKey, version: int, secs: int,
+                 uptime: int, flows: list[tuple], skipped: list[str]) -> None:
+        self.exporter, self.owner, self.namespace, self.key, self.version = exporter, owner, namespace, key, version
         self.secs, self.uptime = secs, uptime
         self.flows = flows
         self.records = 0
@@ -78,15 +98,23 @@ class TemplateDecoder:
     ``templates_refused_cap`` (per-exporter cap), ``templates_refused_exporters`` (exporter cap),
     ``templates_refused_memory``, ``templates_bad``, ``options_records``, ``sampling_rates_learned``,
     ``held``, ``held_bytes``, ``held_released``, ``held_expired``, ``held_dropped_full``,
-    ``held_parts_dropped``, ``held_refused``.
+    ``held_parts_dropped``, ``held_refused``, ``exporter_identities_learned`` (in-band 130/131
+    addresses a domain announced, or changed to).
     """
 
     def __init__(self, cfg: DecoderConfig, mapping: Sequence[MappingConfig] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, in_band: bool = False,
+                 exporters: dict[int, str] | None = None, passthrough: bool = False) -> None:
+        """``in_band``: exporter identity from the export (see the module doc), ``exporters``: source
+        id / observation domain -> address or name (in-band only); ``passthrough``: unknown elements
+        into the flows' extras (see :mod:`flowpipe.decode.elements`)."""
         self.cfg = cfg
         self.mapping = Mapping(mapping)
         self.clock = clock
-        self.stats: dict[str, int] = {"options_records": 0}
+        self.in_band = in_band
+        self.exporters = dict(exporters or {}) if in_band else {}
+        self.passthrough = passthrough
+        self.stats: dict[str, int] = {"options_records": 0, "exporter_identities_learned": 0}
         self.registry = Registry(cfg, self.stats)
         self.hold = HoldQueue(cfg, self.stats)
         self._compiled: dict[tuple[int, tuple[Field, ...]], RecordDecoder] = {}
@@ -127,18 +155,25 @@ class TemplateDecoder:
             start, ftype = ipfix.HEADER_LEN, "ipfix"
         else:
             raise DecodeError("bad_version", f"version {version} is not NetFlow v9 or IPFIX")
-        out = Decoded(ftype, src.exporter)
+        key = (src.port, version, did)
+        owner = ident = src.exporter
+        if self.in_band:
+            mapped = self.exporters.get(did) if self.exporters else None
+            if mapped is not None:
+                owner = mapped
+            dom = self.registry.domain(owner, key)
+            ident = (dom.identity if dom is not None else None) or mapped or owner
+        out = Decoded(ftype, ident)
         sets = _walk(data, start, end, out.skipped)
         if end < len(data) and any(data[end:]):
             out.skipped.append("trailing_bytes")
         now = self.clock()
-        key = (src.port, version, did)
-        msg = _Msg(src.exporter, src.namespace, key, version, secs, uptime, out.flows, out.skipped)
+        msg = _Msg(ident, owner, src.namespace, key, version, secs, uptime, out.flows, out.skipped)
         pending: list[tuple[int, bytes]] = []
         learned = False
         for sid, a, b in sets:
             if sid >= 256:
-                t = self._template(src.exporter, key, sid, now)
+                t = self._template(owner, key, sid, now)
                 if t is None:
                     pending.append((sid, data[a:b]))
                 else:
@@ -152,20 +187,24 @@ class TemplateDecoder:
             pending = self._retry(pending, msg, now)
             records = msg.records
         if pending:
-            h = Held(src.exporter, key, src.namespace, secs, uptime, pending, now, counted=records == 0)
+            h = Held(owner, key, src.namespace, secs, uptime, pending, now, counted=records == 0)
             if self.hold.add(h):
                 out.held = 1 if h.counted else 0
             else:
                 out.skipped.extend(["no_template"] * len(pending))
-        if learned and self.hold.has_waiting(src.exporter, key):
+        if msg.exporter != ident:  # this datagram revealed the exporter's address: all of it is theirs
+            new = msg.exporter
+            out.exporter = new
+            out.flows[:] = [f if f[1] != ident else f[:1] + (new,) + f[2:] for f in out.flows]
+        if learned and self.hold.has_waiting(owner, key):
             out.released = self._release(msg, now, pending)
         out.sequence = SequenceObs(did, seq, 1 if version == 9 else records)
         return out
 
     # ---- sets ---------------------------------------------------------------------------------
 
-    def _template(self, exporter: str, key: DomainKey, tid: int, now: float) -> Template | None:
-        dom = self.registry.domain(exporter, key)
+    def _template(self, owner: str, key: DomainKey, tid: int, now: float) -> Template | None:
+        dom = self.registry.domain(owner, key)
         t = dom.templates.get(tid) if dom is not None else None
         return t if t is not None and self.registry.is_live(t, now) else None
 
@@ -189,11 +228,11 @@ class TemplateDecoder:
                 self.stats["templates_bad"] += 1
                 skipped.append(why)
                 continue
-            dom = dom or reg.domain_for_update(msg.exporter, msg.key, now)
+            dom = dom or reg.domain_for_update(msg.owner, msg.key, now)
             if dom is None:
                 refused = True
                 continue
-            why = reg.add(msg.exporter, dom, rec, now)
+            why = reg.add(msg.owner, dom, rec, now)
             if why:
                 refused = True
             else:
@@ -203,7 +242,7 @@ class TemplateDecoder:
         return learned
 
     def _withdraw(self, rec: TemplateRecord, sid: int, msg: _Msg) -> None:
-        dom = self.registry.domain(msg.exporter, msg.key)
+        dom = self.registry.domain(msg.owner, msg.key)
         if dom is None:
             return
         if rec.tid == sid:
@@ -213,11 +252,11 @@ class TemplateDecoder:
             return
         else:
             tid = rec.tid
-        self.registry.withdraw(msg.exporter, dom, tid)
+        self.registry.withdraw(msg.owner, dom, tid)
 
     def _data(self, t: Template, msg: _Msg, body: bytes, now: float) -> None:
         """Decode one data set with its template: flows into msg.flows, or options state."""
-        dom = self.registry.domain(msg.exporter, msg.key)
+        dom = self.registry.domain(msg.owner, msg.key)
         assert dom is not None
         if t.options:
             recs, overran = option_values(t.fields, t.scope, body, msg.version)
@@ -226,6 +265,8 @@ class TemplateDecoder:
                 if rate or init is not None:
                     sampler = rec.get(48, rec.get(302))
                     self.registry.learn(dom, sampler, rate, init, now)
+                if self.in_band and (addr := option_exporter(rec)) is not None:
+                    self._identify(dom, addr, msg)
             self.stats["options_records"] += len(recs)
             msg.records += len(recs)
         else:
@@ -236,10 +277,19 @@ class TemplateDecoder:
                                   dom.init_ms)
             except RecordOverrun as e:
                 rows, overran = e.rows, True
+            if dec.identity and rows and rows[0][1] != msg.exporter:
+                self._identify(dom, rows[0][1], msg)
             msg.flows.extend(rows)
             msg.records += len(rows)
         if overran:
             msg.skipped.append("record_overrun")
+
+    def _identify(self, dom: Domain, addr: str, msg: _Msg) -> None:
+        """The domain announced its exporter address in-band: remember it, use it from now on."""
+        if dom.identity != addr:
+            dom.identity = addr
+            self.stats["exporter_identities_learned"] += 1
+        msg.exporter = addr
 
     def _compile(self, t: Template, version: int) -> RecordDecoder:
         k = (version, t.fields)
@@ -247,7 +297,8 @@ class TemplateDecoder:
         if dec is None:
             if len(self._compiled) >= COMPILED_MAX:
                 del self._compiled[next(iter(self._compiled))]
-            dec = self._compiled[k] = compile_records(t.fields, version, self.mapping)
+            dec = self._compiled[k] = compile_records(t.fields, version, self.mapping, in_band=self.in_band,
+                                                      passthrough=self.passthrough)
         t.decoder = dec
         return dec
 
@@ -257,7 +308,7 @@ class TemplateDecoder:
         """Decode the sets whose template is now known; return the others."""
         left = []
         for tid, body in sets:
-            t = self._template(msg.exporter, msg.key, tid, now)
+            t = self._template(msg.owner, msg.key, tid, now)
             if t is None:
                 left.append((tid, body))
             else:
@@ -267,10 +318,11 @@ class TemplateDecoder:
     def _release(self, msg: _Msg, now: float, just_held: list[tuple[int, bytes]]) -> int:
         """Decode held data of this domain that the templates just learned complete."""
         released = 0
-        for hid, h in self.hold.waiting(msg.exporter, msg.key):
+        for hid, h in self.hold.waiting(msg.owner, msg.key):
             if h.sets is just_held:
                 continue
-            old = _Msg(h.exporter, h.namespace, h.key, msg.version, h.secs, h.uptime, msg.flows, msg.skipped)
+            old = _Msg(msg.exporter, h.exporter, h.namespace, h.key, msg.version, h.secs, h.uptime, msg.flows,
+                       msg.skipped)
             left = self._retry(h.sets, old, now)
             if len(left) == len(h.sets):
                 continue

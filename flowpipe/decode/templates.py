@@ -1,7 +1,12 @@
 """Per-exporter NetFlow v9 / IPFIX template state: templates, sampling rates, caps, expiry.
 
-State is keyed by exporter address, then by *domain* = (UDP source port, version, source id /
-observation domain), then by template id. ``max_templates_per_exporter`` counts an exporter's
+State is keyed by exporter, then by *domain* = (UDP source port, version, source id /
+observation domain), then by template id. The exporter key (``owner`` in the decoder) is the UDP
+source address, or, with in-band exporter identity, the address or name ``[listeners.exporters]``
+gives the domain's source id (two routers behind one NAT address with different source ids /
+domains are then two exporters, each with its own caps; with the same source id they would differ
+by their NAT source port, which is part of the domain). A domain also remembers the exporter
+address it announced in-band (130/131), ``Domain.identity``. ``max_templates_per_exporter`` counts an exporter's
 templates over all its domains (and bounds its domains); ``max_exporters`` bounds the exporters
 with state. A refused template is counted in ``stats`` and leaves other state untouched.
 A template expires ``template_timeout`` seconds after it was last (re)sent; a domain's sampling
@@ -70,7 +75,7 @@ class Template:
 class Domain:
     """One export stream's templates and sampling state."""
 
-    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched")
+    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched", "identity")
 
     def __init__(self, now: float) -> None:
         self.templates: dict[int, Template] = {}
@@ -79,6 +84,7 @@ class Domain:
         self.last_rate = 0     # the latest rate learned from any options record
         self.init_ms: int | None = None  # IPFIX systemInitTimeMilliseconds
         self.touched = now
+        self.identity: str | None = None  # exporter address announced in-band (130/131), in-band mode
 
     @property
     def rate(self) -> int:
@@ -214,14 +220,18 @@ class Registry:
     # ---- persistence --------------------------------------------------------------------------
 
     def snapshot(self) -> list[list[Any]]:
-        """Every domain as [exporter, port, version, domain, templates, samplers, system, last, init]."""
+        """Every domain as [exporter, port, version, domain, templates, samplers, system, last, init,
+        touched], plus its in-band identity when it has one."""
         out: list[list[Any]] = []
         for addr, ex in self.exporters.items():
             for (port, version, did), dom in ex.domains.items():
                 tpls = [[t.tid, [list(f) for f in t.fields], t.scope, t.options, t.seen]
                         for t in dom.templates.values()]
-                out.append([addr, port, version, did, tpls, [[k, v] for k, v in dom.samplers.items()],
-                            dom.system_rate, dom.last_rate, dom.init_ms, dom.touched])
+                entry = [addr, port, version, did, tpls, [[k, v] for k, v in dom.samplers.items()],
+                         dom.system_rate, dom.last_rate, dom.init_ms, dom.touched]
+                if dom.identity is not None:
+                    entry.append(dom.identity)
+                out.append(entry)
         return out
 
     def restore(self, domains: Any) -> int:
@@ -238,9 +248,10 @@ class Registry:
         return n
 
     def _restore_one(self, entry: Any) -> int:
-        addr, port, version, did, tpls, samplers, system, last, init, touched = entry
+        addr, port, version, did, tpls, samplers, system, last, init, touched, *rest = entry
         if not isinstance(addr, str) or version not in (9, 10):
             raise ValueError("bad domain")
+        identity = rest[0] if rest else None
         touched = float(touched)
         dom = self.domain_for_update(addr, (int(port), int(version), int(did)), touched)
         if dom is None:
@@ -256,6 +267,8 @@ class Registry:
         dom.system_rate, dom.last_rate = int(system), int(last)
         dom.init_ms = None if init is None else int(init)
         dom.touched = touched
+        if isinstance(identity, str) and 0 < len(identity) <= 255:
+            dom.identity = identity
         return n
 
 
