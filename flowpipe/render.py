@@ -43,6 +43,7 @@ PROTOCOLS = {0: "HOPOPT", 1: "ICMP", 2: "IGMP", 4: "IPv4", 6: "TCP", 8: "EGP", 1
              115: "L2TP", 132: "SCTP"}
 ETHER_TYPES = {0x0800: "IPv4", 0x86DD: "IPv6", 0x0806: "ARP", 0x8100: "802.1Q", 0x8847: "MPLS",
                0x8848: "MPLS-multicast", 0x88A8: "802.1ad"}
+U64_MAX = 2**64 - 1
 TCP_FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
                   (0x40, "ECE"), (0x80, "CWR"))
 
@@ -108,8 +109,8 @@ def render(flow: list[Any], flush_ms: int, host: str, hostnames: dict[bytes, str
         "direction": "egress" if flow[DIRECTION] == 1 else "ingress",
         "start": flow[START],
         "end": flow[END],
-        "bytes": flow[BYTES],
-        "packets": flow[PACKETS],
+        "bytes": min(flow[BYTES], U64_MAX),      # sums of 64-bit counters saturate rather than
+        "packets": min(flow[PACKETS], U64_MAX),  # overflow what a uint64 intake (and msgpack) holds
         "ether_type": ETHER_TYPES.get(ether) or str(ether),
         "ip_protocol": PROTOCOLS.get(proto) or str(proto),
         "device": {"namespace": flow[NAMESPACE]},

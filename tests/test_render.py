@@ -42,3 +42,8 @@ def test_mask_rendering_edge_cases() -> None:
     assert mask_text(bytes([130, 240, 103, 204]), 20) == "130.240.96.0/20"
     assert mask_text(b"", 8) == "/8"
     assert mask_text(bytes(4), 40) == "/40"
+
+
+def test_counters_past_64_bits_saturate() -> None:
+    (o,) = render_batch(FlushBatch(0, [list(make_flow(bytes=2**65, packets=3))]), "h")
+    assert o["bytes"] == 2**64 - 1 and o["packets"] == 3

@@ -352,7 +352,7 @@ class Forwarder:
                 try:
                     body = await trio.to_thread.run_sync(encode_body, batch.flows, self.cfg.format,
                                                          self.cfg.compression)
-                except (TypeError, ValueError) as e:
+                except (TypeError, ValueError, OverflowError) as e:
                     self._log(logging.ERROR, "encode_failed", error=str(e), flows=len(batch.flows))
                     await self._settle(batch, from_spool, "encode_error")
                     settled = True
