@@ -23,6 +23,11 @@ from flowpipe.metrics import Metrics
 Datagram = tuple[bytes, str, int, float]
 MAX_DATAGRAM = 65535
 BATCH = 256
+# After a batch shorter than BATCH the reader waits this long before looking again, so datagrams
+# arriving in a steady stream are handed on a few dozen at a time (one wake-up of the listener,
+# decoder and accumulator per batch instead of per datagram). The socket buffer holds them
+# meanwhile: 4 ms of 200k flows/s is ~35 datagrams.
+COALESCE = 0.004
 
 
 def _rmem_max() -> int | None:
@@ -127,7 +132,10 @@ class UdpListener:
                 except trio.WouldBlock:
                     self._dropped.inc(len(batch))
                     self._log(logging.WARNING, "decoder_queue_full", listener=self.name, dropped=len(batch))
-                await trio.lowlevel.checkpoint()
+                if len(batch) < BATCH:
+                    await trio.sleep(COALESCE)
+                else:
+                    await trio.lowlevel.checkpoint()
 
     async def _watch_kernel_drops(self) -> None:
         """Export the kernel's per-socket drop count (last column of /proc/net/udp{,6})."""

@@ -5,68 +5,218 @@ Two generations of trackers keyed by the ordered (src ip, dst ip) pair and one p
 ``D(src, dst, dport)`` distinct source ports seen with that destination port. A side with
 ``threshold`` or more distinct peer ports is ephemeral. Every ``refresh`` the current generation
 is replaced by the new one, so an observation counts for one to two refresh intervals.
+
+Layout (for speed; the semantics are the flat ones above): a generation maps the pair
+``(src, dst)`` to one small dict holding that pair's trackers, ``S(sport)`` under the int key
+``2*sport`` and ``D(dport)`` under ``2*dport + 1``, each a tuple of distinct ports in the order
+seen. One flow costs one tuple lookup per generation and a few int lookups; tuples of ints are
+cheap to make and invisible to the cyclic garbage collector. A generation still reads as the
+flat mapping ``(src, dst, S|D, port) -> ports`` whose ``len`` is its number of trackers (what
+``max_entries`` bounds).
+
+Stability tokens (what lets the accumulator skip the rollup for a flow it has seen): an
+observation that changes nothing (no tracker created, grown or removed, nothing refused) and keeps
+both ports leaves :attr:`PortRollup.stable` set to the pair's current token, else ``None``. The
+same observation repeated gives the same result for as long as that pair's trackers do not change
+(nothing else is read unless something would change), so the token is invalidated (its ``gen``
+set to -1) by any change to the pair in either generation, and every token lapses at
+:meth:`PortRollup.rotate` (``gen`` no longer matches).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 S, D = 0, 1
+_TOKEN = None  # the key of a pair's token in its new-generation dict
+
+
+class Token:
+    """Valid while ``gen == PortRollup.gen`` (see the module doc)."""
+
+    __slots__ = ("gen",)
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen
+
+
+class Generation(Mapping[tuple, tuple]):
+    """One generation of trackers, readable as ``{(src, dst, S|D, port): (ports...)}``."""
+
+    __slots__ = ("pairs", "entries")
+
+    def __init__(self) -> None:
+        self.pairs: dict[tuple[bytes, bytes], dict[Any, Any]] = {}
+        self.entries = 0
+
+    def __len__(self) -> int:
+        return self.entries
+
+    def __getitem__(self, key: tuple) -> tuple:
+        src, dst, kind, port = key
+        ports: tuple = self.pairs[(src, dst)][port + port + kind]
+        return ports
+
+    def __iter__(self) -> Iterator[tuple]:
+        for (src, dst), trackers in self.pairs.items():
+            for k in trackers:
+                if k is not _TOKEN:
+                    yield (src, dst, k & 1, k >> 1)
 
 
 class PortRollup:
     def __init__(self, threshold: int, max_entries: int = 2_000_000) -> None:
         self.threshold = threshold
         self.max_entries = max_entries
-        self.cur: dict[tuple, list[int]] = {}
-        self.new: dict[tuple, list[int]] = {}
+        self.cur = Generation()
+        self.new = Generation()
         self.refused = 0  # observations not tracked because the tracker was full
+        self.gen = 0      # rotations so far: tokens of older generations are stale
+        self.stable: Token | None = None  # set by every observe (see the module doc)
 
     def rotate(self) -> None:
-        self.cur, self.new = self.new, {}
-
-    def _add(self, store: dict[tuple, list[int]], src: bytes, dst: bytes, sp: int, dp: int,
-             src_ephemeral: bool, dst_ephemeral: bool) -> None:
-        t = self.threshold
-        ks, kd = (src, dst, S, sp), (src, dst, D, dp)
-        s_list, d_list = store.get(ks), store.get(kd)
-        a = len(s_list) if s_list else 0
-        b = len(d_list) if d_list else 0
-        if a >= t or b >= t:
-            return
-        if b + 1 < t and not src_ephemeral:
-            if s_list is None:
-                if len(self.cur) + len(self.new) >= self.max_entries:
-                    self.refused += 1
-                    return
-                s_list = store[ks] = []
-            if dp not in s_list:
-                s_list.append(dp)
-            if len(s_list) >= t:
-                for p in s_list:
-                    store.pop((src, dst, D, p), None)
-        if a + 1 < t and not dst_ephemeral:
-            if d_list is None:
-                if len(self.cur) + len(self.new) >= self.max_entries:
-                    self.refused += 1
-                    return
-                d_list = store[kd] = []
-            if sp not in d_list:
-                d_list.append(sp)
-            if len(d_list) >= t:
-                for p in d_list:
-                    store.pop((src, dst, S, p), None)
+        self.cur, self.new = self.new, Generation()
+        self.gen += 1
 
     def classify(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
         """0: keep both ports; 1: source port is ephemeral; 2: destination port is ephemeral."""
-        s_list = self.cur.get((src, dst, S, sp))
-        d_list = self.cur.get((src, dst, D, dp))
-        s = len(s_list) if s_list else 0
-        d = len(d_list) if d_list else 0
+        trackers = self.cur.pairs.get((src, dst))
+        if trackers is None:
+            return 0
+        s_ports, d_ports = trackers.get(sp + sp), trackers.get(dp + dp + 1)
+        s = len(s_ports) if s_ports else 0
+        d = len(d_ports) if d_ports else 0
         if max(s, d) < self.threshold:
             return 0
         return 1 if d > s else 2
 
     def observe(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
-        """Track one flow's ports and classify it (see :meth:`classify`)."""
-        self._add(self.cur, src, dst, sp, dp, False, False)
-        verdict = self.classify(src, dst, sp, dp)
-        self._add(self.new, src, dst, sp, dp, verdict == 1, verdict == 2)
+        """Track one flow's ports and classify it (see :meth:`classify`); sets :attr:`stable`.
+
+        Tracking is an Add on the current generation, Classify on it, then an Add on the new one
+        that does not re-track the side the current one classifies as ephemeral (spec §4).
+        """
+        t = self.threshold
+        pk = (src, dst)
+        ks, kd = sp + sp, dp + dp + 1
+        cur, new = self.cur, self.new
+        changed = False
+
+        # -- Add on the current generation
+        gc = cur.pairs.get(pk)
+        if gc is None:
+            s_ports = d_ports = None
+            a = b = 0
+        else:
+            s_ports, d_ports = gc.get(ks), gc.get(kd)
+            a = len(s_ports) if s_ports else 0
+            b = len(d_ports) if d_ports else 0
+        if a < t and b < t:
+            go = True
+            if b + 1 < t:
+                if s_ports is None:
+                    if cur.entries + new.entries >= self.max_entries:
+                        self.refused += 1
+                        changed, go = True, False
+                    else:
+                        if gc is None:
+                            gc = cur.pairs[pk] = {}
+                        gc[ks] = (dp,)
+                        cur.entries += 1
+                        changed = True
+                elif dp not in s_ports:
+                    s_ports = gc[ks] = s_ports + (dp,)  # type: ignore[index]
+                    changed = True
+                    if len(s_ports) >= t:  # the destination side just became ephemeral
+                        for p in s_ports:
+                            if gc.pop(p + p + 1, None) is not None:  # type: ignore[union-attr]
+                                cur.entries -= 1
+            if go and a + 1 < t:
+                if d_ports is None:
+                    if cur.entries + new.entries >= self.max_entries:
+                        self.refused += 1
+                        changed = True
+                    else:
+                        if gc is None:
+                            gc = cur.pairs[pk] = {}
+                        gc[kd] = (sp,)
+                        cur.entries += 1
+                        changed = True
+                elif sp not in d_ports:
+                    d_ports = gc[kd] = d_ports + (sp,)  # type: ignore[index]
+                    changed = True
+                    if len(d_ports) >= t:  # the source side just became ephemeral
+                        for p in d_ports:
+                            if gc.pop(p + p, None) is not None:  # type: ignore[union-attr]
+                                cur.entries -= 1
+
+        # -- Classify on the current generation
+        if changed and gc is not None:
+            s_ports, d_ports = gc.get(ks), gc.get(kd)
+            a = len(s_ports) if s_ports else 0
+            b = len(d_ports) if d_ports else 0
+        verdict = 0 if a < t and b < t else (1 if b > a else 2)
+
+        # -- Add on the new generation, not re-tracking a side the current one calls ephemeral
+        gn = new.pairs.get(pk)
+        if gn is None:
+            s_ports = d_ports = None
+            a = b = 0
+        else:
+            s_ports, d_ports = gn.get(ks), gn.get(kd)
+            a = len(s_ports) if s_ports else 0
+            b = len(d_ports) if d_ports else 0
+        if a < t and b < t:
+            go = True
+            if b + 1 < t and verdict != 1:
+                if s_ports is None:
+                    if cur.entries + new.entries >= self.max_entries:
+                        self.refused += 1
+                        changed, go = True, False
+                    else:
+                        if gn is None:
+                            gn = new.pairs[pk] = {}
+                        gn[ks] = (dp,)
+                        new.entries += 1
+                        changed = True
+                elif dp not in s_ports:
+                    s_ports = gn[ks] = s_ports + (dp,)  # type: ignore[index]
+                    changed = True
+                    if len(s_ports) >= t:
+                        for p in s_ports:
+                            if gn.pop(p + p + 1, None) is not None:  # type: ignore[union-attr]
+                                new.entries -= 1
+            if go and a + 1 < t and verdict != 2:
+                if d_ports is None:
+                    if cur.entries + new.entries >= self.max_entries:
+                        self.refused += 1
+                        changed = True
+                    else:
+                        if gn is None:
+                            gn = new.pairs[pk] = {}
+                        gn[kd] = (sp,)
+                        new.entries += 1
+                        changed = True
+                elif sp not in d_ports:
+                    d_ports = gn[kd] = d_ports + (sp,)  # type: ignore[index]
+                    changed = True
+                    if len(d_ports) >= t:
+                        for p in d_ports:
+                            if gn.pop(p + p, None) is not None:  # type: ignore[union-attr]
+                                new.entries -= 1
+
+        # -- Stability token
+        if changed:
+            self.stable = None
+            if gn is not None:
+                tok = gn.pop(_TOKEN, None)
+                if tok is not None:
+                    tok.gen = -1
+        elif verdict or gn is None:
+            self.stable = None
+        else:
+            tok = gn.get(_TOKEN)
+            if tok is None:
+                tok = gn[_TOKEN] = Token(self.gen)
+            self.stable = tok
         return verdict

@@ -1,0 +1,375 @@
+"""The fast aggregation paths give exactly the results of the straightforward per-flow ones.
+
+``RefRollup`` and ``RefAccumulator`` below are flowpipe's original implementations (flat tracker
+dict, one Context object and list per context, rollup observed for every flow), kept verbatim as
+the oracle. Hypothesis drives both with the same random flow batches (small value domains, so
+keys repeat, pairs roll up, extras merge, windows refill and contexts expire), flushes, rotations
+and drains, and every output and counter must match: the pair-grouped tracker, the stability
+tokens that skip the rollup, the per-batch key lookups, the slot columns and their widening to
+Python ints for values past 64 bits.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flowpipe.aggregate.accumulator import Accumulator, context_key
+from flowpipe.aggregate.rollup import PortRollup
+from flowpipe.config import AggregatorConfig
+from flowpipe.flow import (
+    BYTES,
+    DST_IP,
+    DST_PORT,
+    END,
+    EXTRAS,
+    PACKETS,
+    ROLLED_UP,
+    SRC_IP,
+    SRC_PORT,
+    START,
+    TCP_FLAGS,
+    make_flow,
+)
+
+S, D = 0, 1
+
+# ---- the oracle: the original implementations ----------------------------------------------------
+
+
+
+class RefRollup:
+    def __init__(self, threshold: int, max_entries: int = 2_000_000) -> None:
+        self.threshold = threshold
+        self.max_entries = max_entries
+        self.cur: dict[tuple, list[int]] = {}
+        self.new: dict[tuple, list[int]] = {}
+        self.refused = 0  # observations not tracked because the tracker was full
+
+    def rotate(self) -> None:
+        self.cur, self.new = self.new, {}
+
+    def _add(self, store: dict[tuple, list[int]], src: bytes, dst: bytes, sp: int, dp: int,
+             src_ephemeral: bool, dst_ephemeral: bool) -> None:
+        t = self.threshold
+        ks, kd = (src, dst, S, sp), (src, dst, D, dp)
+        s_list, d_list = store.get(ks), store.get(kd)
+        a = len(s_list) if s_list else 0
+        b = len(d_list) if d_list else 0
+        if a >= t or b >= t:
+            return
+        if b + 1 < t and not src_ephemeral:
+            if s_list is None:
+                if len(self.cur) + len(self.new) >= self.max_entries:
+                    self.refused += 1
+                    return
+                s_list = store[ks] = []
+            if dp not in s_list:
+                s_list.append(dp)
+            if len(s_list) >= t:
+                for p in s_list:
+                    store.pop((src, dst, D, p), None)
+        if a + 1 < t and not dst_ephemeral:
+            if d_list is None:
+                if len(self.cur) + len(self.new) >= self.max_entries:
+                    self.refused += 1
+                    return
+                d_list = store[kd] = []
+            if sp not in d_list:
+                d_list.append(sp)
+            if len(d_list) >= t:
+                for p in d_list:
+                    store.pop((src, dst, S, p), None)
+
+    def classify(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
+        """0: keep both ports; 1: source port is ephemeral; 2: destination port is ephemeral."""
+        s_list = self.cur.get((src, dst, S, sp))
+        d_list = self.cur.get((src, dst, D, dp))
+        s = len(s_list) if s_list else 0
+        d = len(d_list) if d_list else 0
+        if max(s, d) < self.threshold:
+            return 0
+        return 1 if d > s else 2
+
+    def observe(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
+        """Track one flow's ports and classify it (see :meth:`classify`)."""
+        self._add(self.cur, src, dst, sp, dp, False, False)
+        verdict = self.classify(src, dst, sp, dp)
+        self._add(self.new, src, dst, sp, dp, verdict == 1, verdict == 2)
+        return verdict
+
+
+
+class _RefContext:
+    __slots__ = ("flow", "next_flush", "last_flush")
+
+    def __init__(self, flow: list[Any], next_flush: float) -> None:
+        self.flow: list[Any] | None = flow
+        self.next_flush = next_flush
+        self.last_flush = next_flush
+
+
+class RefAccumulator:
+    """Holds the flow contexts; pure (no I/O, no clock of its own): callers pass ``now``."""
+
+    def __init__(self, cfg: AggregatorConfig) -> None:
+        self.interval = cfg.flush_interval
+        self.ttl = cfg.flow_context_ttl if cfg.flow_context_ttl is not None else cfg.flush_interval
+        self.max_contexts = cfg.max_contexts
+        self.rollup = None if cfg.port_rollup_disabled else RefRollup(cfg.port_rollup_threshold,
+                                                                         cfg.max_rollup_entries)
+        self.contexts: dict[tuple, _RefContext] = {}
+        self.dropped_full = 0  # flows refused because max_contexts was reached
+        self.received = 0
+
+    def add(self, flows: list[tuple], now: float | None = None) -> None:
+        """Aggregate a batch of flow tuples."""
+        if now is None:
+            now = time.time()
+        contexts = self.contexts
+        rollup = self.rollup
+        self.received += len(flows)
+        for f in flows:
+            if rollup is not None:
+                verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
+                if verdict:
+                    lf = list(f)
+                    lf[SRC_PORT if verdict == 1 else DST_PORT] = ROLLED_UP
+                    f = tuple(lf)
+            key = context_key(f)
+            ctx = contexts.get(key)
+            if ctx is None:
+                if len(contexts) >= self.max_contexts:
+                    self.dropped_full += 1
+                    continue
+                contexts[key] = _RefContext(list(f), now)
+                continue
+            acc = ctx.flow
+            if acc is None:
+                ctx.flow = list(f)
+                continue
+            acc[BYTES] += f[BYTES]
+            acc[PACKETS] += f[PACKETS]
+            if f[START] < acc[START]:
+                acc[START] = f[START]
+            if f[END] > acc[END]:
+                acc[END] = f[END]
+            acc[TCP_FLAGS] |= f[TCP_FLAGS]
+            extras = f[EXTRAS]
+            if extras:
+                mine = acc[EXTRAS]
+                if mine is None:
+                    acc[EXTRAS] = dict(extras)
+                else:
+                    for k, v in extras.items():
+                        mine.setdefault(k, v)
+
+    def flush(self, now: float) -> list[list[Any]]:
+        """Emit the contexts that are due at ``now`` and drop the expired ones."""
+        out: list[list[Any]] = []
+        expired = []
+        interval, ttl = self.interval, self.ttl
+        for key, ctx in self.contexts.items():
+            if ctx.flow is None:
+                if ctx.last_flush + ttl < now:
+                    expired.append(key)
+                    continue
+            if ctx.next_flush > now:
+                continue
+            if ctx.flow is not None:
+                out.append(ctx.flow)
+                ctx.flow = None
+                ctx.last_flush = now
+            ctx.next_flush += interval
+        for key in expired:
+            del self.contexts[key]
+        return out
+
+    def drain(self) -> list[list[Any]]:
+        """Emit every context that holds a flow, due or not (shutdown)."""
+        out = [ctx.flow for ctx in self.contexts.values() if ctx.flow is not None]
+        self.contexts.clear()
+        return out
+
+    def rotate_rollup(self) -> None:
+        if self.rollup is not None:
+            self.rollup.rotate()
+
+
+# ---- strategies ---------------------------------------------------------------------------------
+
+IPS = [bytes([10, 0, 0, i]) for i in range(1, 4)]
+PORTS = [1, 2, 3, 80, 443]
+BIG = [2**63 - 1, 2**63, 2**64 - 1]
+
+flow_specs = st.fixed_dictionaries({
+    "exporter": st.sampled_from(["192.0.2.1", "192.0.2.2"]),
+    "namespace": st.sampled_from(["default", "other"]),
+    "src_ip": st.sampled_from(IPS), "dst_ip": st.sampled_from(IPS),
+    "src_port": st.sampled_from(PORTS), "dst_port": st.sampled_from(PORTS),
+    "ip_protocol": st.sampled_from([6, 17]), "tos": st.sampled_from([0, 8]), "in_if": st.sampled_from([1, 2]),
+    "out_if": st.integers(0, 3), "type": st.sampled_from(["netflow9", "ipfix"]),
+    "bytes": st.one_of(st.integers(1, 10_000), st.sampled_from(BIG)),
+    "packets": st.one_of(st.integers(1, 100), st.sampled_from(BIG)),
+    "start": st.one_of(st.integers(1_700_000_000, 1_700_000_100), st.sampled_from([-(2**63) - 1, 2**64 - 1])),
+    "end": st.integers(1_700_000_000, 1_700_000_200),
+    "tcp_flags": st.one_of(st.integers(0, 0x3F), st.just(2**64 - 1)),
+    "next_hop": st.sampled_from([b"", IPS[0]]),
+    "extras": st.one_of(st.none(), st.dictionaries(st.sampled_from(["vlan", "app", "as"]), st.integers(0, 3),
+                                                   max_size=2)),
+})
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.lists(st.integers(0, 39), max_size=30), st.floats(0, 20)),
+    st.tuples(st.just("flush"), st.floats(0, 20)),
+    st.tuples(st.just("rotate")),
+    st.tuples(st.just("drain")),
+), max_size=25)
+
+configs = st.fixed_dictionaries({
+    "flush_interval": st.sampled_from([5.0, 10.0]),
+    "flow_context_ttl": st.sampled_from([None, 3.0, 30.0]),
+    "port_rollup_disabled": st.booleans(),
+    "port_rollup_threshold": st.integers(1, 4),
+    "max_contexts": st.sampled_from([3, 10, 1_000_000]),
+    "max_rollup_entries": st.sampled_from([5, 40, 2_000_000]),
+})
+
+
+def materialize(specs: list[dict[str, Any]], small: bool) -> list[tuple]:
+    """Flow tuples (a fresh extras dict each) for one accumulator; ``small`` keeps values in 64 bits."""
+    out = []
+    for s in specs:
+        s = dict(s)
+        if small:
+            for k in ("bytes", "packets", "tcp_flags"):
+                s[k] = s[k] if s[k] < 2**40 else 7
+            s["start"] = s["start"] if abs(s["start"]) < 2**40 else 1_700_000_050
+        s["extras"] = dict(s["extras"]) if s["extras"] is not None else None
+        out.append(make_flow(**s))
+    return out
+
+
+def run_both(cfg: AggregatorConfig, specs: list[dict[str, Any]], script: list[tuple], small: bool) -> None:
+    ref, new = RefAccumulator(cfg), Accumulator(cfg)
+    pool_ref, pool_new = materialize(specs, small), materialize(specs, small)
+    now = 1000.0
+    for op in script:
+        if op[0] == "add":
+            now += op[2]
+            ref.add([pool_ref[i % len(pool_ref)] for i in op[1]], now)
+            new.add([pool_new[i % len(pool_new)] for i in op[1]], now)
+        elif op[0] == "flush":
+            now += op[1]
+            assert new.flush(now) == ref.flush(now)
+        elif op[0] == "rotate":
+            ref.rotate_rollup()
+            new.rotate_rollup()
+        else:
+            assert new.drain() == ref.drain()
+        assert len(new.contexts) == len(ref.contexts)
+        assert list(new.contexts) == list(ref.contexts)
+        assert (new.dropped_full, new.received) == (ref.dropped_full, ref.received)
+        if ref.rollup is not None:
+            assert new.rollup is not None
+            assert (len(new.rollup.cur), len(new.rollup.new)) == (len(ref.rollup.cur), len(ref.rollup.new))
+            assert new.rollup.refused == ref.rollup.refused
+    assert new.drain() == ref.drain()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs, st.lists(flow_specs, min_size=1, max_size=40), ops, st.booleans())
+def test_accumulator_matches_the_per_flow_reference(cfg: dict[str, Any], specs: list[dict[str, Any]],
+                                                    script: list[tuple], small: bool) -> None:
+    run_both(AggregatorConfig(**cfg), specs, script, small)
+
+
+rollup_ops = st.lists(st.one_of(
+    st.tuples(st.just("observe"), st.sampled_from(IPS[:2]), st.sampled_from(IPS[:2]), st.sampled_from(PORTS[:4]),
+              st.sampled_from(PORTS[1:])),
+    st.tuples(st.just("classify"), st.sampled_from(IPS[:2]), st.sampled_from(IPS[:2]), st.sampled_from(PORTS[:4]),
+              st.sampled_from(PORTS[1:])),
+    st.tuples(st.just("rotate")),
+), max_size=120)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.integers(1, 5), st.sampled_from([3, 8, 30, 2_000_000]), rollup_ops)
+def test_rollup_matches_the_flat_reference(threshold: int, max_entries: int, script: list[tuple]) -> None:
+    ref, new = RefRollup(threshold, max_entries), PortRollup(threshold, max_entries)
+    stable: dict[tuple, Any] = {}
+    for op in script:
+        if op[0] == "observe":
+            v = new.observe(*op[1:])
+            assert v == ref.observe(*op[1:])
+            if new.stable is not None:  # a token is only handed out for "changes nothing, keeps both ports"
+                assert v == 0
+                stable[op[1:]] = new.stable
+        elif op[0] == "classify":
+            assert new.classify(*op[1:]) == ref.classify(*op[1:])
+        else:
+            ref.rotate()
+            new.rotate()
+        assert new.refused == ref.refused
+        for mine, theirs in ((new.cur, ref.cur), (new.new, ref.new)):
+            assert len(mine) == len(theirs)
+            assert dict(mine) == {k: tuple(v) for k, v in theirs.items()}
+        # A token still valid means observing again would change nothing and keep both ports.
+        for args, tok in stable.items():
+            if tok.gen == new.gen:
+                probe = RefRollup(threshold, max_entries)
+                probe.cur = {k: list(v) for k, v in ref.cur.items()}
+                probe.new = {k: list(v) for k, v in ref.new.items()}
+                probe.refused = ref.refused
+                assert probe.observe(*args) == 0
+                assert probe.cur == ref.cur and probe.new == ref.new and probe.refused == ref.refused
+
+
+def test_values_past_64_bits_widen_the_columns_and_stay_exact() -> None:
+    a, r = Accumulator(AggregatorConfig(port_rollup_disabled=True)), RefAccumulator(
+        AggregatorConfig(port_rollup_disabled=True))
+    flows = [make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], bytes=2**63 - 1, packets=1, start=5, end=6),
+             make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], bytes=2**63 - 1, packets=2**64 - 1, start=-(2**70),
+                       end=2**80, tcp_flags=2**64 - 1)]
+    for acc in (a, r):
+        acc.add(flows[:1], 0)
+        acc.add(flows[1:], 0)
+    assert a.flush(1) == r.flush(1)
+    out = r.drain()
+    assert a.drain() == out
+
+
+def test_a_repeated_flow_skips_the_rollup_until_its_pair_changes() -> None:
+    a = Accumulator(AggregatorConfig(port_rollup_threshold=3))
+    assert a.rollup is not None
+    calls = []
+    observe = a.rollup.observe
+
+    def counting(*args: Any) -> int:
+        calls.append(args)
+        return observe(*args)
+
+    a.rollup.observe = counting  # type: ignore[method-assign]
+    f = make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], src_port=40000, dst_port=443, bytes=1, packets=1)
+    a.add([f, f], 0)        # first sight changes the trackers; the second changes nothing: token handed out
+    assert len(calls) == 2
+    a.add([f] * 5, 0)       # token valid: no rollup work at all
+    assert len(calls) == 2
+    g = make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], src_port=40001, dst_port=443, bytes=1, packets=1)
+    a.add([g, f], 0)        # g changes the pair's trackers: f is observed again
+    assert len(calls) == 4
+    a.rotate_rollup()
+    a.add([f], 0)           # a rotation lapses every token
+    assert len(calls) == 5
+    (out,) = [x for x in a.drain() if x[SRC_PORT] == 40000]
+    assert out[BYTES] == 9 and out[DST_PORT] == 443 and out[SRC_IP] == IPS[0] and out[DST_IP] == IPS[1]
+
+
+def test_both_sides_at_the_threshold_roll_up_the_destination_like_the_reference() -> None:
+    a, b = IPS[0], IPS[1]
+    new, ref = PortRollup(2), RefRollup(2)
+    for sp, dp in ((1, 10), (1, 11), (2, 12), (3, 12), (1, 12)):
+        assert new.observe(a, b, sp, dp) == ref.observe(a, b, sp, dp)
+    assert ref.classify(a, b, 1, 12) == 2 == new.classify(a, b, 1, 12)  # a tie: the destination is "*"
