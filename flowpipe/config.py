@@ -145,7 +145,8 @@ class ListenerConfig:
         " source"))
     passthrough_unknown: bool = attrs.field(default=False, metadata=_doc(
         "NetFlow v9 / IPFIX: put every element flowpipe has no IANA name or mapping for into"
-        " additional_fields as \"<id>\" or \"<enterprise>.<id>\" = hex value (at most 256 bytes of it)"))
+        " additional_fields as \"<id>\" or \"<enterprise>.<id>\" = hex value (at most 256 bytes of each value,"
+        " 64 elements per template)"))
 
     def __attrs_post_init__(self) -> None:
         if self.port == 0:

@@ -6,7 +6,7 @@ import time
 
 from flowpipe.config import DecoderConfig, MappingConfig
 from flowpipe.decode.base import Source
-from flowpipe.decode.elements import PASSTHROUGH_MAX, Mapping, compile_records
+from flowpipe.decode.elements import PASSTHROUGH_FIELDS, PASSTHROUGH_MAX, Mapping, compile_records
 from flowpipe.decode.template_decoder import TemplateDecoder
 from flowpipe.flow import Flow
 from tests.backend import Backend
@@ -95,3 +95,17 @@ def test_first_occurrence_only_and_options_untouched() -> None:
     layout = [(1, 4), (700, 1), (700, 1)]
     (f,) = dec.decode(ipfix(template(256, layout), fset(256, struct.pack("!IBB", 1, 0xAA, 0xBB))), Source("h")).flows
     assert Flow._make(f).extras == {"700": "aa"}
+
+
+def test_elements_per_template_are_bounded() -> None:
+    fields = [(0, 1, 4)] + [(7, 100 + i, 1) for i in range(PASSTHROUGH_FIELDS + 10)]
+    dec = compile_records(fields, 10, Mapping(), passthrough=True)
+    (row,) = dec.decode(struct.pack("!I", 1) + bytes(range(PASSTHROUGH_FIELDS + 10)), "e", "n", 0, {}, 0, 0, None)
+    extras = Flow._make(row).extras
+    assert extras is not None and len(extras) == PASSTHROUGH_FIELDS == 64 and extras["7.100"] == "00"
+
+
+def test_a_mapping_to_exporter_ip_is_not_an_in_band_identity() -> None:
+    mapping = Mapping([MappingConfig(field=130, destination="exporter.ip", type="ip")])
+    assert compile_records([(0, 130, 4), (0, 1, 4)], 10, mapping, in_band=True).identity is False
+    assert compile_records([(0, 130, 4), (0, 1, 4)], 10, Mapping(), in_band=True).identity is True

@@ -30,7 +30,8 @@ cost nothing when off:
 - passthrough of unknown elements: every element with no IANA name (:mod:`flowpipe.decode.iana`,
   RFC 5103 reverse names included), no built-in use and no mapping goes into ``extras`` as
   ``"<id>"`` (enterprise 0) or ``"<enterprise>.<id>"``, its value as hex, the first
-  ``PASSTHROUGH_MAX`` bytes of it. The first occurrence of an element in a template counts.
+  ``PASSTHROUGH_MAX`` bytes of it. The first occurrence of an element in a template counts, and
+  the first ``PASSTHROUGH_FIELDS`` such elements of a template.
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ SAMPLER_ID_IES = (48, 302)
 SYSTEM_INIT_MS = 160
 EXPORTER_V4, EXPORTER_V6 = 130, 131  # exporterIPv4Address / exporterIPv6Address
 PASSTHROUGH_MAX = 256  # bytes of an unknown element's value kept (as hex) by passthrough_unknown
+PASSTHROUGH_FIELDS = 64  # unknown elements of one template passed through at most
 # start / end candidates: (element id, how the value becomes Unix seconds)
 START_IES = ((150, "s"), (152, "ms"), (154, "ntp"), (156, "ntp"), (158, "delta"), (22, "up"),
              (322, "s"), (323, "ms"), (324, "ntp"), (325, "ntp"))
@@ -495,6 +497,8 @@ def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[t
     for (pen, eid), i in g.first.items():
         if i in g.used or (pen, eid) in mapped or iana.is_known(pen, eid):
             continue
+        if len(extras) >= PASSTHROUGH_FIELDS:
+            break
         key = f"K{len(ns)}"
         ns[key] = f"{pen}.{eid}" if pen else str(eid)
         raw = g.val(g.need(i, "raw"), "raw")
@@ -519,6 +523,8 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     if identity is not None:
         ex[1] = identity
     extras = _mapped(g, mapping, ex, ns) if mapping and mapping.entries else []
+    if identity is not None and ex[1] != identity:
+        identity = None  # a mapping to exporter.ip fills the slot instead
     if passthrough:
         extras += _passthrough(g, mapping, ns)
     defaults = {0: "TY", 1: "E", 2: "N", 5: "T", 6: "T", 11: "b''", 12: "b''", 22: "b''"}
