@@ -308,3 +308,17 @@ def test_sflow_listener_has_no_source_id_map(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load(write(tmp_path, '[[listeners]]\nflow_type = "sflow5"\nexporters = {"1" = "a"}\n'))
     assert e.value.key == "listeners[0].exporters" and "agent address" in e.value.reason
+
+
+def test_v9_options_record_with_the_exporter_address() -> None:
+    dec = TemplateDecoder(DecoderConfig(), in_band=True, exporters={3: "mapped-3"})
+    # options template 300: scope System (type 1, 4 bytes), option exporterIPv4Address (130)
+    opt = fset(1, struct.pack("!HHH", 300, 4, 4) + struct.pack("!HHHH", 1, 4, 130, 4))
+    d = dec.decode(v9(template(256, V9_A, sid=0), opt, fset(300, struct.pack("!I4s", 0, A4)),
+                      fset(256, a_record(1)), source_id=3), SRC)
+    assert d.exporter == "192.0.2.1" and [f[1] for f in d.flows] == ["192.0.2.1"]
+    # a v9 scope field of type 130 is not an exporter address (v9 scope types are their own space)
+    dec2 = TemplateDecoder(DecoderConfig(), in_band=True)
+    opt2 = fset(1, struct.pack("!HHH", 300, 4, 4) + struct.pack("!HHHH", 130, 4, 34, 4))
+    d = dec2.decode(v9(opt2, fset(300, struct.pack("!4sI", A4, 1)), source_id=3), SRC)
+    assert d.exporter == NAT
