@@ -102,3 +102,17 @@ def test_real_captures(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0 and len(flows) == exp["totals"]["records"]
     assert sum(f["bytes"] for f in flows) == exp["totals"]["bytes"]
     assert f"decoded: {exp['datagrams']} datagrams" in err
+
+
+def test_listener_options_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--mapping-config brings the listener's passthrough_unknown and namespace to the decode command."""
+    names = captures.names("ipfix_netscaler")
+    if not names:
+        captures.require()
+    cap = captures.CAPTURES / f"{names[0]}.pcap"
+    cfg = tmp_path / "f.toml"
+    cfg.write_text('[[listeners]]\nflow_type = "ipfix"\nnamespace = "lab"\npassthrough_unknown = true\n')
+    assert main(["decode", str(cap), "--mapping-config", str(cfg)]) == 0
+    flows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert flows and all(f["namespace"] == "lab" for f in flows)
+    assert any(k.startswith("5951.") for f in flows for k in (f["extras"] or {}))  # NetScaler enterprise IEs

@@ -9,22 +9,18 @@ addresses, and a summary line per datagram status goes to stderr (``-v``: a line
 from __future__ import annotations
 
 import argparse
-import importlib
 import ipaddress
 import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable
 from typing import Any, TextIO
 
-from flowpipe.config import ConfigError, DecoderConfig, MappingConfig, load
-from flowpipe.decode.base import Decoded, DecodeError, Source
-from flowpipe.decode.template_decoder import TemplateDecoder
+from flowpipe.config import ConfigError, DecoderConfig, ListenerConfig, load
+from flowpipe.decode.base import DecodeError, Source
+from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.flow import Flow
 from flowpipe.pcap import PcapError, udp_datagrams
-
-Decoder = Callable[[bytes, Source], Decoded]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,28 +31,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="pcap or pcapng capture")
     p.add_argument("--port", type=int, help="only UDP datagrams to this destination port")
     p.add_argument("--mapping-config", metavar="CFG.toml",
-                   help="flowpipe config whose listener [[listeners.mapping]] (the one on --port, else the "
-                        "first with a mapping) and [decoder] settings apply")
+                   help="flowpipe config whose [decoder] settings and listener options (mapping, "
+                        "exporter_address, exporters, passthrough_unknown) apply: the listener on --port, else "
+                        "the first with a mapping, else the first NetFlow/IPFIX one")
     p.add_argument("-v", "--verbose", action="store_true", help="a status line per datagram on stderr")
     p.set_defaults(func=main)
 
 
-def _optional(module: str) -> Decoder | None:
-    try:
-        return importlib.import_module(module).decode  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        return None
-
-
-def _settings(path: str | None, port: int | None) -> tuple[DecoderConfig, list[MappingConfig], str]:
+def _settings(path: str | None, port: int | None) -> tuple[DecoderConfig, ListenerConfig | None]:
+    """The [decoder] settings and the listener whose options apply (on --port, else the first with
+    a mapping, else the first netflow one)."""
     if not path:
-        return DecoderConfig(), [], "default"
+        return DecoderConfig(), None
     cfg = load(path)
-    chosen = next((lst for lst in cfg.listeners if port is not None and lst.port == port), None)
-    chosen = chosen or next((lst for lst in cfg.listeners if lst.mapping), None)
-    if chosen is None:
-        return cfg.decoder, [], "default"
-    return cfg.decoder, list(chosen.mapping), chosen.namespace
+    nf = [lst for lst in cfg.listeners if lst.flow_type != "sflow5"]
+    chosen = next((lst for lst in nf if port is not None and lst.port == port), None)
+    chosen = chosen or next((lst for lst in nf if lst.mapping), None) or (nf[0] if nf else None)
+    return cfg.decoder, chosen
 
 
 def _addr(raw: bytes) -> str:
@@ -78,27 +69,25 @@ def flow_json(t: tuple) -> dict[str, Any]:
 
 
 class Run:
-    """Decodes datagrams in order and tallies what became of each."""
+    """Decodes datagrams in order, as the service's decoders would, and tallies what became of each."""
 
-    def __init__(self, cfg: DecoderConfig, mapping: list[MappingConfig], namespace: str, out: TextIO,
-                 err: TextIO, verbose: bool) -> None:
-        self.templates = TemplateDecoder(cfg, mapping)
-        self.v5, self.sflow = _optional("flowpipe.decode.netflow5"), _optional("flowpipe.decode.sflow")
-        self.namespace, self.out, self.err, self.verbose = namespace, out, err, verbose
+    def __init__(self, cfg: DecoderConfig, listener: ListenerConfig | None, out: TextIO, err: TextIO,
+                 verbose: bool) -> None:
+        self.netflow = DatagramDecoder("netflow9", cfg, list(listener.mapping) if listener else [], listener)
+        self.sflow = DatagramDecoder("sflow5", cfg, [])
+        self.namespace = listener.namespace if listener else "default"
+        self.out, self.err, self.verbose = out, err, verbose
         self.status: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.flows = self.released = 0
 
-    def _decoder(self, data: bytes) -> tuple[str, Decoder | None]:
+    def _decoder(self, data: bytes) -> tuple[str, DatagramDecoder | None]:
         if data[:4] == b"\x00\x00\x00\x05":
             return "sflow5", self.sflow
         version = (data[0] << 8 | data[1]) if len(data) >= 2 else -1
-        if version == 5:
-            return "netflow5", self.v5
-        if version in (9, 10):
-            return ("netflow9" if version == 9 else "ipfix"), self.templates.decode
-        return "", None
+        kind = {5: "netflow5", 9: "netflow9", 10: "ipfix"}.get(version, "")
+        return kind, (self.netflow if kind else None)
 
     def one(self, n: int, time: float, src: str, sport: int, data: bytes) -> None:
         kind, decode = self._decoder(data)
@@ -107,12 +96,9 @@ class Run:
             self.status["not a flow export"] += 1
             self._say(f"{where}: not a flow export")
             return
-        if decode is None:
-            self.status["unsupported"] += 1
-            self._say(f"{where}: {kind} decoder not available")
-            return
+        assert decode is not None
         try:
-            d = decode(data, Source(src, sport, self.namespace, time))
+            d = decode.decode(data, Source(src, sport, self.namespace, time))
         except DecodeError as e:
             self.status["invalid"] += 1
             self.reasons[e.reason] += 1
@@ -136,23 +122,25 @@ class Run:
     def summary(self) -> None:
         s, e = self.status, self.err
         print(f"decoded: {s['decoded']} datagrams, {self.flows} flows", file=e)
+        never = self.netflow.expire(float("inf"))  # the capture is over: what still waits never completes
         print(f"held: {s['held']} datagrams waited for a template; {self.released} released later, "
-              f"{self.templates.held} never completed", file=e)
-        parts = sum(len(h.sets) for h in self.templates.hold.entries.values() if not h.counted)
-        if parts:
-            print(f"sets never decoded: {parts} sets of decoded datagrams never got their template", file=e)
+              f"{never} never completed", file=e)
+        stats = self.netflow.templates.stats if self.netflow.templates is not None else {}
+        if stats.get("held_parts_dropped"):
+            print(f"sets never decoded: {stats['held_parts_dropped']} sets of decoded datagrams never got their "
+                  "template", file=e)
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items()))
         print(f"invalid: {s['invalid']} datagrams" + (f" ({reasons})" if reasons else ""), file=e)
         if self.skipped:
             print("skipped parts: " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())), file=e)
-        for k in ("unsupported", "not a flow export"):
+        for k in ("not a flow export",):
             if s[k]:
                 print(f"{k}: {s[k]} datagrams", file=e)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
-        cfg, mapping, namespace = _settings(args.mapping_config, args.port)
+        cfg, listener = _settings(args.mapping_config, args.port)
     except ConfigError as e:
         print(f"flowpipe: config error: {e}", file=sys.stderr)
         return 2
@@ -161,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, PcapError) as e:
         print(f"flowpipe: cannot read {args.file}: {e}", file=sys.stderr)
         return 2
-    run = Run(cfg, mapping, namespace, sys.stdout, sys.stderr, args.verbose)
+    run = Run(cfg, listener, sys.stdout, sys.stderr, args.verbose)
     try:
         for n, g in enumerate(grams, 1):
             if args.port is None or g.dport == args.port:
