@@ -1,14 +1,16 @@
 """Decode + aggregate throughput without sockets, and the memory of flow contexts (not a test).
 
 Throughput: NetFlow v9 datagrams of ``--per-packet`` records (default 24; ``flowpipe generate``'s
-traffic model and default IPv4 template, a pool of ``--pool`` distinct flows replayed), fed in
-batches of ``--batch`` datagrams through the service's own code: ``DecoderStage.decode_batch``
-then ``AccumulatorStage.take``, with a flush every ``--flush-every`` flows, as the service does.
-Prints flows per CPU-second of each step and of both, with port rollup on and off.
+traffic model and default IPv4 template), fed in batches of ``--batch`` datagrams through the
+service's own code: ``DecoderStage.decode_batch`` then ``AccumulatorStage.take``, with a flush tick
+every ``--flush-every`` flows. Two loads: *repeated flows* (a pool of ``--pool`` distinct flows
+replayed, as ``bench_collector.py`` sends; measured after one uncounted pass) and *new flows*
+(every connection new, one pass: contexts made, port rollup at work, as on a busy real network).
+Prints flows per CPU-second of decoding, of aggregating and of both, rollup on and off.
 
-Memory: ``--contexts N`` distinct flows (every one a new context) aggregated at once; prints the
-bytes per context (tracemalloc: the context table, the held flows; the rollup tracker apart) and
-the peak RSS of a fresh process holding them.
+Memory: ``--contexts N`` distinct flows (each its own context) aggregated in a fresh process that
+imported the service first; prints the RSS per context, the bytes of Python objects per context
+(tracemalloc, separate run) and the peak RSS, with port rollup off and on.
 
     .venv/bin/python bench/bench_aggregate.py [--seconds 3] [--profile] [--contexts 1000000]
 
@@ -29,13 +31,13 @@ import time
 import tracemalloc
 from typing import Any
 
+from flowpipe.aggregate import stage as stage_module
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import AggregatorConfig, DecoderConfig
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, Exporter
 from flowpipe.export.traffic import TrafficModel
-from flowpipe.flow import make_flow
 from flowpipe.metrics import Metrics
 
 EXPORTER = "127.0.0.1"
@@ -67,15 +69,25 @@ class Pipeline:
         self.acc = AccumulatorStage(cfg, self.metrics, self.queue, 40000)
 
 
-def throughput(grams: list[bytes], rollup: bool, seconds: float, batch: int, flush_every: int) -> dict[str, float]:
+def throughput(grams: list[bytes], rollup: bool, seconds: float, batch: int, flush_every: int,
+               warm: bool = True) -> dict[str, float]:
+    """Flows per CPU-second of decoding and of aggregating ``grams`` in batches of ``batch``.
+
+    ``warm``: the load is replayed until ``seconds`` of CPU have gone, after one pass that is not
+    counted (contexts made, rollup settled): the steady state of repeated flows. Otherwise one
+    counted pass through the load: every context new.
+    """
     p = Pipeline(rollup)
     batches = [[(g, EXPORTER, 50000, T0) for g in grams[i:i + batch]] for i in range(0, len(grams), batch)]
     t_dec = t_agg = 0.0
     flows = since_flush = 0
     now = T0
     clock = time.process_time
+    if warm:
+        for b in batches:
+            p.acc.take(p.decoder.decode_batch(b), now)
     start = clock()
-    while clock() - start < seconds:
+    while clock() - start < seconds or not flows:
         for b in batches:
             t = clock()
             fb = p.decoder.decode_batch(b)
@@ -91,6 +103,8 @@ def throughput(grams: list[bytes], rollup: bool, seconds: float, batch: int, flu
             t_dec += t2 - t
             t_agg += t3 - t2
             flows += len(fb.flows)
+        if not warm:
+            break
     return {"flows": flows, "decode": flows / t_dec, "aggregate": flows / t_agg, "both": flows / (t_dec + t_agg),
             "contexts": len(p.acc.acc.contexts)}
 
@@ -111,57 +125,50 @@ def profile(grams: list[bytes], seconds: float, batch: int) -> None:
 
 
 def distinct_flows(lo: int, hi: int) -> list[tuple]:
-    """Flows number ``lo`` to ``hi``, every one with its own key, shaped like decoded IPv4 flows."""
+    """Flows number ``lo`` to ``hi``, every one its own context, made like decoded ones: fresh int and
+    bytes objects per flow, 20,000 clients talking to 50 servers on ephemeral source ports."""
     out = []
     for i in range(lo, hi):
-        out.append(make_flow(type="netflow9", exporter=EXPORTER, namespace="default", start=1_700_000_000,
-                             end=1_700_000_001, bytes=1000 + i, packets=3, ip_protocol=6,
-                             src_ip=bytes((10, (i >> 16) & 255, (i >> 8) & 255, i & 255)),
-                             dst_ip=bytes((192, 0, 2, i % 200)), src_port=1024 + i % 60000, dst_port=443,
-                             in_if=1, out_if=2, tcp_flags=0x1B, next_hop=bytes((10, 0, 0, 1)),
-                             src_mask=24, dst_mask=24, ether_type=0x0800))
+        c, s = i % 20000, (i // 20000) % 50
+        out.append(("netflow9", EXPORTER, "default", 0, 0, 1_700_000_000 + i % 600, 1_700_000_600 + i % 300,
+                    1000 + i, 3 + i % 1000, 0x0800, 6, bytes((10, 1, c >> 8, c & 255)), bytes((10, 2, 0, s)),
+                    32768 + (i * 7919) % 28000, 443 + s % 2, 0, 0, 24, 24, 1 + s % 4, 10, 0x1B, bytes((10, 0, 0, 1)),
+                    0, None))
     return out
 
 
-def memory_child(n: int, rollup: bool) -> dict[str, Any]:
-    """Runs in a fresh process: aggregate ``n`` distinct flows, measure what the contexts take."""
-    from flowpipe.aggregate.accumulator import Accumulator  # noqa: PLC0415
+def memory_child(n: int, rollup: bool, trace: bool) -> dict[str, Any]:
+    """Runs in a fresh process: aggregate ``n`` distinct flows, measure what the contexts take.
 
+    ``trace``: bytes of Python objects allocated and kept (tracemalloc); else the growth of the
+    resident set and the peak RSS of the process, which imports the whole service first, like a
+    running flowpipe. Rollup runs with its default cap (``max_rollup_entries``, 2 M trackers).
+    """
+    import flowpipe.service  # noqa: F401, PLC0415 - the baseline of a running flowpipe
+    from flowpipe.aggregate.accumulator import Accumulator  # noqa: PLC0415
+    from flowpipe.aggregate.stage import tune_allocator  # noqa: PLC0415
+
+    tune_allocator()  # as the running service does
+
+    acc = Accumulator(AggregatorConfig(max_contexts=max(n, 1), port_rollup_disabled=not rollup))
     gc.collect()
     base_rss = _rss()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    acc = Accumulator(AggregatorConfig(max_contexts=max(n, 1), port_rollup_disabled=not rollup,
-                                       max_rollup_entries=4 * n + 10))
+    if trace:
+        tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0] if trace else 0
     for i in range(0, n, 8192):  # decoded batches come and go; what stays is what the contexts hold
         acc.add(distinct_flows(i, min(n, i + 8192)), T0)
     gc.collect()
-    total = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    tracker = _deep_size_rollup(acc) if acc.rollup is not None else 0
-    return {"contexts": len(acc.contexts), "bytes_total": total, "bytes_per_context": total / max(n, 1),
-            "rollup_bytes": tracker,
-            "rollup_entries": (len(acc.rollup.cur) + len(acc.rollup.new)) if acc.rollup else 0,
-            "rss_growth_mib": (_rss() - base_rss) / 2**20,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-def _deep_size_rollup(acc: Any) -> int:
-    """Bytes of the rollup tracker (its own estimate when it has one)."""
-    r = acc.rollup
-    size = getattr(r, "memory_bytes", None)
-    if callable(size):
-        return int(size())
-    seen: set[int] = set()
-    total = 0
-    for store in (r.cur, r.new):
-        total += sys.getsizeof(store)
-        for k, v in store.items():
-            for o in (k, v):
-                if id(o) not in seen:
-                    seen.add(id(o))
-                    total += sys.getsizeof(o)
-    return total
+    out: dict[str, Any] = {"contexts": len(acc.contexts),
+                           "rollup_entries": (len(acc.rollup.cur) + len(acc.rollup.new)) if acc.rollup else 0}
+    if trace:
+        out["bytes_per_context"] = (tracemalloc.get_traced_memory()[0] - before) / max(n, 1)
+        tracemalloc.stop()
+    else:
+        out["rss_per_context"] = (_rss() - base_rss) / max(n, 1)
+        out["base_rss_mib"] = base_rss / 2**20
+        out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
 
 
 def _rss() -> int:
@@ -169,9 +176,10 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def memory(n: int, rollup: bool) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(n)] + (["--rollup"] if rollup else []),
-                         capture_output=True, text=True, check=True)
+def memory(n: int, rollup: bool, trace: bool) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--memory-child", str(n)] + (["--rollup"] if rollup else []) + (
+        ["--trace"] if trace else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -187,29 +195,34 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile of decode+aggregate (rollup on)")
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--rollup", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.memory_child is not None:
-        print(json.dumps(memory_child(a.memory_child, a.rollup)))
+        print(json.dumps(memory_child(a.memory_child, a.rollup, a.trace)))
         return
+    young = getattr(stage_module, "GC_YOUNG", 0)
+    if young:  # what the accumulator stage sets while the service runs
+        gc.set_threshold(young, *gc.get_threshold()[1:])
     grams = datagrams(a.flows, a.per_packet, a.pool)
     if a.profile:
         profile(grams, a.seconds, a.batch)
         return
-    print(f"load: {a.flows} NetFlow v9 flows, {a.per_packet} per datagram, {a.pool} distinct, "
-          f"batches of {a.batch} datagrams")
+    print(f"load: {a.flows:,} NetFlow v9 flows, {a.per_packet} per datagram, batches of {a.batch} datagrams; "
+          f"repeated flows: {a.pool:,} distinct, replayed; new flows: every connection new (pool 0)")
+    fresh = datagrams(a.flows, a.per_packet, 0, seed=2)
     for rollup in (True, False):
-        r = throughput(grams, rollup, a.seconds, a.batch, a.flush_every)
-        print(f"rollup {'on ' if rollup else 'off'}: decode {r['decode']:>10,.0f}  aggregate {r['aggregate']:>10,.0f}"
-              f"  decode+aggregate {r['both']:>10,.0f} flows/CPU-s  ({r['contexts']:,} contexts)")
+        for what, load, warm in (("repeated flows", grams, True), ("new flows     ", fresh, False)):
+            r = throughput(load, rollup, a.seconds, a.batch, a.flush_every, warm)
+            print(f"rollup {'on ' if rollup else 'off'}, {what}: decode {r['decode']:>9,.0f}  "
+                  f"aggregate {r['aggregate']:>9,.0f}  both {r['both']:>9,.0f} flows/CPU-s "
+                  f"({r['contexts']:,} contexts)")
     if a.contexts:
         for rollup in (False, True):
-            m = memory(a.contexts, rollup)
+            m, t = memory(a.contexts, rollup, False), memory(a.contexts, rollup, True)
             print(f"{m['contexts']:,} contexts, rollup {'on ' if rollup else 'off'}: "
-                  f"{m['bytes_per_context']:.0f} bytes/context (held flow included)"
-                  + (f", rollup tracker {m['rollup_entries']:,} entries {m['rollup_bytes'] / 2**20:.0f} MiB"
-                     if rollup else "")
-                  + f"; RSS +{m['rss_growth_mib']:.0f} MiB, peak RSS {m['peak_rss_mib']:.0f} MiB "
-                    "(tracemalloc on: slower, RSS a bit higher)")
+                  f"{m['rss_per_context']:.0f} bytes/context of RSS ({t['bytes_per_context']:.0f} in Python objects)"
+                  + (f", rollup trackers {m['rollup_entries']:,}" if rollup else "")
+                  + f"; peak RSS {m['peak_rss_mib']:.0f} MiB (service imported: {m['base_rss_mib']:.0f} MiB)")
 
 
 if __name__ == "__main__":

@@ -91,10 +91,10 @@ class Accumulator:
         self._bytes, self._packets, self._start, self._end, self._flags = (
             ([] if self._wide else _ints()) for _ in range(5))
         self._next: Column = array("d")    # next emission time
-        self._last: Column = array("d")    # last emission time
         self._base: list[tuple | None] = []  # None: the window is empty (emitted, no flow since)
-        self._extras: list[dict[str, Any] | None] = []
-        self._token: list[Token | None] = []
+        # The window's additional fields; while the window is empty, the time of its last emission.
+        self._extras: list[Any] = []
+        self._token: list[Token | None] = []  # only with port rollup
         self._free: list[int] = []
         self._interned: dict[Any, Any] = {}
 
@@ -120,7 +120,7 @@ class Accumulator:
         base_of = base_fields
         interned = self._interned
         intern = interned.setdefault
-        free, nxt, last, max_contexts = self._free, self._next, self._last, self.max_contexts
+        free, nxt, max_contexts = self._free, self._next, self.max_contexts
         B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
         base_col, extras_col, token_col = self._base, self._extras, self._token
         observe = rollup.observe if rollup is not None else None
@@ -153,11 +153,12 @@ class Accumulator:
                 if len(interned) >= INTERN_MAX:
                     interned.clear()
                 i = free.pop()
-                nxt[i] = last[i] = now
-                token_col[i] = tok
+                nxt[i] = now
+                if rollup is not None:
+                    token_col[i] = tok
                 ns, exp, src, dst, sp, dp, proto, tos, in_if = key
-                contexts[(ns, exp, intern(src, src), intern(dst, dst), intern(sp, sp), intern(dp, dp), proto, tos,
-                          in_if)] = i
+                contexts[(intern(ns, ns), intern(exp, exp), intern(src, src), intern(dst, dst), intern(sp, sp),
+                          intern(dp, dp), proto, tos, in_if)] = i
             if base_col[i] is None:  # first flow of a new window: it becomes the accumulator
                 base = base_of(f)
                 base_col[i] = intern(base, base)
@@ -209,15 +210,16 @@ class Accumulator:
     def _grow(self) -> None:
         """Room for more contexts: every column grows by a chunk of free slots."""
         n = len(self._base)
-        chunk = max(1024, n >> 3)
+        chunk = max(1024, n >> 4)
         zeros = [0] * chunk if self._wide else array("q", bytes(8 * chunk))
         for c in (self._bytes, self._packets, self._start, self._end, self._flags):
             c.extend(zeros)
-        for t in (self._next, self._last):
-            t.extend(array("d", bytes(8 * chunk)))
+        self._next.extend(array("d", bytes(8 * chunk)))
         nones: list[Any] = [None] * chunk
-        for o in (self._base, self._extras, self._token):
-            o.extend(nones)
+        self._base.extend(nones)
+        self._extras.extend(nones)
+        if self.rollup is not None and self.rollup.threshold > 1:
+            self._token.extend(nones)
         self._free.extend(range(n + chunk - 1, n - 1, -1))
 
     # ---- emission
@@ -235,11 +237,11 @@ class Accumulator:
         out: list[list[Any]] = []
         expired = []
         interval, ttl = self.interval, self.ttl
-        base, nxt, last, extras = self._base, self._next, self._last, self._extras
+        base, nxt, extras = self._base, self._next, self._extras
         emit = self._flow
         for key, i in self.contexts.items():
             if base[i] is None:
-                if last[i] + ttl < now:
+                if extras[i] + ttl < now:
                     expired.append(key)
                     continue
                 if nxt[i] > now:
@@ -248,14 +250,16 @@ class Accumulator:
                 if nxt[i] > now:
                     continue
                 out.append(emit(key, i))
-                base[i] = extras[i] = None
-                last[i] = now
+                base[i] = None
+                extras[i] = now  # the last emission (one object for all emitted now)
             nxt[i] += interval
         if expired:
             contexts, free, token = self.contexts, self._free, self._token
             for key in expired:
                 i = contexts.pop(key)
-                token[i] = None
+                extras[i] = None
+                if token:
+                    token[i] = None
                 free.append(i)
         return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import operator
 import time
 from collections import Counter as Tally
 from typing import Any
@@ -26,6 +27,8 @@ from flowpipe.metrics import Metrics
 
 # What one datagram says about its exporter's sequence: (namespace, exporter, flow type, obs, flows).
 SequenceNote = tuple[str, str, str, SequenceObs, int]
+_rate = operator.itemgetter(SAMPLING_RATE)
+MERGE_DATAGRAMS = 256  # queued listener batches are decoded together up to this many datagrams
 
 
 @attrs.define(slots=True)
@@ -91,12 +94,16 @@ class DecoderStage:
         decoded = held = released = refused = 0
         ns, decode, allow, sampling, tags = self.namespace, self.decoder.decode, self.allow, self.sampling, self.tags
         unknown_rate: Tally[str] = Tally()
+        sources: dict[tuple[str, int], Source] = {}  # a batch is mostly a few exporters, all with one time
         for data, host, port, t in batch:
             if allow is not None and not allow.allowed(host):
                 refused += 1
                 continue
+            src = sources.get((host, port))
+            if src is None or src.received != t:
+                src = sources[(host, port)] = Source(host, port, ns, t)
             try:
-                d = decode(data, Source(host, port, ns, t))
+                d = decode(data, src)
             except DecodeError as e:
                 invalid[e.reason] += 1
                 self._log(logging.WARNING, "invalid_datagram", listener_type=self.flow_type, exporter=host,
@@ -118,7 +125,7 @@ class DecoderStage:
                 if sampling is not None:
                     got, unknown = sampling.apply(got, d.exporter)
                 else:
-                    unknown = sum(1 for f in got if not f[SAMPLING_RATE])
+                    unknown = sum(map(operator.not_, map(_rate, got)))
                 if unknown:
                     unknown_rate[d.exporter] += unknown
                 if tags is not None:
@@ -171,6 +178,11 @@ class DecoderStage:
         async with receive, send, trio.open_nursery() as nursery:
             nursery.start_soon(self._expire_loop)
             async for batch in receive:
+                while len(batch) < MERGE_DATAGRAMS:  # whatever else is queued: one batch, one hop onwards
+                    try:
+                        batch = batch + receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
                 out = self.decode_batch(batch)
                 if out.flows or out.sequences:
                     await self.queue.put(send, out)
