@@ -225,12 +225,16 @@ class DecoderConfig:
         "templates kept per exporter (all domains); past it new ones are refused and counted"))
     max_exporters: int = attrs.field(default=10000, validator=_positive, metadata=_doc(
         "exporters whose template state is kept; past it new exporters' templates are refused and counted"))
+    max_templates: int = attrs.field(default=65536, validator=_positive, metadata=_doc(
+        "templates kept in all (all exporters; a used template takes ~2-5 KB); past it new ones are refused and "
+        "counted"))
     hold_timeout: float = attrs.field(default=60.0, validator=_non_negative, metadata=_doc(
         "seconds data that arrived before its template is held waiting for it (0 disables holding)"))
     hold_max_per_exporter: int = attrs.field(default=256, validator=_non_negative, metadata=_doc(
         "datagrams held per exporter waiting for templates; the oldest is dropped past it"))
     hold_max_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_non_negative, metadata=_doc(
-        "bytes held in all, waiting for templates; the oldest is dropped past it"))
+        "memory held in all by data waiting for templates (its bytes plus ~0.5 KB per datagram and more per "
+        "set); the oldest is dropped past it"))
     state_file: str = attrs.field(default="", metadata=_doc(
         "file where templates and sampling rates are saved and reloaded at start; \"\" = off"))
 

@@ -173,6 +173,7 @@ class Service:
             total += st.get("templates", 0)
             for key, reason in (("templates_refused_cap", "per_exporter_cap"),
                                 ("templates_refused_exporters", "exporter_cap"),
+                                ("templates_refused_total_cap", "total_cap"),
                                 ("templates_refused_memory", "memory"), ("templates_bad", "bad_template")):
                 refused[reason] = refused.get(reason, 0) + st.get(key, 0)
         m.templates.set(total)

@@ -42,11 +42,6 @@ def empty_sets_datagram() -> bytes:
     return _v9([_set(256 + i) for i in range(n)])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hold queue accounting: a held set costs ~100 bytes of Python objects (tuple, int, list slot) but is "
-    "counted as its body length (0 for an empty set) and a held datagram as 200 bytes in all; one 64 KB "
-    "datagram of empty data sets holds ~1.5 MB while 200 bytes are accounted, so hold_max_bytes (16 MB) "
-    "lets ~83,000 such entries (~125 GB) be held: 256 per exporter (~390 MB each), spoofed exporters for more"))
 def test_held_data_memory_is_bounded_by_hold_max_bytes() -> None:
     cfg = DecoderConfig(hold_max_bytes=1024 * 1024)
     dec = TemplateDecoder(cfg)
@@ -62,11 +57,6 @@ def test_held_data_memory_is_bounded_by_hold_max_bytes() -> None:
     assert used <= 2 * cfg.hold_max_bytes, f"{used / 1e6:.0f} MB held for {dec.hold.bytes} bytes accounted"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "release scan: every datagram that brings a template for a domain retries every held set of that "
-    "domain (TemplateDecoder._release); with the domain's hold filled with datagrams of 16k empty data "
-    "sets, a 32-byte template datagram costs ~0.6-1.4 s at 64 held (~2-5 s at the default 256), every "
-    "time templates are refreshed: decode time is not bounded by the datagram's size"))
 def test_a_small_template_datagram_is_fast_whatever_is_held() -> None:
     dec = TemplateDecoder(DecoderConfig())
     data = empty_sets_datagram()

@@ -11,7 +11,12 @@ One datagram ends up in exactly one bucket:
 - **decoded**: everything else. Sets of a decoded datagram that wait for a template are held
   as uncounted *parts* (``stats['held_parts_dropped']`` when they are given up on). When data
   cannot be held at all (holding off, or too big) its sets are listed in ``skipped`` as
-  ``no_template`` and the datagram counts as decoded.
+  ``no_template`` and the datagram counts as decoded. At most ``HOLD_MAX_SETS`` sets of one
+  datagram are held; the others are skipped as ``no_template`` too.
+
+Held data is indexed by template id: a datagram that brings templates looks only at the held
+entries waiting for those, and decodes their sets of those templates (see
+:mod:`flowpipe.decode.templates` for what holding costs and how it is bounded).
 
 A data set whose template comes later in the same datagram is decoded at the end of it.
 ``Decoded.skipped`` holds one entry per skipped part: ``reserved_set_id``, ``bad_set_length``,
@@ -55,12 +60,14 @@ from flowpipe.decode.elements import (
     option_values,
 )
 from flowpipe.decode.templates import (
+    HOLD_MAX_SETS,
     WITHDRAW_ALL_DATA,
     WITHDRAW_ALL_OPTIONS,
     Domain,
     DomainKey,
     Held,
     HoldQueue,
+    Layout,
     Registry,
     Template,
     TemplateRecord,
@@ -68,7 +75,7 @@ from flowpipe.decode.templates import (
 )
 
 _HH = struct.Struct("!HH")
-COMPILED_MAX = 4096  # distinct template layouts whose compiled decoders are cached
+COMPILED_MAX = 4096  # compiled decoders kept for layouts no template uses any more (re-learned ones)
 SNAPSHOT_FORMAT = 1
 
 
@@ -96,10 +103,10 @@ class TemplateDecoder:
     ``stats`` (cumulative counters and gauges, for metrics): ``templates``, ``exporters``,
     ``templates_learned``, ``templates_redefined``, ``templates_withdrawn``, ``templates_expired``,
     ``templates_refused_cap`` (per-exporter cap), ``templates_refused_exporters`` (exporter cap),
-    ``templates_refused_memory``, ``templates_bad``, ``options_records``, ``sampling_rates_learned``,
-    ``held``, ``held_bytes``, ``held_released``, ``held_expired``, ``held_dropped_full``,
-    ``held_parts_dropped``, ``held_refused``, ``exporter_identities_learned`` (in-band 130/131
-    addresses a domain announced, or changed to).
+    ``templates_refused_total_cap`` (``max_templates``), ``templates_refused_memory``, ``templates_bad``,
+    ``options_records``, ``sampling_rates_learned``, ``held``, ``held_bytes``, ``held_released``,
+    ``held_expired``, ``held_dropped_full``, ``held_parts_dropped``, ``held_refused``,
+    ``exporter_identities_learned`` (in-band 130/131 addresses a domain announced, or changed to).
     """
 
     def __init__(self, cfg: DecoderConfig, mapping: Sequence[MappingConfig] = (),
@@ -169,25 +176,29 @@ class TemplateDecoder:
             out.skipped.append("trailing_bytes")
         now = self.clock()
         msg = _Msg(ident, owner, src.namespace, key, version, secs, uptime, out.flows, out.skipped)
-        pending: list[tuple[int, bytes]] = []
-        learned = False
+        pending: list[tuple[int, int, int]] = []  # (template id, body start, body end)
+        learned: set[int] = set()
         for sid, a, b in sets:
             if sid >= 256:
                 t = self._template(owner, key, sid, now)
                 if t is None:
-                    pending.append((sid, data[a:b]))
+                    pending.append((sid, a, b))
                 else:
                     self._data(t, msg, data[a:b], now)
             elif (version == 9 and sid <= netflow9.OPTIONS_SET) or (version == 10 and not ipfix.is_reserved(sid)):
-                learned |= self._templates(data, a, b, sid, msg, now)
+                self._templates(data, a, b, sid, msg, now, learned)
             else:
                 out.skipped.append("reserved_set_id")
         records = msg.records
         if pending and learned:
-            pending = self._retry(pending, msg, now)
+            pending = self._retry(pending, data, msg, now)
             records = msg.records
+        h: Held | None = None
         if pending:
-            h = Held(owner, key, src.namespace, secs, uptime, pending, now, counted=records == 0)
+            if len(pending) > HOLD_MAX_SETS:
+                out.skipped.extend(["no_template"] * (len(pending) - HOLD_MAX_SETS))
+                del pending[HOLD_MAX_SETS:]
+            h = Held.of_spans(owner, key, src.namespace, secs, uptime, data, pending, now, counted=records == 0)
             if self.hold.add(h):
                 out.held = 1 if h.counted else 0
             else:
@@ -197,7 +208,7 @@ class TemplateDecoder:
             out.exporter = new
             out.flows[:] = [f if f[1] != ident else f[:1] + (new,) + f[2:] for f in out.flows]
         if learned and self.hold.has_waiting(owner, key):
-            out.released = self._release(msg, now, pending)
+            out.released = self._release(msg, now, learned, h)
         out.sequence = SequenceObs(did, seq, 1 if version == 9 else records)
         return out
 
@@ -208,15 +219,16 @@ class TemplateDecoder:
         t = dom.templates.get(tid) if dom is not None else None
         return t if t is not None and self.registry.is_live(t, now) else None
 
-    def _templates(self, data: bytes, a: int, b: int, sid: int, msg: _Msg, now: float) -> bool:
-        """Learn a (options) template set; True when any template was stored or changed."""
+    def _templates(self, data: bytes, a: int, b: int, sid: int, msg: _Msg, now: float, learned: set[int]) -> None:
+        """Learn a (options) template set; the ids of templates stored, refreshed or changed go
+        into ``learned``."""
         skipped = msg.skipped
         if msg.version == 9:
             recs = (netflow9.templates(data, a, b, skipped) if sid == netflow9.TEMPLATE_SET
                     else netflow9.options_templates(data, a, b, skipped))
         else:
             recs = ipfix.templates(data, a, b, sid == ipfix.OPTIONS_SET, skipped)
-        reg, learned = self.registry, False
+        reg = self.registry
         dom: Domain | None = None
         refused = False
         for rec in recs:
@@ -236,10 +248,9 @@ class TemplateDecoder:
             if why:
                 refused = True
             else:
-                learned = True
+                learned.add(rec.tid)
         if refused:
             skipped.append("template_cap")
-        return learned
 
     def _withdraw(self, rec: TemplateRecord, sid: int, msg: _Msg) -> None:
         dom = self.registry.domain(msg.owner, msg.key)
@@ -270,7 +281,7 @@ class TemplateDecoder:
             self.stats["options_records"] += len(recs)
             msg.records += len(recs)
         else:
-            dec = t.decoder or self._compile(t, msg.version)
+            dec = t.layout.decoder or self._compile(t.layout)
             overran = False
             try:
                 rows = dec.decode(body, msg.exporter, msg.namespace, dom.rate, dom.samplers, msg.secs, msg.uptime,
@@ -291,45 +302,62 @@ class TemplateDecoder:
             self.stats["exporter_identities_learned"] += 1
         msg.exporter = addr
 
-    def _compile(self, t: Template, version: int) -> RecordDecoder:
-        k = (version, t.fields)
+    def _compile(self, layout: Layout) -> RecordDecoder:
+        """The layout's record decoder: kept by the layout (shared by its templates, gone with the
+        last of them) and in a bounded cache of recent ones, for layouts that come back."""
+        k = (layout.version, layout.fields)
         dec = self._compiled.get(k)
         if dec is None:
             if len(self._compiled) >= COMPILED_MAX:
                 del self._compiled[next(iter(self._compiled))]
-            dec = self._compiled[k] = compile_records(t.fields, version, self.mapping, in_band=self.in_band,
-                                                      passthrough=self.passthrough)
-        t.decoder = dec
+            dec = self._compiled[k] = compile_records(layout.fields, layout.version, self.mapping,
+                                                      in_band=self.in_band, passthrough=self.passthrough)
+        layout.decoder = dec
         return dec
 
     # ---- data that waited for its template ----------------------------------------------------
 
-    def _retry(self, sets: list[tuple[int, bytes]], msg: _Msg, now: float) -> list[tuple[int, bytes]]:
-        """Decode the sets whose template is now known; return the others."""
+    def _retry(self, sets: list[tuple[int, int, int]], data: bytes, msg: _Msg,
+               now: float) -> list[tuple[int, int, int]]:
+        """Decode the sets (template id, body start, body end in ``data``) whose template is now
+        known; return the others."""
         left = []
-        for tid, body in sets:
-            t = self._template(msg.owner, msg.key, tid, now)
+        for span in sets:
+            t = self._template(msg.owner, msg.key, span[0], now)
             if t is None:
-                left.append((tid, body))
+                left.append(span)
             else:
-                self._data(t, msg, body, now)
+                self._data(t, msg, data[span[1]:span[2]], now)
         return left
 
-    def _release(self, msg: _Msg, now: float, just_held: list[tuple[int, bytes]]) -> int:
-        """Decode held data of this domain that the templates just learned complete."""
+    def _release(self, msg: _Msg, now: float, learned: set[int], just_held: Held | None) -> int:
+        """Decode the held sets of this domain that wait for the templates just learned: only the
+        entries waiting for one of them are looked at."""
+        live: dict[int, Template] = {}
+        for tid in learned:
+            t = self._template(msg.owner, msg.key, tid, now)
+            if t is not None:
+                live[tid] = t
         released = 0
-        for hid, h in self.hold.waiting(msg.owner, msg.key):
-            if h.sets is just_held:
+        for hid, h in self.hold.waiting_for(msg.owner, msg.key, live) if live else ():
+            if h is just_held:
                 continue
             old = _Msg(msg.exporter, h.exporter, h.namespace, h.key, msg.version, h.secs, h.uptime, msg.flows,
                        msg.skipped)
-            left = self._retry(h.sets, old, now)
-            if len(left) == len(h.sets):
+            blob = h.blob
+            keep: list[bytes] = []
+            for tid, a, b in h.spans():
+                t = live.get(tid)
+                if t is None:
+                    keep.append(blob[a - 4:b])
+                else:
+                    self._data(t, old, blob[a:b], now)
+            if len(keep) == h.nsets:
                 continue
             if h.counted:
                 released += 1
-            if left:
-                self.hold.shrink(h, left)
+            if keep:
+                self.hold.shrink(hid, b"".join(keep))
             else:
                 if h.counted:
                     self.stats["held_released"] += 1

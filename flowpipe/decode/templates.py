@@ -9,18 +9,34 @@ by their NAT source port, which is part of the domain). A domain also remembers 
 address it announced in-band (130/131), ``Domain.identity``. ``max_templates_per_exporter`` counts an exporter's
 templates over all its domains (and bounds its domains); ``max_exporters`` bounds the exporters
 with state. A refused template is counted in ``stats`` and leaves other state untouched.
-A template expires ``template_timeout`` seconds after it was last (re)sent; a domain's sampling
-state expires the same way once it has no templates left.
+``max_templates`` bounds the templates of all exporters together. A template expires
+``template_timeout`` seconds after it was last (re)sent; a domain's sampling state expires the same
+way once it has no templates left.
+
+Memory follows the templates alive: templates of one version with the same fields share one
+:class:`Layout` (the fields tuple and the record decoder compiled for it on first use), which goes
+with the last template using it. Fields of distinct layouts are bounded by ``MAX_LAYOUT_FIELDS``.
+
+Data that waits for its template is held in a :class:`HoldQueue`, bounded in datagrams per
+exporter and in bytes, where a held datagram is counted at what it costs in memory (its sets plus
+per-datagram, per-set and per-template-id bookkeeping), so ``hold_max_bytes`` bounds the memory it
+takes. Held data is indexed by (exporter, domain, template id): a template releases only what
+waits for it.
 """
 from __future__ import annotations
 
+import struct
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from flowpipe.config import DecoderConfig
 from flowpipe.decode.elements import VARLEN, Field, RecordDecoder
 
 MAX_FIELDS = 512              # fields in one template; more is refused as bad_template
-MAX_TOTAL_FIELDS = 8_000_000  # fields stored over all templates (a memory bound past the caps)
+MAX_TOTAL_FIELDS = 8_000_000  # fields over all templates (a bound on the work their fields take)
+MAX_LAYOUT_FIELDS = 1_000_000  # fields of distinct layouts (the memory they take: ~100-150 bytes each)
 MAX_SAMPLERS = 256            # sampler ids remembered per domain
 
 DomainKey = tuple[int, int, int]  # (UDP source port, version, source id / observation domain)
@@ -60,24 +76,44 @@ def check(rec: TemplateRecord, version: int) -> str | None:
     return None
 
 
-class Template:
-    __slots__ = ("tid", "fields", "scope", "options", "seen", "decoder")
+class Layout:
+    """Fields shared by the templates of one version that have them, and their record decoder.
 
-    def __init__(self, rec: TemplateRecord, now: float) -> None:
+    ``refs`` counts those templates; the layout (and the decoder) goes with the last one.
+    """
+
+    __slots__ = ("fields", "version", "refs", "decoder")
+
+    def __init__(self, fields: tuple[Field, ...], version: int) -> None:
+        self.fields = fields
+        self.version = version
+        self.refs = 0
+        self.decoder: RecordDecoder | None = None  # compiled on first use (data templates)
+
+
+class Template:
+    __slots__ = ("tid", "fields", "scope", "options", "seen", "layout")
+
+    def __init__(self, rec: TemplateRecord, layout: Layout, now: float) -> None:
         self.tid = rec.tid
-        self.fields = rec.fields
+        self.fields = layout.fields  # the layout's tuple: one per distinct layout
         self.scope = rec.scope
         self.options = rec.options
         self.seen = now
-        self.decoder: RecordDecoder | None = None  # compiled on first use (data templates)
+        self.layout = layout
+
+    @property
+    def decoder(self) -> RecordDecoder | None:
+        return self.layout.decoder
 
 
 class Domain:
     """One export stream's templates and sampling state."""
 
-    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched", "identity")
+    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched", "identity", "version")
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, version: int = 9) -> None:
+        self.version = version  # 9 or 10, from the domain key
         self.templates: dict[int, Template] = {}
         self.samplers: dict[int, int] = {}
         self.system_rate = 0   # from options records naming no sampler
@@ -107,10 +143,14 @@ class Registry:
         self.cfg = cfg
         self.stats = stats
         self.exporters: dict[str, Exporter] = {}
-        self.fields_stored = 0
+        self.ntemplates = 0           # templates of all exporters (max_templates)
+        self.fields_stored = 0        # fields of all templates (MAX_TOTAL_FIELDS)
+        self.layouts: dict[tuple[int, tuple[Field, ...]], Layout] = {}
+        self.layout_fields = 0        # fields of all distinct layouts (MAX_LAYOUT_FIELDS)
         for k in ("templates", "exporters", "templates_learned", "templates_redefined", "templates_withdrawn",
                   "templates_expired", "templates_refused_cap", "templates_refused_exporters",
-                  "templates_refused_memory", "templates_bad", "sampling_rates_learned"):
+                  "templates_refused_total_cap", "templates_refused_memory", "templates_bad",
+                  "sampling_rates_learned"):
             stats.setdefault(k, 0)
 
     # ---- lookups ------------------------------------------------------------------------------
@@ -133,7 +173,7 @@ class Registry:
             if len(ex.domains) >= self.cfg.max_templates_per_exporter:
                 self.stats["templates_refused_cap"] += 1
                 return None
-            dom = ex.domains[key] = Domain(now)
+            dom = ex.domains[key] = Domain(now, key[1])
         return dom
 
     # ---- changes ------------------------------------------------------------------------------
@@ -151,12 +191,25 @@ class Registry:
         elif ex.ntemplates >= self.cfg.max_templates_per_exporter:
             self.stats["templates_refused_cap"] += 1
             return "template_cap"
+        elif self.ntemplates >= self.cfg.max_templates:
+            self.stats["templates_refused_total_cap"] += 1
+            return "template_cap"
         if self.fields_stored + len(rec.fields) > MAX_TOTAL_FIELDS:
             self.stats["templates_refused_memory"] += 1
             return "template_cap"
-        dom.templates[rec.tid] = Template(rec, now)
+        lk = (dom.version, rec.fields)
+        layout = self.layouts.get(lk)
+        if layout is None:
+            if self.layout_fields + len(rec.fields) > MAX_LAYOUT_FIELDS:
+                self.stats["templates_refused_memory"] += 1
+                return "template_cap"
+            layout = self.layouts[lk] = Layout(rec.fields, dom.version)
+            self.layout_fields += len(rec.fields)
+        layout.refs += 1
+        dom.templates[rec.tid] = Template(rec, layout, now)
         dom.touched = now
         ex.ntemplates += 1
+        self.ntemplates += 1
         self.fields_stored += len(rec.fields)
         self.stats["templates"] += 1
         self.stats["templates_learned"] += 1
@@ -177,7 +230,13 @@ class Registry:
     def _drop(self, ex: Exporter, dom: Domain, tid: int) -> None:
         t = dom.templates.pop(tid)
         ex.ntemplates -= 1
+        self.ntemplates -= 1
         self.fields_stored -= len(t.fields)
+        layout = t.layout
+        layout.refs -= 1
+        if layout.refs == 0:
+            del self.layouts[(layout.version, layout.fields)]
+            self.layout_fields -= len(layout.fields)
         self.stats["templates"] -= 1
 
     def learn(self, dom: Domain, sampler: int | None, rate: int, init_ms: int | None, now: float) -> None:
@@ -274,37 +333,109 @@ class Registry:
 
 # ---- data waiting for its template -----------------------------------------------------------
 
-HELD_OVERHEAD = 200  # bytes counted per held entry beyond its sets (bookkeeping)
+# What a held datagram is counted at in ``hold_max_bytes``: its sets' bodies plus these, measured
+# with tracemalloc (tests/test_templates.py checks that the count covers what it takes).
+HELD_ENTRY_COST = 448  # per held datagram: its objects (entry, buffers, times) and index slots
+HELD_SET_COST = 32     # per held set: its header (4 bytes) and its share of the walk / index
+HELD_TID_COST = 160    # per distinct template id of a held datagram: its slot in the template index
+HOLD_MAX_SETS = 256    # sets of one datagram held at most (the decoder skips the others as no_template)
+
+_HH = struct.Struct("!HH")
 
 
 class Held:
     """Data sets of one datagram that wait for their templates.
 
+    The sets are kept as they came, header and body, one after the other in one bytes object
+    (``blob``), and the distinct template ids they wait for in ``tids`` (native u16s): a few
+    objects per datagram whatever its sets.
+
     ``counted`` is True while the datagram as a whole is held (nothing of it decoded yet); once
     part of it decodes it counts as released and what is left waits as uncounted parts.
     """
 
-    __slots__ = ("exporter", "key", "namespace", "secs", "uptime", "sets", "arrived", "counted", "size")
+    __slots__ = ("exporter", "key", "namespace", "secs", "uptime", "blob", "tids", "nsets", "arrived", "counted",
+                 "size")
 
     def __init__(self, exporter: str, key: DomainKey, namespace: str, secs: int, uptime: int,
-                 sets: list[tuple[int, bytes]], arrived: float, counted: bool) -> None:
+                 sets: Iterable[tuple[int, bytes]], arrived: float, counted: bool) -> None:
         self.exporter, self.key, self.namespace = exporter, key, namespace
         self.secs, self.uptime = secs, uptime
-        self.sets = sets
         self.arrived = arrived
         self.counted = counted
-        self.size = HELD_OVERHEAD + sum(len(b) for _, b in sets)
+        self.set_blob(b"".join(_HH.pack(tid, 4 + len(body)) + body for tid, body in sets))
+
+    @classmethod
+    def of_spans(cls, exporter: str, key: DomainKey, namespace: str, secs: int, uptime: int, data: bytes,
+                 spans: list[tuple[int, int, int]], arrived: float, counted: bool) -> Held:
+        """Held sets of a datagram given as (set id, body start, body end); the 4-byte set header
+        precedes each body in ``data`` and is kept with it."""
+        mv = memoryview(data)
+        h = cls(exporter, key, namespace, secs, uptime, (), arrived, counted)
+        h.set_blob(b"".join([mv[a - 4:b] for _, a, b in spans]))
+        return h
+
+    def set_blob(self, blob: bytes) -> None:
+        """Hold exactly the sets of ``blob`` (headers and bodies); sets ``tids``, ``nsets``, ``size``."""
+        tids: dict[int, None] = {}
+        n = off = 0
+        end = len(blob)
+        while off < end:
+            tid, ln = _HH.unpack_from(blob, off)
+            tids[tid] = None
+            off += ln
+            n += 1
+        self.blob = blob
+        self.tids = array("H", tids).tobytes()
+        self.nsets = n
+        self.size = HELD_ENTRY_COST + HELD_SET_COST * n + HELD_TID_COST * len(tids) + end - 4 * n
+
+    def spans(self) -> Iterator[tuple[int, int, int]]:
+        """(template id, body start, body end) of every set in ``blob``, in arrival order."""
+        blob, off, end = self.blob, 0, len(self.blob)
+        while off < end:
+            tid, ln = _HH.unpack_from(blob, off)
+            yield tid, off + 4, off + ln
+            off += ln
+
+    def template_ids(self) -> list[int]:
+        """The distinct template ids the sets wait for."""
+        return array("H", self.tids).tolist()
+
+    @property
+    def sets(self) -> list[tuple[int, bytes]]:
+        """The sets as (template id, body) pairs (a copy, for inspection)."""
+        blob = self.blob
+        return [(tid, blob[a:b]) for tid, a, b in self.spans()]
+
+
+class DomainHold:
+    """The held entries of one (exporter, domain): how many, and per template id the ids of the
+    entries that wait for it, ascending (oldest first)."""
+
+    __slots__ = ("exporter", "key", "n", "tids")
+
+    def __init__(self, exporter: str, key: DomainKey) -> None:
+        self.exporter, self.key = exporter, key
+        self.n = 0
+        self.tids: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class HoldQueue:
-    """Held data, bounded per exporter (entries) and in total (bytes); the oldest goes first."""
+    """Held data, bounded per exporter (entries) and in total (bytes); the oldest goes first.
+
+    ``bytes`` is the sum of the entries' ``size`` (what they cost, see :class:`Held`).
+    """
 
     def __init__(self, cfg: DecoderConfig, stats: dict[str, int]) -> None:
         self.cfg = cfg
         self.stats = stats
         self.entries: dict[int, Held] = {}  # arrival order
-        self.by_domain: dict[tuple[str, DomainKey], dict[int, Held]] = {}
-        self.by_exporter: dict[str, dict[int, Held]] = {}
+        self.by_domain: dict[tuple[str, DomainKey], DomainHold] = {}
+        self.by_exporter: dict[str, dict[int, None]] = {}  # entry ids, arrival order
         self.bytes = 0
         self.held = 0           # entries with counted=True: datagrams held
         self.dropped = 0        # counted entries dropped by a cap, not yet reported by take_dropped()
@@ -330,19 +461,38 @@ class HoldQueue:
             self._drop(next(iter(self.entries)))
         hid = self._next
         self._next += 1
+        dk = (h.exporter, h.key)
+        dh = self.by_domain.get(dk)
+        if dh is None:
+            dh = self.by_domain[dk] = DomainHold(h.exporter, h.key)
+        h.exporter, h.key = dh.exporter, dh.key  # one copy of them per domain
+        dh.n += 1
+        for tid in h.template_ids():
+            waiting = dh.tids.get(tid)
+            if waiting is None:
+                dh.tids[tid] = [hid]
+            else:
+                waiting.append(hid)
         self.entries[hid] = h
-        self.by_domain.setdefault((h.exporter, h.key), {})[hid] = h
-        self.by_exporter.setdefault(h.exporter, {})[hid] = h
+        self.by_exporter.setdefault(h.exporter, {})[hid] = None
         self.bytes += h.size
         if h.counted:
             self.held += 1
         self._gauges()
         return True
 
-    def waiting(self, exporter: str, key: DomainKey) -> list[tuple[int, Held]]:
-        """Entries of one domain, oldest first."""
-        d = self.by_domain.get((exporter, key))
-        return list(d.items()) if d else []
+    def waiting_for(self, exporter: str, key: DomainKey, tids: Iterable[int]) -> list[tuple[int, Held]]:
+        """Entries of one domain that wait for any of ``tids``, oldest first."""
+        dh = self.by_domain.get((exporter, key))
+        if dh is None:
+            return []
+        hids: set[int] = set()
+        for tid in tids:
+            waiting = dh.tids.get(tid)
+            if waiting:
+                hids.update(waiting)
+        entries = self.entries
+        return [(hid, entries[hid]) for hid in sorted(hids)]
 
     def has_waiting(self, exporter: str, key: DomainKey) -> bool:
         return (exporter, key) in self.by_domain
@@ -350,9 +500,10 @@ class HoldQueue:
     def remove(self, hid: int) -> Held:
         h = self.entries.pop(hid)
         dk = (h.exporter, h.key)
-        d = self.by_domain[dk]
-        del d[hid]
-        if not d:
+        dh = self.by_domain[dk]
+        self._unindex(dh, hid, h.template_ids())
+        dh.n -= 1
+        if not dh.n:
             del self.by_domain[dk]
         e = self.by_exporter[h.exporter]
         del e[hid]
@@ -364,16 +515,32 @@ class HoldQueue:
         self._gauges()
         return h
 
-    def shrink(self, h: Held, sets: list[tuple[int, bytes]]) -> None:
-        """``h`` now waits only for ``sets`` (and, once partly decoded, counts as released)."""
+    def shrink(self, hid: int, blob: bytes) -> None:
+        """Entry ``hid`` now waits only for the sets of ``blob`` (a non-empty part of its sets);
+        once partly decoded, it counts as released."""
+        h = self.entries[hid]
         if h.counted:
             h.counted = False
             self.held -= 1
             self.stats["held_released"] += 1
-        size = HELD_OVERHEAD + sum(len(b) for _, b in sets)
-        self.bytes += size - h.size
-        h.sets, h.size = sets, size
+        before = h.template_ids()
+        old = h.size
+        h.set_blob(blob)
+        gone = set(before).difference(h.template_ids())
+        if gone:
+            self._unindex(self.by_domain[(h.exporter, h.key)], hid, gone)
+        self.bytes += h.size - old
         self._gauges()
+
+    @staticmethod
+    def _unindex(dh: DomainHold, hid: int, tids: Iterable[int]) -> None:
+        for tid in tids:
+            waiting = dh.tids[tid]
+            i = bisect_left(waiting, hid)
+            assert waiting[i] == hid
+            del waiting[i]
+            if not waiting:
+                del dh.tids[tid]
 
     def _drop(self, hid: int) -> None:
         h = self.remove(hid)
@@ -381,18 +548,27 @@ class HoldQueue:
             self.dropped += 1
             self.stats["held_dropped_full"] += 1
         else:
-            self.stats["held_parts_dropped"] += len(h.sets)
+            self.stats["held_parts_dropped"] += h.nsets
 
     def expire(self, now: float) -> int:
-        """Drop entries older than hold_timeout; returns how many of them were whole datagrams."""
+        """Drop entries older than hold_timeout; returns how many of them were whole datagrams.
+
+        Entries are looked at oldest first up to the first one still in time (after the clock
+        went back, a later entry may wait for the ones before it).
+        """
         cutoff = now - self.cfg.hold_timeout
+        old = []
+        for hid, h in self.entries.items():
+            if h.arrived >= cutoff:
+                break
+            old.append(hid)
         n = 0
-        for hid in [k for k, h in self.entries.items() if h.arrived < cutoff]:
+        for hid in old:
             h = self.remove(hid)
             if h.counted:
                 n += 1
             else:
-                self.stats["held_parts_dropped"] += len(h.sets)
+                self.stats["held_parts_dropped"] += h.nsets
         self.stats["held_expired"] += n
         return n
 
