@@ -75,7 +75,7 @@ from flowpipe.decode.templates import (
 )
 
 _HH = struct.Struct("!HH")
-COMPILED_MAX = 4096  # compiled decoders kept for layouts no template uses any more (re-learned ones)
+COMPILED_MAX = 4096  # compiled record decoders kept (~4-5 KB each), shared by the layouts that use them
 SNAPSHOT_FORMAT = 1
 
 
@@ -303,13 +303,21 @@ class TemplateDecoder:
         msg.exporter = addr
 
     def _compile(self, layout: Layout) -> RecordDecoder:
-        """The layout's record decoder: kept by the layout (shared by its templates, gone with the
-        last of them) and in a bounded cache of recent ones, for layouts that come back."""
+        """The layout's record decoder, from the cache of compiled ones or compiled into it.
+
+        The cache owns the decoders (``COMPILED_MAX`` at most, the oldest compiled goes first);
+        a layout points at its decoder until the cache lets it go, so memory for decoders is
+        bounded whatever the number of templates and layouts, and a layout in use again is
+        simply compiled again."""
         k = (layout.version, layout.fields)
         dec = self._compiled.get(k)
         if dec is None:
             if len(self._compiled) >= COMPILED_MAX:
-                del self._compiled[next(iter(self._compiled))]
+                gone = next(iter(self._compiled))
+                del self._compiled[gone]
+                holder = self.registry.layouts.get(gone)
+                if holder is not None:
+                    holder.decoder = None
             dec = self._compiled[k] = compile_records(layout.fields, layout.version, self.mapping,
                                                       in_band=self.in_band, passthrough=self.passthrough)
         layout.decoder = dec

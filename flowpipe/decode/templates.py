@@ -14,8 +14,9 @@ with state. A refused template is counted in ``stats`` and leaves other state un
 way once it has no templates left.
 
 Memory follows the templates alive: templates of one version with the same fields share one
-:class:`Layout` (the fields tuple and the record decoder compiled for it on first use), which goes
-with the last template using it. Fields of distinct layouts are bounded by ``MAX_LAYOUT_FIELDS``.
+:class:`Layout` (the fields tuple, and a pointer to the record decoder compiled for it, which the
+decoder's bounded cache owns), which goes with the last template using it. Fields of distinct
+layouts are bounded by ``MAX_LAYOUT_FIELDS``.
 
 Data that waits for its template is held in a :class:`HoldQueue`, bounded in datagrams per
 exporter and in bytes, where a held datagram is counted at what it costs in memory (its sets plus
@@ -77,9 +78,10 @@ def check(rec: TemplateRecord, version: int) -> str | None:
 
 
 class Layout:
-    """Fields shared by the templates of one version that have them, and their record decoder.
+    """Fields shared by the templates of one version that have them, and their record decoder
+    (while the decoder's cache of compiled ones keeps it; None before first use or after).
 
-    ``refs`` counts those templates; the layout (and the decoder) goes with the last one.
+    ``refs`` counts those templates; the layout goes with the last one.
     """
 
     __slots__ = ("fields", "version", "refs", "decoder")
@@ -88,7 +90,7 @@ class Layout:
         self.fields = fields
         self.version = version
         self.refs = 0
-        self.decoder: RecordDecoder | None = None  # compiled on first use (data templates)
+        self.decoder: RecordDecoder | None = None  # compiled on use (data templates)
 
 
 class Template:
@@ -424,6 +426,16 @@ class DomainHold:
         return self.n
 
 
+def _unlist(index: dict[Any, list[int]], k: Any, hid: int) -> None:
+    """Take ``hid`` out of the ascending list ``index[k]`` (and the list out when it empties)."""
+    ids = index[k]
+    i = bisect_left(ids, hid)
+    assert ids[i] == hid
+    del ids[i]
+    if not ids:
+        del index[k]
+
+
 class HoldQueue:
     """Held data, bounded per exporter (entries) and in total (bytes); the oldest goes first.
 
@@ -435,7 +447,7 @@ class HoldQueue:
         self.stats = stats
         self.entries: dict[int, Held] = {}  # arrival order
         self.by_domain: dict[tuple[str, DomainKey], DomainHold] = {}
-        self.by_exporter: dict[str, dict[int, None]] = {}  # entry ids, arrival order
+        self.by_exporter: dict[str, list[int]] = {}  # entry ids, ascending (arrival order)
         self.bytes = 0
         self.held = 0           # entries with counted=True: datagrams held
         self.dropped = 0        # counted entries dropped by a cap, not yet reported by take_dropped()
@@ -456,7 +468,7 @@ class HoldQueue:
             return False
         mine = self.by_exporter.get(h.exporter)
         while mine and len(mine) >= self.cfg.hold_max_per_exporter:
-            self._drop(next(iter(mine)))
+            self._drop(mine[0])
         while self.entries and self.bytes + h.size > self.cfg.hold_max_bytes:
             self._drop(next(iter(self.entries)))
         hid = self._next
@@ -474,7 +486,7 @@ class HoldQueue:
             else:
                 waiting.append(hid)
         self.entries[hid] = h
-        self.by_exporter.setdefault(h.exporter, {})[hid] = None
+        self.by_exporter.setdefault(h.exporter, []).append(hid)
         self.bytes += h.size
         if h.counted:
             self.held += 1
@@ -501,14 +513,12 @@ class HoldQueue:
         h = self.entries.pop(hid)
         dk = (h.exporter, h.key)
         dh = self.by_domain[dk]
-        self._unindex(dh, hid, h.template_ids())
+        for tid in h.template_ids():
+            _unlist(dh.tids, tid, hid)
         dh.n -= 1
         if not dh.n:
             del self.by_domain[dk]
-        e = self.by_exporter[h.exporter]
-        del e[hid]
-        if not e:
-            del self.by_exporter[h.exporter]
+        _unlist(self.by_exporter, h.exporter, hid)
         self.bytes -= h.size
         if h.counted:
             self.held -= 1
@@ -528,19 +538,11 @@ class HoldQueue:
         h.set_blob(blob)
         gone = set(before).difference(h.template_ids())
         if gone:
-            self._unindex(self.by_domain[(h.exporter, h.key)], hid, gone)
+            tids = self.by_domain[(h.exporter, h.key)].tids
+            for tid in gone:
+                _unlist(tids, tid, hid)
         self.bytes += h.size - old
         self._gauges()
-
-    @staticmethod
-    def _unindex(dh: DomainHold, hid: int, tids: Iterable[int]) -> None:
-        for tid in tids:
-            waiting = dh.tids[tid]
-            i = bisect_left(waiting, hid)
-            assert waiting[i] == hid
-            del waiting[i]
-            if not waiting:
-                del dh.tids[tid]
 
     def _drop(self, hid: int) -> None:
         h = self.remove(hid)
