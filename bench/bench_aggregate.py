@@ -146,9 +146,9 @@ def memory_child(n: int, rollup: bool, trace: bool) -> dict[str, Any]:
     """
     import flowpipe.service  # noqa: F401, PLC0415 - the baseline of a running flowpipe
     from flowpipe.aggregate.accumulator import Accumulator  # noqa: PLC0415
-    from flowpipe.aggregate.stage import tune_allocator  # noqa: PLC0415
-
-    tune_allocator()  # as the running service does
+    tune = getattr(stage_module, "tune_allocator", None)
+    if tune is not None:
+        tune()  # as the running service does
 
     acc = Accumulator(AggregatorConfig(max_contexts=max(n, 1), port_rollup_disabled=not rollup))
     gc.collect()

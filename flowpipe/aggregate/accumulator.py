@@ -25,7 +25,7 @@ from __future__ import annotations
 import operator
 import time
 from array import array
-from collections.abc import MutableSequence
+from collections.abc import Iterable, Iterator, MutableSequence
 from typing import Any
 
 from flowpipe.aggregate.rollup import PortRollup, Token
@@ -234,12 +234,33 @@ class Accumulator:
 
     def flush(self, now: float) -> list[list[Any]]:
         """Emit the contexts that are due at ``now`` and drop the expired ones."""
+        out, expired = self._visit(now, self.contexts.items())
+        self._expire(expired)
+        return out
+
+    def flush_parts(self, now: float, size: int) -> Iterator[list[list[Any]]]:
+        """:meth:`flush` ``size`` contexts at a time, for a caller that lets other work run in between.
+
+        The contexts are those held when the first part is asked for, in the same order; flows
+        added between parts land in the windows of the contexts not visited yet, as if they had
+        come just before the flush. Contexts made in between are left for the next flush.
+        """
+        keys = list(self.contexts)
+        get = self.contexts.get
+        for a in range(0, len(keys), size):
+            part = keys[a:a + size]
+            slots = map(get, part)
+            out, expired = self._visit(now, ((k, i) for k, i in zip(part, slots, strict=True) if i is not None))
+            self._expire(expired)
+            yield out
+
+    def _visit(self, now: float, pairs: Iterable[tuple[tuple, int]]) -> tuple[list[list[Any]], list[tuple]]:
         out: list[list[Any]] = []
         expired = []
         interval, ttl = self.interval, self.ttl
         base, nxt, extras = self._base, self._next, self._extras
         emit = self._flow
-        for key, i in self.contexts.items():
+        for key, i in pairs:
             if base[i] is None:
                 if extras[i] + ttl < now:
                     expired.append(key)
@@ -253,15 +274,16 @@ class Accumulator:
                 base[i] = None
                 extras[i] = now  # the last emission (one object for all emitted now)
             nxt[i] += interval
-        if expired:
-            contexts, free, token = self.contexts, self._free, self._token
-            for key in expired:
-                i = contexts.pop(key)
-                extras[i] = None
-                if token:
-                    token[i] = None
-                free.append(i)
-        return out
+        return out, expired
+
+    def _expire(self, expired: list[tuple]) -> None:
+        contexts, free, token, extras = self.contexts, self._free, self._token, self._extras
+        for key in expired:
+            i = contexts.pop(key)
+            extras[i] = None
+            if token:
+                token[i] = None
+            free.append(i)
 
     def drain(self) -> list[list[Any]]:
         """Emit every context that holds a flow, due or not (shutdown)."""
