@@ -107,72 +107,32 @@ class Accumulator:
     # ---- aggregation
 
     def add(self, flows: list[tuple], now: float | None = None) -> None:
-        """Aggregate a batch of flow tuples."""
+        """Aggregate a batch of flow tuples.
+
+        A flow whose context holds an open window and needs no rollup work (a valid token, or no
+        rollup) is merged right here; any other goes through :meth:`_add_one`. Tokens are only held
+        by contexts with an open window (emission clears them), so a valid token says both.
+        """
         if now is None:
             now = time.time()
         self.received += len(flows)
-        rollup = self.rollup
-        if rollup is not None and rollup.threshold <= 1:
-            rollup = None  # a threshold of 1 never tracks nor rolls up anything (spec §4)
-        contexts = self.contexts
-        get = contexts.get
-        key_of = context_key
-        base_of = base_fields
-        interned = self._interned
-        intern = interned.setdefault
-        free, nxt, max_contexts = self._free, self._next, self.max_contexts
+        rollup = self._tracking()
+        keys = list(map(context_key, flows))
+        slots = list(map(self.contexts.get, keys))
+        slow = self._add_one
         B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
-        base_col, extras_col, token_col = self._base, self._extras, self._token
-        observe = rollup.observe if rollup is not None else None
+        extras_col = self._extras
+        # With rollup a valid token says it all (checked at the flow's turn: an earlier flow of the
+        # batch may have spent it); without, the window must be open.
+        tokens = self._token if rollup is not None else None
         gen = rollup.gen if rollup is not None else 0
-        tok: Token | None = None
-        keys = list(map(key_of, flows))
-        for f, key, i in zip(flows, keys, list(map(get, keys)), strict=True):
-            if i is None:
-                i = get(key)  # made by an earlier flow of this batch?
-            if rollup is not None:
-                if i is None or (tok := token_col[i]) is None or tok.gen != gen:
-                    verdict = observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])  # type: ignore[misc]
-                    if verdict:
-                        lf = list(f)
-                        lf[SRC_PORT if verdict == 1 else DST_PORT] = ROLLED_UP
-                        f = tuple(lf)
-                        key = key_of(f)
-                        i = get(key)
-                        tok = None
-                    else:
-                        tok = rollup.stable
-                    if i is not None:
-                        token_col[i] = tok
-            if i is None:
-                if len(contexts) >= max_contexts:
-                    self.dropped_full += 1
-                    continue
-                if not free:
-                    self._grow()
-                if len(interned) >= INTERN_MAX:
-                    interned.clear()
-                i = free.pop()
-                nxt[i] = now
-                if rollup is not None:
-                    token_col[i] = tok
-                ns, exp, src, dst, sp, dp, proto, tos, in_if = key
-                contexts[(intern(ns, ns), intern(exp, exp), intern(src, src), intern(dst, dst), intern(sp, sp),
-                          intern(dp, dp), proto, tos, in_if)] = i
-            if base_col[i] is None:  # first flow of a new window: it becomes the accumulator
-                base = base_of(f)
-                base_col[i] = intern(base, base)
-                extras_col[i] = f[EXTRAS]
-                try:
-                    B[i] = f[BYTES]
-                    P[i] = f[PACKETS]
-                    S[i] = f[START]
-                    E[i] = f[END]
-                    F[i] = f[TCP_FLAGS]
-                except (OverflowError, TypeError):
-                    self._widen()
+        base_col = self._base
+        for f, key, i in zip(flows, keys, slots, strict=True):
+            if i is None or (base_col[i] is None if tokens is None else
+                             (tok := tokens[i]) is None or tok.gen != gen):
+                slow(f, key, i, now)
+                if B is not self._bytes:  # widened
                     B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
-                    B[i], P[i], S[i], E[i], F[i] = f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS]
                 continue
             nb = B[i] + f[BYTES]
             npk = P[i] + f[PACKETS]
@@ -206,6 +166,85 @@ class Accumulator:
                 else:
                     for k, v in extras.items():
                         mine.setdefault(k, v)
+
+    def _tracking(self) -> PortRollup | None:
+        """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
+        r = self.rollup
+        return r if r is not None and r.threshold > 1 else None
+
+    def _add_one(self, f: tuple, key: tuple, i: int | None, now: float) -> None:
+        """One flow, the whole way: rollup, context made or window opened, merge; token kept.
+        ``i``: the slot of ``key`` when the batch began (None: none then)."""
+        contexts = self.contexts
+        if i is None:
+            i = contexts.get(key)  # made by an earlier flow of this batch?
+        rollup = self._tracking()
+        tok: Token | None = None
+        if rollup is not None:
+            verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
+            if verdict:
+                lf = list(f)
+                lf[SRC_PORT if verdict == 1 else DST_PORT] = ROLLED_UP
+                f = tuple(lf)
+                key = context_key(f)
+                i = contexts.get(key)
+            else:
+                tok = rollup.stable
+        if i is None:
+            if len(contexts) >= self.max_contexts:
+                self.dropped_full += 1
+                return
+            if not self._free:
+                self._grow()
+            interned = self._interned
+            if len(interned) >= INTERN_MAX:
+                interned.clear()
+            intern = interned.setdefault
+            i = self._free.pop()
+            self._next[i] = now
+            ns, exp, src, dst, sp, dp, proto, tos, in_if = key
+            contexts[(ns, exp, intern(src, src), intern(dst, dst), intern(sp, sp), intern(dp, dp), proto, tos,
+                      in_if)] = i
+            self._open(i, f)
+        elif self._base[i] is None:
+            self._open(i, f)
+        else:
+            self._merge(i, f)
+        if rollup is not None:
+            self._token[i] = tok
+
+    def _open(self, i: int, f: tuple) -> None:
+        """The first flow of a window becomes its accumulator."""
+        base = base_fields(f)
+        self._base[i] = self._interned.setdefault(base, base)
+        self._extras[i] = f[EXTRAS]
+        values = (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS])
+        try:
+            self._set(i, values)
+        except (OverflowError, TypeError):
+            self._widen()
+            self._set(i, values)
+
+    def _set(self, i: int, values: tuple) -> None:
+        self._bytes[i], self._packets[i], self._start[i], self._end[i], self._flags[i] = values
+
+    def _merge(self, i: int, f: tuple) -> None:
+        """A later flow of the window: sums, min start, max end, OR of the flags, new additional fields."""
+        values = (self._bytes[i] + f[BYTES], self._packets[i] + f[PACKETS], min(self._start[i], f[START]),
+                  max(self._end[i], f[END]), self._flags[i] | f[TCP_FLAGS])
+        try:
+            self._set(i, values)
+        except (OverflowError, TypeError):
+            self._widen()
+            self._set(i, values)
+        extras = f[EXTRAS]
+        if extras:
+            mine = self._extras[i]
+            if mine is None:
+                self._extras[i] = dict(extras)
+            else:
+                for k, v in extras.items():
+                    mine.setdefault(k, v)
 
     def _grow(self) -> None:
         """Room for more contexts: every column grows by a chunk of free slots."""
@@ -258,7 +297,7 @@ class Accumulator:
         out: list[list[Any]] = []
         expired = []
         interval, ttl = self.interval, self.ttl
-        base, nxt, extras = self._base, self._next, self._extras
+        base, nxt, extras, token = self._base, self._next, self._extras, self._token
         emit = self._flow
         for key, i in pairs:
             if base[i] is None:
@@ -273,6 +312,8 @@ class Accumulator:
                 out.append(emit(key, i))
                 base[i] = None
                 extras[i] = now  # the last emission (one object for all emitted now)
+                if token:
+                    token[i] = None  # tokens only on open windows
             nxt[i] += interval
         return out, expired
 
