@@ -28,7 +28,7 @@ from flowpipe.metrics import Metrics
 # What one datagram says about its exporter's sequence: (namespace, exporter, flow type, obs, flows).
 SequenceNote = tuple[str, str, str, SequenceObs, int]
 _rate = operator.itemgetter(SAMPLING_RATE)
-MERGE_DATAGRAMS = 256  # queued listener batches are decoded together up to this many datagrams
+MERGE_DATAGRAMS = 256  # queued listener batches are decoded together up to this many datagrams (listen.BATCH)
 
 
 @attrs.define(slots=True)
@@ -177,12 +177,26 @@ class DecoderStage:
         """Decode until ``receive`` closes, then close ``send``."""
         async with receive, send, trio.open_nursery() as nursery:
             nursery.start_soon(self._expire_loop)
-            async for batch in receive:
-                while len(batch) < MERGE_DATAGRAMS:  # whatever else is queued: one batch, one hop onwards
+            carry: list[Datagram] | None = None
+            while True:
+                if carry is not None:
+                    batch, carry = carry, None
+                else:
                     try:
-                        batch = batch + receive.receive_nowait()
+                        batch = await receive.receive()
+                    except trio.EndOfChannel:
+                        break
+                # What else is queued is decoded with it (one batch, one hop onwards), never past
+                # MERGE_DATAGRAMS, the most one listener batch holds.
+                while len(batch) < MERGE_DATAGRAMS:
+                    try:
+                        more = receive.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                    if len(batch) + len(more) > MERGE_DATAGRAMS:
+                        carry = more
+                        break
+                    batch = batch + more
                 out = self.decode_batch(batch)
                 if out.flows or out.sequences:
                     await self.queue.put(send, out)
