@@ -206,6 +206,8 @@ class SamplingRule:
         "rate (1 in N) for flows whose exporter announced none; 0 = no default"))
     override: int = attrs.field(default=0, validator=_non_negative, metadata=_doc(
         "rate (1 in N) used whatever the exporter announced; 0 = no override"))
+    sampler_id: int = attrs.field(default=-1, metadata=_doc(
+        "NetFlow v9/IPFIX sampler id (IE 48/302) the rule is for; -1 = the exporter as a whole"))
 
     def __attrs_post_init__(self) -> None:
         _networks("exporters", self.exporters)

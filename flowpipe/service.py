@@ -19,7 +19,7 @@ import trio
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import Config, split_host_port
 from flowpipe.decode.dispatch import DatagramDecoder
-from flowpipe.decode.exporters import Allowlist, SamplingPolicy
+from flowpipe.decode.exporters import Allowlist, SamplerRules, SamplingPolicy
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.flow import FlushBatch
 from flowpipe.httpd import MetricsServer
@@ -41,7 +41,9 @@ class Service:
         self.metrics = metrics or Metrics()
         self.listeners = [UdpListener(lc, self.metrics, 1, True) if worker_process else UdpListener(lc, self.metrics)
                           for lc in cfg.listeners]
-        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, lc) for lc in cfg.listeners]
+        sampler_rules = SamplerRules(cfg.sampling)
+        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, lc, sampler_rules)
+                         for lc in cfg.listeners]
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)

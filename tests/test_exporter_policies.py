@@ -89,3 +89,35 @@ async def test_kernel_drops_on_a_small_socket_buffer_are_counted() -> None:
                     await trio.sleep(0.2)
             assert drops > 0 and received + drops == sent
             assert metric(svc, "flowpipe_socket_receive_buffer_bytes", listener=svc.listeners[0].name) <= 8192
+
+
+async def test_sampler_id_rules_change_only_that_samplers_rate() -> None:
+    from tests import captures
+    name = "nf9_akvorado_multi_sampling_rates"  # sampler 1 = 1:2000, sampler 2 = 1:4000
+    if name not in captures.names("nf9_"):
+        captures.require()
+    grams = captures.datagrams(name)
+    with Backend() as be:
+        cfg = make_config(be.url, listeners=[{"flow_type": "netflow9"}])
+        cfg.sampling = [SamplingRule(sampler_id=2, override=10), SamplingRule(sampler_id=7, default=3)]
+        async with running(cfg) as svc:
+            send_udp(svc.listeners[0].cfg.port, [g.payload for g in grams], "127.0.12.1", 40557)
+            assert await be.wait_flows_async(12, 5)
+    exp = {r["sampler_id"] for r in captures.expected(name)["records"]}
+    assert exp == {1, 2}
+    assert sorted({f["sampling_rate"] for f in be.flows}) == [10, 2000]   # sampler 2 overridden, 1 untouched
+    n2 = sum(1 for r in captures.expected(name)["records"] if r["sampler_id"] == 2)
+    assert sum(1 for f in be.flows if f["sampling_rate"] == 10) == n2
+
+
+def test_sampler_rules_default_fills_only_unknown_samplers() -> None:
+    from flowpipe.decode.exporters import SamplerRules
+    rules = SamplerRules([SamplingRule(exporters=["192.0.2.0/24"], sampler_id=1, default=100),
+                          SamplingRule(exporters=["192.0.2.0/24"], sampler_id=2, default=100),
+                          SamplingRule(sampler_id=3, override=5)])
+    samplers = {2: 4000}
+    rules.apply(samplers, "192.0.2.9")
+    assert samplers == {1: 100, 2: 4000, 3: 5}
+    other = {1: 0}
+    rules.apply(other, "198.51.100.1")
+    assert other == {1: 0, 3: 5}

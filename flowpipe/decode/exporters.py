@@ -48,7 +48,8 @@ class SamplingPolicy:
     """Applies ``[[sampling]]`` rules (default / override) and optional scaling to decoded flows."""
 
     def __init__(self, rules: list[SamplingRule], scale: bool = False) -> None:
-        self.rules = [(_nets(r.exporters), r.default, r.override) for r in rules]
+        # rules for one sampler id are applied by the template decoder (see SamplerRules)
+        self.rules = [(_nets(r.exporters), r.default, r.override) for r in rules if r.sampler_id < 0]
         self.scale = scale
         self._cache: dict[str, tuple[int, int]] = {}
 
@@ -102,3 +103,34 @@ def with_tags(flows: list[tuple], tags: dict[str, str]) -> list[tuple]:
         lf[EXTRAS] = {**tags, **f[EXTRAS]} if f[EXTRAS] else dict(tags)
         out.append(tuple(lf))
     return out
+
+
+class SamplerRules:
+    """``[[sampling]]`` rules naming a sampler id, applied to an exporter domain's known samplers."""
+
+    def __init__(self, rules: list[SamplingRule]) -> None:
+        self.rules = [(_nets(r.exporters), r.sampler_id, r.default, r.override) for r in rules if r.sampler_id >= 0]
+        self._cache: dict[str, list[tuple[int, int, int]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def for_exporter(self, exporter: str) -> list[tuple[int, int, int]]:
+        """(sampler id, default, override) of the rules matching ``exporter``."""
+        hit = self._cache.get(exporter)
+        if hit is None:
+            a = _addr(exporter)
+            hit = [(sid, d, o) for nets, sid, d, o in self.rules
+                   if a is not None and any(a.version == n.version and a in n for n in nets)]
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[exporter] = hit
+        return hit
+
+    def apply(self, samplers: dict[int, int], exporter: str) -> None:
+        """Set the rates of ``samplers`` (sampler id -> rate) as the rules for ``exporter`` say."""
+        for sid, default, override in self.for_exporter(exporter):
+            if override:
+                samplers[sid] = override
+            elif default and not samplers.get(sid):
+                samplers[sid] = default

@@ -111,7 +111,8 @@ class TemplateDecoder:
 
     def __init__(self, cfg: DecoderConfig, mapping: Sequence[MappingConfig] = (),
                  clock: Callable[[], float] = time.time, *, in_band: bool = False,
-                 exporters: dict[int, str] | None = None, passthrough: bool = False) -> None:
+                 exporters: dict[int, str] | None = None, passthrough: bool = False,
+                 sampler_rules: Any = None) -> None:
         """``in_band``: exporter identity from the export (see the module doc), ``exporters``: source
         id / observation domain -> address or name (in-band only); ``passthrough``: unknown elements
         into the flows' extras (see :mod:`flowpipe.decode.elements`)."""
@@ -121,6 +122,7 @@ class TemplateDecoder:
         self.in_band = in_band
         self.exporters = dict(exporters or {}) if in_band else {}
         self.passthrough = passthrough
+        self.sampler_rules = sampler_rules if sampler_rules else None  # flowpipe.decode.exporters.SamplerRules
         self.stats: dict[str, int] = {"options_records": 0, "exporter_identities_learned": 0}
         self.registry = Registry(cfg, self.stats)
         self.hold = HoldQueue(cfg, self.stats)
@@ -283,6 +285,8 @@ class TemplateDecoder:
         else:
             dec = t.layout.decoder or self._compile(t.layout)
             overran = False
+            if self.sampler_rules is not None:
+                self.sampler_rules.apply(dom.samplers, msg.exporter)
             try:
                 rows = dec.decode(body, msg.exporter, msg.namespace, dom.rate, dom.samplers, msg.secs, msg.uptime,
                                   dom.init_ms)
