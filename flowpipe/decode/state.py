@@ -15,6 +15,8 @@ from typing import Any
 
 import msgpack
 
+from flowpipe.atomicfile import sync_dir, write_atomic
+
 MAGIC = "flowpipe-template-state"
 FORMAT = 1
 log = logging.getLogger(__name__)
@@ -27,24 +29,10 @@ def save(path: str, snapshot: dict[str, Any]) -> None:
                          use_bin_type=True)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".state", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    os.close(fd)
+    write_atomic(path, [blob], tmp)
     try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        sync_dir(folder)
     except OSError:
         pass
 

@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 import attrs
 import msgpack
 
+from flowpipe.atomicfile import sync_dir, write_atomic
+
 MAGIC = b"FPSPOOL1"
 HEADER = struct.Struct(">8sIII16s")  # magic, flows, payload bytes, crc32(payload), batch id
 SUFFIX = ".fps"
@@ -148,22 +150,9 @@ class Spool:
         payload = msgpack.packb(batch.flows, use_bin_type=True)
         header = HEADER.pack(MAGIC, len(batch.flows), len(payload), zlib.crc32(payload), batch.id)
         tmp, final = self._path(batch.seq, TMP_SUFFIX), self._path(batch.seq)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(header)
-                f.write(payload)
-                f.flush()
-                if self.fsync:
-                    os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(final, [header, payload], tmp, self.fsync)
         if self.fsync:
-            self._sync_dir()
+            sync_dir(self.dir)
         self._add(Entry(batch.seq, HEADER.size + len(payload), len(batch.flows)))
         return self._trim()
 
@@ -208,13 +197,6 @@ class Spool:
         except FileNotFoundError:
             pass
         return entry
-
-    def _sync_dir(self) -> None:
-        fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def close(self) -> None:
         """Release the directory lock."""
