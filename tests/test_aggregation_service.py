@@ -115,3 +115,14 @@ async def test_generated_loss_is_estimated_exactly_for_v5_and_ipfix() -> None:
                 lost = metric(svc, "flowpipe_flows_lost_estimate_total", **labels)
                 # a skipped last datagram cannot be seen as a gap: nothing came after it
                 assert sent["flows_skipped"] - 30 <= lost <= sent["flows_skipped"], (protocol, sent, lost)
+
+
+async def test_rollup_tracker_cap_is_counted() -> None:
+    with Backend() as be:
+        cfg = make_config(be.url, aggregator={"port_rollup_disabled": False, "max_rollup_entries": 4,
+                                              "flush_tick": 0.1})
+        async with running(cfg) as svc:
+            pairs = [rec(src=bytes([10, 1, 1, i]), dst=bytes([10, 1, 2, i])) for i in range(20)]
+            send_udp(svc.listeners[0].cfg.port, [v5(pairs)])
+            assert await be.wait_flows_async(20, 5)   # flows still aggregate and arrive
+            assert await wait_for(lambda: metric(svc, "flowpipe_limits_hit_total", limit="rollup_entries") > 0, 3)

@@ -78,6 +78,7 @@ class AccumulatorStage:
         self._log = RateLimited(metrics.log_suppressed)
         self._dropped_full = metrics.flows_dropped.labels("aggregator", "max_contexts")
         self._reported_full = 0
+        self._reported_rollup = 0
 
     def take(self, batch: FlowBatch, now: float) -> None:
         """Aggregate one batch (flows and sequence notes)."""
@@ -123,6 +124,9 @@ class AccumulatorStage:
         r = self.acc.rollup
         m.rollup_entries.labels("current").set(len(r.cur) if r else 0)
         m.rollup_entries.labels("new").set(len(r.new) if r else 0)
+        if r is not None and r.refused > self._reported_rollup:
+            m.limits_hit.labels("rollup_entries").inc(r.refused - self._reported_rollup)
+            self._reported_rollup = r.refused
 
     async def run(self, receive: trio.MemoryReceiveChannel[FlowBatch],
                   send: trio.MemorySendChannel[FlushBatch]) -> None:
