@@ -336,3 +336,20 @@ def test_mapping_fills_extras_and_overrides_builtins() -> None:
     # a template without mapped fields pays nothing
     (g,) = flows(dec.decode(v9(tpl(257, [(1, 4)]), fset(257, bytes(4))), SRC))
     assert g.extras is None
+
+
+def test_records_past_the_per_datagram_cap_are_skipped_and_reported() -> None:
+    import struct as _st
+
+    from flowpipe.config import DecoderConfig as _DC
+    from flowpipe.decode.base import Source as _Src
+    from flowpipe.decode.template_decoder import MAX_RECORDS_PER_DATAGRAM
+    from flowpipe.decode.template_decoder import TemplateDecoder as _TD
+    dec = _TD(_DC())
+    head = _st.pack("!HHIIII", 9, 1, 1000, 1_700_000_000, 1, 7)
+    tpl = _st.pack("!HHHHHH", 0, 12, 256, 1, 4, 1)  # template 256: one 1-byte field (protocol)
+    src = _Src("192.0.2.1", 50000)
+    dec.decode(head + tpl, src)
+    body = bytes(10_000)
+    d = dec.decode(head + _st.pack("!HH", 256, 4 + len(body)) + body, src)
+    assert len(d.flows) == MAX_RECORDS_PER_DATAGRAM and "too_many_records" in d.skipped

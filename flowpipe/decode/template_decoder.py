@@ -97,6 +97,11 @@ class _Msg:
         self.skipped = skipped
 
 
+# Flow records decoded from one datagram at most (a 9000-byte jumbo datagram of 20-byte records is
+# 450); the rest are skipped as too_many_records. Bounds what one listener batch can decode to.
+MAX_RECORDS_PER_DATAGRAM = 4096
+
+
 class TemplateDecoder:
     """Decodes NetFlow v9 and IPFIX datagrams of any number of exporters (see the module doc).
 
@@ -287,11 +292,22 @@ class TemplateDecoder:
             overran = False
             if self.sampler_rules is not None:
                 self.sampler_rules.apply(dom.samplers, msg.exporter)
+            room = MAX_RECORDS_PER_DATAGRAM - msg.records
+            if len(body) // dec.min_size > room:
+                # More records than any real export carries (a 64 KB datagram of 1-byte records is
+                # 65,000 flows, ~17 MB of tuples): decode the first ones, skip the rest.
+                msg.skipped.append("too_many_records")
+                if room <= 0:
+                    return
+                if dec.size:
+                    body = body[:room * dec.size]
             try:
                 rows = dec.decode(body, msg.exporter, msg.namespace, dom.rate, dom.samplers, msg.secs, msg.uptime,
                                   dom.init_ms)
             except RecordOverrun as e:
                 rows, overran = e.rows, True
+            if len(rows) > room:
+                del rows[room:]
             if dec.identity and rows and rows[0][1] != msg.exporter:
                 self._identify(dom, rows[0][1], msg)
             msg.flows.extend(rows)
