@@ -126,3 +126,15 @@ async def test_rollup_tracker_cap_is_counted() -> None:
             send_udp(svc.listeners[0].cfg.port, [v5(pairs)])
             assert await be.wait_flows_async(20, 5)   # flows still aggregate and arrive
             assert await wait_for(lambda: metric(svc, "flowpipe_limits_hit_total", limit="rollup_entries") > 0, 3)
+
+
+async def test_context_cap_drops_new_contexts_and_counts_them() -> None:
+    with Backend() as be:
+        cfg = make_config(be.url, aggregator={"max_contexts": 5, "flush_interval": 30.0, "flush_tick": 30.0})
+        async with running(cfg) as svc:
+            send_udp(svc.listeners[0].cfg.port, [v5([rec(sp=i) for i in range(8)]), v5([rec(sp=0, nbytes=7)], 8)])
+            assert await wait_for(lambda: metric(svc, "flowpipe_flows_dropped_total", stage="aggregator",
+                                                 reason="max_contexts") == 3)
+            assert await wait_for(lambda: metric(svc, "flowpipe_aggregator_flows_received_total") == 9)
+    # (the stop emitted what the five contexts held)
+    assert len(be.flows) == 5 and sum(f["bytes"] for f in be.flows) == 5 * 100 + 7  # existing ones keep aggregating

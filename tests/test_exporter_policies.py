@@ -121,3 +121,23 @@ def test_sampler_rules_default_fills_only_unknown_samplers() -> None:
     other = {1: 0}
     rules.apply(other, "198.51.100.1")
     assert other == {1: 0, 3: 5}
+
+
+def test_exporter_label_values_are_capped() -> None:
+    from flowpipe.config import DecoderConfig
+    from flowpipe.decode import stage as stage_mod
+    from flowpipe.decode.dispatch import DatagramDecoder
+    from flowpipe.metrics import Metrics
+    m = Metrics()
+    st = stage_mod.DecoderStage("netflow5", "default", DatagramDecoder("netflow5", DecoderConfig(), []), m,
+                                stage_mod.FlowQueue(10_000))
+    old = stage_mod.MAX_EXPORTER_LABELS
+    stage_mod.MAX_EXPORTER_LABELS = 3
+    try:
+        st.decode_batch([(v5([rec(1)]), f"192.0.2.{i}", 5000, 0.0) for i in range(5)])
+    finally:
+        stage_mod.MAX_EXPORTER_LABELS = old
+    values = {s.labels["exporter"] for fam in m.flows_unknown_sampling.collect() for s in fam.samples
+              if s.name.endswith("_total")}
+    assert values == {"192.0.2.0", "192.0.2.1", "192.0.2.2", "other"}
+    assert m.registry.get_sample_value("flowpipe_limits_hit_total", {"limit": "exporter_labels"}) == 2

@@ -65,6 +65,10 @@ class FlowQueue:
             self._space.set()
 
 
+# Distinct exporter label values one stage gives a per-exporter metric; the rest go under "other".
+MAX_EXPORTER_LABELS = 10_000
+
+
 class DecoderStage:
     """Decodes one listener's datagrams."""
 
@@ -76,6 +80,7 @@ class DecoderStage:
         self.allow = allow if allow is not None and allow.nets else None
         self.sampling = sampling if sampling is not None and sampling.active else None
         self.tags = tags or None
+        self._label_exporters: set[str] = set()  # exporter label values in use (bounded)
         self._log = RateLimited(metrics.log_suppressed)
         self._held = 0
         self._decoded = metrics.datagrams_decoded.labels(flow_type)
@@ -140,6 +145,12 @@ class DecoderStage:
             m.datagrams_dropped.labels("not_allowed").inc(refused)
             self._log(logging.WARNING, "exporter_not_allowed", listener_type=self.flow_type, datagrams=refused)
         for exporter, n in unknown_rate.items():
+            if exporter not in self._label_exporters:
+                if len(self._label_exporters) >= MAX_EXPORTER_LABELS:
+                    m.limits_hit.labels("exporter_labels").inc()
+                    exporter = "other"
+                else:
+                    self._label_exporters.add(exporter)
             m.flows_unknown_sampling.labels(exporter).inc(n)
         if decoded or released:
             self._decoded.inc(decoded + released)
