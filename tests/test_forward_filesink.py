@@ -45,3 +45,24 @@ def test_no_backups_truncates(tmp_path: Path) -> None:
     s.write(sample_flows(1, 1))
     s.close()
     assert seqs(read(path)) == [1] and [p.name for p in tmp_path.iterdir()] == ["f.jsonl"]
+
+
+def test_a_device_is_never_rotated(tmp_path) -> None:
+    """forwarder.file = "/dev/null" (or a FIFO) must never be renamed away by rotation."""
+    import os
+    import stat
+    import threading
+
+    from flowpipe.forward.filesink import FileSink
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    sink = FileSink(str(fifo), max_bytes=10, backups=2)
+    for i in range(5):
+        sink.write([{"n": i}])
+    sink.close()
+    reader.join(5)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not (tmp_path / "pipe.1").exists()
+    assert got[0].count(b"\n") == 5

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import IO, Any
 
 from flowpipe.forward.encode import json_lines
@@ -17,12 +18,15 @@ class FileSink:
     def __init__(self, path: str, max_bytes: int, backups: int) -> None:
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
         self._f: IO[bytes] = open(path, "ab")  # noqa: SIM115 - kept open across writes
-        self._size = self._f.tell()
+        # Only a regular file is rotated: a device or FIFO (/dev/null, /dev/stdout, a pipe) is
+        # written as it is — renaming /dev/null away would break the whole machine.
+        self._rotates = stat.S_ISREG(os.fstat(self._f.fileno()).st_mode)
+        self._size = self._f.tell() if self._rotates else 0
 
     def write(self, flows: list[dict[str, Any]]) -> None:
         """Append one line per flow and flush."""
         data = json_lines(flows).encode()
-        if self._size and self._size + len(data) > self.max_bytes:
+        if self._rotates and self._size and self._size + len(data) > self.max_bytes:
             self._rotate()
         self._f.write(data)
         self._f.flush()
