@@ -93,10 +93,10 @@ def test_named_mapping_decodes() -> None:
 def test_the_committed_table_is_what_the_generator_makes() -> None:
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_iana_elements.py")], capture_output=True,
                        text=True, check=True)
-    committed = (ROOT / "flowpipe" / "decode" / "iana.py").read_text()
+    committed = (ROOT / "flowpipe" / "decode" / "iana_table.py").read_text()
     strip = re.compile(r"^SOURCE = .*$", re.M)  # names the library build the table was read from
     assert strip.sub("", r.stdout) == strip.sub("", committed), "run: python3 tools/gen_iana_elements.py > " \
-        "flowpipe/decode/iana.py"
+        "flowpipe/decode/iana_table.py"
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
