@@ -42,7 +42,7 @@ class Service:
         self.listeners = [UdpListener(lc, self.metrics, 1, True) if worker_process else UdpListener(lc, self.metrics)
                           for lc in cfg.listeners]
         sampler_rules = SamplerRules(cfg.sampling)
-        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, lc, sampler_rules)
+        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, lc, sampler_rules, columnar=True)
                          for lc in cfg.listeners]
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)

@@ -22,14 +22,20 @@ keep its ports, so the outcome is the same as observing it.
 """
 from __future__ import annotations
 
+import heapq
 import operator
 import time
 from array import array
 from collections.abc import Iterable, Iterator, MutableSequence
+from itertools import repeat
 from typing import Any
+
+import numpy as np
 
 from flowpipe.aggregate.rollup import PortRollup, Token
 from flowpipe.config import AggregatorConfig
+from flowpipe.decode import columns
+from flowpipe.decode.columns import Chunk
 from flowpipe.flow import (
     BYTES,
     DIRECTION,
@@ -63,9 +69,18 @@ context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT,
 # Fields kept from the first flow of a window that are not in the key.
 base_fields = operator.itemgetter(TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK,
                                   OUT_IF, NEXT_HOP)
+NO_TOKEN = Token(-2)  # a context holding no rollup token (never valid)
+_gen = operator.attrgetter("gen")
+MAX_RECHECKS = 8  # token re-checks of a chunk's later flows before they all take the tuple path
+I64_MAX = (1 << 63) - 1
 INTERN_MAX = 1 << 18  # distinct addresses, ports and base tuples shared before the caches start over
 
 Column = MutableSequence[Any]
+
+
+def _view(c: Column) -> Any:
+    """A numpy view of an ``array('q')`` column (it cannot grow while the view lives)."""
+    return np.frombuffer(c, np.int64)  # type: ignore[call-overload]
 
 
 def _ints() -> Column:
@@ -94,7 +109,7 @@ class Accumulator:
         self._base: list[tuple | None] = []  # None: the window is empty (emitted, no flow since)
         # The window's additional fields; while the window is empty, the time of its last emission.
         self._extras: list[Any] = []
-        self._token: list[Token | None] = []  # only with port rollup
+        self._token: list[Token] = []  # only with port rollup; NO_TOKEN when none
         self._free: list[int] = []
         self._interned: dict[Any, Any] = {}
 
@@ -128,8 +143,7 @@ class Accumulator:
         gen = rollup.gen if rollup is not None else 0
         base_col = self._base
         for f, key, i in zip(flows, keys, slots, strict=True):
-            if i is None or (base_col[i] is None if tokens is None else
-                             (tok := tokens[i]) is None or tok.gen != gen):
+            if i is None or (base_col[i] is None if tokens is None else tokens[i].gen != gen):
                 slow(f, key, i, now)
                 if B is not self._bytes:  # widened
                     B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
@@ -167,6 +181,81 @@ class Accumulator:
                     for k, v in extras.items():
                         mine.setdefault(k, v)
 
+    def add_chunks(self, chunks: list[Chunk], now: float | None = None) -> None:
+        """Aggregate data sets left undecoded (:mod:`flowpipe.decode.columns`), as :meth:`add` would
+        their flows.
+
+        A record whose context holds an open window and needs no rollup work is merged with numpy,
+        the others are decoded to flow tuples and take :meth:`_add_one` in record order. The merges
+        commute (sums, min, max, OR; no additional fields in chunks), and the flows of the first
+        kind change no rollup state, so merging them last is the same as merging them in order,
+        as long as their token was still valid at their turn: a flow of the second kind that
+        invalidates tokens sends the later flows whose token it was back to the second kind.
+        """
+        if now is None:
+            now = time.time()
+        for cols in columns.group(chunks):
+            self._add_columns(cols, now)
+
+    def _add_columns(self, cols: columns.Columns, now: float) -> None:
+        n = cols.n
+        self.received += n
+        slots = list(map(self.contexts.get, cols.keys, repeat(-1)))
+        idx = np.array(slots, dtype=np.int64)
+        fast = cols.ok
+        rollup = self._tracking()
+        if self._wide or not self._base:
+            fast[:] = False
+        else:
+            fast &= idx >= 0
+            if rollup is not None:
+                fast &= np.fromiter(map(_gen, map(self._token.__getitem__, slots)), np.int64, n) == rollup.gen
+            else:
+                fast &= np.fromiter(map(operator.is_not, map(self._base.__getitem__, slots), repeat(None)), bool, n)
+        heap = np.flatnonzero(~fast).tolist()  # sorted: a valid heap
+        row, add_one = cols.row, self._add_one
+        if heap:
+            seen = rollup.invalidated if rollup is not None else 0
+            rechecks = 0
+            while heap:
+                p = heapq.heappop(heap)
+                f = row(p)
+                add_one(f, context_key(f), None, now)
+                if rollup is None or rollup.invalidated == seen:
+                    continue
+                seen = rollup.invalidated
+                later = np.flatnonzero(fast[p + 1:]) + (p + 1)
+                if not len(later):
+                    continue
+                if rechecks < MAX_RECHECKS:  # which of the later flows lost their token?
+                    rechecks += 1
+                    gens = np.fromiter(map(_gen, map(self._token.__getitem__, idx[later].tolist())), np.int64,
+                                       len(later))
+                    later = later[gens != rollup.gen]
+                fast[later] = False
+                for q in later.tolist():
+                    heapq.heappush(heap, q)
+        done = np.flatnonzero(fast)
+        if not len(done):
+            return
+        at = idx[done]
+        nb, npk = cols.bytes[done], cols.packets[done]
+        if not self._wide:
+            B, P = _view(self._bytes), _view(self._packets)
+            if int(B[at].max()) + int(nb.sum()) < I64_MAX and int(P[at].max()) + int(npk.sum()) < I64_MAX:
+                S, E, F = _view(self._start), _view(self._end), _view(self._flags)
+                np.add.at(B, at, nb)
+                np.add.at(P, at, npk)
+                np.minimum.at(S, at, cols.start[done])
+                np.maximum.at(E, at, cols.end[done])
+                fl = cols.flags[done]
+                nz = np.flatnonzero(fl)
+                if len(nz):
+                    np.bitwise_or.at(F, at[nz], fl[nz])
+                return
+        for p, i in zip(done.tolist(), at.tolist(), strict=True):  # near 64 bits: one by one, exactly
+            self._merge(i, row(p))
+
     def _tracking(self) -> PortRollup | None:
         """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
         r = self.rollup
@@ -179,7 +268,7 @@ class Accumulator:
         if i is None:
             i = contexts.get(key)  # made by an earlier flow of this batch?
         rollup = self._tracking()
-        tok: Token | None = None
+        tok: Token | None = NO_TOKEN
         if rollup is not None:
             verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
             if verdict:
@@ -189,7 +278,7 @@ class Accumulator:
                 key = context_key(f)
                 i = contexts.get(key)
             else:
-                tok = rollup.stable
+                tok = rollup.stable or NO_TOKEN
         if i is None:
             if len(contexts) >= self.max_contexts:
                 self.dropped_full += 1
@@ -211,7 +300,7 @@ class Accumulator:
         else:
             self._merge(i, f)
         if rollup is not None:
-            self._token[i] = tok
+            self._token[i] = tok or NO_TOKEN
 
     def _open(self, i: int, f: tuple) -> None:
         """The first flow of a window becomes its accumulator."""
@@ -258,7 +347,7 @@ class Accumulator:
         self._base.extend(nones)
         self._extras.extend(nones)
         if self.rollup is not None and self.rollup.threshold > 1:
-            self._token.extend(nones)
+            self._token.extend([NO_TOKEN] * chunk)
         self._free.extend(range(n + chunk - 1, n - 1, -1))
 
     # ---- emission
@@ -313,7 +402,7 @@ class Accumulator:
                 base[i] = None
                 extras[i] = now  # the last emission (one object for all emitted now)
                 if token:
-                    token[i] = None  # tokens only on open windows
+                    token[i] = NO_TOKEN  # tokens only on open windows
             nxt[i] += interval
         return out, expired
 
@@ -323,7 +412,7 @@ class Accumulator:
             i = contexts.pop(key)
             extras[i] = None
             if token:
-                token[i] = None
+                token[i] = NO_TOKEN
             free.append(i)
 
     def drain(self) -> list[list[Any]]:

@@ -73,6 +73,7 @@ class PortRollup:
         self.refused = 0  # observations not tracked because the tracker was full
         self.gen = 0      # rotations so far: tokens of older generations are stale
         self.stable: Token | None = None  # set by every observe (see the module doc)
+        self.invalidated = 0  # tokens invalidated so far (lets a caller see that some were)
 
     def rotate(self) -> None:
         self.cur, self.new = self.new, Generation()
@@ -212,6 +213,7 @@ class PortRollup:
                 tok = gn.pop(_TOKEN, None)
                 if tok is not None:
                     tok.gen = -1
+                    self.invalidated += 1
         elif verdict or gn is None:
             self.stable = None
         else:

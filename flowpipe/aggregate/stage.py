@@ -86,13 +86,16 @@ class AccumulatorStage:
         for ns, exporter, flow_type, obs, nflows in batch.sequences:
             observe(ns, exporter, flow_type, obs, nflows)
         self.acc.add(batch.flows, now)
-        self.metrics.aggregator_flows_received.inc(len(batch.flows))
+        if batch.chunks:
+            self.acc.add_chunks(batch.chunks, now)
+        size = batch.size
+        self.metrics.aggregator_flows_received.inc(size)
         full = self.acc.dropped_full - self._reported_full
         if full:
             self._dropped_full.inc(full)
             self._reported_full = self.acc.dropped_full
             self._log(logging.WARNING, "max_contexts_reached", max_contexts=self.cfg.max_contexts, dropped=full)
-        self.queue.taken(len(batch.flows))
+        self.queue.taken(size)
 
     def tick(self, now: float) -> list[list]:
         with self.metrics.flush_duration.time():
@@ -152,14 +155,14 @@ class AccumulatorStage:
                 self.take(batch, now)
                 # Take what else is queued now, without a trip through the scheduler for each batch;
                 # bounded, so the listeners still get their turn.
-                taken = len(batch.flows)
+                taken = batch.size
                 while taken < DRAIN_FLOWS:
                     try:
                         batch = receive.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                     self.take(batch, now)
-                    taken += len(batch.flows)
+                    taken += batch.size
 
     async def _ticker(self, send: trio.MemorySendChannel[FlushBatch]) -> None:
         tick = self.cfg.flush_tick or 10.0

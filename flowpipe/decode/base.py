@@ -1,6 +1,8 @@
 """What every decoder takes and returns. Decoders are pure: bytes in, records out, no I/O."""
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 
@@ -45,8 +47,8 @@ class SequenceObs:
 class Decoded:
     """The outcome of decoding one datagram.
 
-    ``flows`` are flow tuples (see :mod:`flowpipe.flow`), including the flows of earlier held
-    datagrams that this one released. ``held`` is 1 when this datagram is now waiting for a
+    ``flows`` are flow tuples (see :mod:`flowpipe.flow`; and ``chunks``, see below), including the
+    flows of earlier held datagrams that this one released. ``held`` is 1 when this datagram is now waiting for a
     template; ``released`` counts earlier held datagrams this one fully decoded. ``skipped``
     lists reasons for parts (sets, samples, records) that were skipped while the rest decoded.
     """
@@ -59,3 +61,6 @@ class Decoded:
     released: int = 0
     skipped: list[str] = attrs.field(factory=list)
     counters: list[object] = attrs.field(factory=list)  # sFlow counter records (see decode.sflow)
+    # Data sets left for columnar decoding (flowpipe.decode.columns.Chunk); only when the decoder
+    # was asked for them (the service), never for in-band identity.
+    chunks: list[Any] = attrs.field(factory=list)

@@ -28,9 +28,10 @@ class DatagramDecoder:
     """Decodes any datagram a listener of ``flow_type`` may receive."""
 
     def __init__(self, flow_type: str, cfg: DecoderConfig, mapping: list[MappingConfig],
-                 listener: ListenerConfig | None = None, sampler_rules: Any = None) -> None:
+                 listener: ListenerConfig | None = None, sampler_rules: Any = None, columnar: bool = False) -> None:
         """``listener``: the listener's identity and passthrough options (defaults when None);
-        ``sampler_rules``: [[sampling]] rules for sampler ids (flowpipe.decode.exporters.SamplerRules)."""
+        ``sampler_rules``: [[sampling]] rules for sampler ids (flowpipe.decode.exporters.SamplerRules);
+        ``columnar``: v9/IPFIX data sets may come as ``Decoded.chunks`` (flowpipe.decode.columns)."""
         self.flow_type = flow_type
         self.templates: Any = None
         self._sflow: Callable[[bytes, Source], Decoded] | None = None
@@ -44,7 +45,8 @@ class DatagramDecoder:
             mod = _optional("flowpipe.decode.template_decoder")
             self.templates = mod.TemplateDecoder(
                 cfg, mapping, in_band=lc.exporter_address == "in-band", exporters=lc.exporter_ids(),
-                passthrough=lc.passthrough_unknown, sampler_rules=sampler_rules) if mod else None
+                passthrough=lc.passthrough_unknown, sampler_rules=sampler_rules,
+                columnar=columnar) if mod else None
 
     def decode(self, data: bytes, src: Source) -> Decoded:
         if len(data) < 4:

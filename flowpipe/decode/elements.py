@@ -43,7 +43,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flowpipe.config import MappingConfig
-from flowpipe.decode import iana
+from flowpipe.decode import columns, iana
+from flowpipe.decode.columns import VectorPlan
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +256,12 @@ class RecordDecoder:
     sampler id -> rate, export time (s), v9 sysUptime (ms), IPFIX system init time (ms or None).
     """
 
-    __slots__ = ("decode", "size", "min_size", "source", "identity")
+    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan")
 
     def __init__(self, decode: Callable[..., list[tuple]], size: int, min_size: int, source: str,
-                 identity: bool = False) -> None:
+                 identity: bool = False, plan: VectorPlan | None = None) -> None:
         self.decode = decode
+        self.plan = plan          # columnar decoding of its sets (flowpipe.decode.columns), or None
         self.size = size          # fixed record length, 0 for variable-length templates
         self.min_size = min_size  # shortest possible record
         self.source = source      # generated code, for debugging
@@ -278,6 +280,9 @@ class _Gen:
         self.raw: set[int] = set()    # fields some consumer needs as bytes
         self.used: set[int] = set()
         self.pos: dict[int, int] = {}  # field index -> index in the unpacked tuple (fixed path)
+        # slot -> (expression, field index, how): slots filled straight from one field, for the
+        # columnar plan (see :func:`_vector_plan`)
+        self.simple: dict[int, tuple[str, int, str]] = {}
 
     def find(self, eid: int, lengths: tuple[int, ...] = ()) -> int | None:
         i = self.first.get((0, eid))
@@ -332,11 +337,13 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
     ex: dict[int, str] = {}
     pre: list[str] = []
 
-    def intf(ies: Sequence[int]) -> str | None:
+    def intf(ies: Sequence[int], slot: int = -1) -> str | None:
         for eid in ies:
             i = g.find(eid)
             if i is not None:
-                return g.val(g.need(i, "int"), "int")
+                e = g.val(g.need(i, "int"), "int")
+                g.simple[slot] = (e, i, "int")
+                return e
         return None
 
     def addr(v4: int, v6: int, name: str) -> tuple[str | None, int]:
@@ -346,15 +353,21 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
             pre.append(f"for {name} in [({ea} if {ea} != Z4 or {eb} == Z16 else {eb})]")
             return name, 0
         if a is not None:
-            return g.val(g.need(a, "raw"), "raw"), 4
+            e = g.val(g.need(a, "raw"), "raw")
+            g.simple[slot_of[name]] = (e, a, "raw")
+            return e, 4
         if b is not None:
-            return g.val(g.need(b, "raw"), "raw"), 16
+            e = g.val(g.need(b, "raw"), "raw")
+            g.simple[slot_of[name]] = (e, b, "raw")
+            return e, 16
         return None, -1
+
+    slot_of = {"s_": 11, "d_": 12}
 
     for slot, ies in ((7, BYTES_IES), (8, PACKETS_IES), (13, SRC_PORT_IES), (14, DST_PORT_IES),
                       (15, SRC_MAC_IES), (16, DST_MAC_IES), (10, (4,)), (23, (5,)), (21, (6,)),
                       (19, (10,)), (20, (14,)), (4, (61,))):
-        e = intf(ies)
+        e = intf(ies, slot)
         if e is not None:
             ex[slot] = e
     for slot, pair in ((17, (9, 29)), (18, (13, 30))):
@@ -389,29 +402,33 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
     elif hops:
         ex[22] = f"_nz({', '.join(hops)})"
     for slot, cands in ((5, START_IES), (6, END_IES)):
-        e = _time(g, cands, version)
+        e = _time(g, cands, version, slot)
         if e is not None:
             ex[slot] = e
     ex[3] = _rate(g)
     return ex, pre
 
 
-def _time(g: _Gen, cands: Sequence[tuple[int, str]], version: int) -> str | None:
+def _time(g: _Gen, cands: Sequence[tuple[int, str]], version: int, slot: int) -> str | None:
     for eid, how in cands:
         i = g.find(eid, (8,) if how == "ntp" else ())
         if i is None:
             continue
         v = g.val(g.need(i, "int"), "int")
         if how == "s":
+            g.simple[slot] = (v, i, "s")
             return v
         if how == "ms":
+            g.simple[slot] = (f"({v} // 1000)", i, "ms")
             return f"({v} // 1000)"
         if how == "ntp":
             return f"_ntp({v})"
         if how == "delta":
             return f"(T - {v} // 1000000)"
         if version == 9:  # the common case inline, wrap and skew in _up()
-            return f"(T - (U - {v}) // 1000 if U >= {v} else _up(T, U, {v}))"
+            e = f"(T - (U - {v}) // 1000 if U >= {v} else _up(T, U, {v}))"
+            g.simple[slot] = (e, i, "up")
+            return e
         k = g.find(SYSTEM_INIT_MS)
         if k is not None:
             return f"(({g.val(g.need(k, 'int'), 'int')} + {v}) // 1000)"
@@ -535,6 +552,8 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
         slots.append("{" + ", ".join(f"{k}: {e}" for k, e in extras) + "}")
     else:
         slots.append("_extras((" + "".join(f"({k}, {e}), " for k, e in extras) + "))")
+    vector = (columns.plan(fields, ex, g.simple) if fixed and not extras and identity is None
+              and ex.get(3) == "R" and 1 not in ex and 2 not in ex else None)
     row = "(" + ", ".join(slots) + ")"
     clauses = " ".join(pre)
     size = sum(ln for _, _, ln in fields if ln != VARLEN)
@@ -558,7 +577,7 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
                f"        raise RecordOverrun(rows)\n"
                f"    return rows\n")
     exec(compile(src, f"<template {version}:{len(fields)} fields>", "exec"), ns)  # noqa: S102
-    return RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src, identity is not None)
+    return RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src, identity is not None, vector)
 
 
 # ---- options records -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from flowpipe.decode.base import DecodeError, SequenceObs, Source
+from flowpipe.decode.columns import Chunk
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.flow import SAMPLING_RATE
@@ -33,10 +34,20 @@ MERGE_DATAGRAMS = 256  # queued listener batches are decoded together up to this
 
 @attrs.define(slots=True)
 class FlowBatch:
-    """Decoded flows of one or more datagrams, with their sequence notes, in arrival order."""
+    """Decoded flows of one or more datagrams, with their sequence notes, in arrival order.
+
+    ``chunks``: data sets left for columnar decoding (:mod:`flowpipe.decode.columns`), holding
+    ``chunked`` flows; ``size`` counts both.
+    """
 
     flows: list[tuple]
     sequences: list[SequenceNote]
+    chunks: list[Chunk] = attrs.field(factory=list)
+    chunked: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.flows) + self.chunked
 
 
 class FlowQueue:
@@ -56,7 +67,7 @@ class FlowQueue:
         while self.pending >= self.max_flows:
             self._space = trio.Event() if self._space.is_set() else self._space
             await self._space.wait()
-        self.pending += len(batch.flows)
+        self.pending += batch.size
         send.send_nowait(batch)
 
     def taken(self, n: int) -> None:
@@ -93,6 +104,8 @@ class DecoderStage:
     def decode_batch(self, batch: list[Datagram]) -> FlowBatch:
         """Decode a batch of datagrams; never raises for bad input."""
         flows: list[tuple] = []
+        chunks: list[Chunk] = []
+        chunked = 0
         notes: list[SequenceNote] = []
         invalid: Tally[str] = Tally()
         skipped: Tally[str] = Tally()
@@ -125,6 +138,18 @@ class DecoderStage:
             released += d.released
             if d.skipped:
                 skipped.update(d.skipped)
+            nchunked = 0
+            if d.chunks:
+                if sampling is not None or tags is not None:  # per-flow work: as tuples
+                    for c in d.chunks:
+                        d.flows.extend(c.rows())
+                else:
+                    for c in d.chunks:
+                        nchunked += c.count
+                        if not c.rate:
+                            unknown_rate[d.exporter] += c.count
+                    chunks.extend(d.chunks)
+                    chunked += nchunked
             if d.flows:
                 got = d.flows
                 if sampling is not None:
@@ -137,7 +162,7 @@ class DecoderStage:
                     got = with_tags(got, tags)
                 flows.extend(got)
             if d.sequence is not None:
-                notes.append((ns, d.exporter, d.flow_type, d.sequence, len(d.flows)))
+                notes.append((ns, d.exporter, d.flow_type, d.sequence, len(d.flows) + nchunked))
             if d.counters and self._counters is not None:
                 self._counters.update(d.exporter, d.counters)
         m = self.metrics
@@ -158,11 +183,11 @@ class DecoderStage:
             m.datagrams_invalid.labels(self.flow_type, reason).inc(n)
         for reason, n in skipped.items():
             m.parts_skipped.labels(self.flow_type, reason).inc(n)
-        if flows:
-            self._flows.inc(len(flows))
+        if flows or chunked:
+            self._flows.inc(len(flows) + chunked)
         if held or released:
             self._set_held()
-        return FlowBatch(flows, notes)
+        return FlowBatch(flows, notes, chunks, chunked)
 
     def _set_held(self) -> None:
         now = self.decoder.held
@@ -209,7 +234,7 @@ class DecoderStage:
                         break
                     batch = batch + more
                 out = self.decode_batch(batch)
-                if out.flows or out.sequences:
+                if out.flows or out.chunks or out.sequences:
                     await self.queue.put(send, out)
             nursery.cancel_scope.cancel()
 

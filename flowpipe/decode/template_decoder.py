@@ -49,6 +49,7 @@ from typing import Any
 from flowpipe.config import DecoderConfig, MappingConfig
 from flowpipe.decode import ipfix, netflow9
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
+from flowpipe.decode.columns import Chunk
 from flowpipe.decode.elements import (
     Field,
     Mapping,
@@ -85,14 +86,15 @@ class _Msg:
     ``exporter`` is the identity the flows get, ``owner`` the key of the template state.
     """
 
-    __slots__ = ("exporter", "owner", "namespace", "key", "version", "secs", "uptime", "flows", "records",
-                 "skipped")
+    __slots__ = ("exporter", "owner", "namespace", "key", "version", "secs", "uptime", "flows", "chunks",
+                 "records", "skipped")
 
     def __init__(self, exporter: str, owner: str, namespace: str, key: DomainKey, version: int, secs: int,
-                 uptime: int, flows: list[tuple], skipped: list[str]) -> None:
+                 uptime: int, flows: list[tuple], chunks: list[Chunk], skipped: list[str]) -> None:
         self.exporter, self.owner, self.namespace, self.key, self.version = exporter, owner, namespace, key, version
         self.secs, self.uptime = secs, uptime
         self.flows = flows
+        self.chunks = chunks
         self.records = 0
         self.skipped = skipped
 
@@ -117,10 +119,13 @@ class TemplateDecoder:
     def __init__(self, cfg: DecoderConfig, mapping: Sequence[MappingConfig] = (),
                  clock: Callable[[], float] = time.time, *, in_band: bool = False,
                  exporters: dict[int, str] | None = None, passthrough: bool = False,
-                 sampler_rules: Any = None) -> None:
+                 sampler_rules: Any = None, columnar: bool = False) -> None:
         """``in_band``: exporter identity from the export (see the module doc), ``exporters``: source
         id / observation domain -> address or name (in-band only); ``passthrough``: unknown elements
-        into the flows' extras (see :mod:`flowpipe.decode.elements`)."""
+        into the flows' extras (see :mod:`flowpipe.decode.elements`); ``columnar``: data sets of
+        templates that allow it go into ``Decoded.chunks`` undecoded (see
+        :mod:`flowpipe.decode.columns`; not with in-band identity)."""
+        self.columnar = columnar and not in_band
         self.cfg = cfg
         self.mapping = Mapping(mapping)
         self.clock = clock
@@ -182,7 +187,7 @@ class TemplateDecoder:
         if end < len(data) and any(data[end:]):
             out.skipped.append("trailing_bytes")
         now = self.clock()
-        msg = _Msg(ident, owner, src.namespace, key, version, secs, uptime, out.flows, out.skipped)
+        msg = _Msg(ident, owner, src.namespace, key, version, secs, uptime, out.flows, out.chunks, out.skipped)
         pending: list[tuple[int, int, int]] = []  # (template id, body start, body end)
         learned: set[int] = set()
         for sid, a, b in sets:
@@ -301,6 +306,15 @@ class TemplateDecoder:
                     return
                 if dec.size:
                     body = body[:room * dec.size]
+            if self.columnar and dec.plan is not None:
+                count = min(len(body) // dec.size, room)
+                if count:
+                    if len(body) != count * dec.size:
+                        body = body[:count * dec.size]
+                    msg.chunks.append(Chunk(dec, body, count, msg.exporter, msg.namespace, dom.rate, dom.samplers,
+                                            msg.secs, msg.uptime, dom.init_ms))
+                    msg.records += count
+                return
             try:
                 rows = dec.decode(body, msg.exporter, msg.namespace, dom.rate, dom.samplers, msg.secs, msg.uptime,
                                   dom.init_ms)
@@ -371,7 +385,7 @@ class TemplateDecoder:
             if h is just_held:
                 continue
             old = _Msg(msg.exporter, h.exporter, h.namespace, h.key, msg.version, h.secs, h.uptime, msg.flows,
-                       msg.skipped)
+                       msg.chunks, msg.skipped)
             blob = h.blob
             keep: list[bytes] = []
             for tid, a, b in h.spans():

@@ -1,0 +1,197 @@
+"""Columnar decoding of fixed-length NetFlow v9 / IPFIX data sets (the service's fast path).
+
+In the service, a data set whose template has a :class:`VectorPlan` is not turned into flow
+tuples by the decoder: it travels as a :class:`Chunk` (the set's records plus what decoding them
+needs) to the accumulator, which decodes the chunks of a batch together with numpy
+(:func:`columns`), taking from each record only what merging it into an existing context needs:
+the context key, bytes, packets, start, end and TCP flags. A record that path cannot take (new
+context, window to open, rollup work, a v9 time that wrapped, a counter near 64 bits) is decoded
+into its flow tuple by the template's own record decoder (:meth:`Columns.row`), exactly as
+without chunks.
+
+A template has a plan when every one of those values comes straight from one field of the record
+(or is absent): fixed-length records, addresses of 4 or 16 bytes, integers of 1, 2, 4 or 8 bytes,
+times in seconds, milliseconds or v9 sysUptime milliseconds, no additional fields, no sampling
+rate or sampler id in the records, no in-band exporter identity, no mapping over those slots.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+
+# Flow slots (see flowpipe.flow) the fast path reads: the context key's record fields ...
+KEY_SLOTS = (11, 12, 13, 14, 10, 23, 19)  # src ip, dst ip, src port, dst port, protocol, tos, in if
+# ... and what merging adds up.
+BYTES_SLOT, PACKETS_SLOT, START_SLOT, END_SLOT, FLAGS_SLOT = 7, 8, 5, 6, 21
+_RAW_DEFAULT = b""
+_INT_FORMATS = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
+COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
+_WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
+
+
+class VectorPlan:
+    """Where a template's records keep the fast path's values: a numpy dtype over the record."""
+
+    __slots__ = ("dtype", "names", "times")
+
+    def __init__(self, dtype: np.dtype[Any], names: dict[int, str], times: dict[int, str]) -> None:
+        self.dtype = dtype
+        self.names = names  # slot -> field name in dtype (absent slots take the tuple's default)
+        self.times = times  # START_SLOT / END_SLOT -> "s" | "ms" | "up" (absent: the export time)
+
+
+def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
+         simple: dict[int, tuple[str, int, str]]) -> VectorPlan | None:
+    """The plan of a fixed-length template, or None when some value is not one field as it is.
+
+    ``expressions``: slot -> the record decoder's final expression (after mapping);
+    ``simple``: slot -> (expression, field index, how) for slots filled straight from a field.
+    """
+    offsets, off = [], 0
+    for _, _, ln in fields:
+        offsets.append(off)
+        off += ln
+    names: dict[int, str] = {}
+    times: dict[int, str] = {}
+    formats: list[str] = []
+    offs: list[int] = []
+    for slot in KEY_SLOTS + (BYTES_SLOT, PACKETS_SLOT, FLAGS_SLOT, START_SLOT, END_SLOT):
+        if slot not in expressions:
+            continue
+        s = simple.get(slot)
+        if s is None or s[0] != expressions[slot]:
+            return None
+        _, i, how = s
+        ln = fields[i][2]
+        if how == "raw":
+            if ln not in (4, 16):
+                return None
+            fmt = f"V{ln}"
+        elif ln in _INT_FORMATS:
+            fmt = _INT_FORMATS[ln]
+        else:
+            return None
+        if slot in (START_SLOT, END_SLOT):
+            times[slot] = how
+        elif how not in ("int", "raw"):
+            return None
+        names[slot] = f"s{slot}"
+        formats.append(fmt)
+        offs.append(offsets[i])
+    if 11 not in names and 12 not in names:
+        return None  # no address at all: not worth a plan (and keeps zip() finite below)
+    dtype = np.dtype({"names": list(names.values()), "formats": formats, "offsets": offs, "itemsize": off})
+    return VectorPlan(dtype, names, times)
+
+
+class Chunk:
+    """One data set left undecoded: its whole records and what the record decoder needs."""
+
+    __slots__ = ("dec", "body", "count", "exporter", "namespace", "rate", "samplers", "secs", "uptime", "init")
+
+    def __init__(self, dec: Any, body: bytes, count: int, exporter: str, namespace: str, rate: int,
+                 samplers: dict[int, int], secs: int, uptime: int, init: int | None) -> None:
+        self.dec = dec  # flowpipe.decode.elements.RecordDecoder, with a plan
+        self.body, self.count = body, count
+        self.exporter, self.namespace = exporter, namespace
+        self.rate, self.samplers = rate, samplers
+        self.secs, self.uptime, self.init = secs, uptime, init
+
+    def rows(self) -> list[tuple]:
+        """The records as flow tuples (what the decoder would have made)."""
+        rows: list[tuple] = self.dec.decode(self.body, self.exporter, self.namespace, self.rate, self.samplers,
+                                            self.secs, self.uptime, self.init)
+        return rows
+
+
+class Columns:
+    """The records of chunks of one template, exporter and namespace, as columns.
+
+    ``keys``: context keys (as :data:`flowpipe.aggregate.accumulator.context_key` makes them);
+    ``bytes``, ``packets``, ``start``, ``end``, ``flags``: int64 arrays; ``ok``: False where the
+    record must take the tuple path.
+    """
+
+    __slots__ = ("chunks", "starts", "n", "keys", "bytes", "packets", "start", "end", "flags", "ok", "_rows")
+
+    def __init__(self, chunks: list[Chunk]) -> None:
+        first = chunks[0]
+        p: VectorPlan = first.dec.plan
+        body = first.body if len(chunks) == 1 else b"".join([c.body for c in chunks])
+        a = np.frombuffer(body, dtype=p.dtype)
+        n = len(a)
+        counts = [c.count for c in chunks]
+        self.chunks = chunks
+        self.starts = [0]
+        for c in counts[:-1]:
+            self.starts.append(self.starts[-1] + c)
+        self.n = n
+        self._rows: dict[int, list[tuple]] = {}
+        names = p.names
+        ok = np.ones(n, dtype=bool)
+
+        def ints(slot: int) -> Any:
+            name = names.get(slot)
+            if name is None:
+                return np.zeros(n, dtype=np.int64)
+            v = a[name]
+            if v.dtype.itemsize == 8:
+                ok[v >= _WIDE_MAX] = False
+            return v.astype(np.int64)
+
+        def key_part(slot: int) -> Any:
+            name = names.get(slot)
+            if name is None:
+                return repeat(_RAW_DEFAULT if slot in (11, 12) else 0)
+            return a[name].tolist()
+
+        self.keys = list(zip(repeat(first.namespace), repeat(first.exporter), *map(key_part, KEY_SLOTS)))
+        self.bytes, self.packets, self.flags = ints(BYTES_SLOT), ints(PACKETS_SLOT), ints(FLAGS_SLOT)
+        ok &= (self.bytes < COUNTER_MAX) & (self.packets < COUNTER_MAX)
+        secs: Any = None
+        times = []
+        for slot in (START_SLOT, END_SLOT):
+            how = p.times.get(slot)
+            if how is None or how == "up":
+                if secs is None:
+                    secs = np.repeat(np.array([c.secs for c in chunks], dtype=np.int64), counts)
+            if how is None:
+                times.append(secs)
+                continue
+            v = ints(slot)
+            if how == "s":
+                times.append(v)
+            elif how == "ms":
+                times.append(v // 1000)
+            else:  # v9 sysUptime ms; a record after its header (wrap, skew) takes the tuple path
+                up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
+                ok &= up >= v
+                times.append(secs - (up - v) // 1000)
+        self.start, self.end = times
+        self.ok = ok
+
+    def row(self, p: int) -> tuple:
+        """The flow tuple of record ``p`` (decoded by its template's record decoder)."""
+        c = bisect_right(self.starts, p) - 1
+        rows = self._rows.get(c)
+        if rows is None:
+            rows = self._rows[c] = self.chunks[c].rows()
+        return rows[p - self.starts[c]]
+
+
+def group(chunks: list[Chunk]) -> Iterator[Columns]:
+    """The chunks as :class:`Columns`, one per (template decoder, exporter, namespace)."""
+    groups: dict[tuple[int, str, str], list[Chunk]] = {}
+    for c in chunks:
+        k = (id(c.dec), c.exporter, c.namespace)
+        g = groups.get(k)
+        if g is None:
+            groups[k] = [c]
+        else:
+            g.append(c)
+    for g in groups.values():
+        yield Columns(g)
