@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from flowpipe.aggregate.keys import Key, KeyCodec
 from flowpipe.aggregate.rollup import PortRollup, Token
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
@@ -65,6 +66,7 @@ from flowpipe.flow import (
     TYPE,
 )
 
+# The fields of a context's key, in the order of KeyCodec.fields (the key itself is bytes, see keys.py).
 context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
 # Fields kept from the first flow of a window that are not in the key.
 base_fields = operator.itemgetter(TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK,
@@ -96,7 +98,8 @@ class Accumulator:
         self.max_contexts = cfg.max_contexts
         self.rollup = None if cfg.port_rollup_disabled else PortRollup(cfg.port_rollup_threshold,
                                                                          cfg.max_rollup_entries)
-        self.contexts: dict[tuple, int] = {}  # key -> slot in the columns
+        self.keys = KeyCodec()
+        self.contexts: dict[Key, int] = {}  # key (see flowpipe.aggregate.keys) -> slot in the columns
         self.dropped_full = 0  # flows refused because max_contexts was reached
         self.received = 0
         self._wide = False
@@ -124,28 +127,34 @@ class Accumulator:
     def add(self, flows: list[tuple], now: float | None = None) -> None:
         """Aggregate a batch of flow tuples.
 
-        A flow whose context holds an open window and needs no rollup work (a valid token, or no
-        rollup) is merged right here; any other goes through :meth:`_add_one`. Tokens are only held
-        by contexts with an open window (emission clears them), so a valid token says both.
+        A flow whose context exists and needs no rollup work (a valid token, or no rollup) opens
+        or joins its window right here; any other goes through :meth:`_add_one`. A token outlives
+        the window's emission (emission changes nothing the rollup reads), so after a flush the
+        first flow of a context opens its new window without rollup work too.
         """
         if now is None:
             now = time.time()
         self.received += len(flows)
         rollup = self._tracking()
-        keys = list(map(context_key, flows))
+        keys = list(map(self.keys.of_flow, flows))
         slots = list(map(self.contexts.get, keys))
         slow = self._add_one
         B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
         extras_col = self._extras
-        # With rollup a valid token says it all (checked at the flow's turn: an earlier flow of the
-        # batch may have spent it); without, the window must be open.
+        # With rollup the token must be valid (checked at the flow's turn: an earlier flow of the
+        # batch may have spent it).
         tokens = self._token if rollup is not None else None
         gen = rollup.gen if rollup is not None else 0
         base_col = self._base
         for f, key, i in zip(flows, keys, slots, strict=True):
-            if i is None or (base_col[i] is None if tokens is None else tokens[i].gen != gen):
+            if i is None or (tokens is not None and tokens[i].gen != gen):
                 slow(f, key, i, now)
                 if B is not self._bytes:  # widened
+                    B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
+                continue
+            if base_col[i] is None:
+                self._open(i, f)
+                if B is not self._bytes:
                     B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
                 continue
             nb = B[i] + f[BYTES]
@@ -200,7 +209,8 @@ class Accumulator:
     def _add_columns(self, cols: columns.Columns, now: float) -> None:
         n = cols.n
         self.received += n
-        slots = list(map(self.contexts.get, cols.keys, repeat(-1)))
+        keys = self.keys.of_columns(cols.namespace, cols.exporter, cols.parts, n)
+        slots = list(map(self.contexts.get, keys, repeat(-1)))
         idx = np.array(slots, dtype=np.int64)
         fast = cols.ok
         rollup = self._tracking()
@@ -210,17 +220,24 @@ class Accumulator:
             fast &= idx >= 0
             if rollup is not None:
                 fast &= np.fromiter(map(_gen, map(self._token.__getitem__, slots)), np.int64, n) == rollup.gen
-            else:
-                fast &= np.fromiter(map(operator.is_not, map(self._base.__getitem__, slots), repeat(None)), bool, n)
+            fast &= np.fromiter(map(operator.is_not, map(self._base.__getitem__, slots), repeat(None)), bool, n)
         heap = np.flatnonzero(~fast).tolist()  # sorted: a valid heap
         row, add_one = cols.row, self._add_one
         if heap:
             seen = rollup.invalidated if rollup is not None else 0
+            gen = rollup.gen if rollup is not None else 0
+            tokens, base = self._token, self._base
             rechecks = 0
             while heap:
                 p = heapq.heappop(heap)
                 f = row(p)
-                add_one(f, context_key(f), None, now)
+                i = slots[p]
+                if i < 0 or (rollup is not None and tokens[i].gen != gen):
+                    add_one(f, self.keys.of_flow(f), None, now)
+                elif base[i] is None:  # the context exists and needs no rollup work: see add()
+                    self._open(i, f)
+                else:
+                    self._merge(i, f)
                 if rollup is None or rollup.invalidated == seen:
                     continue
                 seen = rollup.invalidated
@@ -261,7 +278,7 @@ class Accumulator:
         r = self.rollup
         return r if r is not None and r.threshold > 1 else None
 
-    def _add_one(self, f: tuple, key: tuple, i: int | None, now: float) -> None:
+    def _add_one(self, f: tuple, key: Key, i: int | None, now: float) -> None:
         """One flow, the whole way: rollup, context made or window opened, merge; token kept.
         ``i``: the slot of ``key`` when the batch began (None: none then)."""
         contexts = self.contexts
@@ -275,7 +292,7 @@ class Accumulator:
                 lf = list(f)
                 lf[SRC_PORT if verdict == 1 else DST_PORT] = ROLLED_UP
                 f = tuple(lf)
-                key = context_key(f)
+                key = self.keys.of_flow(f)
                 i = contexts.get(key)
             else:
                 tok = rollup.stable or NO_TOKEN
@@ -285,15 +302,10 @@ class Accumulator:
                 return
             if not self._free:
                 self._grow()
-            interned = self._interned
-            if len(interned) >= INTERN_MAX:
-                interned.clear()
-            intern = interned.setdefault
             i = self._free.pop()
             self._next[i] = now
-            ns, exp, src, dst, sp, dp, proto, tos, in_if = key
-            contexts[(ns, exp, intern(src, src), intern(dst, dst), intern(sp, sp), intern(dp, dp), proto, tos,
-                      in_if)] = i
+            contexts[key] = i
+            self.keys.hold(key)
             self._open(i, f)
         elif self._base[i] is None:
             self._open(i, f)
@@ -305,7 +317,10 @@ class Accumulator:
     def _open(self, i: int, f: tuple) -> None:
         """The first flow of a window becomes its accumulator."""
         base = base_fields(f)
-        self._base[i] = self._interned.setdefault(base, base)
+        interned = self._interned
+        if len(interned) >= INTERN_MAX:
+            interned.clear()
+        self._base[i] = interned.setdefault(base, base)
         self._extras[i] = f[EXTRAS]
         values = (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS])
         try:
@@ -352,9 +367,9 @@ class Accumulator:
 
     # ---- emission
 
-    def _flow(self, key: tuple, i: int) -> list[Any]:
+    def _flow(self, key: Key, i: int) -> list[Any]:
         """The context's window as a flow list (laid out as :class:`flowpipe.flow.Flow`)."""
-        ns, exp, src, dst, sp, dp, proto, tos, in_if = key
+        ns, exp, src, dst, sp, dp, proto, tos, in_if = self.keys.fields(key)
         ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh = self._base[i]  # type: ignore[misc]
         return [ty, exp, ns, rate, direction, self._start[i], self._end[i], self._bytes[i], self._packets[i], ether,
                 proto, src, dst, sp, dp, smac, dmac, smask, dmask, in_if, out_if, self._flags[i], nh, tos,
@@ -364,6 +379,7 @@ class Accumulator:
         """Emit the contexts that are due at ``now`` and drop the expired ones."""
         out, expired = self._visit(now, self.contexts.items())
         self._expire(expired)
+        self.keys.sweep()
         return out
 
     def flush_parts(self, now: float, size: int) -> Iterator[list[list[Any]]]:
@@ -381,12 +397,13 @@ class Accumulator:
             out, expired = self._visit(now, ((k, i) for k, i in zip(part, slots, strict=True) if i is not None))
             self._expire(expired)
             yield out
+        self.keys.sweep()
 
-    def _visit(self, now: float, pairs: Iterable[tuple[tuple, int]]) -> tuple[list[list[Any]], list[tuple]]:
+    def _visit(self, now: float, pairs: Iterable[tuple[Key, int]]) -> tuple[list[list[Any]], list[Key]]:
         out: list[list[Any]] = []
         expired = []
         interval, ttl = self.interval, self.ttl
-        base, nxt, extras, token = self._base, self._next, self._extras, self._token
+        base, nxt, extras = self._base, self._next, self._extras
         emit = self._flow
         for key, i in pairs:
             if base[i] is None:
@@ -401,15 +418,14 @@ class Accumulator:
                 out.append(emit(key, i))
                 base[i] = None
                 extras[i] = now  # the last emission (one object for all emitted now)
-                if token:
-                    token[i] = NO_TOKEN  # tokens only on open windows
             nxt[i] += interval
         return out, expired
 
-    def _expire(self, expired: list[tuple]) -> None:
-        contexts, free, token, extras = self.contexts, self._free, self._token, self._extras
+    def _expire(self, expired: list[Key]) -> None:
+        contexts, free, token, extras, release = self.contexts, self._free, self._token, self._extras, self.keys.release
         for key in expired:
             i = contexts.pop(key)
+            release(key)
             extras[i] = None
             if token:
                 token[i] = NO_TOKEN
@@ -420,8 +436,14 @@ class Accumulator:
         base, emit = self._base, self._flow
         out = [emit(key, i) for key, i in self.contexts.items() if base[i] is not None]
         self.contexts.clear()
+        self.keys.clear()
         self._clear_columns()
         return out
+
+    def context_keys(self) -> Iterator[tuple]:
+        """The contexts' keys as (namespace, exporter, src ip, dst ip, src port, dst port, protocol,
+        tos, input interface), in the order they were made."""
+        return map(self.keys.fields, self.contexts)
 
     def rotate_rollup(self) -> None:
         if self.rollup is not None:

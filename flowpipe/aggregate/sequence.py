@@ -8,6 +8,7 @@ v5 flows, v9 export packets, IPFIX data records, sFlow datagrams. Sequence numbe
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flowpipe.decode.base import SequenceObs
@@ -20,10 +21,12 @@ RESET_FORWARD = 1 << 24
 
 
 class _State:
-    __slots__ = ("expected", "late_next", "units_per_flow")
+    __slots__ = ("expected", "late_next", "units_per_flow", "delta", "pending")
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, expected: int, delta: Any) -> None:
         self.expected = expected
+        self.delta = delta  # its flowpipe_sequence_delta_total child
+        self.pending = 0    # units not added to it yet (see SequenceTracker.observe_all)
         self.late_next = -1  # where a stream continuing from the last late datagram would be next
         self.units_per_flow = 1.0  # for v9/sFlow: flows carried per counted unit (running mean)
 
@@ -37,7 +40,25 @@ class SequenceTracker:
         self.states: dict[tuple, _State] = {}
         self.refused = 0
 
+    def observe_all(self, notes: Iterable[tuple[str, str, str, SequenceObs, int]]) -> None:
+        """:meth:`observe` each (namespace, exporter, flow type, observation, flows); the delta
+        counter is added to once per exporter domain."""
+        changed: dict[int, _State] = {}
+        observe = self._observe
+        for ns, exporter, flow_type, obs, flows in notes:
+            st = observe(ns, exporter, flow_type, obs, flows)
+            if st is not None and st.pending:
+                changed[id(st)] = st
+        for st in changed.values():
+            st.delta.inc(st.pending)
+            st.pending = 0
+
     def observe(self, namespace: str, exporter: str, flow_type: str, obs: SequenceObs, flows: int) -> None:
+        """One datagram's sequence number and units, in arrival order."""
+        self.observe_all(((namespace, exporter, flow_type, obs, flows),))
+
+    def _observe(self, namespace: str, exporter: str, flow_type: str, obs: SequenceObs,
+                 flows: int) -> _State | None:
         key = (namespace, exporter, flow_type, obs.domain)
         seq, units = obs.sequence % WRAP, obs.units
         st = self.states.get(key)
@@ -45,11 +66,12 @@ class SequenceTracker:
             if len(self.states) >= self.max_keys:
                 self.refused += 1
                 self.metrics.limits_hit.labels("sequence_trackers").inc()
-                return
-            self.states[key] = st = _State((seq + units) % WRAP)
+                return None
+            st = _State((seq + units) % WRAP, self.metrics.sequence_delta.labels(exporter, flow_type))
+            self.states[key] = st
             if flows and units:
                 st.units_per_flow = flows / units
-            return  # the first sighting sets the baseline; nothing is counted
+            return None  # the first sighting sets the baseline; nothing is counted
         gap = (seq - st.expected) % WRAP
         if gap >= WRAP // 2:
             gap -= WRAP  # behind what we expected
@@ -67,14 +89,14 @@ class SequenceTracker:
             # Late or duplicate datagram (already counted as lost when it was skipped) — unless the
             # next one continues from it, which means the exporter restarted recently.
             st.late_next = (seq + units) % WRAP
-            return
+            return None
         else:
             m.sequence_reset.labels(*labels).inc()
             delta = units
         st.expected = (seq + units) % WRAP
         self._per_unit(st, flow_type, flows, units)
-        if delta:
-            m.sequence_delta.labels(*labels).inc(delta)
+        st.pending += delta
+        return st
 
     @staticmethod
     def _per_unit(st: _State, flow_type: str, flows: int, units: int) -> None:

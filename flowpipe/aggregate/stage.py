@@ -82,9 +82,8 @@ class AccumulatorStage:
 
     def take(self, batch: FlowBatch, now: float) -> None:
         """Aggregate one batch (flows and sequence notes)."""
-        observe = self.sequences.observe
-        for ns, exporter, flow_type, obs, nflows in batch.sequences:
-            observe(ns, exporter, flow_type, obs, nflows)
+        if batch.sequences:
+            self.sequences.observe_all(batch.sequences)
         self.acc.add(batch.flows, now)
         if batch.chunks:
             self.acc.add_chunks(batch.chunks, now)

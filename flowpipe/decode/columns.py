@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ import numpy as np
 KEY_SLOTS = (11, 12, 13, 14, 10, 23, 19)  # src ip, dst ip, src port, dst port, protocol, tos, in if
 # ... and what merging adds up.
 BYTES_SLOT, PACKETS_SLOT, START_SLOT, END_SLOT, FLAGS_SLOT = 7, 8, 5, 6, 21
-_RAW_DEFAULT = b""
 _INT_FORMATS = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
 COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
 _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
@@ -83,7 +81,7 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
         formats.append(fmt)
         offs.append(offsets[i])
     if 11 not in names and 12 not in names:
-        return None  # no address at all: not worth a plan (and keeps zip() finite below)
+        return None  # no address at all: not worth a plan
     dtype = np.dtype({"names": list(names.values()), "formats": formats, "offsets": offs, "itemsize": off})
     return VectorPlan(dtype, names, times)
 
@@ -111,12 +109,13 @@ class Chunk:
 class Columns:
     """The records of chunks of one template, exporter and namespace, as columns.
 
-    ``keys``: context keys (as :data:`flowpipe.aggregate.accumulator.context_key` makes them);
-    ``bytes``, ``packets``, ``start``, ``end``, ``flags``: int64 arrays; ``ok``: False where the
-    record must take the tuple path.
+    ``parts``: the context key's record fields (:data:`KEY_SLOTS`), numpy arrays (addresses as
+    ``V4``/``V16``) or None when absent (empty address, 0); ``bytes``, ``packets``, ``start``,
+    ``end``, ``flags``: int64 arrays; ``ok``: False where the record must take the tuple path.
     """
 
-    __slots__ = ("chunks", "starts", "n", "keys", "bytes", "packets", "start", "end", "flags", "ok", "_rows")
+    __slots__ = ("chunks", "starts", "n", "namespace", "exporter", "parts", "bytes", "packets", "start", "end",
+                 "flags", "ok", "_rows")
 
     def __init__(self, chunks: list[Chunk]) -> None:
         first = chunks[0]
@@ -143,13 +142,8 @@ class Columns:
                 ok[v >= _WIDE_MAX] = False
             return v.astype(np.int64)
 
-        def key_part(slot: int) -> Any:
-            name = names.get(slot)
-            if name is None:
-                return repeat(_RAW_DEFAULT if slot in (11, 12) else 0)
-            return a[name].tolist()
-
-        self.keys = list(zip(repeat(first.namespace), repeat(first.exporter), *map(key_part, KEY_SLOTS)))
+        self.namespace, self.exporter = first.namespace, first.exporter
+        self.parts = [a[names[slot]] if slot in names else None for slot in KEY_SLOTS]
         self.bytes, self.packets, self.flags = ints(BYTES_SLOT), ints(PACKETS_SLOT), ints(FLAGS_SLOT)
         ok &= (self.bytes < COUNTER_MAX) & (self.packets < COUNTER_MAX)
         secs: Any = None

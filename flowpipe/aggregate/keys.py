@@ -1,0 +1,159 @@
+"""Flow context keys as compact bytes, made from flow tuples or from numpy columns alike.
+
+A context is keyed by (namespace, exporter, src ip, dst ip, src port, dst port, protocol, tos,
+input interface). The accumulator holds that key as one ``bytes`` object, the same whichever way
+the flow came in (a decoded tuple or a columnar chunk), so one dict lookup finds the context:
+
+    owner id (4) | len(src) (1) | len(dst) (1) | src | dst | src port (2) | dst port (2)
+    | protocol (1) | tos (1) | input interface (4) | rolled-up side (1: 0, 1 src, 2 dst)
+
+big-endian; 25 bytes for IPv4 (half the memory of the tuple, and one hash and one compare per
+lookup). The owner id stands for (namespace, exporter), counted per context so ids are reused
+(:meth:`KeyCodec.release`, :meth:`KeyCodec.sweep`). A flow with a value that does not fit
+(a port past 65535, an address longer than 255 bytes...) is keyed by the plain 9-tuple instead:
+never equal to a bytes key, so it is still exactly one context.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from flowpipe.flow import (
+    DST_IP,
+    DST_PORT,
+    EXPORTER,
+    IN_IF,
+    IP_PROTOCOL,
+    NAMESPACE,
+    ROLLED_UP,
+    SRC_IP,
+    SRC_PORT,
+    TOS,
+)
+
+_TAIL = struct.Struct(">HHBBIB")
+_HEAD = 6
+Key = bytes | tuple
+
+
+class KeyCodec:
+    """Makes and reads context keys; owns the owner ids."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int] = {}
+        self._owners: list[tuple[str, str] | None] = []
+        self._refs: list[int] = []
+        self._free: list[int] = []
+        self._structs: dict[tuple[int, int], struct.Struct] = {}
+        self._dtypes: dict[tuple[int, int], np.dtype[Any]] = {}
+
+    # ---- owners
+
+    def owner(self, ns: str, exporter: str) -> int:
+        """The id of (namespace, exporter), made if new (see :meth:`sweep`)."""
+        k = (ns, exporter)
+        i = self._ids.get(k)
+        if i is None:
+            if self._free:
+                i = self._free.pop()
+                self._owners[i] = k
+                self._refs[i] = 0
+            else:
+                i = len(self._owners)
+                self._owners.append(k)
+                self._refs.append(0)
+            self._ids[k] = i
+        return i
+
+    def hold(self, key: Key) -> None:
+        """A context now has ``key``."""
+        if type(key) is bytes:
+            self._refs[int.from_bytes(key[:4], "big")] += 1
+
+    def release(self, key: Key) -> None:
+        """The context with ``key`` is gone."""
+        if type(key) is bytes:
+            self._refs[int.from_bytes(key[:4], "big")] -= 1
+
+    def sweep(self) -> None:
+        """Forget the owners no context uses (their ids are reused)."""
+        ids, refs, owners = self._ids, self._refs, self._owners
+        if len(ids) <= 64:
+            return
+        for i, k in enumerate(owners):
+            if k is not None and refs[i] == 0:
+                del ids[k]
+                owners[i] = None
+                self._free.append(i)
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    # ---- keys
+
+    def of_flow(self, f: tuple) -> Key:
+        """The key of a flow tuple."""
+        src, dst = f[SRC_IP], f[DST_IP]
+        sp, dp = f[SRC_PORT], f[DST_PORT]
+        roll = 0
+        if sp == ROLLED_UP:
+            sp, roll = 0, 1
+        elif dp == ROLLED_UP:
+            dp, roll = 0, 2
+        lens = (len(src), len(dst))
+        st = self._structs.get(lens)
+        if st is None:
+            if lens[0] > 255 or lens[1] > 255:
+                return _plain(f)
+            st = self._structs[lens] = struct.Struct(f">IBB{lens[0]}s{lens[1]}sHHBBIB")
+        try:
+            return st.pack(self.owner(f[NAMESPACE], f[EXPORTER]), lens[0], lens[1], src, dst, sp, dp,
+                           f[IP_PROTOCOL], f[TOS], f[IN_IF], roll)
+        except (struct.error, TypeError):
+            return _plain(f)
+
+    def of_columns(self, ns: str, exporter: str, parts: Sequence[Any], n: int) -> list[bytes]:
+        """Keys of ``n`` flows of one owner from their key columns (src ip, dst ip, src port,
+        dst port, protocol, tos, input interface; numpy arrays, addresses as ``V4``/``V16``,
+        None for absent: empty address, 0), none rolled up, every value in range."""
+        src, dst = parts[0], parts[1]
+        lens = (0 if src is None else src.dtype.itemsize, 0 if dst is None else dst.dtype.itemsize)
+        dt = self._dtypes.get(lens)
+        if dt is None:
+            fields = [("o", ">u4"), ("ls", "u1"), ("ld", "u1")]
+            fields += [("src", f"V{lens[0]}")] if lens[0] else []
+            fields += [("dst", f"V{lens[1]}")] if lens[1] else []
+            fields += [("sp", ">u2"), ("dp", ">u2"), ("pr", "u1"), ("tos", "u1"), ("inif", ">u4"), ("roll", "u1")]
+            dt = self._dtypes[lens] = np.dtype(fields)
+        k = np.zeros(n, dtype=dt)
+        k["o"] = self.owner(ns, exporter)
+        k["ls"], k["ld"] = lens
+        for name, col in zip(("src", "dst", "sp", "dp", "pr", "tos", "inif"), parts, strict=True):
+            if col is not None:
+                k[name] = col
+        keys: list[bytes] = k.view(f"V{dt.itemsize}").tolist()
+        return keys
+
+    def fields(self, key: Key) -> tuple:
+        """(namespace, exporter, src ip, dst ip, src port, dst port, protocol, tos, input interface),
+        ports rolled up as ``ROLLED_UP``."""
+        if type(key) is not bytes:
+            return key  # type: ignore[return-value]
+        ls, ld = key[4], key[5]
+        a = _HEAD + ls
+        b = a + ld
+        sp, dp, proto, tos, in_if, roll = _TAIL.unpack_from(key, b)
+        if roll == 1:
+            sp = ROLLED_UP
+        elif roll == 2:
+            dp = ROLLED_UP
+        ns, exporter = self._owners[int.from_bytes(key[:4], "big")]  # type: ignore[misc]
+        return (ns, exporter, key[_HEAD:a], key[a:b], sp, dp, proto, tos, in_if)
+
+
+def _plain(f: tuple) -> tuple:
+    return (f[NAMESPACE], f[EXPORTER], f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT], f[IP_PROTOCOL], f[TOS],
+            f[IN_IF])
