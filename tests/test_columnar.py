@@ -1,0 +1,212 @@
+"""The columnar fast path (chunks decoded with numpy in the accumulator) aggregates exactly as the
+flow-tuple path: same exports decoded both ways, same flushed flows, flush after flush."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig, MappingConfig
+from flowpipe.decode.base import Source
+from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, Exporter, Template
+
+T0 = 1_700_000_000.0
+# IPFIX with 8-byte counters and absolute millisecond times (a plan with "ms" times and wide fields).
+IPFIX_WIDE = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (5, 1), (10, 4), (14, 4), (1, 8), (2, 8),
+                       (152, 8), (153, 8), (6, 1)], template_id=300)
+
+
+def _v4(rng: random.Random, pool: int) -> bytes:
+    return bytes((10, 0, rng.randrange(2), rng.randrange(pool)))
+
+
+def v9_load(seed: int, n: int, v6: bool = False) -> list[tuple[bytes, Source]]:
+    """``n`` records from 3 exporters: few address pairs, some fixed ports and many ephemeral ones
+    (rollup at work), repeats, and records timed after their header (the v9 uptime wrap path)."""
+    rng = random.Random(seed)
+    out: list[tuple[bytes, Source]] = []
+    clock = [T0]
+    for k in range(3):
+        # exporter 2's sysUptime wrapped 2 s ago: its records from before the wrap count from near 2**32
+        boot = T0 - 2**32 / 1000 - 2 if k == 2 else T0 - 3600 - k
+        exp = Exporter("127.0.0.1:9", protocol=9, source_id=k, records_per_packet=rng.choice((1, 7, 24)),
+                       boot_time=boot, clock=lambda: clock[0])
+        up = exp.uptime_ms()
+        recs = []
+        for _ in range(n):
+            if v6:
+                src = bytes(15) + bytes((rng.randrange(3),))
+                dst = bytes(14) + bytes((1, rng.randrange(3)))
+            else:
+                src, dst = _v4(rng, 3), _v4(rng, 3)
+            sport = rng.choice((53, 443, 8080)) if rng.random() < 0.5 else rng.randrange(32768, 32800)
+            dport = rng.choice((53, 443, 8080)) if rng.random() < 0.5 else rng.randrange(32768, 32800)
+            first = (up + 5000 if rng.random() < 0.05 else up - rng.randrange(60_000)) & 0xFFFFFFFF
+            last = min(first + rng.randrange(30_000), up) if first < up else (first + 10) & 0xFFFFFFFF
+            recs.append(DefaultRecord(src, dst, bytes(16 if v6 else 4), rng.randrange(3), rng.randrange(3),
+                                      rng.randrange(1, 100), rng.randrange(40, 10**6), first, last, sport, dport,
+                                      rng.choice((0, 0x02, 0x10, 0x12, 0x11)), rng.choice((6, 17)),
+                                      rng.choice((0, 0, 8)), 0, 0, 24, 24))
+        for g in exp.encode(DEFAULT_TEMPLATE_V6 if v6 else DEFAULT_TEMPLATE, recs):
+            out.append((g, Source(f"192.0.2.{k + 1}", 2055, "default", T0)))
+    rng.shuffle(out[3:])  # interleave exporters (each one's templates went first)
+    return out
+
+
+def ipfix_wide_load(seed: int, n: int) -> list[tuple[bytes, Source]]:
+    """IPFIX records with 8-byte counters, some past 2**48 and 2**62 (the tuple path's exact sums)."""
+    rng = random.Random(seed)
+    exp = Exporter("127.0.0.1:9", protocol=10, source_id=5, records_per_packet=10, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    recs = []
+    for _ in range(n):
+        big = rng.random()
+        octets = rng.randrange(2**62, 2**64) if big < 0.05 else rng.randrange(2**48, 2**50) if big < 0.1 \
+            else rng.randrange(1, 10**6)
+        ms = int(T0 * 1000) - rng.randrange(100_000)
+        recs.append((_v4(rng, 2), _v4(rng, 2), rng.choice((443, 40000, 40001)), rng.choice((443, 53)), 6, 0,
+                     rng.randrange(2), 1, octets, rng.randrange(1, 1000), ms, ms + rng.randrange(5000),
+                     rng.choice((0, 2, 16))))
+    return [(g, Source("198.51.100.7", 4739, "default", T0)) for g in exp.encode(IPFIX_WIDE, recs)]
+
+
+def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig, batch: int,
+                   listener: ListenerConfig | None = None) -> tuple[list[list[list[Any]]], list[list[list[Any]]], int]:
+    """Decode and aggregate ``load`` with chunks (as the service) and with flow tuples only; the
+    flows each emits at every flush tick, and how many flows came as chunks."""
+    mapping = list(listener.mapping) if listener else []
+    dec_c = DatagramDecoder("netflow9", DecoderConfig(), mapping, listener, columnar=True)
+    dec_t = DatagramDecoder("netflow9", DecoderConfig(), mapping, listener)
+    acc_c, acc_t = Accumulator(cfg), Accumulator(cfg)
+    out_c: list[list[list[Any]]] = []
+    out_t: list[list[list[Any]]] = []
+    chunked = 0
+    now = T0
+    for b, a in enumerate(range(0, len(load), batch)):
+        flows_c: list[tuple] = []
+        chunks: list[Any] = []
+        flows_t: list[tuple] = []
+        for data, src in load[a:a + batch]:
+            d = dec_c.decode(data, src)
+            flows_c += d.flows
+            chunks += d.chunks
+            chunked += sum(c.count for c in d.chunks)
+            flows_t += dec_t.decode(data, src).flows
+        acc_c.add(flows_c, now)
+        acc_c.add_chunks(chunks, now)
+        acc_t.add(flows_t, now)
+        if b % 3 == 2:
+            now += cfg.flush_interval / 2
+            out_c.append(acc_c.flush(now))
+            out_t.append(acc_t.flush(now))
+        if b % 7 == 6:
+            acc_c.rotate_rollup()
+            acc_t.rotate_rollup()
+    out_c.append(acc_c.drain())
+    out_t.append(acc_t.drain())
+    return out_c, out_t, chunked
+
+
+def _same(out_c: list[list[list[Any]]], out_t: list[list[list[Any]]]) -> None:
+    assert len(out_c) == len(out_t)
+    for tick, (c, t) in enumerate(zip(out_c, out_t, strict=True)):
+        assert sorted(map(repr, c)) == sorted(map(repr, t)), f"flush {tick} differs"
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("rollup", [True, False])
+def test_v9_chunks_aggregate_like_tuples(seed: int, rollup: bool) -> None:
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup, port_rollup_threshold=4)
+    out_c, out_t, chunked = aggregate_both(v9_load(seed, 400, v6=seed % 3 == 2), cfg, batch=1 + seed * 5)
+    assert chunked > 1000  # the service's path really was taken
+    assert sum(map(len, out_t)) > 50
+    _same(out_c, out_t)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ipfix_wide_counters_exact(seed: int) -> None:
+    """8-byte counters past 2**48 take the tuple path; sums past 2**64 stay exact."""
+    cfg = AggregatorConfig(flush_interval=10.0)
+    out_c, out_t, chunked = aggregate_both(ipfix_wide_load(seed, 600), cfg, batch=16)
+    assert chunked == 600
+    assert max(f[7] for tick in out_t for f in tick) >= 2**63  # some context summed past int64
+    _same(out_c, out_t)
+
+
+def test_token_spent_earlier_in_the_batch() -> None:
+    """A conversation merged with numpy must be observed again when an earlier record of the same
+    batch changed its address pair's rollup state: here the 4th client port to :443 makes the
+    client side ephemeral, so the known conversation's next record goes to the rolled-up context."""
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=24, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    up = exp.uptime_ms()
+
+    def rec(sport: int, nbytes: int) -> DefaultRecord:
+        return DefaultRecord(b"\n\0\0\1", b"\n\0\0\2", bytes(4), 1, 2, 1, nbytes, up - 1000, up, sport, 443, 0,
+                             6, 0, 0, 0, 24, 24)
+
+    src = Source("192.0.2.1", 2055, "default", T0)
+    first = [(g, src) for g in exp.encode(DEFAULT_TEMPLATE, [rec(40000, 100), rec(40000, 100)])]
+    second = [(g, src) for g in exp.encode(DEFAULT_TEMPLATE, [rec(40001, 1), rec(40002, 1), rec(40003, 1),
+                                                               rec(40000, 5000)])]
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4)
+    out_c, out_t, chunked = aggregate_both(first + second, cfg, batch=len(first))
+    assert chunked == 6
+    _same(out_c, out_t)
+    flows = {(f[13], f[14]): f[7] for f in out_t[-1]}
+    assert flows == {(40000, 443): 200, (40001, 443): 1, (40002, 443): 1, (-1, 443): 5001}
+
+
+def test_times_from_before_the_uptime_wrap() -> None:
+    """sysUptime wrapped 2 s ago: a record switched 5 s ago counts from near 2**32 and is 5 s old,
+    also when its context is known (the numpy path hands such records to the tuple path)."""
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=24,
+                   boot_time=T0 - 2**32 / 1000 - 2, clock=lambda: T0)
+    up = exp.uptime_ms()
+    assert up == 2000
+
+    def rec(first: int, last: int) -> DefaultRecord:
+        return DefaultRecord(b"\n\0\0\1", b"\n\0\0\2", bytes(4), 1, 2, 1, 100, first, last, 40000, 443, 0, 6,
+                             0, 0, 0, 24, 24)
+
+    src = Source("192.0.2.1", 2055, "default", T0)
+    load = [(g, src) for g in exp.encode(DEFAULT_TEMPLATE, [rec(1000, 1500), rec(1000, 1500)])]
+    load += [(g, src) for g in exp.encode(DEFAULT_TEMPLATE, [rec(2**32 - 3000, 2**32 - 1000)])]
+    out_c, out_t, chunked = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=len(load) - 1)
+    assert chunked == 3
+    _same(out_c, out_t)
+    (flow,) = out_t[-1]
+    assert (flow[5], flow[6], flow[7]) == (int(T0) - 5, int(T0), 300)
+
+
+def test_max_contexts_same_drops() -> None:
+    cfg = AggregatorConfig(flush_interval=10.0, max_contexts=20)
+    load = v9_load(11, 300)
+    out_c, out_t, _ = aggregate_both(load, cfg, batch=4)
+    _same(out_c, out_t)
+
+
+def test_templates_without_plan_decode_as_tuples() -> None:
+    """Additional fields (a mapping), an in-band identity or a mapping over a key field: no chunks."""
+    load = v9_load(3, 50)
+    plain = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True)
+    assert any(plain.decode(d, s).chunks for d, s in load)
+    for lc in (ListenerConfig(flow_type="netflow9", mapping=[MappingConfig(field=15, destination="nh")]),
+               ListenerConfig(flow_type="netflow9", mapping=[MappingConfig(field=10, destination="source.port")]),
+               ListenerConfig(flow_type="netflow9", exporter_address="in-band")):
+        dec = DatagramDecoder("netflow9", DecoderConfig(), list(lc.mapping), lc, columnar=True)
+        got = [dec.decode(d, s) for d, s in load]
+        assert not any(d.chunks for d in got)
+        assert sum(len(d.flows) for d in got) == 150
+
+
+def test_mapped_extras_listener_same_flows() -> None:
+    """With a mapping the tuple path runs alone; flushed flows equal the tuple-only run."""
+    lc = ListenerConfig(flow_type="netflow9", mapping=[MappingConfig(field=15, destination="nh")])
+    cfg = AggregatorConfig(flush_interval=10.0)
+    out_c, out_t, chunked = aggregate_both(v9_load(4, 100), cfg, batch=8, listener=lc)
+    assert chunked == 0
+    _same(out_c, out_t)
