@@ -367,13 +367,24 @@ class Accumulator:
 
     # ---- emission
 
-    def _flow(self, key: Key, i: int) -> list[Any]:
-        """The context's window as a flow list (laid out as :class:`flowpipe.flow.Flow`)."""
-        ns, exp, src, dst, sp, dp, proto, tos, in_if = self.keys.fields(key)
-        ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh = self._base[i]  # type: ignore[misc]
-        return [ty, exp, ns, rate, direction, self._start[i], self._end[i], self._bytes[i], self._packets[i], ether,
-                proto, src, dst, sp, dp, smac, dmac, smask, dmask, in_if, out_if, self._flags[i], nh, tos,
-                self._extras[i]]
+    def _emit(self, keys: list[Key], slots: list[int]) -> list[list[Any]]:
+        """The windows of these contexts as flow lists (laid out as :class:`flowpipe.flow.Flow`)."""
+        if not slots:
+            return []
+        if self._wide:
+            B, P, S, E, F = ([c[i] for i in slots] for c in (self._bytes, self._packets, self._start, self._end,
+                                                             self._flags))
+        else:
+            at = np.array(slots, dtype=np.int64)
+            B, P, S, E, F = (_view(c)[at].tolist() for c in (self._bytes, self._packets, self._start, self._end,
+                                                             self._flags))
+        base = map(self._base.__getitem__, slots)
+        extras = map(self._extras.__getitem__, slots)
+        return [[ty, exp, ns, rate, direction, st, en, b, p, ether, proto, src, dst, sp, dp, smac, dmac, smask, dmask,
+                 in_if, out_if, fl, nh, tos, ex]
+                for (ns, exp, src, dst, sp, dp, proto, tos, in_if),
+                (ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh), st, en, b, p, fl, ex
+                in zip(self.keys.fields_many(keys), base, S, E, B, P, F, extras, strict=True)]  # type: ignore[misc]
 
     def flush(self, now: float) -> list[list[Any]]:
         """Emit the contexts that are due at ``now`` and drop the expired ones."""
@@ -400,11 +411,11 @@ class Accumulator:
         self.keys.sweep()
 
     def _visit(self, now: float, pairs: Iterable[tuple[Key, int]]) -> tuple[list[list[Any]], list[Key]]:
-        out: list[list[Any]] = []
+        keys: list[Key] = []
+        slots: list[int] = []
         expired = []
         interval, ttl = self.interval, self.ttl
         base, nxt, extras = self._base, self._next, self._extras
-        emit = self._flow
         for key, i in pairs:
             if base[i] is None:
                 if extras[i] + ttl < now:
@@ -415,10 +426,13 @@ class Accumulator:
             else:
                 if nxt[i] > now:
                     continue
-                out.append(emit(key, i))
-                base[i] = None
-                extras[i] = now  # the last emission (one object for all emitted now)
+                keys.append(key)
+                slots.append(i)
             nxt[i] += interval
+        out = self._emit(keys, slots)
+        for i in slots:
+            base[i] = None
+            extras[i] = now  # the last emission (one object for all emitted now)
         return out, expired
 
     def _expire(self, expired: list[Key]) -> None:
@@ -433,8 +447,9 @@ class Accumulator:
 
     def drain(self) -> list[list[Any]]:
         """Emit every context that holds a flow, due or not (shutdown)."""
-        base, emit = self._base, self._flow
-        out = [emit(key, i) for key, i in self.contexts.items() if base[i] is not None]
+        base = self._base
+        held = [(key, i) for key, i in self.contexts.items() if base[i] is not None]
+        out = self._emit([k for k, _ in held], [i for _, i in held])
         self.contexts.clear()
         self.keys.clear()
         self._clear_columns()
@@ -443,7 +458,7 @@ class Accumulator:
     def context_keys(self) -> Iterator[tuple]:
         """The contexts' keys as (namespace, exporter, src ip, dst ip, src port, dst port, protocol,
         tos, input interface), in the order they were made."""
-        return map(self.keys.fields, self.contexts)
+        return iter(self.keys.fields_many(list(self.contexts)))
 
     def rotate_rollup(self) -> None:
         if self.rollup is not None:

@@ -94,6 +94,17 @@ class KeyCodec:
 
     # ---- keys
 
+    def _dtype(self, lens: tuple[int, int]) -> np.dtype[Any]:
+        """The key's layout for these address lengths, as a numpy dtype."""
+        dt = self._dtypes.get(lens)
+        if dt is None:
+            fields = [("o", ">u4"), ("ls", "u1"), ("ld", "u1")]
+            fields += [("src", f"V{lens[0]}")] if lens[0] else []
+            fields += [("dst", f"V{lens[1]}")] if lens[1] else []
+            fields += [("sp", ">u2"), ("dp", ">u2"), ("pr", "u1"), ("tos", "u1"), ("inif", ">u4"), ("roll", "u1")]
+            dt = self._dtypes[lens] = np.dtype(fields)
+        return dt
+
     def of_flow(self, f: tuple) -> Key:
         """The key of a flow tuple."""
         src, dst = f[SRC_IP], f[DST_IP]
@@ -121,13 +132,7 @@ class KeyCodec:
         None for absent: empty address, 0), none rolled up, every value in range."""
         src, dst = parts[0], parts[1]
         lens = (0 if src is None else src.dtype.itemsize, 0 if dst is None else dst.dtype.itemsize)
-        dt = self._dtypes.get(lens)
-        if dt is None:
-            fields = [("o", ">u4"), ("ls", "u1"), ("ld", "u1")]
-            fields += [("src", f"V{lens[0]}")] if lens[0] else []
-            fields += [("dst", f"V{lens[1]}")] if lens[1] else []
-            fields += [("sp", ">u2"), ("dp", ">u2"), ("pr", "u1"), ("tos", "u1"), ("inif", ">u4"), ("roll", "u1")]
-            dt = self._dtypes[lens] = np.dtype(fields)
+        dt = self._dtype(lens)
         k = np.zeros(n, dtype=dt)
         k["o"] = self.owner(ns, exporter)
         k["ls"], k["ld"] = lens
@@ -136,6 +141,39 @@ class KeyCodec:
                 k[name] = col
         keys: list[bytes] = k.view(f"V{dt.itemsize}").tolist()
         return keys
+
+    def fields_many(self, keys: Sequence[Key]) -> list[tuple]:
+        """:meth:`fields` of many keys, read with numpy (keys of one length at a time)."""
+        out: list[Any] = list(keys)  # plain tuple keys are their own fields
+        if not out:
+            return out
+        lens = np.fromiter(map(len, out), np.int64, len(out))
+        for n in np.unique(lens).tolist():
+            if n < _HEAD + _TAIL.size:
+                continue  # tuples
+            pos = np.flatnonzero(lens == n)
+            group = [out[p] for p in pos.tolist()] if len(pos) < len(out) else out
+            ls, ld = group[0][4], group[0][5]
+            dt = self._dtype((ls, ld))
+            a = np.frombuffer(b"".join(group), dtype=dt)
+            if not (np.all(a["ls"] == ls) and np.all(a["ld"] == ld)):  # same length, other address sizes
+                got = list(map(self.fields, group))
+            else:
+                sp, dp = a["sp"].astype(np.int64), a["dp"].astype(np.int64)
+                roll = a["roll"]
+                sp[roll == 1] = ROLLED_UP
+                dp[roll == 2] = ROLLED_UP
+                owners = map(self._owners.__getitem__, a["o"].tolist())
+                src = a["src"].tolist() if ls else [b""] * len(a)
+                dst = a["dst"].tolist() if ld else [b""] * len(a)
+                got = [(o[0], o[1], s, d, p, q, r, t, i) for o, s, d, p, q, r, t, i in  # type: ignore[index]
+                       zip(owners, src, dst, sp.tolist(), dp.tolist(), a["pr"].tolist(), a["tos"].tolist(),
+                           a["inif"].tolist(), strict=True)]
+            if group is out:
+                return got
+            for p, f in zip(pos.tolist(), got, strict=True):
+                out[p] = f
+        return out
 
     def fields(self, key: Key) -> tuple:
         """(namespace, exporter, src ip, dst ip, src port, dst port, protocol, tos, input interface),
