@@ -2,11 +2,15 @@
 
 See ``docs/payload.md``. Additional fields are a nested ``additional_fields`` object (the
 contract's choice), present only when the flow has some.
+
+Rendered objects share sub-objects with one another, also across calls: ``device``,
+``exporter``, ``ingress``/``egress``, ``next_hop`` and ``tcp_flags`` come from bounded caches, a
+tags-only ``additional_fields`` is shared within a call, and a flow's extras dict is used as it
+is. They are only ever serialized: never mutate a rendered object.
 """
 from __future__ import annotations
 
 import socket
-from functools import lru_cache
 from typing import Any
 
 from flowpipe.flow import (
@@ -47,21 +51,22 @@ U64_MAX = 2**64 - 1
 TCP_FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
                   (0x40, "ECE"), (0x80, "CWR"))
 
+_AF_INET, _AF_INET6, _ntop = socket.AF_INET, socket.AF_INET6, socket.inet_ntop
+_V4_MASKS = tuple(((1 << bits) - 1) << (32 - bits) for bits in range(33))
 
-@lru_cache(maxsize=65536)
+
 def ip_text(raw: bytes) -> str:
     """Raw 4/16-byte address -> text; IPv4-mapped IPv6 as dotted IPv4; "" when absent."""
     n = len(raw)
     if n == 4:
-        return socket.inet_ntop(socket.AF_INET, raw)
+        return _ntop(_AF_INET, raw)
     if n == 16:
         if raw[:12] == b"\x00" * 10 + b"\xff\xff":
-            return socket.inet_ntop(socket.AF_INET, raw[12:])
-        return socket.inet_ntop(socket.AF_INET6, raw)
+            return _ntop(_AF_INET, raw[12:])
+        return _ntop(_AF_INET6, raw)
     return "" if n == 0 else "?" + raw.hex()
 
 
-@lru_cache(maxsize=65536)
 def mask_text(raw: bytes, bits: int) -> str:
     """The network prefix of ``raw`` with ``bits`` in CIDR form ("10.0.0.0/24", "0.0.0.0/0")."""
     width = len(raw) * 8
@@ -71,67 +76,173 @@ def mask_text(raw: bytes, bits: int) -> str:
     return f"{ip_text(value.to_bytes(width // 8, 'big'))}/{bits}"
 
 
-@lru_cache(maxsize=4096)
 def mac_text(value: int) -> str:
+    """A 48-bit MAC as colon-separated hex ("00:11:22:33:44:aa")."""
     h = f"{value & 0xFFFFFFFFFFFF:012x}"
     return ":".join(h[i:i + 2] for i in range(0, 12, 2))
 
 
-@lru_cache(maxsize=256)
+_FLAG_LISTS = tuple([name for bit, name in TCP_FLAG_NAMES if bits & bit] for bits in range(256))
+
+
 def tcp_flag_names(bits: int) -> list[str]:
-    return [name for bit, name in TCP_FLAG_NAMES if bits & bit]
+    """Names of the flags set in the low 8 bits of ``bits`` (a shared list: do not mutate)."""
+    return _FLAG_LISTS[bits & 0xFF]
 
 
-def port_text(port: int) -> str:
-    return "*" if port < 0 else str(port)
+def _address(raw: bytes, bits: int) -> tuple[str, int, str]:
+    """(ip_text(raw), bits, mask_text(raw, bits)), the common IPv4 case without the generic path."""
+    if len(raw) == 4 and 0 < bits < 32:
+        net = (int.from_bytes(raw, "big") & _V4_MASKS[bits]).to_bytes(4, "big")
+        return _ntop(_AF_INET, raw), bits, f"{_ntop(_AF_INET, net)}/{bits}"
+    return ip_text(raw), bits, mask_text(raw, bits)
+
+
+# Bounded caches of rendered pieces keyed by the flow fields they are made of (a cache reaching
+# its limit is emptied). Dict values are shared by every flow with those fields.
+ADDRESS_CACHE_LIMIT = 65536  # addresses: as many as the lru_caches this replaces held
+CACHE_LIMIT = 4096           # MACs, ether types, namespaces, exporters, interfaces, next hops
+_PROTO_TEXT = {n: PROTOCOLS.get(n) or str(n) for n in range(256)}
+_ADDRESSES: dict[bytes, tuple[str, int, str]] = {}   # raw -> (text, mask bits, mask text)
+_MACS: dict[int, str] = {}
+_ETHERS: dict[int, str] = {}
+_NAMESPACES: dict[str, dict[str, str]] = {}
+_EXPORTERS: dict[str, dict[str, str]] = {}
+_INTERFACES: dict[int, dict[str, dict[str, int]]] = {}
+_NEXT_HOPS: dict[bytes, dict[str, str]] = {}
+_CACHES: tuple[dict[Any, Any], ...] = (_ADDRESSES, _MACS, _ETHERS, _NAMESPACES, _EXPORTERS, _INTERFACES, _NEXT_HOPS)
+
+
+def clear_caches() -> None:
+    """Empty the rendering caches (benchmarks, tests)."""
+    for cache in _CACHES:
+        cache.clear()
 
 
 def render(flow: list[Any], flush_ms: int, host: str, hostnames: dict[bytes, str],
            tags: dict[str, str] | None = None) -> dict[str, Any]:
     """One aggregated flow as a payload object."""
-    src_ip, dst_ip = flow[SRC_IP], flow[DST_IP]
-    src: dict[str, Any] = {"ip": ip_text(src_ip), "port": port_text(flow[SRC_PORT]), "mac": mac_text(flow[SRC_MAC]),
-                           "mask": mask_text(src_ip, flow[SRC_MASK])}
-    dst: dict[str, Any] = {"ip": ip_text(dst_ip), "port": port_text(flow[DST_PORT]), "mac": mac_text(flow[DST_MAC]),
-                           "mask": mask_text(dst_ip, flow[DST_MASK])}
-    if hostnames:
-        name = hostnames.get(src_ip)
-        if name:
-            src["reverse_dns_hostname"] = name
-        name = hostnames.get(dst_ip)
-        if name:
-            dst["reverse_dns_hostname"] = name
-    proto, ether = flow[IP_PROTOCOL], flow[ETHER_TYPE]
-    out: dict[str, Any] = {
-        "flush_timestamp": flush_ms,
-        "type": flow[TYPE],
-        "sampling_rate": flow[SAMPLING_RATE],
-        "direction": "egress" if flow[DIRECTION] == 1 else "ingress",
-        "start": flow[START],
-        "end": flow[END],
-        "bytes": min(flow[BYTES], U64_MAX),      # sums of 64-bit counters saturate rather than
-        "packets": min(flow[PACKETS], U64_MAX),  # overflow what a uint64 intake (and msgpack) holds
-        "ether_type": ETHER_TYPES.get(ether) or str(ether),
-        "ip_protocol": PROTOCOLS.get(proto) or str(proto),
-        "device": {"namespace": flow[NAMESPACE]},
-        "exporter": {"ip": flow[EXPORTER]},
-        "source": src,
-        "destination": dst,
-        "ingress": {"interface": {"index": flow[IN_IF]}},
-        "egress": {"interface": {"index": flow[OUT_IF]}},
-        "host": host,
-        "tcp_flags": list(tcp_flag_names(flow[TCP_FLAGS] & 0xFF)),
-        "next_hop": {"ip": ip_text(flow[NEXT_HOP])},
-    }
-    if flow[EXTRAS]:
-        out["additional_fields"] = {**tags, **flow[EXTRAS]} if tags else flow[EXTRAS]
-    elif tags:
-        out["additional_fields"] = dict(tags)
-    return out
+    return _render_flows([flow], flush_ms, host, hostnames, tags)[0]
 
 
 def render_batch(batch: FlushBatch, host: str, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Payload objects for a flushed batch; ``tags`` (the top-level [tags]) go into additional_fields."""
-    flush_ms = int(batch.flush_time * 1000)
-    hostnames = batch.hostnames
-    return [render(f, flush_ms, host, hostnames, tags) for f in batch.flows]
+    return _render_flows(batch.flows, int(batch.flush_time * 1000), host, batch.hostnames, tags)
+
+
+def _render_flows(flows: list[list[Any]], flush_ms: int, host: str, hostnames: dict[bytes, str],
+                  tags: dict[str, str] | None) -> list[dict[str, Any]]:
+    # One loop with everything inlined: this runs for every flow the collector emits.
+    name_of = hostnames.get if hostnames else None
+    u64, limit, addr_limit = U64_MAX, CACHE_LIMIT, ADDRESS_CACHE_LIMIT
+    flag_lists, proto_text, address = _FLAG_LISTS, _PROTO_TEXT, _address
+    addresses, macs, ethers = _ADDRESSES, _MACS, _ETHERS
+    namespaces, exporters, interfaces, next_hops = _NAMESPACES, _EXPORTERS, _INTERFACES, _NEXT_HOPS
+    tags_only = dict(tags) if tags else None
+    out: list[dict[str, Any]] = []
+    append = out.append
+    for flow in flows:
+        # source
+        raw, bits = flow[SRC_IP], flow[SRC_MASK]
+        a = addresses.get(raw)
+        if a is None or a[1] != bits:
+            if len(addresses) >= addr_limit:
+                addresses.clear()
+            a = addresses[raw] = address(raw, bits)
+        mac = flow[SRC_MAC]
+        mac_str = macs.get(mac)
+        if mac_str is None:
+            if len(macs) >= limit:
+                macs.clear()
+            mac_str = macs[mac] = mac_text(mac)
+        port = flow[SRC_PORT]
+        src = {"ip": a[0], "port": "*" if port < 0 else str(port), "mac": mac_str, "mask": a[2]}
+        if name_of is not None and (name := name_of(raw)):
+            src["reverse_dns_hostname"] = name
+        # destination
+        raw, bits = flow[DST_IP], flow[DST_MASK]
+        a = addresses.get(raw)
+        if a is None or a[1] != bits:
+            if len(addresses) >= addr_limit:
+                addresses.clear()
+            a = addresses[raw] = address(raw, bits)
+        mac = flow[DST_MAC]
+        mac_str = macs.get(mac)
+        if mac_str is None:
+            if len(macs) >= limit:
+                macs.clear()
+            mac_str = macs[mac] = mac_text(mac)
+        port = flow[DST_PORT]
+        dst = {"ip": a[0], "port": "*" if port < 0 else str(port), "mac": mac_str, "mask": a[2]}
+        if name_of is not None and (name := name_of(raw)):
+            dst["reverse_dns_hostname"] = name
+        # shared sub-objects
+        ether = flow[ETHER_TYPE]
+        ether_str = ethers.get(ether)
+        if ether_str is None:
+            if len(ethers) >= limit:
+                ethers.clear()
+            ether_str = ethers[ether] = ETHER_TYPES.get(ether) or str(ether)
+        proto = flow[IP_PROTOCOL]
+        proto_str = proto_text.get(proto)
+        if proto_str is None:
+            proto_str = PROTOCOLS.get(proto) or str(proto)
+        ns = flow[NAMESPACE]
+        device = namespaces.get(ns)
+        if device is None:
+            if len(namespaces) >= limit:
+                namespaces.clear()
+            device = namespaces[ns] = {"namespace": ns}
+        exp = flow[EXPORTER]
+        exporter = exporters.get(exp)
+        if exporter is None:
+            if len(exporters) >= limit:
+                exporters.clear()
+            exporter = exporters[exp] = {"ip": exp}
+        index = flow[IN_IF]
+        ingress = interfaces.get(index)
+        if ingress is None:
+            if len(interfaces) >= limit:
+                interfaces.clear()
+            ingress = interfaces[index] = {"interface": {"index": index}}
+        index = flow[OUT_IF]
+        egress = interfaces.get(index)
+        if egress is None:
+            if len(interfaces) >= limit:
+                interfaces.clear()
+            egress = interfaces[index] = {"interface": {"index": index}}
+        raw = flow[NEXT_HOP]
+        next_hop = next_hops.get(raw)
+        if next_hop is None:
+            if len(next_hops) >= limit:
+                next_hops.clear()
+            next_hop = next_hops[raw] = {"ip": ip_text(raw)}
+        nbytes, npackets = flow[BYTES], flow[PACKETS]
+        o: dict[str, Any] = {
+            "flush_timestamp": flush_ms,
+            "type": flow[TYPE],
+            "sampling_rate": flow[SAMPLING_RATE],
+            "direction": "egress" if flow[DIRECTION] == 1 else "ingress",
+            "start": flow[START],
+            "end": flow[END],
+            "bytes": u64 if nbytes > u64 else nbytes,        # sums of 64-bit counters saturate rather than
+            "packets": u64 if npackets > u64 else npackets,  # overflow what a uint64 intake (and msgpack) holds
+            "ether_type": ether_str,
+            "ip_protocol": proto_str,
+            "device": device,
+            "exporter": exporter,
+            "source": src,
+            "destination": dst,
+            "ingress": ingress,
+            "egress": egress,
+            "host": host,
+            "tcp_flags": flag_lists[flow[TCP_FLAGS] & 0xFF],
+            "next_hop": next_hop,
+        }
+        extras = flow[EXTRAS]
+        if extras:
+            o["additional_fields"] = {**tags, **extras} if tags else extras
+        elif tags_only is not None:
+            o["additional_fields"] = tags_only
+        append(o)
+    return out
