@@ -72,6 +72,7 @@ context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT,
 base_fields = operator.itemgetter(TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK,
                                   OUT_IF, NEXT_HOP)
 NO_TOKEN = Token(-2)  # a context holding no rollup token (never valid)
+OPEN = Token(-3)      # without rollup: what ``_live`` holds for a context with an open window
 _gen = operator.attrgetter("gen")
 MAX_RECHECKS = 8  # token re-checks of a chunk's later flows before they all take the tuple path
 I64_MAX = (1 << 63) - 1
@@ -113,6 +114,9 @@ class Accumulator:
         # The window's additional fields; while the window is empty, the time of its last emission.
         self._extras: list[Any] = []
         self._token: list[Token] = []  # only with port rollup; NO_TOKEN when none
+        # The token while the window is open (OPEN without rollup), else NO_TOKEN: the one thing the
+        # columnar path looks at per record to tell a plain merge.
+        self._live: list[Token] = []
         self._free: list[int] = []
         self._interned: dict[Any, Any] = {}
 
@@ -209,7 +213,10 @@ class Accumulator:
     def _add_columns(self, cols: columns.Columns, now: float) -> None:
         n = cols.n
         self.received += n
-        keys = self.keys.of_columns(cols.namespace, cols.exporter, cols.parts, n)
+        owner = self.keys.owner
+        owners = np.repeat(np.fromiter((owner(c.namespace, c.exporter) for c in cols.chunks), np.int64,
+                                       len(cols.chunks)), cols.counts)
+        keys = self.keys.of_columns(owners, cols.parts, n)
         slots = list(map(self.contexts.get, keys, repeat(-1)))
         idx = np.array(slots, dtype=np.int64)
         fast = cols.ok
@@ -218,9 +225,8 @@ class Accumulator:
             fast[:] = False
         else:
             fast &= idx >= 0
-            if rollup is not None:
-                fast &= np.fromiter(map(_gen, map(self._token.__getitem__, slots)), np.int64, n) == rollup.gen
-            fast &= np.fromiter(map(operator.is_not, map(self._base.__getitem__, slots), repeat(None)), bool, n)
+            fast &= np.fromiter(map(_gen, map(self._live.__getitem__, slots)), np.int64, n) == (
+                rollup.gen if rollup is not None else OPEN.gen)
         heap = np.flatnonzero(~fast).tolist()  # sorted: a valid heap
         row, add_one = cols.row, self._add_one
         if heap:
@@ -246,7 +252,7 @@ class Accumulator:
                     continue
                 if rechecks < MAX_RECHECKS:  # which of the later flows lost their token?
                     rechecks += 1
-                    gens = np.fromiter(map(_gen, map(self._token.__getitem__, idx[later].tolist())), np.int64,
+                    gens = np.fromiter(map(_gen, map(self._live.__getitem__, idx[later].tolist())), np.int64,
                                        len(later))
                     later = later[gens != rollup.gen]
                 fast[later] = False
@@ -313,10 +319,14 @@ class Accumulator:
             self._merge(i, f)
         if rollup is not None:
             self._token[i] = tok or NO_TOKEN
+            self._live[i] = tok or NO_TOKEN
+        else:
+            self._live[i] = OPEN
 
     def _open(self, i: int, f: tuple) -> None:
         """The first flow of a window becomes its accumulator."""
         base = base_fields(f)
+        self._live[i] = self._token[i] if self._token else OPEN
         interned = self._interned
         if len(interned) >= INTERN_MAX:
             interned.clear()
@@ -363,6 +373,7 @@ class Accumulator:
         self._extras.extend(nones)
         if self.rollup is not None and self.rollup.threshold > 1:
             self._token.extend([NO_TOKEN] * chunk)
+        self._live.extend([NO_TOKEN] * chunk)
         self._free.extend(range(n + chunk - 1, n - 1, -1))
 
     # ---- emission
@@ -430,19 +441,23 @@ class Accumulator:
                 slots.append(i)
             nxt[i] += interval
         out = self._emit(keys, slots)
+        live = self._live
         for i in slots:
             base[i] = None
             extras[i] = now  # the last emission (one object for all emitted now)
+            live[i] = NO_TOKEN
         return out, expired
 
     def _expire(self, expired: list[Key]) -> None:
         contexts, free, token, extras, release = self.contexts, self._free, self._token, self._extras, self.keys.release
+        live = self._live
         for key in expired:
             i = contexts.pop(key)
             release(key)
             extras[i] = None
             if token:
                 token[i] = NO_TOKEN
+            live[i] = NO_TOKEN
             free.append(i)
 
     def drain(self) -> list[list[Any]]:

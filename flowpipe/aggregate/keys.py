@@ -126,15 +126,15 @@ class KeyCodec:
         except (struct.error, TypeError):
             return _plain(f)
 
-    def of_columns(self, ns: str, exporter: str, parts: Sequence[Any], n: int) -> list[bytes]:
-        """Keys of ``n`` flows of one owner from their key columns (src ip, dst ip, src port,
-        dst port, protocol, tos, input interface; numpy arrays, addresses as ``V4``/``V16``,
-        None for absent: empty address, 0), none rolled up, every value in range."""
+    def of_columns(self, owners: Any, parts: Sequence[Any], n: int) -> list[bytes]:
+        """Keys of ``n`` flows from their owner ids (:meth:`owner`) and key columns (src ip, dst ip,
+        src port, dst port, protocol, tos, input interface; numpy arrays, addresses as
+        ``V4``/``V16``, None for absent: empty address, 0), none rolled up, every value in range."""
         src, dst = parts[0], parts[1]
         lens = (0 if src is None else src.dtype.itemsize, 0 if dst is None else dst.dtype.itemsize)
         dt = self._dtype(lens)
         k = np.zeros(n, dtype=dt)
-        k["o"] = self.owner(ns, exporter)
+        k["o"] = owners
         k["ls"], k["ld"] = lens
         for name, col in zip(("src", "dst", "sp", "dp", "pr", "tos", "inif"), parts, strict=True):
             if col is not None:

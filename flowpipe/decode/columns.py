@@ -107,15 +107,15 @@ class Chunk:
 
 
 class Columns:
-    """The records of chunks of one template, exporter and namespace, as columns.
+    """The records of chunks of one template (any exporters), as columns.
 
     ``parts``: the context key's record fields (:data:`KEY_SLOTS`), numpy arrays (addresses as
     ``V4``/``V16``) or None when absent (empty address, 0); ``bytes``, ``packets``, ``start``,
     ``end``, ``flags``: int64 arrays; ``ok``: False where the record must take the tuple path.
     """
 
-    __slots__ = ("chunks", "starts", "n", "namespace", "exporter", "parts", "bytes", "packets", "start", "end",
-                 "flags", "ok", "_rows")
+    __slots__ = ("chunks", "counts", "starts", "n", "parts", "bytes", "packets", "start", "end", "flags", "ok",
+                 "_rows")
 
     def __init__(self, chunks: list[Chunk]) -> None:
         first = chunks[0]
@@ -123,7 +123,7 @@ class Columns:
         body = first.body if len(chunks) == 1 else b"".join([c.body for c in chunks])
         a = np.frombuffer(body, dtype=p.dtype)
         n = len(a)
-        counts = [c.count for c in chunks]
+        self.counts = counts = [c.count for c in chunks]
         self.chunks = chunks
         self.starts = [0]
         for c in counts[:-1]:
@@ -142,7 +142,6 @@ class Columns:
                 ok[v >= _WIDE_MAX] = False
             return v.astype(np.int64)
 
-        self.namespace, self.exporter = first.namespace, first.exporter
         self.parts = [a[names[slot]] if slot in names else None for slot in KEY_SLOTS]
         self.bytes, self.packets, self.flags = ints(BYTES_SLOT), ints(PACKETS_SLOT), ints(FLAGS_SLOT)
         ok &= (self.bytes < COUNTER_MAX) & (self.packets < COUNTER_MAX)
@@ -178,10 +177,11 @@ class Columns:
 
 
 def group(chunks: list[Chunk]) -> Iterator[Columns]:
-    """The chunks as :class:`Columns`, one per (template decoder, exporter, namespace)."""
-    groups: dict[tuple[int, str, str], list[Chunk]] = {}
+    """The chunks as :class:`Columns`, one per template decoder (shared by the exporters whose
+    templates have the same layout)."""
+    groups: dict[int, list[Chunk]] = {}
     for c in chunks:
-        k = (id(c.dec), c.exporter, c.namespace)
+        k = id(c.dec)
         g = groups.get(k)
         if g is None:
             groups[k] = [c]
