@@ -102,7 +102,10 @@ class Backend:
         if self.certfile:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.certfile)
-            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            # The handshake happens in the connection's own thread (on first read), never in the
+            # accept loop: a client that stalls or aborts it mid-way must not block stop().
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self
