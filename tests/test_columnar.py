@@ -182,6 +182,37 @@ def test_times_from_before_the_uptime_wrap() -> None:
     assert (flow[5], flow[6], flow[7]) == (int(T0) - 5, int(T0), 300)
 
 
+@pytest.mark.parametrize("rollup", [True, False])
+def test_reopened_window_keeps_its_first_record(rollup: bool) -> None:
+    """After a flush, the first record of a known conversation opens its new window: its fields not in
+    the key (here the output interface) are the window's, whichever path the batch took."""
+    up = Exporter("127.0.0.1:9", protocol=9, boot_time=T0 - 3600, clock=lambda: T0).uptime_ms()
+
+    def rec(out_if: int, nbytes: int, sport: int = 40000) -> DefaultRecord:
+        return DefaultRecord(b"\n\0\0\1", b"\n\0\0\2", bytes(4), 1, out_if, 1, nbytes, up - 1000, up, sport, 443,
+                             0, 6, 0, 0, 0, 24, 24)
+
+    src = Source("192.0.2.1", 2055, "default", T0)
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup)
+    results = []
+    for columnar in (True, False):
+        exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=24, boot_time=T0 - 3600,
+                       clock=lambda: T0)
+        dec = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=columnar)
+        acc = Accumulator(cfg)
+        flushed = []
+        for now, recs in ((T0, [rec(1, 10), rec(1, 10)]), (T0 + 20, [rec(2, 100), rec(0, 1000), rec(3, 5, 40001)]),
+                          (T0 + 40, [rec(3, 7), rec(1, 8)])):
+            for g in exp.encode(DEFAULT_TEMPLATE, recs):
+                d = dec.decode(g, src)
+                acc.add(d.flows, now)
+                acc.add_chunks(d.chunks, now)
+            flushed.append(sorted((f[13], f[20], f[7]) for f in acc.flush(now + 15)))
+        results.append(flushed)
+    assert results[0] == results[1]
+    assert results[0] == [[(40000, 1, 20)], [(40000, 2, 1100), (40001, 3, 5)], [(40000, 3, 15)]]
+
+
 def test_max_contexts_same_drops() -> None:
     cfg = AggregatorConfig(flush_interval=10.0, max_contexts=20)
     load = v9_load(11, 300)

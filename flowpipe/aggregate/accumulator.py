@@ -219,7 +219,7 @@ class Accumulator:
         keys = self.keys.of_columns(owners, cols.parts, n)
         slots = list(map(self.contexts.get, keys, repeat(-1)))
         idx = np.array(slots, dtype=np.int64)
-        fast = cols.ok
+        fast = cols.ok.copy()
         rollup = self._tracking()
         if self._wide or not self._base:
             fast[:] = False
@@ -227,7 +227,10 @@ class Accumulator:
             fast &= idx >= 0
             fast &= np.fromiter(map(_gen, map(self._live.__getitem__, slots)), np.int64, n) == (
                 rollup.gen if rollup is not None else OPEN.gen)
-        heap = np.flatnonzero(~fast).tolist()  # sorted: a valid heap
+        rest = np.flatnonzero(~fast)
+        if len(rest) and not self._wide and self._base:
+            rest = self._reopen(cols, idx, rest, fast, rollup)
+        heap = rest.tolist()  # sorted: a valid heap
         row, add_one = cols.row, self._add_one
         if heap:
             seen = rollup.invalidated if rollup is not None else 0
@@ -278,6 +281,41 @@ class Accumulator:
                 return
         for p, i in zip(done.tolist(), at.tolist(), strict=True):  # near 64 bits: one by one, exactly
             self._merge(i, row(p))
+
+    def _reopen(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup | None) -> Any:
+        """Open, all at once, the emitted windows of known contexts needing no rollup work whose
+        records come before the batch's first record for the tuple path (so nothing can have spent
+        their token before their turn). The first record of a context opens its window, the others
+        join ``fast``. Returns the positions still for the tuple path."""
+        at = idx[rest]
+        ok = cols.ok[rest] & (at >= 0)
+        tokens = self._token
+        if rollup is not None:
+            ok &= np.fromiter(map(_gen, map(tokens.__getitem__, at.tolist())), np.int64, len(at)) == rollup.gen
+        stop = np.flatnonzero(~ok)
+        k = int(stop[0]) if len(stop) else len(rest)
+        if k == 0:
+            return rest
+        pos, at = rest[:k], at[:k]
+        _, first = np.unique(at, return_index=True)
+        first.sort()
+        openers, where = pos[first], at[first]
+        fast[pos] = True
+        fast[openers] = False
+        base, extras, live, interned = self._base, self._extras, self._live, self._interned
+        if len(interned) >= INTERN_MAX:
+            interned.clear()
+        intern = interned.setdefault
+        row = cols.row
+        for p, i in zip(openers.tolist(), where.tolist(), strict=True):
+            b = base_fields(row(p))
+            base[i] = intern(b, b)
+            extras[i] = None  # chunks carry no additional fields
+            live[i] = tokens[i] if rollup is not None else OPEN
+        for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
+                            (self._end, cols.end), (self._flags, cols.flags)):
+            _view(col)[where] = values[openers]
+        return rest[k:]
 
     def _tracking(self) -> PortRollup | None:
         """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
