@@ -26,9 +26,9 @@ import heapq
 import operator
 import time
 from array import array
-from collections.abc import Iterable, Iterator, MutableSequence
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -231,7 +231,10 @@ class Accumulator:
         if len(rest) and not self._wide and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
         heap = rest.tolist()  # sorted: a valid heap
-        row, add_one = cols.row, self._add_one
+        row: Callable[[int], tuple] = cols.row
+        add_one = self._add_one
+        if len(heap) > n // 2:  # mostly new contexts: decode every record at once
+            row = cast("Callable[[int], tuple]", cols.rows().__getitem__)
         if heap:
             seen = rollup.invalidated if rollup is not None else 0
             gen = rollup.gen if rollup is not None else 0
@@ -242,7 +245,7 @@ class Accumulator:
                 f = row(p)
                 i = slots[p]
                 if i < 0 or (rollup is not None and tokens[i].gen != gen):
-                    add_one(f, self.keys.of_flow(f), None, now)
+                    add_one(f, keys[p], None, now)  # keys[p] is of_flow(f), made in bulk
                 elif base[i] is None:  # the context exists and needs no rollup work: see add()
                     self._open(i, f)
                 else:

@@ -167,6 +167,14 @@ class Columns:
         self.start, self.end = times
         self.ok = ok
 
+    def rows(self) -> list[tuple]:
+        """Every record as a flow tuple (cheaper per record than :meth:`row` when most are needed)."""
+        out: list[tuple] = []
+        for c in range(len(self.chunks)):
+            rows = self._rows.get(c)
+            out += rows if rows is not None else self.chunks[c].rows()
+        return out
+
     def row(self, p: int) -> tuple:
         """The flow tuple of record ``p`` (decoded by its template's record decoder)."""
         c = bisect_right(self.starts, p) - 1
