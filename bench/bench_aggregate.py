@@ -63,8 +63,8 @@ class Pipeline:
     def __init__(self, rollup: bool) -> None:
         self.metrics = Metrics()
         self.queue = FlowQueue(10**9)
-        self.decoder = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
-                                    self.metrics, self.queue)
+        decoder = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True)  # as the service's
+        self.decoder = DecoderStage("netflow9", "default", decoder, self.metrics, self.queue)
         cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup)
         self.acc = AccumulatorStage(cfg, self.metrics, self.queue, 40000)
 

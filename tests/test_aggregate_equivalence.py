@@ -10,13 +10,14 @@ Python ints for values past 64 bits.
 """
 from __future__ import annotations
 
+import operator
 import time
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowpipe.aggregate.accumulator import Accumulator, context_key
+from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.rollup import PortRollup
 from flowpipe.config import AggregatorConfig
 from flowpipe.flow import (
@@ -24,17 +25,24 @@ from flowpipe.flow import (
     DST_IP,
     DST_PORT,
     END,
+    EXPORTER,
     EXTRAS,
+    IN_IF,
+    IP_PROTOCOL,
+    NAMESPACE,
     PACKETS,
     ROLLED_UP,
     SRC_IP,
     SRC_PORT,
     START,
     TCP_FLAGS,
+    TOS,
     make_flow,
 )
 
 S, D = 0, 1
+# The Datadog context key, as a tuple of the flow's fields (what Accumulator.context_keys() reads back).
+context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
 
 # ---- the oracle: the original implementations ----------------------------------------------------
 

@@ -46,11 +46,7 @@ from flowpipe.flow import (
     DST_PORT,
     END,
     ETHER_TYPE,
-    EXPORTER,
     EXTRAS,
-    IN_IF,
-    IP_PROTOCOL,
-    NAMESPACE,
     NEXT_HOP,
     OUT_IF,
     PACKETS,
@@ -62,12 +58,9 @@ from flowpipe.flow import (
     SRC_PORT,
     START,
     TCP_FLAGS,
-    TOS,
     TYPE,
 )
 
-# The fields of a context's key, in the order of KeyCodec.fields (the key itself is bytes, see keys.py).
-context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
 # Fields kept from the first flow of a window that are not in the key.
 base_fields = operator.itemgetter(TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK,
                                   OUT_IF, NEXT_HOP)
@@ -76,7 +69,7 @@ OPEN = Token(-3)      # without rollup: what ``_live`` holds for a context with 
 _gen = operator.attrgetter("gen")
 MAX_RECHECKS = 8  # token re-checks of a chunk's later flows before they all take the tuple path
 I64_MAX = (1 << 63) - 1
-INTERN_MAX = 1 << 18  # distinct addresses, ports and base tuples shared before the caches start over
+INTERN_MAX = 1 << 18  # distinct kept-field tuples shared before the cache starts over
 
 Column = MutableSequence[Any]
 
@@ -305,10 +298,7 @@ class Accumulator:
         openers, where = pos[first], at[first]
         fast[pos] = True
         fast[openers] = False
-        base, extras, live, interned = self._base, self._extras, self._live, self._interned
-        if len(interned) >= INTERN_MAX:
-            interned.clear()
-        intern = interned.setdefault
+        base, extras, live, intern = self._base, self._extras, self._live, self._interner()
         row = cols.row
         for p, i in zip(openers.tolist(), where.tolist(), strict=True):
             b = base_fields(row(p))
@@ -368,10 +358,7 @@ class Accumulator:
         """The first flow of a window becomes its accumulator."""
         base = base_fields(f)
         self._live[i] = self._token[i] if self._token else OPEN
-        interned = self._interned
-        if len(interned) >= INTERN_MAX:
-            interned.clear()
-        self._base[i] = interned.setdefault(base, base)
+        self._base[i] = self._interner()(base, base)
         self._extras[i] = f[EXTRAS]
         values = (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS])
         try:
@@ -379,6 +366,12 @@ class Accumulator:
         except (OverflowError, TypeError):
             self._widen()
             self._set(i, values)
+
+    def _interner(self) -> Callable[[tuple, tuple], tuple]:
+        """``setdefault`` of the cache that stores equal kept-field tuples once (bounded)."""
+        if len(self._interned) >= INTERN_MAX:
+            self._interned.clear()
+        return self._interned.setdefault
 
     def _set(self, i: int, values: tuple) -> None:
         self._bytes[i], self._packets[i], self._start[i], self._end[i], self._flags[i] = values

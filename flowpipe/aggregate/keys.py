@@ -43,12 +43,16 @@ class KeyCodec:
     """Makes and reads context keys; owns the owner ids."""
 
     def __init__(self) -> None:
+        self._structs: dict[tuple[int, int], struct.Struct] = {}
+        self._dtypes: dict[tuple[int, int], np.dtype[Any]] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every owner (no context holds a key any more)."""
         self._ids: dict[tuple[str, str], int] = {}
         self._owners: list[tuple[str, str] | None] = []
         self._refs: list[int] = []
         self._free: list[int] = []
-        self._structs: dict[tuple[int, int], struct.Struct] = {}
-        self._dtypes: dict[tuple[int, int], np.dtype[Any]] = {}
 
     # ---- owners
 
@@ -88,9 +92,6 @@ class KeyCodec:
                 del ids[k]
                 owners[i] = None
                 self._free.append(i)
-
-    def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
 
     # ---- keys
 
