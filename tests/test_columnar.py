@@ -234,6 +234,24 @@ def test_templates_without_plan_decode_as_tuples() -> None:
         assert sum(len(d.flows) for d in got) == 150
 
 
+def test_wide_key_fields_take_the_tuple_path() -> None:
+    """A template with 4-byte ports: a port past 65535 must not be cut to 16 bits and land in
+    another conversation's context (such templates get no plan)."""
+    wide = Template([(8, 4), (12, 4), (7, 4), (11, 4), (4, 1), (1, 4), (2, 4)], template_id=301)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=24, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    a, b = b"\n\0\0\1", b"\n\0\0\2"
+    load = [(g, Source("192.0.2.1", 2055, "default", T0))
+            for g in exp.encode(wide, [(a, b, 40000, 443, 6, 100, 1), (a, b, 40000, 443 + 65536, 6, 5, 1)])]
+    dec = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True)
+    got = [dec.decode(d, s) for d, s in load]
+    assert not any(d.chunks for d in got)
+    assert sum(len(d.flows) for d in got) == 2
+    out_c, out_t, _ = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=1)
+    _same(out_c, out_t)
+    assert sorted((f[14], f[7]) for f in out_t[-1]) == [(443, 100), (65979, 5)]
+
+
 def test_mapped_extras_listener_same_flows() -> None:
     """With a mapping the tuple path runs alone; flushed flows equal the tuple-only run."""
     lc = ListenerConfig(flow_type="netflow9", mapping=[MappingConfig(field=15, destination="nh")])

@@ -27,6 +27,9 @@ KEY_SLOTS = (11, 12, 13, 14, 10, 23, 19)  # src ip, dst ip, src port, dst port, 
 # ... and what merging adds up.
 BYTES_SLOT, PACKETS_SLOT, START_SLOT, END_SLOT, FLAGS_SLOT = 7, 8, 5, 6, 21
 _INT_FORMATS = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
+# Widest field a key slot may come from: its value must fit the compact key (flowpipe.aggregate.keys),
+# or a longer field's value would be cut where the tuple path keys it exactly.
+_KEY_WIDTH = {13: 2, 14: 2, 10: 1, 23: 1, 19: 4}
 COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
 _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
 
@@ -69,7 +72,7 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
             if ln not in (4, 16):
                 return None
             fmt = f"V{ln}"
-        elif ln in _INT_FORMATS:
+        elif ln in _INT_FORMATS and ln <= _KEY_WIDTH.get(slot, 8):
             fmt = _INT_FORMATS[ln]
         else:
             return None
