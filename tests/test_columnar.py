@@ -23,7 +23,7 @@ def _v4(rng: random.Random, pool: int) -> bytes:
     return bytes((10, 0, rng.randrange(2), rng.randrange(pool)))
 
 
-def v9_load(seed: int, n: int, v6: bool = False) -> list[tuple[bytes, Source]]:
+def v9_load(seed: int, n: int, v6: bool = False, protocol: int = 9) -> list[tuple[bytes, Source]]:
     """``n`` records from 3 exporters: few address pairs, some fixed ports and many ephemeral ones
     (rollup at work), repeats, and records timed after their header (the v9 uptime wrap path)."""
     rng = random.Random(seed)
@@ -32,7 +32,7 @@ def v9_load(seed: int, n: int, v6: bool = False) -> list[tuple[bytes, Source]]:
     for k in range(3):
         # exporter 2's sysUptime wrapped 2 s ago: its records from before the wrap count from near 2**32
         boot = T0 - 2**32 / 1000 - 2 if k == 2 else T0 - 3600 - k
-        exp = Exporter("127.0.0.1:9", protocol=9, source_id=k, records_per_packet=rng.choice((1, 7, 24)),
+        exp = Exporter("127.0.0.1:9", protocol=protocol, source_id=k, records_per_packet=rng.choice((1, 7, 24)),
                        boot_time=boot, clock=lambda: clock[0])
         up = exp.uptime_ms()
         recs = []
@@ -53,6 +53,30 @@ def v9_load(seed: int, n: int, v6: bool = False) -> list[tuple[bytes, Source]]:
         for g in exp.encode(DEFAULT_TEMPLATE_V6 if v6 else DEFAULT_TEMPLATE, recs):
             out.append((g, Source(f"192.0.2.{k + 1}", 2055, "default", T0)))
     rng.shuffle(out[3:])  # interleave exporters (each one's templates went first)
+    return out
+
+
+def pool_load(seed: int, n: int, protocol: int) -> list[tuple[bytes, Source]]:
+    """``n`` records per exporter drawn from 20 conversations, so most merge into known contexts
+    (the numpy merge and reopen paths); exporter 1's sysUptime wrapped 2 s ago."""
+    rng = random.Random(seed)
+    convs = [(_v4(rng, 2), _v4(rng, 2), rng.choice((40000, 40001, 53)), rng.choice((443, 53)), rng.choice((6, 17)),
+              rng.choice((0, 8)), rng.randrange(2)) for _ in range(20)]
+    out: list[tuple[bytes, Source]] = []
+    for k in range(2):
+        boot = T0 - 2**32 / 1000 - 2 if k == 1 else T0 - 3600
+        exp = Exporter("127.0.0.1:9", protocol=protocol, source_id=k, records_per_packet=12, boot_time=boot,
+                       clock=lambda: T0)
+        up = exp.uptime_ms()
+        recs = []
+        for _ in range(n):
+            src, dst, sport, dport, proto, tos, in_if = rng.choice(convs)
+            first = (up - rng.randrange(60_000)) & 0xFFFFFFFF
+            last = (first + rng.randrange(5_000)) & 0xFFFFFFFF
+            recs.append(DefaultRecord(src, dst, bytes(4), in_if, rng.randrange(3), rng.randrange(1, 100),
+                                      rng.randrange(40, 10**6), first, last, sport, dport,
+                                      rng.choice((0, 0x02, 0x10)), proto, tos, 0, 0, 24, 24))
+        out += [(g, Source(f"192.0.2.{k + 1}", 2055, "default", T0)) for g in exp.encode(DEFAULT_TEMPLATE, recs)]
     return out
 
 
@@ -123,6 +147,26 @@ def test_v9_chunks_aggregate_like_tuples(seed: int, rollup: bool) -> None:
     out_c, out_t, chunked = aggregate_both(v9_load(seed, 400, v6=seed % 3 == 2), cfg, batch=1 + seed * 5)
     assert chunked > 1000  # the service's path really was taken
     assert sum(map(len, out_t)) > 50
+    _same(out_c, out_t)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_v5_chunks_aggregate_like_tuples(seed: int) -> None:
+    """NetFlow v5 (its own record layout and boot-time clock, uptime wrap included) both ways."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4, port_rollup_disabled=seed == 3)
+    out_c, out_t, chunked = aggregate_both(v9_load(seed, 400, protocol=5), cfg, batch=1 + seed * 7)
+    assert chunked == 1200
+    assert sum(map(len, out_t)) > 50
+    _same(out_c, out_t)
+
+
+@pytest.mark.parametrize("protocol", [5, 9])
+@pytest.mark.parametrize("seed", range(3))
+def test_repeated_conversations_merge_like_tuples(seed: int, protocol: int) -> None:
+    """Mostly known conversations: merges, reopened windows and uptime-wrapped times, both ways."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=seed == 2)
+    out_c, out_t, chunked = aggregate_both(pool_load(seed, 600, protocol), cfg, batch=3 + seed)
+    assert chunked == 1200
     _same(out_c, out_t)
 
 

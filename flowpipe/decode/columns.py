@@ -42,7 +42,7 @@ class VectorPlan:
     def __init__(self, dtype: np.dtype[Any], names: dict[int, str], times: dict[int, str]) -> None:
         self.dtype = dtype
         self.names = names  # slot -> field name in dtype (absent slots take the tuple's default)
-        self.times = times  # START_SLOT / END_SLOT -> "s" | "ms" | "up" (absent: the export time)
+        self.times = times  # START_SLOT / END_SLOT -> "s" | "ms" | "up" | "v5" (absent: the export time)
 
 
 def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
@@ -90,7 +90,8 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
 
 
 class Chunk:
-    """One data set left undecoded: its whole records and what the record decoder needs."""
+    """One data set (or v5 datagram) left undecoded: its whole records and what the record decoder
+    needs (``init``: IPFIX system init time; for v5 the boot time in ms)."""
 
     __slots__ = ("dec", "body", "count", "exporter", "namespace", "rate", "samplers", "secs", "uptime", "init")
 
@@ -163,10 +164,15 @@ class Columns:
                 times.append(v)
             elif how == "ms":
                 times.append(v // 1000)
-            else:  # v9 sysUptime ms; a record after its header (wrap, skew) takes the tuple path
+            elif how == "up":  # v9 sysUptime ms; a record after its header (wrap, skew) takes the tuple path
                 up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
                 ok &= up >= v
                 times.append(secs - (up - v) // 1000)
+            else:  # "v5": sysUptime ms from the boot time in ms (``Chunk.init``); from before a wrap: tuple path
+                up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
+                boot = np.repeat(np.array([c.init for c in chunks], dtype=np.int64), counts)
+                ok &= v <= up + 0x7FFFFFFF
+                times.append((boot + v) // 1000)
         self.start, self.end = times
         self.ok = ok
 

@@ -31,8 +31,10 @@ class DatagramDecoder:
                  listener: ListenerConfig | None = None, sampler_rules: Any = None, columnar: bool = False) -> None:
         """``listener``: the listener's identity and passthrough options (defaults when None);
         ``sampler_rules``: [[sampling]] rules for sampler ids (flowpipe.decode.exporters.SamplerRules);
-        ``columnar``: v9/IPFIX data sets may come as ``Decoded.chunks`` (flowpipe.decode.columns)."""
+        ``columnar``: v5 records and v9/IPFIX data sets may come as ``Decoded.chunks``
+        (flowpipe.decode.columns)."""
         self.flow_type = flow_type
+        self.columnar = columnar
         self.templates: Any = None
         self._sflow: Callable[[bytes, Source], Decoded] | None = None
         lc = listener if listener is not None else ListenerConfig(flow_type=flow_type)
@@ -59,7 +61,7 @@ class DatagramDecoder:
             return self._sflow(data, src)
         version = (data[0] << 8) | data[1]
         if version == 5:
-            return netflow5.decode(data, src)
+            return netflow5.decode(data, src, self.columnar)
         if version in (9, 10):
             if self.templates is None:
                 raise DecodeError("unsupported", "NetFlow v9/IPFIX decoding is not available")

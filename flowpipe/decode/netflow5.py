@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
+from flowpipe.decode.columns import Chunk, VectorPlan
 from flowpipe.flow import ETHER_IPV4
 
 HEADER = struct.Struct("!HHIIIIBBH")
@@ -11,8 +14,11 @@ RECORD = struct.Struct("!4s4s4sHHIIIIHHxBBBHHBBxx")
 assert HEADER.size == 24 and RECORD.size == 48
 
 
-def decode(data: bytes, src: Source) -> Decoded:
-    """Decode one NetFlow v5 datagram; DecodeError when its header or length is wrong."""
+def decode(data: bytes, src: Source, columnar: bool = False) -> Decoded:
+    """Decode one NetFlow v5 datagram; DecodeError when its header or length is wrong.
+
+    ``columnar``: the records go into ``Decoded.chunks`` undecoded (see :mod:`flowpipe.decode.columns`).
+    """
     if len(data) < HEADER.size:
         raise DecodeError("short", f"{len(data)} bytes is shorter than the 24-byte v5 header")
     version, count, uptime, secs, nsecs, sequence, eng_type, eng_id, sampling = HEADER.unpack_from(data)
@@ -28,11 +34,24 @@ def decode(data: bytes, src: Source) -> Decoded:
     exporter, ns = src.exporter, src.namespace
     # Switched times are sysUptime milliseconds: unix time of uptime 0, in ms.
     boot_ms = secs * 1000 + nsecs // 1_000_000 - uptime
+    body = data[HEADER.size:need]
+    out = Decoded("netflow5", exporter, [], SequenceObs((eng_type << 8) | eng_id, sequence, count), skipped=skipped)
+    if columnar:
+        out.chunks.append(Chunk(RECORDS, body, count, exporter, ns, rate, {}, secs, uptime, boot_ms))
+    else:
+        out.flows = records(body, exporter, ns, rate, {}, secs, uptime, boot_ms)
+    return out
+
+
+def records(body: bytes, exporter: str, ns: str, rate: int, _samplers: object, _secs: int, uptime: int,
+            boot_ms: int | None) -> list[tuple]:
+    """The flow tuples of whole v5 records (the record decoder's signature, see RecordDecoder)."""
+    assert boot_ms is not None
     wrap = 1 << 32
     flows: list[tuple] = []
     append = flows.append
     for (sa, da, nh, i_if, o_if, pkts, octs, first, last, sp, dp, flags, proto, tos, _sas, _das, smask,
-         dmask) in RECORD.iter_unpack(data[HEADER.size:need]):
+         dmask) in RECORD.iter_unpack(body):
         if first > uptime + 0x7FFFFFFF:  # switched before an uptime wrap
             first -= wrap
         if last > uptime + 0x7FFFFFFF:
@@ -40,5 +59,27 @@ def decode(data: bytes, src: Source) -> Decoded:
         append(("netflow5", exporter, ns, rate, 0, (boot_ms + first) // 1000, (boot_ms + last) // 1000,
                 octs, pkts, ETHER_IPV4, proto, sa, da, sp, dp, 0, 0, smask, dmask, i_if, o_if, flags, nh,
                 tos, None))
-    return Decoded("netflow5", exporter, flows, SequenceObs((eng_type << 8) | eng_id, sequence, count),
-                   skipped=skipped)
+    return flows
+
+
+class _Records:
+    """v5 records as a record decoder with a columnar plan (the ``Chunk.dec`` of v5 chunks)."""
+
+    __slots__ = ("plan", "size")
+
+    def __init__(self) -> None:
+        self.size = RECORD.size
+        fields = {11: ("V4", 0), 12: ("V4", 4), 19: (">u2", 12), 8: (">u4", 16), 7: (">u4", 20),
+                  5: (">u4", 24), 6: (">u4", 28), 13: (">u2", 32), 14: (">u2", 34), 21: ("u1", 37),
+                  10: ("u1", 38), 23: ("u1", 39)}
+        names = {slot: f"s{slot}" for slot in fields}
+        dtype = np.dtype({"names": list(names.values()), "formats": [f for f, _ in fields.values()],
+                          "offsets": [o for _, o in fields.values()], "itemsize": RECORD.size})
+        self.plan = VectorPlan(dtype, names, {5: "v5", 6: "v5"})
+
+    def decode(self, body: bytes, exporter: str, ns: str, rate: int, samplers: object, secs: int, uptime: int,
+               boot_ms: int | None) -> list[tuple]:
+        return records(body, exporter, ns, rate, samplers, secs, uptime, boot_ms)
+
+
+RECORDS = _Records()
