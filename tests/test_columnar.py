@@ -11,7 +11,9 @@ from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig, MappingConfig
 from flowpipe.decode.base import Source
 from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, Exporter, Template
+from flowpipe.metrics import Metrics
 
 T0 = 1_700_000_000.0
 # IPFIX with 8-byte counters and absolute millisecond times (a plan with "ms" times and wide fields).
@@ -98,30 +100,29 @@ def ipfix_wide_load(seed: int, n: int) -> list[tuple[bytes, Source]]:
 
 
 def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig, batch: int,
-                   listener: ListenerConfig | None = None) -> tuple[list[list[list[Any]]], list[list[list[Any]]], int]:
-    """Decode and aggregate ``load`` with chunks (as the service) and with flow tuples only; the
-    flows each emits at every flush tick, and how many flows came as chunks."""
+                   listener: ListenerConfig | None = None,
+                   sizes: list[int] | None = None) -> tuple[list[list[list[Any]]], list[list[list[Any]]], int]:
+    """Decode and aggregate ``load`` as the service does (decoder stage with chunks, ``batch``
+    datagrams a batch) and with flow tuples only, one datagram after the other; the flows each
+    emits at every flush tick, and how many flows came as chunks. ``sizes``: batch sizes instead."""
     mapping = list(listener.mapping) if listener else []
-    dec_c = DatagramDecoder("netflow9", DecoderConfig(), mapping, listener, columnar=True)
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), mapping, listener,
+                                                                columnar=True), Metrics(), FlowQueue(10**9))
     dec_t = DatagramDecoder("netflow9", DecoderConfig(), mapping, listener)
     acc_c, acc_t = Accumulator(cfg), Accumulator(cfg)
     out_c: list[list[list[Any]]] = []
     out_t: list[list[list[Any]]] = []
     chunked = 0
     now = T0
-    for b, a in enumerate(range(0, len(load), batch)):
-        flows_c: list[tuple] = []
-        chunks: list[Any] = []
-        flows_t: list[tuple] = []
+    starts = [sum((sizes or [])[:k]) for k in range(len(sizes))] if sizes else range(0, len(load), batch)
+    for b, a in enumerate(starts):
+        batch = sizes[b] if sizes else batch
+        fb = stage.decode_batch([(data, src.exporter, src.port, src.received) for data, src in load[a:a + batch]])
+        chunked += fb.chunked
+        acc_c.add(fb.flows, now)
+        acc_c.add_chunks(fb.chunks, now)
         for data, src in load[a:a + batch]:
-            d = dec_c.decode(data, src)
-            flows_c += d.flows
-            chunks += d.chunks
-            chunked += sum(c.count for c in d.chunks)
-            flows_t += dec_t.decode(data, src).flows
-        acc_c.add(flows_c, now)
-        acc_c.add_chunks(chunks, now)
-        acc_t.add(flows_t, now)
+            acc_t.add(dec_t.decode(data, src).flows, now)
         if b % 3 == 2:
             now += cfg.flush_interval / 2
             out_c.append(acc_c.flush(now))
@@ -255,6 +256,87 @@ def test_reopened_window_keeps_its_first_record(rollup: bool) -> None:
         results.append(flushed)
     assert results[0] == results[1]
     assert results[0] == [[(40000, 1, 20)], [(40000, 2, 1100), (40001, 3, 5)], [(40000, 3, 15)]]
+
+
+# Same conversation fields; PLAIN_B adds an output interface, MIXED an in-record sampling interval
+# (IE 34), which leaves it without a plan (its sets are flow tuples).
+PLAIN_A = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4)], template_id=258)
+PLAIN_B = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (14, 4)], template_id=256)
+MIXED = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (14, 4), (34, 4)], template_id=257)
+A, B = b"\n\0\0\1", b"\n\0\0\2"
+
+
+def _sends(exp: Exporter, src: Source, *parts: tuple[Template, list[tuple]]) -> list[tuple[bytes, Source]]:
+    return [(g, src) for t, recs in parts for g in exp.encode(t, recs)]
+
+
+@pytest.mark.parametrize("rollup", [True, False])
+def test_one_exporter_keeps_its_order_across_chunks_and_tuples(rollup: bool) -> None:
+    """An exporter's records stay in arrival order when some of its sets are chunks and others flow
+    tuples: the window's kept fields come from its first record, and a conversation whose record
+    came before the records that made its client side ephemeral keeps its port."""
+    src = Source("192.0.2.1", 2055, "default", T0)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, boot_time=T0 - 3600, clock=lambda: T0)
+    first = _sends(exp, src, (PLAIN_B, [(A, B, 40000, 443, 6, 100, 1, 1)]))
+    second = _sends(exp, src, (PLAIN_B, [(A, B, 40000, 443, 6, 5000, 1, 2)]),
+                    (MIXED, [(A, B, p, 443, 6, 1, 1, 3, 5) for p in (40001, 40002, 40003)]),
+                    (PLAIN_B, [(A, B, 40000, 443, 6, 7, 1, 4)]))
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4, port_rollup_disabled=not rollup)
+    out_c, out_t, _ = aggregate_both(first + second, cfg, 0, sizes=[len(first), len(second)])
+    _same(out_c, out_t)
+    got = {(f[13], f[14]): (f[7], f[20]) for f in out_t[-1]}
+    if rollup:
+        assert got == {(40000, 443): (5100, 1), (40001, 443): (1, 3), (40002, 443): (1, 3), (-1, 443): (8, 3)}
+    else:
+        assert got[(40000, 443)] == (5107, 1)
+
+
+def test_one_datagram_mixing_chunk_and_tuple_sets_in_order() -> None:
+    """One datagram with a set without a plan, then a plain set, for one conversation: the records
+    are aggregated in set order, so the first one (in-record sampling rate 5, output interface 8)
+    opens the window."""
+    from flowpipe.export.netflow9 import Netflow9Encoder
+    enc = Netflow9Encoder(1)
+    up, secs = 3_600_000, int(T0)
+    templates = enc.template_packet([PLAIN_B, MIXED], up, secs)
+    sets = [enc.data_packet(t, recs, up, secs)[20:] for t, recs in (
+        (MIXED, [(A, B, 40000, 443, 6, 10, 1, 8, 5)]), (PLAIN_B, [(A, B, 40000, 443, 6, 1, 1, 9)]))]
+    datagram = templates[:20] + b"".join(sets)
+    src = Source("192.0.2.1", 2055, "default", T0)
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=True)
+    out_c, out_t, _ = aggregate_both([(templates, src), (datagram, src)], cfg, 0, sizes=[1, 1])
+    _same(out_c, out_t)
+    assert [(f[7], f[20], f[3]) for f in out_t[-1]] == [(11, 8, 5)]
+
+
+def test_one_exporter_two_plain_layouts_in_order() -> None:
+    """Two plain layouts of one address family from one exporter, interleaved: aggregated in order
+    (not grouped by layout), so the window's output interface is its first record's."""
+    src = Source("192.0.2.1", 2055, "default", T0)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, boot_time=T0 - 3600, clock=lambda: T0)
+    load = _sends(exp, src, (PLAIN_B, [(A, A, 1, 2, 6, 1, 1, 9)]), (PLAIN_A, [(A, B, 40000, 443, 6, 100, 1)]),
+                  (PLAIN_B, [(A, B, 40000, 443, 6, 7, 1, 2)]))
+    out_c, out_t, chunked = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=len(load))
+    _same(out_c, out_t)
+    assert {(f[13], f[20]) for f in out_t[-1]} == {(1, 9), (40000, 0)}
+
+
+def test_exporters_with_different_layouts_keep_every_byte() -> None:
+    """Across exporters a batch is aggregated per template layout, not in arrival order (as if the
+    datagrams had arrived in another order, which UDP allows): no flow is lost or counted twice."""
+    exp1 = Exporter("127.0.0.1:9", protocol=9, source_id=1, boot_time=T0 - 3600, clock=lambda: T0)
+    exp2 = Exporter("127.0.0.1:9", protocol=9, source_id=2, boot_time=T0 - 3600, clock=lambda: T0)
+    s1, s2 = Source("192.0.2.1", 2055, "default", T0), Source("192.0.2.2", 2055, "default", T0)
+    load = _sends(exp1, s1, (PLAIN_B, [(A, B, 40000, 443, 6, 100, 1, 1)]))
+    load += _sends(exp2, s2, (PLAIN_A, [(A, A, 1, 2, 6, 1, 1)]))
+    load += _sends(exp1, s1, (PLAIN_B, [(A, B, 40000, 443, 6, 5000, 1, 1)]))
+    load += _sends(exp2, s2, (PLAIN_A, [(A, B, p, 443, 6, 1, 1) for p in (40001, 40002, 40003)]))
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4)
+    out_c, out_t, chunked = aggregate_both(load, cfg, batch=len(load))
+    assert chunked == 6
+    for out in (out_c, out_t):
+        assert sum(f[7] for tick in out for f in tick) == 5104
+        assert sum(f[8] for tick in out for f in tick) == 6
 
 
 def test_max_contexts_same_drops() -> None:

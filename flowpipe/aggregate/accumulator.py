@@ -200,7 +200,10 @@ class Accumulator:
         """
         if now is None:
             now = time.time()
-        for cols in columns.group(chunks):
+        groups, ordered = columns.group(chunks)
+        if ordered:
+            self.add([r for c in ordered for r in c.rows()], now)
+        for cols in groups:
             self._add_columns(cols, now)
 
     def _add_columns(self, cols: columns.Columns, now: float) -> None:

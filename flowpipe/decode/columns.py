@@ -17,7 +17,7 @@ rate or sampler id in the records, no in-band exporter identity, no mapping over
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,11 +37,15 @@ _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
 class VectorPlan:
     """Where a template's records keep the fast path's values: a numpy dtype over the record."""
 
-    __slots__ = ("dtype", "names", "times")
+    __slots__ = ("dtype", "names", "times", "family")
 
     def __init__(self, dtype: np.dtype[Any], names: dict[int, str], times: dict[int, str]) -> None:
         self.dtype = dtype
         self.names = names  # slot -> field name in dtype (absent slots take the tuple's default)
+        # (source, destination) address lengths: records of plans with different ones can share
+        # no context and no rollup address pair
+        self.family = tuple(dtype.fields[names[s]][0].itemsize if s in names else 0  # type: ignore[index]
+                            for s in (11, 12))
         self.times = times  # START_SLOT / END_SLOT -> "s" | "ms" | "up" | "v5" (absent: the export time)
 
 
@@ -193,10 +197,14 @@ class Columns:
         return rows[p - self.starts[c]]
 
 
-def group(chunks: list[Chunk]) -> Iterator[Columns]:
+def group(chunks: list[Chunk]) -> tuple[list[Columns], list[Chunk]]:
     """The chunks as :class:`Columns`, one per template decoder (shared by the exporters whose
-    templates have the same layout)."""
+    templates have the same layout), and, in order, the chunks of the exporters that must not be
+    grouped: those with chunks of two layouts of the same address family (grouping would
+    aggregate one exporter's records out of order where they can meet)."""
     groups: dict[int, list[Chunk]] = {}
+    layouts: dict[tuple[str, tuple[int, ...]], int] = {}
+    mixed: set[str] = set()
     for c in chunks:
         k = id(c.dec)
         g = groups.get(k)
@@ -204,5 +212,11 @@ def group(chunks: list[Chunk]) -> Iterator[Columns]:
             groups[k] = [c]
         else:
             g.append(c)
-    for g in groups.values():
-        yield Columns(g)
+        seen = layouts.setdefault((c.exporter, c.dec.plan.family), k)
+        if seen != k:
+            mixed.add(c.exporter)
+    if not mixed:
+        return [Columns(g) for g in groups.values()], []
+    ordered = [c for c in chunks if c.exporter in mixed]
+    rest = [g for g in ([c for c in g if c.exporter not in mixed] for g in groups.values()) if g]
+    return [Columns(g) for g in rest], ordered

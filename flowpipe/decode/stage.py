@@ -106,6 +106,8 @@ class DecoderStage:
         flows: list[tuple] = []
         chunks: list[Chunk] = []
         chunked = 0
+        tupled: set[str] = set()          # exporters with flow tuples in this batch
+        chunk_exporters: set[str] = set()  # exporters with chunks in it
         notes: list[SequenceNote] = []
         invalid: Tally[str] = Tally()
         skipped: Tally[str] = Tally()
@@ -140,7 +142,9 @@ class DecoderStage:
                 skipped.update(d.skipped)
             nchunked = 0
             if d.chunks:
-                if sampling is not None or tags is not None:  # per-flow work: as tuples
+                # As tuples: per-flow work to do, or this exporter already has flow tuples in the
+                # batch (they are aggregated before chunks: its datagrams must stay in order).
+                if sampling is not None or tags is not None or d.exporter in tupled:
                     for c in d.chunks:
                         d.flows.extend(c.rows())
                 else:
@@ -150,7 +154,16 @@ class DecoderStage:
                             unknown_rate[d.exporter] += c.count
                     chunks.extend(d.chunks)
                     chunked += nchunked
+                    chunk_exporters.add(d.exporter)
             if d.flows:
+                if d.exporter not in tupled:
+                    tupled.add(d.exporter)
+                    if d.exporter in chunk_exporters:  # its earlier chunks go first, as tuples
+                        mine = [c for c in chunks if c.exporter == d.exporter]
+                        chunks[:] = [c for c in chunks if c.exporter != d.exporter]
+                        for c in mine:
+                            chunked -= c.count
+                            flows.extend(c.rows())
                 got = d.flows
                 if sampling is not None:
                     got, unknown = sampling.apply(got, d.exporter)

@@ -306,7 +306,7 @@ class TemplateDecoder:
                     return
                 if dec.size:
                     body = body[:room * dec.size]
-            if self.columnar and dec.plan is not None:
+            if self.columnar and dec.plan is not None and not msg.flows:
                 count = min(len(body) // dec.size, room)
                 if count:
                     if len(body) != count * dec.size:
@@ -324,6 +324,10 @@ class TemplateDecoder:
                 del rows[room:]
             if dec.identity and rows and rows[0][1] != msg.exporter:
                 self._identify(dom, rows[0][1], msg)
+            if msg.chunks:  # keep the datagram's order: its sets from here on are flow tuples
+                for c in msg.chunks:
+                    msg.flows.extend(c.rows())
+                msg.chunks.clear()
             msg.flows.extend(rows)
             msg.records += len(rows)
         if overran:
