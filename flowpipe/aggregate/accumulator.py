@@ -202,7 +202,7 @@ class Accumulator:
             now = time.time()
         groups, ordered = columns.group(chunks)
         if ordered:
-            self.add([r for c in ordered for r in c.rows()], now)
+            self.add(columns.flows_of(ordered), now)
         for cols in groups:
             self._add_columns(cols, now)
 
@@ -325,7 +325,7 @@ class Accumulator:
         if i is None:
             i = contexts.get(key)  # made by an earlier flow of this batch?
         rollup = self._tracking()
-        tok: Token | None = NO_TOKEN
+        tok = NO_TOKEN
         if rollup is not None:
             verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
             if verdict:
@@ -352,8 +352,7 @@ class Accumulator:
         else:
             self._merge(i, f)
         if rollup is not None:
-            self._token[i] = tok or NO_TOKEN
-            self._live[i] = tok or NO_TOKEN
+            self._token[i] = self._live[i] = tok
         else:
             self._live[i] = OPEN
 

@@ -114,6 +114,11 @@ class Chunk:
         return rows
 
 
+def flows_of(chunks: list[Chunk]) -> list[tuple]:
+    """The records of ``chunks`` as flow tuples, in order (for where they must take the tuple path)."""
+    return [f for c in chunks for f in c.rows()]
+
+
 class Columns:
     """The records of chunks of one template (any exporters), as columns.
 

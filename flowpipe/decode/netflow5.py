@@ -77,9 +77,7 @@ class _Records:
                           "offsets": [o for _, o in fields.values()], "itemsize": RECORD.size})
         self.plan = VectorPlan(dtype, names, {5: "v5", 6: "v5"})
 
-    def decode(self, body: bytes, exporter: str, ns: str, rate: int, samplers: object, secs: int, uptime: int,
-               boot_ms: int | None) -> list[tuple]:
-        return records(body, exporter, ns, rate, samplers, secs, uptime, boot_ms)
+    decode = staticmethod(records)
 
 
 RECORDS = _Records()

@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from flowpipe.decode.base import DecodeError, SequenceObs, Source
-from flowpipe.decode.columns import Chunk
+from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.flow import SAMPLING_RATE
@@ -145,8 +145,7 @@ class DecoderStage:
                 # As tuples: per-flow work to do, or this exporter already has flow tuples in the
                 # batch (they are aggregated before chunks: its datagrams must stay in order).
                 if sampling is not None or tags is not None or d.exporter in tupled:
-                    for c in d.chunks:
-                        d.flows.extend(c.rows())
+                    d.flows.extend(flows_of(d.chunks))
                 else:
                     for c in d.chunks:
                         nchunked += c.count
@@ -161,9 +160,8 @@ class DecoderStage:
                     if d.exporter in chunk_exporters:  # its earlier chunks go first, as tuples
                         mine = [c for c in chunks if c.exporter == d.exporter]
                         chunks[:] = [c for c in chunks if c.exporter != d.exporter]
-                        for c in mine:
-                            chunked -= c.count
-                            flows.extend(c.rows())
+                        chunked -= sum(c.count for c in mine)
+                        flows.extend(flows_of(mine))
                 got = d.flows
                 if sampling is not None:
                     got, unknown = sampling.apply(got, d.exporter)

@@ -49,7 +49,7 @@ from typing import Any
 from flowpipe.config import DecoderConfig, MappingConfig
 from flowpipe.decode import ipfix, netflow9
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
-from flowpipe.decode.columns import Chunk
+from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.elements import (
     Field,
     Mapping,
@@ -325,8 +325,7 @@ class TemplateDecoder:
             if dec.identity and rows and rows[0][1] != msg.exporter:
                 self._identify(dom, rows[0][1], msg)
             if msg.chunks:  # keep the datagram's order: its sets from here on are flow tuples
-                for c in msg.chunks:
-                    msg.flows.extend(c.rows())
+                msg.flows.extend(flows_of(msg.chunks))
                 msg.chunks.clear()
             msg.flows.extend(rows)
             msg.records += len(rows)
