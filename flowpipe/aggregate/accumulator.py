@@ -26,7 +26,7 @@ import heapq
 import operator
 import time
 from array import array
-from collections.abc import Callable, Iterable, Iterator, MutableSequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from itertools import repeat
 from typing import Any, cast
 
@@ -77,6 +77,11 @@ Column = MutableSequence[Any]
 def _view(c: Column) -> Any:
     """A numpy view of an ``array('q')`` column (it cannot grow while the view lives)."""
     return np.frombuffer(c, np.int64)  # type: ignore[call-overload]
+
+
+def _dview(c: Column) -> Any:
+    """A numpy view of an ``array('d')`` column."""
+    return np.frombuffer(c, np.float64)  # type: ignore[call-overload]
 
 
 def _ints() -> Column:
@@ -224,6 +229,8 @@ class Accumulator:
             fast &= np.fromiter(map(_gen, map(self._live.__getitem__, slots)), np.int64, n) == (
                 rollup.gen if rollup is not None else OPEN.gen)
         rest = np.flatnonzero(~fast)
+        if len(rest) and not self._wide:
+            rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, now)
         if len(rest) and not self._wide and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
         heap = rest.tolist()  # sorted: a valid heap
@@ -312,6 +319,90 @@ class Accumulator:
                             (self._end, cols.end), (self._flags, cols.flags)):
             _view(col)[where] = values[openers]
         return rest[k:]
+
+    def _make_new(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any, fast: Any,
+                  rollup: PortRollup | None, now: float) -> Any:
+        """Make, all at once, the contexts of records whose key is new and whose outcome no other
+        record of the batch can change: without rollup, every such record (the first of a key opens
+        the context, the others join ``fast``); with rollup, those whose address pair has no tracker
+        in either generation and no other record in the batch (:meth:`PortRollup.track_new` then
+        gives each the same verdict, 0, as :meth:`PortRollup.observe` would at its turn). Only when
+        neither cap (``max_contexts``, the rollup's ``max_entries``) can be reached by the batch, so
+        no record's fate depends on the order. Returns the positions still for the tuple path."""
+        new = rest[idx[rest] < 0]
+        if not len(new) or len(self.contexts) + len(new) > self.max_contexts:
+            return rest
+        ok = cols.ok
+        if rollup is not None:
+            pairs = rollup.lone_new_pairs(cols.parts[0], cols.parts[1], cols.n)
+            if pairs is None:
+                return rest
+            new = new[pairs[new] & ok[new]]
+            if not len(new):
+                return rest
+            openers = new
+        else:  # a key's first record opens its context (if numpy can read it), the others merge
+            first: dict[Key, int] = {}
+            for p in new.tolist():
+                first.setdefault(keys[p], p)
+            openers = np.fromiter(first.values(), np.int64, len(first))
+            openers = openers[ok[openers]]
+            if not len(openers):
+                return rest
+            new = new[ok[new]]
+        pos = openers.tolist()
+        m = len(pos)
+        while len(self._free) < m:
+            self._grow()
+        free = self._free
+        made = free[len(free) - m:]
+        del free[len(free) - m:]
+        made.reverse()
+        at = np.array(made, dtype=np.int64)
+        new_keys = [keys[p] for p in pos]
+        self.contexts.update(zip(new_keys, made, strict=True))
+        self.keys.hold_many(new_keys)
+        if rollup is not None:
+            sp, dp = cols.parts[2], cols.parts[3]
+            rollup.track_new(cols.parts[0], cols.parts[1], sp, dp, openers)
+        rows = cols.rows() if m > cols.n // 4 else None
+        row = rows.__getitem__ if rows is not None else cols.row
+        intern = self._interner()
+        base, extras, live, nxt = self._base, self._extras, self._live, _dview(self._next)
+        state = NO_TOKEN if rollup is not None else OPEN
+        for p, i in zip(pos, made, strict=True):
+            b = base_fields(row(p))
+            base[i] = intern(b, b)
+            extras[i] = None
+            live[i] = state
+        if rollup is not None:
+            token = self._token
+            for i in made:
+                token[i] = NO_TOKEN
+        nxt[at] = now
+        for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
+                            (self._end, cols.end), (self._flags, cols.flags)):
+            _view(col)[at] = values[openers]
+        for p, i in zip(pos, made, strict=True):
+            slots[p] = i
+        idx[openers] = at
+        taken = np.zeros(cols.n, dtype=bool)
+        taken[openers] = True
+        if rollup is None and len(new) > m:  # later records of a new key: merged with the others
+            get = self.contexts.get
+            pos_l, got_l = [], []
+            for p in new[~taken[new]].tolist():
+                j = get(keys[p])
+                if j is not None:  # opened here (a key whose first record was not opened keeps the tuple path)
+                    pos_l.append(p)
+                    got_l.append(j)
+            later, got = np.array(pos_l, dtype=np.int64), np.array(got_l, dtype=np.int64)
+            idx[later] = got
+            for p, i in zip(later.tolist(), got.tolist(), strict=True):
+                slots[p] = i
+            fast[later] = True
+            taken[later] = True
+        return rest[~taken[rest]]
 
     def _tracking(self) -> PortRollup | None:
         """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
@@ -435,7 +526,7 @@ class Accumulator:
 
     def flush(self, now: float) -> list[list[Any]]:
         """Emit the contexts that are due at ``now`` and drop the expired ones."""
-        out, expired = self._visit(now, self.contexts.items())
+        out, expired = self._visit(now, list(self.contexts), list(self.contexts.values()))
         self._expire(expired)
         self.keys.sweep()
         return out
@@ -451,34 +542,39 @@ class Accumulator:
         get = self.contexts.get
         for a in range(0, len(keys), size):
             part = keys[a:a + size]
-            slots = map(get, part)
-            out, expired = self._visit(now, ((k, i) for k, i in zip(part, slots, strict=True) if i is not None))
+            slots = list(map(get, part))
+            if None in slots:  # expired by an earlier part? (never: each context is visited once)
+                part = [k for k, i in zip(part, slots, strict=True) if i is not None]
+                slots = [i for i in slots if i is not None]
+            out, expired = self._visit(now, part, slots)  # type: ignore[arg-type]
             self._expire(expired)
             yield out
         self.keys.sweep()
 
-    def _visit(self, now: float, pairs: Iterable[tuple[Key, int]]) -> tuple[list[list[Any]], list[Key]]:
-        keys: list[Key] = []
-        slots: list[int] = []
-        expired = []
-        interval, ttl = self.interval, self.ttl
-        base, nxt, extras = self._base, self._next, self._extras
-        for key, i in pairs:
-            if base[i] is None:
-                if extras[i] + ttl < now:
-                    expired.append(key)
-                    continue
-                if nxt[i] > now:
-                    continue
-            else:
-                if nxt[i] > now:
-                    continue
-                keys.append(key)
-                slots.append(i)
-            nxt[i] += interval
-        out = self._emit(keys, slots)
+    def _visit(self, now: float, keys: list[Key], slots: list[int]) -> tuple[list[list[Any]], list[Key]]:
+        """Emit the open windows due at ``now`` among these contexts, move their next emission on by
+        the interval (and that of due empty windows), and list the contexts whose empty window
+        outlived the TTL; with numpy over the slot columns."""
+        if not slots:
+            return [], []
+        base, extras = self._base, self._extras
+        at = np.array(slots, dtype=np.int64)
+        held = list(map(base.__getitem__, slots))
+        is_open = np.fromiter(map(operator.is_not, held, repeat(None)), bool, len(slots))
+        nxt = _dview(self._next)
+        due = nxt[at] <= now
+        closed = np.flatnonzero(~is_open)
+        gone = np.zeros(len(slots), dtype=bool)
+        if len(closed):  # an empty window holds the time of its last emission in ``extras``
+            last = np.fromiter(map(extras.__getitem__, at[closed].tolist()), np.float64, len(closed))
+            gone[closed[last + self.ttl < now]] = True
+        nxt[at[due & ~gone]] += self.interval
+        emit = np.flatnonzero(is_open & due).tolist()
+        expired = [keys[p] for p in np.flatnonzero(gone).tolist()]
+        emit_slots = [slots[p] for p in emit]
+        out = self._emit([keys[p] for p in emit], emit_slots)
         live = self._live
-        for i in slots:
+        for i in emit_slots:
             base[i] = None
             extras[i] = now  # the last emission (one object for all emitted now)
             live[i] = NO_TOKEN

@@ -15,7 +15,9 @@ never equal to a bytes key, so it is still exactly one context.
 """
 from __future__ import annotations
 
+import operator
 import struct
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +38,11 @@ from flowpipe.flow import (
 
 _TAIL = struct.Struct(">HHBBIB")
 _HEAD = 6
+_OWNER = operator.itemgetter(slice(0, 4))
+
+
+def _is_bytes(k: object) -> bool:
+    return type(k) is bytes
 Key = bytes | tuple
 
 
@@ -76,6 +83,12 @@ class KeyCodec:
         """A context now has ``key``."""
         if type(key) is bytes:
             self._refs[int.from_bytes(key[:4], "big")] += 1
+
+    def hold_many(self, keys: list[Key]) -> None:
+        """Contexts now have ``keys``."""
+        refs = self._refs
+        for owner, n in Counter(map(_OWNER, filter(_is_bytes, keys))).items():
+            refs[int.from_bytes(owner, "big")] += n
 
     def release(self, key: Key) -> None:
         """The context with ``key`` is gone."""

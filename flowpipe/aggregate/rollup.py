@@ -14,6 +14,12 @@ cheap to make and invisible to the cyclic garbage collector. A generation still 
 flat mapping ``(src, dst, S|D, port) -> ports`` whose ``len`` is its number of trackers (what
 ``max_entries`` bounds).
 
+A pair observed once and never since (the common case on real traffic: most conversations are
+new) is held as a *seed*, the tuple ``(sport, dport)``, which stands for the two trackers
+``S(sport) = (dport,)`` and ``D(dport) = (sport,)`` and is turned into the pair's dict when the
+pair is seen again (:func:`_grown`): one small object instead of a dict and two tuples, shared by
+both generations.
+
 Stability tokens (what lets the accumulator skip the rollup for a flow it has seen): an
 observation that changes nothing (no tracker created, grown or removed, nothing refused) and keeps
 both ports leaves :attr:`PortRollup.stable` set to the pair's current token, else ``None``. The
@@ -24,8 +30,11 @@ set to -1) by any change to the pair in either generation, and every token lapse
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+import numpy as np
 
 S, D = 0, 1
 _TOKEN = None  # the key of a pair's token in its new-generation dict
@@ -54,12 +63,12 @@ class Generation(Mapping[tuple, tuple]):
 
     def __getitem__(self, key: tuple) -> tuple:
         src, dst, kind, port = key
-        ports: tuple = self.pairs[(src, dst)][port + port + kind]
+        ports: tuple = _grown(self.pairs[(src, dst)])[port + port + kind]
         return ports
 
     def __iter__(self) -> Iterator[tuple]:
         for (src, dst), trackers in self.pairs.items():
-            for k in trackers:
+            for k in _grown(trackers):
                 if k is not _TOKEN:
                     yield (src, dst, k & 1, k >> 1)
 
@@ -79,11 +88,40 @@ class PortRollup:
         self.cur, self.new = self.new, Generation()
         self.gen += 1
 
+    def lone_new_pairs(self, src: Any, dst: Any, n: int) -> Any:
+        """Which of ``n`` flows (address columns, numpy ``V4``/``V16`` or None for absent) have an
+        address pair that no other of them has and that has no tracker in either generation: what
+        :meth:`track_new` may take. None when the ``n`` flows could reach ``max_entries`` (then
+        the order of their observations matters)."""
+        if self.cur.entries + self.new.entries + 4 * n >= self.max_entries:
+            return None
+        pairs = list(zip(_addresses(src, n), _addresses(dst, n), strict=True))
+        counts = Counter(pairs)
+        cur, new = self.cur.pairs, self.new.pairs
+        lone = [counts[p] == 1 and p not in cur and p not in new for p in pairs]
+        return np.fromiter(lone, bool, n)
+
+    def track_new(self, src: Any, dst: Any, sp: Any, dp: Any, at: Any) -> None:
+        """:meth:`observe` of the flows at positions ``at`` of the columns, whose pairs are lone and
+        untracked (:meth:`lone_new_pairs`): each verdict is 0 and no token is made or spent."""
+        n = len(at)
+        srcs, dsts = _addresses(None if src is None else src[at], n), _addresses(None if dst is None else dst[at], n)
+        sps = [0] * n if sp is None else sp[at].tolist()
+        dps = [0] * n if dp is None else dp[at].tolist()
+        pairs = list(zip(srcs, dsts, strict=True))
+        seeds = list(zip(sps, dps, strict=True))
+        for gen in (self.cur, self.new):
+            gen.pairs.update(zip(pairs, seeds, strict=True))  # type: ignore[arg-type]
+            gen.entries += 2 * n
+        self.stable = None
+
     def classify(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
         """0: keep both ports; 1: source port is ephemeral; 2: destination port is ephemeral."""
         trackers = self.cur.pairs.get((src, dst))
         if trackers is None:
             return 0
+        if type(trackers) is tuple:
+            trackers = _grown(trackers)
         s_ports, d_ports = trackers.get(sp + sp), trackers.get(dp + dp + 1)
         s = len(s_ports) if s_ports else 0
         d = len(d_ports) if d_ports else 0
@@ -105,6 +143,8 @@ class PortRollup:
 
         # -- Add on the current generation
         gc = cur.pairs.get(pk)
+        if type(gc) is tuple:
+            gc = cur.pairs[pk] = _grown(gc)
         if gc is None:
             s_ports = d_ports = None
             a = b = 0
@@ -160,6 +200,8 @@ class PortRollup:
 
         # -- Add on the new generation, not re-tracking a side the current one calls ephemeral
         gn = new.pairs.get(pk)
+        if type(gn) is tuple:
+            gn = new.pairs[pk] = _grown(gn)
         if gn is None:
             s_ports = d_ports = None
             a = b = 0
@@ -222,3 +264,17 @@ class PortRollup:
                 tok = gn[_TOKEN] = Token(self.gen)
             self.stable = tok
         return verdict
+
+
+def _addresses(col: Any, n: int) -> list[bytes]:
+    """An address column (numpy ``V4``/``V16``, or None: absent) as the bytes flows carry."""
+    return [b""] * n if col is None else col.tolist()
+
+
+def _grown(trackers: Any) -> dict[Any, Any]:
+    """A pair's trackers as a dict, from a seed ``(sport, dport)`` (see the module doc) or as they are."""
+    if type(trackers) is tuple:
+        sp, dp = trackers
+        return {sp + sp: (dp,), dp + dp + 1: (sp,)}
+    grown: dict[Any, Any] = trackers
+    return grown
