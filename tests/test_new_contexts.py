@@ -1,0 +1,184 @@
+"""Mostly new conversations (what real exports are): the columnar path opens new contexts in bulk
+and tracks untracked address pairs as seeds, and the outcome is exactly that of the per-flow
+tuple path: same flows at every flush, same rollup trackers, same refusals and drops at the caps."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.aggregate.rollup import PortRollup
+from flowpipe.config import AggregatorConfig, DecoderConfig
+from flowpipe.decode.base import Source
+from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.stage import DecoderStage, FlowQueue
+from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, Exporter
+from flowpipe.metrics import Metrics
+
+T0 = 1_700_000_000.0
+
+
+def new_load(seed: int, n: int, hosts: int, v6: bool = False) -> list[tuple[bytes, Source]]:
+    """``n`` records from 2 exporters between ``hosts`` x ``hosts`` addresses: with many hosts most
+    address pairs are new and alone in their batch; with few, pairs repeat within and across
+    batches and a client's ephemeral ports to a service cross the rollup threshold."""
+    rng = random.Random(seed)
+    out: list[tuple[bytes, Source]] = []
+    for k in range(2):
+        exp = Exporter("127.0.0.1:9", protocol=9, source_id=k, records_per_packet=rng.choice((5, 24)),
+                       boot_time=T0 - 3600, clock=lambda: T0)
+        up = exp.uptime_ms()
+        recs = []
+        for _ in range(n):
+            a, b = rng.randrange(hosts), rng.randrange(hosts)
+            if v6:
+                src, dst = bytes(12) + a.to_bytes(4, "big"), bytes(11) + b"\1" + b.to_bytes(4, "big")
+            else:
+                src, dst = bytes((10, 1)) + a.to_bytes(2, "big"), bytes((10, 2)) + b.to_bytes(2, "big")
+            service = rng.choice((53, 443))
+            eph = rng.randrange(32768, 32768 + rng.choice((4, 3000)))
+            sport, dport = (eph, service) if rng.random() < 0.6 else (service, eph)
+            if rng.random() < 0.1:
+                sport = dport = service
+            first = up - rng.randrange(60_000)
+            recs.append(DefaultRecord(src, dst, bytes(16 if v6 else 4), rng.randrange(3), rng.randrange(3),
+                                      rng.randrange(1, 100), rng.randrange(40, 10**6), first,
+                                      min(up, first + rng.randrange(1000)), sport, dport, rng.choice((0, 0x02, 0x10)),
+                                      rng.choice((6, 17)), rng.choice((0, 8)), 0, 0, 24, 24))
+        out += [(g, Source(f"192.0.2.{k + 1}", 2055, "default", T0))
+                for g in exp.encode(DEFAULT_TEMPLATE_V6 if v6 else DEFAULT_TEMPLATE, recs)]
+    rng.shuffle(out[2:])  # interleave the exporters (their templates first)
+    return out
+
+
+def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig,
+                   batch: int) -> tuple[list[list[Any]], list[list[Any]], Accumulator, Accumulator, int]:
+    """``load`` through the service's decoder stage (chunks) and through flow tuples one datagram at
+    a time; what each emits at every flush (flows sorted), both accumulators, and how many flows
+    the columnar one sent through the per-flow path."""
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         Metrics(), FlowQueue(10**9))
+    plain = DatagramDecoder("netflow9", DecoderConfig(), [])
+    acc_c, acc_t = Accumulator(cfg), Accumulator(cfg)
+    per_flow = [0]
+    one = acc_c._add_one
+
+    def counted(*args: Any) -> None:
+        per_flow[0] += 1
+        one(*args)
+
+    acc_c._add_one = counted  # type: ignore[method-assign]
+    out_c: list[list[Any]] = []
+    out_t: list[list[Any]] = []
+    now = T0
+    for b, a in enumerate(range(0, len(load), batch)):
+        part = load[a:a + batch]
+        fb = stage.decode_batch([(d, s.exporter, s.port, s.received) for d, s in part])
+        acc_c.add(fb.flows, now)
+        acc_c.add_chunks(fb.chunks, now)
+        for d, s in part:
+            acc_t.add(plain.decode(d, s).flows, now)
+        if b % 4 == 3:
+            now += cfg.flush_interval / 2
+            out_c.append(sorted(map(repr, acc_c.flush(now))))
+            out_t.append(sorted(map(repr, acc_t.flush(now))))
+        if b % 9 == 8:
+            acc_c.rotate_rollup()
+            acc_t.rotate_rollup()
+    out_c.append(sorted(map(repr, acc_c.drain())))
+    out_t.append(sorted(map(repr, acc_t.drain())))
+    return out_c, out_t, acc_c, acc_t, per_flow[0]
+
+
+def _trackers(acc: Accumulator) -> tuple[Any, ...]:
+    r = acc.rollup
+    assert r is not None
+    return dict(r.cur), dict(r.new), r.cur.entries, r.new.entries, r.refused
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("threshold", [2, 3, 10])
+def test_new_conversations_with_rollup_like_tuples(seed: int, threshold: int) -> None:
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=threshold)
+    out_c, out_t, acc_c, acc_t, per_flow = aggregate_both(new_load(seed, 900, hosts=4000, v6=seed == 3), cfg,
+                                                          batch=6 + seed * 9)
+    assert out_c == out_t
+    assert sum(map(len, out_t)) > 1500
+    assert _trackers(acc_c) == _trackers(acc_t)
+    assert per_flow < 300  # most of the 1800 flows were opened in bulk
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_repeated_pairs_and_thresholds_crossed_within_a_batch(seed: int) -> None:
+    """Few hosts: pairs repeat in a batch and across batches and cross the threshold in one batch
+    (those take the per-flow path); the lone ones in between still go in bulk."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=3)
+    out_c, out_t, acc_c, acc_t, _ = aggregate_both(new_load(seed, 900, hosts=12), cfg, batch=40)
+    assert out_c == out_t
+    assert any("-1" in f for tick in out_t for f in tick)  # some ports were rolled up
+    assert _trackers(acc_c) == _trackers(acc_t)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_new_keys_without_rollup_first_record_opens(seed: int) -> None:
+    """No rollup: every new key is opened in bulk by its first record (its kept fields: interfaces,
+    next hop...), later records of the same key in the batch merge into it."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=True)
+    out_c, out_t, _, _, per_flow = aggregate_both(new_load(seed, 900, hosts=30 + seed * 500), cfg, batch=25)
+    assert out_c == out_t
+    assert per_flow == 0
+
+
+@pytest.mark.parametrize("cap", [40, 400, 1500])
+def test_rollup_cap_refuses_the_same_observations(cap: int) -> None:
+    """Near ``max_rollup_entries`` the order of observations decides what is refused: the batch
+    takes the per-flow path and refuses exactly what it refuses."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=3, max_rollup_entries=cap)
+    out_c, out_t, acc_c, acc_t, _ = aggregate_both(new_load(7, 600, hosts=2000), cfg, batch=30)
+    assert out_c == out_t
+    assert _trackers(acc_c) == _trackers(acc_t)
+    assert acc_t.rollup is not None and acc_t.rollup.refused > 0
+
+
+@pytest.mark.parametrize("rollup", [True, False])
+def test_max_contexts_drops_the_same_flows(rollup: bool) -> None:
+    cfg = AggregatorConfig(flush_interval=10.0, max_contexts=500, port_rollup_disabled=not rollup)
+    out_c, out_t, acc_c, acc_t, _ = aggregate_both(new_load(5, 600, hosts=3000), cfg, batch=20)
+    assert out_c == out_t
+    assert acc_c.dropped_full == acc_t.dropped_full > 0
+
+
+def test_a_seed_is_the_two_trackers_one_observation_makes() -> None:
+    """A pair tracked in bulk reads, and then behaves under further observations, exactly like one
+    observed once: same trackers, same verdicts, same stability tokens."""
+    import numpy as np  # noqa: PLC0415
+
+    rng = random.Random(3)
+    flows = [(bytes((10, 0, 0, i)), bytes((10, 0, 1, i)), rng.randrange(30000, 30010), rng.choice((53, 443)))
+             for i in range(50)]
+    bulk, each = PortRollup(3), PortRollup(3)
+    src = np.array([f[0] for f in flows], dtype="V4")
+    dst = np.array([f[1] for f in flows], dtype="V4")
+    sp = np.array([f[2] for f in flows], dtype=np.int64)
+    dp = np.array([f[3] for f in flows], dtype=np.int64)
+    lone = bulk.lone_new_pairs(src, dst, len(flows))
+    assert lone is not None and lone.all()
+    bulk.track_new(src, dst, sp, dp, np.arange(len(flows)))
+    for f in flows:
+        assert each.observe(*f) == 0
+    assert dict(bulk.cur) == dict(each.cur) and dict(bulk.new) == dict(each.new)
+    assert (bulk.cur.entries, bulk.new.entries) == (each.cur.entries, each.new.entries) == (100, 100)
+    # the same pairs again (now known: not lone-new), other ports: same verdicts and tokens
+    assert not bulk.lone_new_pairs(src, dst, len(flows)).any()
+    for k in range(6):
+        for s, d, p, q in flows:
+            port = 40000 + k
+            assert bulk.observe(s, d, port, q) == each.observe(s, d, port, q)
+            assert (bulk.stable is None) == (each.stable is None)
+            assert bulk.classify(s, d, p, q) == each.classify(s, d, p, q)
+        if k == 3:
+            bulk.rotate()
+            each.rotate()
+    assert dict(bulk.cur) == dict(each.cur) and dict(bulk.new) == dict(each.new)
