@@ -163,7 +163,7 @@ def test_a_seed_is_the_two_trackers_one_observation_makes() -> None:
     dst = np.array([f[1] for f in flows], dtype="V4")
     sp = np.array([f[2] for f in flows], dtype=np.int64)
     dp = np.array([f[3] for f in flows], dtype=np.int64)
-    lone = bulk.lone_new_pairs(src, dst, len(flows))
+    lone = bulk.lone_new_pairs(src, dst, len(flows), np.arange(len(flows)))
     assert lone is not None and lone.all()
     bulk.track_new(src, dst, sp, dp, np.arange(len(flows)))
     for f in flows:
@@ -171,7 +171,7 @@ def test_a_seed_is_the_two_trackers_one_observation_makes() -> None:
     assert dict(bulk.cur) == dict(each.cur) and dict(bulk.new) == dict(each.new)
     assert (bulk.cur.entries, bulk.new.entries) == (each.cur.entries, each.new.entries) == (100, 100)
     # the same pairs again (now known: not lone-new), other ports: same verdicts and tokens
-    assert not bulk.lone_new_pairs(src, dst, len(flows)).any()
+    assert bulk.lone_new_pairs(src, dst, len(flows), np.arange(len(flows))) is None
     for k in range(6):
         for s, d, p, q in flows:
             port = 40000 + k

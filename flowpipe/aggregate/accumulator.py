@@ -334,10 +334,11 @@ class Accumulator:
             return rest
         ok = cols.ok
         if rollup is not None:
-            pairs = rollup.lone_new_pairs(cols.parts[0], cols.parts[1], cols.n)
-            if pairs is None:
+            new = new[ok[new]]
+            lone = rollup.lone_new_pairs(cols.parts[0], cols.parts[1], cols.n, new) if len(new) else None
+            if lone is None:
                 return rest
-            new = new[pairs[new] & ok[new]]
+            new = new[lone]
             if not len(new):
                 return rest
             openers = new

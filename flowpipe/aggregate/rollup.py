@@ -88,18 +88,22 @@ class PortRollup:
         self.cur, self.new = self.new, Generation()
         self.gen += 1
 
-    def lone_new_pairs(self, src: Any, dst: Any, n: int) -> Any:
-        """Which of ``n`` flows (address columns, numpy ``V4``/``V16`` or None for absent) have an
-        address pair that no other of them has and that has no tracker in either generation: what
-        :meth:`track_new` may take. None when the ``n`` flows could reach ``max_entries`` (then
-        the order of their observations matters)."""
+    def lone_new_pairs(self, src: Any, dst: Any, n: int, among: Any) -> Any:
+        """Which of the flows at positions ``among`` of ``n`` (address columns, numpy ``V4``/``V16``
+        or None for absent) have an address pair that no other of the ``n`` has and that has no
+        tracker in either generation: what :meth:`track_new` may take (a bool per position of
+        ``among``). None when the ``n`` flows could reach ``max_entries`` (then the order of their
+        observations matters) or when no pair of ``among`` is untracked."""
         if self.cur.entries + self.new.entries + 4 * n >= self.max_entries:
             return None
         pairs = list(zip(_addresses(src, n), _addresses(dst, n), strict=True))
-        counts = Counter(pairs)
         cur, new = self.cur.pairs, self.new.pairs
-        lone = [counts[p] == 1 and p not in cur and p not in new for p in pairs]
-        return np.fromiter(lone, bool, n)
+        mine = [pairs[p] for p in among.tolist()]
+        untracked = np.fromiter([p not in cur and p not in new for p in mine], bool, len(mine))
+        if not untracked.any():
+            return None
+        counts = Counter(pairs)
+        return untracked & (np.fromiter(map(counts.__getitem__, mine), np.int64, len(mine)) == 1)
 
     def track_new(self, src: Any, dst: Any, sp: Any, dp: Any, at: Any) -> None:
         """:meth:`observe` of the flows at positions ``at`` of the columns, whose pairs are lone and

@@ -188,9 +188,12 @@ class Columns:
     def rows(self) -> list[tuple]:
         """Every record as a flow tuple (cheaper per record than :meth:`row` when most are needed)."""
         out: list[tuple] = []
+        cache = self._rows
         for c in range(len(self.chunks)):
-            rows = self._rows.get(c)
-            out += rows if rows is not None else self.chunks[c].rows()
+            rows = cache.get(c)
+            if rows is None:
+                rows = cache[c] = self.chunks[c].rows()
+            out += rows
         return out
 
     def row(self, p: int) -> tuple:
