@@ -39,7 +39,7 @@ def setup(level: str = "INFO") -> None:
     log.propagate = False
 
 
-def event(level: int, name: str, exc_info: bool = False, **fields: Any) -> None:
+def event(level: int, name: str, exc_info: bool | BaseException = False, **fields: Any) -> None:
     log.log(level, name, extra={"fields": fields}, exc_info=exc_info)
 
 
@@ -51,7 +51,7 @@ class RateLimited:
         self._counter = suppressed_counter
         self._windows: dict[str, list[float]] = {}
 
-    def __call__(self, level: int, name: str, exc_info: bool = False, **fields: Any) -> None:
+    def __call__(self, level: int, name: str, exc_info: bool | BaseException = False, **fields: Any) -> None:
         now = time.monotonic()
         w = self._windows.get(name)
         if w is None or now - w[0] >= self.interval:

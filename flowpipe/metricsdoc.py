@@ -76,7 +76,9 @@ NOTES: dict[str, str] = {
     "flowpipe_socket_receive_buffer_bytes": "What the kernel granted for `listeners.receive_buffer` (capped "
                                             "by `net.core.rmem_max`); below the request, flowpipe logs "
                                             "receive_buffer_capped at start.",
-    "flowpipe_flows_dropped": "`stage`/`reason` pairs include aggregator/max_contexts, forwarder/queue_full, "
+    "flowpipe_flows_dropped": "`stage`/`reason` pairs include aggregator/max_contexts, aggregator/decoder_error "
+                              "(records of a data set whose record decoder raised when the aggregator decoded it: a "
+                              "bug, logged as decoder_bug), forwarder/queue_full, "
                               "forwarder/shutdown, forwarder/spool_full, forwarder/spool_error, "
                               "forwarder/spool_corrupt, forwarder/rejected (the backend refused the batch for good), "
                               "forwarder/encode_error, forwarder_file/queue_full and forwarder_file/write_error.",

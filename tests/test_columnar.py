@@ -385,3 +385,104 @@ def test_mapped_extras_listener_same_flows() -> None:
     out_c, out_t, chunked = aggregate_both(v9_load(4, 100), cfg, batch=8, listener=lc)
     assert chunked == 0
     _same(out_c, out_t)
+
+
+def test_a_sum_past_int64_leaves_only_its_window_out_of_the_columns() -> None:
+    """One context's counter past 2**63 is held aside for that window alone: the other contexts'
+    records still merge with numpy, the big one's one by one (exactly), and once its window is
+    emitted its next records are back in the columns."""
+    rng = random.Random(5)
+    exp = Exporter("127.0.0.1:9", protocol=10, source_id=5, records_per_packet=10, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    ms = int(T0 * 1000) - 5000
+    big_src, big_dst = bytes((10, 9, 9, 9)), bytes((10, 9, 9, 8))
+
+    def rec(src: bytes, dst: bytes, octets: int) -> tuple:
+        return (src, dst, 40000, 443, 6, 0, 1, 1, octets, 3, ms, ms + 100, 0x10)
+
+    others = [(bytes((10, 0, 0, k)), bytes((10, 0, 1, k))) for k in range(20)]
+    first = [rec(big_src, big_dst, 2**63 + 5)] + [rec(s, d, 100) for s, d in others]
+    later = [rec(*rng.choice(others), rng.randrange(1, 1000)) for _ in range(200)] + [
+        rec(big_src, big_dst, 7) for _ in range(5)]
+    src = Source("198.51.100.7", 4739, "default", T0)
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("ipfix", DecoderConfig(), [], columnar=True),
+                         Metrics(), FlowQueue(10**9))
+    acc = Accumulator(AggregatorConfig(flush_interval=10.0, port_rollup_disabled=True))
+    merged_one_by_one = []
+    merge = acc._merge
+
+    def counting(i: int, f: tuple) -> None:
+        merged_one_by_one.append(f[7])
+        merge(i, f)
+
+    acc._merge = counting  # type: ignore[method-assign]
+
+    def feed(recs: list[tuple]) -> None:
+        fb = stage.decode_batch([(g, src.exporter, src.port, src.received) for g in exp.encode(IPFIX_WIDE, recs)])
+        acc.add(fb.flows, T0)
+        acc.add_chunks(fb.chunks, T0)
+
+    feed(first)
+    assert len(acc._big) == 1
+    feed(later)
+    assert sorted(merged_one_by_one) == [7] * 5  # only the big window's own records
+    out = {bytes(f[11]): f for f in acc.flush(T0 + 1)}
+    assert out[big_src][7] == 2**63 + 5 + 35 and out[big_src][8] == 18
+    assert sum(f[7] for f in out.values()) == 2**63 + 5 + 35 + 20 * 100 + sum(r[8] for r in later[:200])
+    assert acc._big == {}
+    merged_one_by_one.clear()
+    feed([rec(big_src, big_dst, 1), rec(big_src, big_dst, 2)] + later[:50])
+    assert merged_one_by_one == []  # back in the columns: numpy merges everything
+    assert {bytes(f[11]): f for f in acc.drain()}[big_src][7] == 3
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_record_decoder_bug_in_the_aggregator_drops_that_set_not_the_stage(shared: bool) -> None:
+    """Chunks are decoded in the accumulator, outside the decoder stage's per-datagram guard: a
+    record decoder that raises there costs its set's records (counted, logged), and every other
+    exporter's flows are aggregated as usual, batch after batch. ``shared``: the broken sets are
+    read together as columns; else each one on its own (the in-order path)."""
+    from flowpipe.aggregate.stage import AccumulatorStage  # noqa: PLC0415
+
+    load = v9_load(4, 200)
+    metrics = Metrics()
+    queue = FlowQueue(10**9)
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         metrics, queue)
+    acc = AccumulatorStage(AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4), metrics, queue, 1000)
+    plain = DatagramDecoder("netflow9", DecoderConfig(), [])
+    want: dict[str, int] = {}
+    for data, src in load:
+        for f in plain.decode(data, src).flows:
+            want[f[1]] = want.get(f[1], 0) + f[7]
+    broken = "192.0.2.2"
+
+    def bug(*args: Any) -> list[tuple]:
+        raise ZeroDivisionError("decoder bug")
+
+    wrappers: dict[int, _Raising] = {}
+    for b in range(0, len(load), 10):
+        fb = stage.decode_batch([(d, s.exporter, s.port, s.received) for d, s in load[b:b + 10]])
+        for c in fb.chunks:
+            if c.exporter == broken:
+                c.dec = wrappers.setdefault(id(c.dec), _Raising(c.dec, bug)) if shared else _Raising(c.dec, bug)
+        queue.pending += fb.size
+        acc.take(fb, T0)
+    got: dict[str, int] = {}
+    for f in acc.acc.drain():
+        got[f[1]] = got.get(f[1], 0) + f[7]
+    assert {k: v for k, v in got.items() if k != broken} == {k: v for k, v in want.items() if k != broken}
+    lost = acc.acc.dropped_undecodable
+    assert lost > 0
+    assert metrics.flows_dropped.labels("aggregator", "decoder_error")._value.get() == lost
+    assert got.get(broken, 0) < want[broken]
+
+
+class _Raising:
+    """A record decoder whose ``decode`` raises (fault injection), otherwise the real one."""
+
+    def __init__(self, dec: Any, decode: Any) -> None:
+        self._dec, self.decode = dec, decode
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dec, name)

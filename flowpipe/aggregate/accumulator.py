@@ -9,8 +9,9 @@ Unlike the Agent, everything held is emitted at shutdown (:meth:`Accumulator.dra
 
 Layout, for speed and memory (about 270 bytes a context instead of 800): ``contexts`` maps the
 key to a slot number, and a context's state lives in per-field columns at that slot: bytes,
-packets, start, end and TCP flags in ``array('q')`` (unboxed; a value that does not fit turns
-the columns into lists, see :meth:`Accumulator._widen`), next/last emission times in
+packets, start, end and TCP flags in ``array('q')`` (unboxed; a window holding a value that does
+not fit, such as a sum past 2**63, keeps its values as Python ints aside until it is emptied, and
+only its own records merge one by one meanwhile), next/last emission times in
 ``array('d')``, and the fields kept from the window's first flow (type, sampling rate, direction,
 ether type, MACs, masks, output interface, next hop) as one shared tuple (equal ones are stored
 once). An emitted flow is rebuilt from the key and the columns as a list laid out as
@@ -28,7 +29,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from itertools import repeat
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -100,13 +101,16 @@ class Accumulator:
         self.keys = KeyCodec()
         self.contexts: dict[Key, int] = {}  # key (see flowpipe.aggregate.keys) -> slot in the columns
         self.dropped_full = 0  # flows refused because max_contexts was reached
+        self.dropped_undecodable = 0  # records of chunks their record decoder failed on (a decoder bug)
+        self.decode_errors: list[tuple[Chunk, BaseException]] = []  # those failures, for the stage to log
         self.received = 0
-        self._wide = False
         self._clear_columns()
 
     def _clear_columns(self) -> None:
-        self._bytes, self._packets, self._start, self._end, self._flags = (
-            ([] if self._wide else _ints()) for _ in range(5))
+        self._bytes, self._packets, self._start, self._end, self._flags = (_ints() for _ in range(5))
+        # Windows holding a value outside int64 (a sum past 2**63...): slot -> [bytes, packets, start,
+        # end, flags] as Python ints, read instead of the columns until the window is emptied.
+        self._big: dict[int, list[int]] = {}
         self._next: Column = array("d")    # next emission time
         self._base: list[tuple | None] = []  # None: the window is empty (emitted, no flow since)
         # The window's additional fields; while the window is empty, the time of its last emission.
@@ -117,12 +121,6 @@ class Accumulator:
         self._live: list[Token] = []
         self._free: list[int] = []
         self._interned: dict[Any, Any] = {}
-
-    def _widen(self) -> None:
-        """Some value does not fit 64 bits (or is no int): hold the counters as Python objects from now on."""
-        self._wide = True
-        self._bytes, self._packets, self._start, self._end, self._flags = (
-            list(c) for c in (self._bytes, self._packets, self._start, self._end, self._flags))
 
     # ---- aggregation
 
@@ -147,17 +145,16 @@ class Accumulator:
         # batch may have spent it).
         tokens = self._token if rollup is not None else None
         gen = rollup.gen if rollup is not None else 0
-        base_col = self._base
+        base_col, big = self._base, self._big
         for f, key, i in zip(flows, keys, slots, strict=True):
             if i is None or (tokens is not None and tokens[i].gen != gen):
                 slow(f, key, i, now)
-                if B is not self._bytes:  # widened
-                    B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
                 continue
             if base_col[i] is None:
                 self._open(i, f)
-                if B is not self._bytes:
-                    B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
+                continue
+            if big and i in big:
+                self._merge(i, f)
                 continue
             nb = B[i] + f[BYTES]
             npk = P[i] + f[PACKETS]
@@ -173,16 +170,8 @@ class Accumulator:
                     E[i] = en
                 if fl:
                     F[i] |= fl
-            except (OverflowError, TypeError):
-                self._widen()
-                B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
-                B[i] = nb
-                P[i] = npk
-                if st < S[i]:
-                    S[i] = st
-                if en > E[i]:
-                    E[i] = en
-                F[i] |= fl
+            except (OverflowError, TypeError):  # the window leaves the columns (min/max/OR are idempotent)
+                big[i] = [nb, npk, min(S[i], st), max(E[i], en), F[i] | fl]
             extras = f[EXTRAS]
             if extras:
                 mine = extras_col[i]
@@ -207,9 +196,26 @@ class Accumulator:
             now = time.time()
         groups, ordered = columns.group(chunks)
         if ordered:
-            self.add(columns.flows_of(ordered), now)
+            flows: list[tuple] = []
+            for c in ordered:
+                rows = c.rows()
+                if c.error is None:
+                    flows += rows  # type: ignore[arg-type]
+                else:
+                    self._undecodable([c], c.count)
+            self.add(flows, now)
         for cols in groups:
             self._add_columns(cols, now)
+            failed = cols.failed()
+            if failed:
+                self._undecodable(failed, 0)
+
+    def _undecodable(self, chunks: list[Chunk], records: int) -> None:
+        """Note chunks whose record decoder raised, and ``records`` of theirs dropped."""
+        self.received += records
+        self.dropped_undecodable += records
+        self.decode_errors += [(c, c.error) for c in chunks if c.error is not None]
+        del self.decode_errors[:-16]  # the stage logs them (rate-limited); a few are enough
 
     def _add_columns(self, cols: columns.Columns, now: float) -> None:
         n = cols.n
@@ -222,22 +228,24 @@ class Accumulator:
         idx = np.array(slots, dtype=np.int64)
         fast = cols.ok.copy()
         rollup = self._tracking()
-        if self._wide or not self._base:
+        if not self._base:
             fast[:] = False
         else:
             fast &= idx >= 0
             fast &= np.fromiter(map(_gen, map(self._live.__getitem__, slots)), np.int64, n) == (
                 rollup.gen if rollup is not None else OPEN.gen)
+            if self._big:  # windows outside int64 merge one by one
+                fast &= ~np.isin(idx, np.fromiter(self._big, np.int64, len(self._big)))
         rest = np.flatnonzero(~fast)
-        if len(rest) and not self._wide:
+        if len(rest):
             rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, now)
-        if len(rest) and not self._wide and self._base:
+        if len(rest) and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
         heap = rest.tolist()  # sorted: a valid heap
-        row: Callable[[int], tuple] = cols.row
+        row: Callable[[int], tuple | None] = cols.row
         add_one = self._add_one
         if len(heap) > n // 2:  # mostly new contexts: decode every record at once
-            row = cast("Callable[[int], tuple]", cols.rows().__getitem__)
+            row = cols.rows().__getitem__
         if heap:
             seen = rollup.invalidated if rollup is not None else 0
             gen = rollup.gen if rollup is not None else 0
@@ -246,6 +254,9 @@ class Accumulator:
             while heap:
                 p = heapq.heappop(heap)
                 f = row(p)
+                if f is None:  # its chunk could not be decoded
+                    self.dropped_undecodable += 1
+                    continue
                 i = slots[p]
                 if i < 0 or (rollup is not None and tokens[i].gen != gen):
                     add_one(f, keys[p], None, now)  # keys[p] is of_flow(f), made in bulk
@@ -271,22 +282,36 @@ class Accumulator:
         if not len(done):
             return
         at = idx[done]
+        if self._big:  # windows that left the columns during this batch: their records one by one
+            held = np.isin(at, np.fromiter(self._big, np.int64, len(self._big)))
+            if held.any():
+                for p, i in zip(done[held].tolist(), at[held].tolist(), strict=True):
+                    self._merge_row(i, row(p))
+                done, at = done[~held], at[~held]
+                if not len(done):
+                    return
         nb, npk = cols.bytes[done], cols.packets[done]
-        if not self._wide:
-            B, P = _view(self._bytes), _view(self._packets)
-            if int(B[at].max()) + int(nb.sum()) < I64_MAX and int(P[at].max()) + int(npk.sum()) < I64_MAX:
-                S, E, F = _view(self._start), _view(self._end), _view(self._flags)
-                np.add.at(B, at, nb)
-                np.add.at(P, at, npk)
-                np.minimum.at(S, at, cols.start[done])
-                np.maximum.at(E, at, cols.end[done])
-                fl = cols.flags[done]
-                nz = np.flatnonzero(fl)
-                if len(nz):
-                    np.bitwise_or.at(F, at[nz], fl[nz])
-                return
+        B, P = _view(self._bytes), _view(self._packets)
+        if int(B[at].max()) + int(nb.sum()) < I64_MAX and int(P[at].max()) + int(npk.sum()) < I64_MAX:
+            S, E, F = _view(self._start), _view(self._end), _view(self._flags)
+            np.add.at(B, at, nb)
+            np.add.at(P, at, npk)
+            np.minimum.at(S, at, cols.start[done])
+            np.maximum.at(E, at, cols.end[done])
+            fl = cols.flags[done]
+            nz = np.flatnonzero(fl)
+            if len(nz):
+                np.bitwise_or.at(F, at[nz], fl[nz])
+            return
         for p, i in zip(done.tolist(), at.tolist(), strict=True):  # near 64 bits: one by one, exactly
-            self._merge(i, row(p))
+            self._merge_row(i, row(p))
+
+    def _merge_row(self, i: int, f: tuple | None) -> None:
+        """:meth:`_merge` of a chunk's record (None: its chunk could not be decoded, dropped)."""
+        if f is None:
+            self.dropped_undecodable += 1
+        else:
+            self._merge(i, f)
 
     def _reopen(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup | None) -> Any:
         """Open, all at once, the emitted windows of known contexts needing no rollup work whose
@@ -295,6 +320,8 @@ class Accumulator:
         join ``fast``. Returns the positions still for the tuple path."""
         at = idx[rest]
         ok = cols.ok[rest] & (at >= 0)
+        if self._big:  # an open window held aside is not to be reopened
+            ok &= ~np.isin(at, np.fromiter(self._big, np.int64, len(self._big)))
         tokens = self._token
         if rollup is not None:
             ok &= np.fromiter(map(_gen, map(tokens.__getitem__, at.tolist())), np.int64, len(at)) == rollup.gen
@@ -302,16 +329,24 @@ class Accumulator:
         k = int(stop[0]) if len(stop) else len(rest)
         if k == 0:
             return rest
-        pos, at = rest[:k], at[:k]
-        _, first = np.unique(at, return_index=True)
-        first.sort()
-        openers, where = pos[first], at[first]
+        while True:
+            pos, at = rest[:k], at[:k]
+            _, first = np.unique(at, return_index=True)
+            first.sort()
+            openers, where = pos[first], at[first]
+            rows = list(map(cols.row, openers.tolist()))
+            if None not in rows:
+                break
+            k = int(np.searchsorted(rest, openers[rows.index(None)]))  # from an undecodable opener on: one by one
+            if k == 0:
+                return rest
         fast[pos] = True
         fast[openers] = False
-        base, extras, live, intern = self._base, self._extras, self._live, self._interner()
-        row = cols.row
-        for p, i in zip(openers.tolist(), where.tolist(), strict=True):
-            b = base_fields(row(p))
+        base, extras, live, intern, big = self._base, self._extras, self._live, self._interner(), self._big
+        for f, i in zip(rows, where.tolist(), strict=True):
+            if big:
+                big.pop(i, None)
+            b = base_fields(f)  # type: ignore[arg-type]  # None excluded above
             base[i] = intern(b, b)
             extras[i] = None  # chunks carry no additional fields
             live[i] = tokens[i] if rollup is not None else OPEN
@@ -351,6 +386,15 @@ class Accumulator:
             if not len(openers):
                 return rest
             new = new[ok[new]]
+        rows = cols.rows() if len(openers) > cols.n // 4 else None
+        row = rows.__getitem__ if rows is not None else cols.row
+        opening = list(map(row, openers.tolist()))
+        if None in opening:  # records of an undecodable chunk: one by one (and dropped there)
+            good = np.fromiter(map(operator.is_not, opening, repeat(None)), bool, len(opening))
+            openers = openers[good]
+            opening = [f for f in opening if f is not None]
+            if not len(openers):
+                return rest
         pos = openers.tolist()
         m = len(pos)
         while len(self._free) < m:
@@ -366,13 +410,11 @@ class Accumulator:
         if rollup is not None:
             sp, dp = cols.parts[2], cols.parts[3]
             rollup.track_new(cols.parts[0], cols.parts[1], sp, dp, openers)
-        rows = cols.rows() if m > cols.n // 4 else None
-        row = rows.__getitem__ if rows is not None else cols.row
         intern = self._interner()
         base, extras, live, nxt = self._base, self._extras, self._live, _dview(self._next)
         state = NO_TOKEN if rollup is not None else OPEN
-        for p, i in zip(pos, made, strict=True):
-            b = base_fields(row(p))
+        for f, i in zip(opening, made, strict=True):
+            b = base_fields(f)  # type: ignore[arg-type]  # None excluded above
             base[i] = intern(b, b)
             extras[i] = None
             live[i] = state
@@ -454,12 +496,7 @@ class Accumulator:
         self._live[i] = self._token[i] if self._token else OPEN
         self._base[i] = self._interner()(base, base)
         self._extras[i] = f[EXTRAS]
-        values = (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS])
-        try:
-            self._set(i, values)
-        except (OverflowError, TypeError):
-            self._widen()
-            self._set(i, values)
+        self._set(i, (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS]))
 
     def _interner(self) -> Callable[[tuple, tuple], tuple]:
         """``setdefault`` of the cache that stores equal kept-field tuples once (bounded)."""
@@ -468,17 +505,21 @@ class Accumulator:
         return self._interned.setdefault
 
     def _set(self, i: int, values: tuple) -> None:
-        self._bytes[i], self._packets[i], self._start[i], self._end[i], self._flags[i] = values
+        """The window's values, in the columns or, when one does not fit int64, in ``_big``."""
+        try:
+            self._bytes[i], self._packets[i], self._start[i], self._end[i], self._flags[i] = values
+        except (OverflowError, TypeError):
+            self._big[i] = list(values)
+            return
+        if self._big:
+            self._big.pop(i, None)
 
     def _merge(self, i: int, f: tuple) -> None:
         """A later flow of the window: sums, min start, max end, OR of the flags, new additional fields."""
-        values = (self._bytes[i] + f[BYTES], self._packets[i] + f[PACKETS], min(self._start[i], f[START]),
-                  max(self._end[i], f[END]), self._flags[i] | f[TCP_FLAGS])
-        try:
-            self._set(i, values)
-        except (OverflowError, TypeError):
-            self._widen()
-            self._set(i, values)
+        held = self._big.get(i) if self._big else None
+        b, p, s, e, fl = held if held is not None else (self._bytes[i], self._packets[i], self._start[i], self._end[i],
+                                                         self._flags[i])
+        self._set(i, (b + f[BYTES], p + f[PACKETS], min(s, f[START]), max(e, f[END]), fl | f[TCP_FLAGS]))
         extras = f[EXTRAS]
         if extras:
             mine = self._extras[i]
@@ -492,7 +533,7 @@ class Accumulator:
         """Room for more contexts: every column grows by a chunk of free slots."""
         n = len(self._base)
         chunk = max(1024, n >> 4)
-        zeros = [0] * chunk if self._wide else array("q", bytes(8 * chunk))
+        zeros = array("q", bytes(8 * chunk))
         for c in (self._bytes, self._packets, self._start, self._end, self._flags):
             c.extend(zeros)
         self._next.extend(array("d", bytes(8 * chunk)))
@@ -510,13 +551,15 @@ class Accumulator:
         """The windows of these contexts as flow lists (laid out as :class:`flowpipe.flow.Flow`)."""
         if not slots:
             return []
-        if self._wide:
-            B, P, S, E, F = ([c[i] for i in slots] for c in (self._bytes, self._packets, self._start, self._end,
-                                                             self._flags))
-        else:
-            at = np.array(slots, dtype=np.int64)
-            B, P, S, E, F = (_view(c)[at].tolist() for c in (self._bytes, self._packets, self._start, self._end,
-                                                             self._flags))
+        at = np.array(slots, dtype=np.int64)
+        B, P, S, E, F = (_view(c)[at].tolist() for c in (self._bytes, self._packets, self._start, self._end,
+                                                         self._flags))
+        big = self._big
+        if big:
+            for k, i in enumerate(slots):
+                held = big.get(i)
+                if held is not None:
+                    B[k], P[k], S[k], E[k], F[k] = held
         base = map(self._base.__getitem__, slots)
         extras = map(self._extras.__getitem__, slots)
         return [[ty, exp, ns, rate, direction, st, en, b, p, ether, proto, src, dst, sp, dp, smac, dmac, smask, dmask,
@@ -574,8 +617,10 @@ class Accumulator:
         expired = [keys[p] for p in np.flatnonzero(gone).tolist()]
         emit_slots = [slots[p] for p in emit]
         out = self._emit([keys[p] for p in emit], emit_slots)
-        live = self._live
+        live, big = self._live, self._big
         for i in emit_slots:
+            if big:
+                big.pop(i, None)
             base[i] = None
             extras[i] = now  # the last emission (one object for all emitted now)
             live[i] = NO_TOKEN
@@ -583,10 +628,12 @@ class Accumulator:
 
     def _expire(self, expired: list[Key]) -> None:
         contexts, free, token, extras, release = self.contexts, self._free, self._token, self._extras, self.keys.release
-        live = self._live
+        live, big = self._live, self._big
         for key in expired:
             i = contexts.pop(key)
             release(key)
+            if big:
+                big.pop(i, None)
             extras[i] = None
             if token:
                 token[i] = NO_TOKEN

@@ -77,7 +77,9 @@ class AccumulatorStage:
         self.sequences = SequenceTracker(metrics, max_sequence_keys)
         self._log = RateLimited(metrics.log_suppressed)
         self._dropped_full = metrics.flows_dropped.labels("aggregator", "max_contexts")
+        self._dropped_undecodable = metrics.flows_dropped.labels("aggregator", "decoder_error")
         self._reported_full = 0
+        self._reported_undecodable = 0
         self._reported_rollup = 0
 
     def take(self, batch: FlowBatch, now: float) -> None:
@@ -94,7 +96,20 @@ class AccumulatorStage:
             self._dropped_full.inc(full)
             self._reported_full = self.acc.dropped_full
             self._log(logging.WARNING, "max_contexts_reached", max_contexts=self.cfg.max_contexts, dropped=full)
+        if self.acc.decode_errors:
+            self._report_undecodable()
         self.queue.taken(size)
+
+    def _report_undecodable(self) -> None:
+        """Records of data sets whose record decoder raised in here (a decoder bug): counted, logged."""
+        acc = self.acc
+        lost = acc.dropped_undecodable - self._reported_undecodable
+        self._dropped_undecodable.inc(lost)
+        self._reported_undecodable = acc.dropped_undecodable
+        for chunk, error in acc.decode_errors:
+            self._log(logging.ERROR, "decoder_bug", exc_info=error, exporter=chunk.exporter, error=repr(error),
+                      records=chunk.count, dropped=lost)
+        acc.decode_errors.clear()
 
     def tick(self, now: float) -> list[list]:
         with self.metrics.flush_duration.time():

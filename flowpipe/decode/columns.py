@@ -97,7 +97,8 @@ class Chunk:
     """One data set (or v5 datagram) left undecoded: its whole records and what the record decoder
     needs (``init``: IPFIX system init time; for v5 the boot time in ms)."""
 
-    __slots__ = ("dec", "body", "count", "exporter", "namespace", "rate", "samplers", "secs", "uptime", "init")
+    __slots__ = ("dec", "body", "count", "exporter", "namespace", "rate", "samplers", "secs", "uptime", "init",
+                 "error")
 
     def __init__(self, dec: Any, body: bytes, count: int, exporter: str, namespace: str, rate: int,
                  samplers: dict[int, int], secs: int, uptime: int, init: int | None) -> None:
@@ -106,17 +107,32 @@ class Chunk:
         self.exporter, self.namespace = exporter, namespace
         self.rate, self.samplers = rate, samplers
         self.secs, self.uptime, self.init = secs, uptime, init
+        self.error: BaseException | None = None  # what the record decoder raised (a decoder bug)
 
-    def rows(self) -> list[tuple]:
-        """The records as flow tuples (what the decoder would have made)."""
-        rows: list[tuple] = self.dec.decode(self.body, self.exporter, self.namespace, self.rate, self.samplers,
-                                            self.secs, self.uptime, self.init)
+    def rows(self) -> list[tuple | None]:
+        """The records as flow tuples (what the decoder would have made); ``None`` for each when the
+        record decoder raised (kept in :attr:`error`): decoding happens outside the decoder stage's
+        per-datagram guard, so a decoder bug costs these records, never the accumulator."""
+        try:
+            rows: list[tuple | None] = self.dec.decode(self.body, self.exporter, self.namespace, self.rate,
+                                                       self.samplers, self.secs, self.uptime, self.init)
+        except Exception as e:  # noqa: BLE001 - any decoder bug: the set's records are lost, counted
+            self.error = e
+            return [None] * self.count
         return rows
 
 
 def flows_of(chunks: list[Chunk]) -> list[tuple]:
-    """The records of ``chunks`` as flow tuples, in order (for where they must take the tuple path)."""
-    return [f for c in chunks for f in c.rows()]
+    """The records of ``chunks`` as flow tuples, in order (for where they must take the tuple path
+    inside the decoder stage); raises what a record decoder raised, for the stage's per-datagram
+    guard."""
+    flows: list[tuple] = []
+    for c in chunks:
+        rows = c.rows()
+        if c.error is not None:
+            raise c.error
+        flows += rows  # type: ignore[arg-type]
+    return flows
 
 
 class Columns:
@@ -142,7 +158,7 @@ class Columns:
         for c in counts[:-1]:
             self.starts.append(self.starts[-1] + c)
         self.n = n
-        self._rows: dict[int, list[tuple]] = {}
+        self._rows: dict[int, list[tuple | None]] = {}
         names = p.names
         ok = np.ones(n, dtype=bool)
 
@@ -185,9 +201,10 @@ class Columns:
         self.start, self.end = times
         self.ok = ok
 
-    def rows(self) -> list[tuple]:
-        """Every record as a flow tuple (cheaper per record than :meth:`row` when most are needed)."""
-        out: list[tuple] = []
+    def rows(self) -> list[tuple | None]:
+        """Every record as a flow tuple (cheaper per record than :meth:`row` when most are needed);
+        None for the records of a chunk its decoder failed on."""
+        out: list[tuple | None] = []
         cache = self._rows
         for c in range(len(self.chunks)):
             rows = cache.get(c)
@@ -196,8 +213,13 @@ class Columns:
             out += rows
         return out
 
-    def row(self, p: int) -> tuple:
-        """The flow tuple of record ``p`` (decoded by its template's record decoder)."""
+    def failed(self) -> list[Chunk]:
+        """The chunks whose record decoder raised so far."""
+        return [self.chunks[c] for c in self._rows if self.chunks[c].error is not None]
+
+    def row(self, p: int) -> tuple | None:
+        """The flow tuple of record ``p`` (decoded by its template's record decoder), None when
+        that failed."""
         c = bisect_right(self.starts, p) - 1
         rows = self._rows.get(c)
         if rows is None:
