@@ -90,11 +90,19 @@ def tcp_flag_names(bits: int) -> list[str]:
     return _FLAG_LISTS[bits & 0xFF]
 
 
+_OCTETS = tuple(str(i) for i in range(256))
+# Per prefix length, the mask of each of the four octets.
+_OCTET_MASKS = tuple(tuple((m >> shift) & 0xFF for shift in (24, 16, 8, 0)) for m in _V4_MASKS)
+
+
 def _address(raw: bytes, bits: int) -> tuple[str, int, str]:
-    """(ip_text(raw), bits, mask_text(raw, bits)), the common IPv4 case without the generic path."""
-    if len(raw) == 4 and 0 < bits < 32:
-        net = (int.from_bytes(raw, "big") & _V4_MASKS[bits]).to_bytes(4, "big")
-        return _ntop(_AF_INET, raw), bits, f"{_ntop(_AF_INET, net)}/{bits}"
+    """(ip_text(raw), bits, mask_text(raw, bits)); IPv4 from a table of octet strings (half the time
+    of ``inet_ntop``: on real traffic most addresses are new to the cache)."""
+    if len(raw) == 4 and bits <= 32:
+        t = _OCTETS
+        a, b, c, d = raw
+        p, q, r, s = _OCTET_MASKS[bits]
+        return f"{t[a]}.{t[b]}.{t[c]}.{t[d]}", bits, f"{t[a & p]}.{t[b & q]}.{t[c & r]}.{t[d & s]}/{bits}"
     return ip_text(raw), bits, mask_text(raw, bits)
 
 

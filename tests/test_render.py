@@ -265,3 +265,20 @@ def test_shared_sub_objects_serialize_to_each_flows_values() -> None:
     assert second[0]["additional_fields"] is second[1]["additional_fields"] == tags
     assert second[0]["additional_fields"] is not tags
     assert msgpack.unpackb(msgpack.packb(first + second)) == out
+
+
+def test_ipv4_address_and_network_text_agree_with_inet_ntop_for_every_prefix() -> None:
+    """The octet-table IPv4 rendering gives what ``inet_ntop`` gives, address and network, for every
+    prefix length (0..32 and past it) on random and edge addresses."""
+    rng = random.Random(7)
+    addresses = [rng.randbytes(4) for _ in range(3000)] + [b"\0\0\0\0", b"\xff\xff\xff\xff", b"\x80\0\0\1"]
+    for raw in addresses:
+        value = int.from_bytes(raw, "big")
+        for bits in range(0, 34):
+            text, got_bits, mask = render._address(raw, bits)
+            assert text == socket.inet_ntop(socket.AF_INET, raw) and got_bits == bits
+            if bits > 32:
+                assert mask == f"/{bits}"
+                continue
+            net = (value >> (32 - bits) << (32 - bits)) if bits else 0
+            assert mask == f"{socket.inet_ntop(socket.AF_INET, net.to_bytes(4, 'big'))}/{bits}"
