@@ -1,41 +1,36 @@
 """The fast aggregation paths give exactly the results of the straightforward per-flow ones.
 
-``RefRollup`` and ``RefAccumulator`` below are flowpipe's original implementations (flat tracker
-dict, one Context object and list per context, rollup observed for every flow), kept verbatim as
-the oracle. Hypothesis drives both with the same random flow batches (small value domains, so
-keys repeat, pairs roll up, extras merge, windows refill and contexts expire), flushes, rotations
-and drains, and every output and counter must match: the pair-grouped tracker, the stability
-tokens that skip the rollup, the per-batch key lookups, the slot columns and their widening to
-Python ints for values past 64 bits.
+``ReferenceRollup`` and ``ReferenceAccumulator`` (:mod:`flowpipe.aggregate.reference`) are
+flowpipe's original implementations (flat tracker dict, one context object and list per context,
+rollup observed for every flow), kept as the oracle. Hypothesis drives both with the same random
+flow batches (small value domains, so keys repeat, pairs roll up, extras merge, windows refill and
+contexts expire), flushes, rotations and drains, and every output and counter must match: the
+pair-grouped tracker, the stability tokens that skip the rollup, the per-batch key lookups, the
+slot columns and the windows held aside for values past 64 bits.
 """
 from __future__ import annotations
 
 import operator
-import time
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.aggregate.reference import ReferenceAccumulator, ReferenceRollup
 from flowpipe.aggregate.rollup import PortRollup
 from flowpipe.config import AggregatorConfig
 from flowpipe.flow import (
     BYTES,
     DST_IP,
     DST_PORT,
-    END,
     EXPORTER,
-    EXTRAS,
     IN_IF,
     IP_PROTOCOL,
     NAMESPACE,
     PACKETS,
-    ROLLED_UP,
     SRC_IP,
     SRC_PORT,
-    START,
-    TCP_FLAGS,
     TOS,
     make_flow,
 )
@@ -44,166 +39,7 @@ S, D = 0, 1
 # The Datadog context key, as a tuple of the flow's fields (what Accumulator.context_keys() reads back).
 context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
 
-# ---- the oracle: the original implementations ----------------------------------------------------
 
-
-
-class RefRollup:
-    def __init__(self, threshold: int, max_entries: int = 2_000_000) -> None:
-        self.threshold = threshold
-        self.max_entries = max_entries
-        self.cur: dict[tuple, list[int]] = {}
-        self.new: dict[tuple, list[int]] = {}
-        self.refused = 0  # observations not tracked because the tracker was full
-
-    def rotate(self) -> None:
-        self.cur, self.new = self.new, {}
-
-    def _add(self, store: dict[tuple, list[int]], src: bytes, dst: bytes, sp: int, dp: int,
-             src_ephemeral: bool, dst_ephemeral: bool) -> None:
-        t = self.threshold
-        ks, kd = (src, dst, S, sp), (src, dst, D, dp)
-        s_list, d_list = store.get(ks), store.get(kd)
-        a = len(s_list) if s_list else 0
-        b = len(d_list) if d_list else 0
-        if a >= t or b >= t:
-            return
-        if b + 1 < t and not src_ephemeral:
-            if s_list is None:
-                if len(self.cur) + len(self.new) >= self.max_entries:
-                    self.refused += 1
-                    return
-                s_list = store[ks] = []
-            if dp not in s_list:
-                s_list.append(dp)
-            if len(s_list) >= t:
-                for p in s_list:
-                    store.pop((src, dst, D, p), None)
-        if a + 1 < t and not dst_ephemeral:
-            if d_list is None:
-                if len(self.cur) + len(self.new) >= self.max_entries:
-                    self.refused += 1
-                    return
-                d_list = store[kd] = []
-            if sp not in d_list:
-                d_list.append(sp)
-            if len(d_list) >= t:
-                for p in d_list:
-                    store.pop((src, dst, S, p), None)
-
-    def classify(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
-        """0: keep both ports; 1: source port is ephemeral; 2: destination port is ephemeral."""
-        s_list = self.cur.get((src, dst, S, sp))
-        d_list = self.cur.get((src, dst, D, dp))
-        s = len(s_list) if s_list else 0
-        d = len(d_list) if d_list else 0
-        if max(s, d) < self.threshold:
-            return 0
-        return 1 if d > s else 2
-
-    def observe(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
-        """Track one flow's ports and classify it (see :meth:`classify`)."""
-        self._add(self.cur, src, dst, sp, dp, False, False)
-        verdict = self.classify(src, dst, sp, dp)
-        self._add(self.new, src, dst, sp, dp, verdict == 1, verdict == 2)
-        return verdict
-
-
-
-class _RefContext:
-    __slots__ = ("flow", "next_flush", "last_flush")
-
-    def __init__(self, flow: list[Any], next_flush: float) -> None:
-        self.flow: list[Any] | None = flow
-        self.next_flush = next_flush
-        self.last_flush = next_flush
-
-
-class RefAccumulator:
-    """Holds the flow contexts; pure (no I/O, no clock of its own): callers pass ``now``."""
-
-    def __init__(self, cfg: AggregatorConfig) -> None:
-        self.interval = cfg.flush_interval
-        self.ttl = cfg.flow_context_ttl if cfg.flow_context_ttl is not None else cfg.flush_interval
-        self.max_contexts = cfg.max_contexts
-        self.rollup = None if cfg.port_rollup_disabled else RefRollup(cfg.port_rollup_threshold,
-                                                                         cfg.max_rollup_entries)
-        self.contexts: dict[tuple, _RefContext] = {}
-        self.dropped_full = 0  # flows refused because max_contexts was reached
-        self.received = 0
-
-    def add(self, flows: list[tuple], now: float | None = None) -> None:
-        """Aggregate a batch of flow tuples."""
-        if now is None:
-            now = time.time()
-        contexts = self.contexts
-        rollup = self.rollup
-        self.received += len(flows)
-        for f in flows:
-            if rollup is not None:
-                verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
-                if verdict:
-                    lf = list(f)
-                    lf[SRC_PORT if verdict == 1 else DST_PORT] = ROLLED_UP
-                    f = tuple(lf)
-            key = context_key(f)
-            ctx = contexts.get(key)
-            if ctx is None:
-                if len(contexts) >= self.max_contexts:
-                    self.dropped_full += 1
-                    continue
-                contexts[key] = _RefContext(list(f), now)
-                continue
-            acc = ctx.flow
-            if acc is None:
-                ctx.flow = list(f)
-                continue
-            acc[BYTES] += f[BYTES]
-            acc[PACKETS] += f[PACKETS]
-            if f[START] < acc[START]:
-                acc[START] = f[START]
-            if f[END] > acc[END]:
-                acc[END] = f[END]
-            acc[TCP_FLAGS] |= f[TCP_FLAGS]
-            extras = f[EXTRAS]
-            if extras:
-                mine = acc[EXTRAS]
-                if mine is None:
-                    acc[EXTRAS] = dict(extras)
-                else:
-                    for k, v in extras.items():
-                        mine.setdefault(k, v)
-
-    def flush(self, now: float) -> list[list[Any]]:
-        """Emit the contexts that are due at ``now`` and drop the expired ones."""
-        out: list[list[Any]] = []
-        expired = []
-        interval, ttl = self.interval, self.ttl
-        for key, ctx in self.contexts.items():
-            if ctx.flow is None:
-                if ctx.last_flush + ttl < now:
-                    expired.append(key)
-                    continue
-            if ctx.next_flush > now:
-                continue
-            if ctx.flow is not None:
-                out.append(ctx.flow)
-                ctx.flow = None
-                ctx.last_flush = now
-            ctx.next_flush += interval
-        for key in expired:
-            del self.contexts[key]
-        return out
-
-    def drain(self) -> list[list[Any]]:
-        """Emit every context that holds a flow, due or not (shutdown)."""
-        out = [ctx.flow for ctx in self.contexts.values() if ctx.flow is not None]
-        self.contexts.clear()
-        return out
-
-    def rotate_rollup(self) -> None:
-        if self.rollup is not None:
-            self.rollup.rotate()
 
 
 # ---- strategies ---------------------------------------------------------------------------------
@@ -261,7 +97,7 @@ def materialize(specs: list[dict[str, Any]], small: bool) -> list[tuple]:
 
 
 def run_both(cfg: AggregatorConfig, specs: list[dict[str, Any]], script: list[tuple], small: bool) -> None:
-    ref, new = RefAccumulator(cfg), Accumulator(cfg)
+    ref, new = ReferenceAccumulator(cfg), Accumulator(cfg)
     pool_ref, pool_new = materialize(specs, small), materialize(specs, small)
     now = 1000.0
     for op in script:
@@ -310,7 +146,7 @@ rollup_ops = st.lists(st.one_of(
 @settings(max_examples=1000, deadline=None)
 @given(st.integers(1, 5), st.sampled_from([3, 8, 30, 2_000_000]), rollup_ops)
 def test_rollup_matches_the_flat_reference(threshold: int, max_entries: int, script: list[tuple]) -> None:
-    ref, new = RefRollup(threshold, max_entries), PortRollup(threshold, max_entries)
+    ref, new = ReferenceRollup(threshold, max_entries), PortRollup(threshold, max_entries)
     stable: dict[tuple, Any] = {}
     for op in script:
         if op[0] == "observe":
@@ -331,7 +167,7 @@ def test_rollup_matches_the_flat_reference(threshold: int, max_entries: int, scr
         # A token still valid means observing again would change nothing and keep both ports.
         for args, tok in stable.items():
             if tok.gen == new.gen:
-                probe = RefRollup(threshold, max_entries)
+                probe = ReferenceRollup(threshold, max_entries)
                 probe.cur = {k: list(v) for k, v in ref.cur.items()}
                 probe.new = {k: list(v) for k, v in ref.new.items()}
                 probe.refused = ref.refused
@@ -340,7 +176,7 @@ def test_rollup_matches_the_flat_reference(threshold: int, max_entries: int, scr
 
 
 def test_values_past_64_bits_widen_the_columns_and_stay_exact() -> None:
-    a, r = Accumulator(AggregatorConfig(port_rollup_disabled=True)), RefAccumulator(
+    a, r = Accumulator(AggregatorConfig(port_rollup_disabled=True)), ReferenceAccumulator(
         AggregatorConfig(port_rollup_disabled=True))
     flows = [make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], bytes=2**63 - 1, packets=1, start=5, end=6),
              make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], bytes=2**63 - 1, packets=2**64 - 1, start=-(2**70),
@@ -381,7 +217,7 @@ def test_a_repeated_flow_skips_the_rollup_until_its_pair_changes() -> None:
 
 def test_both_sides_at_the_threshold_roll_up_the_destination_like_the_reference() -> None:
     a, b = IPS[0], IPS[1]
-    new, ref = PortRollup(2), RefRollup(2)
+    new, ref = PortRollup(2), ReferenceRollup(2)
     for sp, dp in ((1, 10), (1, 11), (2, 12), (3, 12), (1, 12)):
         assert new.observe(a, b, sp, dp) == ref.observe(a, b, sp, dp)
     assert ref.classify(a, b, 1, 12) == 2 == new.classify(a, b, 1, 12)  # a tie: the destination is "*"

@@ -1,0 +1,199 @@
+"""The per-record aggregation, kept as the oracle of the fast paths.
+
+flowpipe's first implementation of the Datadog Agent's aggregation (spec: ``datadog-netflow.md``),
+written for clarity, not speed: a flat tracker dict per rollup generation, one object per context,
+every flow observed by the rollup and merged one at a time, in order. The accumulator
+(:mod:`flowpipe.aggregate.accumulator`) must give exactly its results, flush after flush, on any
+input; the tests drive both with random flows and random exports to check it. Not used by the
+service.
+"""
+from __future__ import annotations
+
+import operator
+import time
+from typing import Any
+
+from flowpipe.config import AggregatorConfig
+from flowpipe.flow import (
+    BYTES,
+    DST_IP,
+    DST_PORT,
+    END,
+    EXPORTER,
+    EXTRAS,
+    IN_IF,
+    IP_PROTOCOL,
+    NAMESPACE,
+    PACKETS,
+    ROLLED_UP,
+    SRC_IP,
+    SRC_PORT,
+    START,
+    TCP_FLAGS,
+    TOS,
+)
+
+S, D = 0, 1
+# The Datadog context key, as a tuple of the flow's fields.
+context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
+
+
+class ReferenceRollup:
+    """Port rollup as the spec states it: one flat tracker dict per generation, observed for every flow."""
+
+    def __init__(self, threshold: int, max_entries: int = 2_000_000) -> None:
+        self.threshold = threshold
+        self.max_entries = max_entries
+        self.cur: dict[tuple, list[int]] = {}
+        self.new: dict[tuple, list[int]] = {}
+        self.refused = 0  # observations not tracked because the tracker was full
+
+    def rotate(self) -> None:
+        self.cur, self.new = self.new, {}
+
+    def _add(self, store: dict[tuple, list[int]], src: bytes, dst: bytes, sp: int, dp: int,
+             src_ephemeral: bool, dst_ephemeral: bool) -> None:
+        t = self.threshold
+        ks, kd = (src, dst, S, sp), (src, dst, D, dp)
+        s_list, d_list = store.get(ks), store.get(kd)
+        a = len(s_list) if s_list else 0
+        b = len(d_list) if d_list else 0
+        if a >= t or b >= t:
+            return
+        if b + 1 < t and not src_ephemeral:
+            if s_list is None:
+                if len(self.cur) + len(self.new) >= self.max_entries:
+                    self.refused += 1
+                    return
+                s_list = store[ks] = []
+            if dp not in s_list:
+                s_list.append(dp)
+            if len(s_list) >= t:
+                for p in s_list:
+                    store.pop((src, dst, D, p), None)
+        if a + 1 < t and not dst_ephemeral:
+            if d_list is None:
+                if len(self.cur) + len(self.new) >= self.max_entries:
+                    self.refused += 1
+                    return
+                d_list = store[kd] = []
+            if sp not in d_list:
+                d_list.append(sp)
+            if len(d_list) >= t:
+                for p in d_list:
+                    store.pop((src, dst, S, p), None)
+
+    def classify(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
+        """0: keep both ports; 1: source port is ephemeral; 2: destination port is ephemeral."""
+        s_list = self.cur.get((src, dst, S, sp))
+        d_list = self.cur.get((src, dst, D, dp))
+        s = len(s_list) if s_list else 0
+        d = len(d_list) if d_list else 0
+        if max(s, d) < self.threshold:
+            return 0
+        return 1 if d > s else 2
+
+    def observe(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
+        """Track one flow's ports and classify it (see :meth:`classify`)."""
+        self._add(self.cur, src, dst, sp, dp, False, False)
+        verdict = self.classify(src, dst, sp, dp)
+        self._add(self.new, src, dst, sp, dp, verdict == 1, verdict == 2)
+        return verdict
+
+
+
+class _Context:
+    __slots__ = ("flow", "next_flush", "last_flush")
+
+    def __init__(self, flow: list[Any], next_flush: float) -> None:
+        self.flow: list[Any] | None = flow
+        self.next_flush = next_flush
+        self.last_flush = next_flush
+
+
+class ReferenceAccumulator:
+    """Flow contexts the straightforward way: one object and one flow list per context, the rollup
+    observed for every flow, in order. Pure (no I/O, no clock of its own): callers pass ``now``."""
+
+    def __init__(self, cfg: AggregatorConfig) -> None:
+        self.interval = cfg.flush_interval
+        self.ttl = cfg.flow_context_ttl if cfg.flow_context_ttl is not None else cfg.flush_interval
+        self.max_contexts = cfg.max_contexts
+        self.rollup = None if cfg.port_rollup_disabled else ReferenceRollup(cfg.port_rollup_threshold,
+                                                                         cfg.max_rollup_entries)
+        self.contexts: dict[tuple, _Context] = {}
+        self.dropped_full = 0  # flows refused because max_contexts was reached
+        self.received = 0
+
+    def add(self, flows: list[tuple], now: float | None = None) -> None:
+        """Aggregate a batch of flow tuples."""
+        if now is None:
+            now = time.time()
+        contexts = self.contexts
+        rollup = self.rollup
+        self.received += len(flows)
+        for f in flows:
+            if rollup is not None:
+                verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
+                if verdict:
+                    lf = list(f)
+                    lf[SRC_PORT if verdict == 1 else DST_PORT] = ROLLED_UP
+                    f = tuple(lf)
+            key = context_key(f)
+            ctx = contexts.get(key)
+            if ctx is None:
+                if len(contexts) >= self.max_contexts:
+                    self.dropped_full += 1
+                    continue
+                contexts[key] = _Context(list(f), now)
+                continue
+            acc = ctx.flow
+            if acc is None:
+                ctx.flow = list(f)
+                continue
+            acc[BYTES] += f[BYTES]
+            acc[PACKETS] += f[PACKETS]
+            if f[START] < acc[START]:
+                acc[START] = f[START]
+            if f[END] > acc[END]:
+                acc[END] = f[END]
+            acc[TCP_FLAGS] |= f[TCP_FLAGS]
+            extras = f[EXTRAS]
+            if extras:
+                mine = acc[EXTRAS]
+                if mine is None:
+                    acc[EXTRAS] = dict(extras)
+                else:
+                    for k, v in extras.items():
+                        mine.setdefault(k, v)
+
+    def flush(self, now: float) -> list[list[Any]]:
+        """Emit the contexts that are due at ``now`` and drop the expired ones."""
+        out: list[list[Any]] = []
+        expired = []
+        interval, ttl = self.interval, self.ttl
+        for key, ctx in self.contexts.items():
+            if ctx.flow is None:
+                if ctx.last_flush + ttl < now:
+                    expired.append(key)
+                    continue
+            if ctx.next_flush > now:
+                continue
+            if ctx.flow is not None:
+                out.append(ctx.flow)
+                ctx.flow = None
+                ctx.last_flush = now
+            ctx.next_flush += interval
+        for key in expired:
+            del self.contexts[key]
+        return out
+
+    def drain(self) -> list[list[Any]]:
+        """Emit every context that holds a flow, due or not (shutdown)."""
+        out = [ctx.flow for ctx in self.contexts.values() if ctx.flow is not None]
+        self.contexts.clear()
+        return out
+
+    def rotate_rollup(self) -> None:
+        if self.rollup is not None:
+            self.rollup.rotate()

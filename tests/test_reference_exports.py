@@ -1,0 +1,85 @@
+"""Random exports, decoded and aggregated the service's way (decoder stage, columnar chunks, bulk
+opens, numpy merges), give exactly what the per-record reference aggregation gives for the same
+datagrams decoded into flow tuples one by one: every flush, the drain, and the drop and refusal
+counters. Small value domains make keys repeat, windows refill, pairs cross the rollup threshold
+within one batch, and new contexts come alone or several to an address pair."""
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.aggregate.reference import ReferenceAccumulator
+from flowpipe.config import AggregatorConfig, DecoderConfig
+from flowpipe.decode.base import Source
+from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.stage import DecoderStage, FlowQueue
+from flowpipe.export import DEFAULT_TEMPLATE, DefaultRecord, Exporter
+from flowpipe.metrics import Metrics
+
+T0 = 1_700_000_000.0
+PORTS = [53, 443, 32768, 32769, 32770]
+
+record = st.tuples(
+    st.integers(0, 2), st.integers(0, 2),            # source, destination host
+    st.sampled_from(PORTS), st.sampled_from(PORTS),  # ports
+    st.sampled_from((6, 6, 17)), st.sampled_from((0, 0, 8)), st.integers(0, 1), st.integers(0, 3),
+    st.integers(1, 50), st.integers(40, 10**5), st.integers(0, 30_000), st.integers(0, 2000),
+    st.sampled_from((0, 0x02, 0x10, 0x12)))
+batch = st.lists(st.tuples(st.integers(0, 2), record), min_size=1, max_size=40)
+step = st.tuples(batch, st.booleans(), st.booleans())  # a batch, then a flush tick?, a rotation?
+config = st.fixed_dictionaries({
+    "port_rollup_threshold": st.integers(2, 4), "port_rollup_disabled": st.booleans(),
+    "max_contexts": st.sampled_from((15, 1000)), "max_rollup_entries": st.sampled_from((30, 10**6))})
+
+
+def _exporters(protocols: list[int]) -> list[Exporter]:
+    return [Exporter("127.0.0.1:9", protocol=p, source_id=k, records_per_packet=7, boot_time=T0 - 3600,
+                     clock=lambda: T0) for k, p in enumerate(protocols)]
+
+
+def _record(exp: Exporter, r: tuple) -> DefaultRecord:
+    s, d, sport, dport, proto, tos, in_if, out_if, packets, octets, ago, duration, flags = r
+    up = exp.uptime_ms()
+    first = up - ago - duration
+    return DefaultRecord(bytes((10, 0, 0, s)), bytes((10, 0, 1, d)), bytes(4), in_if, out_if, packets, octets, first,
+                         first + duration, sport, dport, flags, proto, tos, 0, 0, 24, 24)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(cfg=config, protocols=st.lists(st.sampled_from((5, 9)), min_size=1, max_size=3),
+       steps=st.lists(step, min_size=1, max_size=8))
+def test_the_service_path_aggregates_random_exports_like_the_reference(
+        cfg: dict[str, Any], protocols: list[int], steps: list[tuple[list, bool, bool]]) -> None:
+    aggregator = AggregatorConfig(flush_interval=10.0, **cfg)
+    exporters = _exporters(protocols)
+    sources = [Source(f"192.0.2.{k + 1}", 2055, "default", T0) for k in range(len(exporters))]
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         Metrics(), FlowQueue(10**9))
+    plain = DatagramDecoder("netflow9", DecoderConfig(), [])
+    fast, ref = Accumulator(aggregator), ReferenceAccumulator(aggregator)
+    now = T0
+    for records, tick, rotate in steps:
+        grams: list[tuple[bytes, Source]] = []
+        for k, exp in enumerate(exporters):
+            mine = [_record(exp, r) for who, r in records if who % len(exporters) == k]
+            if mine:
+                grams += [(g, sources[k]) for g in exp.encode(DEFAULT_TEMPLATE, mine)]
+        fb = stage.decode_batch([(g, s.exporter, s.port, s.received) for g, s in grams])
+        fast.add(fb.flows, now)
+        fast.add_chunks(fb.chunks, now)
+        for g, s in grams:
+            ref.add(plain.decode(g, s).flows, now)
+        if tick:
+            now += 5.0
+            assert sorted(map(repr, fast.flush(now))) == sorted(map(repr, ref.flush(now)))
+        if rotate:
+            fast.rotate_rollup()
+            ref.rotate_rollup()
+    assert sorted(map(repr, fast.drain())) == sorted(map(repr, ref.drain()))
+    assert fast.dropped_full == ref.dropped_full
+    assert fast.received == ref.received
+    if fast.rollup is not None and ref.rollup is not None:
+        assert fast.rollup.refused == ref.rollup.refused
