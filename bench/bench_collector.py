@@ -200,22 +200,57 @@ class Sink:
 
 # ---- the load driver (runs in its own process) ------------------------------------------------------
 
-def build_load(exporters: int, per_packet: int, pool: int, seed: int) -> list[list[tuple[bytes, int]]]:
-    """Per exporter: its datagrams (v9, templates included) and how many flows each carries."""
+LOADS = {"repeat": 20_000, "new": 1_000_000, "rollup": 1_000_000}  # default pool (distinct 5-tuples) per load
+
+
+def build_load(exporters: int, per_packet: int, pool: int, seed: int,
+               load: str = "repeat") -> list[list[tuple[bytes, int]]]:
+    """Per exporter: its datagrams (v9, templates included) and how many flows each carries.
+
+    ``load``: *repeat* replays the traffic model's flows (few clients and servers, so the same
+    conversations again and again); *new* gives every record random IPv4 addresses and a random
+    client port (every 5-tuple and nearly every address pair distinct: most records open a new
+    context, as on a network whose conversations are short); *rollup* draws the two ends from
+    1,024 clients and 64 servers with a random ephemeral client port each time (most records open
+    a new context and port rollup has ephemeral sides to collapse).
+    """
+    import random  # noqa: PLC0415
+
     from flowpipe.export import DEFAULT_TEMPLATE, Exporter  # noqa: PLC0415
     from flowpipe.export.traffic import TrafficModel  # noqa: PLC0415
 
     now = time.time()
     out = []
     share = max(1, pool // exporters)
+    rng = random.Random(seed)
+    clients = [bytes((10, 1 + i // 256, i % 256, 1 + rng.randrange(254))) for i in range(1024)]
+    servers = [bytes((172, 16, i, 10)) for i in range(64)]
     for k in range(exporters):
-        model = TrafficModel(seed + k, pool=share)
+        model = TrafficModel(seed + k, pool=min(share, 65536))
         exp = Exporter("127.0.0.1:9", protocol="netflow9", source_id=k, records_per_packet=per_packet,
                        boot_time=now - 3600, clock=lambda: now)
         records = model.flows(share, exp.uptime_ms()).ipv4
+        if load != "repeat":
+            records = [_reshape(r, load, rng, clients, servers) for r in records]
         grams = [(g, (g[2] << 8 | g[3]) if _is_data(g) else 0) for g in exp.encode(DEFAULT_TEMPLATE, records)]
         out.append(grams)
     return out
+
+
+def _reshape(r: tuple, load: str, rng: Any, clients: list[bytes], servers: list[bytes]) -> tuple:
+    """A model record (src, dst, next hop, in/out if, packets, bytes, first, last, sport, dport, ...)
+    with the addresses and the client port of ``load``."""
+    rec = list(r)
+    forward = rec[9] >= rec[10]  # the client (ephemeral) port is the larger one
+    port = rng.randrange(1024, 65536) if load == "new" else rng.randrange(32768, 61000)
+    if load == "new":
+        rec[0], rec[1] = rng.getrandbits(32).to_bytes(4, "big"), rng.getrandbits(32).to_bytes(4, "big")
+    else:
+        client, server = rng.choice(clients), rng.choice(servers)
+        rec[0], rec[1] = (client, server) if forward else (server, client)
+    if rec[12] in (6, 17):
+        rec[9 if forward else 10] = port
+    return tuple(rec)
 
 
 def _is_data(g: bytes) -> bool:
@@ -223,9 +258,10 @@ def _is_data(g: bytes) -> bool:
     return len(g) > 22 and (g[20] << 8 | g[21]) >= 256
 
 
-def drive(port: int, rate: float, duration: float, exporters: int, per_packet: int, pool: int, seed: int) -> dict:
+def drive(port: int, rate: float, duration: float, exporters: int, per_packet: int, pool: int, seed: int,
+          kind: str = "repeat") -> dict:
     """Send the load to 127.0.0.1:``port``; what was sent, and the driver's CPU time."""
-    load = build_load(exporters, per_packet, pool, seed)
+    load = build_load(exporters, per_packet, pool, seed, kind)
     socks = []
     for _ in range(exporters):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -276,8 +312,8 @@ def drive(port: int, rate: float, duration: float, exporters: int, per_packet: i
 def run_driver(args: argparse.Namespace, port: int) -> dict:
     cmd = [sys.executable, __file__, "--drive", str(port), "--rate", str(args.rate), "--duration",
            str(args.duration), "--exporters", str(args.exporters), "--per-packet", str(args.per_packet),
-           "--pool", str(args.pool), "--seed", str(args.seed)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 120)
+           "--pool", str(args.pool), "--seed", str(args.seed), "--load", args.load]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 600)
     if out.returncode != 0:
         raise SystemExit(f"load driver failed: {out.stderr.strip()[-2000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -485,7 +521,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="flowpipe listener workers (processes) [1]")
     ap.add_argument("--exporters", type=int, default=8, help="exporters (UDP sockets) in the driver [8]")
     ap.add_argument("--per-packet", type=int, default=24, help="flow records per datagram [24]")
-    ap.add_argument("--pool", type=int, default=65536, help="distinct flows, replayed [65536]")
+    ap.add_argument("--load", choices=sorted(LOADS), default="repeat",
+                    help="repeat: the same conversations again; new: random addresses and client ports; rollup: "
+                         "1,024 clients x 64 servers, fresh ephemeral client ports [repeat]")
+    ap.add_argument("--pool", type=int, help="distinct 5-tuples, replayed [repeat 20,000; new and rollup 1,000,000]")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--flush-interval", type=float, default=10.0, help="flowpipe flush_interval and nfacctd "
                     "print_refresh_time [10]")
@@ -498,9 +537,11 @@ def main() -> None:
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.pool is None:
+        args.pool = LOADS[args.load]
     if args.drive is not None:
         print(json.dumps(drive(args.drive, args.rate, args.duration, args.exporters, args.per_packet, args.pool,
-                               args.seed)))
+                               args.seed, args.load)))
         return
     rmem = read_int(RMEM_MAX)
     restore = None
@@ -513,7 +554,7 @@ def main() -> None:
         else:
             print(f"net.core.rmem_max is {rmem}; not root, so it stays (asked for {args.rmem})")
     cpus = os.cpu_count()
-    print(f"load: NetFlow v9, {args.per_packet} flows/datagram, {args.pool:,} distinct flows, "
+    print(f"load: {args.load}, NetFlow v9, {args.per_packet} flows/datagram, {args.pool:,} distinct flows, "
           f"{args.exporters} exporters, "
           f"{args.rate:,.0f} flows/s for {args.duration:g} s; flowpipe workers={args.workers}, "
           f"rollup {'off' if args.no_rollup else 'on'}; {cpus} CPUs; net.core.rmem_max={rmem} "
