@@ -26,7 +26,7 @@ from flowpipe.httpd import MetricsServer
 from flowpipe.listen import Datagram, UdpListener
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
-from flowpipe.render import render_batch
+from flowpipe.render import render_batch, render_json_batch
 
 DATAGRAM_QUEUE = 256  # datagram batches (up to 256 datagrams each) waiting per listener
 
@@ -214,7 +214,7 @@ class Service:
             pipe.start_soon(self._stage, "reverse_dns", self.rdns.run, flush_receive, named_send)
             flush_receive = named_receive
             self._expected.add("reverse_dns")
-        out_send, out_receive = trio.open_memory_channel[list[dict[str, Any]]](64)
+        out_send, out_receive = trio.open_memory_channel[list[Any]](64)
         pipe.start_soon(self._stage, "renderer", self._render, flush_receive, out_send)
         pipe.start_soon(self._stage, "forwarder", self.forwarder.run, out_receive)
         self._expected |= {"accumulator", "renderer", "forwarder"}
@@ -229,7 +229,7 @@ class Service:
         await send.aclose()
 
     async def _render(self, receive: trio.MemoryReceiveChannel[FlushBatch],
-                      send: trio.MemorySendChannel[list[dict[str, Any]]]) -> None:
+                      send: trio.MemorySendChannel[list[Any]]) -> None:
         """Render flushed flows into payload batches of at most ``max_batch_flows``.
 
         Rendering yields to the scheduler every few thousand flows, so a big flush never holds
@@ -237,11 +237,15 @@ class Service:
         """
         host, size, tags = self.cfg.host, self.cfg.forwarder.max_batch_flows, self.cfg.tags
         step = min(size, 2000)
+        # Every output but msgpack bodies is JSON: render the flows' JSON text straight away.
+        fwd = self.cfg.forwarder
+        render = render_json_batch if fwd.format == "json" or not fwd.url else render_batch
         async with receive, send:
             async for batch in receive:
-                flows, out = batch.flows, []
+                flows = batch.flows
+                out: list[Any] = []
                 for i in range(0, len(flows), step):
-                    out += render_batch(FlushBatch(batch.flush_time, flows[i:i + step], batch.hostnames), host, tags)
+                    out += render(FlushBatch(batch.flush_time, flows[i:i + step], batch.hostnames), host, tags)
                     if len(out) >= size:
                         await send.send(out[:size])
                         out = out[size:]

@@ -5,6 +5,7 @@ import gzip
 import json
 
 import msgpack
+import orjson
 import pytest
 
 from flowpipe.forward.encode import content_headers, encode_body, json_lines
@@ -40,3 +41,21 @@ def test_json_lines() -> None:
     text = json_lines(flows)
     assert text.endswith("\n")
     assert [json.loads(line) for line in text.splitlines()] == flows
+
+
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_json_text_flows_make_the_same_bodies_as_their_objects(compression: str) -> None:
+    """Flows rendered straight to JSON text (what the service sends for JSON), objects (msgpack,
+    or spooled by an older flowpipe) and a mix of both give the same body in either format."""
+    flows = sample_flows(0, 40)
+    texts = [orjson.dumps(f) for f in flows]
+    mixed = [t if i % 3 else f for i, (f, t) in enumerate(zip(flows, texts, strict=True))]
+    for fmt in ("json", "msgpack"):
+        want = encode_body(flows, fmt, "none")
+        assert encode_body(texts, fmt, "none") == want
+        assert encode_body(mixed, fmt, "none") == want
+        assert decode_body(encode_body(texts, fmt, compression), content_headers(fmt, compression)) == flows
+    assert json_lines(texts) == json_lines(mixed) == json_lines(flows)
+    assert json_lines([]) == ""
+    with pytest.raises(TypeError):  # an unencodable object among texts is still refused
+        encode_body([texts[0], {"x": object()}], "json", "none")

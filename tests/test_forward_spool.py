@@ -113,3 +113,20 @@ def test_one_process_per_directory(tmp_path: Path) -> None:
         Spool(str(tmp_path), 10**9)
     sp.close()
     Spool(str(tmp_path), 10**9).close()
+
+
+def test_json_text_flows_come_back_as_written(tmp_path: Path) -> None:
+    """The service spools flows as JSON text (msgpack bins); an older spool holds objects (maps):
+    both read back as they were written, in one directory."""
+    import orjson  # noqa: PLC0415
+
+    sp = Spool(str(tmp_path), 10**9, fsync=False)
+    objects = sample_flows(0, 5)
+    texts = [orjson.dumps(f) for f in sample_flows(100, 5)]
+    sp.write(Batch(1, objects))
+    sp.write(Batch(2, texts))
+    sp.close()
+    again = Spool(str(tmp_path), 10**9, fsync=False)
+    assert again.read(1).flows == objects
+    assert again.read(2).flows == texts
+    again.close()

@@ -9,6 +9,8 @@ from typing import Any
 import msgpack
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowpipe import render
 from flowpipe.flow import (
@@ -282,3 +284,71 @@ def test_ipv4_address_and_network_text_agree_with_inet_ntop_for_every_prefix() -
                 continue
             net = (value >> (32 - bits) << (32 - bits)) if bits else 0
             assert mask == f"{socket.inet_ntop(socket.AF_INET, net.to_bytes(4, 'big'))}/{bits}"
+
+
+# ---- JSON text (render_json_batch): compiled loop and pure-Python fallback --------------------
+
+RENDERERS = ["compiled", "python"]
+
+
+def _json_renderer(which: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if which == "compiled" and not render.COMPILED:
+        pytest.skip("flowpipe._jsonflows was not built (no C compiler at install time)")
+    if which == "python":
+        monkeypatch.setattr(render, "_jsonflows", None)
+
+
+@pytest.mark.parametrize("which", RENDERERS)
+@pytest.mark.parametrize("tags", TAG_CHOICES)
+@pytest.mark.parametrize("hostnames", [{}, HOSTNAMES])
+def test_json_text_is_orjson_of_the_reference_objects(which: str, hostnames: dict[bytes, str],
+                                                      tags: dict[str, str] | None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _json_renderer(which, monkeypatch)
+    flows = _variety()
+    want = [orjson.dumps(o) for o in _ref_render_batch(FlushBatch(1700000000.1234, flows, hostnames), "node-1", tags)]
+    render.clear_caches()
+    for _ in range(2):  # cold caches, then warm
+        assert render.render_json_batch(FlushBatch(1700000000.1234, flows, hostnames), "node-1", tags) == want
+
+
+texts = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(['a"b', "back\\slash", "\x00\x1f\n\t",
+                                                                            "é✓", "\u2028", ""])
+addresses = st.sampled_from(ADDRESSES) | st.binary(min_size=4, max_size=4) | st.binary(min_size=16, max_size=16)
+i64 = st.integers(-(2**63), 2**63 - 1)
+json_flow = st.builds(
+    lambda *v: list(make_flow(**dict(zip(
+        ("type", "exporter", "namespace", "sampling_rate", "direction", "start", "end", "bytes", "packets",
+         "ether_type", "ip_protocol", "src_ip", "dst_ip", "src_port", "dst_port", "src_mac", "dst_mac", "src_mask",
+         "dst_mask", "in_if", "out_if", "tcp_flags", "next_hop", "extras"), v, strict=True)))),
+    texts, texts, texts, st.integers(0, 2**32), st.integers(0, 2), i64, i64,
+    st.integers(0, 2**70), st.integers(0, 2**66), st.integers(0, 0xFFFF), st.integers(0, 300), addresses, addresses,
+    st.integers(-1, 65535), st.integers(-1, 2**32), st.integers(0, 2**64), st.integers(0, 2**48), st.integers(0, 140),
+    st.integers(0, 140), st.integers(0, 2**32 - 1), i64, st.integers(0, 2**16), addresses,
+    st.none() | st.dictionaries(texts, st.integers(-5, 2**40) | texts, max_size=3))
+
+
+@pytest.mark.parametrize("which", RENDERERS)
+@given(flows=st.lists(json_flow, min_size=1, max_size=20), host=texts,
+       names=st.dictionaries(addresses, texts, max_size=4),
+       tags=st.none() | st.dictionaries(texts, texts, max_size=2))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_json_text_of_random_flows_is_orjson_of_their_objects(which: str, flows: list[list[Any]], host: str,
+                                                              names: dict[bytes, str], tags: dict[str, str] | None,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    _json_renderer(which, monkeypatch)
+    batch = FlushBatch(1700000000.5, flows, names)
+    want = [orjson.dumps(o) for o in render_batch(batch, host, tags)]
+    assert render.render_json_batch(batch, host, tags) == want
+
+
+@pytest.mark.parametrize("which", RENDERERS)
+def test_a_value_json_cannot_hold_leaves_the_batch_as_objects(which: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start time past 64 bits cannot be JSON: the batch comes back as payload objects, which the
+    forwarder counts as unencodable (forwarder/encode_error), as before JSON text existed."""
+    _json_renderer(which, monkeypatch)
+    flows = [list(make_flow(src_ip=V4, dst_ip=V4B)), list(make_flow(src_ip=V4, start=2**80))]
+    got = render.render_json_batch(FlushBatch(1.0, flows), "h")
+    assert got == render_batch(FlushBatch(1.0, flows), "h")
+    with pytest.raises(TypeError):
+        orjson.dumps(got)

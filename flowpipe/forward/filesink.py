@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import IO, Any
+from typing import IO
 
-from flowpipe.forward.encode import json_lines
+from flowpipe.forward.encode import Flow, json_lines_bytes
 
 
 class FileSink:
@@ -23,9 +23,9 @@ class FileSink:
         self._rotates = stat.S_ISREG(os.fstat(self._f.fileno()).st_mode)
         self._size = self._f.tell() if self._rotates else 0
 
-    def write(self, flows: list[dict[str, Any]]) -> None:
+    def write(self, flows: list[Flow]) -> None:
         """Append one line per flow and flush."""
-        data = json_lines(flows).encode()
+        data = json_lines_bytes(flows)
         if self._rotates and self._size and self._size + len(data) > self.max_bytes:
             self._rotate()
         self._f.write(data)

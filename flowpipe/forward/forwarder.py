@@ -20,21 +20,20 @@ import math
 import ssl
 import sys
 from collections import deque
-from typing import Any
 
 import httpx
 import trio
 
 from flowpipe import __version__
 from flowpipe.config import ForwarderConfig
-from flowpipe.forward.encode import content_headers, encode_body, json_lines
+from flowpipe.forward.encode import Flow, content_headers, encode_body, json_lines
 from flowpipe.forward.filesink import FileSink
 from flowpipe.forward.retry import Backoff, Outcome, classify, parse_retry_after
 from flowpipe.forward.spool import Batch, CorruptFile, Spool
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
 
-Flows = list[dict[str, Any]]
+Flows = list[Flow]  # payload objects or their JSON text
 STAGE = "forwarder"
 FILE_STAGE = "forwarder_file"
 FILE_QUEUE_BATCHES = 256

@@ -35,7 +35,7 @@ class Batch:
     """Flows delivered (or spooled) together. ``seq`` orders batches; ``id`` is stable across retries."""
 
     seq: int
-    flows: list[dict[str, Any]]
+    flows: list[Any]  # payload objects or their JSON text (msgpack maps or bins)
     id: bytes = attrs.field(factory=lambda: os.urandom(16))
     tried: bool = False  # posted at least once: never merged with others again, so its id holds
 

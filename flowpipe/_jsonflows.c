@@ -1,0 +1,355 @@
+/* Payload JSON straight from aggregated flows: the renderer's hot loop, compiled.
+ *
+ * render(flows, head, host, hostnames, tags_only, helpers) -> list[bytes]
+ *
+ * Each flow (a list laid out as flowpipe.flow.Flow) becomes the JSON text that orjson.dumps makes
+ * of flowpipe.render's payload object for it, byte for byte. The common values are written here
+ * (IPv4 addresses and networks, integers, ports, MACs, interfaces, the name tables); anything
+ * else (IPv6 and odd addresses, values out of 64-bit range, unusual types) is asked of the Python
+ * helpers, and a flow this code cannot write at all is rendered whole by helpers.flow(flow). The
+ * pure-Python renderer (flowpipe/render.py) is the reference and the fallback when this module is
+ * not built; tests hold the two to the same bytes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Slots of flowpipe.flow.Flow */
+enum { TYPE, EXPORTER, NAMESPACE, SAMPLING_RATE, DIRECTION, START, END, BYTES, PACKETS, ETHER_TYPE,
+       IP_PROTOCOL, SRC_IP, DST_IP, SRC_PORT, DST_PORT, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, IN_IF,
+       OUT_IF, TCP_FLAGS, NEXT_HOP, TOS, EXTRAS, N_FIELDS };
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} Buf;
+
+/* Room for ``more`` bytes; the fixed-size pieces below are written unchecked after one reserve of
+ * RESERVE bytes per flow (the longest fixed part of a flow is far below it), helper-made pieces
+ * (names, extras, IPv6) through put() with its own check. */
+#define RESERVE 1024
+
+static int buf_grow(Buf *b, Py_ssize_t more) {
+    if (b->len + more <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap * 2 : 1024;
+    while (cap < b->len + more) cap *= 2;
+    char *p = PyMem_Realloc(b->p, cap);
+    if (!p) { PyErr_NoMemory(); return -1; }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int put(Buf *b, const char *s, Py_ssize_t n) {
+    if (buf_grow(b, n + RESERVE) < 0) return -1;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* A literal, into room already reserved: never fails (0, for the ``< 0`` checks). */
+#define PUTS(b, lit) (memcpy((b)->p + (b)->len, (lit), sizeof(lit) - 1), (b)->len += sizeof(lit) - 1, 0)
+
+static int put_bytes(Buf *b, PyObject *o) {
+    if (!PyBytes_Check(o)) { PyErr_SetString(PyExc_TypeError, "helper must return bytes"); return -1; }
+    return put(b, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o));
+}
+
+static inline int put_u64(Buf *b, unsigned long long v) {
+    char tmp[24];
+    int i = 24;
+    do { tmp[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+    memcpy(b->p + b->len, tmp + i, 24 - i);
+    b->len += 24 - i;
+    return 0;
+}
+
+static inline int put_i64(Buf *b, long long v) {
+    if (v < 0) {
+        if (PUTS(b, "-") < 0) return -1;
+        return put_u64(b, (unsigned long long)(-(v + 1)) + 1);
+    }
+    return put_u64(b, (unsigned long long)v);
+}
+
+static inline int put_v4(Buf *b, const unsigned char *a) {
+    char *o = b->p + b->len;
+    for (int k = 0; k < 4; k++) {
+        unsigned v = a[k];
+        if (k) *o++ = '.';
+        if (v >= 100) { *o++ = (char)('0' + v / 100); v %= 100; *o++ = (char)('0' + v / 10); *o++ = (char)('0' + v % 10); }
+        else if (v >= 10) { *o++ = (char)('0' + v / 10); *o++ = (char)('0' + v % 10); }
+        else *o++ = (char)('0' + v);
+    }
+    b->len = o - b->p;
+    return 0;
+}
+
+/* An exact int in [lo, hi] (as long long), or -1 with *ok = 0 when it is not one. */
+static long long get_ll(PyObject *o, int *ok) {
+    if (!PyLong_CheckExact(o)) { *ok = 0; return 0; }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) { PyErr_Clear(); *ok = 0; return 0; }
+    return v;
+}
+
+/* A counter: saturated at 2**64 - 1 as the payload promises; *ok = 0 for a negative or odd value. */
+static unsigned long long get_counter(PyObject *o, int *ok) {
+    if (!PyLong_CheckExact(o)) { *ok = 0; return 0; }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow > 0) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(o);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); return UINT64_MAX; }
+        return u;
+    }
+    if (overflow < 0 || v < 0 || (v == -1 && PyErr_Occurred())) { PyErr_Clear(); *ok = 0; return 0; }
+    return (unsigned long long)v;
+}
+
+/* cache[key], else helper(*args) stored in cache; a new reference, NULL on error. */
+static PyObject *cached(PyObject *cache, PyObject *key, PyObject *helper, PyObject *arg2) {
+    PyObject *v = PyDict_GetItemWithError(cache, key);
+    if (v) { Py_INCREF(v); return v; }
+    if (PyErr_Occurred()) return NULL;
+    v = arg2 ? PyObject_CallFunctionObjArgs(helper, key, arg2, NULL) : PyObject_CallOneArg(helper, key);
+    if (!v) return NULL;
+    if (PyDict_Size(cache) >= 4096) PyDict_Clear(cache);
+    if (PyDict_SetItem(cache, key, v) < 0) { Py_DECREF(v); return NULL; }
+    return v;
+}
+
+typedef struct {
+    PyObject *quote, *strs;            /* str -> JSON string (orjson.dumps), cached in strs */
+    PyObject *device, *devices;        /* namespace -> {"namespace": ...} */
+    PyObject *exporter, *exporters;    /* exporter -> {"ip": ...} */
+    PyObject *ether, *ethers;          /* ether type -> JSON name */
+    PyObject *address;                 /* (raw, bits) -> (ip JSON, mask JSON), non-IPv4 */
+    PyObject *next_hop, *next_hops;    /* raw -> {"ip": ...}, non-IPv4 */
+    PyObject *extras;                  /* extras dict -> ',"additional_fields":{...}' */
+    PyObject *flow;                    /* a whole flow the loop cannot write -> JSON */
+    PyObject *protos, *flags;          /* tuples of 256 JSON texts */
+} Helpers;
+
+static const char HEX[] = "0123456789abcdef";
+
+/* ',"ip":..,"port":..,"mac":..,"mask":..' part of source/destination; 1 written, 0 not writable, -1 error */
+static int put_endpoint(Buf *b, Helpers *h, PyObject *raw, PyObject *bits_o, PyObject *port_o, PyObject *mac_o,
+                        PyObject *hostnames) {
+    int ok = 1;
+    long long bits = get_ll(bits_o, &ok);
+    long long port = get_ll(port_o, &ok);
+    long long mac = get_ll(mac_o, &ok);
+    if (!ok || !PyBytes_CheckExact(raw) || mac < 0) return 0;
+    Py_ssize_t n = PyBytes_GET_SIZE(raw);
+    const unsigned char *a = (const unsigned char *)PyBytes_AS_STRING(raw);
+    if (PUTS(b, "{\"ip\":") < 0) return -1;
+    PyObject *mask_json = NULL;
+    if (n == 4 && bits >= 0 && bits <= 32) {
+        if (PUTS(b, "\"") < 0 || put_v4(b, a) < 0 || PUTS(b, "\"") < 0) return -1;
+    } else {
+        PyObject *pair = PyObject_CallFunctionObjArgs(h->address, raw, bits_o, NULL);
+        if (!pair) return -1;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) { Py_DECREF(pair); return 0; }
+        int r = put_bytes(b, PyTuple_GET_ITEM(pair, 0));
+        mask_json = PyTuple_GET_ITEM(pair, 1);
+        Py_INCREF(mask_json);
+        Py_DECREF(pair);
+        if (r < 0) { Py_DECREF(mask_json); return -1; }
+    }
+    if (PUTS(b, ",\"port\":\"") < 0) goto fail;
+    if (port < 0) { if (PUTS(b, "*") < 0) goto fail; }
+    else if (put_u64(b, (unsigned long long)port) < 0) goto fail;
+    if (PUTS(b, "\",\"mac\":\"") < 0) goto fail;
+    {
+        char m[17];
+        unsigned long long v = (unsigned long long)mac & 0xFFFFFFFFFFFFULL;
+        for (int k = 0; k < 6; k++) {
+            unsigned octet = (unsigned)((v >> (8 * (5 - k))) & 0xFF);
+            m[3 * k] = HEX[octet >> 4];
+            m[3 * k + 1] = HEX[octet & 15];
+            if (k < 5) m[3 * k + 2] = ':';
+        }
+        if (put(b, m, 17) < 0) goto fail;
+    }
+    if (PUTS(b, "\",\"mask\":") < 0) goto fail;
+    if (mask_json) {
+        if (put_bytes(b, mask_json) < 0) goto fail;
+        Py_CLEAR(mask_json);
+    } else {
+        unsigned long long v = ((unsigned long long)a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3];
+        unsigned long long m = bits ? (0xFFFFFFFFULL << (32 - bits)) & 0xFFFFFFFFULL : 0;
+        unsigned char net[4] = {(unsigned char)((v & m) >> 24), (unsigned char)((v & m) >> 16),
+                                (unsigned char)((v & m) >> 8), (unsigned char)(v & m)};
+        if (PUTS(b, "\"") < 0 || put_v4(b, net) < 0 || PUTS(b, "/") < 0 || put_u64(b, (unsigned long long)bits) < 0
+            || PUTS(b, "\"") < 0)
+            goto fail;
+    }
+    if (hostnames != Py_None) {
+        PyObject *name = PyDict_GetItemWithError(hostnames, raw);
+        if (!name && PyErr_Occurred()) goto fail;
+        if (name) {
+            int truth = PyObject_IsTrue(name);
+            if (truth < 0) goto fail;
+            if (truth) {
+                if (!PyUnicode_Check(name)) return 0;
+                PyObject *q = cached(h->strs, name, h->quote, NULL);
+                if (!q) goto fail;
+                int r = PUTS(b, ",\"reverse_dns_hostname\":") < 0 ? -1 : put_bytes(b, q);
+                Py_DECREF(q);
+                if (r < 0) goto fail;
+            }
+        }
+    }
+    if (PUTS(b, "}") < 0) goto fail;
+    return 1;
+fail:
+    Py_XDECREF(mask_json);
+    return -1;
+}
+
+static int put_cached(Buf *b, PyObject *cache, PyObject *key, PyObject *helper) {
+    PyObject *v = cached(cache, key, helper, NULL);
+    if (!v) return -1;
+    int r = put_bytes(b, v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* One flow; 1 written, 0 to be rendered by helpers.flow, -1 error. */
+static int put_flow(Buf *b, Helpers *h, PyObject *f, PyObject *head, PyObject *host, PyObject *hostnames,
+                    PyObject *tags_only) {
+    PyObject **v = PySequence_Fast_ITEMS(f);
+    int ok = 1;
+    long long rate = get_ll(v[SAMPLING_RATE], &ok), start = get_ll(v[START], &ok), end = get_ll(v[END], &ok);
+    long long proto = get_ll(v[IP_PROTOCOL], &ok), in_if = get_ll(v[IN_IF], &ok), out_if = get_ll(v[OUT_IF], &ok);
+    long long fl = get_ll(v[TCP_FLAGS], &ok);
+    unsigned long long nbytes = get_counter(v[BYTES], &ok), npackets = get_counter(v[PACKETS], &ok);
+    if (!ok || proto < 0 || proto > 255 || !PyUnicode_CheckExact(v[TYPE]) || !PyUnicode_CheckExact(v[EXPORTER])
+        || !PyUnicode_CheckExact(v[NAMESPACE]) || !PyLong_CheckExact(v[DIRECTION]) || !PyLong_CheckExact(v[ETHER_TYPE])
+        || !PyBytes_CheckExact(v[NEXT_HOP]))
+        return 0;
+    Py_ssize_t mark = b->len;
+    int r;
+    if (buf_grow(b, RESERVE) < 0 || put_bytes(b, head) < 0 || put_cached(b, h->strs, v[TYPE], h->quote) < 0) return -1;
+    if (PUTS(b, ",\"sampling_rate\":") < 0 || put_i64(b, rate) < 0) return -1;
+    r = get_ll(v[DIRECTION], &ok) == 1;
+    if ((r ? PUTS(b, ",\"direction\":\"egress\"") : PUTS(b, ",\"direction\":\"ingress\"")) < 0) return -1;
+    if (PUTS(b, ",\"start\":") < 0 || put_i64(b, start) < 0) return -1;
+    if (PUTS(b, ",\"end\":") < 0 || put_i64(b, end) < 0) return -1;
+    if (PUTS(b, ",\"bytes\":") < 0 || put_u64(b, nbytes) < 0) return -1;
+    if (PUTS(b, ",\"packets\":") < 0 || put_u64(b, npackets) < 0) return -1;
+    if (PUTS(b, ",\"ether_type\":") < 0 || put_cached(b, h->ethers, v[ETHER_TYPE], h->ether) < 0) return -1;
+    if (PUTS(b, ",\"ip_protocol\":") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->protos, proto)) < 0) return -1;
+    if (PUTS(b, ",\"device\":") < 0 || put_cached(b, h->devices, v[NAMESPACE], h->device) < 0) return -1;
+    if (PUTS(b, ",\"exporter\":") < 0 || put_cached(b, h->exporters, v[EXPORTER], h->exporter) < 0) return -1;
+    if (PUTS(b, ",\"source\":") < 0) return -1;
+    r = put_endpoint(b, h, v[SRC_IP], v[SRC_MASK], v[SRC_PORT], v[SRC_MAC], hostnames);
+    if (r <= 0) { b->len = mark; return r; }
+    if (PUTS(b, ",\"destination\":") < 0) return -1;
+    r = put_endpoint(b, h, v[DST_IP], v[DST_MASK], v[DST_PORT], v[DST_MAC], hostnames);
+    if (r <= 0) { b->len = mark; return r; }
+    if (PUTS(b, ",\"ingress\":{\"interface\":{\"index\":") < 0 || put_i64(b, in_if) < 0) return -1;
+    if (PUTS(b, "}},\"egress\":{\"interface\":{\"index\":") < 0 || put_i64(b, out_if) < 0) return -1;
+    if (PUTS(b, "}},\"host\":") < 0 || put_bytes(b, host) < 0) return -1;
+    if (PUTS(b, ",\"tcp_flags\":") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->flags, fl & 0xFF)) < 0) return -1;
+    if (PUTS(b, ",\"next_hop\":") < 0) return -1;
+    if (PyBytes_GET_SIZE(v[NEXT_HOP]) == 4) {
+        if (PUTS(b, "{\"ip\":\"") < 0 || put_v4(b, (const unsigned char *)PyBytes_AS_STRING(v[NEXT_HOP])) < 0
+            || PUTS(b, "\"}") < 0)
+            return -1;
+    } else if (put_cached(b, h->next_hops, v[NEXT_HOP], h->next_hop) < 0) {
+        return -1;
+    }
+    PyObject *extras = v[EXTRAS];
+    int has = extras != Py_None && PyObject_IsTrue(extras);
+    if (has < 0) return -1;
+    if (has) {
+        PyObject *e = PyObject_CallOneArg(h->extras, extras);
+        if (!e) return -1;
+        r = put_bytes(b, e);
+        Py_DECREF(e);
+        if (r < 0) return -1;
+    } else if (put_bytes(b, tags_only) < 0) {
+        return -1;
+    }
+    return PUTS(b, "}") < 0 ? -1 : 1;
+}
+
+static int get_helper(PyObject *helpers, const char *name, PyObject **out) {
+    *out = PyObject_GetAttrString(helpers, name);
+    return *out ? 0 : -1;
+}
+
+static void helpers_clear(Helpers *h) {
+    PyObject **all[] = {&h->quote, &h->strs, &h->device, &h->devices, &h->exporter, &h->exporters, &h->ether,
+                        &h->ethers, &h->address, &h->next_hop, &h->next_hops, &h->extras, &h->flow, &h->protos,
+                        &h->flags};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) Py_CLEAR(*all[i]);
+}
+
+static PyObject *render(PyObject *self, PyObject *args) {
+    PyObject *flows, *head, *host, *hostnames, *tags_only, *helpers;
+    if (!PyArg_ParseTuple(args, "O!SSOSO:render", &PyList_Type, &flows, &head, &host, &hostnames, &tags_only,
+                          &helpers))
+        return NULL;
+    if (hostnames != Py_None && !PyDict_Check(hostnames)) {
+        PyErr_SetString(PyExc_TypeError, "hostnames must be a dict or None");
+        return NULL;
+    }
+    Helpers h = {0};
+    if (get_helper(helpers, "quote", &h.quote) < 0 || get_helper(helpers, "strs", &h.strs) < 0
+        || get_helper(helpers, "device", &h.device) < 0 || get_helper(helpers, "devices", &h.devices) < 0
+        || get_helper(helpers, "exporter", &h.exporter) < 0 || get_helper(helpers, "exporters", &h.exporters) < 0
+        || get_helper(helpers, "ether", &h.ether) < 0 || get_helper(helpers, "ethers", &h.ethers) < 0
+        || get_helper(helpers, "address", &h.address) < 0 || get_helper(helpers, "next_hop", &h.next_hop) < 0
+        || get_helper(helpers, "next_hops", &h.next_hops) < 0 || get_helper(helpers, "extras", &h.extras) < 0
+        || get_helper(helpers, "flow", &h.flow) < 0 || get_helper(helpers, "protos", &h.protos) < 0
+        || get_helper(helpers, "flags", &h.flags) < 0) {
+        helpers_clear(&h);
+        return NULL;
+    }
+    if (!PyDict_Check(h.strs) || !PyDict_Check(h.devices) || !PyDict_Check(h.exporters) || !PyDict_Check(h.ethers)
+        || !PyDict_Check(h.next_hops) || !PyTuple_Check(h.protos) || PyTuple_GET_SIZE(h.protos) != 256
+        || !PyTuple_Check(h.flags) || PyTuple_GET_SIZE(h.flags) != 256) {
+        PyErr_SetString(PyExc_TypeError, "bad helpers");
+        helpers_clear(&h);
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(flows);
+    PyObject *out = PyList_New(n);
+    Buf b = {0};
+    if (!out) goto error;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = PyList_GET_ITEM(flows, i);
+        PyObject *item = NULL;
+        int r = 0;
+        b.len = 0;
+        if (PyList_CheckExact(f) && PyList_GET_SIZE(f) == N_FIELDS) {
+            r = put_flow(&b, &h, f, head, host, hostnames, tags_only);
+            if (r < 0) goto error;
+        }
+        item = r ? PyBytes_FromStringAndSize(b.p, b.len) : PyObject_CallOneArg(h.flow, f);
+        if (!item) goto error;
+        PyList_SET_ITEM(out, i, item);
+    }
+    PyMem_Free(b.p);
+    helpers_clear(&h);
+    return out;
+error:
+    PyMem_Free(b.p);
+    helpers_clear(&h);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"render", render, METH_VARARGS, "Aggregated flows -> their payload objects as JSON texts (see the module doc)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_jsonflows", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__jsonflows(void) { return PyModule_Create(&module); }
