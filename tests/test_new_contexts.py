@@ -182,3 +182,26 @@ def test_a_seed_is_the_two_trackers_one_observation_makes() -> None:
             bulk.rotate()
             each.rotate()
     assert dict(bulk.cur) == dict(each.cur) and dict(bulk.new) == dict(each.new)
+
+
+def test_seeing_a_seeded_conversation_again_hands_out_its_token_and_keeps_the_seed() -> None:
+    """The same observation as a seed's changes nothing: verdict 0, the pair's stability token (so
+    the accumulator merges its next records without rollup work), the seeds stay small tuples; a
+    different port then grows them into the pair's trackers and invalidates the token."""
+    import numpy as np  # noqa: PLC0415
+
+    r = PortRollup(3)
+    src, dst = np.array([b"\x0a\0\0\1"], dtype="V4"), np.array([b"\x0a\0\0\2"], dtype="V4")
+    r.track_new(src, dst, np.array([40000]), np.array([443]), np.arange(1))
+    s, d = b"\x0a\0\0\1", b"\x0a\0\0\2"
+    before = (dict(r.cur), dict(r.new))
+    assert r.observe(s, d, 40000, 443) == 0
+    tok = r.stable
+    assert tok is not None and tok.gen == r.gen
+    assert r.observe(s, d, 40000, 443) == 0 and r.stable is tok  # the same token again
+    assert (dict(r.cur), dict(r.new)) == before
+    assert type(r.cur.pairs[(s, d)]) is tuple and type(r.new.pairs[(s, d)]) is tuple
+    invalidated = r.invalidated
+    assert r.observe(s, d, 40001, 443) == 0  # another client port: the pair's trackers change
+    assert tok.gen == -1 and r.invalidated == invalidated + 1
+    assert r.cur[(s, d, 1, 443)] == (40000, 40001)

@@ -14,11 +14,12 @@ cheap to make and invisible to the cyclic garbage collector. A generation still 
 flat mapping ``(src, dst, S|D, port) -> ports`` whose ``len`` is its number of trackers (what
 ``max_entries`` bounds).
 
-A pair observed once and never since (the common case on real traffic: most conversations are
-new) is held as a *seed*, the tuple ``(sport, dport)``, which stands for the two trackers
-``S(sport) = (dport,)`` and ``D(dport) = (sport,)`` and is turned into the pair's dict when the
-pair is seen again (:func:`_grown`): one small object instead of a dict and two tuples, shared by
-both generations.
+A pair observed once (the common case on real traffic: most conversations are new) is held as a
+*seed*, the tuple ``(sport, dport)``, which stands for the two trackers ``S(sport) = (dport,)``
+and ``D(dport) = (sport,)``: one small object instead of a dict and two tuples, shared by both
+generations. The same observation again changes nothing and leaves the pair's token in the new
+generation's seed, ``(sport, dport, token)``; any other one turns the seeds into the pair's dicts
+(:func:`_grown`).
 
 Stability tokens (what lets the accumulator skip the rollup for a flow it has seen): an
 observation that changes nothing (no tracker created, grown or removed, nothing refused) and keeps
@@ -145,10 +146,21 @@ class PortRollup:
         cur, new = self.cur, self.new
         changed = False
 
-        # -- Add on the current generation
         gc = cur.pairs.get(pk)
         if type(gc) is tuple:
+            gn = new.pairs.get(pk)
+            if type(gn) is tuple and gc[0] == sp and gc[1] == dp and gn[0] == sp and gn[1] == dp:
+                # Seeded by this very observation in both generations: seeing it again changes nothing
+                # (each tracker already holds its one port), so the pair's token stays in the seed.
+                tok = gn[2] if len(gn) == 3 else None
+                if tok is None:
+                    tok = Token(self.gen)
+                    new.pairs[pk] = (sp, dp, tok)
+                self.stable = tok
+                return 0
             gc = cur.pairs[pk] = _grown(gc)
+
+        # -- Add on the current generation
         if gc is None:
             s_ports = d_ports = None
             a = b = 0
@@ -276,8 +288,12 @@ def _addresses(col: Any, n: int) -> list[bytes]:
 
 
 def _grown(trackers: Any) -> dict[Any, Any]:
-    """A pair's trackers as a dict, from a seed ``(sport, dport)`` (see the module doc) or as they are."""
+    """A pair's trackers as a dict, from a seed ``(sport, dport[, token])`` (see the module doc) or as
+    they are."""
     if type(trackers) is tuple:
+        if len(trackers) == 3:
+            sp, dp, tok = trackers
+            return {sp + sp: (dp,), dp + dp + 1: (sp,), _TOKEN: tok}
         sp, dp = trackers
         return {sp + sp: (dp,), dp + dp + 1: (sp,)}
     grown: dict[Any, Any] = trackers

@@ -6,7 +6,7 @@ import ctypes
 import gc
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import trio
 
@@ -118,9 +118,13 @@ class AccumulatorStage:
         return out
 
     async def tick_in_parts(self, now: float) -> list[list]:
-        """:meth:`tick`, letting the other tasks run every FLUSH_PART contexts: a flush of many
-        contexts would otherwise hold up the listeners long enough for the kernel to drop."""
-        out: list[list] = []
+        """:meth:`tick`, letting the other tasks run every FLUSH_PART contexts (see :meth:`flush_parts`)."""
+        return [f async for part in self.flush_parts(now) for f in part]
+
+    async def flush_parts(self, now: float) -> AsyncIterator[list[list]]:
+        """The flows of a tick, FLUSH_PART contexts at a time, the other tasks running in between: a
+        flush of many contexts would otherwise hold up the listeners long enough for the kernel to
+        drop, and hold every emitted flow in memory at once."""
         busy = 0.0  # the flush's own time, not the other tasks'
         parts = self.acc.flush_parts(now, FLUSH_PART)
         while True:
@@ -129,11 +133,11 @@ class AccumulatorStage:
             busy += time.perf_counter() - t
             if part is None:
                 break
-            out += part
+            if part:
+                yield part
             await trio.lowlevel.checkpoint()
         self.metrics.flush_duration.observe(busy)
         self._gauges()
-        return out
 
     def _gauges(self) -> None:
         m = self.metrics
@@ -186,8 +190,7 @@ class AccumulatorStage:
             next_at += tick
             now = time.time()
             with trio.CancelScope(shield=True):  # flows taken out of contexts must not be lost
-                flows = await self.tick_in_parts(now)
-                if flows:
+                async for flows in self.flush_parts(now):  # each part on its way as soon as it is made
                     self.metrics.flows_flushed.inc(len(flows))
                     await send.send(FlushBatch(now, flows))
 

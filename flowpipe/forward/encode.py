@@ -37,12 +37,12 @@ def serialize(flows: list[Flow], fmt: str) -> bytes:
             flows = [orjson.loads(f) if type(f) is bytes else f for f in flows]
         data: bytes = msgpack.packb(flows, use_bin_type=True)
         return data
-    if flows and type(flows[0]) is not bytes:
-        try:
-            return orjson.dumps(flows)
-        except TypeError:  # some are JSON text already (or a value is unencodable: raised again below)
-            pass
-    return b"[" + b",".join(map(_json, flows)) + b"]"
+    try:
+        if flows and type(flows[0]) is bytes:
+            return b"[" + b",".join(flows) + b"]"  # type: ignore[arg-type]
+        return orjson.dumps(flows)
+    except TypeError:  # a mix of JSON text and objects (or a value is unencodable: raised again below)
+        return b"[" + b",".join(map(_json, flows)) + b"]"
 
 
 def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
