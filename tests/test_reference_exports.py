@@ -2,7 +2,12 @@
 opens, numpy merges), give exactly what the per-record reference aggregation gives for the same
 datagrams decoded into flow tuples one by one: every flush, the drain, and the drop and refusal
 counters. Small value domains make keys repeat, windows refill, pairs cross the rollup threshold
-within one batch, and new contexts come alone or several to an address pair."""
+within one batch, and new contexts come alone or several to an address pair.
+
+Across exporters the service aggregates a batch per template layout, not in arrival order (as if
+UDP had delivered it in another order, docs/performance.md *Order*): so exporters here have
+address pairs of their own, and the caps, which every exporter shares, are tight only with one
+exporter, where the order is the arrival order."""
 from __future__ import annotations
 
 from typing import Any
@@ -40,19 +45,21 @@ def _exporters(protocols: list[int]) -> list[Exporter]:
                      clock=lambda: T0) for k, p in enumerate(protocols)]
 
 
-def _record(exp: Exporter, r: tuple) -> DefaultRecord:
+def _record(exp: Exporter, k: int, r: tuple) -> DefaultRecord:
     s, d, sport, dport, proto, tos, in_if, out_if, packets, octets, ago, duration, flags = r
     up = exp.uptime_ms()
     first = up - ago - duration
-    return DefaultRecord(bytes((10, 0, 0, s)), bytes((10, 0, 1, d)), bytes(4), in_if, out_if, packets, octets, first,
+    return DefaultRecord(bytes((10, k, 0, s)), bytes((10, k, 1, d)), bytes(4), in_if, out_if, packets, octets, first,
                          first + duration, sport, dport, flags, proto, tos, 0, 0, 24, 24)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(cfg=config, protocols=st.lists(st.sampled_from((5, 9)), min_size=1, max_size=3),
        steps=st.lists(step, min_size=1, max_size=8))
 def test_the_service_path_aggregates_random_exports_like_the_reference(
         cfg: dict[str, Any], protocols: list[int], steps: list[tuple[list, bool, bool]]) -> None:
+    if len(protocols) > 1:  # caps shared by exporters aggregated in another order: not tight
+        cfg = {**cfg, "max_contexts": 10**6, "max_rollup_entries": 10**6}
     aggregator = AggregatorConfig(flush_interval=10.0, **cfg)
     exporters = _exporters(protocols)
     sources = [Source(f"192.0.2.{k + 1}", 2055, "default", T0) for k in range(len(exporters))]
@@ -64,7 +71,7 @@ def test_the_service_path_aggregates_random_exports_like_the_reference(
     for records, tick, rotate in steps:
         grams: list[tuple[bytes, Source]] = []
         for k, exp in enumerate(exporters):
-            mine = [_record(exp, r) for who, r in records if who % len(exporters) == k]
+            mine = [_record(exp, k, r) for who, r in records if who % len(exporters) == k]
             if mine:
                 grams += [(g, sources[k]) for g in exp.encode(DEFAULT_TEMPLATE, mine)]
         fb = stage.decode_batch([(g, s.exporter, s.port, s.received) for g, s in grams])

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.aggregate.keys import Key, KeyCodec
-from flowpipe.aggregate.rollup import PortRollup, Token
+from flowpipe.aggregate.rollup import PortRollup, Token, _addresses
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
 from flowpipe.decode.columns import Chunk
@@ -78,6 +78,14 @@ Column = MutableSequence[Any]
 def _view(c: Column) -> Any:
     """A numpy view of an ``array('q')`` column (it cannot grow while the view lives)."""
     return np.frombuffer(c, np.int64)  # type: ignore[call-overload]
+
+
+def _pairs_at(src: Any, dst: Any, at: Any) -> list[tuple[bytes, bytes]]:
+    """The (source, destination) address pairs of the records at positions ``at`` (address columns
+    as :class:`flowpipe.decode.columns.Columns` has them)."""
+    n = len(at)
+    return list(zip(_addresses(None if src is None else src[at], n), _addresses(None if dst is None else dst[at], n),
+                    strict=True))
 
 
 def _dview(c: Column) -> Any:
@@ -239,6 +247,8 @@ class Accumulator:
         rest = np.flatnonzero(~fast)
         if len(rest):
             rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, now)
+        if len(rest) and rollup is not None:
+            rest = self._seen_again(cols, idx, rest, fast, rollup)
         if len(rest) and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
         heap = rest.tolist()  # sorted: a valid heap
@@ -312,6 +322,67 @@ class Accumulator:
             self.dropped_undecodable += 1
         else:
             self._merge(i, f)
+
+    def _seen_again(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup) -> Any:
+        """Records of known contexts whose address pair is still just the seed of this very
+        conversation (:meth:`PortRollup.seeds_of`): observing them changes nothing, so their verdict
+        is 0, their key is the one they have, and the pair's token becomes their context's, all at
+        once; a window they find emptied is opened by the first of them, the others merge (numpy).
+        Only pairs no other record of the batch takes the per-record path for (such a record could
+        change the pair's trackers before them). Returns the positions still for that path."""
+        seen = rest[(idx[rest] >= 0) & cols.ok[rest]]
+        if not len(seen):
+            return rest
+        parts = cols.parts
+        src, dst, sp, dp = (None if c is None else c[seen] for c in parts[:4])
+        tokens = rollup.seeds_of(src, dst, sp, dp, len(seen))
+        if tokens is None:
+            return rest
+        steady = np.fromiter(map(operator.is_not, tokens, repeat(None)), bool, len(seen))
+        src, dst = parts[0], parts[1]  # whole columns again
+        if steady.all() and len(seen) == len(rest):
+            others: set[tuple[bytes, bytes]] = set()
+        else:
+            keep = np.ones(cols.n, dtype=bool)
+            keep[seen[steady]] = False
+            others = set(_pairs_at(src, dst, rest[keep[rest]]))
+        pos: list[int] = []
+        toks: list[Token] = []
+        for p, pair, tok in zip(seen[steady].tolist(), _pairs_at(src, dst, seen[steady]),
+                                [t for t in tokens if t is not None], strict=True):
+            if pair not in others:
+                pos.append(p)
+                toks.append(tok)
+        if not pos:
+            return rest
+        at = np.array(pos, dtype=np.int64)
+        where = idx[at]
+        base, token, live = self._base, self._token, self._live
+        _, first = np.unique(where, return_index=True)
+        opening = [int(k) for k in first.tolist() if base[int(where[k])] is None]
+        if opening:
+            rows = list(map(cols.row, at[opening].tolist()))
+            if None in rows:  # an undecodable chunk: these records one by one (dropped there)
+                return rest
+            intern, extras, big = self._interner(), self._extras, self._big
+            for f, i in zip(rows, where[opening].tolist(), strict=True):
+                if big:
+                    big.pop(i, None)
+                b = base_fields(f)  # type: ignore[arg-type]  # None excluded above
+                base[i] = intern(b, b)
+                extras[i] = None
+            op = at[opening]
+            for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets),
+                                (self._start, cols.start), (self._end, cols.end), (self._flags, cols.flags)):
+                _view(col)[where[opening]] = values[op]
+        for i, tok in zip(where.tolist(), toks, strict=True):
+            token[i] = live[i] = tok
+        fast[at] = True
+        if opening:
+            fast[at[opening]] = False
+        taken = np.zeros(cols.n, dtype=bool)
+        taken[at] = True
+        return rest[~taken[rest]]
 
     def _reopen(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup | None) -> Any:
         """Open, all at once, the emitted windows of known contexts needing no rollup work whose

@@ -106,6 +106,29 @@ class PortRollup:
         counts = Counter(pairs)
         return untracked & (np.fromiter(map(counts.__getitem__, mine), np.int64, len(mine)) == 1)
 
+    def seeds_of(self, src: Any, dst: Any, sp: Any, dp: Any, n: int) -> list[Token | None] | None:
+        """For each of ``n`` flows (columns as in :meth:`lone_new_pairs`): the pair's stability token
+        when both generations hold the pair as the seed of this very flow (then :meth:`observe`
+        would change nothing and give verdict 0; the token is made if the seed had none), else
+        None. None for all when no pair of them is seeded."""
+        pairs = list(zip(_addresses(src, n), _addresses(dst, n), strict=True))
+        cur, new = self.cur.pairs, self.new.pairs
+        seeds = list(map(cur.get, pairs))
+        if tuple not in set(map(type, seeds)):
+            return None
+        sps = [0] * n if sp is None else sp.tolist()
+        dps = [0] * n if dp is None else dp.tolist()
+        out: list[Token | None] = []
+        for pk, c, s, d in zip(pairs, seeds, sps, dps, strict=True):
+            g = new.get(pk)
+            if type(c) is not tuple or type(g) is not tuple or c[0] != s or c[1] != d or g[0] != s or g[1] != d:
+                out.append(None)
+                continue
+            if len(g) == 2:
+                g = new[pk] = (s, d, Token(self.gen))
+            out.append(g[2])
+        return out
+
     def track_new(self, src: Any, dst: Any, sp: Any, dp: Any, at: Any) -> None:
         """:meth:`observe` of the flows at positions ``at`` of the columns, whose pairs are lone and
         untracked (:meth:`lone_new_pairs`): each verdict is 0 and no token is made or spent."""
