@@ -431,7 +431,7 @@ def bench_nfacctd(args: argparse.Namespace, work: str) -> dict:
     conf = os.path.join(work, "nfacctd.conf")
     with open(conf, "w") as f:
         f.write(NFACCTD_CONF.format(work=work, port=port, rcvbuf=args.rcvbuf, refresh=max(1, int(args.flush_interval)),
-                                    entries=_prime_above(int(args.pool * 1.25) + 1000)))
+                                    entries=_prime_above(args.nfacctd_cache or int(args.pool * 1.25) + 1000)))
     proc = subprocess.Popen([args.nfacctd, "-f", conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     logf = os.path.join(work, "nfacctd.log")
@@ -533,6 +533,8 @@ def main() -> None:
     ap.add_argument("--rmem", type=int, help="as root: raise net.core.rmem_max to this for the run (restored after)")
     ap.add_argument("--nfacctd", default=shutil.which("nfacctd") or NFACCTD)
     ap.add_argument("--no-nfacctd", action="store_true")
+    ap.add_argument("--nfacctd-cache", type=int, help="nfacctd print_cache_entries (a prime at least this) "
+                    "[1.25 x the pool]")
     ap.add_argument("--no-flowpipe", action="store_true")
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--drive", type=int, help=argparse.SUPPRESS)
