@@ -10,7 +10,6 @@ slot columns and the windows held aside for values past 64 bits.
 """
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -24,23 +23,11 @@ from flowpipe.flow import (
     BYTES,
     DST_IP,
     DST_PORT,
-    EXPORTER,
-    IN_IF,
-    IP_PROTOCOL,
-    NAMESPACE,
     PACKETS,
     SRC_IP,
     SRC_PORT,
-    TOS,
     make_flow,
 )
-
-S, D = 0, 1
-# The Datadog context key, as a tuple of the flow's fields (what Accumulator.context_keys() reads back).
-context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
-
-
-
 
 # ---- strategies ---------------------------------------------------------------------------------
 

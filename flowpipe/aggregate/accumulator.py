@@ -364,17 +364,7 @@ class Accumulator:
             rows = list(map(cols.row, at[opening].tolist()))
             if None in rows:  # an undecodable chunk: these records one by one (dropped there)
                 return rest
-            intern, extras, big = self._interner(), self._extras, self._big
-            for f, i in zip(rows, where[opening].tolist(), strict=True):
-                if big:
-                    big.pop(i, None)
-                b = base_fields(f)  # type: ignore[arg-type]  # None excluded above
-                base[i] = intern(b, b)
-                extras[i] = None
-            op = at[opening]
-            for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets),
-                                (self._start, cols.start), (self._end, cols.end), (self._flags, cols.flags)):
-                _view(col)[where[opening]] = values[op]
+            self._open_many(cols, at[opening], where[opening], rows)
         for i, tok in zip(where.tolist(), toks, strict=True):
             token[i] = live[i] = tok
         fast[at] = True
@@ -413,18 +403,26 @@ class Accumulator:
                 return rest
         fast[pos] = True
         fast[openers] = False
-        base, extras, live, intern, big = self._base, self._extras, self._live, self._interner(), self._big
-        for f, i in zip(rows, where.tolist(), strict=True):
+        self._open_many(cols, openers, where, rows)
+        live = self._live
+        for i in where.tolist():
+            live[i] = tokens[i] if rollup is not None else OPEN
+        return rest[k:]
+
+    def _open_many(self, cols: columns.Columns, records: Any, at: Any, rows: Sequence[tuple | None]) -> None:
+        """Open the windows of slots ``at`` with the records at positions ``records`` of ``cols``
+        (their flow tuples ``rows``, none None): kept fields, no additional fields (chunks carry
+        none), values from the columns; a window held aside (``_big``) is back in the columns."""
+        base, extras, big, intern = self._base, self._extras, self._big, self._interner()
+        for f, i in zip(rows, at.tolist(), strict=True):
             if big:
                 big.pop(i, None)
-            b = base_fields(f)  # type: ignore[arg-type]  # None excluded above
+            b = base_fields(f)  # type: ignore[arg-type]  # the callers left out undecodable records
             base[i] = intern(b, b)
-            extras[i] = None  # chunks carry no additional fields
-            live[i] = tokens[i] if rollup is not None else OPEN
+            extras[i] = None
         for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
                             (self._end, cols.end), (self._flags, cols.flags)):
-            _view(col)[where] = values[openers]
-        return rest[k:]
+            _view(col)[at] = values[records]
 
     def _make_new(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any, fast: Any,
                   rollup: PortRollup | None, now: float) -> Any:
@@ -481,22 +479,16 @@ class Accumulator:
         if rollup is not None:
             sp, dp = cols.parts[2], cols.parts[3]
             rollup.track_new(cols.parts[0], cols.parts[1], sp, dp, openers)
-        intern = self._interner()
-        base, extras, live, nxt = self._base, self._extras, self._live, _dview(self._next)
+        self._open_many(cols, openers, at, opening)
+        live = self._live
         state = NO_TOKEN if rollup is not None else OPEN
-        for f, i in zip(opening, made, strict=True):
-            b = base_fields(f)  # type: ignore[arg-type]  # None excluded above
-            base[i] = intern(b, b)
-            extras[i] = None
+        for i in made:
             live[i] = state
         if rollup is not None:
             token = self._token
             for i in made:
                 token[i] = NO_TOKEN
-        nxt[at] = now
-        for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
-                            (self._end, cols.end), (self._flags, cols.flags)):
-            _view(col)[at] = values[openers]
+        _dview(self._next)[at] = now
         for p, i in zip(pos, made, strict=True):
             slots[p] = i
         idx[openers] = at
