@@ -51,6 +51,8 @@ from typing import Any
 RMEM_MAX = "/proc/sys/net/core/rmem_max"
 NFACCTD = "/usr/sbin/nfacctd"
 V9_TIMES = struct.Struct("!III")  # sysUptime, unix secs, sequence at offset 4 of a v9 header
+SFLOW_TIMES = struct.Struct("!II")  # sequence, uptime at offset 16 of an sFlow v5 header (IPv4 agent)
+SFACCTD = "/usr/sbin/sfacctd"
 
 
 # ---- small helpers -------------------------------------------------------------------------------
@@ -203,9 +205,10 @@ class Sink:
 LOADS = {"repeat": 20_000, "new": 1_000_000, "rollup": 1_000_000}  # default pool (distinct 5-tuples) per load
 
 
-def build_load(exporters: int, per_packet: int, pool: int, seed: int,
-               load: str = "repeat") -> list[list[tuple[bytes, int]]]:
-    """Per exporter: its datagrams (v9, templates included) and how many flows each carries.
+def build_load(exporters: int, per_packet: int, pool: int, seed: int, load: str = "repeat",
+               protocol: str = "netflow9") -> list[list[tuple[bytes, int]]]:
+    """Per exporter: its datagrams (v9 with templates, or sFlow v5 flow samples) and how many
+    flows (records, or sampled packets) each carries.
 
     ``load``: *repeat* replays the traffic model's flows (few clients and servers, so the same
     conversations again and again); *new* gives every record random IPv4 addresses and a random
@@ -227,12 +230,16 @@ def build_load(exporters: int, per_packet: int, pool: int, seed: int,
     servers = [bytes((172, 16, i, 10)) for i in range(64)]
     for k in range(exporters):
         model = TrafficModel(seed + k, pool=min(share, 65536))
-        exp = Exporter("127.0.0.1:9", protocol="netflow9", source_id=k, records_per_packet=per_packet,
+        exp = Exporter("127.0.0.1:9", protocol=protocol, source_id=k, records_per_packet=per_packet,
                        boot_time=now - 3600, clock=lambda: now)
-        records = model.flows(share, exp.uptime_ms()).ipv4
+        draw = model.samples if protocol == "sflow5" else model.flows
+        records = draw(share, exp.uptime_ms()).ipv4
         if load != "repeat":
             records = [_reshape(r, load, rng, clients, servers) for r in records]
-        grams = [(g, (g[2] << 8 | g[3]) if _is_data(g) else 0) for g in exp.encode(DEFAULT_TEMPLATE, records)]
+        if protocol == "sflow5":  # every datagram: samples counted at offset 24 (IPv4 agent)
+            grams = [(g, int.from_bytes(g[24:28], "big")) for g in exp.encode(DEFAULT_TEMPLATE, records)]
+        else:
+            grams = [(g, (g[2] << 8 | g[3]) if _is_data(g) else 0) for g in exp.encode(DEFAULT_TEMPLATE, records)]
         out.append(grams)
     return out
 
@@ -259,9 +266,10 @@ def _is_data(g: bytes) -> bool:
 
 
 def drive(port: int, rate: float, duration: float, exporters: int, per_packet: int, pool: int, seed: int,
-          kind: str = "repeat") -> dict:
+          kind: str = "repeat", protocol: str = "netflow9") -> dict:
     """Send the load to 127.0.0.1:``port``; what was sent, and the driver's CPU time."""
-    load = build_load(exporters, per_packet, pool, seed, kind)
+    load = build_load(exporters, per_packet, pool, seed, kind, protocol)
+    sflow = protocol == "sflow5"
     socks = []
     for _ in range(exporters):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -294,7 +302,10 @@ def drive(port: int, rate: float, duration: float, exporters: int, per_packet: i
             grams = bufs[k]
             buf, n = grams[cursor[k]]
             cursor[k] = (cursor[k] + 1) % len(grams)
-            pack(buf, 4, uptime, secs, seq[k])
+            if sflow:
+                SFLOW_TIMES.pack_into(buf, 16, seq[k], uptime)
+            else:
+                pack(buf, 4, uptime, secs, seq[k])
             seq[k] = (seq[k] + 1) & 0xFFFFFFFF
             try:
                 socks[k].sendto(buf, dest)
@@ -312,7 +323,8 @@ def drive(port: int, rate: float, duration: float, exporters: int, per_packet: i
 def run_driver(args: argparse.Namespace, port: int) -> dict:
     cmd = [sys.executable, __file__, "--drive", str(port), "--rate", str(args.rate), "--duration",
            str(args.duration), "--exporters", str(args.exporters), "--per-packet", str(args.per_packet),
-           "--pool", str(args.pool), "--seed", str(args.seed), "--load", args.load]
+           "--pool", str(args.pool), "--seed", str(args.seed), "--load", args.load,
+           "--protocol", args.protocol]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 600)
     if out.returncode != 0:
         raise SystemExit(f"load driver failed: {out.stderr.strip()[-2000:]}")
@@ -324,7 +336,7 @@ def run_driver(args: argparse.Namespace, port: int) -> dict:
 def flowpipe_config(port: int, metrics_port: int, url: str, args: argparse.Namespace) -> str:
     return "\n".join([
         'host = "bench"', "",
-        "[[listeners]]", 'flow_type = "netflow9"', 'bind_host = "127.0.0.1"', f"port = {port}",
+        "[[listeners]]", f'flow_type = "{args.protocol}"', 'bind_host = "127.0.0.1"', f"port = {port}",
         f"workers = {args.workers}", f"receive_buffer = {args.rcvbuf}", "",
         "[aggregator]", f"flush_interval = {args.flush_interval}",
         f"port_rollup_disabled = {'true' if args.no_rollup else 'false'}", "",
@@ -412,9 +424,9 @@ NFACCTD_CONF = """\
 daemonize: false
 logfile: {work}/nfacctd.log
 pidfile: {work}/nfacctd.pid
-nfacctd_ip: 127.0.0.1
-nfacctd_port: {port}
-nfacctd_pipe_size: {rcvbuf}
+{d}_ip: 127.0.0.1
+{d}_port: {port}
+{d}_pipe_size: {rcvbuf}
 plugins: print[agg]
 aggregate[agg]: peer_src_ip, src_host, dst_host, src_port, dst_port, proto, tos, in_iface, flows
 print_output[agg]: csv
@@ -430,14 +442,16 @@ def bench_nfacctd(args: argparse.Namespace, work: str) -> dict:
     port = free_port(socket.SOCK_DGRAM)
     conf = os.path.join(work, "nfacctd.conf")
     with open(conf, "w") as f:
-        f.write(NFACCTD_CONF.format(work=work, port=port, rcvbuf=args.rcvbuf, refresh=max(1, int(args.flush_interval)),
-                                    entries=_prime_above(args.nfacctd_cache or int(args.pool * 1.25) + 1000)))
-    proc = subprocess.Popen([args.nfacctd, "-f", conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        daemon = "sfacctd" if args.protocol == "sflow5" else "nfacctd"
+        f.write(NFACCTD_CONF.format(d=daemon, work=work, port=port, rcvbuf=args.rcvbuf,
+                                    refresh=max(1, int(args.flush_interval)), entries=_prime_above(args.nfacctd_cache or int(args.pool * 1.25) + 1000)))
+    binary = args.sfacctd if args.protocol == "sflow5" else args.nfacctd
+    proc = subprocess.Popen([binary, "-f", conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     logf = os.path.join(work, "nfacctd.log")
     try:
         end = time.monotonic() + 20
-        while time.monotonic() < end and proc.poll() is None and "waiting for NetFlow" not in _read(logf):
+        while time.monotonic() < end and proc.poll() is None and "waiting for" not in _read(logf):
             time.sleep(0.1)
         if proc.poll() is not None:
             raise SystemExit(f"nfacctd did not start: {_read(logf)[-1000:]}")
@@ -461,6 +475,8 @@ def bench_nfacctd(args: argparse.Namespace, work: str) -> dict:
                         flows += int(c[fi])
                         packets += int(c[pi])
         log = _read(logf)
+        if args.protocol == "sflow5":
+            flows = packets  # sfacctd's FLOWS column is 0 for sFlow; each sample is one packet (not renormalized)
         return {"flows_sent": sent["flows"], "datagrams_sent": sent["datagrams"], "driver": sent,
                 "flows_decoded": flows, "kernel_drops": kernel,
                 "own_drops_logged": log.count("missing data") + log.count("ERROR"),
@@ -532,6 +548,9 @@ def main() -> None:
     ap.add_argument("--rcvbuf", type=int, default=32 << 20, help="SO_RCVBUF both collectors ask for [32 MiB]")
     ap.add_argument("--rmem", type=int, help="as root: raise net.core.rmem_max to this for the run (restored after)")
     ap.add_argument("--nfacctd", default=shutil.which("nfacctd") or NFACCTD)
+    ap.add_argument("--protocol", choices=("netflow9", "sflow5"), default="netflow9",
+                    help="netflow9 (peer: nfacctd) or sflow5 (peer: sfacctd, same flags) [netflow9]")
+    ap.add_argument("--sfacctd", default=shutil.which("sfacctd") or SFACCTD)
     ap.add_argument("--no-nfacctd", action="store_true")
     ap.add_argument("--nfacctd-cache", type=int, help="nfacctd print_cache_entries (a prime at least this) "
                     "[1.25 x the pool]")
@@ -543,7 +562,7 @@ def main() -> None:
         args.pool = LOADS[args.load]
     if args.drive is not None:
         print(json.dumps(drive(args.drive, args.rate, args.duration, args.exporters, args.per_packet, args.pool,
-                               args.seed, args.load)))
+                               args.seed, args.load, args.protocol)))
         return
     rmem = read_int(RMEM_MAX)
     restore = None
@@ -556,7 +575,7 @@ def main() -> None:
         else:
             print(f"net.core.rmem_max is {rmem}; not root, so it stays (asked for {args.rmem})")
     cpus = os.cpu_count()
-    print(f"load: {args.load}, NetFlow v9, {args.per_packet} flows/datagram, {args.pool:,} distinct flows, "
+    print(f"load: {args.load}, {args.protocol}, {args.per_packet} flows/datagram, {args.pool:,} distinct flows, "
           f"{args.exporters} exporters, "
           f"{args.rate:,.0f} flows/s for {args.duration:g} s; flowpipe workers={args.workers}, "
           f"rollup {'off' if args.no_rollup else 'on'}; {cpus} CPUs; net.core.rmem_max={rmem} "
@@ -568,9 +587,10 @@ def main() -> None:
                 results["flowpipe"] = bench_flowpipe(args, work)
                 print(report(f"flowpipe (workers={args.workers})", results["flowpipe"]), flush=True)
             if not args.no_nfacctd:
-                if os.path.exists(args.nfacctd):
+                peer = "sfacctd" if args.protocol == "sflow5" else "nfacctd"
+                if os.path.exists(args.sfacctd if peer == "sfacctd" else args.nfacctd):
                     results["nfacctd"] = bench_nfacctd(args, work)
-                    print(report("nfacctd (pmacct, print plugin)", results["nfacctd"]), flush=True)
+                    print(report(f"{peer} (pmacct, print plugin)", results["nfacctd"]), flush=True)
                 else:
                     print(f"nfacctd: not installed ({args.nfacctd}); no comparison")
     finally:
