@@ -444,7 +444,8 @@ def bench_nfacctd(args: argparse.Namespace, work: str) -> dict:
     with open(conf, "w") as f:
         daemon = "sfacctd" if args.protocol == "sflow5" else "nfacctd"
         f.write(NFACCTD_CONF.format(d=daemon, work=work, port=port, rcvbuf=args.rcvbuf,
-                                    refresh=max(1, int(args.flush_interval)), entries=_prime_above(args.nfacctd_cache or int(args.pool * 1.25) + 1000)))
+                                    refresh=max(1, int(args.flush_interval)),
+                                    entries=_prime_above(args.nfacctd_cache or int(args.pool * 1.25) + 1000)))
     binary = args.sfacctd if args.protocol == "sflow5" else args.nfacctd
     proc = subprocess.Popen([binary, "-f", conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
