@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.aggregate.keys import Key, KeyCodec
-from flowpipe.aggregate.rollup import PortRollup, Token, _addresses
+from flowpipe.aggregate.rollup import PortRollup, Token, address_pairs
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
 from flowpipe.decode.columns import Chunk
@@ -78,14 +78,6 @@ Column = MutableSequence[Any]
 def _view(c: Column) -> Any:
     """A numpy view of an ``array('q')`` column (it cannot grow while the view lives)."""
     return np.frombuffer(c, np.int64)  # type: ignore[call-overload]
-
-
-def _pairs_at(src: Any, dst: Any, at: Any) -> list[tuple[bytes, bytes]]:
-    """The (source, destination) address pairs of the records at positions ``at`` (address columns
-    as :class:`flowpipe.decode.columns.Columns` has them)."""
-    n = len(at)
-    return list(zip(_addresses(None if src is None else src[at], n), _addresses(None if dst is None else dst[at], n),
-                    strict=True))
 
 
 def _dview(c: Column) -> Any:
@@ -345,10 +337,12 @@ class Accumulator:
         else:
             keep = np.ones(cols.n, dtype=bool)
             keep[seen[steady]] = False
-            others = set(_pairs_at(src, dst, rest[keep[rest]]))
+            other = rest[keep[rest]]
+            others = set(address_pairs(src, dst, len(other), other))
         pos: list[int] = []
         toks: list[Token] = []
-        for p, pair, tok in zip(seen[steady].tolist(), _pairs_at(src, dst, seen[steady]),
+        mine = seen[steady]
+        for p, pair, tok in zip(mine.tolist(), address_pairs(src, dst, len(mine), mine),
                                 [t for t in tokens if t is not None], strict=True):
             if pair not in others:
                 pos.append(p)

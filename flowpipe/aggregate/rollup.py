@@ -97,7 +97,7 @@ class PortRollup:
         observations matters) or when no pair of ``among`` is untracked."""
         if self.cur.entries + self.new.entries + 4 * n >= self.max_entries:
             return None
-        pairs = list(zip(_addresses(src, n), _addresses(dst, n), strict=True))
+        pairs = address_pairs(src, dst, n)
         cur, new = self.cur.pairs, self.new.pairs
         mine = [pairs[p] for p in among.tolist()]
         untracked = np.fromiter([p not in cur and p not in new for p in mine], bool, len(mine))
@@ -111,7 +111,7 @@ class PortRollup:
         when both generations hold the pair as the seed of this very flow (then :meth:`observe`
         would change nothing and give verdict 0; the token is made if the seed had none), else
         None. None for all when no pair of them is seeded."""
-        pairs = list(zip(_addresses(src, n), _addresses(dst, n), strict=True))
+        pairs = address_pairs(src, dst, n)
         cur, new = self.cur.pairs, self.new.pairs
         seeds = list(map(cur.get, pairs))
         if tuple not in set(map(type, seeds)):
@@ -133,10 +133,9 @@ class PortRollup:
         """:meth:`observe` of the flows at positions ``at`` of the columns, whose pairs are lone and
         untracked (:meth:`lone_new_pairs`): each verdict is 0 and no token is made or spent."""
         n = len(at)
-        srcs, dsts = _addresses(None if src is None else src[at], n), _addresses(None if dst is None else dst[at], n)
         sps = [0] * n if sp is None else sp[at].tolist()
         dps = [0] * n if dp is None else dp[at].tolist()
-        pairs = list(zip(srcs, dsts, strict=True))
+        pairs = address_pairs(src, dst, n, at)
         seeds = list(zip(sps, dps, strict=True))
         for gen in (self.cur, self.new):
             gen.pairs.update(zip(pairs, seeds, strict=True))  # type: ignore[arg-type]
@@ -305,9 +304,15 @@ class PortRollup:
         return verdict
 
 
-def _addresses(col: Any, n: int) -> list[bytes]:
-    """An address column (numpy ``V4``/``V16``, or None: absent) as the bytes flows carry."""
-    return [b""] * n if col is None else col.tolist()
+def address_pairs(src: Any, dst: Any, n: int, at: Any = None) -> list[tuple[bytes, bytes]]:
+    """The (source, destination) pairs of ``n`` flows from address columns (numpy ``V4``/``V16``, or
+    None: absent, ``b""``), as the bytes flows carry; ``at``: only the flows at these ``n`` positions."""
+    def column(col: Any) -> list[bytes]:
+        if col is None:
+            return [b""] * n
+        return (col if at is None else col[at]).tolist()  # type: ignore[no-any-return]
+
+    return list(zip(column(src), column(dst), strict=True))
 
 
 def _grown(trackers: Any) -> dict[Any, Any]:
