@@ -169,6 +169,14 @@ class PortRollup:
         changed = False
 
         gc = cur.pairs.get(pk)
+        if gc is None and t > 1 and pk not in new.pairs and cur.entries + new.entries + 4 <= self.max_entries:
+            # A pair neither generation tracks (the common case): the four trackers this observation
+            # makes are one seed in each generation; verdict 0, nothing to invalidate.
+            cur.pairs[pk] = new.pairs[pk] = (sp, dp)
+            cur.entries += 2
+            new.entries += 2
+            self.stable = None
+            return 0
         if type(gc) is tuple:
             gn = new.pairs.get(pk)
             if type(gn) is tuple and gc[0] == sp and gc[1] == dp and gn[0] == sp and gn[1] == dp:
