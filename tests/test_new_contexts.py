@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flowpipe.aggregate.accumulator import Accumulator
-from flowpipe.aggregate.rollup import PortRollup
+from flowpipe.aggregate.rollup import PortRollup, pair_key, pair_keys
 from flowpipe.config import AggregatorConfig, DecoderConfig
 from flowpipe.decode.base import Source
 from flowpipe.decode.dispatch import DatagramDecoder
@@ -163,15 +163,16 @@ def test_a_seed_is_the_two_trackers_one_observation_makes() -> None:
     dst = np.array([f[1] for f in flows], dtype="V4")
     sp = np.array([f[2] for f in flows], dtype=np.int64)
     dp = np.array([f[3] for f in flows], dtype=np.int64)
-    lone = bulk.lone_new_pairs(src, dst, len(flows), np.arange(len(flows)))
+    pairs = pair_keys(src, dst, len(flows))
+    lone = bulk.lone_new_pairs(pairs, np.arange(len(flows)))
     assert lone is not None and lone.all()
-    bulk.track_new(src, dst, sp, dp, np.arange(len(flows)))
+    bulk.track_new(pairs, sp, dp)
     for f in flows:
         assert each.observe(*f) == 0
     assert dict(bulk.cur) == dict(each.cur) and dict(bulk.new) == dict(each.new)
     assert (bulk.cur.entries, bulk.new.entries) == (each.cur.entries, each.new.entries) == (100, 100)
     # the same pairs again (now known: not lone-new), other ports: same verdicts and tokens
-    assert bulk.lone_new_pairs(src, dst, len(flows), np.arange(len(flows))) is None
+    assert bulk.lone_new_pairs(pairs, np.arange(len(flows))) is None
     for k in range(6):
         for s, d, p, q in flows:
             port = 40000 + k
@@ -192,7 +193,7 @@ def test_seeing_a_seeded_conversation_again_hands_out_its_token_and_keeps_the_se
 
     r = PortRollup(3)
     src, dst = np.array([b"\x0a\0\0\1"], dtype="V4"), np.array([b"\x0a\0\0\2"], dtype="V4")
-    r.track_new(src, dst, np.array([40000]), np.array([443]), np.arange(1))
+    r.track_new(pair_keys(src, dst, 1), np.array([40000]), np.array([443]))
     s, d = b"\x0a\0\0\1", b"\x0a\0\0\2"
     before = (dict(r.cur), dict(r.new))
     assert r.observe(s, d, 40000, 443) == 0
@@ -200,7 +201,7 @@ def test_seeing_a_seeded_conversation_again_hands_out_its_token_and_keeps_the_se
     assert tok is not None and tok.gen == r.gen
     assert r.observe(s, d, 40000, 443) == 0 and r.stable is tok  # the same token again
     assert (dict(r.cur), dict(r.new)) == before
-    assert type(r.cur.pairs[(s, d)]) is tuple and type(r.new.pairs[(s, d)]) is tuple
+    assert type(r.cur.pairs[pair_key(s, d)]) is not dict and type(r.new.pairs[pair_key(s, d)]) is not dict
     invalidated = r.invalidated
     assert r.observe(s, d, 40001, 443) == 0  # another client port: the pair's trackers change
     assert tok.gen == -1 and r.invalidated == invalidated + 1

@@ -65,3 +65,16 @@ def test_memory_cap_stops_tracking_new_pairs() -> None:
         r.observe(bytes([10, 0, 0, i]), SERVER, 1000, 80)
     assert len(r.cur) + len(r.new) <= 4 + 2
     assert r.refused > 0
+
+
+def test_ports_past_16_bits_never_pass_for_a_seeded_conversation() -> None:
+    """A pair seen once is held as one int (sport << 16 | dport); a flow whose port does not fit 16
+    bits (a v9 template may carry 4-byte ports) must not match it by accident: (1, 65536) is not (1, 0)."""
+    from flowpipe.aggregate.reference import ReferenceRollup  # noqa: PLC0415
+
+    new, ref = PortRollup(2), ReferenceRollup(2)
+    for sp, dp in ((1, 0), (1, 65536), (1, 0), (70000, 5), (70000, 5), (4, 70000 - 65536)):
+        assert new.observe(CLIENT, SERVER, sp, dp) == ref.observe(CLIENT, SERVER, sp, dp)
+        assert dict(new.cur) == {k: tuple(v) for k, v in ref.cur.items()}
+        assert dict(new.new) == {k: tuple(v) for k, v in ref.new.items()}
+    assert new.classify(CLIENT, SERVER, 1, 0) == ref.classify(CLIENT, SERVER, 1, 0) == 2

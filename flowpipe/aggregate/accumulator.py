@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.aggregate.keys import Key, KeyCodec
-from flowpipe.aggregate.rollup import PortRollup, Token, address_pairs
+from flowpipe.aggregate.rollup import PairKey, PortRollup, Token, pair_keys
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
 from flowpipe.decode.columns import Chunk
@@ -237,10 +237,11 @@ class Accumulator:
             if self._big:  # windows outside int64 merge one by one
                 fast &= ~np.isin(idx, np.fromiter(self._big, np.int64, len(self._big)))
         rest = np.flatnonzero(~fast)
+        pairs = pair_keys(cols.parts[0], cols.parts[1], n) if len(rest) and rollup is not None else []
         if len(rest):
-            rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, now)
+            rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and rollup is not None:
-            rest = self._seen_again(cols, idx, rest, fast, rollup)
+            rest = self._seen_again(cols, idx, rest, fast, rollup, pairs)
         if len(rest) and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
         heap = rest.tolist()  # sorted: a valid heap
@@ -315,7 +316,8 @@ class Accumulator:
         else:
             self._merge(i, f)
 
-    def _seen_again(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup) -> Any:
+    def _seen_again(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup,
+                    pairs: list[PairKey]) -> Any:
         """Records of known contexts whose address pair is still just the seed of this very
         conversation (:meth:`PortRollup.seeds_of`): observing them changes nothing, so their verdict
         is 0, their key is the one they have, and the pair's token becomes their context's, all at
@@ -325,25 +327,21 @@ class Accumulator:
         seen = rest[(idx[rest] >= 0) & cols.ok[rest]]
         if not len(seen):
             return rest
-        parts = cols.parts
-        src, dst, sp, dp = (None if c is None else c[seen] for c in parts[:4])
-        tokens = rollup.seeds_of(src, dst, sp, dp, len(seen))
+        sp, dp = (None if c is None else c[seen] for c in cols.parts[2:4])
+        tokens = rollup.seeds_of([pairs[p] for p in seen.tolist()], sp, dp)
         if tokens is None:
             return rest
         steady = np.fromiter(map(operator.is_not, tokens, repeat(None)), bool, len(seen))
-        src, dst = parts[0], parts[1]  # whole columns again
         if steady.all() and len(seen) == len(rest):
-            others: set[tuple[bytes, bytes]] = set()
+            others: set[PairKey] = set()
         else:
             keep = np.ones(cols.n, dtype=bool)
             keep[seen[steady]] = False
-            other = rest[keep[rest]]
-            others = set(address_pairs(src, dst, len(other), other))
+            others = {pairs[p] for p in rest[keep[rest]].tolist()}
         pos: list[int] = []
         toks: list[Token] = []
-        mine = seen[steady]
-        for p, pair, tok in zip(mine.tolist(), address_pairs(src, dst, len(mine), mine),
-                                [t for t in tokens if t is not None], strict=True):
+        mine = seen[steady].tolist()
+        for p, pair, tok in zip(mine, [pairs[p] for p in mine], [t for t in tokens if t is not None], strict=True):
             if pair not in others:
                 pos.append(p)
                 toks.append(tok)
@@ -419,7 +417,7 @@ class Accumulator:
             _view(col)[at] = values[records]
 
     def _make_new(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any, fast: Any,
-                  rollup: PortRollup | None, now: float) -> Any:
+                  rollup: PortRollup | None, pairs: list[PairKey], now: float) -> Any:
         """Make, all at once, the contexts of records whose key is new and whose outcome no other
         record of the batch can change: without rollup, every such record (the first of a key opens
         the context, the others join ``fast``); with rollup, those whose address pair has no tracker
@@ -433,7 +431,7 @@ class Accumulator:
         ok = cols.ok
         if rollup is not None:
             new = new[ok[new]]
-            lone = rollup.lone_new_pairs(cols.parts[0], cols.parts[1], cols.n, new) if len(new) else None
+            lone = rollup.lone_new_pairs(pairs, new) if len(new) else None
             if lone is None:
                 return rest
             new = new[lone]
@@ -471,8 +469,8 @@ class Accumulator:
         self.contexts.update(zip(new_keys, made, strict=True))
         self.keys.hold_many(new_keys)
         if rollup is not None:
-            sp, dp = cols.parts[2], cols.parts[3]
-            rollup.track_new(cols.parts[0], cols.parts[1], sp, dp, openers)
+            sp, dp = (None if c is None else c[openers] for c in cols.parts[2:4])
+            rollup.track_new([pairs[p] for p in pos], sp, dp)
         self._open_many(cols, openers, at, opening)
         live = self._live
         state = NO_TOKEN if rollup is not None else OPEN

@@ -6,19 +6,19 @@ Two generations of trackers keyed by the ordered (src ip, dst ip) pair and one p
 ``threshold`` or more distinct peer ports is ephemeral. Every ``refresh`` the current generation
 is replaced by the new one, so an observation counts for one to two refresh intervals.
 
-Layout (for speed; the semantics are the flat ones above): a generation maps the pair
-``(src, dst)`` to one small dict holding that pair's trackers, ``S(sport)`` under the int key
-``2*sport`` and ``D(dport)`` under ``2*dport + 1``, each a tuple of distinct ports in the order
-seen. One flow costs one tuple lookup per generation and a few int lookups; tuples of ints are
-cheap to make and invisible to the cyclic garbage collector. A generation still reads as the
-flat mapping ``(src, dst, S|D, port) -> ports`` whose ``len`` is its number of trackers (what
-``max_entries`` bounds).
+Layout (for speed; the semantics are the flat ones above): a generation maps the pair key
+(:func:`pair_key`: the two addresses end to end, one ``bytes``) to one small dict holding that
+pair's trackers, ``S(sport)`` under the int key ``2*sport`` and ``D(dport)`` under ``2*dport + 1``,
+each a tuple of distinct ports in the order seen. One flow costs one lookup per generation and a
+few int lookups; tuples of ints are cheap to make and invisible to the cyclic garbage collector. A
+generation still reads as the flat mapping ``(src, dst, S|D, port) -> ports`` whose ``len`` is its
+number of trackers (what ``max_entries`` bounds).
 
 A pair observed once (the common case on real traffic: most conversations are new) is held as a
-*seed*, the tuple ``(sport, dport)``, which stands for the two trackers ``S(sport) = (dport,)``
+*seed*, the int ``sport << 16 | dport``, which stands for the two trackers ``S(sport) = (dport,)``
 and ``D(dport) = (sport,)``: one small object instead of a dict and two tuples, shared by both
 generations. The same observation again changes nothing and leaves the pair's token in the new
-generation's seed, ``(sport, dport, token)``; any other one turns the seeds into the pair's dicts
+generation's seed, ``(seed, token)``; any other one turns the seeds into the pair's dicts
 (:func:`_grown`).
 
 Stability tokens (what lets the accumulator skip the rollup for a flow it has seen): an
@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 S, D = 0, 1
+PairKey = bytes | tuple[bytes, bytes]
 _TOKEN = None  # the key of a pair's token in its new-generation dict
 
 
@@ -56,7 +57,7 @@ class Generation(Mapping[tuple, tuple]):
     __slots__ = ("pairs", "entries")
 
     def __init__(self) -> None:
-        self.pairs: dict[tuple[bytes, bytes], dict[Any, Any]] = {}
+        self.pairs: dict[PairKey, Any] = {}  # pair key -> trackers dict, or a seed (see the module doc)
         self.entries = 0
 
     def __len__(self) -> int:
@@ -64,11 +65,12 @@ class Generation(Mapping[tuple, tuple]):
 
     def __getitem__(self, key: tuple) -> tuple:
         src, dst, kind, port = key
-        ports: tuple = _grown(self.pairs[(src, dst)])[port + port + kind]
+        ports: tuple = _grown(self.pairs[pair_key(src, dst)])[port + port + kind]
         return ports
 
     def __iter__(self) -> Iterator[tuple]:
-        for (src, dst), trackers in self.pairs.items():
+        for pk, trackers in self.pairs.items():
+            src, dst = pk if type(pk) is tuple else (pk[:len(pk) // 2], pk[len(pk) // 2:])
             for k in _grown(trackers):
                 if k is not _TOKEN:
                     yield (src, dst, k & 1, k >> 1)
@@ -89,15 +91,14 @@ class PortRollup:
         self.cur, self.new = self.new, Generation()
         self.gen += 1
 
-    def lone_new_pairs(self, src: Any, dst: Any, n: int, among: Any) -> Any:
-        """Which of the flows at positions ``among`` of ``n`` (address columns, numpy ``V4``/``V16``
-        or None for absent) have an address pair that no other of the ``n`` has and that has no
+    def lone_new_pairs(self, pairs: list[PairKey], among: Any) -> Any:
+        """Which of the flows at positions ``among`` of ``pairs`` (the pair keys of a batch's flows,
+        :func:`pair_keys`) have an address pair that no other flow of the batch has and that has no
         tracker in either generation: what :meth:`track_new` may take (a bool per position of
-        ``among``). None when the ``n`` flows could reach ``max_entries`` (then the order of their
+        ``among``). None when the batch could reach ``max_entries`` (then the order of its
         observations matters) or when no pair of ``among`` is untracked."""
-        if self.cur.entries + self.new.entries + 4 * n >= self.max_entries:
+        if self.cur.entries + self.new.entries + 4 * len(pairs) >= self.max_entries:
             return None
-        pairs = address_pairs(src, dst, n)
         cur, new = self.cur.pairs, self.new.pairs
         mine = [pairs[p] for p in among.tolist()]
         untracked = np.fromiter([p not in cur and p not in new for p in mine], bool, len(mine))
@@ -106,48 +107,47 @@ class PortRollup:
         counts = Counter(pairs)
         return untracked & (np.fromiter(map(counts.__getitem__, mine), np.int64, len(mine)) == 1)
 
-    def seeds_of(self, src: Any, dst: Any, sp: Any, dp: Any, n: int) -> list[Token | None] | None:
-        """For each of ``n`` flows (columns as in :meth:`lone_new_pairs`): the pair's stability token
-        when both generations hold the pair as the seed of this very flow (then :meth:`observe`
-        would change nothing and give verdict 0; the token is made if the seed had none), else
-        None. None for all when no pair of them is seeded."""
-        pairs = address_pairs(src, dst, n)
+    def seeds_of(self, pairs: list[PairKey], sp: Any, dp: Any) -> list[Token | None] | None:
+        """For each flow (pair keys, and port columns or None for absent: 0): the pair's stability
+        token when both generations hold the pair as the seed of this very flow (then
+        :meth:`observe` would change nothing and give verdict 0; the token is made if the seed had
+        none), else None. None for all when no pair of them is seeded."""
         cur, new = self.cur.pairs, self.new.pairs
         seeds = list(map(cur.get, pairs))
-        if tuple not in set(map(type, seeds)):
+        if len(set(map(type, seeds)) - {dict, type(None)}) == 0:
             return None
-        sps = [0] * n if sp is None else sp.tolist()
-        dps = [0] * n if dp is None else dp.tolist()
         out: list[Token | None] = []
-        for pk, c, s, d in zip(pairs, seeds, sps, dps, strict=True):
-            g = new.get(pk)
-            if type(c) is not tuple or type(g) is not tuple or c[0] != s or c[1] != d or g[0] != s or g[1] != d:
+        for pk, c, s in zip(pairs, seeds, _seeds(sp, dp, len(pairs)), strict=True):
+            if c is None or type(c) is dict or (c if type(c) is int else c[0]) != s:
                 out.append(None)
                 continue
-            if len(g) == 2:
-                g = new[pk] = (s, d, Token(self.gen))
-            out.append(g[2])
+            g = new.get(pk)
+            if type(g) is int:
+                if g != s:
+                    out.append(None)
+                    continue
+                g = new[pk] = (s, Token(self.gen))
+            elif type(g) is not tuple or g[0] != s:
+                out.append(None)
+                continue
+            out.append(g[1])
         return out
 
-    def track_new(self, src: Any, dst: Any, sp: Any, dp: Any, at: Any) -> None:
-        """:meth:`observe` of the flows at positions ``at`` of the columns, whose pairs are lone and
-        untracked (:meth:`lone_new_pairs`): each verdict is 0 and no token is made or spent."""
-        n = len(at)
-        sps = [0] * n if sp is None else sp[at].tolist()
-        dps = [0] * n if dp is None else dp[at].tolist()
-        pairs = address_pairs(src, dst, n, at)
-        seeds = list(zip(sps, dps, strict=True))
+    def track_new(self, pairs: list[PairKey], sp: Any, dp: Any) -> None:
+        """:meth:`observe` of flows whose pairs (keys) are lone and untracked (:meth:`lone_new_pairs`),
+        ports as in :meth:`seeds_of`: each verdict is 0 and no token is made or spent."""
+        seeds = _seeds(sp, dp, len(pairs))
         for gen in (self.cur, self.new):
-            gen.pairs.update(zip(pairs, seeds, strict=True))  # type: ignore[arg-type]
-            gen.entries += 2 * n
+            gen.pairs.update(zip(pairs, seeds, strict=True))
+            gen.entries += 2 * len(pairs)
         self.stable = None
 
     def classify(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
         """0: keep both ports; 1: source port is ephemeral; 2: destination port is ephemeral."""
-        trackers = self.cur.pairs.get((src, dst))
+        trackers = self.cur.pairs.get(pair_key(src, dst))
         if trackers is None:
             return 0
-        if type(trackers) is tuple:
+        if type(trackers) is not dict:
             trackers = _grown(trackers)
         s_ports, d_ports = trackers.get(sp + sp), trackers.get(dp + dp + 1)
         s = len(s_ports) if s_ports else 0
@@ -163,32 +163,36 @@ class PortRollup:
         that does not re-track the side the current one classifies as ephemeral (spec §4).
         """
         t = self.threshold
-        pk = (src, dst)
+        pk = src + dst if len(src) == len(dst) else (src, dst)  # pair_key(), inlined (hot)
         ks, kd = sp + sp, dp + dp + 1
         cur, new = self.cur, self.new
         changed = False
 
         gc = cur.pairs.get(pk)
-        if gc is None and t > 1 and pk not in new.pairs and cur.entries + new.entries + 4 <= self.max_entries:
+        if gc is not None and type(gc) is not dict:  # a seed
+            gn = new.pairs.get(pk)
+            s = sp << 16 | dp
+            if ((gc if type(gc) is int else gc[0]) == s and gn is not None and type(gn) is not dict
+                    and (gn if type(gn) is int else gn[0]) == s and 0 <= sp <= 0xFFFF and 0 <= dp <= 0xFFFF):
+                # Seeded by this very observation in both generations: seeing it again changes nothing
+                # (each tracker already holds its one port), so the pair's token stays in the seed.
+                if type(gn) is int:
+                    held = Token(self.gen)
+                    new.pairs[pk] = (s, held)
+                else:
+                    held = gn[1]
+                self.stable = held
+                return 0
+            gc = cur.pairs[pk] = _grown(gc)
+        elif (gc is None and t > 1 and 0 <= sp <= 0xFFFF and 0 <= dp <= 0xFFFF and pk not in new.pairs
+              and cur.entries + new.entries + 4 <= self.max_entries):
             # A pair neither generation tracks (the common case): the four trackers this observation
             # makes are one seed in each generation; verdict 0, nothing to invalidate.
-            cur.pairs[pk] = new.pairs[pk] = (sp, dp)
+            cur.pairs[pk] = new.pairs[pk] = sp << 16 | dp
             cur.entries += 2
             new.entries += 2
             self.stable = None
             return 0
-        if type(gc) is tuple:
-            gn = new.pairs.get(pk)
-            if type(gn) is tuple and gc[0] == sp and gc[1] == dp and gn[0] == sp and gn[1] == dp:
-                # Seeded by this very observation in both generations: seeing it again changes nothing
-                # (each tracker already holds its one port), so the pair's token stays in the seed.
-                tok = gn[2] if len(gn) == 3 else None
-                if tok is None:
-                    tok = Token(self.gen)
-                    new.pairs[pk] = (sp, dp, tok)
-                self.stable = tok
-                return 0
-            gc = cur.pairs[pk] = _grown(gc)
 
         # -- Add on the current generation
         if gc is None:
@@ -246,7 +250,7 @@ class PortRollup:
 
         # -- Add on the new generation, not re-tracking a side the current one calls ephemeral
         gn = new.pairs.get(pk)
-        if type(gn) is tuple:
+        if gn is not None and type(gn) is not dict:
             gn = new.pairs[pk] = _grown(gn)
         if gn is None:
             s_ports = d_ports = None
@@ -312,25 +316,46 @@ class PortRollup:
         return verdict
 
 
-def address_pairs(src: Any, dst: Any, n: int, at: Any = None) -> list[tuple[bytes, bytes]]:
-    """The (source, destination) pairs of ``n`` flows from address columns (numpy ``V4``/``V16``, or
-    None: absent, ``b""``), as the bytes flows carry; ``at``: only the flows at these ``n`` positions."""
-    def column(col: Any) -> list[bytes]:
-        if col is None:
-            return [b""] * n
-        return (col if at is None else col[at]).tolist()  # type: ignore[no-any-return]
+def pair_key(src: bytes, dst: bytes) -> PairKey:
+    """The key of an address pair: the two addresses end to end when they are of one length (the
+    usual case: one small object), else the tuple (never equal to a bytes key)."""
+    return src + dst if len(src) == len(dst) else (src, dst)
 
-    return list(zip(column(src), column(dst), strict=True))
+
+def pair_keys(src: Any, dst: Any, n: int) -> list[PairKey]:
+    """:func:`pair_key` of ``n`` flows from address columns (numpy ``V4``/``V16``, or None: absent,
+    ``b""``), with numpy when both are of one width."""
+    if src is None and dst is None:
+        return [b""] * n
+    if src is not None and dst is not None and src.dtype.itemsize == dst.dtype.itemsize:
+        w = src.dtype.itemsize
+        both = np.empty((n, 2 * w), dtype=np.uint8)
+        both[:, :w] = np.ascontiguousarray(src).view(np.uint8).reshape(n, w)
+        both[:, w:] = np.ascontiguousarray(dst).view(np.uint8).reshape(n, w)
+        keys: list[PairKey] = both.view(f"V{2 * w}").ravel().tolist()
+        return keys
+    return list(map(pair_key, [b""] * n if src is None else src.tolist(), [b""] * n if dst is None else dst.tolist()))
+
+
+def _seeds(sp: Any, dp: Any, n: int) -> list[int]:
+    """The seeds (``sport << 16 | dport``) of port columns (None: 0)."""
+    if sp is None and dp is None:
+        return [0] * n
+    s = np.zeros(n, dtype=np.int64) if sp is None else sp.astype(np.int64) << 16
+    if dp is not None:
+        s |= dp.astype(np.int64)
+    seeds: list[int] = s.tolist()
+    return seeds
 
 
 def _grown(trackers: Any) -> dict[Any, Any]:
-    """A pair's trackers as a dict, from a seed ``(sport, dport[, token])`` (see the module doc) or as
-    they are."""
-    if type(trackers) is tuple:
-        if len(trackers) == 3:
-            sp, dp, tok = trackers
-            return {sp + sp: (dp,), dp + dp + 1: (sp,), _TOKEN: tok}
-        sp, dp = trackers
-        return {sp + sp: (dp,), dp + dp + 1: (sp,)}
-    grown: dict[Any, Any] = trackers
+    """A pair's trackers as a dict, from a seed (``sport << 16 | dport``, or ``(seed, token)``; see
+    the module doc) or as they are."""
+    if type(trackers) is dict:
+        return trackers
+    seed, tok = (trackers, None) if type(trackers) is int else trackers
+    sp, dp = seed >> 16, seed & 0xFFFF
+    grown = {sp + sp: (dp,), dp + dp + 1: (sp,)}
+    if tok is not None:
+        grown[_TOKEN] = tok  # type: ignore[index]
     return grown
