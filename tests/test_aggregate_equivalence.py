@@ -33,13 +33,17 @@ from flowpipe.flow import (
 
 IPS = [bytes([10, 0, 0, i]) for i in range(1, 4)]
 PORTS = [1, 2, 3, 80, 443]
+OTHER_IPS = [b"", b"\x20\x01" + bytes(13) + b"\x01"]
 BIG = [2**63 - 1, 2**63, 2**64 - 1]
 
 flow_specs = st.fixed_dictionaries({
     "exporter": st.sampled_from(["192.0.2.1", "192.0.2.2"]),
     "namespace": st.sampled_from(["default", "other"]),
-    "src_ip": st.sampled_from(IPS), "dst_ip": st.sampled_from(IPS),
-    "src_port": st.sampled_from(PORTS), "dst_port": st.sampled_from(PORTS),
+    # now and then an IPv6 or absent address and a port past 16 bits: contexts of every key layout
+    # (and plain tuple keys) side by side in one flush
+    "src_ip": st.one_of(st.sampled_from(IPS), st.sampled_from(OTHER_IPS)),
+    "dst_ip": st.one_of(st.sampled_from(IPS), st.sampled_from(OTHER_IPS)),
+    "src_port": st.one_of(st.sampled_from(PORTS), st.just(70000)), "dst_port": st.sampled_from(PORTS),
     "ip_protocol": st.sampled_from([6, 17]), "tos": st.sampled_from([0, 8]), "in_if": st.sampled_from([1, 2]),
     "out_if": st.integers(0, 3), "type": st.sampled_from(["netflow9", "ipfix"]),
     "bytes": st.one_of(st.integers(1, 10_000), st.sampled_from(BIG)),
@@ -123,7 +127,7 @@ def test_accumulator_matches_the_per_flow_reference(cfg: dict[str, Any], specs: 
 
 # Addresses of other lengths (absent, IPv6: pairs of mixed lengths are keyed apart) and ports at
 # and past the 16-bit edges (a seed holds both ports in one int) now and then.
-PAIR_IPS = st.one_of(st.sampled_from(IPS[:2]), st.sampled_from([b"", b"\x20\x01" + bytes(13) + b"\x01"]))
+PAIR_IPS = st.one_of(st.sampled_from(IPS[:2]), st.sampled_from(OTHER_IPS))
 SIDE_PORTS = st.one_of(st.sampled_from(PORTS[:4]), st.sampled_from([0, 65535, 65536, 70000]))
 rollup_ops = st.lists(st.one_of(
     st.tuples(st.just("observe"), PAIR_IPS, PAIR_IPS, SIDE_PORTS, st.sampled_from(PORTS[1:])),

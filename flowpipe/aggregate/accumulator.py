@@ -27,6 +27,7 @@ import heapq
 import operator
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from itertools import repeat
 from typing import Any
@@ -87,6 +88,11 @@ def _dview(c: Column) -> Any:
 
 def _ints() -> Column:
     return array("q")
+
+
+def _fill(col: list[Any], slots: list[int], value: Any) -> None:
+    """``col[i] = value`` for each slot (the loop in C)."""
+    deque(map(col.__setitem__, slots, repeat(value)), maxlen=0)
 
 
 class Accumulator:
@@ -617,11 +623,12 @@ class Accumulator:
                     B[k], P[k], S[k], E[k], F[k] = held
         base = map(self._base.__getitem__, slots)
         extras = map(self._extras.__getitem__, slots)
-        return [[ty, exp, ns, rate, direction, st, en, b, p, ether, proto, src, dst, sp, dp, smac, dmac, smask, dmask,
-                 in_if, out_if, fl, nh, tos, ex]
-                for (ns, exp, src, dst, sp, dp, proto, tos, in_if),
+        ns, exp, src, dst, sp, dp, proto, tos, in_if = self.keys.columns_of(keys)
+        return [[ty, e, n, rate, direction, st, en, b, p, ether, pr, s, d, sport, dport, smac, dmac, smask, dmask,
+                 i, out_if, fl, nh, t, ex]
+                for n, e, s, d, sport, dport, pr, t, i,
                 (ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh), st, en, b, p, fl, ex
-                in zip(self.keys.fields_many(keys), base, S, E, B, P, F, extras, strict=True)]  # type: ignore[misc]
+                in zip(ns, exp, src, dst, sp, dp, proto, tos, in_if, base, S, E, B, P, F, extras, strict=True)]  # type: ignore[misc]
 
     def flush(self, now: float) -> list[list[Any]]:
         """Emit the contexts that are due at ``now`` and drop the expired ones."""
@@ -672,28 +679,25 @@ class Accumulator:
         expired = [keys[p] for p in np.flatnonzero(gone).tolist()]
         emit_slots = [slots[p] for p in emit]
         out = self._emit([keys[p] for p in emit], emit_slots)
-        live, big = self._live, self._big
-        for i in emit_slots:
-            if big:
-                big.pop(i, None)
-            base[i] = None
-            extras[i] = now  # the last emission (one object for all emitted now)
-            live[i] = NO_TOKEN
+        if self._big:
+            for i in emit_slots:
+                self._big.pop(i, None)
+        _fill(base, emit_slots, None)
+        _fill(extras, emit_slots, now)  # the last emission (one object for all emitted now)
+        _fill(self._live, emit_slots, NO_TOKEN)
         return out, expired
 
     def _expire(self, expired: list[Key]) -> None:
-        contexts, free, token, extras, release = self.contexts, self._free, self._token, self._extras, self.keys.release
-        live, big = self._live, self._big
-        for key in expired:
-            i = contexts.pop(key)
-            release(key)
-            if big:
-                big.pop(i, None)
-            extras[i] = None
-            if token:
-                token[i] = NO_TOKEN
-            live[i] = NO_TOKEN
-            free.append(i)
+        slots = list(map(self.contexts.pop, expired))
+        self.keys.release_many(expired)
+        if self._big:
+            for i in slots:
+                self._big.pop(i, None)
+        _fill(self._extras, slots, None)
+        if self._token:
+            _fill(self._token, slots, NO_TOKEN)
+        _fill(self._live, slots, NO_TOKEN)
+        self._free += slots
 
     def drain(self) -> list[list[Any]]:
         """Emit every context that holds a flow, due or not (shutdown)."""
@@ -708,7 +712,7 @@ class Accumulator:
     def context_keys(self) -> Iterator[tuple]:
         """The contexts' keys as (namespace, exporter, src ip, dst ip, src port, dst port, protocol,
         tos, input interface), in the order they were made."""
-        return iter(self.keys.fields_many(list(self.contexts)))
+        return zip(*self.keys.columns_of(list(self.contexts)), strict=True)
 
     def rotate_rollup(self) -> None:
         if self.rollup is not None:

@@ -90,10 +90,11 @@ class KeyCodec:
         for owner, n in Counter(map(_OWNER, filter(_is_bytes, keys))).items():
             refs[int.from_bytes(owner, "big")] += n
 
-    def release(self, key: Key) -> None:
-        """The context with ``key`` is gone."""
-        if type(key) is bytes:
-            self._refs[int.from_bytes(key[:4], "big")] -= 1
+    def release_many(self, keys: list[Key]) -> None:
+        """The contexts with ``keys`` are gone."""
+        refs = self._refs
+        for owner, n in Counter(map(_OWNER, filter(_is_bytes, keys))).items():
+            refs[int.from_bytes(owner, "big")] -= n
 
     def sweep(self) -> None:
         """Forget the owners no context uses (their ids are reused)."""
@@ -156,38 +157,47 @@ class KeyCodec:
         keys: list[bytes] = k.view(f"V{dt.itemsize}").tolist()
         return keys
 
-    def fields_many(self, keys: Sequence[Key]) -> list[tuple]:
-        """:meth:`fields` of many keys, read with numpy (keys of one length at a time)."""
-        out: list[Any] = list(keys)  # plain tuple keys are their own fields
-        if not out:
-            return out
-        lens = np.fromiter(map(len, out), np.int64, len(out))
-        for n in np.unique(lens).tolist():
-            if n < _HEAD + _TAIL.size:
-                continue  # tuples
-            pos = np.flatnonzero(lens == n)
-            group = [out[p] for p in pos.tolist()] if len(pos) < len(out) else out
-            ls, ld = group[0][4], group[0][5]
-            dt = self._dtype((ls, ld))
-            a = np.frombuffer(b"".join(group), dtype=dt)
-            if not (np.all(a["ls"] == ls) and np.all(a["ld"] == ld)):  # same length, other address sizes
-                got = list(map(self.fields, group))
-            else:
-                sp, dp = a["sp"].astype(np.int64), a["dp"].astype(np.int64)
-                roll = a["roll"]
-                sp[roll == 1] = ROLLED_UP
-                dp[roll == 2] = ROLLED_UP
-                owners = map(self._owners.__getitem__, a["o"].tolist())
-                src = a["src"].tolist() if ls else [b""] * len(a)
-                dst = a["dst"].tolist() if ld else [b""] * len(a)
-                got = [(o[0], o[1], s, d, p, q, r, t, i) for o, s, d, p, q, r, t, i in  # type: ignore[index]
-                       zip(owners, src, dst, sp.tolist(), dp.tolist(), a["pr"].tolist(), a["tos"].tolist(),
-                           a["inif"].tolist(), strict=True)]
-            if group is out:
+    def columns_of(self, keys: Sequence[Key]) -> list[list[Any]]:
+        """The :meth:`fields` of many keys as nine columns (namespace, exporter, src ip, dst ip, src
+        port, dst port, protocol, tos, input interface), read with numpy a key length at a time."""
+        n = len(keys)
+        lens = np.fromiter(map(len, keys), np.int64, n)
+        sizes = np.unique(lens).tolist()
+        if len(sizes) == 1:
+            got = self._group_columns(keys, sizes[0])
+            if got is not None:
                 return got
-            for p, f in zip(pos.tolist(), got, strict=True):
-                out[p] = f
+        out: list[list[Any]] = [[None] * n for _ in range(9)]
+        for size in sizes:
+            pos = np.flatnonzero(lens == size).tolist()
+            group = [keys[p] for p in pos]
+            cols = self._group_columns(group, size)
+            if cols is None:
+                cols = [list(c) for c in zip(*map(self.fields, group), strict=True)]
+            for col, values in zip(out, cols, strict=True):
+                for p, v in zip(pos, values, strict=True):
+                    col[p] = v
         return out
+
+    def _group_columns(self, keys: Sequence[Key], size: int) -> list[list[Any]] | None:
+        """:meth:`columns_of` keys of one length, when they are bytes keys of one layout (else None)."""
+        if size < _HEAD + _TAIL.size or not keys or type(keys[0]) is not bytes:
+            return None  # plain tuple keys
+        ls, ld = keys[0][4], keys[0][5]  # type: ignore[index]
+        a = np.frombuffer(b"".join(keys), dtype=self._dtype((ls, ld)))  # type: ignore[arg-type]
+        if not (np.all(a["ls"] == ls) and np.all(a["ld"] == ld)):  # same length, other address sizes
+            return None
+        n = len(a)
+        sp, dp = a["sp"].astype(np.int64), a["dp"].astype(np.int64)
+        roll = a["roll"]
+        sp[roll == 1] = ROLLED_UP
+        dp[roll == 2] = ROLLED_UP
+        ids, which = np.unique(a["o"], return_inverse=True)
+        owners = [self._owners[i] for i in ids.tolist()]
+        ns = np.array([o[0] for o in owners] + [None], dtype=object)[:-1][which].tolist()  # type: ignore[index]
+        exporters = np.array([o[1] for o in owners] + [None], dtype=object)[:-1][which].tolist()  # type: ignore[index]
+        return [ns, exporters, a["src"].tolist() if ls else [b""] * n, a["dst"].tolist() if ld else [b""] * n,
+                sp.tolist(), dp.tolist(), a["pr"].tolist(), a["tos"].tolist(), a["inif"].tolist()]
 
     def fields(self, key: Key) -> tuple:
         """(namespace, exporter, src ip, dst ip, src port, dst port, protocol, tos, input interface),
