@@ -206,3 +206,50 @@ def test_seeing_a_seeded_conversation_again_hands_out_its_token_and_keeps_the_se
     assert r.observe(s, d, 40001, 443) == 0  # another client port: the pair's trackers change
     assert tok.gen == -1 and r.invalidated == invalidated + 1
     assert r.cur[(s, d, 1, 443)] == (40000, 40001)
+
+
+@pytest.mark.parametrize("threshold", [2, 10])
+def test_a_conversation_exported_again_after_its_context_expired_is_made_in_bulk(threshold: int) -> None:
+    """Long flows come back at every active timeout, after their context has expired (TTL) while
+    the rollup still holds their pair as a seed: observing them again changes nothing, so their
+    contexts are made again in bulk (with the pair's token), exactly as one by one."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=threshold)
+    load = new_load(5, 900, hosts=4000)
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         Metrics(), FlowQueue(10**9))
+    plain = DatagramDecoder("netflow9", DecoderConfig(), [])
+    acc_c, acc_t = Accumulator(cfg), Accumulator(cfg)
+    per_flow = [0]
+    one = acc_c._add_one
+
+    def counted(*args: Any) -> None:
+        per_flow[0] += 1
+        one(*args)
+
+    acc_c._add_one = counted  # type: ignore[method-assign]
+
+    def feed(now: float) -> None:
+        for a in range(0, len(load), 20):
+            part = load[a:a + 20]
+            fb = stage.decode_batch([(d, s.exporter, s.port, s.received) for d, s in part])
+            acc_c.add(fb.flows, now)
+            acc_c.add_chunks(fb.chunks, now)
+            for d, s in part:
+                acc_t.add(plain.decode(d, s).flows, now)
+
+    feed(T0)
+    for now in (T0 + 10, T0 + 25):  # emitted, then gone after the TTL
+        assert sorted(map(repr, acc_c.flush(now))) == sorted(map(repr, acc_t.flush(now)))
+    assert not acc_c.contexts and not acc_t.contexts
+    assert _trackers(acc_c) == _trackers(acc_t) and acc_c.rollup is not None and len(acc_c.rollup.cur) > 3000
+    per_flow[0] = 0
+    feed(T0 + 26)  # the same conversations again
+    assert per_flow[0] < 100  # of 1800: made again in bulk
+    assert len(acc_c.contexts) == len(acc_t.contexts) > 1500
+    # each context holds its pair's stability token: a third sighting needs no rollup work at all
+    live = {acc_c._live[i].gen for i in acc_c.contexts.values()}
+    assert acc_c.rollup.gen in live
+    out_c, out_t = sorted(map(repr, acc_c.flush(T0 + 40))), sorted(map(repr, acc_t.flush(T0 + 40)))
+    assert out_c == out_t and len(out_t) > 1500
+    assert _trackers(acc_c) == _trackers(acc_t)
+    assert sorted(map(repr, acc_c.drain())) == sorted(map(repr, acc_t.drain()))

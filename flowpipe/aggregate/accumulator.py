@@ -247,7 +247,7 @@ class Accumulator:
         if len(rest):
             rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and rollup is not None:
-            rest = self._seen_again(cols, idx, rest, fast, rollup, pairs)
+            rest = self._seen_again(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
         heap = rest.tolist()  # sorted: a valid heap
@@ -322,15 +322,17 @@ class Accumulator:
         else:
             self._merge(i, f)
 
-    def _seen_again(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup,
-                    pairs: list[PairKey]) -> Any:
-        """Records of known contexts whose address pair is still just the seed of this very
-        conversation (:meth:`PortRollup.seeds_of`): observing them changes nothing, so their verdict
-        is 0, their key is the one they have, and the pair's token becomes their context's, all at
-        once; a window they find emptied is opened by the first of them, the others merge (numpy).
-        Only pairs no other record of the batch takes the per-record path for (such a record could
-        change the pair's trackers before them). Returns the positions still for that path."""
-        seen = rest[(idx[rest] >= 0) & cols.ok[rest]]
+    def _seen_again(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any,
+                    fast: Any, rollup: PortRollup, pairs: list[PairKey], now: float) -> Any:
+        """Records whose address pair is still just the seed of this very conversation
+        (:meth:`PortRollup.seeds_of`): observing them changes nothing, so their verdict is 0, their
+        key is the one they have, and the pair's token becomes their context's, all at once. A
+        context they find gone (expired while the rollup still held the pair: a long flow exported
+        again after the TTL) is made, and a window they find emptied opened, by the first record of
+        it, the others merge (numpy). Only pairs no other record of the batch takes the per-record
+        path for (such a record could change the pair's trackers before them), and new contexts only
+        when ``max_contexts`` cannot be reached. Returns the positions still for that path."""
+        seen = rest[cols.ok[rest]]
         if not len(seen):
             return rest
         sp, dp = (None if c is None else c[seen] for c in cols.parts[2:4])
@@ -354,23 +356,49 @@ class Accumulator:
         if not pos:
             return rest
         at = np.array(pos, dtype=np.int64)
+        gone = idx[at] < 0
+        if gone.any() and len(self.contexts) + int(gone.sum()) > self.max_contexts:
+            at, toks, gone = self._only(at, toks, ~gone)  # new contexts: one by one, near the cap
+        # the first record of each known context whose window is empty opens it ...
         where = idx[at]
-        base, token, live = self._base, self._token, self._live
         _, first = np.unique(where, return_index=True)
-        opening = [int(k) for k in first.tolist() if base[int(where[k])] is None]
-        if opening:
-            rows = list(map(cols.row, at[opening].tolist()))
-            if None in rows:  # an undecodable chunk: these records one by one (dropped there)
-                return rest
-            self._open_many(cols, at[opening], where[opening], rows)
-        for i, tok in zip(where.tolist(), toks, strict=True):
+        reopen = at[[k for k in first.tolist() if where[k] >= 0 and self._base[where[k]] is None]]
+        reopening = list(map(cols.row, reopen.tolist()))
+        if None in reopening:  # an undecodable chunk: these records one by one (dropped there)
+            return rest
+        # ... and the first record of each key whose context is gone makes it
+        makers: dict[Key, int] = {}
+        for p in at[gone].tolist():
+            makers.setdefault(keys[p], p)
+        make = np.fromiter(makers.values(), np.int64, len(makers))
+        making = list(map(cols.row, make.tolist()))
+        if None in making:
+            at, toks, gone = self._only(at, toks, ~gone)
+            make, making = make[:0], []
+        if not len(at):
+            return rest
+        if len(make):
+            self._create(cols, keys, slots, idx, make, making, now)
+            get = self.contexts.__getitem__
+            for p in at[gone].tolist():
+                slots[p] = get(keys[p])
+            idx[at[gone]] = [slots[p] for p in at[gone].tolist()]
+        if len(reopen):
+            self._open_many(cols, reopen, idx[reopen], reopening)
+        token, live = self._token, self._live
+        for i, tok in zip(idx[at].tolist(), toks, strict=True):
             token[i] = live[i] = tok
         fast[at] = True
-        if opening:
-            fast[at[opening]] = False
+        fast[make] = False
+        fast[reopen] = False
         taken = np.zeros(cols.n, dtype=bool)
         taken[at] = True
         return rest[~taken[rest]]
+
+    @staticmethod
+    def _only(at: Any, toks: list[Token], keep: Any) -> tuple[Any, list[Token], Any]:
+        """``at`` and ``toks`` where ``keep``; no record left of a gone context."""
+        return at[keep], [t for t, k in zip(toks, keep.tolist(), strict=True) if k], np.zeros(int(keep.sum()), bool)
 
     def _reopen(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup | None) -> Any:
         """Open, all at once, the emitted windows of known contexts needing no rollup work whose
@@ -464,32 +492,13 @@ class Accumulator:
                 return rest
         pos = openers.tolist()
         m = len(pos)
-        while len(self._free) < m:
-            self._grow()
-        free = self._free
-        made = free[len(free) - m:]
-        del free[len(free) - m:]
-        made.reverse()
-        at = np.array(made, dtype=np.int64)
-        new_keys = [keys[p] for p in pos]
-        self.contexts.update(zip(new_keys, made, strict=True))
-        self.keys.hold_many(new_keys)
         if rollup is not None:
             sp, dp = (None if c is None else c[openers] for c in cols.parts[2:4])
             rollup.track_new([pairs[p] for p in pos], sp, dp)
-        self._open_many(cols, openers, at, opening)
-        live = self._live
-        state = NO_TOKEN if rollup is not None else OPEN
-        for i in made:
-            live[i] = state
+        made = self._create(cols, keys, slots, idx, openers, opening, now)
+        _fill(self._live, made, NO_TOKEN if rollup is not None else OPEN)
         if rollup is not None:
-            token = self._token
-            for i in made:
-                token[i] = NO_TOKEN
-        _dview(self._next)[at] = now
-        for p, i in zip(pos, made, strict=True):
-            slots[p] = i
-        idx[openers] = at
+            _fill(self._token, made, NO_TOKEN)
         taken = np.zeros(cols.n, dtype=bool)
         taken[openers] = True
         if rollup is None and len(new) > m:  # later records of a new key: merged with the others
@@ -507,6 +516,31 @@ class Accumulator:
             fast[later] = True
             taken[later] = True
         return rest[~taken[rest]]
+
+    def _create(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, openers: Any,
+                opening: Sequence[tuple | None], now: float) -> list[int]:
+        """Make the contexts of the records at positions ``openers`` (distinct new keys; their flow
+        tuples ``opening``, none None), each window opened with its record, next emission at the next
+        tick; ``slots``/``idx`` of those records set. Returns the slots made (token and live state
+        are the caller's)."""
+        m = len(openers)
+        while len(self._free) < m:
+            self._grow()
+        free = self._free
+        made = free[len(free) - m:]
+        del free[len(free) - m:]
+        made.reverse()
+        at = np.array(made, dtype=np.int64)
+        pos = openers.tolist()
+        new_keys = [keys[p] for p in pos]
+        self.contexts.update(zip(new_keys, made, strict=True))
+        self.keys.hold_many(new_keys)
+        self._open_many(cols, openers, at, opening)
+        _dview(self._next)[at] = now
+        for p, i in zip(pos, made, strict=True):
+            slots[p] = i
+        idx[openers] = at
+        return made
 
     def _tracking(self) -> PortRollup | None:
         """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
