@@ -253,3 +253,19 @@ def test_a_conversation_exported_again_after_its_context_expired_is_made_in_bulk
     assert out_c == out_t and len(out_t) > 1500
     assert _trackers(acc_c) == _trackers(acc_t)
     assert sorted(map(repr, acc_c.drain())) == sorted(map(repr, acc_t.drain()))
+
+
+@pytest.mark.parametrize("max_contexts", [700, 1_000_000])
+def test_new_pairs_with_the_rollup_full_are_refused_and_made_in_bulk(max_contexts: int) -> None:
+    """Past ``max_rollup_entries`` a pair neither generation tracks is refused and nothing else
+    changes, so records of new pairs keep the bulk path: the same refusals, contexts, flows and (at
+    ``max_contexts``) drops as one by one, with few records taking the per-record path."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=3, max_rollup_entries=40,
+                           max_contexts=max_contexts)
+    out_c, out_t, acc_c, acc_t, per_flow = aggregate_both(new_load(11, 900, hosts=4000), cfg, batch=3)
+    assert out_c == out_t
+    assert _trackers(acc_c) == _trackers(acc_t)
+    assert acc_t.rollup is not None and acc_t.rollup.refused > 2000
+    assert acc_c.dropped_full == acc_t.dropped_full
+    assert (acc_t.dropped_full > 0) == (max_contexts == 700)
+    assert per_flow < 200  # of 1,800: the first batch (in which the rollup fills up, in order) and few more

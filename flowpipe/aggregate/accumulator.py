@@ -248,6 +248,8 @@ class Accumulator:
             rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and rollup is not None:
             rest = self._seen_again(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
+        if len(rest) and rollup is not None:
+            rest = self._untracked_when_full(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
         heap = rest.tolist()  # sorted: a valid heap
@@ -356,49 +358,90 @@ class Accumulator:
         if not pos:
             return rest
         at = np.array(pos, dtype=np.int64)
-        gone = idx[at] < 0
-        if gone.any() and len(self.contexts) + int(gone.sum()) > self.max_contexts:
-            at, toks, gone = self._only(at, toks, ~gone)  # new contexts: one by one, near the cap
-        # the first record of each known context whose window is empty opens it ...
+        room = self.max_contexts - len(self.contexts)
+        if int(np.count_nonzero(idx[rest] < 0)) > room:  # the cap is within reach: only in order (tuple path)
+            room = 0
+        return self._settle(cols, keys, slots, idx, rest, at, toks, fast, room, now)
+
+    def _untracked_when_full(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any,
+                             rest: Any, fast: Any, rollup: PortRollup, pairs: list[PairKey], now: float) -> Any:
+        """With the rollup full (its trackers at ``max_entries``), observing a pair that neither
+        generation tracks refuses its two trackers and changes nothing else (verdict 0, no token), as
+        long as no tracker of another pair went away before (only an observation of a tracked pair
+        does that). So the leading records of ``rest`` with such pairs are settled in bulk, in order:
+        refusals counted, contexts made in order of first appearance while ``max_contexts`` allows
+        (the records of later new keys dropped and counted, as one by one). Returns the positions
+        still for the per-record path."""
+        if rollup.cur.entries + rollup.new.entries < rollup.max_entries:
+            return rest
+        cur, new = rollup.cur.pairs, rollup.new.pairs
+        ok = cols.ok[rest]
+        lead = np.fromiter((pairs[p] not in cur and pairs[p] not in new for p in rest.tolist()), bool, len(rest)) & ok
+        stop = np.flatnonzero(~lead)
+        k = int(stop[0]) if len(stop) else len(rest)
+        if k == 0:
+            return rest
+        at = rest[:k]
+        room = self.max_contexts - len(self.contexts)
+        left = self._settle(cols, keys, slots, idx, rest, at, [NO_TOKEN] * k, fast, room, now, drop=True)
+        if len(left) < len(rest):
+            rollup.refused += 2 * k  # an S and a D tracker refused each time (threshold > 1)
+            rollup.stable = None
+        return left
+
+    def _settle(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any, at: Any,
+                toks: list[Token], fast: Any, room: int, now: float, drop: bool = False) -> Any:
+        """Records at positions ``at`` (ascending, in ``rest``) whose rollup verdict is 0, the token
+        of record k being ``toks[k]``: each context they find gone is made by its first record, at
+        most ``room`` of them in order of first appearance (records of later keys: ``drop`` counts
+        them as refused at ``max_contexts``, else they stay for the per-record path); a window found
+        empty is opened by its first record; the others merge (``fast``). Returns ``rest`` without
+        the records settled; all of it when a record to open with is undecodable."""
         where = idx[at]
+        gone = where < 0
+        makers: dict[Key, int] = {}
+        if gone.any():
+            for p in at[gone].tolist():
+                makers.setdefault(keys[p], p)
+        lost = np.zeros(len(at), dtype=bool)
+        if len(makers) > room:
+            kept = set(list(makers)[:max(room, 0)])
+            lost = gone & np.fromiter((keys[p] not in kept for p in at.tolist()), bool, len(at))
+            makers = {k: p for k, p in makers.items() if k in kept}
+            if not drop:  # not settled here: one by one
+                at, where, gone = at[~lost], where[~lost], gone[~lost]
+                toks = [t for t, x in zip(toks, lost.tolist(), strict=True) if not x]
+                lost = lost[~lost]
         _, first = np.unique(where, return_index=True)
         reopen = at[[k for k in first.tolist() if where[k] >= 0 and self._base[where[k]] is None]]
         reopening = list(map(cols.row, reopen.tolist()))
-        if None in reopening:  # an undecodable chunk: these records one by one (dropped there)
-            return rest
-        # ... and the first record of each key whose context is gone makes it
-        makers: dict[Key, int] = {}
-        for p in at[gone].tolist():
-            makers.setdefault(keys[p], p)
         make = np.fromiter(makers.values(), np.int64, len(makers))
         making = list(map(cols.row, make.tolist()))
-        if None in making:
-            at, toks, gone = self._only(at, toks, ~gone)
-            make, making = make[:0], []
-        if not len(at):
+        if None in reopening or None in making:  # an undecodable chunk: these records one by one (dropped there)
             return rest
         if len(make):
             self._create(cols, keys, slots, idx, make, making, now)
+            made = gone & ~lost
             get = self.contexts.__getitem__
-            for p in at[gone].tolist():
+            for p in at[made].tolist():
                 slots[p] = get(keys[p])
-            idx[at[gone]] = [slots[p] for p in at[gone].tolist()]
+            idx[at[made]] = [slots[p] for p in at[made].tolist()]
         if len(reopen):
             self._open_many(cols, reopen, idx[reopen], reopening)
+        n_lost = int(lost.sum())
+        if n_lost:
+            self.dropped_full += n_lost
+        settled = at[~lost]
         token, live = self._token, self._live
-        for i, tok in zip(idx[at].tolist(), toks, strict=True):
+        for i, tok in zip(idx[settled].tolist(), [t for t, x in zip(toks, lost.tolist(), strict=True) if not x],
+                          strict=True):
             token[i] = live[i] = tok
-        fast[at] = True
+        fast[settled] = True
         fast[make] = False
         fast[reopen] = False
         taken = np.zeros(cols.n, dtype=bool)
         taken[at] = True
         return rest[~taken[rest]]
-
-    @staticmethod
-    def _only(at: Any, toks: list[Token], keep: Any) -> tuple[Any, list[Token], Any]:
-        """``at`` and ``toks`` where ``keep``; no record left of a gone context."""
-        return at[keep], [t for t, k in zip(toks, keep.tolist(), strict=True) if k], np.zeros(int(keep.sum()), bool)
 
     def _reopen(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup | None) -> Any:
         """Open, all at once, the emitted windows of known contexts needing no rollup work whose
