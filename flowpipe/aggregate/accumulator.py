@@ -413,10 +413,12 @@ class Accumulator:
                 toks = [t for t, x in zip(toks, lost.tolist(), strict=True) if not x]
                 lost = lost[~lost]
         _, first = np.unique(where, return_index=True)
-        reopen = at[[k for k in first.tolist() if where[k] >= 0 and self._base[where[k]] is None]]
-        reopening = list(map(cols.row, reopen.tolist()))
+        first = first[where[first] >= 0]
+        base = self._base
+        reopen = at[first[np.fromiter((base[i] is None for i in where[first].tolist()), bool, len(first))]]
+        reopening = cols.rows_at(reopen)
         make = np.fromiter(makers.values(), np.int64, len(makers))
-        making = list(map(cols.row, make.tolist()))
+        making = cols.rows_at(make)
         if None in reopening or None in making:  # an undecodable chunk: these records one by one (dropped there)
             return rest
         if len(make):
@@ -464,7 +466,7 @@ class Accumulator:
             _, first = np.unique(at, return_index=True)
             first.sort()
             openers, where = pos[first], at[first]
-            rows = list(map(cols.row, openers.tolist()))
+            rows = cols.rows_at(openers)
             if None not in rows:
                 break
             k = int(np.searchsorted(rest, openers[rows.index(None)]))  # from an undecodable opener on: one by one
@@ -524,9 +526,7 @@ class Accumulator:
             if not len(openers):
                 return rest
             new = new[ok[new]]
-        rows = cols.rows() if len(openers) > cols.n // 4 else None
-        row = rows.__getitem__ if rows is not None else cols.row
-        opening = list(map(row, openers.tolist()))
+        opening = cols.rows_at(openers)
         if None in opening:  # records of an undecodable chunk: one by one (and dropped there)
             good = np.fromiter(map(operator.is_not, opening, repeat(None)), bool, len(opening))
             openers = openers[good]

@@ -217,6 +217,14 @@ class Columns:
         """The chunks whose record decoder raised so far."""
         return [self.chunks[c] for c in self._rows if self.chunks[c].error is not None]
 
+    def rows_at(self, positions: Any) -> list[tuple | None]:
+        """:meth:`row` of each of ``positions`` (decoding every chunk at once when they are many)."""
+        at = positions.tolist() if hasattr(positions, "tolist") else positions
+        if len(at) > self.n // 4:
+            rows = self.rows()
+            return [rows[p] for p in at]
+        return list(map(self.row, at))
+
     def row(self, p: int) -> tuple | None:
         """The flow tuple of record ``p`` (decoded by its template's record decoder), None when
         that failed."""
