@@ -269,3 +269,34 @@ def test_new_pairs_with_the_rollup_full_are_refused_and_made_in_bulk(max_context
     assert acc_c.dropped_full == acc_t.dropped_full
     assert (acc_t.dropped_full > 0) == (max_contexts == 700)
     assert per_flow < 200  # of 1,800: the first batch (in which the rollup fills up, in order) and few more
+
+
+def busy_clients(seed: int, n: int) -> list[tuple[bytes, Source]]:
+    """``n`` records of 3 clients talking to 2 services, a fresh ephemeral port each time (the
+    rollup's case): after a few connections the client side of each pair is rolled up."""
+    rng = random.Random(seed)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=0, records_per_packet=8, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    up = exp.uptime_ms()
+    recs = []
+    for _ in range(n):
+        client, server = bytes((10, 0, 0, rng.randrange(3))), bytes((172, 16, 0, rng.randrange(2)))
+        eph, service = rng.randrange(40000, 60000), rng.choice((53, 443))
+        src, dst, sport, dport = (client, server, eph, service) if rng.random() < 0.7 else (server, client, service, eph)
+        recs.append(DefaultRecord(src, dst, bytes(4), 1, 2, rng.randrange(1, 9), rng.randrange(40, 9000), up - 500, up,
+                                  sport, dport, 0x10, rng.choice((6, 17)), 0, 0, 0, 24, 24))
+    return [(g, Source("192.0.2.1", 2055, "default", T0)) for g in exp.encode(DEFAULT_TEMPLATE, recs)]
+
+
+@pytest.mark.parametrize("threshold", [2, 3, 10])
+def test_connections_of_a_rolled_up_client_merge_in_bulk(threshold: int) -> None:
+    """Once a client's side is ephemeral in both generations, its next connections change no
+    tracker: they join the rolled-up context in bulk. After a rotation the new generation tracks
+    the pair again one observation at a time until it is steady again. Same flows and trackers as
+    one by one throughout."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=threshold)
+    out_c, out_t, acc_c, acc_t, per_flow = aggregate_both(busy_clients(threshold, 3000), cfg, batch=12)
+    assert out_c == out_t
+    assert _trackers(acc_c) == _trackers(acc_t)
+    assert sum(f.count("'*'") + f.count(", -1,") for tick in out_t for f in tick) > 0
+    assert per_flow < 1500  # of 3,000 (all of them before): the warm-ups after the 3 rotations, not every connection

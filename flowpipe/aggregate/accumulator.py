@@ -249,6 +249,8 @@ class Accumulator:
         if len(rest) and rollup is not None:
             rest = self._seen_again(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and rollup is not None:
+            rest = self._rolled_steady(cols, owners, keys, slots, idx, rest, fast, rollup, pairs, now)
+        if len(rest) and rollup is not None:
             rest = self._untracked_when_full(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
@@ -362,6 +364,59 @@ class Accumulator:
         if int(np.count_nonzero(idx[rest] < 0)) > room:  # the cap is within reach: only in order (tuple path)
             room = 0
         return self._settle(cols, keys, slots, idx, rest, at, toks, fast, room, now)
+
+    def _rolled_steady(self, cols: columns.Columns, owners: Any, keys: list[Key], slots: list[int], idx: Any,
+                       rest: Any, fast: Any, rollup: PortRollup, pairs: list[PairKey], now: float) -> Any:
+        """Records whose ephemeral side is already rolled up and whose observation changes nothing
+        (:meth:`PortRollup.rolled_verdicts`: a busy client's next connection to a service), all at
+        once: keyed with that port as ``*``, merged into (or opening, or making) the rolled-up
+        context, no token. Only pairs no other record of the batch takes the per-record path for,
+        and new contexts only when no record of the batch can reach ``max_contexts``. Returns the
+        positions still for the per-record path."""
+        cand = rest[cols.ok[rest]]
+        if not len(cand):
+            return rest
+        sp_col, dp_col = cols.parts[2], cols.parts[3]
+        if sp_col is None or dp_col is None:
+            return rest
+        sp, dp = sp_col[cand].astype(np.int64), dp_col[cand].astype(np.int64)
+        verdicts = np.array(rollup.rolled_verdicts([pairs[p] for p in cand.tolist()], sp.tolist(), dp.tolist()),
+                            dtype=np.int64)
+        steady = verdicts > 0
+        if not steady.any():
+            return rest
+        keep = np.ones(cols.n, dtype=bool)
+        keep[cand[steady]] = False
+        others = {pairs[p] for p in rest[keep[rest]].tolist()}
+        if others:
+            steady &= np.fromiter((pairs[p] not in others for p in cand.tolist()), bool, len(cand))
+        at, v = cand[steady], verdicts[steady]
+        if not len(at):
+            return rest
+        sp, dp = sp[steady], dp[steady]
+        sp[v == 1] = 0
+        dp[v == 2] = 0
+        parts = [None if c is None else c[at] for c in cols.parts]
+        parts[2], parts[3] = sp, dp
+        rolled = self.keys.of_columns(owners[at], parts, len(at), roll=v.astype(np.uint8))
+        pos = at.tolist()
+        saved = [(keys[p], slots[p]) for p in pos]
+        get = self.contexts.get
+        for p, key in zip(pos, rolled, strict=True):
+            keys[p] = key
+            slots[p] = get(key, -1)
+        idx[at] = [slots[p] for p in pos]
+        room = self.max_contexts - len(self.contexts)
+        if int(np.count_nonzero(idx[rest] < 0)) > room:  # the cap is within reach: only in order
+            room = 0
+        left = self._settle(cols, keys, slots, idx, rest, at, [NO_TOKEN] * len(pos), fast, room, now)
+        if len(left):  # the records not settled take the per-record path with their own keys
+            back = np.isin(at, left)
+            for p, (key, i) in zip(at[back].tolist(), [s for s, b in zip(saved, back.tolist(), strict=True) if b],
+                                   strict=True):
+                keys[p], slots[p] = key, i
+                idx[p] = i
+        return left
 
     def _untracked_when_full(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any,
                              rest: Any, fast: Any, rollup: PortRollup, pairs: list[PairKey], now: float) -> Any:

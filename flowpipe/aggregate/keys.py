@@ -141,10 +141,11 @@ class KeyCodec:
         except (struct.error, TypeError):
             return _plain(f)
 
-    def of_columns(self, owners: Any, parts: Sequence[Any], n: int) -> list[bytes]:
+    def of_columns(self, owners: Any, parts: Sequence[Any], n: int, roll: Any = None) -> list[Key]:
         """Keys of ``n`` flows from their owner ids (:meth:`owner`) and key columns (src ip, dst ip,
         src port, dst port, protocol, tos, input interface; numpy arrays, addresses as
-        ``V4``/``V16``, None for absent: empty address, 0), none rolled up, every value in range."""
+        ``V4``/``V16``, None for absent: empty address, 0), every value in range; ``roll``: the
+        rolled-up side of each (0 none, 1 source, 2 destination; that port's column holding 0)."""
         src, dst = parts[0], parts[1]
         lens = (0 if src is None else src.dtype.itemsize, 0 if dst is None else dst.dtype.itemsize)
         dt = self._dtype(lens)
@@ -154,7 +155,9 @@ class KeyCodec:
         for name, col in zip(("src", "dst", "sp", "dp", "pr", "tos", "inif"), parts, strict=True):
             if col is not None:
                 k[name] = col
-        keys: list[bytes] = k.view(f"V{dt.itemsize}").tolist()
+        if roll is not None:
+            k["roll"] = roll
+        keys: list[Key] = k.view(f"V{dt.itemsize}").tolist()
         return keys
 
     def columns_of(self, keys: Sequence[Key]) -> list[list[Any]]:

@@ -133,6 +133,39 @@ class PortRollup:
             out.append(g[1])
         return out
 
+    def rolled_verdicts(self, pairs: list[PairKey], sp: list[int], dp: list[int]) -> list[int]:
+        """For each flow (pair key, ports): the verdict of :meth:`observe` (1: source port rolled up,
+        2: destination) when it is one of those and observing the flow would change nothing (a side
+        already ephemeral in the current generation, and the new one tracking nothing more from
+        it), else 0 (observe must run). Reads only; the same flow stays steady until its pair's
+        trackers change."""
+        t = self.threshold
+        cur, new = self.cur.pairs, self.new.pairs
+        out: list[int] = []
+        for pk, s, d in zip(pairs, sp, dp, strict=True):
+            gc = cur.get(pk)
+            gn = new.get(pk)
+            if type(gc) is not dict or type(gn) is not dict:
+                out.append(0)
+                continue
+            s_ports, d_ports = gc.get(s + s), gc.get(d + d + 1)
+            a = len(s_ports) if s_ports else 0
+            b = len(d_ports) if d_ports else 0
+            if a < t and b < t:
+                out.append(0)
+                continue
+            v = 1 if b > a else 2
+            s_ports, d_ports = gn.get(s + s), gn.get(d + d + 1)
+            a = len(s_ports) if s_ports else 0
+            b = len(d_ports) if d_ports else 0
+            if a < t and b < t and not (  # the new generation would track the side kept, unless it has it
+                    (a + 1 >= t or (d_ports is not None and s in d_ports)) if v == 1
+                    else (b + 1 >= t or (s_ports is not None and d in s_ports))):
+                out.append(0)
+                continue
+            out.append(v)
+        return out
+
     def track_new(self, pairs: list[PairKey], sp: Any, dp: Any) -> None:
         """:meth:`observe` of flows whose pairs (keys) are lone and untracked (:meth:`lone_new_pairs`),
         ports as in :meth:`seeds_of`: each verdict is 0 and no token is made or spent."""
