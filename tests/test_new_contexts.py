@@ -53,11 +53,9 @@ def new_load(seed: int, n: int, hosts: int, v6: bool = False) -> list[tuple[byte
     return out
 
 
-def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig,
-                   batch: int) -> tuple[list[list[Any]], list[list[Any]], Accumulator, Accumulator, int]:
-    """``load`` through the service's decoder stage (chunks) and through flow tuples one datagram at
-    a time; what each emits at every flush (flows sorted), both accumulators, and how many flows
-    the columnar one sent through the per-flow path."""
+def both_paths(cfg: AggregatorConfig) -> tuple[DecoderStage, DatagramDecoder, Accumulator, Accumulator, list[int]]:
+    """The service's decoder stage (chunks) and a plain decoder (flow tuples), an accumulator for
+    each, and the count of flows the columnar one sends through the per-flow path (``[n]``)."""
     stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
                          Metrics(), FlowQueue(10**9))
     plain = DatagramDecoder("netflow9", DecoderConfig(), [])
@@ -70,6 +68,15 @@ def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig,
         one(*args)
 
     acc_c._add_one = counted  # type: ignore[method-assign]
+    return stage, plain, acc_c, acc_t, per_flow
+
+
+def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig,
+                   batch: int) -> tuple[list[list[Any]], list[list[Any]], Accumulator, Accumulator, int]:
+    """``load`` through the service's decoder stage (chunks) and through flow tuples one datagram at
+    a time; what each emits at every flush (flows sorted), both accumulators, and how many flows
+    the columnar one sent through the per-flow path."""
+    stage, plain, acc_c, acc_t, per_flow = both_paths(cfg)
     out_c: list[list[Any]] = []
     out_t: list[list[Any]] = []
     now = T0
@@ -215,18 +222,7 @@ def test_a_conversation_exported_again_after_its_context_expired_is_made_in_bulk
     contexts are made again in bulk (with the pair's token), exactly as one by one."""
     cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=threshold)
     load = new_load(5, 900, hosts=4000)
-    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
-                         Metrics(), FlowQueue(10**9))
-    plain = DatagramDecoder("netflow9", DecoderConfig(), [])
-    acc_c, acc_t = Accumulator(cfg), Accumulator(cfg)
-    per_flow = [0]
-    one = acc_c._add_one
-
-    def counted(*args: Any) -> None:
-        per_flow[0] += 1
-        one(*args)
-
-    acc_c._add_one = counted  # type: ignore[method-assign]
+    stage, plain, acc_c, acc_t, per_flow = both_paths(cfg)
 
     def feed(now: float) -> None:
         for a in range(0, len(load), 20):
@@ -282,7 +278,8 @@ def busy_clients(seed: int, n: int) -> list[tuple[bytes, Source]]:
     for _ in range(n):
         client, server = bytes((10, 0, 0, rng.randrange(3))), bytes((172, 16, 0, rng.randrange(2)))
         eph, service = rng.randrange(40000, 60000), rng.choice((53, 443))
-        src, dst, sport, dport = (client, server, eph, service) if rng.random() < 0.7 else (server, client, service, eph)
+        forward = rng.random() < 0.7
+        src, dst, sport, dport = (client, server, eph, service) if forward else (server, client, service, eph)
         recs.append(DefaultRecord(src, dst, bytes(4), 1, 2, rng.randrange(1, 9), rng.randrange(40, 9000), up - 500, up,
                                   sport, dport, 0x10, rng.choice((6, 17)), 0, 0, 0, 24, 24))
     return [(g, Source("192.0.2.1", 2055, "default", T0)) for g in exp.encode(DEFAULT_TEMPLATE, recs)]
