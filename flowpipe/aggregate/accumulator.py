@@ -254,6 +254,8 @@ class Accumulator:
             rest = self._untracked_when_full(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and self._base:
             rest = self._reopen(cols, idx, rest, fast, rollup)
+        if len(rest) and rollup is not None and cols.ok[rest].all():
+            rest = self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, now)
         heap = rest.tolist()  # sorted: a valid heap
         row: Callable[[int], tuple | None] = cols.row
         add_one = self._add_one
@@ -365,6 +367,72 @@ class Accumulator:
             room = 0
         return self._settle(cols, keys, slots, idx, rest, at, toks, fast, room, now)
 
+    def _in_order(self, cols: columns.Columns, owners: Any, keys: list[Key], slots: list[int], idx: Any, rest: Any,
+                  fast: Any, rollup: PortRollup, now: float) -> Any:
+        """The records left (``rest``, all readable by numpy) observed one by one in record order,
+        their context work done afterwards all at once. Observing reads only the rollup, so
+        doing the context work (keys with the ports rolled up, contexts made, windows opened,
+        merges, tokens) afterwards gives what doing it at each record's turn gives: new contexts
+        are made in record order while ``max_contexts`` allows (:meth:`_settle`), the last token
+        given to a context stays. A record whose context holds a valid token at its turn needs no
+        observation (as in :meth:`add`). An observation that invalidates tokens sends the later
+        records merging under them to be observed too, at their turn. Returns what is left for
+        the per-record path (nothing)."""
+        n = cols.n
+        parts = cols.parts
+        src = [b""] * n if parts[0] is None else parts[0].tolist()
+        dst = [b""] * n if parts[1] is None else parts[1].tolist()
+        sp = [0] * n if parts[2] is None else parts[2].tolist()
+        dp = [0] * n if parts[3] is None else parts[3].tolist()
+        observe, tokens, live = rollup.observe, self._token, self._live
+        heap = rest.tolist()
+        pos: list[int] = []
+        verdicts: list[int] = []
+        toks: list[Token] = []
+        seen, gen, rechecks = rollup.invalidated, rollup.gen, 0
+        while heap:
+            p = heapq.heappop(heap)
+            i = slots[p]
+            pos.append(p)
+            if i >= 0 and tokens[i].gen == gen:
+                verdicts.append(0)
+                toks.append(tokens[i])
+                continue
+            v = observe(src[p], dst[p], sp[p], dp[p])
+            verdicts.append(v)
+            toks.append((rollup.stable or NO_TOKEN) if v == 0 else NO_TOKEN)
+            if rollup.invalidated == seen:
+                continue
+            seen = rollup.invalidated
+            later = np.flatnonzero(fast[p + 1:]) + (p + 1)
+            if not len(later):
+                continue
+            if rechecks < MAX_RECHECKS:  # which of the later flows lost their token?
+                rechecks += 1
+                gens = np.fromiter(map(_gen, map(live.__getitem__, idx[later].tolist())), np.int64, len(later))
+                later = later[gens != rollup.gen]
+            fast[later] = False
+            for q in later.tolist():
+                heapq.heappush(heap, q)
+        at = np.array(pos, dtype=np.int64)
+        rolled = np.flatnonzero(np.array(verdicts, dtype=np.int64))
+        if len(rolled):
+            r_at, r_v = at[rolled], np.array(verdicts, dtype=np.int64)[rolled]
+            r_parts: list[Any] = [None if c is None else c[r_at] for c in parts]
+            r_sp = np.zeros(len(r_at), np.int64) if parts[2] is None else r_parts[2].astype(np.int64)
+            r_dp = np.zeros(len(r_at), np.int64) if parts[3] is None else r_parts[3].astype(np.int64)
+            r_sp[r_v == 1] = 0
+            r_dp[r_v == 2] = 0
+            r_parts[2], r_parts[3] = r_sp, r_dp
+            get = self.contexts.get
+            for p, key in zip(r_at.tolist(), self.keys.of_columns(owners[r_at], r_parts, len(r_at),
+                                                                  roll=r_v.astype(np.uint8)), strict=True):
+                keys[p] = key
+                slots[p] = get(key, -1)
+            idx[r_at] = [slots[p] for p in r_at.tolist()]
+        room = self.max_contexts - len(self.contexts)
+        return self._settle(cols, keys, slots, idx, at, at, toks, fast, room, now, drop=True, strict=True)
+
     def _rolled_steady(self, cols: columns.Columns, owners: Any, keys: list[Key], slots: list[int], idx: Any,
                        rest: Any, fast: Any, rollup: PortRollup, pairs: list[PairKey], now: float) -> Any:
         """Records whose ephemeral side is already rolled up and whose observation changes nothing
@@ -445,13 +513,15 @@ class Accumulator:
         return left
 
     def _settle(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any, at: Any,
-                toks: list[Token], fast: Any, room: int, now: float, drop: bool = False) -> Any:
-        """Records at positions ``at`` (ascending, in ``rest``) whose rollup verdict is 0, the token
-        of record k being ``toks[k]``: each context they find gone is made by its first record, at
-        most ``room`` of them in order of first appearance (records of later keys: ``drop`` counts
-        them as refused at ``max_contexts``, else they stay for the per-record path); a window found
-        empty is opened by its first record; the others merge (``fast``). Returns ``rest`` without
-        the records settled; all of it when a record to open with is undecodable."""
+                toks: list[Token], fast: Any, room: int, now: float, drop: bool = False, strict: bool = False) -> Any:
+        """Records at positions ``at`` (ascending, in ``rest``), observed already, keyed ``keys[p]``
+        (ports rolled up or not), the token of record k being ``toks[k]``: each context they find
+        gone is made by its first record, at most ``room`` of them in order of first appearance
+        (records of later keys: ``drop`` counts them as refused at ``max_contexts``, else they stay
+        for the per-record path); a window found empty is opened by its first record; the others
+        merge (``fast``). Returns ``rest`` without the records settled; all of it when a record to
+        open with is undecodable, unless ``strict``: then the records of the chunks that failed are
+        dropped and counted (:attr:`dropped_undecodable`) and the others settled."""
         where = idx[at]
         gone = where < 0
         makers: dict[Key, int] = {}
@@ -474,8 +544,15 @@ class Accumulator:
         reopening = cols.rows_at(reopen)
         make = np.fromiter(makers.values(), np.int64, len(makers))
         making = cols.rows_at(make)
-        if None in reopening or None in making:  # an undecodable chunk: these records one by one (dropped there)
-            return rest
+        if None in reopening or None in making:  # an undecodable chunk (a decoder bug)
+            if not strict:
+                return rest  # these records one by one (dropped there)
+            bad = cols.failed_positions()
+            lost_at = bad[at]
+            self.dropped_undecodable += int(lost_at.sum())
+            keep = ~lost_at
+            return self._settle(cols, keys, slots, idx, rest[~bad[rest]], at[keep],
+                                [t for t, k in zip(toks, keep.tolist(), strict=True) if k], fast, room, now, drop)
         if len(make):
             self._create(cols, keys, slots, idx, make, making, now)
             made = gone & ~lost

@@ -225,6 +225,14 @@ class Columns:
             return [rows[p] for p in at]
         return list(map(self.row, at))
 
+    def failed_positions(self) -> Any:
+        """A bool per record: its chunk's record decoder raised (so far)."""
+        bad = np.zeros(self.n, dtype=bool)
+        for c in self._rows:
+            if self.chunks[c].error is not None:
+                bad[self.starts[c]:self.starts[c] + self.counts[c]] = True
+        return bad
+
     def row(self, p: int) -> tuple | None:
         """The flow tuple of record ``p`` (decoded by its template's record decoder), None when
         that failed."""
