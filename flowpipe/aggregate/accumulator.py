@@ -246,15 +246,7 @@ class Accumulator:
         pairs = pair_keys(cols.parts[0], cols.parts[1], n) if len(rest) and rollup is not None else []
         if len(rest):
             rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
-        if len(rest) and rollup is not None:
-            rest = self._seen_again(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
-        if len(rest) and rollup is not None:
-            rest = self._rolled_steady(cols, owners, keys, slots, idx, rest, fast, rollup, pairs, now)
-        if len(rest) and rollup is not None:
-            rest = self._untracked_when_full(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
-        if len(rest) and self._base:
-            rest = self._reopen(cols, idx, rest, fast, rollup)
-        if len(rest) and rollup is not None and cols.ok[rest].all():
+        if len(rest) and cols.ok[rest].all():
             rest = self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, now)
         heap = rest.tolist()  # sorted: a valid heap
         row: Callable[[int], tuple | None] = cols.row
@@ -328,56 +320,21 @@ class Accumulator:
         else:
             self._merge(i, f)
 
-    def _seen_again(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any,
-                    fast: Any, rollup: PortRollup, pairs: list[PairKey], now: float) -> Any:
-        """Records whose address pair is still just the seed of this very conversation
-        (:meth:`PortRollup.seeds_of`): observing them changes nothing, so their verdict is 0, their
-        key is the one they have, and the pair's token becomes their context's, all at once. A
-        context they find gone (expired while the rollup still held the pair: a long flow exported
-        again after the TTL) is made, and a window they find emptied opened, by the first record of
-        it, the others merge (numpy). Only pairs no other record of the batch takes the per-record
-        path for (such a record could change the pair's trackers before them), and new contexts only
-        when ``max_contexts`` cannot be reached. Returns the positions still for that path."""
-        seen = rest[cols.ok[rest]]
-        if not len(seen):
-            return rest
-        sp, dp = (None if c is None else c[seen] for c in cols.parts[2:4])
-        tokens = rollup.seeds_of([pairs[p] for p in seen.tolist()], sp, dp)
-        if tokens is None:
-            return rest
-        steady = np.fromiter(map(operator.is_not, tokens, repeat(None)), bool, len(seen))
-        if steady.all() and len(seen) == len(rest):
-            others: set[PairKey] = set()
-        else:
-            keep = np.ones(cols.n, dtype=bool)
-            keep[seen[steady]] = False
-            others = {pairs[p] for p in rest[keep[rest]].tolist()}
-        pos: list[int] = []
-        toks: list[Token] = []
-        mine = seen[steady].tolist()
-        for p, pair, tok in zip(mine, [pairs[p] for p in mine], [t for t in tokens if t is not None], strict=True):
-            if pair not in others:
-                pos.append(p)
-                toks.append(tok)
-        if not pos:
-            return rest
-        at = np.array(pos, dtype=np.int64)
-        room = self.max_contexts - len(self.contexts)
-        if int(np.count_nonzero(idx[rest] < 0)) > room:  # the cap is within reach: only in order (tuple path)
-            room = 0
-        return self._settle(cols, keys, slots, idx, rest, at, toks, fast, room, now)
-
     def _in_order(self, cols: columns.Columns, owners: Any, keys: list[Key], slots: list[int], idx: Any, rest: Any,
-                  fast: Any, rollup: PortRollup, now: float) -> Any:
-        """The records left (``rest``, all readable by numpy) observed one by one in record order,
-        their context work done afterwards all at once. Observing reads only the rollup, so
-        doing the context work (keys with the ports rolled up, contexts made, windows opened,
-        merges, tokens) afterwards gives what doing it at each record's turn gives: new contexts
-        are made in record order while ``max_contexts`` allows (:meth:`_settle`), the last token
-        given to a context stays. A record whose context holds a valid token at its turn needs no
-        observation (as in :meth:`add`). An observation that invalidates tokens sends the later
-        records merging under them to be observed too, at their turn. Returns what is left for
-        the per-record path (nothing)."""
+                  fast: Any, rollup: PortRollup | None, now: float) -> Any:
+        """The records no bulk step could take (``rest``, all readable by numpy), observed one by
+        one in record order, their context work done afterwards all at once (:meth:`_settle`).
+        Observing reads and changes only the rollup, so keying them (ports rolled up or not),
+        making contexts in record order while ``max_contexts`` allows, opening windows, merging
+        and handing out tokens afterwards gives what doing it at each record's turn gives (the
+        last token given to a context stays). A record whose context holds a valid token at its
+        turn needs no observation (as in :meth:`add`); an observation that invalidates tokens
+        sends the later records merging under them to be observed too, at their turn. Returns
+        what is left for the per-record path (nothing)."""
+        if rollup is None:  # nothing to observe: every record keeps its key
+            pos = rest.tolist()
+            return self._settle(cols, keys, slots, idx, rest, rest, [OPEN] * len(pos), fast,
+                                self.max_contexts - len(self.contexts), now, drop=True, strict=True)
         n = cols.n
         parts = cols.parts
         src = [b""] * n if parts[0] is None else parts[0].tolist()
@@ -386,7 +343,7 @@ class Accumulator:
         dp = [0] * n if parts[3] is None else parts[3].tolist()
         observe, tokens, live = rollup.observe, self._token, self._live
         heap = rest.tolist()
-        pos: list[int] = []
+        pos = []
         verdicts: list[int] = []
         toks: list[Token] = []
         seen, gen, rechecks = rollup.invalidated, rollup.gen, 0
@@ -432,85 +389,6 @@ class Accumulator:
             idx[r_at] = [slots[p] for p in r_at.tolist()]
         room = self.max_contexts - len(self.contexts)
         return self._settle(cols, keys, slots, idx, at, at, toks, fast, room, now, drop=True, strict=True)
-
-    def _rolled_steady(self, cols: columns.Columns, owners: Any, keys: list[Key], slots: list[int], idx: Any,
-                       rest: Any, fast: Any, rollup: PortRollup, pairs: list[PairKey], now: float) -> Any:
-        """Records whose ephemeral side is already rolled up and whose observation changes nothing
-        (:meth:`PortRollup.rolled_verdicts`: a busy client's next connection to a service), all at
-        once: keyed with that port as ``*``, merged into (or opening, or making) the rolled-up
-        context, no token. Only pairs no other record of the batch takes the per-record path for,
-        and new contexts only when no record of the batch can reach ``max_contexts``. Returns the
-        positions still for the per-record path."""
-        cand = rest[cols.ok[rest]]
-        if not len(cand):
-            return rest
-        sp_col, dp_col = cols.parts[2], cols.parts[3]
-        if sp_col is None or dp_col is None:
-            return rest
-        sp, dp = sp_col[cand].astype(np.int64), dp_col[cand].astype(np.int64)
-        verdicts = np.array(rollup.rolled_verdicts([pairs[p] for p in cand.tolist()], sp.tolist(), dp.tolist()),
-                            dtype=np.int64)
-        steady = verdicts > 0
-        if not steady.any():
-            return rest
-        keep = np.ones(cols.n, dtype=bool)
-        keep[cand[steady]] = False
-        others = {pairs[p] for p in rest[keep[rest]].tolist()}
-        if others:
-            steady &= np.fromiter((pairs[p] not in others for p in cand.tolist()), bool, len(cand))
-        at, v = cand[steady], verdicts[steady]
-        if not len(at):
-            return rest
-        sp, dp = sp[steady], dp[steady]
-        sp[v == 1] = 0
-        dp[v == 2] = 0
-        parts = [None if c is None else c[at] for c in cols.parts]
-        parts[2], parts[3] = sp, dp
-        rolled = self.keys.of_columns(owners[at], parts, len(at), roll=v.astype(np.uint8))
-        pos = at.tolist()
-        saved = [(keys[p], slots[p]) for p in pos]
-        get = self.contexts.get
-        for p, key in zip(pos, rolled, strict=True):
-            keys[p] = key
-            slots[p] = get(key, -1)
-        idx[at] = [slots[p] for p in pos]
-        room = self.max_contexts - len(self.contexts)
-        if int(np.count_nonzero(idx[rest] < 0)) > room:  # the cap is within reach: only in order
-            room = 0
-        left = self._settle(cols, keys, slots, idx, rest, at, [NO_TOKEN] * len(pos), fast, room, now)
-        if len(left):  # the records not settled take the per-record path with their own keys
-            back = np.isin(at, left)
-            for p, (key, i) in zip(at[back].tolist(), [s for s, b in zip(saved, back.tolist(), strict=True) if b],
-                                   strict=True):
-                keys[p], slots[p] = key, i
-                idx[p] = i
-        return left
-
-    def _untracked_when_full(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any,
-                             rest: Any, fast: Any, rollup: PortRollup, pairs: list[PairKey], now: float) -> Any:
-        """With the rollup full (its trackers at ``max_entries``), observing a pair that neither
-        generation tracks refuses its two trackers and changes nothing else (verdict 0, no token), as
-        long as no tracker of another pair went away before (only an observation of a tracked pair
-        does that). So the leading records of ``rest`` with such pairs are settled in bulk, in order:
-        refusals counted, contexts made in order of first appearance while ``max_contexts`` allows
-        (the records of later new keys dropped and counted, as one by one). Returns the positions
-        still for the per-record path."""
-        if rollup.cur.entries + rollup.new.entries < rollup.max_entries:
-            return rest
-        cur, new = rollup.cur.pairs, rollup.new.pairs
-        ok = cols.ok[rest]
-        lead = np.fromiter((pairs[p] not in cur and pairs[p] not in new for p in rest.tolist()), bool, len(rest)) & ok
-        stop = np.flatnonzero(~lead)
-        k = int(stop[0]) if len(stop) else len(rest)
-        if k == 0:
-            return rest
-        at = rest[:k]
-        room = self.max_contexts - len(self.contexts)
-        left = self._settle(cols, keys, slots, idx, rest, at, [NO_TOKEN] * k, fast, room, now, drop=True)
-        if len(left) < len(rest):
-            rollup.refused += 2 * k  # an S and a D tracker refused each time (threshold > 1)
-            rollup.stable = None
-        return left
 
     def _settle(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any, at: Any,
                 toks: list[Token], fast: Any, room: int, now: float, drop: bool = False, strict: bool = False) -> Any:
@@ -569,48 +447,15 @@ class Accumulator:
         token, live = self._token, self._live
         for i, tok in zip(idx[settled].tolist(), [t for t, x in zip(toks, lost.tolist(), strict=True) if not x],
                           strict=True):
-            token[i] = live[i] = tok
+            if token:
+                token[i] = tok
+            live[i] = tok
         fast[settled] = True
         fast[make] = False
         fast[reopen] = False
         taken = np.zeros(cols.n, dtype=bool)
         taken[at] = True
         return rest[~taken[rest]]
-
-    def _reopen(self, cols: columns.Columns, idx: Any, rest: Any, fast: Any, rollup: PortRollup | None) -> Any:
-        """Open, all at once, the emitted windows of known contexts needing no rollup work whose
-        records come before the batch's first record for the tuple path (so nothing can have spent
-        their token before their turn). The first record of a context opens its window, the others
-        join ``fast``. Returns the positions still for the tuple path."""
-        at = idx[rest]
-        ok = cols.ok[rest] & (at >= 0)
-        if self._big:  # an open window held aside is not to be reopened
-            ok &= ~np.isin(at, np.fromiter(self._big, np.int64, len(self._big)))
-        tokens = self._token
-        if rollup is not None:
-            ok &= np.fromiter(map(_gen, map(tokens.__getitem__, at.tolist())), np.int64, len(at)) == rollup.gen
-        stop = np.flatnonzero(~ok)
-        k = int(stop[0]) if len(stop) else len(rest)
-        if k == 0:
-            return rest
-        while True:
-            pos, at = rest[:k], at[:k]
-            _, first = np.unique(at, return_index=True)
-            first.sort()
-            openers, where = pos[first], at[first]
-            rows = cols.rows_at(openers)
-            if None not in rows:
-                break
-            k = int(np.searchsorted(rest, openers[rows.index(None)]))  # from an undecodable opener on: one by one
-            if k == 0:
-                return rest
-        fast[pos] = True
-        fast[openers] = False
-        self._open_many(cols, openers, where, rows)
-        live = self._live
-        for i in where.tolist():
-            live[i] = tokens[i] if rollup is not None else OPEN
-        return rest[k:]
 
     def _open_many(self, cols: columns.Columns, records: Any, at: Any, rows: Sequence[tuple | None]) -> None:
         """Open the windows of slots ``at`` with the records at positions ``records`` of ``cols``

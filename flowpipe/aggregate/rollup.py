@@ -107,68 +107,9 @@ class PortRollup:
         counts = Counter(pairs)
         return untracked & (np.fromiter(map(counts.__getitem__, mine), np.int64, len(mine)) == 1)
 
-    def seeds_of(self, pairs: list[PairKey], sp: Any, dp: Any) -> list[Token | None] | None:
-        """For each flow (pair keys, and port columns or None for absent: 0): the pair's stability
-        token when both generations hold the pair as the seed of this very flow (then
-        :meth:`observe` would change nothing and give verdict 0; the token is made if the seed had
-        none), else None. None for all when no pair of them is seeded."""
-        cur, new = self.cur.pairs, self.new.pairs
-        seeds = list(map(cur.get, pairs))
-        if len(set(map(type, seeds)) - {dict, type(None)}) == 0:
-            return None
-        out: list[Token | None] = []
-        for pk, c, s in zip(pairs, seeds, _seeds(sp, dp, len(pairs)), strict=True):
-            if c is None or type(c) is dict or (c if type(c) is int else c[0]) != s:
-                out.append(None)
-                continue
-            g = new.get(pk)
-            if type(g) is int:
-                if g != s:
-                    out.append(None)
-                    continue
-                g = new[pk] = (s, Token(self.gen))
-            elif type(g) is not tuple or g[0] != s:
-                out.append(None)
-                continue
-            out.append(g[1])
-        return out
-
-    def rolled_verdicts(self, pairs: list[PairKey], sp: list[int], dp: list[int]) -> list[int]:
-        """For each flow (pair key, ports): the verdict of :meth:`observe` (1: source port rolled up,
-        2: destination) when it is one of those and observing the flow would change nothing (a side
-        already ephemeral in the current generation, and the new one tracking nothing more from
-        it), else 0 (observe must run). Reads only; the same flow stays steady until its pair's
-        trackers change."""
-        t = self.threshold
-        cur, new = self.cur.pairs, self.new.pairs
-        out: list[int] = []
-        for pk, s, d in zip(pairs, sp, dp, strict=True):
-            gc = cur.get(pk)
-            gn = new.get(pk)
-            if type(gc) is not dict or type(gn) is not dict:
-                out.append(0)
-                continue
-            s_ports, d_ports = gc.get(s + s), gc.get(d + d + 1)
-            a = len(s_ports) if s_ports else 0
-            b = len(d_ports) if d_ports else 0
-            if a < t and b < t:
-                out.append(0)
-                continue
-            v = 1 if b > a else 2
-            s_ports, d_ports = gn.get(s + s), gn.get(d + d + 1)
-            a = len(s_ports) if s_ports else 0
-            b = len(d_ports) if d_ports else 0
-            if a < t and b < t and not (  # the new generation would track the side kept, unless it has it
-                    (a + 1 >= t or (d_ports is not None and s in d_ports)) if v == 1
-                    else (b + 1 >= t or (s_ports is not None and d in s_ports))):
-                out.append(0)
-                continue
-            out.append(v)
-        return out
-
     def track_new(self, pairs: list[PairKey], sp: Any, dp: Any) -> None:
         """:meth:`observe` of flows whose pairs (keys) are lone and untracked (:meth:`lone_new_pairs`),
-        ports as in :meth:`seeds_of`: each verdict is 0 and no token is made or spent."""
+        ports (columns, None: 0): each verdict is 0 and no token is made or spent."""
         seeds = _seeds(sp, dp, len(pairs))
         for gen in (self.cur, self.new):
             gen.pairs.update(zip(pairs, seeds, strict=True))
@@ -217,15 +158,21 @@ class PortRollup:
                 self.stable = held
                 return 0
             gc = cur.pairs[pk] = _grown(gc)
-        elif (gc is None and t > 1 and 0 <= sp <= 0xFFFF and 0 <= dp <= 0xFFFF and pk not in new.pairs
-              and cur.entries + new.entries + 4 <= self.max_entries):
-            # A pair neither generation tracks (the common case): the four trackers this observation
-            # makes are one seed in each generation; verdict 0, nothing to invalidate.
-            cur.pairs[pk] = new.pairs[pk] = sp << 16 | dp
-            cur.entries += 2
-            new.entries += 2
-            self.stable = None
-            return 0
+        elif gc is None and t > 1 and pk not in new.pairs:
+            if cur.entries + new.entries >= self.max_entries:
+                # A pair neither generation tracks, with the trackers full: its S tracker is refused in
+                # each generation (and so its D tracker is not tried); verdict 0, nothing else changes.
+                self.refused += 2
+                self.stable = None
+                return 0
+            if 0 <= sp <= 0xFFFF and 0 <= dp <= 0xFFFF and cur.entries + new.entries + 4 <= self.max_entries:
+                # The common case: the four trackers this observation makes are one seed in each
+                # generation; verdict 0, nothing to invalidate.
+                cur.pairs[pk] = new.pairs[pk] = sp << 16 | dp
+                cur.entries += 2
+                new.entries += 2
+                self.stable = None
+                return 0
 
         # -- Add on the current generation
         if gc is None:
