@@ -19,7 +19,9 @@ once). An emitted flow is rebuilt from the key and the columns as a list laid ou
 
 Port rollup is skipped for a flow whose raw key hits a context holding a valid stability token of
 the rollup (see :mod:`flowpipe.aggregate.rollup`): the rollup would change nothing for it and
-keep its ports, so the outcome is the same as observing it.
+keep its ports, so the outcome is the same as observing it. How the records of undecoded data sets
+(chunks) are taken in bulk with the same outcome: :meth:`Accumulator.add_chunks`; the per-record
+reference they are tested against: :mod:`flowpipe.aggregate.reference`.
 """
 from __future__ import annotations
 
@@ -191,12 +193,22 @@ class Accumulator:
         """Aggregate data sets left undecoded (:mod:`flowpipe.decode.columns`), as :meth:`add` would
         their flows.
 
-        A record whose context holds an open window and needs no rollup work is merged with numpy,
-        the others are decoded to flow tuples and take :meth:`_add_one` in record order. The merges
-        commute (sums, min, max, OR; no additional fields in chunks), and the flows of the first
-        kind change no rollup state, so merging them last is the same as merging them in order,
-        as long as their token was still valid at their turn: a flow of the second kind that
-        invalidates tokens sends the later flows whose token it was back to the second kind.
+        Three kinds of record, read with numpy (chunks of one template layout together):
+
+        - *merge*: its context holds an open window and needs no rollup work (a valid token, or no
+          rollup): added with numpy;
+        - *brand new* (:meth:`_make_new`): a new key whose outcome no other record of the batch can
+          change (with rollup: an address pair no tracker and no other record has): the contexts
+          made and the pairs tracked all at once;
+        - *the rest* (:meth:`_in_order`): observed by the rollup one by one in record order, their
+          context work (keys, contexts made up to ``max_contexts``, windows opened, merges,
+          tokens) done afterwards all at once.
+
+        Merges commute (sums, min, max, OR; no additional fields in chunks) and change no rollup
+        state, so doing them last is the same as doing them in order, as long as their token was
+        still valid at their turn: an observation that invalidates tokens sends the later records
+        whose token it was to be observed too. A batch with records numpy cannot read (a v9 time
+        from before an uptime wrap, a counter near 64 bits) takes the tuple loop for the rest.
         """
         if now is None:
             now = time.time()
