@@ -370,14 +370,14 @@ class Accumulator:
             v = observe(src[p], dst[p], sp[p], dp[p])
             verdicts.append(v)
             toks.append((rollup.stable or NO_TOKEN) if v == 0 else NO_TOKEN)
-            if rollup.invalidated == seen:
+            if rollup.invalidated == seen or rechecks > MAX_RECHECKS:  # (then no later record merges in bulk)
                 continue
             seen = rollup.invalidated
             later = np.flatnonzero(fast[p + 1:]) + (p + 1)
             if not len(later):
                 continue
-            if rechecks < MAX_RECHECKS:  # which of the later flows lost their token?
-                rechecks += 1
+            rechecks += 1
+            if rechecks <= MAX_RECHECKS:  # which of the later flows lost their token?
                 gens = np.fromiter(map(_gen, map(live.__getitem__, idx[later].tolist())), np.int64, len(later))
                 later = later[gens != rollup.gen]
             fast[later] = False
