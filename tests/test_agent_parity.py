@@ -1,0 +1,74 @@
+"""Datadog Agent parity through the running service (real UDP in, real HTTP payload out): NetFlow v5
+times, IP protocol names, the default type of a [[listeners.mapping]] entry."""
+from __future__ import annotations
+
+import struct
+
+from flowpipe.config import MappingConfig
+from flowpipe.protocols import PROTOCOL_KEYWORDS
+from tests.backend import Backend
+from tests.service_helpers import make_config, running, send_udp
+from tests.test_decode_netflow9 import fset, ip4, tpl, v9
+
+SECS, UPTIME = 1_700_000_000, 50_000_000
+
+
+def v5(records: list[bytes], secs: int = SECS, nsecs: int = 0, uptime: int = UPTIME) -> bytes:
+    return struct.pack("!HHIIIIBBH", 5, len(records), uptime, secs, nsecs, 1, 0, 0, 0) + b"".join(records)
+
+
+def v5rec(first: int, last: int, proto: int = 6, sport: int = 1000, nbytes: int = 100) -> bytes:
+    return struct.pack("!4s4s4sHHIIIIHHxBBBHHBBxx", ip4("10.0.0.1"), ip4("10.0.0.2"), bytes(4), 1, 2, 1, nbytes,
+                       first, last, sport, 80, 0, proto, 0, 0, 0, 24, 24)
+
+
+async def test_v5_times_follow_the_agents_arithmetic() -> None:
+    # (first, last) ms of uptime before the header; nanoseconds near a whole second must not matter
+    cases = {1001: (UPTIME - 1500, UPTIME - 1),      # 1.5 s and 1 ms before: start secs-1, end secs
+             1002: (UPTIME - 2999, UPTIME - 1000),   # 2.999 s -> 2 s; exactly 1 s -> 1 s
+             1003: (UPTIME - 999, UPTIME),           # under a second: secs; the header time itself: secs
+             1004: (UPTIME + 1500, UPTIME + 2500)}   # after the header (clock skew): toward zero, +1 s, +2 s
+    want = {1001: (SECS - 1, SECS), 1002: (SECS - 2, SECS - 1), 1003: (SECS, SECS), 1004: (SECS + 1, SECS + 2)}
+    with Backend() as be:
+        async with running(make_config(be.url)) as svc:
+            port = svc.listeners[0].cfg.port
+            recs = [v5rec(f, last, sport=sp) for sp, (f, last) in cases.items()]
+            send_udp(port, [v5(recs, nsecs=999_999_999)], "127.0.18.1")
+            # the same flows again in one datagram per record (a different exporter): same times
+            send_udp(port, [v5([r], nsecs=999_999_999) for r in recs], "127.0.18.2")
+            assert await be.wait_flows_async(8, 10)
+    got = {(f["exporter"]["ip"], int(f["source"]["port"])): (f["start"], f["end"]) for f in be.flows}
+    assert got == {(ip, sp): t for ip in ("127.0.18.1", "127.0.18.2") for sp, t in want.items()}
+
+
+async def test_every_ip_protocol_number_is_named_like_the_agent() -> None:
+    with Backend() as be:
+        async with running(make_config(be.url)) as svc:
+            recs = [v5rec(UPTIME - 10, UPTIME - 5, proto=n, sport=2000 + n) for n in range(256)]
+            send_udp(svc.listeners[0].cfg.port, [v5(recs[:128]), v5(recs[128:])], "127.0.18.3")
+            assert await be.wait_flows_async(256, 10)
+    got = {int(f["source"]["port"]) - 2000: f["ip_protocol"] for f in be.flows}
+    assert len(got) == 256
+    spot = {0: "HOPOPT", 1: "ICMP", 3: "GGP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 78: "WB-MON", 84: "IPTM",
+            93: "AX.25", 94: "IPIP", 107: "A/N", 124: "ISIS over IPv4", 135: "Mobility Header", 136: "UDPLite",
+            137: "MPLS-in-IP", 138: "manet", 143: "Ethernet", 255: "Reserved"}
+    assert {n: got[n] for n in spot} == spot
+    unnamed = [61, 63, 68, 99, 114] + list(range(144, 255))  # no IANA keyword, unassigned, experimental
+    assert all(got[n] == str(n) for n in unnamed)
+    assert sum(1 for n in range(256) if got[n] != str(n)) == len(PROTOCOL_KEYWORDS) == 140
+    assert got == {n: PROTOCOL_KEYWORDS.get(n, str(n)) for n in range(256)}
+
+
+async def test_mapping_without_type_is_the_agents_hex() -> None:
+    mapping = [MappingConfig(field=58, destination="vlan_hex"),
+               MappingConfig(field=58, destination="vlan_int", type="integer"),
+               MappingConfig(field=59, destination="source.port")]  # a built-in integer destination
+    layout = [(1, 4), (2, 4), (8, 4), (12, 4), (58, 2), (59, 2)]
+    rec = struct.pack("!II", 100, 1) + ip4("10.1.0.1") + ip4("10.1.0.2") + struct.pack("!HH", 0x2D0C, 4242)
+    with Backend() as be:
+        async with running(make_config(be.url, [{"flow_type": "netflow9", "mapping": mapping}])) as svc:
+            send_udp(svc.listeners[0].cfg.port, [v9(tpl(256, layout), fset(256, rec))], "127.0.18.4")
+            assert await be.wait_flows_async(1, 10)
+    (f,) = be.flows
+    assert f["additional_fields"] == {"vlan_hex": "2d0c", "vlan_int": 0x2D0C}
+    assert f["source"]["port"] == "4242"
