@@ -64,7 +64,7 @@ class MappingConfig:
         " too); IPFIX enterprise fields as \"ENTERPRISE:ID\""))
     destination: str = attrs.field(metadata=_doc(
         "a payload field it fills (e.g. \"direction\", \"source.port\") or a key under additional_fields"))
-    type: str | None = attrs.field(
+    type: str = attrs.field(  # type: ignore[assignment]  # None (absent): resolved in __attrs_post_init__
         default=None, validator=attrs.validators.optional(_one_of("integer", "string", "hex", "ip", "mac")),
         metadata=_doc("how the value is decoded: integer | string | hex | ip | mac; absent: hex, as the Datadog"
                       " Agent (a 2-byte 0x2d0c gives \"2d0c\"), except integer for the built-in integer"
