@@ -84,8 +84,13 @@ NOTES: dict[str, str] = {
                               "forwarder/encode_error, forwarder_file/queue_full and forwarder_file/write_error.",
     "flowpipe_aggregator_contexts": "Memory follows this gauge; capped by `aggregator.max_contexts`.",
     "flowpipe_flows_flushed": "One aggregated flow (context) emitted counts 1, however many records it merged.",
-    "flowpipe_sequence_delta": "Counted at decode time per (exporter, flow type).",
-    "flowpipe_sequence_reset": "After a reset the delta counts again from the new value.",
+    "flowpipe_sequence_delta": "Counted at decode time per (namespace, exporter, flow type).",
+    "flowpipe_sequence_reset": "After a reset the delta counts again from the new value: the reset datagram"
+                               " adds only its own units (v5 flows, IPFIX records, 1 v9 packet or sFlow"
+                               " datagram), where the Agent adds the new sequence number itself (as if"
+                               " counting from 0).",
+    "flowpipe_sequence_last": "Set on every datagram (a late one too), as the Agent sets sequence.last on"
+                              " every flush.",
     "flowpipe_flows_lost_estimate": "Counted in flows: exact for NetFlow v5 and IPFIX, estimated for v9 and "
                                     "sFlow from the exporter's running flows-per-packet mean. Loss on the "
                                     "network and in the kernel buffer both show here; compare with "

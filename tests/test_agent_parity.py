@@ -2,19 +2,22 @@
 times, IP protocol names, the default type of a [[listeners.mapping]] entry."""
 from __future__ import annotations
 
+import socket
 import struct
+
+import trio
 
 from flowpipe.config import MappingConfig
 from flowpipe.protocols import PROTOCOL_KEYWORDS
 from tests.backend import Backend
-from tests.service_helpers import make_config, running, send_udp
+from tests.service_helpers import make_config, metric, running, send_udp
 from tests.test_decode_netflow9 import fset, ip4, tpl, v9
 
 SECS, UPTIME = 1_700_000_000, 50_000_000
 
 
-def v5(records: list[bytes], secs: int = SECS, nsecs: int = 0, uptime: int = UPTIME) -> bytes:
-    return struct.pack("!HHIIIIBBH", 5, len(records), uptime, secs, nsecs, 1, 0, 0, 0) + b"".join(records)
+def v5(records: list[bytes], secs: int = SECS, nsecs: int = 0, uptime: int = UPTIME, seq: int = 1) -> bytes:
+    return struct.pack("!HHIIIIBBH", 5, len(records), uptime, secs, nsecs, seq, 0, 0, 0) + b"".join(records)
 
 
 def v5rec(first: int, last: int, proto: int = 6, sport: int = 1000, nbytes: int = 100) -> bytes:
@@ -72,3 +75,42 @@ async def test_mapping_without_type_is_the_agents_hex() -> None:
     (f,) = be.flows
     assert f["additional_fields"] == {"vlan_hex": "2d0c", "vlan_int": 0x2D0C}
     assert f["source"]["port"] == "4242"
+
+
+def send_west(payloads: list[bytes], port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.18.6", 0))
+        for p in payloads:
+            s.sendto(p, ("127.0.0.2", port))
+
+
+async def test_sequence_last_and_namespace_label_per_exporter() -> None:
+    # one exporter address feeding two listeners of different namespaces: two series, not one
+    listeners = [{"flow_type": "netflow5", "namespace": "east"},
+                 {"flow_type": "netflow5", "namespace": "west", "bind_host": "127.0.0.2"}]
+    rec = v5rec(UPTIME - 10, UPTIME - 5)
+    east = {"namespace": "east", "exporter": "127.0.18.6", "flow_type": "netflow5"}
+    west = {**east, "namespace": "west"}
+    with Backend() as be:
+        async with running(make_config(be.url, listeners)) as svc:
+            pe, pw = (lc.cfg.port for lc in svc.listeners)
+            send_udp(pe, [v5([rec], seq=100), v5([rec], seq=101), v5([rec], seq=105)], "127.0.18.6")
+            send_west([v5([rec], seq=7_000), v5([rec], seq=7_001)], pw)
+            with trio.move_on_after(10):
+                while (metric(svc, "flowpipe_sequence_last", **east) != 105
+                       or metric(svc, "flowpipe_sequence_last", **west) != 7_001):
+                    await trio.sleep(0.05)
+            assert metric(svc, "flowpipe_sequence_last", **east) == 105
+            assert metric(svc, "flowpipe_sequence_last", **west) == 7_001
+            # east: +1 (101), then 3 flows missing and +4 (105); west: +1; the first datagram is a baseline
+            assert metric(svc, "flowpipe_sequence_delta_total", **east) == 5
+            assert metric(svc, "flowpipe_flows_lost_estimate_total", **east) == 3
+            assert metric(svc, "flowpipe_sequence_delta_total", **west) == 1
+            # an exporter restart: a jump back of more than 1000 flows is a reset; delta adds the datagram's 1 flow
+            send_west([v5([rec], seq=3)], pw)
+            with trio.move_on_after(10):
+                while metric(svc, "flowpipe_sequence_last", **west) != 3:
+                    await trio.sleep(0.05)
+            assert metric(svc, "flowpipe_sequence_reset_total", **west) == 1
+            assert metric(svc, "flowpipe_sequence_delta_total", **west) == 2
+            assert metric(svc, "flowpipe_sequence_reset_total", **east) == 0
