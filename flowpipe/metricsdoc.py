@@ -25,7 +25,12 @@ Generated from `flowpipe/metrics.py` by `python -m flowpipe.metricsdoc > docs/me
 
 flowpipe serves these on `GET /metrics` of `[metrics] listen` (default `0.0.0.0:9090`), in the
 Prometheus text format. `GET /healthz` on the same port answers 200 while every pipeline stage
-runs and 503 (with the missing stages) otherwise, and while stopping.
+runs and 503 (with the missing stages) otherwise, and while stopping. `GET /exporters` answers the
+exporter inventory as JSON: one object per (namespace, exporter address, flow type) seen, with
+`id` (`namespace:address:flow_type`, the Agent's exporter id parts), `first_seen`/`last_seen` (UTC,
+ISO 8601), `datagrams`, `flows` (decoded), and per observation domain its sequence state
+(`sequence_last`, `sequence_expected`, `resets`). It holds what the sequence tracker holds (bounded
+by its key limit); templates and sampling rates are not in it yet.
 
 - Counters are exposed as `NAME_total` (plus `NAME_created`, the time the series was created).
   Histograms are exposed as `NAME_bucket{le}`, `NAME_sum` and `NAME_count`.

@@ -49,8 +49,11 @@ class Service:
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
         self.metrics_server: MetricsServer | None = None
         if cfg.metrics.listen:
+            from flowpipe import inventory  # noqa: PLC0415
+
             self.metrics_server = MetricsServer(split_host_port(cfg.metrics.listen, None), self.metrics,
-                                                self.healthy)
+                                                self.healthy, exporters=lambda: inventory.render(
+                                                    self.accumulator.sequences.states))
         from flowpipe.forward import Forwarder  # noqa: PLC0415 - heavy import (httpx) kept off check-config
         self.forwarder = Forwarder(cfg.forwarder, self.metrics)
         self.rdns: Any = None

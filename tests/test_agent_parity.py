@@ -2,6 +2,7 @@
 times, IP protocol names, the default type of a [[listeners.mapping]] entry."""
 from __future__ import annotations
 
+import json
 import socket
 import struct
 
@@ -10,7 +11,7 @@ import trio
 from flowpipe.config import MappingConfig
 from flowpipe.protocols import PROTOCOL_KEYWORDS
 from tests.backend import Backend
-from tests.service_helpers import make_config, metric, running, send_udp
+from tests.service_helpers import http_get, make_config, metric, running, send_udp
 from tests.test_decode_netflow9 import fset, ip4, tpl, v9
 
 SECS, UPTIME = 1_700_000_000, 50_000_000
@@ -114,3 +115,25 @@ async def test_sequence_last_and_namespace_label_per_exporter() -> None:
             assert metric(svc, "flowpipe_sequence_reset_total", **west) == 1
             assert metric(svc, "flowpipe_sequence_delta_total", **west) == 2
             assert metric(svc, "flowpipe_sequence_reset_total", **east) == 0
+
+
+async def test_exporters_endpoint_lists_the_exporters_a_test_sent_from() -> None:
+    rec = v5rec(UPTIME - 10, UPTIME - 5)
+    with Backend() as be:
+        async with running(make_config(be.url)) as svc:
+            port = svc.listeners[0].cfg.port
+            send_udp(port, [v5([rec, rec], seq=10), v5([rec], seq=12)], "127.0.18.7")
+            send_udp(port, [v5([rec], seq=500)], "127.0.18.8")
+            url = f"http://127.0.0.1:{svc.metrics_server.port}/exporters"
+            with trio.move_on_after(10):
+                while len(json.loads((await trio.to_thread.run_sync(http_get, url))[1])) < 2:
+                    await trio.sleep(0.05)
+            status, body = await trio.to_thread.run_sync(http_get, url)
+    assert status == 200
+    got = {e["address"]: e for e in json.loads(body)}
+    assert set(got) == {"127.0.18.7", "127.0.18.8"}
+    a = got["127.0.18.7"]
+    assert (a["namespace"], a["flow_type"], a["datagrams"], a["flows"]) == ("default", "netflow5", 2, 3)
+    assert a["id"] == "default:127.0.18.7:netflow5" and a["first_seen"] <= a["last_seen"]
+    assert a["domains"] == [{"domain": 0, "sequence_last": 12, "sequence_expected": 13, "resets": 0}]
+    assert got["127.0.18.8"]["domains"][0]["sequence_last"] == 500

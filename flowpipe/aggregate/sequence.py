@@ -8,6 +8,7 @@ v5 flows, v9 export packets, IPFIX data records, sFlow datagrams. Sequence numbe
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,13 +22,16 @@ RESET_FORWARD = 1 << 24
 
 
 class _State:
-    __slots__ = ("expected", "late_next", "units_per_flow", "delta", "last", "last_seq", "pending")
+    __slots__ = ("expected", "late_next", "units_per_flow", "delta", "last", "last_seq", "pending", "datagrams",
+                 "flows", "resets", "first_seen", "last_seen")
 
     def __init__(self, expected: int, delta: Any, last: Any) -> None:
         self.expected = expected
         self.delta = delta  # its flowpipe_sequence_delta_total child
         self.last = last    # its flowpipe_sequence_last child
         self.last_seq = -1  # the sequence number of the latest datagram, to set on it
+        self.datagrams = self.flows = self.resets = 0  # for the exporter inventory (flowpipe/inventory.py)
+        self.first_seen = self.last_seen = 0.0
         self.pending = 0    # units not added to it yet (see SequenceTracker.observe_all)
         self.late_next = -1  # where a stream continuing from the last late datagram would be next
         self.units_per_flow = 1.0  # for v9/sFlow: flows carried per counted unit (running mean)
@@ -47,10 +51,16 @@ class SequenceTracker:
         counter is added to once per exporter domain."""
         changed: dict[int, _State] = {}
         observe = self._observe
+        now = time.time()
         for ns, exporter, flow_type, obs, flows in notes:
             st = observe(ns, exporter, flow_type, obs, flows)
             if st is not None:
                 changed[id(st)] = st
+                st.datagrams += 1
+                st.flows += flows
+                st.last_seen = now
+                if not st.first_seen:
+                    st.first_seen = now
         for st in changed.values():
             if st.pending:
                 st.delta.inc(st.pending)
@@ -100,6 +110,7 @@ class SequenceTracker:
             return st
         else:
             m.sequence_reset.labels(*labels).inc()
+            st.resets += 1
             delta = units
         st.expected = (seq + units) % WRAP
         self._per_unit(st, flow_type, flows, units)
