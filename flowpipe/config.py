@@ -323,6 +323,9 @@ class ForwarderConfig:
     compression: str = attrs.field(default="gzip", validator=_one_of("gzip", "none"), metadata=_doc(
         "gzip | none"))
     max_batch_flows: int = attrs.field(default=10000, validator=_positive, metadata=_doc("flows per request"))
+    additional_fields: str = attrs.field(default="nested", validator=_one_of("nested", "top_level"), metadata=_doc(
+        "where mapped/extra fields go: nested (an additional_fields object) | top_level (current Datadog"
+        " Agents; a name a payload field already uses stays nested)"))
     timeout: float = attrs.field(default=10.0, validator=_positive, metadata=_doc("seconds per request"))
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_doc(
         "extra request headers, e.g. {\"DD-API-KEY\" = \"...\"}"))

@@ -243,6 +243,10 @@ class Service:
         # Every output but msgpack bodies is JSON: render the flows' JSON text straight away.
         fwd = self.cfg.forwarder
         render = render_json_batch if fwd.format == "json" or not fwd.url else render_batch
+        if fwd.additional_fields == "top_level":
+            from flowpipe import layout  # noqa: PLC0415
+
+            render = layout.render_top_level_json if render is render_json_batch else layout.render_top_level
         async with receive, send:
             async for batch in receive:
                 flows = batch.flows

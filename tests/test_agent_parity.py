@@ -137,3 +137,29 @@ async def test_exporters_endpoint_lists_the_exporters_a_test_sent_from() -> None
     assert a["id"] == "default:127.0.18.7:netflow5" and a["first_seen"] <= a["last_seen"]
     assert a["domains"] == [{"domain": 0, "sequence_last": 12, "sequence_expected": 13, "resets": 0}]
     assert got["127.0.18.8"]["domains"][0]["sequence_last"] == 500
+
+
+async def test_additional_fields_at_the_top_level_when_asked_and_collisions_stay_nested() -> None:
+    mapping = [MappingConfig(field=58, destination="vlan", type="integer"),
+               MappingConfig(field=95, destination="type"),   # collides with a payload field
+               MappingConfig(field=82, destination="source", type="string")]  # collides with an object
+    layout = [(1, 4), (2, 4), (8, 4), (12, 4), (58, 2), (95, 4), (82, 4)]
+    rec = (struct.pack("!II", 100, 1) + ip4("10.1.0.1") + ip4("10.1.0.2") + struct.pack("!H", 12)
+           + bytes.fromhex("0a0b0c0d") + b"eth0")
+    got = {}
+    for where in ("top_level", "nested"):
+        with Backend() as be:
+            cfg = make_config(be.url, [{"flow_type": "netflow9", "mapping": mapping}],
+                              forwarder={"additional_fields": where})
+            async with running(cfg) as svc:
+                send_udp(svc.listeners[0].cfg.port, [v9(tpl(256, layout), fset(256, rec))], "127.0.18.9")
+                assert await be.wait_flows_async(1, 10)
+        (got[where],) = be.flows
+    top, nested = got["top_level"], got["nested"]
+    assert nested["additional_fields"] == {"vlan": 12, "type": "0a0b0c0d", "source": "eth0"}
+    assert "vlan" not in nested
+    assert top["vlan"] == 12
+    assert top["type"] == "netflow9" and top["source"]["ip"] == "10.1.0.1"  # payload fields win
+    assert top["additional_fields"] == {"type": "0a0b0c0d", "source": "eth0"}
+    assert {k: v for k, v in top.items() if k not in ("vlan", "additional_fields", "flush_timestamp")} == \
+        {k: v for k, v in nested.items() if k not in ("additional_fields", "flush_timestamp")}
