@@ -64,8 +64,11 @@ class MappingConfig:
         " too); IPFIX enterprise fields as \"ENTERPRISE:ID\""))
     destination: str = attrs.field(metadata=_doc(
         "a payload field it fills (e.g. \"direction\", \"source.port\") or a key under additional_fields"))
-    type: str = attrs.field(default="integer", validator=_one_of("integer", "string", "hex", "ip", "mac"),
-                            metadata=_doc("how the value is decoded: integer | string | hex | ip | mac"))
+    type: str = attrs.field(  # type: ignore[assignment]  # None (absent): resolved in __attrs_post_init__
+        default=None, validator=attrs.validators.optional(_one_of("integer", "string", "hex", "ip", "mac")),
+        metadata=_doc("how the value is decoded: integer | string | hex | ip | mac; absent: hex, as the Datadog"
+                      " Agent (a 2-byte 0x2d0c gives \"2d0c\"), except integer for the built-in integer"
+                      " destinations (direction, source.port, ...)"))
     endianness: str = attrs.field(default="big", validator=_one_of("big", "little"),
                                   metadata=_doc("byte order for integer: big | little"))
 
@@ -73,6 +76,11 @@ class MappingConfig:
         parse_field_id(self.field)
         if not self.destination:
             raise ValueError("destination must not be empty")
+        if self.type is None:  # the Agent's default: raw bytes (hex); built-in integer destinations stay integers
+            from flowpipe.decode.elements import BUILTIN  # noqa: PLC0415 - elements imports this module
+
+            builtin = BUILTIN.get(self.destination)
+            self.type = "integer" if builtin and builtin[1].startswith("u") else "hex"
 
     @property
     def element(self) -> tuple[int, int]:
@@ -315,6 +323,9 @@ class ForwarderConfig:
     compression: str = attrs.field(default="gzip", validator=_one_of("gzip", "none"), metadata=_doc(
         "gzip | none"))
     max_batch_flows: int = attrs.field(default=10000, validator=_positive, metadata=_doc("flows per request"))
+    additional_fields: str = attrs.field(default="nested", validator=_one_of("nested", "top_level"), metadata=_doc(
+        "where mapped/extra fields go: nested (an additional_fields object) | top_level (current Datadog"
+        " Agents; a name a payload field already uses stays nested)"))
     timeout: float = attrs.field(default=10.0, validator=_positive, metadata=_doc("seconds per request"))
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_doc(
         "extra request headers, e.g. {\"DD-API-KEY\" = \"...\"}"))

@@ -25,8 +25,10 @@ class MetricsServer:
 
     def __init__(self, listen: tuple[str, int], metrics: Metrics,
                  healthy: Callable[[], tuple[bool, str] | Awaitable[tuple[bool, str]]],
-                 text: Callable[[], Awaitable[bytes]] | None = None) -> None:
+                 text: Callable[[], Awaitable[bytes]] | None = None,
+                 exporters: Callable[[], bytes] | None = None) -> None:
         self.host, self.port = listen
+        self.exporters = exporters  # GET /exporters: the exporter inventory (flowpipe/inventory.py)
         self.metrics = metrics
         self.healthy = healthy
         self.text = text
@@ -63,6 +65,8 @@ class MetricsServer:
                     ok, why = await verdict if inspect.isawaitable(verdict) else verdict
                     await _respond(stream, "200 OK" if ok else "503 Service Unavailable", "text/plain",
                                    (why + "\n").encode())
+                elif path == b"/exporters" and self.exporters is not None:
+                    await _respond(stream, "200 OK", "application/json", self.exporters())
                 else:
                     await _respond(stream, "404 Not Found", "text/plain", b"try /metrics or /healthz\n")
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):

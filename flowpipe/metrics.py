@@ -54,13 +54,16 @@ class Metrics:
                                     registry=r)
         self.sequence_delta = Counter(P + "sequence_delta", "sequence progress seen from exporters, in the"
                                       " protocol's unit (v5 flows, v9 packets, IPFIX records, sFlow datagrams)",
-                                      ["exporter", "flow_type"], registry=r)
+                                      ["namespace", "exporter", "flow_type"], registry=r)
+        self.sequence_last = Gauge(P + "sequence_last", "the last sequence number seen from the exporter (the"
+                                   " Agent's sequence.last; of the latest datagram when it has several domains)",
+                                   ["namespace", "exporter", "flow_type"], registry=r)
         self.sequence_reset = Counter(P + "sequence_reset", "exporter sequence resets (restarts, big jumps"
-                                      " back)", ["exporter", "flow_type"], registry=r)
+                                      " back)", ["namespace", "exporter", "flow_type"], registry=r)
         self.flows_lost_estimate = Counter(P + "flows_lost_estimate", "flows the exporter sent that never arrived"
                                            " (sequence gaps: exact for v5 and IPFIX; for v9 and sFlow lost"
                                            " packets times the exporter's flows per packet)",
-                                           ["exporter", "flow_type"], registry=r)
+                                           ["namespace", "exporter", "flow_type"], registry=r)
         # ---- enrichment
         self.rdns_lookups = Counter(P + "rdns_lookups", "reverse-DNS lookups by result", ["result"], registry=r)
         self.rdns_cache_size = Gauge(P + "rdns_cache_entries", "reverse-DNS cache entries", registry=r)

@@ -25,7 +25,12 @@ Generated from `flowpipe/metrics.py` by `python -m flowpipe.metricsdoc > docs/me
 
 flowpipe serves these on `GET /metrics` of `[metrics] listen` (default `0.0.0.0:9090`), in the
 Prometheus text format. `GET /healthz` on the same port answers 200 while every pipeline stage
-runs and 503 (with the missing stages) otherwise, and while stopping.
+runs and 503 (with the missing stages) otherwise, and while stopping. `GET /exporters` answers the
+exporter inventory as JSON: one object per (namespace, exporter address, flow type) seen, with
+`id` (`namespace:address:flow_type`, the Agent's exporter id parts), `first_seen`/`last_seen` (UTC,
+ISO 8601), `datagrams`, `flows` (decoded), and per observation domain its sequence state
+(`sequence_last`, `sequence_expected`, `resets`). It holds what the sequence tracker holds (bounded
+by its key limit); templates and sampling rates are not in it yet.
 
 - Counters are exposed as `NAME_total` (plus `NAME_created`, the time the series was created).
   Histograms are exposed as `NAME_bucket{le}`, `NAME_sum` and `NAME_count`.
@@ -84,8 +89,13 @@ NOTES: dict[str, str] = {
                               "forwarder/encode_error, forwarder_file/queue_full and forwarder_file/write_error.",
     "flowpipe_aggregator_contexts": "Memory follows this gauge; capped by `aggregator.max_contexts`.",
     "flowpipe_flows_flushed": "One aggregated flow (context) emitted counts 1, however many records it merged.",
-    "flowpipe_sequence_delta": "Counted at decode time per (exporter, flow type).",
-    "flowpipe_sequence_reset": "After a reset the delta counts again from the new value.",
+    "flowpipe_sequence_delta": "Counted at decode time per (namespace, exporter, flow type).",
+    "flowpipe_sequence_reset": "After a reset the delta counts again from the new value: the reset datagram"
+                               " adds only its own units (v5 flows, IPFIX records, 1 v9 packet or sFlow"
+                               " datagram), where the Agent adds the new sequence number itself (as if"
+                               " counting from 0).",
+    "flowpipe_sequence_last": "Set on every datagram (a late one too), as the Agent sets sequence.last on"
+                              " every flush.",
     "flowpipe_flows_lost_estimate": "Counted in flows: exact for NetFlow v5 and IPFIX, estimated for v9 and "
                                     "sFlow from the exporter's running flows-per-packet mean. Loss on the "
                                     "network and in the kernel buffer both show here; compare with "

@@ -42,11 +42,10 @@ from flowpipe.flow import (
     TYPE,
     FlushBatch,
 )
+from flowpipe.protocols import PROTOCOL_KEYWORDS
 
-# IANA keywords of the protocols consumers commonly name; any other number is rendered as digits.
-PROTOCOLS = {0: "HOPOPT", 1: "ICMP", 2: "IGMP", 4: "IPv4", 6: "TCP", 8: "EGP", 17: "UDP", 41: "IPv6", 46: "RSVP",
-             47: "GRE", 50: "ESP", 51: "AH", 58: "IPv6-ICMP", 88: "EIGRP", 89: "OSPFIGP", 103: "PIM", 112: "VRRP",
-             115: "L2TP", 132: "SCTP"}
+# IANA keywords of every assigned protocol number the Agent names; any other number is rendered as digits.
+PROTOCOLS = PROTOCOL_KEYWORDS
 ETHER_TYPES = {0x0800: "IPv4", 0x86DD: "IPv6", 0x0806: "ARP", 0x8100: "802.1Q", 0x8847: "MPLS",
                0x8848: "MPLS-multicast", 0x88A8: "802.1ad"}
 U64_MAX = 2**64 - 1

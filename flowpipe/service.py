@@ -49,8 +49,11 @@ class Service:
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
         self.metrics_server: MetricsServer | None = None
         if cfg.metrics.listen:
+            from flowpipe import inventory  # noqa: PLC0415
+
             self.metrics_server = MetricsServer(split_host_port(cfg.metrics.listen, None), self.metrics,
-                                                self.healthy)
+                                                self.healthy, exporters=lambda: inventory.render(
+                                                    self.accumulator.sequences.states))
         from flowpipe.forward import Forwarder  # noqa: PLC0415 - heavy import (httpx) kept off check-config
         self.forwarder = Forwarder(cfg.forwarder, self.metrics)
         self.rdns: Any = None
@@ -240,6 +243,10 @@ class Service:
         # Every output but msgpack bodies is JSON: render the flows' JSON text straight away.
         fwd = self.cfg.forwarder
         render = render_json_batch if fwd.format == "json" or not fwd.url else render_batch
+        if fwd.additional_fields == "top_level":
+            from flowpipe import layout  # noqa: PLC0415
+
+            render = layout.render_top_level_json if render is render_json_batch else layout.render_top_level
         async with receive, send:
             async for batch in receive:
                 flows = batch.flows

@@ -82,7 +82,7 @@ async def test_sequence_gap_shows_exactly_and_restart_is_a_reset() -> None:
             batch = [rec(sp=i) for i in range(30)]
             seqs = [0, 30, 60, 150, 180]                    # 90..149 never arrive: 60 flows lost
             send_udp(port, [v5(batch, s) for s in seqs], "127.0.4.1")
-            labels = {"exporter": "127.0.4.1", "flow_type": "netflow5"}
+            labels = {"namespace": "default", "exporter": "127.0.4.1", "flow_type": "netflow5"}
             assert await wait_for(lambda: metric(svc, "flowpipe_sequence_delta_total", **labels) == 60 + 120)
             assert metric(svc, "flowpipe_flows_lost_estimate_total", **labels) == 60
             assert metric(svc, "flowpipe_sequence_reset_total", **labels) == 0
@@ -111,7 +111,7 @@ async def test_generated_loss_is_estimated_exactly_for_v5_and_ipfix() -> None:
                 def arrived(want: int = received) -> bool:
                     return metric(svc, "flowpipe_flows_decoded_total", flow_type="netflow9") >= want
                 assert await wait_for(arrived, 15)
-                labels = {"exporter": "127.0.0.1", "flow_type": protocol}
+                labels = {"namespace": "default", "exporter": "127.0.0.1", "flow_type": protocol}
                 lost = metric(svc, "flowpipe_flows_lost_estimate_total", **labels)
                 # a skipped last datagram cannot be seen as a gap: nothing came after it
                 assert sent["flows_skipped"] - 30 <= lost <= sent["flows_skipped"], (protocol, sent, lost)

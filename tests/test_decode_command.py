@@ -81,7 +81,7 @@ def test_mapping_config(pcap: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     cfg.write_text('[[listeners]]\nflow_type = "netflow9"\nport = 2055\nnamespace = "lab"\n'
                    '  [[listeners.mapping]]\n  field = 58\n  destination = "vlan"\n')
     rc, flows, _ = run(capsys, str(pcap), "--port", "2055", "--mapping-config", str(cfg))
-    assert rc == 0 and flows[0]["extras"] == {"vlan": 42} and flows[0]["namespace"] == "lab"
+    assert rc == 0 and flows[0]["extras"] == {"vlan": "002a"} and flows[0]["namespace"] == "lab"
 
 
 def test_bad_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -176,8 +176,8 @@ def test_bad_options_templates(body: bytes) -> None:
 
 
 def test_enterprise_mapping_and_hex() -> None:
-    mapping = [MappingConfig(field="6871:40", destination="yaf_flags"),
-               MappingConfig(field="29305:1", destination="rev_bytes"),
+    mapping = [MappingConfig(field="6871:40", destination="yaf_flags", type="integer"),
+               MappingConfig(field="29305:1", destination="rev_bytes", type="integer"),
                MappingConfig(field="5951:129", destination="appid", type="hex"),
                MappingConfig(field="5951:130", destination="url", type="string"),
                MappingConfig(field="5951:131", destination="big", type="integer")]

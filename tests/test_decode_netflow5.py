@@ -48,12 +48,14 @@ def test_juniper_sampling_interval_and_times() -> None:
     d = netflow5.decode(g.payload, Source(g.src))
     exp = captures.expected("nf5_juniper_mx80")
     assert {Flow._make(t).sampling_rate for t in d.flows} == {exp["records"][0]["sampling_interval"] & 0x3FFF}
-    _, _, uptime, secs, nsecs = struct.unpack_from("!HHIII", g.payload)
+    _, _, uptime, secs, _nsecs = struct.unpack_from("!HHIII", g.payload)
     first = Flow._make(d.flows[0])
     rec = exp["records"][0]
-    # tshark prints switched times as seconds of uptime
-    want_start = (secs * 1000 + nsecs // 1_000_000 - uptime + round(float(rec["fields"]["cflow.timestart"]) * 1000))
-    assert first.start == want_start // 1000
+    # tshark prints switched times as seconds of uptime; the Agent's arithmetic: whole seconds before the
+    # header's unix_secs, the ms difference divided toward zero, unix_nsecs ignored
+    before_ms = uptime - round(float(rec["fields"]["cflow.timestart"]) * 1000)
+    assert before_ms >= 0
+    assert first.start == secs - before_ms // 1000
     assert first.start <= first.end <= secs
 
 

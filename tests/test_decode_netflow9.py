@@ -314,7 +314,7 @@ def test_exporter_cap() -> None:
 
 
 def test_mapping_fills_extras_and_overrides_builtins() -> None:
-    mapping = [MappingConfig(field=58, destination="vlan"),
+    mapping = [MappingConfig(field=58, destination="vlan"),  # no type: hex, as the Agent
                MappingConfig(field=95, destination="app", type="hex"),
                MappingConfig(field=82, destination="ifname", type="string"),
                MappingConfig(field=40000, destination="user", type="string"),
@@ -330,7 +330,7 @@ def test_mapping_fills_extras_and_overrides_builtins() -> None:
            + bytes.fromhex("0a0b0c0d0e0f") + bytes(12) + b"\x01\x00" + struct.pack("!H", 4242) + ip4("198.51.100.2"))
     dec = TemplateDecoder(DecoderConfig(), mapping)
     (f,) = flows(dec.decode(v9(tpl(256, fields), fset(256, rec)), SRC))
-    assert f.extras == {"vlan": 12, "app": "deadbeef", "ifname": "eth0", "user": "alice", "nat_src": "100.64.0.1",
+    assert f.extras == {"vlan": "000c", "app": "deadbeef", "ifname": "eth0", "user": "alice", "nat_src": "100.64.0.1",
                         "post_mac": "0a:0b:0c:0d:0e:0f"}
     assert (f.direction, f.src_port, f.exporter, f.bytes) == (1, 4242, "198.51.100.2", 9)
     # a template without mapped fields pays nothing

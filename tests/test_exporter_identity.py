@@ -25,6 +25,7 @@ from tests.backend import Backend
 from tests.service_helpers import make_config, metric, running, send_udp
 
 NAT = "127.0.30.1"  # the one address every exporter seems to come from
+D = {"namespace": "default"}  # the listeners' namespace, a label of the sequence metrics
 NAT_PORT = 41000
 A4, B4 = bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])
 B6 = bytes.fromhex("20010db8000000000000000000000002")
@@ -117,12 +118,12 @@ async def test_two_ipfix_exporters_behind_one_address_told_apart_in_band() -> No
             assert sum(f["packets"] for f in be.flows if f["exporter"]["ip"] == "192.0.2.1") == 2
             assert sum(f["packets"] for f in be.flows if f["exporter"]["ip"] == "192.0.2.2") == 4
             # sequence state follows the identity: progress per exporter, none under the NAT address
-            assert metric(svc, "flowpipe_sequence_delta_total", exporter="192.0.2.1", flow_type="ipfix") == 2
-            assert metric(svc, "flowpipe_sequence_delta_total", exporter="192.0.2.2", flow_type="ipfix") == 1
+            assert metric(svc, "flowpipe_sequence_delta_total", **D, exporter="192.0.2.1", flow_type="ipfix") == 2
+            assert metric(svc, "flowpipe_sequence_delta_total", **D, exporter="192.0.2.2", flow_type="ipfix") == 1
             for name in ("flowpipe_sequence_delta_total", "flowpipe_sequence_reset_total",
                          "flowpipe_flows_lost_estimate_total"):
-                assert metric(svc, name, exporter=NAT, flow_type="ipfix") == 0
-            assert metric(svc, "flowpipe_flows_lost_estimate_total", exporter="192.0.2.1", flow_type="ipfix") == 0
+                assert metric(svc, name, **D, exporter=NAT, flow_type="ipfix") == 0
+            assert metric(svc, "flowpipe_flows_lost_estimate_total", **D, exporter="192.0.2.1", flow_type="ipfix") == 0
 
 
 async def test_udp_identity_is_the_default_for_netflow_listeners() -> None:
@@ -157,8 +158,8 @@ async def test_two_v9_exporters_behind_one_address_mapped_by_source_id(tmp_path:
             assert exporters_of(be.flows) == {"10.0.0.1": 1000, "edge-2": 3000, NAT: 500}
             b = next(f for f in be.flows if f["exporter"]["ip"] == "edge-2")
             assert (b["source"]["ip"], b["packets"], b["ip_protocol"]) == ("10.2.0.1", 3, "UDP")
-            assert metric(svc, "flowpipe_sequence_delta_total", exporter="edge-2", flow_type="netflow9") == 1
-            assert metric(svc, "flowpipe_sequence_delta_total", exporter="10.0.0.1", flow_type="netflow9") == 1
+            assert metric(svc, "flowpipe_sequence_delta_total", **D, exporter="edge-2", flow_type="netflow9") == 1
+            assert metric(svc, "flowpipe_sequence_delta_total", **D, exporter="10.0.0.1", flow_type="netflow9") == 1
 
 
 def sflow_datagram(agent: bytes, seq: int, sport: int) -> bytes:

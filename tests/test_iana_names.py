@@ -79,7 +79,7 @@ def test_check_config_shows_the_name_as_given(tmp_path: Path) -> None:
 
 def test_named_mapping_decodes() -> None:
     mapping = [MappingConfig(field="postNATSourceIPv4Address", destination="nat_src", type="ip"),
-               MappingConfig(field="reverseOctetDeltaCount", destination="rev_bytes")]
+               MappingConfig(field="reverseOctetDeltaCount", destination="rev_bytes", type="integer")]
     fields = struct.pack("!HH", 1, 4) + struct.pack("!HH", 225, 4) + struct.pack("!HHI", 1 | 0x8000, 8, 29305)
     tset = struct.pack("!HHHH", 2, 8 + len(fields), 256, 3) + fields
     rec = struct.pack("!I4sQ", 10, bytes([198, 51, 100, 7]), 77)

@@ -51,7 +51,7 @@ def record(n: int, blob: bytes) -> bytes:
 
 async def test_unknown_enterprise_element_reaches_additional_fields() -> None:
     listener = {"flow_type": "ipfix", "passthrough_unknown": True,
-                "mapping": [MappingConfig(field="6871:14", destination="app")]}
+                "mapping": [MappingConfig(field="6871:14", destination="app", type="integer")]}
     with Backend() as be:
         async with running(make_config(be.url, listeners=[listener])) as svc:
             send_udp(svc.listeners[0].cfg.port,

@@ -7,7 +7,8 @@ from flowpipe.metrics import Metrics
 
 
 def value(m: Metrics, name: str, exporter: str = "192.0.2.1", flow_type: str = "netflow5") -> float:
-    v = m.registry.get_sample_value(f"flowpipe_{name}_total", {"exporter": exporter, "flow_type": flow_type})
+    v = m.registry.get_sample_value(f"flowpipe_{name}_total", {"namespace": "default", "exporter": exporter,
+                                                                "flow_type": flow_type})
     return v or 0.0
 
 

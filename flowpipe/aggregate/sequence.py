@@ -8,6 +8,7 @@ v5 flows, v9 export packets, IPFIX data records, sFlow datagrams. Sequence numbe
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,11 +22,16 @@ RESET_FORWARD = 1 << 24
 
 
 class _State:
-    __slots__ = ("expected", "late_next", "units_per_flow", "delta", "pending")
+    __slots__ = ("expected", "late_next", "units_per_flow", "delta", "last", "last_seq", "pending", "datagrams",
+                 "flows", "resets", "first_seen", "last_seen")
 
-    def __init__(self, expected: int, delta: Any) -> None:
+    def __init__(self, expected: int, delta: Any, last: Any) -> None:
         self.expected = expected
         self.delta = delta  # its flowpipe_sequence_delta_total child
+        self.last = last    # its flowpipe_sequence_last child
+        self.last_seq = -1  # the sequence number of the latest datagram, to set on it
+        self.datagrams = self.flows = self.resets = 0  # for the exporter inventory (flowpipe/inventory.py)
+        self.first_seen = self.last_seen = 0.0
         self.pending = 0    # units not added to it yet (see SequenceTracker.observe_all)
         self.late_next = -1  # where a stream continuing from the last late datagram would be next
         self.units_per_flow = 1.0  # for v9/sFlow: flows carried per counted unit (running mean)
@@ -45,13 +51,21 @@ class SequenceTracker:
         counter is added to once per exporter domain."""
         changed: dict[int, _State] = {}
         observe = self._observe
+        now = time.time()
         for ns, exporter, flow_type, obs, flows in notes:
             st = observe(ns, exporter, flow_type, obs, flows)
-            if st is not None and st.pending:
+            if st is not None:
                 changed[id(st)] = st
+                st.datagrams += 1
+                st.flows += flows
+                st.last_seen = now
+                if not st.first_seen:
+                    st.first_seen = now
         for st in changed.values():
-            st.delta.inc(st.pending)
-            st.pending = 0
+            if st.pending:
+                st.delta.inc(st.pending)
+                st.pending = 0
+            st.last.set(st.last_seq)
 
     def observe(self, namespace: str, exporter: str, flow_type: str, obs: SequenceObs, flows: int) -> None:
         """One datagram's sequence number and units, in arrival order."""
@@ -67,16 +81,20 @@ class SequenceTracker:
                 self.refused += 1
                 self.metrics.limits_hit.labels("sequence_trackers").inc()
                 return None
-            st = _State((seq + units) % WRAP, self.metrics.sequence_delta.labels(exporter, flow_type))
+            labels = (namespace, exporter, flow_type)
+            st = _State((seq + units) % WRAP, self.metrics.sequence_delta.labels(*labels),
+                        self.metrics.sequence_last.labels(*labels))
             self.states[key] = st
             if flows and units:
                 st.units_per_flow = flows / units
-            return None  # the first sighting sets the baseline; nothing is counted
+            st.last_seq = seq
+            return st  # the first sighting sets the baseline; no delta is counted
         gap = (seq - st.expected) % WRAP
         if gap >= WRAP // 2:
             gap -= WRAP  # behind what we expected
         m = self.metrics
-        labels = (exporter, flow_type)
+        labels = (namespace, exporter, flow_type)
+        st.last_seq = seq  # every datagram's, late ones included (what the Agent's sequence.last shows)
         restarted_small = gap < 0 and seq == st.late_next  # a second datagram continuing a "late" one
         st.late_next = -1
         if gap == 0:
@@ -89,9 +107,10 @@ class SequenceTracker:
             # Late or duplicate datagram (already counted as lost when it was skipped) — unless the
             # next one continues from it, which means the exporter restarted recently.
             st.late_next = (seq + units) % WRAP
-            return None
+            return st
         else:
             m.sequence_reset.labels(*labels).inc()
+            st.resets += 1
             delta = units
         st.expected = (seq + units) % WRAP
         self._per_unit(st, flow_type, flows, units)

@@ -193,11 +193,13 @@ class Columns:
                 up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
                 ok &= up >= v
                 times.append(secs - (up - v) // 1000)
-            else:  # "v5": sysUptime ms from the boot time in ms (``Chunk.init``); from before a wrap: tuple path
+            else:  # "v5": secs - (uptime - v) / 1000, divided toward zero (the Agent's); before a wrap: tuple path
                 up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
-                boot = np.repeat(np.array([c.init for c in chunks], dtype=np.int64), counts)
+                if secs is None:
+                    secs = np.repeat(np.array([c.secs for c in chunks], dtype=np.int64), counts)
                 ok &= v <= up + 0x7FFFFFFF
-                times.append((boot + v) // 1000)
+                d = up - v
+                times.append(secs - np.sign(d) * (np.abs(d) // 1000))
         self.start, self.end = times
         self.ok = ok
 

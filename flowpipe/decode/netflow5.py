@@ -43,10 +43,12 @@ def decode(data: bytes, src: Source, columnar: bool = False) -> Decoded:
     return out
 
 
-def records(body: bytes, exporter: str, ns: str, rate: int, _samplers: object, _secs: int, uptime: int,
-            boot_ms: int | None) -> list[tuple]:
-    """The flow tuples of whole v5 records (the record decoder's signature, see RecordDecoder)."""
-    assert boot_ms is not None
+def records(body: bytes, exporter: str, ns: str, rate: int, _samplers: object, secs: int, uptime: int,
+            _boot_ms: int | None) -> list[tuple]:
+    """The flow tuples of whole v5 records (the record decoder's signature, see RecordDecoder).
+
+    Times follow the Datadog Agent (goflow2): ``unix_secs - (sys_uptime - first) / 1000`` with the
+    millisecond difference divided toward zero; ``unix_nsecs`` is ignored."""
     wrap = 1 << 32
     flows: list[tuple] = []
     append = flows.append
@@ -56,7 +58,10 @@ def records(body: bytes, exporter: str, ns: str, rate: int, _samplers: object, _
             first -= wrap
         if last > uptime + 0x7FFFFFFF:
             last -= wrap
-        append(("netflow5", exporter, ns, rate, 0, (boot_ms + first) // 1000, (boot_ms + last) // 1000,
+        d_first, d_last = uptime - first, uptime - last
+        start = secs - (d_first // 1000 if d_first >= 0 else -(-d_first // 1000))
+        end = secs - (d_last // 1000 if d_last >= 0 else -(-d_last // 1000))
+        append(("netflow5", exporter, ns, rate, 0, start, end,
                 octs, pkts, ETHER_IPV4, proto, sa, da, sp, dp, 0, 0, smask, dmask, i_if, o_if, flags, nh,
                 tos, None))
     return flows
