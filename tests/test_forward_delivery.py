@@ -261,10 +261,13 @@ async def test_outage_delivers_everything_once(tmp_path: Path, spool: bool) -> N
 async def test_intake_never_blocks_on_a_hanging_backend() -> None:
     m = Metrics()
     with Backend() as be:
-        be.hang(100, seconds=3)
-        async with running(fcfg(be.url, timeout=2.0, stop_timeout=0.1), m) as f:
-            with trio.fail_after(1.0):  # 40 batches handed over while every request hangs
+        be.hang(100, seconds=60)
+        async with running(fcfg(be.url, timeout=60.0, stop_timeout=0.1), m) as f:
+            with trio.fail_after(30):  # (a bound on hanging forever, not a speed check)
                 await f.feed(0, 20_000, batch=500)
+            # all 40 batches were handed over while the first request still hangs: no request ended
+            assert not [s for fam in m.registry.collect() if fam.name == "flowpipe_forwarder_requests"
+                        for s in fam.samples if s.name.endswith("_total") and s.value]
             await until(lambda: value(m, "forwarder_queue_flows") == 20_000)
     check_accounting(m, 20_000)
 
