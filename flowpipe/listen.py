@@ -18,6 +18,7 @@ import trio
 from flowpipe.config import ListenerConfig
 from flowpipe.logs import RateLimited, event
 from flowpipe.metrics import Metrics
+from flowpipe.startup import bind_error
 
 # One batch handed to the decoder: (payload, source address, source port, receive time).
 Datagram = tuple[bytes, str, int, float]
@@ -69,10 +70,11 @@ class UdpListener:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.receive_buffer)
                 s.bind((self.cfg.bind_host, self.cfg.port))
-            except OSError:
+            except OSError as e:
                 s.close()
                 self.close()
-                raise
+                raise bind_error(f"listener {self.cfg.flow_type}", self.cfg.bind_host, self.cfg.port, e,
+                                 "udp") from None
             s.setblocking(False)
             self.sockets.append(s)
         if self.cfg.port == 0:  # tests: an ephemeral port, then every worker shares it
