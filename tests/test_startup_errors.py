@@ -145,3 +145,80 @@ def test_tls_ca_file_not_a_certificate(tmp_path: Path) -> None:
                           f'[forwarder]\nurl = "https://127.0.0.1:9/"\ntls_ca_file = "{ca}"\n')
     r = run_cli("run", "--config", cfg)
     assert_one_clear_failure(r, 2, "forwarder.tls_ca_file", str(ca))
+
+
+# ---- check-config: every error at once, each once; what run needs from the filesystem
+
+def test_check_config_reports_every_error_once(tmp_path: Path) -> None:
+    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nallowed_exporters = ["10.0.0.0/8", "nonsense"]\n'
+                          '[[listeners]]\nflow_type = "bogus"\n'
+                          '[aggregator]\nflush_intervall = 10\n'
+                          '[forwarder]\ntimeout = "soon"\n')
+    r = run_cli("check-config", cfg)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 4, r.stderr
+    assert any("listeners[0].allowed_exporters: 'nonsense' is not an address or CIDR" in ln for ln in lines)
+    assert not any("allowed_exporters: allowed_exporters" in ln for ln in lines)
+    assert any("listeners[1].flow_type" in ln for ln in lines)
+    assert any("aggregator.flush_intervall: unknown key" in ln for ln in lines)
+    assert any("forwarder.timeout" in ln for ln in lines)
+    assert len(set(lines)) == len(lines)
+
+
+def test_check_config_checks_the_filesystem_run_needs(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("x")
+    cfg = write(tmp_path, f'[decoder]\nstate_file = "{tmp_path / "plain" / "t.state"}"\n'
+                          f'[forwarder]\nurl = "http://127.0.0.1:9/"\nspool_dir = "{tmp_path / "plain" / "spool"}"\n'
+                          f'file = "{tmp_path / "nodir" / "flows.json"}"\n')
+    r = run_cli("check-config", cfg)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 3, r.stderr
+    assert any("forwarder.spool_dir" in ln and "not a directory" in ln for ln in lines)
+    assert any("decoder.state_file" in ln and "not a directory" in ln for ln in lines)
+    assert any("forwarder.file" in ln and "no such directory" in ln for ln in lines)
+    (tmp_path / "plain").unlink()
+    (tmp_path / "nodir").mkdir()
+    r = run_cli("check-config", cfg)
+    assert r.returncode == 0, r.stderr
+
+
+# ---- metrics on [::] is dual-stack like the UDP listeners
+
+def test_metrics_on_ipv6_any_answers_ipv4(tmp_path: Path) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6 support")
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::", 0))
+            port = probe.getsockname()[1]
+    except OSError as e:
+        pytest.skip(f"IPv6 unavailable here: {e}")
+    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
+                          f'[metrics]\nlisten = "[::]:{port}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPIPE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "flowpipe.cli", "run", "--config", cfg],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "event=metrics_listening" in line:
+                break
+        answers = {}
+        for host in ("127.0.0.1", "::1"):
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as c:
+                c.settimeout(30)
+                c.connect((host, port))
+                c.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := c.recv(4096):
+                    data += chunk
+            answers[host] = data.split(b"\r\n", 1)[0]
+        assert answers["127.0.0.1"].startswith(b"HTTP/1.1 "), answers  # 200, or 503 while starting
+        assert answers["::1"].startswith(b"HTTP/1.1 "), answers
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)

@@ -10,7 +10,7 @@ import sys
 import trio
 
 from flowpipe import logs
-from flowpipe.config import Config, ConfigError, load
+from flowpipe.config import Config, ConfigError, ConfigErrors, load
 from flowpipe.startup import CONFIG_PROBLEM, RUNTIME_PROBLEM, StartupError, filesystem_problems
 
 
@@ -52,7 +52,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = load(path)
     except ConfigError as e:
-        print(f"flowpipe: config error: {e}", file=sys.stderr)
+        for one in e.errors if isinstance(e, ConfigErrors) else [e]:
+            print(f"flowpipe: config error: {one}", file=sys.stderr)
         return 2
     problems = list(filesystem_problems(cfg))
     for key, reason, hint in problems:
