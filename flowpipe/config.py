@@ -459,14 +459,15 @@ def _convert(value: Any, tp: Any, file: str, key: str) -> Any:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(file, key, f"must be an array, not {type(value).__name__}")
-        items, errors = [], []
+        items: list[Any] = []
+        item_errors: list[ConfigError] = []
         for i, v in enumerate(value):
             try:
                 items.append(_convert(v, item, file, f"{key}[{i}]"))
             except ConfigError as e:
-                _collect(errors, e)
-        if errors:
-            raise ConfigErrors(errors)
+                _collect(item_errors, e)
+        if item_errors:
+            raise ConfigErrors(item_errors)
         return items
     if origin is dict:
         _, vt = typing.get_args(tp)
