@@ -55,6 +55,9 @@ class UdpListener:
         self._received = metrics.datagrams_received.labels(cfg.flow_type)
         self._bytes = metrics.bytes_received.labels(cfg.flow_type)
         self._dropped = metrics.datagrams_dropped.labels("queue_full")
+        # A zero-length datagram is received and invalid at once (it never reaches a decoder), so
+        # received = decoded + invalid + held + dropped holds with them too.
+        self._empty = metrics.datagrams_invalid.labels(cfg.flow_type, "empty")
         self._last_drops: dict[int, int] = {}
         self._hosts: dict[str, str] = {}
 
@@ -120,6 +123,7 @@ class UdpListener:
                 await trio.lowlevel.wait_readable(sock)
                 batch: list[Datagram] = []
                 nbytes = 0
+                empty = 0
                 now = time.time()
                 while len(batch) < BATCH:
                     try:
@@ -131,12 +135,16 @@ class UdpListener:
                             self._log(logging.WARNING, "receive_error", listener=self.name, error=str(e))
                         break
                     if not data:
+                        empty += 1
                         continue
                     host = hosts.get(addr[0])
                     if host is None:
                         host = self._host(addr[0])
                     batch.append((data, host, addr[1], now))
                     nbytes += len(data)
+                if empty:
+                    self._received.inc(empty)
+                    self._empty.inc(empty)
                 if not batch:
                     continue
                 self._received.inc(len(batch))

@@ -61,7 +61,8 @@ SECTION_NOTES: dict[str, str] = {
 NOTES: dict[str, str] = {
     "flowpipe_datagrams_received": "`flow_type` is the listener's configured flow type (one port may take "
                                    "v5, v9 and IPFIX; see `type` in the payload for what a datagram was).",
-    "flowpipe_datagrams_invalid": "`reason`: short, bad_version, bad_length, bad_count, bad_address_type, "
+    "flowpipe_datagrams_invalid": "`reason`: empty (a zero-length datagram), short, bad_version, bad_length, "
+                                  "bad_count, bad_address_type, "
                                   "unsupported, ... (the decoder's reason for rejecting the datagram). "
                                   "Use it for the dashboard's decode-error panel.",
     "flowpipe_datagrams_held": "They are decoded when the template arrives (then counted in decoded) or "
