@@ -88,6 +88,7 @@ class Supervisor:
         self.procs: list[Any] = [None] * self.n
         self.stopping = False
         self.exit_codes: dict[int, int] = {}
+        self.startup_failed = 0
         self.metrics = Metrics()  # the supervisor's own, merged with the workers'
         r = self.metrics.registry
         self.restarts = Counter("flowpipe_worker_restarts", "worker processes restarted after dying", ["worker"],
@@ -143,6 +144,12 @@ class Supervisor:
             self.exit_codes[index] = rc
             if self.stopping:
                 return
+            if rc in (1, 2) and self.port_of(index) is None:
+                # It never started (a busy port, a bad directory: it said which on stderr); restarting
+                # would fail the same way, so stop the others and exit with its code.
+                self.startup_failed = rc
+                self.stop()
+                return
             self.restarts.labels(str(index)).inc()
             event(logging.ERROR, "worker_died", worker=index, exit_code=rc, restart_in=delay)
             await trio.sleep(delay)
@@ -173,6 +180,8 @@ class Supervisor:
             shutil.rmtree(self.rundir, ignore_errors=True)
         bad = {i: rc for i, rc in self.exit_codes.items() if rc != 0}
         event(logging.INFO, "stopped", workers=self.n, failed=bad or "none")
+        if self.startup_failed:
+            return self.startup_failed
         return 0 if not bad else 1
 
     async def _signals(self) -> None:

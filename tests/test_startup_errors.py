@@ -222,3 +222,16 @@ def test_metrics_on_ipv6_any_answers_ipv4(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+def test_workers_port_in_use_stops_instead_of_restarting(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:  # no SO_REUSEPORT: the workers cannot share
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        cfg = write(tmp_path, f'[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = {port}\n'
+                              'workers = 2\n[metrics]\nlisten = ""\n')
+        r = run_cli("run", "--config", cfg)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert f"listener ipfix on 127.0.0.1:{port}: Address already in use" in r.stderr
+    assert "worker_died" not in r.stderr
