@@ -22,6 +22,7 @@ import trio
 from prometheus_client import Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flowpipe import summary
 from flowpipe.config import Config, split_host_port
 from flowpipe.httpd import MetricsServer
 from flowpipe.logs import event
@@ -167,6 +168,7 @@ class Supervisor:
             server = MetricsServer(split_host_port(self.cfg.metrics.listen, None), self.metrics, self.health,
                                    self.metrics_text)
             await server.open()
+        summary.started(self.cfg, server.port if server is not None else None)
         try:
             async with trio.open_nursery() as outer:
                 if server is not None:

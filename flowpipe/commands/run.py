@@ -9,7 +9,7 @@ import sys
 
 import trio
 
-from flowpipe import logs
+from flowpipe import logs, summary
 from flowpipe.config import Config, ConfigError, ConfigErrors, load
 from flowpipe.startup import CONFIG_PROBLEM, RUNTIME_PROBLEM, StartupError, filesystem_problems
 
@@ -38,6 +38,8 @@ async def serve(cfg: Config, worker: int | None = None, run_dir: str | None = No
         nursery.start_soon(on_signals)
         async with trio.open_nursery() as inner:
             await inner.start(svc.run)
+            if worker is None:
+                summary.started(cfg, svc.metrics_server.port if svc.metrics_server is not None else None)
             if run_dir is not None and svc.metrics_server is not None:
                 tmp = os.path.join(run_dir, f".worker-{worker}.port")
                 with open(tmp, "w") as f:
