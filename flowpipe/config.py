@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from flowpipe import secrets
+
 FLOW_TYPES = ("netflow5", "netflow9", "ipfix", "sflow5")
 DEFAULT_PORTS = {"netflow5": 2055, "netflow9": 2055, "ipfix": 4739, "sflow5": 6343}
 SECRET_HEADER_WORDS = ("key", "token", "auth", "secret", "password", "cookie")
@@ -473,7 +475,16 @@ def _convert(value: Any, tp: Any, file: str, key: str) -> Any:
         _, vt = typing.get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(file, key, f"must be a table, not {type(value).__name__}")
-        return {str(k): _convert(v, vt, file, f"{key}.{k}") for k, v in value.items()}
+        table: dict[str, Any] = {}
+        value_errors: list[ConfigError] = []
+        for k, v in value.items():
+            try:
+                table[str(k)] = _convert(v, vt, file, f"{key}.{k}")
+            except ConfigError as e:
+                _collect(value_errors, e)
+        if value_errors:
+            raise ConfigErrors(value_errors)
+        return table
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(file, key, f"must be true or false, not {value!r}")
@@ -489,7 +500,10 @@ def _convert(value: Any, tp: Any, file: str, key: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(file, key, f"must be a string, not {value!r}")
-        return value
+        try:
+            return secrets.resolve(value)  # "${env:NAME}" / "${file:/path}"
+        except ValueError as e:
+            raise ConfigError(file, key, str(e)) from None
     raise ConfigError(file, key, f"unsupported type {tp!r}")  # pragma: no cover
 
 

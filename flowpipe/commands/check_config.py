@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flowpipe import secrets
 from flowpipe.config import ConfigError, ConfigErrors, dump, load
 from flowpipe.startup import filesystem_problems
 
@@ -13,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Exit 0 and print the effective config (TOML), or exit 2 naming file, key "
                                    "and reason for every error in the file, each once. Also checks what run needs "
                                    "from the filesystem (spool_dir, state_file directory, output file, TLS files) "
-                                   "as the user running it. Secret header values are masked.")
+                                   "as the user running it. Secret header values and values from ${env:...} / "
+                                   "${file:...} references are masked.")
     p.add_argument("file")
     p.set_defaults(func=main)
 
@@ -31,5 +33,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"flowpipe: config error: {args.file}: {key}: {reason} (fix: {hint})", file=sys.stderr)
     if problems:
         return 2
-    sys.stdout.write(dump(cfg))
+    sys.stdout.write(secrets.mask(dump(cfg)))
     return 0
