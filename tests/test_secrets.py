@@ -74,3 +74,26 @@ def test_run_sends_the_resolved_key(tmp_path: Path) -> None:
         proc.communicate(timeout=120)
         assert be.requests, "nothing delivered"
         assert all(r.headers.get("DD-API-KEY") == "k8s-secret-key" for r in be.requests)
+
+
+def test_kubernetes_manifests_take_the_api_key_from_a_secret(tmp_path: Path) -> None:
+    import yaml  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "overlays"
+    for overlay in ("daemonset", "sidecar", "standalone"):
+        docs = [d for f in sorted((root / overlay).glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+        envs = [e for d in docs if d.get("kind") in ("Deployment", "DaemonSet")
+                for c in [*d["spec"]["template"]["spec"].get("containers", []),
+                          *d["spec"]["template"]["spec"].get("initContainers", [])] if c["name"] == "flowpipe"
+                for e in c.get("env", [])]
+        key = [e for e in envs if e["name"] == "DD_API_KEY"]
+        assert key and key[0]["valueFrom"]["secretKeyRef"]["name"] == "flowpipe-api-key", overlay
+        toml = next(d for d in docs if d.get("kind") == "ConfigMap")["data"]["flowpipe.toml"]
+        assert '# headers = { "DD-API-KEY" = "${env:DD_API_KEY}" }' in toml, overlay
+        enabled = toml.replace('# headers = {', 'headers = {').replace('url = ""', 'url = "https://example.com/x"', 1)
+        enabled = "\n".join(ln for ln in enabled.splitlines() if "state_file" not in ln and "spool_dir" not in ln)
+        cfg = tmp_path / f"{overlay}.toml"
+        cfg.write_text(enabled)
+        r = cli("check-config", str(cfg), env={"DD_API_KEY": "the-key-from-the-secret"})
+        assert r.returncode == 0, (overlay, r.stderr)
+        assert "the-key-from-the-secret" not in r.stdout
