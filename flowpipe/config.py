@@ -137,7 +137,8 @@ class ListenerConfig:
     port: int = attrs.field(default=0, validator=_port, metadata=_doc(
         "UDP port; 0 = the flow type's default (netflow5/netflow9 2055, ipfix 4739, sflow5 6343)"))
     workers: int = attrs.field(default=1, validator=_positive, metadata=_doc(
-        "sockets on the port (SO_REUSEPORT)"))
+        "worker processes on the port (SO_REUSEPORT), each a whole pipeline: they spread decoding CPU; "
+        "the kernel keeps an exporter on one worker (docs/architecture.md, Workers)"))
     namespace: str = attrs.field(default="default", metadata=_doc("payload device.namespace"))
     mapping: list[MappingConfig] = attrs.field(factory=list, metadata=_doc(
         "NetFlow v9 / IPFIX fields to collect beyond the defaults"))

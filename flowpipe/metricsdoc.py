@@ -31,7 +31,7 @@ runs and 503 (with the missing stages) otherwise, and while stopping.
   Histograms are exposed as `NAME_bucket{le}`, `NAME_sum` and `NAME_count`.
 - A labelled metric has no series until the first event with that label value: absent means 0.
 - The counters add up. Datagrams: `received = decoded + invalid + held + dropped` (held is the
-  gauge `flowpipe_datagrams_held`). Flows: `flushed = delivered + spooled + dropped`.
+  gauge `flowpipe_datagrams_held`). Flows: `flushed = sent + pending + dropped{stage="forwarder"}`.
 - Kernel drops on a full socket receive buffer happen before flowpipe sees a datagram, so they are
   not in `flowpipe_datagrams_received_total`: watch `flowpipe_socket_drops_total` separately (see
   `docs/operations.md`).
