@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
@@ -55,7 +56,7 @@ def test_run_sends_the_resolved_key(tmp_path: Path) -> None:
     with Backend() as be:
         cfg = tmp_path / "flowpipe.toml"
         cfg.write_text(f'[[listeners]]\nflow_type = "netflow5"\nbind_host = "127.0.0.1"\nport = {port}\n'
-                       f'[metrics]\nlisten = ""\n[forwarder]\nurl = "{be.url}"\n'
+                       f'[metrics]\nlisten = "127.0.0.1:0"\n[forwarder]\nurl = "{be.url}"\n'
                        f'headers = {{ "DD-API-KEY" = "${{file:{keyfile}}}" }}\n')
         base = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPIPE_")}
         proc = subprocess.Popen([sys.executable, "-m", "flowpipe.cli", "run", "--config", str(cfg)],
@@ -64,12 +65,17 @@ def test_run_sends_the_resolved_key(tmp_path: Path) -> None:
         for line in proc.stderr:
             if "event=started" in line:
                 break
+        mport = int(line.split("metrics=127.0.0.1:")[1].split()[0])
         up = 1_000_000
         rec = DefaultRecord(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), bytes(4), 1, 2, 1, 100, up - 2000,
                             up - 1000, 40000, 443, 0x10, 6, 0, 0, 0, 24, 24)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.sendto(encode_v5([rec], up, int(time.time()), 0), ("127.0.0.1", port))
-        time.sleep(1.0)  # let it be read before the stop (the assertion below does not depend on time)
+        for _ in range(600):  # until it was read, so the stop does not race it
+            with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=30) as r:
+                if b'flowpipe_datagrams_received_total{flow_type="netflow5"} 1.0' in r.read():
+                    break
+            time.sleep(0.1)
         proc.terminate()
         proc.communicate(timeout=120)
         assert be.requests, "nothing delivered"
