@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from flowpipe import secrets
+
 FLOW_TYPES = ("netflow5", "netflow9", "ipfix", "sflow5")
 DEFAULT_PORTS = {"netflow5": 2055, "netflow9": 2055, "ipfix": 4739, "sflow5": 6343}
 SECRET_HEADER_WORDS = ("key", "token", "auth", "secret", "password", "cookie")
@@ -27,6 +29,20 @@ class ConfigError(Exception):
     def __init__(self, file: str, key: str, reason: str) -> None:
         self.file, self.key, self.reason = file, key, reason
         super().__init__(f"{file}: {key}: {reason}" if key else f"{file}: {reason}")
+
+
+class ConfigErrors(ConfigError):
+    """Several config problems, each once (``errors``); reads as the first of them."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__(errors[0].file, errors[0].key, errors[0].reason)
+
+
+def _collect(errors: list[ConfigError], e: ConfigError) -> None:
+    for one in (e.errors if isinstance(e, ConfigErrors) else [e]):
+        if all((one.key, one.reason) != (seen.key, seen.reason) for seen in errors):
+            errors.append(one)
 
 
 def _doc(text: str, **kw: Any) -> dict[str, Any]:
@@ -129,7 +145,8 @@ class ListenerConfig:
     port: int = attrs.field(default=0, validator=_port, metadata=_doc(
         "UDP port; 0 = the flow type's default (netflow5/netflow9 2055, ipfix 4739, sflow5 6343)"))
     workers: int = attrs.field(default=1, validator=_positive, metadata=_doc(
-        "sockets on the port (SO_REUSEPORT)"))
+        "worker processes on the port (SO_REUSEPORT), each a whole pipeline: they spread decoding CPU; "
+        "the kernel keeps an exporter on one worker (docs/architecture.md, Workers)"))
     namespace: str = attrs.field(default="default", metadata=_doc("payload device.namespace"))
     mapping: list[MappingConfig] = attrs.field(factory=list, metadata=_doc(
         "NetFlow v9 / IPFIX fields to collect beyond the defaults"))
@@ -456,12 +473,30 @@ def _convert(value: Any, tp: Any, file: str, key: str) -> Any:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(file, key, f"must be an array, not {type(value).__name__}")
-        return [_convert(v, item, file, f"{key}[{i}]") for i, v in enumerate(value)]
+        items: list[Any] = []
+        item_errors: list[ConfigError] = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_convert(v, item, file, f"{key}[{i}]"))
+            except ConfigError as e:
+                _collect(item_errors, e)
+        if item_errors:
+            raise ConfigErrors(item_errors)
+        return items
     if origin is dict:
         _, vt = typing.get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(file, key, f"must be a table, not {type(value).__name__}")
-        return {str(k): _convert(v, vt, file, f"{key}.{k}") for k, v in value.items()}
+        table: dict[str, Any] = {}
+        value_errors: list[ConfigError] = []
+        for k, v in value.items():
+            try:
+                table[str(k)] = _convert(v, vt, file, f"{key}.{k}")
+            except ConfigError as e:
+                _collect(value_errors, e)
+        if value_errors:
+            raise ConfigErrors(value_errors)
+        return table
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(file, key, f"must be true or false, not {value!r}")
@@ -477,29 +512,42 @@ def _convert(value: Any, tp: Any, file: str, key: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(file, key, f"must be a string, not {value!r}")
-        return value
+        try:
+            return secrets.resolve(value)  # "${env:NAME}" / "${file:/path}"
+        except ValueError as e:
+            raise ConfigError(file, key, str(e)) from None
     raise ConfigError(file, key, f"unsupported type {tp!r}")  # pragma: no cover
 
 
 def _build(cls: type, table: dict[str, Any], file: str, prefix: str) -> Any:
     fields = {f.name: f for f in _resolved(cls)}
     kwargs: dict[str, Any] = {}
+    errors: list[ConfigError] = []  # every problem of the file is reported, each once
     for k, v in table.items():
         key = f"{prefix}.{k}" if prefix else k
         if k not in fields:
             near = difflib.get_close_matches(k, list(fields), n=1, cutoff=0.5)
             hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(fields)}"
-            raise ConfigError(file, key, "unknown key" + hint)
-        kwargs[k] = _convert(v, fields[k].type, file, key)
-    missing = [n for n, f in fields.items() if f.default is attrs.NOTHING and n not in kwargs]
-    if missing:
-        raise ConfigError(file, f"{prefix}.{missing[0]}" if prefix else missing[0], "is required")
+            _collect(errors, ConfigError(file, key, "unknown key" + hint))
+            continue
+        try:
+            kwargs[k] = _convert(v, fields[k].type, file, key)
+        except ConfigError as e:
+            _collect(errors, e)
+    for n, f in fields.items():
+        if f.default is attrs.NOTHING and n not in kwargs and n not in table:
+            _collect(errors, ConfigError(file, f"{prefix}.{n}" if prefix else n, "is required"))
+    if errors:
+        raise ConfigErrors(errors)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
         bad = _failing_key(cls, kwargs, str(e))
         key = f"{prefix}.{bad}" if prefix and bad else (bad or prefix)
-        raise ConfigError(file, key, str(e)) from None
+        message = str(e)
+        if bad and message.startswith(f"{bad}: "):  # the key once, not "allowed_exporters: allowed_exporters: ..."
+            message = message[len(bad) + 2:]
+        raise ConfigError(file, key, message) from None
 
 
 def _failing_key(cls: type, kwargs: dict[str, Any], message: str) -> str:
@@ -538,12 +586,15 @@ def load(path: str | None) -> Config:
 
 def _check_paths(cfg: Config, file: str) -> None:
     fw = cfg.forwarder
+    errors: list[ConfigError] = []
     for key in ("tls_ca_file", "tls_client_cert", "tls_client_key"):
         p = getattr(fw, key)
         if p and not os.path.isfile(p):
-            raise ConfigError(file, f"forwarder.{key}", f"no such file: {p}")
+            errors.append(ConfigError(file, f"forwarder.{key}", f"no such file: {p}"))
     if bool(fw.tls_client_cert) != bool(fw.tls_client_key):
-        raise ConfigError(file, "forwarder.tls_client_key", "tls_client_cert and tls_client_key go together")
+        errors.append(ConfigError(file, "forwarder.tls_client_key", "tls_client_cert and tls_client_key go together"))
+    if errors:
+        raise ConfigErrors(errors)
 
 
 # ---- writing (check-config) ----------------------------------------------------------------

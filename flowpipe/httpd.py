@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -10,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
+from flowpipe.startup import bind_error
 
 MAX_REQUEST = 8192
 
@@ -18,6 +20,20 @@ async def _respond(stream: trio.SocketStream, status: str, ctype: str, body: byt
     head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n").encode()
     await stream.send_all(head + body)
+
+
+async def _dual_stack_listener(port: int) -> trio.SocketListener:
+    """A TCP listener on [::]:port that accepts IPv4 too (IPV6_V6ONLY off; trio's sets it on)."""
+    sock = trio.socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        await sock.bind(("::", port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
 
 
 class MetricsServer:
@@ -36,7 +52,13 @@ class MetricsServer:
 
     async def open(self) -> None:
         """Bind now, so a busy port fails at start-up."""
-        self.listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
+        try:
+            if self.host in ("::", "[::]"):  # all addresses, IPv4 too (as the UDP listeners)
+                self.listeners = [await _dual_stack_listener(self.port)]
+            else:
+                self.listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
+        except OSError as e:
+            raise bind_error("metrics endpoint (metrics.listen)", self.host, self.port, e, "tcp") from None
         self.port = self.listeners[0].socket.getsockname()[1]
         event(logging.INFO, "metrics_listening", host=self.host, port=self.port)
 

@@ -18,6 +18,7 @@ import trio
 from flowpipe.config import ListenerConfig
 from flowpipe.logs import RateLimited, event
 from flowpipe.metrics import Metrics
+from flowpipe.startup import bind_error
 
 # One batch handed to the decoder: (payload, source address, source port, receive time).
 Datagram = tuple[bytes, str, int, float]
@@ -54,6 +55,9 @@ class UdpListener:
         self._received = metrics.datagrams_received.labels(cfg.flow_type)
         self._bytes = metrics.bytes_received.labels(cfg.flow_type)
         self._dropped = metrics.datagrams_dropped.labels("queue_full")
+        # A zero-length datagram is received and invalid at once (it never reaches a decoder), so
+        # received = decoded + invalid + held + dropped holds with them too.
+        self._empty = metrics.datagrams_invalid.labels(cfg.flow_type, "empty")
         self._last_drops: dict[int, int] = {}
         self._hosts: dict[str, str] = {}
 
@@ -69,10 +73,11 @@ class UdpListener:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.receive_buffer)
                 s.bind((self.cfg.bind_host, self.cfg.port))
-            except OSError:
+            except OSError as e:
                 s.close()
                 self.close()
-                raise
+                raise bind_error(f"listener {self.cfg.flow_type}", self.cfg.bind_host, self.cfg.port, e,
+                                 "udp") from None
             s.setblocking(False)
             self.sockets.append(s)
         if self.cfg.port == 0:  # tests: an ephemeral port, then every worker shares it
@@ -118,6 +123,7 @@ class UdpListener:
                 await trio.lowlevel.wait_readable(sock)
                 batch: list[Datagram] = []
                 nbytes = 0
+                empty = 0
                 now = time.time()
                 while len(batch) < BATCH:
                     try:
@@ -129,12 +135,16 @@ class UdpListener:
                             self._log(logging.WARNING, "receive_error", listener=self.name, error=str(e))
                         break
                     if not data:
+                        empty += 1
                         continue
                     host = hosts.get(addr[0])
                     if host is None:
                         host = self._host(addr[0])
                     batch.append((data, host, addr[1], now))
                     nbytes += len(data)
+                if empty:
+                    self._received.inc(empty)
+                    self._empty.inc(empty)
                 if not batch:
                     continue
                 self._received.inc(len(batch))

@@ -40,7 +40,7 @@ class Metrics:
         self.templates = Gauge(P + "templates", "NetFlow v9/IPFIX templates known", registry=r)
         self.templates_refused = Counter(P + "templates_refused", "templates not stored (caps hit)",
                                          ["reason"], registry=r)
-        # ---- flows through the pipeline (flows: flushed = delivered + spooled + dropped)
+        # ---- flows through the pipeline (flows: flushed = sent + pending + dropped{stage="forwarder"})
         self.flows_dropped = Counter(P + "flows_dropped", "flows dropped, by stage and reason",
                                      ["stage", "reason"], registry=r)
         self.aggregator_contexts = Gauge(P + "aggregator_contexts", "flow contexts held", registry=r)

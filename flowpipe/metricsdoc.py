@@ -36,7 +36,7 @@ by its key limit); templates and sampling rates are not in it yet.
   Histograms are exposed as `NAME_bucket{le}`, `NAME_sum` and `NAME_count`.
 - A labelled metric has no series until the first event with that label value: absent means 0.
 - The counters add up. Datagrams: `received = decoded + invalid + held + dropped` (held is the
-  gauge `flowpipe_datagrams_held`). Flows: `flushed = delivered + spooled + dropped`.
+  gauge `flowpipe_datagrams_held`). Flows: `flushed = sent + pending + dropped{stage="forwarder"}`.
 - Kernel drops on a full socket receive buffer happen before flowpipe sees a datagram, so they are
   not in `flowpipe_datagrams_received_total`: watch `flowpipe_socket_drops_total` separately (see
   `docs/operations.md`).
@@ -66,7 +66,8 @@ SECTION_NOTES: dict[str, str] = {
 NOTES: dict[str, str] = {
     "flowpipe_datagrams_received": "`flow_type` is the listener's configured flow type (one port may take "
                                    "v5, v9 and IPFIX; see `type` in the payload for what a datagram was).",
-    "flowpipe_datagrams_invalid": "`reason`: short, bad_version, bad_length, bad_count, bad_address_type, "
+    "flowpipe_datagrams_invalid": "`reason`: empty (a zero-length datagram), short, bad_version, bad_length, "
+                                  "bad_count, bad_address_type, "
                                   "unsupported, ... (the decoder's reason for rejecting the datagram). "
                                   "Use it for the dashboard's decode-error panel.",
     "flowpipe_datagrams_held": "They are decoded when the template arrives (then counted in decoded) or "

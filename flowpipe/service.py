@@ -27,6 +27,7 @@ from flowpipe.listen import Datagram, UdpListener
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
 from flowpipe.render import render_batch, render_json_batch
+from flowpipe.summary import totals
 
 DATAGRAM_QUEUE = 256  # datagram batches (up to 256 datagrams each) waiting per listener
 
@@ -124,7 +125,7 @@ class Service:
             for lst in self.listeners:
                 lst.close()
             self._save_templates()
-        event(logging.INFO, "stopped")
+        event(logging.INFO, "stopped", **totals(self.metrics))
 
     # ---- template state and decoder statistics
 

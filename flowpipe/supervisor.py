@@ -22,6 +22,7 @@ import trio
 from prometheus_client import Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flowpipe import summary
 from flowpipe.config import Config, split_host_port
 from flowpipe.httpd import MetricsServer
 from flowpipe.logs import event
@@ -88,6 +89,7 @@ class Supervisor:
         self.procs: list[Any] = [None] * self.n
         self.stopping = False
         self.exit_codes: dict[int, int] = {}
+        self.startup_failed = 0
         self.metrics = Metrics()  # the supervisor's own, merged with the workers'
         r = self.metrics.registry
         self.restarts = Counter("flowpipe_worker_restarts", "worker processes restarted after dying", ["worker"],
@@ -143,6 +145,12 @@ class Supervisor:
             self.exit_codes[index] = rc
             if self.stopping:
                 return
+            if rc in (1, 2) and self.port_of(index) is None:
+                # It never started (a busy port, a bad directory: it said which on stderr); restarting
+                # would fail the same way, so stop the others and exit with its code.
+                self.startup_failed = rc
+                self.stop()
+                return
             self.restarts.labels(str(index)).inc()
             event(logging.ERROR, "worker_died", worker=index, exit_code=rc, restart_in=delay)
             await trio.sleep(delay)
@@ -160,6 +168,7 @@ class Supervisor:
             server = MetricsServer(split_host_port(self.cfg.metrics.listen, None), self.metrics, self.health,
                                    self.metrics_text)
             await server.open()
+        summary.started(self.cfg, server.port if server is not None else None)
         try:
             async with trio.open_nursery() as outer:
                 if server is not None:
@@ -173,6 +182,8 @@ class Supervisor:
             shutil.rmtree(self.rundir, ignore_errors=True)
         bad = {i: rc for i, rc in self.exit_codes.items() if rc != 0}
         event(logging.INFO, "stopped", workers=self.n, failed=bad or "none")
+        if self.startup_failed:
+            return self.startup_failed
         return 0 if not bad else 1
 
     async def _signals(self) -> None:

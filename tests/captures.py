@@ -26,6 +26,17 @@ def names(prefix: str = "") -> list[str]:
     return sorted(p.name[: -len(".expected.json")] for p in CAPTURES.glob(f"{prefix}*.expected.json"))
 
 
+def cases(found: list[str]) -> list:
+    """``found`` for parametrize, or one case skipped with the reason when there are none (pytest
+    would report an empty parameter set with no useful reason)."""
+    if found:
+        return found
+    why = (f"real captures not available: {CAPTURES} does not exist (it is ../shared/captures; set "
+           "FLOWPIPE_CAPTURES to another folder)" if not CAPTURES.is_dir()
+           else f"no matching NAME.pcap + NAME.expected.json in {CAPTURES}")
+    return [pytest.param("", marks=pytest.mark.skip(reason=why))]
+
+
 def own_names(prefix: str = "") -> list[str]:
     """Names of the project's own real-exporter fixtures (tests/fixtures), for parametrize."""
     return sorted(p.name[: -len(".expected.json")] for p in FIXTURES.glob(f"{prefix}*.expected.json"))

@@ -250,7 +250,8 @@ def _mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
     return bytes(b)
 
 
-@pytest.mark.skipif(not ALL, reason="real captures not available")
+@pytest.mark.skipif(not ALL, reason=f"real captures not available in {captures.CAPTURES} (../shared/captures, or set "
+                                     "FLOWPIPE_CAPTURES)")
 @given(st.lists(st.tuples(st.integers(0, max(len(ALL) - 1, 0)), st.sampled_from(["10.0.0.1", "10.0.0.2", "::1", "x"]),
                           st.lists(st.tuples(st.sampled_from(["cut", "flip", "u16", "dup", "del"]),
                                              st.integers(0, 1 << 16), st.integers(0, 1 << 16)), max_size=4)),

@@ -87,7 +87,7 @@ def _check(name: str) -> None:
         assert not w["rate"] or h["rate"] == w["rate"], k
 
 
-@pytest.mark.parametrize("name", captures.names("sflow5_"))
+@pytest.mark.parametrize("name", captures.cases(captures.names("sflow5_")))
 def test_capture_matches_tshark(name: str) -> None:
     _check(name)
 
@@ -101,7 +101,8 @@ def _mac(value: int) -> str:
     return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
 
 
-@pytest.mark.parametrize("name", [n for n in captures.names("sflow5_") if captures.expected(n)["records"]])
+@pytest.mark.parametrize("name", captures.cases([n for n in captures.names("sflow5_")
+                                                 if captures.expected(n)["records"]]))
 def test_records_match_tshark_one_by_one(name: str) -> None:
     """Record i of tshark's listing and flow i agree on what both show (both are in capture order)."""
     recs = captures.expected(name)["records"]
@@ -177,8 +178,8 @@ def _counter_tables(name: str) -> tuple[dict, dict, dict, dict]:
     return want_g, want_e, got_g, got_e
 
 
-@pytest.mark.parametrize("name", [n for n in captures.names("sflow5_")
-                                  if captures.expected(n)["totals"].get("counter_samples")])
+@pytest.mark.parametrize("name", captures.cases([n for n in captures.names("sflow5_")
+                                                 if captures.expected(n)["totals"].get("counter_samples")]))
 def test_counter_samples_match_tshark(name: str) -> None:
     want_g, want_e, got_g, got_e = _counter_tables(name)
     assert want_g and set(got_g) == set(want_g)

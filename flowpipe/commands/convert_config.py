@@ -263,9 +263,10 @@ def _listeners(conv: Conversion, value: Any, where: str, namespace: str) -> None
         if inherited:
             out["namespace"] = namespace
         if out.get("workers", 1) > 1:
-            conv.note(f"{key}.workers", "info", "flowpipe's workers are sockets on the port (SO_REUSEPORT) "
-                                                "read by one process: they spread kernel buffering, not "
-                                                "decoding CPU (run more instances for that)")
+            conv.note(f"{key}.workers", "info", "flowpipe's workers are worker processes, each a whole "
+                                                "pipeline with its own SO_REUSEPORT socket on the port: they "
+                                                "spread decoding CPU and kernel buffering; the kernel keeps an "
+                                                "exporter on one worker")
         if out.get("mapping") and out["flow_type"] in ("netflow5", "sflow5"):
             conv.note(f"{key}.mapping", "info", f"the Agent ignores mapping on a {out['flow_type']} listener; "
                                                 "flowpipe applies it to any NetFlow v9/IPFIX datagram the "

@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import json
 import os
+import socket
 import sys
 from collections import Counter
 from typing import Any, TextIO
@@ -19,8 +20,9 @@ from typing import Any, TextIO
 from flowpipe.config import ConfigError, DecoderConfig, ListenerConfig, load
 from flowpipe.decode.base import DecodeError, Source
 from flowpipe.decode.dispatch import DatagramDecoder
-from flowpipe.flow import Flow
+from flowpipe.flow import Flow, FlushBatch
 from flowpipe.pcap import PcapError, udp_datagrams
+from flowpipe.render import render_batch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="flowpipe config whose [decoder] settings and listener options (mapping, "
                         "exporter_address, exporters, passthrough_unknown) apply: the listener on --port, else "
                         "the first with a mapping, else the first NetFlow/IPFIX one")
+    p.add_argument("--payload", action="store_true",
+                   help="print each flow as the backend receives it (the payload renderer's output, one flow "
+                        "per decoded record: no aggregation) instead of the decoder's record form")
     p.add_argument("-v", "--verbose", action="store_true", help="a status line per datagram on stderr")
     p.set_defaults(func=main)
 
@@ -81,6 +86,9 @@ class Run:
         self.reasons: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.flows = self.released = 0
+        self.payload = False
+        self.host = ""
+        self.tags: dict[str, str] = {}
 
     def _decoder(self, data: bytes) -> tuple[str, DatagramDecoder | None]:
         if data[:4] == b"\x00\x00\x00\x05":
@@ -107,8 +115,13 @@ class Run:
         self.status["held" if d.held else "decoded"] += 1
         self.released += d.released
         self.skipped.update(d.skipped)
-        for t in d.flows:
-            self.out.write(json.dumps({"datagram": n, **flow_json(t)}) + "\n")
+        if self.payload and d.flows:
+            batch = FlushBatch(time, [list(t) for t in d.flows])
+            for obj in render_batch(batch, self.host, self.tags):
+                self.out.write(json.dumps(obj) + "\n")
+        else:
+            for t in d.flows:
+                self.out.write(json.dumps({"datagram": n, **flow_json(t)}) + "\n")
         self.flows += len(d.flows)
         state = "held (waiting for a template)" if d.held else "decoded"
         extra = f", released {d.released} held" if d.released else ""
@@ -150,13 +163,24 @@ def main(args: argparse.Namespace) -> int:
         print(f"flowpipe: cannot read {args.file}: {e}", file=sys.stderr)
         return 2
     run = Run(cfg, listener, sys.stdout, sys.stderr, args.verbose)
+    run.payload = args.payload
+    run.host = socket.gethostname()
+    other_ports: Counter[int] = Counter()
     try:
         for n, g in enumerate(grams, 1):
             if args.port is None or g.dport == args.port:
                 run.one(n, g.time, g.src, g.sport, g.payload)
+            else:
+                other_ports[g.dport] += 1
         sys.stdout.flush()
     except BrokenPipeError:  # piped into head & co: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     run.summary()
+    if args.port is not None and not sum(run.status.values()):
+        seen = ", ".join(f"{p} ({c})" for p, c in other_ports.most_common(5))
+        print(f"hint: no UDP datagram in {args.file} goes to port {args.port}"
+              + (f"; the capture's destination ports (datagrams): {seen}" if seen else "; it has no UDP datagrams")
+              + (f"; try --port {other_ports.most_common(1)[0][0]} or leave --port out" if seen else ""),
+              file=sys.stderr)
     return 0

@@ -9,8 +9,9 @@ import sys
 
 import trio
 
-from flowpipe import logs
-from flowpipe.config import Config, ConfigError, load
+from flowpipe import logs, summary
+from flowpipe.config import Config, ConfigError, ConfigErrors, load
+from flowpipe.startup import CONFIG_PROBLEM, RUNTIME_PROBLEM, StartupError, filesystem_problems
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +38,8 @@ async def serve(cfg: Config, worker: int | None = None, run_dir: str | None = No
         nursery.start_soon(on_signals)
         async with trio.open_nursery() as inner:
             await inner.start(svc.run)
+            if worker is None:
+                summary.started(cfg, svc.metrics_server.port if svc.metrics_server is not None else None)
             if run_dir is not None and svc.metrics_server is not None:
                 tmp = os.path.join(run_dir, f".worker-{worker}.port")
                 with open(tmp, "w") as f:
@@ -51,23 +54,55 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = load(path)
     except ConfigError as e:
-        print(f"flowpipe: config error: {e}", file=sys.stderr)
+        for one in e.errors if isinstance(e, ConfigErrors) else [e]:
+            print(f"flowpipe: config error: {one}", file=sys.stderr)
         return 2
+    problems = list(filesystem_problems(cfg))
+    for key, reason, hint in problems:
+        _report(StartupError(key, "", reason, hint, CONFIG_PROBLEM))
+    if problems:
+        return CONFIG_PROBLEM
     from flowpipe import supervisor  # noqa: PLC0415
 
     worker = None
-    if args.worker:
-        worker = int(args.worker.split("/")[0])
-        cfg = supervisor.worker_config(cfg, worker)
-    elif supervisor.worker_count(cfg) > 1:
-        try:
-            return trio.run(supervisor.Supervisor(cfg, path).run)
-        except OSError as e:
-            print(f"flowpipe: cannot start: {e}", file=sys.stderr)
-            return 1
     try:
+        if args.worker:
+            worker = int(args.worker.split("/")[0])
+            cfg = supervisor.worker_config(cfg, worker)
+        elif supervisor.worker_count(cfg) > 1:
+            return trio.run(supervisor.Supervisor(cfg, path).run)
         trio.run(serve, cfg, worker, args.run_dir)
-    except OSError as e:
-        print(f"flowpipe: cannot start: {e}", file=sys.stderr)
-        return 1
+    except (Exception, BaseExceptionGroup) as e:  # noqa: BLE001 - every start-up failure becomes one line
+        err = _startup_error(e)
+        if err is None:
+            raise
+        return _report(err)
     return 0
+
+
+def _report(err: StartupError) -> int:
+    """One log line and one stderr line for a start-up failure; the exit code."""
+    logs.event(logging.ERROR, "cannot_start", what=err.what, address=err.address or "-", reason=err.reason,
+               fix=err.hint)
+    print(f"flowpipe: cannot start: {err.line()}", file=sys.stderr)
+    return err.exit_code
+
+
+def _startup_error(exc: BaseException) -> StartupError | None:
+    """The start-up failure inside ``exc`` (trio wraps task failures in exception groups), or None."""
+    if isinstance(exc, StartupError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _startup_error(sub)
+            if found is not None:
+                return found
+        return None
+    if isinstance(exc, ValueError) and str(exc).startswith("forwarder."):  # the forwarder's own checks
+        key, _, reason = str(exc).partition(": ")
+        return StartupError(key, "", reason, f"fix {key} in the config", CONFIG_PROBLEM)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return StartupError("flowpipe", "", f"{exc.strerror or exc}{where}",
+                            "see the log lines above for the stage that failed", RUNTIME_PROBLEM)
+    return None
