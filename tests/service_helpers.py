@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -22,6 +25,21 @@ from flowpipe.config import (
 )
 from flowpipe.metrics import Metrics
 from flowpipe.service import Service
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free on 127.0.0.1 just now (UDP unless ``kind`` says otherwise)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_run(config: Any, **popen: Any) -> subprocess.Popen[str]:
+    """``flowpipe run --config config`` as a subprocess, stderr piped as text, without the test
+    environment's FLOWPIPE_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPIPE_")}
+    return subprocess.Popen([sys.executable, "-m", "flowpipe.cli", "run", "--config", str(config)],
+                            stderr=subprocess.PIPE, text=True, env=env, **popen)
 
 
 def make_config(url: str, listeners: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Config:

@@ -3,10 +3,8 @@ datagram identity received = decoded + invalid + held + dropped holds with them.
 real socket; the counters are read from its /metrics endpoint."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,12 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.service_helpers import free_port, start_run
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -44,9 +37,7 @@ def test_empty_datagrams_counted_and_identity_holds(tmp_path: Path) -> None:
     cfg.write_text(f'[[listeners]]\nflow_type = "netflow5"\nbind_host = "127.0.0.1"\nport = {udp}\n'
                    f'[metrics]\nlisten = "127.0.0.1:{http}"\n'
                    f'[forwarder]\nfile = "{tmp_path / "flows.json"}"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPIPE_")}
-    proc = subprocess.Popen([sys.executable, "-m", "flowpipe.cli", "run", "--config", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    proc = start_run(cfg, stdout=subprocess.DEVNULL)
     try:
         assert proc.stderr is not None
         for line in proc.stderr:

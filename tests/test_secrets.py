@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
 from tests.backend import Backend
+from tests.service_helpers import free_port, start_run
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,17 +51,13 @@ def test_missing_env_and_file_are_clear_errors(tmp_path: Path) -> None:
 def test_run_sends_the_resolved_key(tmp_path: Path) -> None:
     keyfile = tmp_path / "api-key"
     keyfile.write_text("k8s-secret-key\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with Backend() as be:
         cfg = tmp_path / "flowpipe.toml"
         cfg.write_text(f'[[listeners]]\nflow_type = "netflow5"\nbind_host = "127.0.0.1"\nport = {port}\n'
                        f'[metrics]\nlisten = "127.0.0.1:0"\n[forwarder]\nurl = "{be.url}"\n'
                        f'headers = {{ "DD-API-KEY" = "${{file:{keyfile}}}" }}\n')
-        base = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPIPE_")}
-        proc = subprocess.Popen([sys.executable, "-m", "flowpipe.cli", "run", "--config", str(cfg)],
-                                stderr=subprocess.PIPE, text=True, env=base)
+        proc = start_run(cfg)
         assert proc.stderr is not None
         for line in proc.stderr:
             if "event=started" in line:

@@ -110,31 +110,19 @@ def test_privileged_port_without_capability(tmp_path: Path) -> None:
                              "CAP_NET_BIND_SERVICE")
 
 
-def test_spool_dir_under_a_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("section", "where", "key", "reason"), [
+    ("forwarder", 'url = "http://127.0.0.1:9/"\nspool_dir = "{plain}/spool"', "forwarder.spool_dir", "not a directory"),
+    ("decoder", 'state_file = "{plain}/state/t.state"', "decoder.state_file", "not a directory"),
+    ("forwarder", 'file = "{missing}/flows.json"', "forwarder.file", "no such directory"),
+])
+def test_unusable_paths(tmp_path: Path, section: str, where: str, key: str, reason: str) -> None:
+    """A spool dir or state file dir under a plain file, an output file in a missing directory."""
     (tmp_path / "plain").write_text("x")
-    spool = tmp_path / "plain" / "spool"
+    setting = where.format(plain=tmp_path / "plain", missing=tmp_path / "missing")
     cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
-                          '[metrics]\nlisten = ""\n'
-                          f'[forwarder]\nurl = "http://127.0.0.1:9/"\nspool_dir = "{spool}"\n')
+                          f'[metrics]\nlisten = ""\n[{section}]\n{setting}\n')
     r = run_cli("run", "--config", cfg)
-    assert_one_clear_failure(r, 2, "forwarder.spool_dir", "not a directory")
-
-
-def test_state_file_dir_unusable(tmp_path: Path) -> None:
-    (tmp_path / "plain").write_text("x")
-    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
-                          '[metrics]\nlisten = ""\n'
-                          f'[decoder]\nstate_file = "{tmp_path / "plain" / "state" / "t.state"}"\n')
-    r = run_cli("run", "--config", cfg)
-    assert_one_clear_failure(r, 2, "decoder.state_file", "not a directory")
-
-
-def test_output_file_in_missing_dir(tmp_path: Path) -> None:
-    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
-                          '[metrics]\nlisten = ""\n'
-                          f'[forwarder]\nfile = "{tmp_path / "missing" / "flows.json"}"\n')
-    r = run_cli("run", "--config", cfg)
-    assert_one_clear_failure(r, 2, "forwarder.file", "no such directory")
+    assert_one_clear_failure(r, 2, key, reason)
 
 
 def test_tls_ca_file_not_a_certificate(tmp_path: Path) -> None:
