@@ -324,9 +324,14 @@ class ReverseDnsConfig:
     def __attrs_post_init__(self) -> None:
         for ns in self.nameservers:
             try:
-                split_host_port(ns, 53)
+                host, _ = split_host_port(ns, 53)
             except ValueError as e:
                 raise ValueError(f"nameservers {e}") from None
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"nameservers: {ns!r} is not an IP address (the resolver needs the DNS "
+                                 f"server's address, e.g. \"10.0.0.2:53\" or \"[fd00::53]:53\")") from None
 
 
 @attrs.define(slots=True, kw_only=True)

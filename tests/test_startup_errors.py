@@ -223,3 +223,18 @@ def test_workers_port_in_use_stops_instead_of_restarting(tmp_path: Path) -> None
     assert "Traceback" not in r.stderr
     assert f"listener ipfix on 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "worker_died" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_resolver_nameserver_that_is_not_an_address(tmp_path: Path, command: str) -> None:
+    """dnspython's resolver takes server addresses, not names: a host name in reverse_dns.nameservers
+    is refused at load with one line naming the key, exit 2 (it used to start and fail every lookup)."""
+    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
+                          '[metrics]\nlisten = ""\n[reverse_dns]\nenabled = true\nnameservers = ["dns.internal:53"]\n')
+    args = ("run", "--config", cfg) if command == "run" else ("check-config", cfg)
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "reverse_dns.nameservers" in ln]
+    assert len(lines) == 1, r.stderr
+    assert "'dns.internal:53' is not an IP address" in lines[0] and cfg in lines[0]
