@@ -11,11 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.service_helpers import free_port
+
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPIPE_")}
     return subprocess.run([sys.executable, "-m", "flowpipe.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def listener() -> str:
+    """An IPFIX listener on a free loopback port (``port = 0`` would mean the default 4739, which
+    another collector on the machine may hold)."""
+    return f'[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = {free_port()}\n'
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -52,7 +60,7 @@ def test_metrics_port_in_use(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
+        cfg = write(tmp_path, listener() +
                               f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
         r = run_cli("run", "--config", cfg)
     assert_one_clear_failure(r, 1, "metrics endpoint", f"127.0.0.1:{port}", "Address already in use",
@@ -119,7 +127,7 @@ def test_unusable_paths(tmp_path: Path, section: str, where: str, key: str, reas
     """A spool dir or state file dir under a plain file, an output file in a missing directory."""
     (tmp_path / "plain").write_text("x")
     setting = where.format(plain=tmp_path / "plain", missing=tmp_path / "missing")
-    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
+    cfg = write(tmp_path, listener() +
                           f'[metrics]\nlisten = ""\n[{section}]\n{setting}\n')
     r = run_cli("run", "--config", cfg)
     assert_one_clear_failure(r, 2, key, reason)
@@ -128,7 +136,7 @@ def test_unusable_paths(tmp_path: Path, section: str, where: str, key: str, reas
 def test_tls_ca_file_not_a_certificate(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("not a certificate\n")
-    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
+    cfg = write(tmp_path, listener() +
                           '[metrics]\nlisten = ""\n'
                           f'[forwarder]\nurl = "https://127.0.0.1:9/"\ntls_ca_file = "{ca}"\n')
     r = run_cli("run", "--config", cfg)
@@ -184,7 +192,7 @@ def test_metrics_on_ipv6_any_answers_ipv4(tmp_path: Path) -> None:
             port = probe.getsockname()[1]
     except OSError as e:
         pytest.skip(f"IPv6 unavailable here: {e}")
-    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
+    cfg = write(tmp_path, listener() +
                           f'[metrics]\nlisten = "[::]:{port}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPIPE_")}
     proc = subprocess.Popen([sys.executable, "-m", "flowpipe.cli", "run", "--config", cfg],
@@ -229,7 +237,7 @@ def test_workers_port_in_use_stops_instead_of_restarting(tmp_path: Path) -> None
 def test_resolver_nameserver_that_is_not_an_address(tmp_path: Path, command: str) -> None:
     """dnspython's resolver takes server addresses, not names: a host name in reverse_dns.nameservers
     is refused at load with one line naming the key, exit 2 (it used to start and fail every lookup)."""
-    cfg = write(tmp_path, '[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = 0\n'
+    cfg = write(tmp_path, listener() +
                           '[metrics]\nlisten = ""\n[reverse_dns]\nenabled = true\nnameservers = ["dns.internal:53"]\n')
     args = ("run", "--config", cfg) if command == "run" else ("check-config", cfg)
     r = run_cli(*args)
