@@ -7,6 +7,7 @@ import trio
 
 from flowpipe.config import SamplingRule
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
+from tests import captures
 from tests.backend import Backend
 from tests.service_helpers import make_config, metric, running, send_udp
 
@@ -91,8 +92,8 @@ async def test_kernel_drops_on_a_small_socket_buffer_are_counted() -> None:
             assert metric(svc, "flowpipe_socket_receive_buffer_bytes", listener=svc.listeners[0].name) <= 8192
 
 
+@captures.needed
 async def test_sampler_id_rules_change_only_that_samplers_rate() -> None:
-    from tests import captures
     name = "nf9_akvorado_multi_sampling_rates"  # sampler 1 = 1:2000, sampler 2 = 1:4000
     if name not in captures.names("nf9_"):
         captures.require()

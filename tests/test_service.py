@@ -41,6 +41,7 @@ async def test_real_v5_exports_arrive_aggregated_with_tshark_totals() -> None:
         assert all(r.headers.get("Content-Encoding") == "gzip" for r in be.requests)
 
 
+@captures.needed
 async def test_malformed_datagram_is_counted_and_the_next_one_decodes() -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     with Backend() as be:
@@ -55,6 +56,7 @@ async def test_malformed_datagram_is_counted_and_the_next_one_decodes() -> None:
     assert sum(f["packets"] for f in be.flows) == 160
 
 
+@captures.needed
 async def test_stop_flushes_contexts_that_are_not_due_yet() -> None:
     good = captures.datagrams("nf5_akvorado")[0].payload
     with Backend() as be:
@@ -89,6 +91,7 @@ async def test_metrics_and_health_endpoints() -> None:
             assert (await trio.to_thread.run_sync(http_get, base + "/nope"))[0] == 404
 
 
+@captures.needed
 async def test_backend_down_is_survived_and_data_arrives_later() -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     with Backend() as be:
