@@ -259,7 +259,8 @@ class Accumulator:
         if len(rest):
             rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and cols.ok[rest].all():
-            rest = self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, now)
+            self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, now)
+            rest = rest[:0]
         heap = rest.tolist()  # sorted: a valid heap
         row: Callable[[int], tuple | None] = cols.row
         add_one = self._add_one
@@ -283,20 +284,9 @@ class Accumulator:
                     self._open(i, f)
                 else:
                     self._merge(i, f)
-                if rollup is None or rollup.invalidated == seen:
-                    continue
-                seen = rollup.invalidated
-                later = np.flatnonzero(fast[p + 1:]) + (p + 1)
-                if not len(later):
-                    continue
-                if rechecks < MAX_RECHECKS:  # which of the later flows lost their token?
-                    rechecks += 1
-                    gens = np.fromiter(map(_gen, map(self._live.__getitem__, idx[later].tolist())), np.int64,
-                                       len(later))
-                    later = later[gens != rollup.gen]
-                fast[later] = False
-                for q in later.tolist():
-                    heapq.heappush(heap, q)
+                if rollup is not None and rollup.invalidated != seen and rechecks <= MAX_RECHECKS:
+                    seen = rollup.invalidated
+                    rechecks = self._spent(p, fast, idx, heap, rechecks, rollup)
         done = np.flatnonzero(fast)
         if not len(done):
             return
@@ -341,19 +331,17 @@ class Accumulator:
         and handing out tokens afterwards gives what doing it at each record's turn gives (the
         last token given to a context stays). A record whose context holds a valid token at its
         turn needs no observation (as in :meth:`add`); an observation that invalidates tokens
-        sends the later records merging under them to be observed too, at their turn. Returns
-        what is left for the per-record path (nothing)."""
+        sends the later records merging under them to be observed too, at their turn."""
         if rollup is None:  # nothing to observe: every record keeps its key
-            pos = rest.tolist()
-            return self._settle(cols, keys, slots, idx, rest, rest, [OPEN] * len(pos), fast,
-                                self.max_contexts - len(self.contexts), now, drop=True, strict=True)
+            self._settle(cols, keys, slots, idx, rest, [OPEN] * len(rest), fast, now)
+            return
         n = cols.n
         parts = cols.parts
         src = [b""] * n if parts[0] is None else parts[0].tolist()
         dst = [b""] * n if parts[1] is None else parts[1].tolist()
         sp = [0] * n if parts[2] is None else parts[2].tolist()
         dp = [0] * n if parts[3] is None else parts[3].tolist()
-        observe, tokens, live = rollup.observe, self._token, self._live
+        observe, tokens = rollup.observe, self._token
         heap = rest.tolist()
         pos = []
         verdicts: list[int] = []
@@ -370,23 +358,14 @@ class Accumulator:
             v = observe(src[p], dst[p], sp[p], dp[p])
             verdicts.append(v)
             toks.append((rollup.stable or NO_TOKEN) if v == 0 else NO_TOKEN)
-            if rollup.invalidated == seen or rechecks > MAX_RECHECKS:  # (then no later record merges in bulk)
-                continue
-            seen = rollup.invalidated
-            later = np.flatnonzero(fast[p + 1:]) + (p + 1)
-            if not len(later):
-                continue
-            rechecks += 1
-            if rechecks <= MAX_RECHECKS:  # which of the later flows lost their token?
-                gens = np.fromiter(map(_gen, map(live.__getitem__, idx[later].tolist())), np.int64, len(later))
-                later = later[gens != rollup.gen]
-            fast[later] = False
-            for q in later.tolist():
-                heapq.heappush(heap, q)
+            if rollup.invalidated != seen and rechecks <= MAX_RECHECKS:
+                seen = rollup.invalidated
+                rechecks = self._spent(p, fast, idx, heap, rechecks, rollup)
         at = np.array(pos, dtype=np.int64)
-        rolled = np.flatnonzero(np.array(verdicts, dtype=np.int64))
+        vs = np.array(verdicts, dtype=np.int64)
+        rolled = np.flatnonzero(vs)
         if len(rolled):
-            r_at, r_v = at[rolled], np.array(verdicts, dtype=np.int64)[rolled]
+            r_at, r_v = at[rolled], vs[rolled]
             r_parts: list[Any] = [None if c is None else c[r_at] for c in parts]
             r_sp = np.zeros(len(r_at), np.int64) if parts[2] is None else r_parts[2].astype(np.int64)
             r_dp = np.zeros(len(r_at), np.int64) if parts[3] is None else r_parts[3].astype(np.int64)
@@ -399,19 +378,35 @@ class Accumulator:
                 keys[p] = key
                 slots[p] = get(key, -1)
             idx[r_at] = [slots[p] for p in r_at.tolist()]
-        room = self.max_contexts - len(self.contexts)
-        return self._settle(cols, keys, slots, idx, at, at, toks, fast, room, now, drop=True, strict=True)
+        self._settle(cols, keys, slots, idx, at, toks, fast, now)
 
-    def _settle(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any, at: Any,
-                toks: list[Token], fast: Any, room: int, now: float, drop: bool = False, strict: bool = False) -> Any:
-        """Records at positions ``at`` (ascending, in ``rest``), observed already, keyed ``keys[p]``
-        (ports rolled up or not), the token of record k being ``toks[k]``: each context they find
-        gone is made by its first record, at most ``room`` of them in order of first appearance
-        (records of later keys: ``drop`` counts them as refused at ``max_contexts``, else they stay
-        for the per-record path); a window found empty is opened by its first record; the others
-        merge (``fast``). Returns ``rest`` without the records settled; all of it when a record to
-        open with is undecodable, unless ``strict``: then the records of the chunks that failed are
-        dropped and counted (:attr:`dropped_undecodable`) and the others settled."""
+    def _spent(self, p: int, fast: Any, idx: Any, heap: list[int], rechecks: int, rollup: PortRollup) -> int:
+        """Record ``p``'s observation invalidated tokens: the later records merging under a token no
+        longer valid leave ``fast`` for ``heap``, to be observed at their turn; at the
+        (MAX_RECHECKS + 1)-th such check of a batch all later merging records do, unchecked, and no
+        later check is needed. Returns the checks made so far."""
+        later = np.flatnonzero(fast[p + 1:]) + (p + 1)
+        if not len(later):
+            return rechecks
+        rechecks += 1
+        if rechecks <= MAX_RECHECKS:  # which of the later records lost their token?
+            gens = np.fromiter(map(_gen, map(self._live.__getitem__, idx[later].tolist())), np.int64, len(later))
+            later = later[gens != rollup.gen]
+        fast[later] = False
+        for q in later.tolist():
+            heapq.heappush(heap, q)
+        return rechecks
+
+    def _settle(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, at: Any,
+                toks: list[Token], fast: Any, now: float) -> None:
+        """The context work of records at positions ``at`` (ascending), observed already, keyed
+        ``keys[p]`` (ports rolled up or not), the token of record k being ``toks[k]``: each context
+        they find gone is made by its first record while ``max_contexts`` allows, in order of first
+        appearance (the records of later new keys are dropped and counted, as one by one); a window
+        found empty is opened by its first record; the others merge (``fast``). The records of a
+        chunk whose record decoder failed on a record to open with (a decoder bug) are dropped and
+        counted (:attr:`dropped_undecodable`)."""
+        room = self.max_contexts - len(self.contexts)
         where = idx[at]
         gone = where < 0
         makers: dict[Key, int] = {}
@@ -423,10 +418,6 @@ class Accumulator:
             kept = set(list(makers)[:max(room, 0)])
             lost = gone & np.fromiter((keys[p] not in kept for p in at.tolist()), bool, len(at))
             makers = {k: p for k, p in makers.items() if k in kept}
-            if not drop:  # not settled here: one by one
-                at, where, gone = at[~lost], where[~lost], gone[~lost]
-                toks = [t for t, x in zip(toks, lost.tolist(), strict=True) if not x]
-                lost = lost[~lost]
         _, first = np.unique(where, return_index=True)
         first = first[where[first] >= 0]
         base = self._base
@@ -435,14 +426,11 @@ class Accumulator:
         make = np.fromiter(makers.values(), np.int64, len(makers))
         making = cols.rows_at(make)
         if None in reopening or None in making:  # an undecodable chunk (a decoder bug)
-            if not strict:
-                return rest  # these records one by one (dropped there)
-            bad = cols.failed_positions()
-            lost_at = bad[at]
-            self.dropped_undecodable += int(lost_at.sum())
-            keep = ~lost_at
-            return self._settle(cols, keys, slots, idx, rest[~bad[rest]], at[keep],
-                                [t for t, k in zip(toks, keep.tolist(), strict=True) if k], fast, room, now, drop)
+            keep = ~cols.failed_positions()[at]
+            self.dropped_undecodable += int(np.count_nonzero(~keep))
+            self._settle(cols, keys, slots, idx, at[keep], [t for t, k in zip(toks, keep.tolist(), strict=True) if k],
+                         fast, now)
+            return
         if len(make):
             self._create(cols, keys, slots, idx, make, making, now)
             made = gone & ~lost
@@ -465,9 +453,6 @@ class Accumulator:
         fast[settled] = True
         fast[make] = False
         fast[reopen] = False
-        taken = np.zeros(cols.n, dtype=bool)
-        taken[at] = True
-        return rest[~taken[rest]]
 
     def _open_many(self, cols: columns.Columns, records: Any, at: Any, rows: Sequence[tuple | None]) -> None:
         """Open the windows of slots ``at`` with the records at positions ``records`` of ``cols``
