@@ -197,8 +197,8 @@ class KeyCodec:
         dp[roll == 2] = ROLLED_UP
         ids, which = np.unique(a["o"], return_inverse=True)
         owners = [self._owners[i] for i in ids.tolist()]
-        ns = np.array([o[0] for o in owners] + [None], dtype=object)[:-1][which].tolist()  # type: ignore[index]
-        exporters = np.array([o[1] for o in owners] + [None], dtype=object)[:-1][which].tolist()  # type: ignore[index]
+        ns = np.array([o[0] for o in owners], dtype=object)[which].tolist()  # type: ignore[index]
+        exporters = np.array([o[1] for o in owners], dtype=object)[which].tolist()  # type: ignore[index]
         return [ns, exporters, a["src"].tolist() if ls else [b""] * n, a["dst"].tolist() if ld else [b""] * n,
                 sp.tolist(), dp.tolist(), a["pr"].tolist(), a["tos"].tolist(), a["inif"].tolist()]
 

@@ -95,7 +95,7 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
 
 class Chunk:
     """One data set (or v5 datagram) left undecoded: its whole records and what the record decoder
-    needs (``init``: IPFIX system init time; for v5 the boot time in ms)."""
+    needs (``init``: IPFIX system init time; None for v5)."""
 
     __slots__ = ("dec", "body", "count", "exporter", "namespace", "rate", "samplers", "secs", "uptime", "init",
                  "error")

@@ -21,7 +21,7 @@ def decode(data: bytes, src: Source, columnar: bool = False) -> Decoded:
     """
     if len(data) < HEADER.size:
         raise DecodeError("short", f"{len(data)} bytes is shorter than the 24-byte v5 header")
-    version, count, uptime, secs, nsecs, sequence, eng_type, eng_id, sampling = HEADER.unpack_from(data)
+    version, count, uptime, secs, _nsecs, sequence, eng_type, eng_id, sampling = HEADER.unpack_from(data)
     if version != 5:
         raise DecodeError("bad_version", f"version {version}, not 5")
     if count == 0:
@@ -32,14 +32,12 @@ def decode(data: bytes, src: Source, columnar: bool = False) -> Decoded:
     skipped = ["trailing_bytes"] if len(data) > need else []
     rate = sampling & 0x3FFF
     exporter, ns = src.exporter, src.namespace
-    # Switched times are sysUptime milliseconds: unix time of uptime 0, in ms.
-    boot_ms = secs * 1000 + nsecs // 1_000_000 - uptime
     body = data[HEADER.size:need]
     out = Decoded("netflow5", exporter, [], SequenceObs((eng_type << 8) | eng_id, sequence, count), skipped=skipped)
     if columnar:
-        out.chunks.append(Chunk(RECORDS, body, count, exporter, ns, rate, {}, secs, uptime, boot_ms))
+        out.chunks.append(Chunk(RECORDS, body, count, exporter, ns, rate, {}, secs, uptime, None))
     else:
-        out.flows = records(body, exporter, ns, rate, {}, secs, uptime, boot_ms)
+        out.flows = records(body, exporter, ns, rate, {}, secs, uptime, None)
     return out
 
 
