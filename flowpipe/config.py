@@ -478,30 +478,13 @@ def _convert(value: Any, tp: Any, file: str, key: str) -> Any:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(file, key, f"must be an array, not {type(value).__name__}")
-        items: list[Any] = []
-        item_errors: list[ConfigError] = []
-        for i, v in enumerate(value):
-            try:
-                items.append(_convert(v, item, file, f"{key}[{i}]"))
-            except ConfigError as e:
-                _collect(item_errors, e)
-        if item_errors:
-            raise ConfigErrors(item_errors)
-        return items
+        return _convert_each([(f"{key}[{i}]", v) for i, v in enumerate(value)], item, file)
     if origin is dict:
         _, vt = typing.get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(file, key, f"must be a table, not {type(value).__name__}")
-        table: dict[str, Any] = {}
-        value_errors: list[ConfigError] = []
-        for k, v in value.items():
-            try:
-                table[str(k)] = _convert(v, vt, file, f"{key}.{k}")
-            except ConfigError as e:
-                _collect(value_errors, e)
-        if value_errors:
-            raise ConfigErrors(value_errors)
-        return table
+        return dict(zip(map(str, value), _convert_each([(f"{key}.{k}", v) for k, v in value.items()], vt, file),
+                        strict=True))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(file, key, f"must be true or false, not {value!r}")
@@ -522,6 +505,20 @@ def _convert(value: Any, tp: Any, file: str, key: str) -> Any:
         except ValueError as e:
             raise ConfigError(file, key, str(e)) from None
     raise ConfigError(file, key, f"unsupported type {tp!r}")  # pragma: no cover
+
+
+def _convert_each(items: list[tuple[str, Any]], tp: Any, file: str) -> list[Any]:
+    """:func:`_convert` of each (key, value) to ``tp``; every error among them reported, each once."""
+    out: list[Any] = []
+    errors: list[ConfigError] = []
+    for key, v in items:
+        try:
+            out.append(_convert(v, tp, file, key))
+        except ConfigError as e:
+            _collect(errors, e)
+    if errors:
+        raise ConfigErrors(errors)
+    return out
 
 
 def _build(cls: type, table: dict[str, Any], file: str, prefix: str) -> Any:
@@ -594,8 +591,15 @@ def _check_paths(cfg: Config, file: str) -> None:
     errors: list[ConfigError] = []
     for key in ("tls_ca_file", "tls_client_cert", "tls_client_key"):
         p = getattr(fw, key)
-        if p and not os.path.isfile(p):
+        if not p:
+            continue
+        if not os.path.exists(p):
             errors.append(ConfigError(file, f"forwarder.{key}", f"no such file: {p}"))
+        elif not os.path.isfile(p):
+            errors.append(ConfigError(file, f"forwarder.{key}", f"not a regular file: {p}"))
+        elif not os.access(p, os.R_OK):
+            errors.append(ConfigError(file, f"forwarder.{key}",
+                                      f"{p!r} is not readable by this user (uid {os.getuid()})"))
     if bool(fw.tls_client_cert) != bool(fw.tls_client_key):
         errors.append(ConfigError(file, "forwarder.tls_client_key", "tls_client_cert and tls_client_key go together"))
     if errors:

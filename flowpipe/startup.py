@@ -5,9 +5,10 @@ when ``flowpipe run`` cannot start. ``flowpipe run`` reports it as one log line 
 line and exits with :attr:`StartupError.exit_code`: 2 when the configuration (or the machine's
 permissions for it) must change, 1 for a runtime condition such as a port held by another process.
 
-:func:`filesystem_problems` lists what ``run`` would need from the filesystem and cannot have
-(spool directory, template state directory, output file, TLS files); ``check-config`` reports the
-same list, so a config that passes it does not fail at start for these reasons.
+:func:`filesystem_problems` lists what ``run`` would need to write and cannot (spool directory,
+template state directory, output file); ``check-config`` reports the same list, so a config that
+passes it does not fail at start for these reasons. The TLS files to read are checked when the
+config is loaded (:mod:`flowpipe.config`), for both.
 """
 from __future__ import annotations
 
@@ -93,15 +94,6 @@ def _dir_problem(path: str) -> str | None:
     return None
 
 
-def _readable_file(path: str) -> str | None:
-    if not os.path.exists(path):
-        return f"no such file: {path}"
-    if not os.path.isfile(path):
-        return f"not a regular file: {path}"
-    if not os.access(path, os.R_OK):
-        return f"{path!r} is not readable by this user (uid {os.getuid()})"
-    return None
-
 
 def filesystem_problems(cfg: Config) -> Iterator[tuple[str, str, str]]:
     """(key, reason, hint) for each thing ``run`` needs from the filesystem and cannot have."""
@@ -131,9 +123,3 @@ def filesystem_problems(cfg: Config) -> Iterator[tuple[str, str, str]]:
                    else f"cannot create {fw.file!r}: {folder!r} is not writable by this user")
         if why:
             yield "forwarder.file", why, "choose a file in a directory this user can write"
-    for key in ("tls_ca_file", "tls_client_cert", "tls_client_key"):
-        p = getattr(fw, key)
-        if p:
-            why = _readable_file(p)
-            if why:
-                yield f"forwarder.{key}", why, "give the path of a readable PEM file"

@@ -98,6 +98,7 @@ listen = "127.0.0.1:9090"
     ("[forwarder]\nformat = \"xml\"\n", "forwarder.format", "must be one of"),
     ("[forwarder]\nurl = \"ftp://x\"\n", "forwarder.url", "http"),
     ("[forwarder]\ntls_ca_file = \"/nonexistent/ca.pem\"\n", "forwarder.tls_ca_file", "no such file"),
+    ("[forwarder]\ntls_ca_file = \"/\"\n", "forwarder.tls_ca_file", "not a regular file"),
     ("[metrics]\nlisten = \"9090\"\n", "metrics.listen", "host:port"),
     ("[[listeners]]\nflow_type = \"ipfix\"\nport = 70000\n", "listeners[0].port", "port"),
     ("[[listeners]]\nflow_type = \"ipfix\"\nbind_host = \"nowhere\"\n", "listeners[0].bind_host", "not an IP"),
