@@ -34,6 +34,15 @@ class StartupError(Exception):
         return f"{self.what}{where}: {self.reason} — {self.hint}"
 
 
+class SettingError(ValueError):
+    """A setting a stage found unusable while starting (a TLS file it cannot load, a spool directory
+    in use): ``key`` and ``reason``; ``flowpipe run`` reports it as a configuration problem."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key, self.reason = key, reason
+        super().__init__(f"{key}: {reason}")
+
+
 def address_text(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
 

@@ -11,7 +11,7 @@ import trio
 
 from flowpipe import logs, summary
 from flowpipe.config import Config, ConfigError, ConfigErrors, load
-from flowpipe.startup import CONFIG_PROBLEM, RUNTIME_PROBLEM, StartupError, filesystem_problems
+from flowpipe.startup import CONFIG_PROBLEM, RUNTIME_PROBLEM, SettingError, StartupError, filesystem_problems
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,9 +98,8 @@ def _startup_error(exc: BaseException) -> StartupError | None:
             if found is not None:
                 return found
         return None
-    if isinstance(exc, ValueError) and str(exc).startswith("forwarder."):  # the forwarder's own checks
-        key, _, reason = str(exc).partition(": ")
-        return StartupError(key, "", reason, f"fix {key} in the config", CONFIG_PROBLEM)
+    if isinstance(exc, SettingError):  # a stage's own check of its settings
+        return StartupError(exc.key, "", exc.reason, f"fix {exc.key} in the config", CONFIG_PROBLEM)
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return StartupError("flowpipe", "", f"{exc.strerror or exc}{where}",

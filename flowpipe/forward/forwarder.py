@@ -33,6 +33,7 @@ from flowpipe.forward.retry import Backoff, Outcome, classify, parse_retry_after
 from flowpipe.forward.spool import Batch, CorruptFile, Spool
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
+from flowpipe.startup import SettingError
 
 Flows = list[Flow]  # payload objects or their JSON text
 STAGE = "forwarder"
@@ -471,20 +472,20 @@ def _tls_context(cfg: ForwarderConfig) -> ssl.SSLContext:
         try:
             ctx.load_verify_locations(cafile=cfg.tls_ca_file)
         except (OSError, ssl.SSLError) as e:
-            raise ValueError(f"forwarder.tls_ca_file: cannot load {cfg.tls_ca_file!r}: {e}") from None
+            raise SettingError("forwarder.tls_ca_file", f"cannot load {cfg.tls_ca_file!r}: {e}") from None
     if not cfg.tls_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     if bool(cfg.tls_client_cert) != bool(cfg.tls_client_key):
-        raise ValueError("forwarder.tls_client_key: tls_client_cert and tls_client_key go together")
+        raise SettingError("forwarder.tls_client_key", "tls_client_cert and tls_client_key go together")
     if cfg.tls_client_cert:
         try:
             ctx.load_cert_chain(cfg.tls_client_cert, cfg.tls_client_key)
         except FileNotFoundError as e:
             key = "tls_client_cert" if e.filename in (None, cfg.tls_client_cert) else "tls_client_key"
-            raise ValueError(f"forwarder.{key}: no such file: {e.filename or cfg.tls_client_cert!r}") from None
+            raise SettingError(f"forwarder.{key}", f"no such file: {e.filename or cfg.tls_client_cert!r}") from None
         except (OSError, ssl.SSLError) as e:
-            raise ValueError(f"forwarder.tls_client_cert: cannot load {cfg.tls_client_cert!r} with key "
+            raise SettingError("forwarder.tls_client_cert", f"cannot load {cfg.tls_client_cert!r} with key "
                              f"{cfg.tls_client_key!r}: {e}") from None
     return ctx
 
@@ -493,9 +494,9 @@ def _open_spool(cfg: ForwarderConfig) -> Spool:
     try:
         return Spool(cfg.spool_dir, cfg.spool_max_bytes, fsync=cfg.spool_fsync)
     except BlockingIOError:
-        raise ValueError(f"forwarder.spool_dir: {cfg.spool_dir!r} is in use by another flowpipe process") from None
+        raise SettingError("forwarder.spool_dir", f"{cfg.spool_dir!r} is in use by another flowpipe process") from None
     except OSError as e:
-        raise ValueError(f"forwarder.spool_dir: cannot use {cfg.spool_dir!r}: {e.strerror or e}") from None
+        raise SettingError("forwarder.spool_dir", f"cannot use {cfg.spool_dir!r}: {e.strerror or e}") from None
 
 
 def _open_file(cfg: ForwarderConfig) -> FileSink | None:
@@ -504,4 +505,4 @@ def _open_file(cfg: ForwarderConfig) -> FileSink | None:
     try:
         return FileSink(cfg.file, cfg.file_max_bytes, cfg.file_backups)
     except OSError as e:
-        raise ValueError(f"forwarder.file: cannot open {cfg.file!r}: {e.strerror or e}") from None
+        raise SettingError("forwarder.file", f"cannot open {cfg.file!r}: {e.strerror or e}") from None
