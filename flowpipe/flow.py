@@ -15,6 +15,7 @@ order; tests and tools may use ``Flow(...)`` or ``Flow._make(t)`` for names). Co
 from __future__ import annotations
 
 import builtins
+import operator
 from typing import Any, NamedTuple
 
 ROLLED_UP = -1
@@ -54,6 +55,11 @@ class Flow(NamedTuple):
  OUT_IF, TCP_FLAGS, NEXT_HOP, TOS, EXTRAS) = range(len(Flow._fields))
 
 FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(Flow._fields)}
+
+# What aggregation keeps from the first flow of a window: the fields neither in the context key
+# nor merged (as a tuple in this order).
+kept_fields = operator.itemgetter(TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK,
+                                  OUT_IF, NEXT_HOP)
 
 ETHER_IPV4 = 0x0800
 ETHER_IPV6 = 0x86DD

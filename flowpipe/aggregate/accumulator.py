@@ -29,7 +29,7 @@ import heapq
 import operator
 import time
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from itertools import repeat
 from typing import Any
@@ -43,31 +43,19 @@ from flowpipe.decode import columns
 from flowpipe.decode.columns import Chunk
 from flowpipe.flow import (
     BYTES,
-    DIRECTION,
     DST_IP,
-    DST_MAC,
-    DST_MASK,
     DST_PORT,
     END,
-    ETHER_TYPE,
     EXTRAS,
-    NEXT_HOP,
-    OUT_IF,
     PACKETS,
     ROLLED_UP,
-    SAMPLING_RATE,
     SRC_IP,
-    SRC_MAC,
-    SRC_MASK,
     SRC_PORT,
     START,
     TCP_FLAGS,
-    TYPE,
+    kept_fields,
 )
 
-# Fields kept from the first flow of a window that are not in the key.
-base_fields = operator.itemgetter(TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK,
-                                  OUT_IF, NEXT_HOP)
 NO_TOKEN = Token(-2)  # a context holding no rollup token (never valid)
 OPEN = Token(-3)      # without rollup: what ``_live`` holds for a context with an open window
 _gen = operator.attrgetter("gen")
@@ -111,6 +99,7 @@ class Accumulator:
         self.dropped_full = 0  # flows refused because max_contexts was reached
         self.dropped_undecodable = 0  # records of chunks their record decoder failed on (a decoder bug)
         self.decode_errors: list[tuple[Chunk, BaseException]] = []  # those failures, for the stage to log
+        self.skipped: Counter[tuple[str, str]] = Counter()  # (flow type, reason): parts skipped decoding chunks
         self.received = 0
         self._clear_columns()
 
@@ -222,11 +211,16 @@ class Accumulator:
                 else:
                     self._undecodable([c], c.count)
             self.add(flows, now)
+        failed: dict[int, Chunk] = {}
         for cols in groups:
             self._add_columns(cols, now)
-            failed = cols.failed()
-            if failed:
-                self._undecodable(failed, 0)
+            failed.update((id(c), c) for c in cols.failed())
+        if failed:
+            self._undecodable(list(failed.values()), 0)
+        for c in chunks:
+            if c.skipped:
+                self.skipped.update((c.flow_type, reason) for reason in c.skipped)
+                c.skipped = []
 
     def _undecodable(self, chunks: list[Chunk], records: int) -> None:
         """Note chunks whose record decoder raised, and ``records`` of theirs dropped."""
@@ -238,9 +232,7 @@ class Accumulator:
     def _add_columns(self, cols: columns.Columns, now: float) -> None:
         n = cols.n
         self.received += n
-        owner = self.keys.owner
-        owners = np.repeat(np.fromiter((owner(c.namespace, c.exporter) for c in cols.chunks), np.int64,
-                                       len(cols.chunks)), cols.counts)
+        owners = cols.owner_ids(self.keys.owner)
         keys = self.keys.of_columns(owners, cols.parts, n)
         slots = list(map(self.contexts.get, keys, repeat(-1)))
         idx = np.array(slots, dtype=np.int64)
@@ -261,6 +253,11 @@ class Accumulator:
         if len(rest) and cols.ok[rest].all():
             self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, now)
             rest = rest[:0]
+        xk = cols.extra_keys()  # records with additional fields: merged in record order (see _add_extras)
+        if len(rest) and xk is not None:  # the tuple loop: all of them there, at their turn
+            moved = np.flatnonzero(fast & xk)
+            fast[moved] = False
+            rest = np.union1d(rest, moved)
         heap = rest.tolist()  # sorted: a valid heap
         row: Callable[[int], tuple | None] = cols.row
         add_one = self._add_one
@@ -291,6 +288,8 @@ class Accumulator:
         if not len(done):
             return
         at = idx[done]
+        if xk is not None:
+            self._add_extras(cols, done[xk[done]], idx)
         if self._big:  # windows that left the columns during this batch: their records one by one
             held = np.isin(at, np.fromiter(self._big, np.int64, len(self._big)))
             if held.any():
@@ -314,6 +313,18 @@ class Accumulator:
             return
         for p, i in zip(done.tolist(), at.tolist(), strict=True):  # near 64 bits: one by one, exactly
             self._merge_row(i, row(p))
+
+    def _add_extras(self, cols: columns.Columns, records: Any, idx: Any) -> None:
+        """The additional fields of records merged with numpy (positions ``records``, ascending), into
+        their windows in record order: a field the window lacks is added, one it has is kept."""
+        extras = self._extras
+        for e, i in zip(cols.kept_at(records)[1], idx[records].tolist(), strict=True):
+            mine = extras[i]
+            if mine is None:
+                extras[i] = dict(e)  # type: ignore[arg-type]
+            elif not mine.keys() >= e.keys():  # type: ignore[union-attr]
+                for k, v in e.items():  # type: ignore[union-attr]
+                    mine.setdefault(k, v)
 
     def _merge_row(self, i: int, f: tuple | None) -> None:
         """:meth:`_merge` of a chunk's record (None: its chunk could not be decoded, dropped)."""
@@ -422,10 +433,10 @@ class Accumulator:
         first = first[where[first] >= 0]
         base = self._base
         reopen = at[first[np.fromiter((base[i] is None for i in where[first].tolist()), bool, len(first))]]
-        reopening = cols.rows_at(reopen)
+        reopening = cols.kept_at(reopen)
         make = np.fromiter(makers.values(), np.int64, len(makers))
-        making = cols.rows_at(make)
-        if None in reopening or None in making:  # an undecodable chunk (a decoder bug)
+        making = cols.kept_at(make)
+        if None in reopening[0] or None in making[0]:  # an undecodable chunk (a decoder bug)
             keep = ~cols.failed_positions()[at]
             self.dropped_undecodable += int(np.count_nonzero(~keep))
             self._settle(cols, keys, slots, idx, at[keep], [t for t, k in zip(toks, keep.tolist(), strict=True) if k],
@@ -454,17 +465,18 @@ class Accumulator:
         fast[make] = False
         fast[reopen] = False
 
-    def _open_many(self, cols: columns.Columns, records: Any, at: Any, rows: Sequence[tuple | None]) -> None:
+    def _open_many(self, cols: columns.Columns, records: Any, at: Any,
+                   opening: tuple[list[tuple | None], list[dict[str, Any] | None]]) -> None:
         """Open the windows of slots ``at`` with the records at positions ``records`` of ``cols``
-        (their flow tuples ``rows``, none None): kept fields, no additional fields (chunks carry
-        none), values from the columns; a window held aside (``_big``) is back in the columns."""
+        (``opening``: their kept and additional fields, :meth:`Columns.kept_at`, none None), values
+        from the columns; a window held aside (``_big``) is back in the columns."""
         base, extras, big, intern = self._base, self._extras, self._big, self._interner()
-        for f, i in zip(rows, at.tolist(), strict=True):
+        kept, more = opening
+        for b, e, i in zip(kept, more, at.tolist(), strict=True):
             if big:
                 big.pop(i, None)
-            b = base_fields(f)  # type: ignore[arg-type]  # the callers left out undecodable records
-            base[i] = intern(b, b)
-            extras[i] = None
+            base[i] = intern(b, b)  # type: ignore[arg-type]  # the callers left out undecodable records
+            extras[i] = e
         for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
                             (self._end, cols.end), (self._flags, cols.flags)):
             _view(col)[at] = values[records]
@@ -500,11 +512,11 @@ class Accumulator:
             if not len(openers):
                 return rest
             new = new[ok[new]]
-        opening = cols.rows_at(openers)
-        if None in opening:  # records of an undecodable chunk: one by one (and dropped there)
-            good = np.fromiter(map(operator.is_not, opening, repeat(None)), bool, len(opening))
+        opening = cols.kept_at(openers)
+        if None in opening[0]:  # records of an undecodable chunk: one by one (and dropped there)
+            good = np.fromiter(map(operator.is_not, opening[0], repeat(None)), bool, len(openers))
             openers = openers[good]
-            opening = [f for f in opening if f is not None]
+            opening = cols.kept_at(openers)
             if not len(openers):
                 return rest
         pos = openers.tolist()
@@ -535,10 +547,10 @@ class Accumulator:
         return rest[~taken[rest]]
 
     def _create(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, openers: Any,
-                opening: Sequence[tuple | None], now: float) -> list[int]:
-        """Make the contexts of the records at positions ``openers`` (distinct new keys; their flow
-        tuples ``opening``, none None), each window opened with its record, next emission at the next
-        tick; ``slots``/``idx`` of those records set. Returns the slots made (token and live state
+                opening: tuple[list[tuple | None], list[dict[str, Any] | None]], now: float) -> list[int]:
+        """Make the contexts of the records at positions ``openers`` (distinct new keys; ``opening``:
+        their kept and additional fields, none None), each window opened with its record, next
+        emission at the next tick; ``slots``/``idx`` of those records set. Returns the slots made (token and live state
         are the caller's)."""
         m = len(openers)
         while len(self._free) < m:
@@ -604,7 +616,7 @@ class Accumulator:
 
     def _open(self, i: int, f: tuple) -> None:
         """The first flow of a window becomes its accumulator."""
-        base = base_fields(f)
+        base = kept_fields(f)
         self._live[i] = self._token[i] if self._token else OPEN
         self._base[i] = self._interner()(base, base)
         self._extras[i] = f[EXTRAS]

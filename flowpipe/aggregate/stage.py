@@ -98,6 +98,10 @@ class AccumulatorStage:
             self._log(logging.WARNING, "max_contexts_reached", max_contexts=self.cfg.max_contexts, dropped=full)
         if self.acc.decode_errors:
             self._report_undecodable()
+        if self.acc.skipped:
+            for (flow_type, reason), n in self.acc.skipped.items():
+                self.metrics.parts_skipped.labels(flow_type, reason).inc(n)
+            self.acc.skipped.clear()
         self.queue.taken(size)
 
     def _report_undecodable(self) -> None:

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from flowpipe.flow import kept_fields
+
 # Flow slots (see flowpipe.flow) the fast path reads: the context key's record fields ...
 KEY_SLOTS = (11, 12, 13, 14, 10, 23, 19)  # src ip, dst ip, src port, dst port, protocol, tos, in if
 # ... and what merging adds up.
@@ -32,6 +34,7 @@ _INT_FORMATS = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
 _KEY_WIDTH = {13: 2, 14: 2, 10: 1, 23: 1, 19: 4}
 COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
 _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
+_NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never appended to)
 
 
 class VectorPlan:
@@ -98,7 +101,8 @@ class Chunk:
     needs (``init``: IPFIX system init time; None for v5)."""
 
     __slots__ = ("dec", "body", "count", "exporter", "namespace", "rate", "samplers", "secs", "uptime", "init",
-                 "error")
+                 "error", "unrated", "skipped")
+    flow_type = ""  # set by chunk kinds whose decoding may skip parts (see skipped)
 
     def __init__(self, dec: Any, body: bytes, count: int, exporter: str, namespace: str, rate: int,
                  samplers: dict[int, int], secs: int, uptime: int, init: int | None) -> None:
@@ -108,6 +112,8 @@ class Chunk:
         self.rate, self.samplers = rate, samplers
         self.secs, self.uptime, self.init = secs, uptime, init
         self.error: BaseException | None = None  # what the record decoder raised (a decoder bug)
+        self.unrated = 0 if rate else count  # records with an unknown sampling rate
+        self.skipped: list[str] = _NONE  # parts skipped while decoding records, for metrics (see flow_type)
 
     def rows(self) -> list[tuple | None]:
         """The records as flow tuples (what the decoder would have made); ``None`` for each when the
@@ -122,16 +128,19 @@ class Chunk:
         return rows
 
 
-def flows_of(chunks: list[Chunk]) -> list[tuple]:
+def flows_of(chunks: list[Chunk], skipped: list[str] | None = None) -> list[tuple]:
     """The records of ``chunks`` as flow tuples, in order (for where they must take the tuple path
-    inside the decoder stage); raises what a record decoder raised, for the stage's per-datagram
-    guard."""
+    inside the decoder stage), the parts their decoding skipped added to ``skipped``; raises what a
+    record decoder raised, for the stage's per-datagram guard."""
     flows: list[tuple] = []
     for c in chunks:
         rows = c.rows()
         if c.error is not None:
             raise c.error
         flows += rows  # type: ignore[arg-type]
+        if c.skipped and skipped is not None:
+            skipped += c.skipped
+            c.skipped = _NONE
     return flows
 
 
@@ -215,6 +224,21 @@ class Columns:
             out += rows
         return out
 
+    def owner_ids(self, owner: Any) -> Any:
+        """The owner id (``owner(namespace, exporter)``) of each record."""
+        ids = np.fromiter((owner(c.namespace, c.exporter) for c in self.chunks), np.int64, len(self.chunks))
+        return np.repeat(ids, self.counts)
+
+    def kept_at(self, positions: Any) -> tuple[list[tuple | None], list[dict[str, Any] | None]]:
+        """The kept fields (:data:`flowpipe.flow.kept_fields`) of the records at ``positions`` (None
+        for one whose chunk could not be decoded) and their additional fields (none in chunks)."""
+        rows = self.rows_at(positions)
+        return [None if f is None else kept_fields(f) for f in rows], [None] * len(rows)
+
+    def extra_keys(self) -> Any:
+        """A bool per record: it has additional fields (None: no record has)."""
+        return None
+
     def failed(self) -> list[Chunk]:
         """The chunks whose record decoder raised so far."""
         return [self.chunks[c] for c in self._rows if self.chunks[c].error is not None]
@@ -260,11 +284,19 @@ def group(chunks: list[Chunk]) -> tuple[list[Columns], list[Chunk]]:
             groups[k] = [c]
         else:
             g.append(c)
-        seen = layouts.setdefault((c.exporter, c.dec.plan.family), k)
-        if seen != k:
-            mixed.add(c.exporter)
+        if c.dec.plan is not None:
+            seen = layouts.setdefault((c.exporter, c.dec.plan.family), k)
+            if seen != k:
+                mixed.add(c.exporter)
     if not mixed:
-        return [Columns(g) for g in groups.values()], []
+        return [cols for g in groups.values() for cols in _columns(g)], []
     ordered = [c for c in chunks if c.exporter in mixed]
     rest = [g for g in ([c for c in g if c.exporter not in mixed] for g in groups.values()) if g]
-    return [Columns(g) for g in rest], ordered
+    return [cols for g in rest for cols in _columns(g)], ordered
+
+
+def _columns(chunks: list[Chunk]) -> list[Any]:
+    """Chunks of one decoder as columns: one :class:`Columns` for a fixed record layout (a plan),
+    else what the decoder makes of them (sFlow samples: one per address family)."""
+    dec = chunks[0].dec
+    return [Columns(chunks)] if dec.plan is not None else dec.columns(chunks)  # type: ignore[no-any-return]

@@ -31,7 +31,7 @@ class DatagramDecoder:
                  listener: ListenerConfig | None = None, sampler_rules: Any = None, columnar: bool = False) -> None:
         """``listener``: the listener's identity and passthrough options (defaults when None);
         ``sampler_rules``: [[sampling]] rules for sampler ids (flowpipe.decode.exporters.SamplerRules);
-        ``columnar``: v5 records and v9/IPFIX data sets may come as ``Decoded.chunks``
+        ``columnar``: v5 records, v9/IPFIX data sets and sFlow flow samples may come as ``Decoded.chunks``
         (flowpipe.decode.columns)."""
         self.flow_type = flow_type
         self.columnar = columnar
@@ -41,8 +41,8 @@ class DatagramDecoder:
         if flow_type == "sflow5":
             mod = _optional("flowpipe.decode.sflow")
             if mod is not None:
-                self._sflow = functools.partial(mod.decode, udp_identity=True) if lc.exporter_address == "udp" \
-                    else mod.decode
+                self._sflow = functools.partial(mod.decode, udp_identity=lc.exporter_address == "udp",
+                                                columnar=columnar)
         else:
             mod = _optional("flowpipe.decode.template_decoder")
             self.templates = mod.TemplateDecoder(

@@ -42,6 +42,7 @@ import attrs
 
 from flowpipe.decode import packet
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
+from flowpipe.decode.columns import Chunk
 
 FLOW_TYPE = "sflow5"
 
@@ -140,8 +141,12 @@ def _agent_text(raw: bytes) -> str:
     return text
 
 
-def decode(data: bytes, src: Source, udp_identity: bool = False) -> Decoded:
-    """Decode one sFlow v5 datagram (see the module docstring for what comes out)."""
+def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool = False) -> Decoded:
+    """Decode one sFlow v5 datagram (see the module docstring for what comes out).
+
+    ``columnar``: the flow samples are not decoded here but left in one :class:`SampleChunk` in
+    ``Decoded.chunks`` (decoded with numpy in the accumulator, :mod:`flowpipe.decode.sflow_columns`);
+    samples with a short header are still skipped here."""
     n = len(data)
     if n < 8:
         raise DecodeError("short", f"{n}-byte datagram is shorter than an sFlow header")
@@ -163,6 +168,8 @@ def decode(data: bytes, src: Source, udp_identity: bool = False) -> Decoded:
     now = int(src.received)
     ns = src.namespace
     off = hdr.size
+    spans: list[int] | None = [] if columnar else None
+    unrated = 0  # columnar: samples with sampling rate 0
     for _ in range(nsamples):
         if n - off < 8:
             skipped.append("sample_truncated")
@@ -177,16 +184,75 @@ def decode(data: bytes, src: Source, udp_identity: bool = False) -> Decoded:
         if fmt >> 12:
             skipped.append("sample_enterprise")
         elif fmt == 1 or fmt == 3:
-            flow = _flow_sample(data, start, end, fmt == 3, agent, ns, now, skipped)
-            if flow is not None:
-                flows.append(flow)
+            if spans is None:
+                flow = _flow_sample(data, start, end, fmt == 3, agent, ns, now, skipped)
+                if flow is not None:
+                    flows.append(flow)
+            elif length < (44 if fmt == 3 else 32):
+                skipped.append("sample_short")
+            else:
+                spans += (start, end, fmt == 3)
+                if not _U32.unpack_from(data, start + (12 if fmt == 3 else 8))[0]:
+                    unrated += 1
         elif fmt == 2 or fmt == 4:
             _counter_sample(data, start, end, fmt == 4, counters, skipped)
         elif fmt == 5:
             skipped.append("discard_sample")
         else:
             skipped.append("sample_unknown_format")
+    if spans:
+        out.chunks.append(SampleChunk(data, spans, agent, ns, now, unrated))
     return out
+
+
+class _Samples:
+    """The ``Chunk.dec`` of sFlow sample chunks: their records as columns (numpy) or as flow tuples."""
+
+    __slots__ = ()
+    plan = None  # no fixed record layout: columns.group hands the chunks to columns()
+
+    def columns(self, chunks: list[Any]) -> list[Any]:
+        from flowpipe.decode import sflow_columns
+        return sflow_columns.columns(chunks)
+
+
+SAMPLES = _Samples()
+
+
+class SampleChunk(Chunk):
+    """The flow samples of one datagram, left undecoded: ``spans`` holds (start, end, expanded) of
+    each, flat. Decoding a sample (:meth:`row`) notes what it skipped in ``skipped``."""
+
+    __slots__ = ("spans", "_decoded")
+    flow_type = FLOW_TYPE
+
+    def __init__(self, data: bytes, spans: list[int], agent: str, ns: str, now: int, unrated: int) -> None:
+        super().__init__(SAMPLES, data, len(spans) // 3, agent, ns, 0, {}, now, 0, None)
+        self.spans = spans
+        self.unrated = unrated
+        self.skipped = []
+        self._decoded: dict[int, tuple | None] = {}
+
+    def row(self, k: int) -> tuple | None:
+        """The flow tuple of sample ``k`` (decoded once); None when the decoder raised (kept in
+        :attr:`error`)."""
+        got = self._decoded.get(k, _MISSING)
+        if got is _MISSING:
+            s = self.spans
+            try:
+                got = _flow_sample(self.body, s[3 * k], s[3 * k + 1], bool(s[3 * k + 2]), self.exporter, self.namespace,
+                                   self.secs, self.skipped)
+            except Exception as e:  # noqa: BLE001 - any decoder bug: this sample is lost, counted
+                self.error = e
+                got = None
+            self._decoded[k] = got
+        return got  # type: ignore[return-value]
+
+    def rows(self) -> list[tuple | None]:
+        return [self.row(k) for k in range(self.count)]
+
+
+_MISSING: Any = object()
 
 
 def _flow_sample(data: bytes, off: int, end: int, expanded: bool, agent: str, ns: str, now: int,

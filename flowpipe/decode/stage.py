@@ -138,19 +138,17 @@ class DecoderStage:
             else:
                 decoded += 1
             released += d.released
-            if d.skipped:
-                skipped.update(d.skipped)
             nchunked = 0
             if d.chunks:
                 # As tuples: per-flow work to do, or this exporter already has flow tuples in the
                 # batch (they are aggregated before chunks: its datagrams must stay in order).
                 if sampling is not None or tags is not None or d.exporter in tupled:
-                    d.flows.extend(flows_of(d.chunks))
+                    d.flows.extend(flows_of(d.chunks, d.skipped))
                 else:
                     for c in d.chunks:
                         nchunked += c.count
-                        if not c.rate:
-                            unknown_rate[d.exporter] += c.count
+                        if c.unrated:
+                            unknown_rate[d.exporter] += c.unrated
                     chunks.extend(d.chunks)
                     chunked += nchunked
                     chunk_exporters.add(d.exporter)
@@ -161,7 +159,7 @@ class DecoderStage:
                         mine = [c for c in chunks if c.exporter == d.exporter]
                         chunks[:] = [c for c in chunks if c.exporter != d.exporter]
                         chunked -= sum(c.count for c in mine)
-                        flows.extend(flows_of(mine))
+                        flows.extend(flows_of(mine, d.skipped))
                 got = d.flows
                 if sampling is not None:
                     got, unknown = sampling.apply(got, d.exporter)
@@ -172,6 +170,8 @@ class DecoderStage:
                 if tags is not None:
                     got = with_tags(got, tags)
                 flows.extend(got)
+            if d.skipped:
+                skipped.update(d.skipped)
             if d.sequence is not None:
                 notes.append((ns, d.exporter, d.flow_type, d.sequence, len(d.flows) + nchunked))
             if d.counters and self._counters is not None:
