@@ -512,8 +512,8 @@ def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[t
     mapped = mapping.by_element if mapping is not None else {}
     extras: list[tuple[str, str]] = []
     for (pen, eid), i in g.first.items():
-        if i in g.used or (pen, eid) in mapped or iana.is_known(pen, eid):
-            continue
+        if i in g.used or (pen, eid) in mapped or iana.is_known(pen, eid) or g.fields[i][2] == 0:
+            continue  # (a zero-length field carries nothing)
         if len(extras) >= PASSTHROUGH_FIELDS:
             break
         key = f"K{len(ns)}"
@@ -526,7 +526,8 @@ def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[t
 
 def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | None = None, *,
                     in_band: bool = False, passthrough: bool = False) -> RecordDecoder:
-    """The record decoder of a data template (validated: lengths 1..65534 or VARLEN).
+    """The record decoder of a data template (validated: lengths 0..65534 or VARLEN; a zero-length
+    field is skipped).
 
     ``in_band``: 130/131 in the record name the flow's exporter; ``passthrough``: unknown
     elements go into ``extras`` as hex (see the module doc).
