@@ -92,3 +92,28 @@ async def test_a_v9_variable_length_record_that_overruns_its_set_is_counted() ->
     cut = good[1][:22] + set_len.to_bytes(2, "big") + good[1][24:20 + set_len]
     flows, skipped = await deliver({"flow_type": "netflow9"}, [good[0], cut], "127.0.22.2", 1)
     assert [f["source"]["ip"] for f in flows] == ["10.22.0.1"] and skipped["record_overrun"] == 1
+
+
+# ---- 4. Cisco WLC: no address fields, the wireless client in 365/366 -------------------------
+
+# AireOS client template: staMacAddress, staIPv4Address, applicationId, wlanSSID, flowDirection,
+# bytes, packets, post-DSCP, DSCP, wtpMacAddress (the AP)
+WLC = [365, 366, 95, 147, 61, (1, 8), (2, 8), (98, 1), (195, 1), 367]
+
+
+def wlc_record(client: int, direction: int, nbytes: int) -> tuple:
+    return (f"00:11:22:33:44:{client:02x}", f"10.24.0.{client}", bytes(4), "corp-wifi", direction,
+            nbytes, nbytes // 100, 0, 0, "58:bf:ea:01:5b:40")
+
+
+async def test_wlc_station_address_fills_the_side_its_direction_names() -> None:
+    t = Template(WLC, 261)
+    recs = [wlc_record(c, d, 1000 * c + 100 * d) for c in (1, 2, 3) for d in (0, 1)]
+    flows, _ = await deliver({"flow_type": "netflow9"}, v9([t], [(t, recs)]), "127.0.24.1", 6)
+    assert len(flows) == 6  # one context per client and direction, not one for all
+    got = {(f["source"]["ip"], f["destination"]["ip"], f["direction"]): (f["bytes"], f["source"]["mac"],
+                                                                          f["destination"]["mac"]) for f in flows}
+    # direction 0 (ingress): the client sent it, it is the source; 1 (egress): toward the client
+    assert got[("10.24.0.2", "", "ingress")] == (2000, "00:11:22:33:44:02", "00:00:00:00:00:00")
+    assert got[("", "10.24.0.2", "egress")] == (2100, "00:00:00:00:00:00", "00:11:22:33:44:02")
+    assert {f["ether_type"] for f in flows} == {"IPv4"}

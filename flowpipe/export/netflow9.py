@@ -142,9 +142,11 @@ _SPECS = [
     # Vendor layouts (Cisco ASA NSEL, Cisco WLC, H3C): IANA elements and NetFlow v9 vendor types
     FieldSpec(0, "reserved", "RESERVED", OCTETS, 0),
     FieldSpec(95, "applicationId", "APPLICATION_ID", OCTETS, 4),
+    FieldSpec(98, "postIpDiffServCodePoint", "POST_DSCP", UINT, 1),
     FieldSpec(147, "wlanSSID", "WLAN_SSID", STRING, 33),
     FieldSpec(178, "icmpTypeIPv6", "ICMP_IPV6_TYPE", UINT, 1),
     FieldSpec(179, "icmpCodeIPv6", "ICMP_IPV6_CODE", UINT, 1),
+    FieldSpec(195, "ipDiffServCodePoint", "DSCP", UINT, 1),
     FieldSpec(231, "initiatorOctets", "NF_F_FWD_FLOW_DELTA_BYTES", UINT, 4),
     FieldSpec(232, "responderOctets", "NF_F_REV_FLOW_DELTA_BYTES", UINT, 4),
     FieldSpec(233, "firewallEvent", "NF_F_FW_EVENT", UINT, 1),
