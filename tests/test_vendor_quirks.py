@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import trio
+
 from flowpipe.config import MappingConfig
 from flowpipe.export.ipfix import IpfixEncoder
 from flowpipe.export.netflow9 import Netflow9Encoder, Template
@@ -117,3 +119,108 @@ async def test_wlc_station_address_fills_the_side_its_direction_names() -> None:
     assert got[("10.24.0.2", "", "ingress")] == (2000, "00:11:22:33:44:02", "00:00:00:00:00:00")
     assert got[("", "10.24.0.2", "egress")] == (2100, "00:00:00:00:00:00", "00:11:22:33:44:02")
     assert {f["ether_type"] for f in flows} == {"IPv4"}
+
+
+# ---- 3. Cisco ASA NSEL: events, initiator/responder counters, counted once per connection ----
+
+# ASA 9.x IPv4 layouts (NSEL templates): flow create, flow update / teardown (the same template),
+# flow denied (no connection id, no counters).
+ASA_CREATE = [148, 8, 7, (10, 2), 12, 11, (14, 2), 4, 176, 177, 225, 226, 227, 228, 233, 33002, 323, 152,
+              33000, 33001, (40000, 20)]
+ASA_TEARDOWN = [148, 8, 7, (10, 2), 12, 11, (14, 2), 4, 176, 177, 225, 226, 227, 228, 233, 33002, 323,
+                231, 232, 152]
+ASA_DENY = [8, 7, (10, 2), 12, 11, (14, 2), 4, 176, 177, 225, 226, 227, 228, 233, 33002, 323, 33000, 33001]
+CREATE, TEARDOWN, DENY, UPDATE = 1, 2, 3, 5
+
+
+def asa(conn: int, src: str, sport: int, dst: str, dport: int, event: int, ext: int = 0,
+        counts: tuple[int, int] | None = None, proto: int = 6) -> tuple:
+    ms = int(time.time() * 1000)
+    head = (conn, src, sport, 3, dst, dport, 2, proto, 0, 0, src, dst, sport, dport, event, ext, ms)
+    if counts is None:
+        return head + (ms - 5000, bytes(12), bytes(12), "alice")
+    return head + counts + (ms - 5000,)
+
+
+def asa_deny(src: str, sport: int, dst: str, dport: int) -> tuple:
+    return (src, sport, 3, dst, dport, 2, 6, 0, 0, src, dst, sport, dport, DENY, 1001, int(time.time() * 1000),
+            bytes(12), bytes(12))
+
+
+def asa_sequence() -> tuple[list[Template], list[tuple[Template, list[Any]]]]:
+    """A realistic ASA stream: a long connection (create, two timer updates, the update at teardown,
+    the teardown with totals), a short one (create, teardown only), a denied one, and a connection
+    whose update at teardown arrives after its teardown."""
+    c, t, d = Template(ASA_CREATE, 256), Template(ASA_TEARDOWN, 257), Template(ASA_DENY, 258)
+    long_, short, late = ("10.25.0.10", 50000, "192.0.2.80", 443), ("10.25.0.11", 50001, "192.0.2.53", 53), \
+        ("10.25.0.12", 50002, "192.0.2.81", 8443)
+    data = [
+        (c, [asa(1001, *long_, CREATE), asa(1002, *short, CREATE, proto=6), asa(1003, *late, CREATE)]),
+        (t, [asa(1001, *long_, UPDATE, counts=(1000, 50000)), asa(1003, *late, UPDATE, counts=(200, 800))]),
+        (t, [asa(1001, *long_, UPDATE, counts=(500, 20000))]),
+        (d, [asa_deny("10.25.0.66", 40000, "192.0.2.25", 22)]),
+        (t, [asa(1001, *long_, UPDATE, counts=(100, 3000)),                 # the update at teardown
+             asa(1001, *long_, TEARDOWN, 2030, counts=(1600, 73000)),       # totals
+             asa(1002, *short, TEARDOWN, 2030, counts=(300, 900)),
+             asa(1003, *late, TEARDOWN, 2030, counts=(250, 1000))]),
+        (t, [asa(1003, *late, UPDATE, counts=(50, 200))]),                  # late: inside the totals
+    ]
+    return [c, t, d], data
+
+
+async def nsel_run(listener: dict[str, Any], packets: list[bytes], source: str,
+                   **sections: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Deliver ``packets``; every flow (the service is stopped, so all are flushed) and the NSEL metrics."""
+    with Backend() as be:
+        async with running(make_config(be.url, listeners=[listener], **sections)) as svc:
+            send_udp(svc.listeners[0].cfg.port, packets, source)
+            assert await be.wait_flows_async(1, 10)
+            for _ in range(50):  # decoder statistics reach the metrics every 2 s
+                if metric(svc, "flowpipe_nsel_records_total", outcome="create"):
+                    break
+                await trio.sleep(0.1)
+            got = {o: metric(svc, "flowpipe_nsel_records_total", outcome=o)
+                   for o in ("flow", "create", "counted_before")}
+    return be.flows, got
+
+
+async def test_asa_connection_counted_once_across_updates_and_teardown() -> None:
+    templates, data = asa_sequence()
+    flows, outcomes = await nsel_run({"flow_type": "netflow9"}, v9(templates, data), "127.0.25.1")
+    got = sums(flows)
+    # bytes = initiator + responder; the long connection's updates (deltas) add up to its teardown's
+    # totals: counted once (74600, not 149200); the short one only has its teardown
+    assert got[("10.25.0.10", "192.0.2.80", 6, 50000, 443)][0] == 1600 + 73000
+    assert got[("10.25.0.11", "192.0.2.53", 6, 50001, 53)][0] == 300 + 900
+    assert got[("10.25.0.12", "192.0.2.81", 6, 50002, 8443)][0] == 250 + 1000  # the late update adds nothing
+    assert got[("10.25.0.66", "192.0.2.25", 6, 40000, 22)] == [0, 0]  # the denied connection is shown
+    assert len(got) == 4  # no 0-byte flow of a create event
+    events = {(f["source"]["ip"], f["additional_fields"]["fw_event"]) for f in flows}
+    assert ("10.25.0.66", "deny") in events and ("10.25.0.11", "teardown") in events
+    assert {f["additional_fields"]["fw_ext_event"] for f in flows if f["source"]["ip"] == "10.25.0.66"} == {1001}
+    assert outcomes == {"create": 3, "counted_before": 2, "flow": 7}
+
+
+async def test_asa_responder_bytes_as_their_own_flow_with_reverse_flows() -> None:
+    templates, data = asa_sequence()
+    flows, _ = await nsel_run({"flow_type": "netflow9", "reverse_flows": True}, v9(templates, data), "127.0.25.2")
+    got = sums(flows)
+    assert got[("10.25.0.11", "192.0.2.53", 6, 50001, 53)] == [300, 0]   # initiator -> responder
+    assert got[("192.0.2.53", "10.25.0.11", 6, 53, 50001)] == [900, 0]   # responder -> initiator
+    assert got[("192.0.2.80", "10.25.0.10", 6, 443, 50000)] == [73000, 0]
+    assert sum(b for b, _ in got.values()) == 1600 + 73000 + 300 + 900 + 250 + 1000
+
+
+async def test_asa_state_is_per_exporter() -> None:
+    """Two ASAs reuse connection ids: one's updates never discount the other's teardown."""
+    t = Template(ASA_TEARDOWN, 257)
+    conn = ("10.25.1.1", 50000, "192.0.2.1", 443)
+    a = v9([t], [(t, [asa(7, *conn, UPDATE, counts=(1000, 0))])])
+    b = v9([t], [(t, [asa(7, *conn, TEARDOWN, counts=(5000, 0))])])
+    with Backend() as be:
+        async with running(make_config(be.url, listeners=[{"flow_type": "netflow9"}])) as svc:
+            send_udp(svc.listeners[0].cfg.port, a, "127.0.25.3")
+            send_udp(svc.listeners[0].cfg.port, b, "127.0.25.4")
+            assert await be.wait_flows_async(2, 10)
+    by_exporter = {f["exporter"]["ip"]: f["bytes"] for f in be.flows}
+    assert by_exporter == {"127.0.25.3": 1000, "127.0.25.4": 5000}

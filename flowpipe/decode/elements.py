@@ -260,7 +260,7 @@ class RecordDecoder:
     sampler id -> rate, export time (s), v9 sysUptime (ms), IPFIX system init time (ms or None).
     """
 
-    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan")
+    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan", "vendor")
 
     def __init__(self, decode: Callable[..., list[tuple]], size: int, min_size: int, source: str,
                  identity: bool = False, plan: VectorPlan | None = None) -> None:
@@ -270,6 +270,8 @@ class RecordDecoder:
         self.min_size = min_size  # shortest possible record
         self.source = source      # generated code, for debugging
         self.identity = identity  # the flows' exporter comes from the records (in-band 130/131)
+        # per-record vendor rules applied to the decoded rows (flowpipe.decode.nsel / reverse), or None
+        self.vendor: Any = None
 
 
 class _Gen:

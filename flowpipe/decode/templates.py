@@ -111,7 +111,8 @@ class Template:
 class Domain:
     """One export stream's templates and sampling state."""
 
-    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched", "identity", "version")
+    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched", "identity", "version",
+                 "conns")
 
     def __init__(self, now: float, version: int = 9) -> None:
         self.version = version  # 9 or 10, from the domain key
@@ -122,6 +123,7 @@ class Domain:
         self.init_ms: int | None = None  # IPFIX systemInitTimeMilliseconds
         self.touched = now
         self.identity: str | None = None  # exporter address announced in-band (130/131), in-band mode
+        self.conns: Any = None  # Cisco ASA NSEL connection state (flowpipe.decode.nsel.ConnTable), once used
 
     @property
     def rate(self) -> int:

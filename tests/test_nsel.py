@@ -1,0 +1,58 @@
+"""Cisco ASA NSEL connection state in the decoder: bounded per exporter and in all, every
+forgotten connection counted, one exporter never evicting another's state."""
+from __future__ import annotations
+
+from flowpipe.config import DecoderConfig
+from flowpipe.decode.base import Source
+from flowpipe.decode.nsel import IDLE_SECONDS
+from flowpipe.decode.template_decoder import TemplateDecoder
+from flowpipe.export.netflow9 import Netflow9Encoder, Template
+from flowpipe.flow import Flow
+from tests.test_vendor_quirks import ASA_TEARDOWN, TEARDOWN, UPDATE, asa
+
+T = Template(ASA_TEARDOWN, 257)
+CONN = ("10.26.0.1", 50000, "192.0.2.1", 443)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def send(dec: TemplateDecoder, exporter: str, *records: tuple) -> list[int]:
+    """Decode a template packet and a data packet of ``records`` from ``exporter``; the flows' bytes."""
+    enc = Netflow9Encoder(1)
+    dec.decode(enc.template_packet([T], 1000, 1_700_000_000), Source(exporter))
+    d = dec.decode(enc.data_packet(T, list(records), 1000, 1_700_000_000), Source(exporter))
+    return [Flow._make(f).bytes for f in d.flows]
+
+
+def test_an_evicted_connection_is_counted_and_only_the_exporters_own_state_goes() -> None:
+    dec = TemplateDecoder(DecoderConfig(nsel_max_connections_per_exporter=2), clock=Clock())
+    assert send(dec, "a", *(asa(c, *CONN, UPDATE, counts=(100, 0)) for c in (1, 2, 3))) == [100, 100, 100]
+    assert dec.stats["nsel_evicted"] == 1 and dec.stats["nsel_connections"] == 2
+    # connection 1 was forgotten: its teardown counts its totals again (what the counter warns of);
+    # connection 3 is still known: only what its update did not count
+    assert send(dec, "a", asa(1, *CONN, TEARDOWN, counts=(150, 0)), asa(3, *CONN, TEARDOWN, counts=(150, 0))) == \
+        [150, 50]
+
+
+def test_the_total_cap_never_takes_another_exporters_state() -> None:
+    dec = TemplateDecoder(DecoderConfig(nsel_max_connections=2), clock=Clock())
+    send(dec, "a", asa(1, *CONN, UPDATE, counts=(100, 0)), asa(2, *CONN, UPDATE, counts=(100, 0)))
+    assert send(dec, "b", asa(1, *CONN, UPDATE, counts=(10, 0))) == [10]
+    assert dec.stats["nsel_untracked"] == 1 and dec.stats["nsel_evicted"] == 0
+    assert send(dec, "a", asa(1, *CONN, TEARDOWN, counts=(100, 0))) == []  # still counted once
+    assert send(dec, "b", asa(1, *CONN, TEARDOWN, counts=(30, 0))) == [30]
+
+
+def test_idle_connections_expire_and_are_counted() -> None:
+    clock = Clock()
+    dec = TemplateDecoder(DecoderConfig(template_timeout=10 * IDLE_SECONDS), clock=clock)
+    send(dec, "a", asa(1, *CONN, UPDATE, counts=(100, 5)))
+    clock.now += IDLE_SECONDS + 1
+    dec.expire(clock.now)
+    assert dec.stats["nsel_expired"] == 1 and dec.stats["nsel_connections"] == 0
