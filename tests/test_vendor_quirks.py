@@ -224,3 +224,63 @@ async def test_asa_state_is_per_exporter() -> None:
             assert await be.wait_flows_async(2, 10)
     by_exporter = {f["exporter"]["ip"]: f["bytes"] for f in be.flows}
     assert by_exporter == {"127.0.25.3": 1000, "127.0.25.4": 5000}
+
+
+# ---- 5. reverse counters: RFC 5103 biflows and IXIA reverse deltas ---------------------------
+
+BIFLOW = [8, 12, 7, 11, 4, (1, 8), (2, 8), 6, (1, 8, 29305), (2, 8, 29305), (6, 1, 29305), 152, 153]
+IXIA = [8, 12, 7, 11, 4, (1, 8), (2, 8), (176, 8, 3054), (177, 8, 3054), 152, 153]
+
+
+def biflow_records() -> list[tuple]:
+    ms = int(time.time() * 1000)
+    return [("10.27.0.1", "192.0.2.10", 40000, 443, 6, 1200, 10, 0x1A, 64000, 50, 0x12, ms - 3000, ms),
+            ("10.27.0.2", "192.0.2.11", 40001, 53, 17, 80, 1, 0, 0, 0, 0, ms - 3000, ms)]  # no answer
+
+
+def ixia_records() -> list[tuple]:
+    ms = int(time.time() * 1000)
+    return [("10.27.1.1", "192.0.2.20", 40000, 80, 6, 360, 4, 9000, 8, ms - 3000, ms)]
+
+
+async def test_rfc5103_reverse_direction_as_its_own_flow() -> None:
+    t = Template(BIFLOW, 300)
+    packets = ipfix([t], [(t, biflow_records())])
+    flows, _ = await deliver({"flow_type": "ipfix", "reverse_flows": True}, packets, "127.0.27.1", 3)
+    assert sums(flows) == {("10.27.0.1", "192.0.2.10", 6, 40000, 443): [1200, 10],
+                           ("192.0.2.10", "10.27.0.1", 6, 443, 40000): [64000, 50],   # swapped, reverse counters
+                           ("10.27.0.2", "192.0.2.11", 17, 40001, 53): [80, 1]}       # nothing came back
+    back = next(f for f in flows if f["source"]["ip"] == "192.0.2.10")
+    assert back["tcp_flags"] == ["SYN", "ACK"]  # reverseTcpControlBits
+
+
+async def test_reverse_counters_dropped_by_default_and_ixia_reverse_deltas() -> None:
+    t, x = Template(BIFLOW, 300), Template(IXIA, 301)
+    flows, _ = await deliver({"flow_type": "ipfix"}, ipfix([t], [(t, biflow_records())]), "127.0.27.2", 2)
+    assert sorted(f["source"]["ip"] for f in flows) == ["10.27.0.1", "10.27.0.2"]  # off: as before
+    flows, _ = await deliver({"flow_type": "ipfix", "reverse_flows": True}, ipfix([x], [(x, ixia_records())]),
+                             "127.0.27.3", 2)
+    assert sums(flows) == {("10.27.1.1", "192.0.2.20", 6, 40000, 80): [360, 4],
+                           ("192.0.2.20", "10.27.1.1", 6, 80, 40000): [9000, 8]}
+
+
+def test_vendor_templates_take_the_per_record_path_ordinary_ones_keep_the_columnar_one() -> None:
+    """NSEL, WLC and (with reverse_flows) biflow sets are decoded record by record in the decoder;
+    an ordinary template still goes to the accumulator's columnar path as chunks."""
+    from flowpipe.config import DecoderConfig
+    from flowpipe.decode.base import Source
+    from flowpipe.decode.template_decoder import TemplateDecoder
+
+    dec = TemplateDecoder(DecoderConfig(), columnar=True, reverse=True)
+    ordinary = Template(BIFLOW[:8], 310)
+    cases = [(v9, Template(ASA_TEARDOWN, 311), [asa(1, "10.28.0.1", 1, "10.28.0.2", 2, TEARDOWN, counts=(5, 6))]),
+             (v9, Template(WLC, 312), [wlc_record(1, 0, 100)]),
+             (ipfix, Template(BIFLOW, 313), biflow_records()),
+             (ipfix, ordinary, [("10.28.1.1", "10.28.1.2", 1, 2, 6, 100, 1, 0)])]
+    got = []
+    for make, t, recs in cases:
+        tpl, data = make([t], [(t, recs)], 9)
+        dec.decode(tpl, Source("127.0.28.1"))
+        d = dec.decode(data, Source("127.0.28.1"))
+        got.append((len(d.flows), sum(c.count for c in d.chunks)))
+    assert got == [(2, 0), (1, 0), (3, 0), (0, 1)]  # (reverse_flows: the NSEL record's responder share too)
