@@ -284,3 +284,14 @@ def test_vendor_templates_take_the_per_record_path_ordinary_ones_keep_the_column
         d = dec.decode(data, Source("127.0.28.1"))
         got.append((len(d.flows), sum(c.count for c in d.chunks)))
     assert got == [(2, 0), (1, 0), (3, 0), (0, 1)]  # (reverse_flows: the NSEL record's responder share too)
+
+
+def test_payload_doc_lists_the_vendor_rules() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "payload.md").read_text()
+    rules = doc.split("## Vendor rules", 1)[1].split("\n## ", 1)[0]
+    for word in ("zero-length", "variable-length", "NSEL", "flow-update", "teardown", "flow-create", "denied",
+                 "fw_event", "fw_ext_event", "WLC", "staIPv4Address", "RFC 5103", "IXIA", "reverse_flows",
+                 "nsel_max_connections_per_exporter", "flowpipe_nsel_connections_dropped_total"):
+        assert word in rules, word
