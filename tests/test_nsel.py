@@ -56,3 +56,12 @@ def test_idle_connections_expire_and_are_counted() -> None:
     clock.now += IDLE_SECONDS + 1
     dec.expire(clock.now)
     assert dec.stats["nsel_expired"] == 1 and dec.stats["nsel_connections"] == 0
+
+
+def test_initiator_plus_responder_past_64_bits_is_held_at_the_largest_count() -> None:
+    wide = Template([148, 8, 12, 233, (231, 8), (232, 8)], 258)
+    enc, dec = Netflow9Encoder(1), TemplateDecoder(DecoderConfig(), clock=Clock())
+    dec.decode(enc.template_packet([wide], 1000, 1_700_000_000), Source("a"))
+    d = dec.decode(enc.data_packet(wide, [(9, "10.26.1.1", "10.26.1.2", 2, 2**63, 2**63 + 5)], 1000, 1_700_000_000),
+                   Source("a"))
+    assert [Flow._make(f).bytes for f in d.flows] == [2**64 - 1]

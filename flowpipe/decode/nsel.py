@@ -52,6 +52,7 @@ EVENT_NAMES = {IGNORE: "ignore", CREATE: "create", TEARDOWN: "teardown", DENY: "
                UPDATE: "update"}
 IDLE_SECONDS = 3600.0   # an open connection with no event for this long is forgotten
 CLOSED_SECONDS = 300.0  # a torn-down connection is remembered this long (a late update counts nothing)
+U64_MAX = (1 << 64) - 1
 OUTCOMES = ("flow", "create", "counted_before")  # what became of an NSEL record
 DROP_REASONS = ("evicted", "untracked", "expired")
 
@@ -142,8 +143,8 @@ class Nsel:
                     out.append(head + (ib, ip) + mid + (extras,))
                 if rb or rp:
                     out.append(swapped(row, rb, rp)[:EXTRAS] + (extras,))
-            else:
-                out.append(head + (ib + rb, ip + rp) + mid + (extras,))
+            else:  # (two 8-byte counters may add up past 64 bits: held at the largest)
+                out.append(head + (min(ib + rb, U64_MAX), min(ip + rp, U64_MAX)) + mid + (extras,))
         self.stats["nsel_connections"] = self.total
         return out
 

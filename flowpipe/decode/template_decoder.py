@@ -114,7 +114,9 @@ class TemplateDecoder:
     ``templates_refused_total_cap`` (``max_templates``), ``templates_refused_memory``, ``templates_bad``,
     ``options_records``, ``sampling_rates_learned``, ``held``, ``held_bytes``, ``held_released``,
     ``held_expired``, ``held_dropped_full``, ``held_parts_dropped``, ``held_refused``,
-    ``exporter_identities_learned`` (in-band 130/131 addresses a domain announced, or changed to).
+    ``exporter_identities_learned`` (in-band 130/131 addresses a domain announced, or changed to);
+    Cisco ASA NSEL: ``nsel_flow``, ``nsel_create``, ``nsel_counted_before``, ``nsel_connections``,
+    ``nsel_evicted``, ``nsel_untracked``, ``nsel_expired`` (see :mod:`flowpipe.decode.nsel`).
     """
 
     def __init__(self, cfg: DecoderConfig, mapping: Sequence[MappingConfig] = (),
