@@ -224,3 +224,9 @@ def test_vendor_layouts_zero_length_and_variable_length_fields() -> None:
     assert Template([(8, 4), (0, 0)]).pack([("10.0.0.1", b"")]) == bytes([10, 0, 0, 1])
     with pytest.raises(TemplateError, match="zero-length field must be octets"):
         Template([(1, 0)])
+
+
+def test_ipfix_refuses_v9_vendor_types_above_32767() -> None:
+    from flowpipe.export.ipfix import template_record
+    with pytest.raises(TemplateError, match="32767"):
+        template_record(Template([8, 40005], 300))

@@ -65,3 +65,20 @@ def test_initiator_plus_responder_past_64_bits_is_held_at_the_largest_count() ->
     d = dec.decode(enc.data_packet(wide, [(9, "10.26.1.1", "10.26.1.2", 2, 2**63, 2**63 + 5)], 1000, 1_700_000_000),
                    Source("a"))
     assert [Flow._make(f).bytes for f in d.flows] == [2**64 - 1]
+
+
+def test_sequence_units_count_records_not_the_flows_vendor_rules_make() -> None:
+    """IPFIX sequence numbers count data records: a biflow record split in two (reverse_flows) or an
+    NSEL create that makes no flow is still one record, or loss would be misreported."""
+    from flowpipe.export.ipfix import IpfixEncoder
+    from tests.test_vendor_quirks import BIFLOW, CREATE, biflow_records
+
+    dec = TemplateDecoder(DecoderConfig(), reverse=True)
+    bi, create = Template(BIFLOW, 300), Template([148, 8, 7, 12, 11, 233], 301)
+    enc = IpfixEncoder(1)
+    dec.decode(enc.template_message([bi, create], 1_700_000_000), Source("a"))
+    d = dec.decode(enc.data_message(bi, biflow_records(), 1_700_000_000), Source("a"))
+    assert (len(d.flows), d.sequence.units if d.sequence else None) == (3, 2)
+    d = dec.decode(enc.data_message(create, [(1, "10.26.2.1", 1, "10.26.2.2", 2, CREATE)], 1_700_000_000),
+                   Source("a"))
+    assert (len(d.flows), d.sequence.units if d.sequence else None) == (0, 1)

@@ -332,6 +332,7 @@ class TemplateDecoder:
                 rows, overran = e.rows, True
             if len(rows) > room:
                 del rows[room:]
+            records = len(rows)  # (data records, whatever flows the vendor rules make of them)
             if dec.vendor is not None and rows:
                 rows = self._vendor(dec, dom, rows, body, now)
             if dec.identity and rows and rows[0][1] != msg.exporter:
@@ -340,7 +341,7 @@ class TemplateDecoder:
                 msg.flows.extend(flows_of(msg.chunks))
                 msg.chunks.clear()
             msg.flows.extend(rows)
-            msg.records += len(rows)
+            msg.records += records
         if overran:
             msg.skipped.append("record_overrun")
 
