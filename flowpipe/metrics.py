@@ -42,7 +42,8 @@ class Metrics:
                                          ["reason"], registry=r)
         self.nsel_records = Counter(P + "nsel_records", "Cisco ASA NSEL records by what became of them: flow;"
                                     " create (a flow-create event without counters: no flow); counted_before (an"
-                                    " update or teardown whose counts its connection's earlier events gave)",
+                                    " update or teardown with nothing left to count: zero, or what earlier"
+                                    " events of its connection counted)",
                                     ["outcome"], registry=r)
         self.nsel_connections = Gauge(P + "nsel_connections", "Cisco ASA NSEL connections whose flow-update"
                                       " counts are remembered (so their teardown is not counted twice)", registry=r)
