@@ -155,6 +155,8 @@ class Nsel:
         seen = t.open.get(conn)
         if ev == UPDATE:
             if seen is None:
+                if not any(counts):
+                    return counts  # nothing to remember (a quiet interval)
                 if not self._room(t):
                     self.stats["nsel_untracked"] += 1
                     return counts
