@@ -272,11 +272,11 @@ class DecoderConfig:
         "file where templates and sampling rates are saved and reloaded at start; \"\" = off"))
     nsel_max_connections_per_exporter: int = attrs.field(default=65536, validator=_positive, metadata=_doc(
         "Cisco ASA NSEL: connections whose flow-update counts are remembered per export stream (so that"
-        " their teardown is not counted twice; ~250 bytes each); past it the stream's least recently"
+        " their teardown is not counted twice; ~400 bytes each); past it the stream's least recently"
         " updated one is forgotten and counted (docs/payload.md, Vendor rules)"))
-    nsel_max_connections: int = attrs.field(default=262144, validator=_positive, metadata=_doc(
-        "Cisco ASA NSEL: such connections remembered in all (all exporters); past it an exporter forgets"
-        " its own oldest, never another's"))
+    nsel_max_connections: int = attrs.field(default=131072, validator=_positive, metadata=_doc(
+        "Cisco ASA NSEL: such connections remembered in all (all exporters; 131072 take ~50 MB); past it"
+        " an exporter forgets its own oldest, never another's"))
 
 
 @attrs.define(slots=True, kw_only=True)
