@@ -168,6 +168,12 @@ class ListenerConfig:
         "with exporter_address = \"in-band\": NetFlow v9 source id / IPFIX observation domain id -> the"
         " exporter's address or name, e.g. {\"2193\" = \"10.0.0.1\"}; an id not listed falls back to the UDP"
         " source"))
+    reverse_flows: bool = attrs.field(default=False, metadata=_doc(
+        "NetFlow v9 / IPFIX: a bidirectional record (RFC 5103 reverse counters 29305/1, /2, /85, /86;"
+        " IXIA 3054/176, /177; Cisco ASA NSEL responderOctets 232) also yields the reverse direction"
+        " as a flow of its own, endpoints and ports swapped, with the reverse bytes and packets"
+        " (docs/payload.md, Vendor rules); off: reverse counters are dropped, NSEL adds them to the"
+        " connection's one flow"))
     passthrough_unknown: bool = attrs.field(default=False, metadata=_doc(
         "NetFlow v9 / IPFIX: put every element flowpipe has no IANA name or mapping for into"
         " additional_fields as \"<id>\" or \"<enterprise>.<id>\" = hex value (at most 256 bytes of each value,"
@@ -264,6 +270,13 @@ class DecoderConfig:
         "set); the oldest is dropped past it"))
     state_file: str = attrs.field(default="", metadata=_doc(
         "file where templates and sampling rates are saved and reloaded at start; \"\" = off"))
+    nsel_max_connections_per_exporter: int = attrs.field(default=65536, validator=_positive, metadata=_doc(
+        "Cisco ASA NSEL: connections whose flow-update counts are remembered per export stream (so that"
+        " their teardown is not counted twice; ~400 bytes each); past it the stream's least recently"
+        " updated one is forgotten and counted (docs/payload.md, Vendor rules)"))
+    nsel_max_connections: int = attrs.field(default=131072, validator=_positive, metadata=_doc(
+        "Cisco ASA NSEL: such connections remembered in all (all exporters; 131072 take ~50 MB); past it"
+        " an exporter forgets its own oldest, never another's"))
 
 
 @attrs.define(slots=True, kw_only=True)

@@ -40,6 +40,17 @@ class Metrics:
         self.templates = Gauge(P + "templates", "NetFlow v9/IPFIX templates known", registry=r)
         self.templates_refused = Counter(P + "templates_refused", "templates not stored (caps hit)",
                                          ["reason"], registry=r)
+        self.nsel_records = Counter(P + "nsel_records", "Cisco ASA NSEL records by what became of them: flow;"
+                                    " create (a flow-create event without counters: no flow); counted_before (an"
+                                    " update or teardown with nothing left to count: zero, or what earlier"
+                                    " events of its connection counted)",
+                                    ["outcome"], registry=r)
+        self.nsel_connections = Gauge(P + "nsel_connections", "Cisco ASA NSEL connections whose flow-update"
+                                      " counts are remembered (so their teardown is not counted twice)", registry=r)
+        self.nsel_connections_dropped = Counter(
+            P + "nsel_connections_dropped", "NSEL connection state forgotten before its teardown (evicted: over"
+            " decoder.nsel_max_connections_per_exporter or nsel_max_connections; untracked: no room; expired: no"
+            " event for an hour): that connection's teardown counts its totals again", ["reason"], registry=r)
         # ---- flows through the pipeline (flows: flushed = sent + pending + dropped{stage="forwarder"})
         self.flows_dropped = Counter(P + "flows_dropped", "flows dropped, by stage and reason",
                                      ["stage", "reason"], registry=r)

@@ -184,11 +184,25 @@ class Service:
                 refused[reason] = refused.get(reason, 0) + st.get(key, 0)
         m.templates.set(total)
         for reason, n in refused.items():
-            child = m.templates_refused.labels(reason)
-            seen = self._refused_seen.get(reason, 0)
-            if n > seen:
-                child.inc(n - seen)
-            self._refused_seen[reason] = n
+            self._advance(m.templates_refused.labels(reason), reason, n)
+        nsel: dict[str, int] = {}
+        for d in self.decoders:
+            st = d.templates.stats if d.templates is not None else {}
+            for key in ("nsel_connections", "nsel_flow", "nsel_create", "nsel_counted_before", "nsel_evicted",
+                        "nsel_untracked", "nsel_expired"):
+                nsel[key] = nsel.get(key, 0) + st.get(key, 0)
+        m.nsel_connections.set(nsel["nsel_connections"])
+        for outcome in ("flow", "create", "counted_before"):
+            self._advance(m.nsel_records.labels(outcome), "nsel_" + outcome, nsel["nsel_" + outcome])
+        for reason in ("evicted", "untracked", "expired"):
+            self._advance(m.nsel_connections_dropped.labels(reason), "nsel_" + reason, nsel["nsel_" + reason])
+
+    def _advance(self, child: Any, key: str, n: int) -> None:
+        """Bring a counter fed from cumulative decoder stats up to ``n``."""
+        seen = self._refused_seen.get(key, 0)
+        if n > seen:
+            child.inc(n - seen)
+        self._refused_seen[key] = n
 
     async def _housekeeping(self) -> None:
         """Decoder statistics every 2 s; template state saved every minute."""

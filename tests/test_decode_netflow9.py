@@ -256,8 +256,8 @@ def test_holding_disabled_skips_with_no_template() -> None:
 
 @pytest.mark.parametrize("sets, reason", [
     ([tpl(256, [])], "bad_template"),
-    ([tpl(256, [(1, 0), (2, 4)])], "bad_template"),
-    ([tpl(256, [(1, 65535)])], "bad_template"),
+    ([tpl(256, [(0, 0)])], "bad_template"),          # records of no bytes at all
+    ([tpl(256, [(0, 0), (1, 0)])], "bad_template"),
     ([tpl(12, [(1, 4)])], "bad_template"),
     ([fset(7, bytes(8))], "reserved_set_id"),
     ([fset(255, bytes(8))], "reserved_set_id"),

@@ -210,3 +210,23 @@ def test_any_template_packs_like_the_field_by_field_reference(case: tuple[Templa
     t, rows = case
     assert t.pack(rows) == b"".join(reference_pack(t, r) for r in rows)
     assert len(t.pack(rows)) == t.record_length * len(rows)
+
+
+def test_vendor_layouts_zero_length_and_variable_length_fields() -> None:
+    t = Template([(8, 4), (0, 0), (236, 0xFFFF), (1, 4)], 300)
+    assert t.variable and t.record_length == 4 + 0 + 1 + 4  # the shortest record: an empty name
+    packed = t.pack([("10.0.0.1", b"", "vrf-a", 7), ("10.0.0.2", b"", "v" * 300, 8)])
+    assert packed[:4] == bytes([10, 0, 0, 1]) and packed[4:10] == b"\x05vrf-a"
+    assert packed[10:14] == (7).to_bytes(4, "big")
+    assert packed[18:21] == b"\xff\x01\x2c" and packed[21:321] == b"v" * 300  # 255 + 2-byte length form
+    with pytest.raises(RecordError, match="VRFname"):
+        t.pack([("10.0.0.1", b"", "v" * 0xFFFF, 1)])
+    assert Template([(8, 4), (0, 0)]).pack([("10.0.0.1", b"")]) == bytes([10, 0, 0, 1])
+    with pytest.raises(TemplateError, match="zero-length field must be octets"):
+        Template([(1, 0)])
+
+
+def test_ipfix_refuses_v9_vendor_types_above_32767() -> None:
+    from flowpipe.export.ipfix import template_record
+    with pytest.raises(TemplateError, match="32767"):
+        template_record(Template([8, 40005], 300))

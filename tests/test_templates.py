@@ -44,7 +44,8 @@ def rec(tid: int, *fields: tuple[int, int, int], options: bool = False, scope: i
     (rec(256, (0, 1, 0)), 9, False),
     (rec(256, (0, 1, 0), (0, 2, 4), options=True, scope=1), 9, True),  # zero-length System scope (Cisco)
     (rec(256, (0, 1, 0), options=True, scope=1), 9, False),            # nothing but zero lengths
-    (rec(256, (0, 82, 65535)), 9, False),
+    (rec(256, (0, 1, 4), (0, 0, 0)), 9, True),                          # zero-length field ending a data template
+    (rec(256, (0, 82, 65535)), 9, True),                                # variable length in v9 (H3C)
     (rec(256, (0, 82, 65535)), 10, True),
     (rec(256, *[(0, 1, 1)] * 513), 10, False),
 ])

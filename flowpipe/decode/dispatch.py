@@ -2,8 +2,8 @@
 
 A netflow5/netflow9/ipfix listener decodes all three (the version decides); an sflow5 listener
 decodes sFlow v5. Stateful decoders (v9/IPFIX templates) live here, one per listener. The
-listener's ``exporter_address``, ``exporters`` and ``passthrough_unknown`` are applied here (NetFlow
-v5 has no in-band identity: its exporter is always the UDP source).
+listener's ``exporter_address``, ``exporters``, ``passthrough_unknown`` and ``reverse_flows`` are
+applied here (NetFlow v5 has no in-band identity: its exporter is always the UDP source).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class DatagramDecoder:
             mod = _optional("flowpipe.decode.template_decoder")
             self.templates = mod.TemplateDecoder(
                 cfg, mapping, in_band=lc.exporter_address == "in-band", exporters=lc.exporter_ids(),
-                passthrough=lc.passthrough_unknown, sampler_rules=sampler_rules,
+                passthrough=lc.passthrough_unknown, sampler_rules=sampler_rules, reverse=lc.reverse_flows,
                 columnar=columnar) if mod else None
 
     def decode(self, data: bytes, src: Source) -> Decoded:

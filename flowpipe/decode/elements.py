@@ -10,7 +10,10 @@ Field choices (made once per template, "first present wins" where tshark does th
 
 - bytes: IE 1, else 85, 23, 231; packets: IE 2, else 86, 24, 298;
 - ports: 7/11, else 182/183 (TCP), 180/181 (UDP); ICMP type/code never fill ports;
-- addresses: IPv4 (8/12) unless it is all-zero while IPv6 (27/28) is not; next hop: the first
+- addresses: IPv4 (8/12) unless it is all-zero while IPv6 (27/28) is not; a template with none of
+  them but a wireless station (Cisco WLC: 366 staIPv4Address, 365 staMacAddress) puts the station
+  on the source side, or on the destination side when flowDirection (61) is 1 (egress, toward the
+  client); next hop: the first
   non-zero of 15, 62, then BGP 18, 63; masks 9/29 and 13/30; MACs 56 else 81, 80 else 57;
 - ether_type: from the chosen address family, else ipVersion (60), else ethernetType (256);
 - start/end (Unix seconds): 150/151 s, 152/153 ms, 154-157 NTP, 158/159 delta µs, 22/21
@@ -64,6 +67,7 @@ DST_MAC_IES = (80, 57)
 SAMPLER_ID_IES = (48, 302)
 SYSTEM_INIT_MS = 160
 EXPORTER_V4, EXPORTER_V6 = 130, 131  # exporterIPv4Address / exporterIPv6Address
+STA_MAC, STA_IPV4 = 365, 366  # staMacAddress / staIPv4Address (Cisco WLC: the wireless client)
 PASSTHROUGH_MAX = 256  # bytes of an unknown element's value kept (as hex) by passthrough_unknown
 PASSTHROUGH_FIELDS = 64  # unknown elements of one template passed through at most
 # start / end candidates: (element id, how the value becomes Unix seconds)
@@ -256,7 +260,7 @@ class RecordDecoder:
     sampler id -> rate, export time (s), v9 sysUptime (ms), IPFIX system init time (ms or None).
     """
 
-    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan")
+    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan", "vendor")
 
     def __init__(self, decode: Callable[..., list[tuple]], size: int, min_size: int, source: str,
                  identity: bool = False, plan: VectorPlan | None = None) -> None:
@@ -266,6 +270,8 @@ class RecordDecoder:
         self.min_size = min_size  # shortest possible record
         self.source = source      # generated code, for debugging
         self.identity = identity  # the flows' exporter comes from the records (in-band 130/131)
+        # per-record vendor rules applied to the decoded rows (flowpipe.decode.nsel / reverse), or None
+        self.vendor: Any = None
 
 
 class _Gen:
@@ -380,6 +386,9 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
         ex[11] = src
     if dst:
         ex[12] = dst
+    if not src and not dst and _station(g, ex):
+        sfam = 4
+        src = ex.get(11) or ex.get(12)
     fam, famexpr = (sfam, src) if src else (dfam, dst)
     if fam == 4:
         ex[9] = "2048"
@@ -407,6 +416,28 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
             ex[slot] = e
     ex[3] = _rate(g)
     return ex, pre
+
+
+def _station(g: _Gen, ex: dict[int, str]) -> bool:
+    """Cisco WLC templates carry no address fields: the wireless client is staIPv4Address (366) /
+    staMacAddress (365). Its address and MAC go to the source when flowDirection (61) is 0 or absent
+    (ingress: traffic the station sent, upstream) and to the destination when it is 1 (egress:
+    traffic toward the station); the other side stays empty. True when the template has a station."""
+    ip, mac = g.find(STA_IPV4, (4,)), g.find(STA_MAC, (6,))
+    if ip is None and mac is None:
+        return False
+    d = g.find(61)
+    egress = f"{g.val(g.need(d, 'int'), 'int')} == 1" if d is not None else "False"
+
+    def sides(value: str, src_slot: int, dst_slot: int, empty: str) -> None:
+        ex[src_slot] = f"({empty} if {egress} else {value})"
+        ex[dst_slot] = f"({value} if {egress} else {empty})"
+
+    if ip is not None:
+        sides(g.val(g.need(ip, "raw"), "raw"), 11, 12, "b''")
+    if mac is not None and 15 not in ex and 16 not in ex:
+        sides(g.val(g.need(mac, "int"), "int"), 15, 16, "0")
+    return ip is not None
 
 
 def _time(g: _Gen, cands: Sequence[tuple[int, str]], version: int, slot: int) -> str | None:
@@ -512,8 +543,8 @@ def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[t
     mapped = mapping.by_element if mapping is not None else {}
     extras: list[tuple[str, str]] = []
     for (pen, eid), i in g.first.items():
-        if i in g.used or (pen, eid) in mapped or iana.is_known(pen, eid):
-            continue
+        if i in g.used or (pen, eid) in mapped or iana.is_known(pen, eid) or g.fields[i][2] == 0:
+            continue  # (a zero-length field carries nothing)
         if len(extras) >= PASSTHROUGH_FIELDS:
             break
         key = f"K{len(ns)}"
@@ -526,7 +557,8 @@ def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[t
 
 def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | None = None, *,
                     in_band: bool = False, passthrough: bool = False) -> RecordDecoder:
-    """The record decoder of a data template (validated: lengths 1..65534 or VARLEN).
+    """The record decoder of a data template (validated: lengths 0..65534 or VARLEN; a zero-length
+    field is skipped).
 
     ``in_band``: 130/131 in the record name the flow's exporter; ``passthrough``: unknown
     elements go into ``extras`` as hex (see the module doc).

@@ -1,7 +1,9 @@
 """NetFlow v9 (RFC 3954) wire format: the export header and the template flowsets.
 
 Data flowsets are decoded by :mod:`flowpipe.decode.template_decoder` with the templates these
-functions parse. v9 field types are all enterprise 0; there are no variable-length fields.
+functions parse. v9 field types are all enterprise 0. RFC 3954 has no variable-length fields, but
+vendors (H3C) send length 65535 with the IPFIX length prefix: the templates accept it (see
+:func:`flowpipe.decode.templates.check`).
 """
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from flowpipe.config import DecoderConfig, MappingConfig
-from flowpipe.decode import ipfix, netflow9
+from flowpipe.decode import ipfix, netflow9, nsel
+from flowpipe.decode import reverse as biflow
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.elements import (
@@ -113,18 +114,22 @@ class TemplateDecoder:
     ``templates_refused_total_cap`` (``max_templates``), ``templates_refused_memory``, ``templates_bad``,
     ``options_records``, ``sampling_rates_learned``, ``held``, ``held_bytes``, ``held_released``,
     ``held_expired``, ``held_dropped_full``, ``held_parts_dropped``, ``held_refused``,
-    ``exporter_identities_learned`` (in-band 130/131 addresses a domain announced, or changed to).
+    ``exporter_identities_learned`` (in-band 130/131 addresses a domain announced, or changed to);
+    Cisco ASA NSEL: ``nsel_flow``, ``nsel_create``, ``nsel_counted_before``, ``nsel_connections``,
+    ``nsel_evicted``, ``nsel_untracked``, ``nsel_expired`` (see :mod:`flowpipe.decode.nsel`).
     """
 
     def __init__(self, cfg: DecoderConfig, mapping: Sequence[MappingConfig] = (),
                  clock: Callable[[], float] = time.time, *, in_band: bool = False,
                  exporters: dict[int, str] | None = None, passthrough: bool = False,
-                 sampler_rules: Any = None, columnar: bool = False) -> None:
+                 sampler_rules: Any = None, columnar: bool = False, reverse: bool = False) -> None:
         """``in_band``: exporter identity from the export (see the module doc), ``exporters``: source
         id / observation domain -> address or name (in-band only); ``passthrough``: unknown elements
         into the flows' extras (see :mod:`flowpipe.decode.elements`); ``columnar``: data sets of
         templates that allow it go into ``Decoded.chunks`` undecoded (see
-        :mod:`flowpipe.decode.columns`; not with in-band identity)."""
+        :mod:`flowpipe.decode.columns`; not with in-band identity); ``reverse``: bidirectional
+        records also yield their reverse direction as a flow (:mod:`flowpipe.decode.reverse`).
+        Cisco ASA NSEL templates are counted once per connection (:mod:`flowpipe.decode.nsel`)."""
         self.columnar = columnar and not in_band
         self.cfg = cfg
         self.mapping = Mapping(mapping)
@@ -137,6 +142,8 @@ class TemplateDecoder:
         self.registry = Registry(cfg, self.stats)
         self.hold = HoldQueue(cfg, self.stats)
         self._compiled: dict[tuple[int, tuple[Field, ...]], RecordDecoder] = {}
+        self.reverse = reverse
+        self.nsel = nsel.Nsel(cfg.nsel_max_connections_per_exporter, cfg.nsel_max_connections, self.stats)
 
     # ---- the interface --------------------------------------------------------------------------
 
@@ -146,8 +153,11 @@ class TemplateDecoder:
         return self.hold.held
 
     def expire(self, now: float) -> int:
-        """Drop expired templates and held data; held datagrams given up on (incl. cap drops)."""
+        """Drop expired templates, held data and idle NSEL connection state; held datagrams given up
+        on (incl. cap drops)."""
         self.registry.expire(now)
+        self.nsel.expire((d.conns for ex in self.registry.exporters.values() for d in ex.domains.values()
+                          if d.conns is not None), now)
         return self.hold.expire(now) + self.hold.take_dropped()
 
     def snapshot(self) -> dict[str, Any]:
@@ -322,15 +332,28 @@ class TemplateDecoder:
                 rows, overran = e.rows, True
             if len(rows) > room:
                 del rows[room:]
+            records = len(rows)  # (data records, whatever flows the vendor rules make of them)
+            if dec.vendor is not None and rows:
+                rows = self._vendor(dec, dom, rows, body, now)
             if dec.identity and rows and rows[0][1] != msg.exporter:
                 self._identify(dom, rows[0][1], msg)
             if msg.chunks:  # keep the datagram's order: its sets from here on are flow tuples
                 msg.flows.extend(flows_of(msg.chunks))
                 msg.chunks.clear()
             msg.flows.extend(rows)
-            msg.records += len(rows)
+            msg.records += records
         if overran:
             msg.skipped.append("record_overrun")
+
+    def _vendor(self, dec: RecordDecoder, dom: Domain, rows: list[tuple], body: bytes, now: float) -> list[tuple]:
+        """Rows of a template with vendor rules: NSEL events counted once per connection, reverse
+        counters as flows of their own."""
+        rule = dec.vendor
+        if isinstance(rule, nsel.NselFields):
+            if dom.conns is None:
+                dom.conns = nsel.ConnTable()
+            return self.nsel.flows(dom.conns, rule, rows, body, now, self.reverse)
+        return rule.flows(rows, body)  # type: ignore[no-any-return]
 
     def _identify(self, dom: Domain, addr: str, msg: _Msg) -> None:
         """The domain announced its exporter address in-band: remember it, use it from now on."""
@@ -357,6 +380,9 @@ class TemplateDecoder:
                     holder.decoder = None
             dec = self._compiled[k] = compile_records(layout.fields, layout.version, self.mapping,
                                                       in_band=self.in_band, passthrough=self.passthrough)
+            dec.vendor = nsel.of(layout.fields) or (biflow.of(layout.fields) if self.reverse else None)
+            if dec.vendor is not None:
+                dec.plan = None  # per-record rules: never the columnar path
         layout.decoder = dec
         return dec
 

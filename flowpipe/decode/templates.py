@@ -56,22 +56,21 @@ class TemplateRecord(NamedTuple):
 
 
 def check(rec: TemplateRecord, version: int) -> str | None:
-    """Why a template record is unusable (a skip reason), or None."""
+    """Why a template record is unusable (a skip reason), or None.
+
+    Vendor quirks accepted: zero-length fields (type 0 length 0 ending a template, as some v9
+    exporters send) take no bytes and are skipped; variable-length fields (length 65535 with the
+    RFC 7011 §7 length prefix) are read in NetFlow v9 templates too (H3C NetStream sends IE 236,
+    the VRF name, so), bounded as in IPFIX. A template whose records would take no bytes at all
+    stays refused.
+    """
     if rec.tid < 256:
         return "bad_template"
     if not rec.fields or len(rec.fields) > MAX_FIELDS:
         return "bad_template"
     total = 0
     for _, _, ln in rec.fields:
-        if ln == VARLEN:
-            if version == 9:
-                return "bad_template"
-            total += 1
-        elif ln == 0:
-            if not rec.options:
-                return "bad_template"
-        else:
-            total += ln
+        total += 1 if ln == VARLEN else ln
     if total == 0 or (rec.options and rec.scope > len(rec.fields)):
         return "bad_template"
     return None
@@ -112,7 +111,8 @@ class Template:
 class Domain:
     """One export stream's templates and sampling state."""
 
-    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched", "identity", "version")
+    __slots__ = ("templates", "samplers", "system_rate", "last_rate", "init_ms", "touched", "identity", "version",
+                 "conns")
 
     def __init__(self, now: float, version: int = 9) -> None:
         self.version = version  # 9 or 10, from the domain key
@@ -123,6 +123,7 @@ class Domain:
         self.init_ms: int | None = None  # IPFIX systemInitTimeMilliseconds
         self.touched = now
         self.identity: str | None = None  # exporter address announced in-band (130/131), in-band mode
+        self.conns: Any = None  # Cisco ASA NSEL connection state (flowpipe.decode.nsel.ConnTable), once used
 
     @property
     def rate(self) -> int:

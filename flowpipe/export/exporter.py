@@ -220,6 +220,9 @@ class Exporter:
                 netflow9.v9_template_record(template)  # raises for enterprise fields
             if template.template_id == ipfix.SYSTEM_INIT_TEMPLATE.template_id and self.protocol == "ipfix":
                 raise TemplateError("template id 65535 is reserved for the exporter's system-init options")
+            if template.variable:
+                raise TemplateError(f"template {template.template_id} has variable-length fields: the exporter "
+                                    "sizes datagrams by record length; build them with Netflow9Encoder/IpfixEncoder")
             room = (self.max_payload - 20 - 4 - 3) // template.record_length
             per = min(cfg.records_per_packet, room)
         if per < 1:

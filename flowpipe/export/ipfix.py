@@ -10,7 +10,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from flowpipe.export.netflow9 import ExportError, Template
+from flowpipe.export.netflow9 import ExportError, Template, TemplateError
 
 IPFIX_HEADER = struct.Struct(">HHIII")  # version 10, length, export time, sequence, observation domain
 _SET_HEADER = struct.Struct(">HH")
@@ -24,7 +24,14 @@ UPTIME_FIELDS = frozenset((21, 22))
 
 
 def template_record(t: Template, scope_count: int = -1) -> bytes:
-    """A (options) template record: id, field count, [scope count,] field specifiers."""
+    """A (options) template record: id, field count, [scope count,] field specifiers.
+
+    IANA element ids stop at 32767 (the top bit marks an enterprise field): NetFlow v9 vendor
+    types above it (Cisco ASA's 33000-40005) are refused."""
+    wide = [f.id for f in t.fields if not f.enterprise and f.id > 0x7FFF]
+    if wide:
+        raise TemplateError(f"template {t.template_id}: field types {wide} are NetFlow v9 vendor types; IPFIX "
+                            "element ids stop at 32767 (give an enterprise number)")
     head = (_SET_HEADER.pack(t.template_id, len(t.fields)) if scope_count < 0
             else struct.pack(">HHH", t.template_id, len(t.fields), scope_count))
     specs = [_ENTERPRISE.pack(f.id | 0x8000, f.length, f.enterprise) if f.enterprise

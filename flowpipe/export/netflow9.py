@@ -2,6 +2,10 @@
 
 A template is an ordered list of ``(field type, length)`` pairs. It compiles once into a
 :class:`struct.Struct` per batch size, so a batch of records is packed by a single ``pack`` call.
+Vendor layouts are expressible too: zero-length fields (length 0, e.g. type 0 as some exporters
+end their templates with; the value is ``b""``), variable-length fields (length 65535, RFC 7011 §7:
+each value gets its 1-byte or 255 + 2-byte length prefix; also in NetFlow v9, as H3C sends) and the
+vendor elements of Cisco ASA NSEL and WLC listed below; such templates pack record by record.
 Records are tuples/lists (values in template order), dicts or attrs objects (looked up by name,
 see :meth:`Template.rows`). Values are checked: a record that does not fit raises
 :class:`RecordError` naming the record and the field; nothing is silently truncated or padded.
@@ -135,12 +139,38 @@ _SPECS = [
     FieldSpec(239, "biflowDirection", "BIFLOW_DIRECTION", UINT, 1),
     FieldSpec(243, "dot1qVlanId", "DOT1Q_VLAN_ID", UINT, 2),
     FieldSpec(256, "ethernetType", "ETHERNET_TYPE", UINT, 2),
+    # Vendor layouts (Cisco ASA NSEL, Cisco WLC, H3C): IANA elements and NetFlow v9 vendor types
+    FieldSpec(0, "reserved", "RESERVED", OCTETS, 0),
+    FieldSpec(95, "applicationId", "APPLICATION_ID", OCTETS, 4),
+    FieldSpec(98, "postIpDiffServCodePoint", "POST_DSCP", UINT, 1),
+    FieldSpec(147, "wlanSSID", "WLAN_SSID", STRING, 33),
+    FieldSpec(178, "icmpTypeIPv6", "ICMP_IPV6_TYPE", UINT, 1),
+    FieldSpec(179, "icmpCodeIPv6", "ICMP_IPV6_CODE", UINT, 1),
+    FieldSpec(195, "ipDiffServCodePoint", "DSCP", UINT, 1),
+    FieldSpec(231, "initiatorOctets", "NF_F_FWD_FLOW_DELTA_BYTES", UINT, 4),
+    FieldSpec(232, "responderOctets", "NF_F_REV_FLOW_DELTA_BYTES", UINT, 4),
+    FieldSpec(233, "firewallEvent", "NF_F_FW_EVENT", UINT, 1),
+    FieldSpec(236, "VRFname", "VRF_NAME", STRING, 32),
+    FieldSpec(281, "postNATSourceIPv6Address", "NF_F_XLATE_SRC_ADDR_IPV6", ADDR6, 16),
+    FieldSpec(282, "postNATDestinationIPv6Address", "NF_F_XLATE_DST_ADDR_IPV6", ADDR6, 16),
+    FieldSpec(298, "initiatorPackets", "INITIATOR_PACKETS", UINT, 8),
+    FieldSpec(299, "responderPackets", "RESPONDER_PACKETS", UINT, 8),
+    FieldSpec(323, "observationTimeMilliseconds", "NF_F_EVENT_TIME_MSEC", UINT, 8),
+    FieldSpec(365, "staMacAddress", "STA_MAC_ADDRESS", MAC, 6),
+    FieldSpec(366, "staIPv4Address", "STA_IPV4_ADDRESS", ADDR4, 4),
+    FieldSpec(367, "wtpMacAddress", "WTP_MAC_ADDRESS", MAC, 6),
+    FieldSpec(33000, "NF_F_INGRESS_ACL_ID", "NF_F_INGRESS_ACL_ID", OCTETS, 12),
+    FieldSpec(33001, "NF_F_EGRESS_ACL_ID", "NF_F_EGRESS_ACL_ID", OCTETS, 12),
+    FieldSpec(33002, "NF_F_FW_EXT_EVENT", "NF_F_FW_EXT_EVENT", UINT, 2),
+    FieldSpec(40000, "NF_F_USERNAME", "NF_F_USERNAME", STRING, 20),
+    FieldSpec(40005, "NF_F_FW_EVENT_84", "NF_F_FW_EVENT_84", UINT, 1),
 ]
 
 FIELDS: dict[int, FieldSpec] = {s.id: s for s in _SPECS}
 FIELD_IDS: dict[str, int] = {**{s.name: s.id for s in _SPECS}, **{s.v9_name: s.id for s in _SPECS}}
 
 _UINT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+VARLEN = 0xFFFF  # a variable-length field (RFC 7011 §7)
 _KIND_LENGTHS = {ADDR4: (4,), ADDR6: (16,), MAC: (6,)}
 
 
@@ -186,8 +216,12 @@ def _compile_field(item: Any) -> Field:
                                 "give an enterprise number for vendor fields)")
         spec = FIELDS[fid]
         length = int(item[1]) if len(item) >= 2 else spec.length
-    if length == 0xFFFF:
-        raise TemplateError(f"field {spec.name} ({fid}): variable-length fields are not supported")
+    if length in (0, VARLEN):
+        if spec.kind not in (OCTETS, STRING):
+            what = "zero-length" if length == 0 else "variable-length"
+            raise TemplateError(f"field {spec.name} ({fid}): a {what} field must be octets or a string, "
+                                f"not {spec.kind}")
+        return Field(fid, length, enterprise, spec)
     allowed = _KIND_LENGTHS.get(spec.kind)
     if allowed and length not in allowed:
         raise TemplateError(f"field {spec.name} ({fid}) must be {allowed[0]} bytes long, not {length}")
@@ -199,6 +233,8 @@ def _compile_field(item: Any) -> Field:
 
 
 def _struct_code(f: Field) -> str:
+    if f.length == VARLEN:
+        raise TemplateError(f"field {f.name} ({f.id}) is variable-length: it has no struct code")
     if f.spec.kind == UINT and f.length in _UINT_CODES:
         return _UINT_CODES[f.length]
     return f"{f.length}s"
@@ -266,6 +302,10 @@ def _to_octets(value: Any, length: int, text: bool) -> bytes:
         value = value.encode()
     if not isinstance(value, (bytes, bytearray)):
         raise ValueError(f"{type(value).__name__} is not bytes")
+    if length == VARLEN:
+        if len(value) >= VARLEN:
+            raise ValueError(f"{len(value)} bytes do not fit a variable-length field (at most 65534)")
+        return varlen_prefix(len(value)) + bytes(value)
     if text:
         if len(value) > length:
             raise ValueError(f"{len(value)} bytes do not fit in {length}")
@@ -273,6 +313,11 @@ def _to_octets(value: Any, length: int, text: bool) -> bytes:
     if len(value) != length:
         raise ValueError(f"{len(value)} bytes, expected exactly {length}")
     return bytes(value)
+
+
+def varlen_prefix(n: int) -> bytes:
+    """The RFC 7011 §7 length prefix of an ``n``-byte variable-length value."""
+    return bytes([n]) if n < 255 else b"\xff" + n.to_bytes(2, "big")
 
 
 def convert(f: Field, value: Any) -> Any:
@@ -306,11 +351,14 @@ class Template:
         if names is not None and len(names) != len(self.fields):
             raise TemplateError(f"{len(names)} names for {len(self.fields)} fields")
         self.names: tuple[str, ...] | None = tuple(names) if names is not None else None
-        self.record_length = sum(f.length for f in self.fields)
-        self._body = "".join(_struct_code(f) for f in self.fields)
+        #: True when some field is variable-length: records are then packed one by one, and
+        #: ``record_length`` is the shortest record (every variable-length value empty).
+        self.variable = any(f.length == VARLEN for f in self.fields)
+        self.record_length = sum(1 if f.length == VARLEN else f.length for f in self.fields)
+        self._body = "" if self.variable else "".join(_struct_code(f) for f in self.fields)
         self.record_struct = struct.Struct(">" + self._body)
         # Fast path: canonical tuples need no conversion when every field is a native struct code.
-        self._fast = all(
+        self._fast = not self.variable and all(
             (f.spec.kind == UINT and f.length in _UINT_CODES) or f.spec.kind in (ADDR4, ADDR6) for f in self.fields)
         self._byte_checks = [(itemgetter(i), f.length) for i, f in enumerate(self.fields) if f.spec.kind != UINT]
         self._batch: dict[int, struct.Struct] = {}
@@ -338,7 +386,9 @@ class Template:
         return -1
 
     def batch_struct(self, n: int) -> struct.Struct:
-        """The precompiled struct that packs ``n`` records in one call."""
+        """The precompiled struct that packs ``n`` records in one call (fixed-length templates)."""
+        if self.variable:
+            raise TemplateError(f"template {self.template_id} has variable-length fields: no batch struct")
         s = self._batch.get(n)
         if s is None:
             s = self._batch[n] = struct.Struct(">" + self._body * n)
@@ -350,6 +400,10 @@ class Template:
         Tuples of canonical values (ints; addresses as 4/16 bytes) take a single ``struct`` call;
         anything else goes through :meth:`rows`, which converts and checks each value.
         """
+        if self.variable:
+            return b"".join(b"".join(v if isinstance(v, bytes) else v.to_bytes(f.length, "big")
+                                     for f, v in zip(self.fields, row, strict=True))
+                            for row in self.rows(records))
         st = self.batch_struct(len(records))
         if self._fast and self.canonical(records):
             try:
@@ -451,7 +505,8 @@ def v9_template_flowset(templates: Sequence[Template]) -> bytes:
 
 
 def v9_data_flowset(template: Template, packed: bytes) -> bytes:
-    """A data FlowSet for ``template`` around already packed records, padded to 4 bytes."""
+    """A data FlowSet for ``template`` around already packed records, padded to 4 bytes (not when
+    the padding could read as a record: records shorter than 4 bytes)."""
     pad = _pad4(len(packed)) if template.record_length > 3 else 0
     return _SET_HEADER.pack(template.template_id, 4 + len(packed) + pad) + packed + bytes(pad)
 
