@@ -267,6 +267,31 @@ def test_new_pairs_with_the_rollup_full_are_refused_and_made_in_bulk(max_context
     assert per_flow < 200  # of 1,800: the first batch (in which the rollup fills up, in order) and few more
 
 
+@pytest.mark.parametrize("hosts, cap", [(40, 40), (60, 40), (100, 100)])
+def test_refused_in_bulk_only_while_no_observation_can_free_an_entry(hosts: int, cap: int,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the trackers full, the records of pairs neither generation tracks are refused all at
+    once, unless a tracked pair of the batch could reach the threshold (its side then becomes
+    ephemeral, entries are freed and a later new pair is tracked after all): pairs that repeat and
+    cross the threshold at the cap give the same flows, trackers and refusals as one by one."""
+    outcomes = {"bulk": 0, "one_by_one": 0}
+    refusals = PortRollup.refusals
+
+    def counted(self: PortRollup, pairs: list[Any], among: list[int]) -> list[bool] | None:
+        got = refusals(self, pairs, among)
+        if self.cur.entries + self.new.entries >= self.max_entries:
+            outcomes["bulk" if got is not None and any(got) else "one_by_one"] += 1
+        return got
+
+    monkeypatch.setattr(PortRollup, "refusals", counted)
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=2, max_rollup_entries=cap)
+    out_c, out_t, acc_c, acc_t, _ = aggregate_both(new_load(13, 900, hosts=hosts), cfg, batch=30)
+    assert out_c == out_t
+    assert _trackers(acc_c) == _trackers(acc_t)
+    assert acc_t.rollup is not None and acc_t.rollup.refused > 0
+    assert outcomes["bulk"] > 0 and outcomes["one_by_one"] > 0
+
+
 def busy_clients(seed: int, n: int) -> list[tuple[bytes, Source]]:
     """``n`` records of 3 clients talking to 2 services, a fresh ephemeral port each time (the
     rollup's case): after a few connections the client side of each pair is rolled up."""

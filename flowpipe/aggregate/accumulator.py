@@ -251,7 +251,7 @@ class Accumulator:
         if len(rest):
             rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and cols.ok[rest].all():
-            self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, now)
+            self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, pairs, now)
             rest = rest[:0]
         xk = cols.extra_keys()  # records with additional fields: merged in record order (see _add_extras)
         if len(rest) and xk is not None:  # the tuple loop: all of them there, at their turn
@@ -334,9 +334,11 @@ class Accumulator:
             self._merge(i, f)
 
     def _in_order(self, cols: columns.Columns, owners: Any, keys: list[Key], slots: list[int], idx: Any, rest: Any,
-                  fast: Any, rollup: PortRollup | None, now: float) -> Any:
+                  fast: Any, rollup: PortRollup | None, pairs: list[PairKey], now: float) -> Any:
         """The records no bulk step could take (``rest``, all readable by numpy), observed one by
-        one in record order, their context work done afterwards all at once (:meth:`_settle`).
+        one in record order, their context work done afterwards all at once (:meth:`_settle`);
+        with the trackers full, those the rollup refuses whatever the order
+        (:meth:`PortRollup.refusals`) all at once too.
         Observing reads and changes only the rollup, so keying them (ports rolled up or not),
         making contexts in record order while ``max_contexts`` allows, opening windows, merging
         and handing out tokens afterwards gives what doing it at each record's turn gives (the
@@ -354,10 +356,16 @@ class Accumulator:
         dp = [0] * n if parts[3] is None else parts[3].tolist()
         observe, tokens = rollup.observe, self._token
         heap = rest.tolist()
+        seen, gen, rechecks = rollup.invalidated, rollup.gen, 0
+        refused = rollup.refusals(pairs, heap)
+        if refused is not None:  # a record whose context holds a valid token needs no observation
+            refused = [r and (slots[p] < 0 or tokens[slots[p]].gen != gen) for p, r in zip(heap, refused, strict=True)]
+            heap, refused = ([p for p, r in zip(heap, refused, strict=True) if not r],
+                             [p for p, r in zip(heap, refused, strict=True) if r])
+            rollup.refused += 2 * len(refused)
         pos = []
         verdicts: list[int] = []
         toks: list[Token] = []
-        seen, gen, rechecks = rollup.invalidated, rollup.gen, 0
         while heap:
             p = heapq.heappop(heap)
             i = slots[p]
@@ -374,6 +382,13 @@ class Accumulator:
                 rechecks = self._spent(p, fast, idx, heap, rechecks, rollup)
         at = np.array(pos, dtype=np.int64)
         vs = np.array(verdicts, dtype=np.int64)
+        if refused:  # verdict 0, no token: in record order with the others
+            at = np.concatenate((at, np.array(refused, dtype=np.int64)))
+            vs = np.concatenate((vs, np.zeros(len(refused), dtype=np.int64)))
+            toks += [NO_TOKEN] * len(refused)
+            order = np.argsort(at, kind="stable")
+            at, vs = at[order], vs[order]
+            toks = [toks[k] for k in order.tolist()]
         rolled = np.flatnonzero(vs)
         if len(rolled):
             r_at, r_v = at[rolled], vs[rolled]

@@ -107,6 +107,25 @@ class PortRollup:
         counts = Counter(pairs)
         return untracked & (np.fromiter(map(counts.__getitem__, mine), np.int64, len(mine)) == 1)
 
+    def refusals(self, pairs: list[PairKey], among: list[int]) -> list[bool] | None:
+        """Which flows at positions ``among`` of ``pairs`` (the pair keys of a batch's flows) have a
+        pair that :meth:`observe` refuses at their turn whatever the order of the batch's
+        observations: none when the trackers are not full (None returned); else those whose pair
+        neither generation tracks, provided no observation of the batch can free an entry. One
+        frees entries only when a tracker reaches ``threshold`` ports and its side becomes
+        ephemeral, and an observation adds a port at most: so it cannot while each tracked pair of
+        the batch, seen k times in it, has no tracker of ``threshold - k`` ports (None when one
+        has). A refusal changes nothing but :attr:`refused`, which the caller adds to."""
+        if self.cur.entries + self.new.entries < self.max_entries:
+            return None
+        cur, new = self.cur.pairs, self.new.pairs
+        seen = Counter(pk for pk in pairs if pk in cur or pk in new)
+        t = self.threshold
+        for pk, k in seen.items():
+            if _widest(cur.get(pk)) + k >= t or _widest(new.get(pk)) + k >= t:
+                return None
+        return [pairs[p] not in seen for p in among]
+
     def track_new(self, pairs: list[PairKey], sp: Any, dp: Any) -> None:
         """:meth:`observe` of flows whose pairs (keys) are lone and untracked (:meth:`lone_new_pairs`),
         ports (columns, None: 0): each verdict is 0 and no token is made or spent."""
@@ -326,6 +345,15 @@ def _seeds(sp: Any, dp: Any, n: int) -> list[int]:
         s |= dp.astype(np.int64)
     seeds: list[int] = s.tolist()
     return seeds
+
+
+def _widest(trackers: Any) -> int:
+    """The most ports one tracker of a pair holds (its generation's value; None: untracked)."""
+    if trackers is None:
+        return 0
+    if type(trackers) is not dict:  # a seed: one port each
+        return 1
+    return max((len(v) for k, v in trackers.items() if k is not _TOKEN), default=0)
 
 
 def _grown(trackers: Any) -> dict[Any, Any]:
