@@ -28,9 +28,14 @@ Prometheus text format. `GET /healthz` on the same port answers 200 while every 
 runs and 503 (with the missing stages) otherwise, and while stopping. `GET /exporters` answers the
 exporter inventory as JSON: one object per (namespace, exporter address, flow type) seen, with
 `id` (`namespace:address:flow_type`, the Agent's exporter id parts), `first_seen`/`last_seen` (UTC,
-ISO 8601), `datagrams`, `flows` (decoded), and per observation domain its sequence state
-(`sequence_last`, `sequence_expected`, `resets`). It holds what the sequence tracker holds (bounded
-by its key limit); templates and sampling rates are not in it yet.
+ISO 8601), `datagrams`, `flows` (decoded), per observation domain its sequence state
+(`sequence_last`, `sequence_expected`, `resets`), `sampling_rate` (the last rate the exporter
+announced: v5 header, v9/IPFIX options, sFlow samples; 0 when none) and, for NetFlow v9/IPFIX,
+`templates`: per template domain (UDP source port and source id / observation domain) the live
+template `count`, the `data` and `options` template ids, `waiting_for` (ids that held data waits
+for: a missing template), the domain's `sampling_rate` and `last_template` (when a template was
+last (re)sent). Id lists stop at 64 and domains at 64 per exporter (`templates_truncated` is then
+true). It holds what the sequence tracker holds (bounded by its key limit).
 
 - Counters are exposed as `NAME_total` (plus `NAME_created`, the time the series was created).
   Histograms are exposed as `NAME_bucket{le}`, `NAME_sum` and `NAME_count`.

@@ -20,6 +20,7 @@ from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import Config, split_host_port
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplerRules, SamplingPolicy
+from flowpipe.decode.facts import SamplingSeen, template_domains
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.flow import FlushBatch
 from flowpipe.httpd import MetricsServer
@@ -48,13 +49,11 @@ class Service:
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
+        self.rates_seen = SamplingSeen(cfg.decoder.max_exporters * 4)
         self.metrics_server: MetricsServer | None = None
         if cfg.metrics.listen:
-            from flowpipe import inventory  # noqa: PLC0415
-
             self.metrics_server = MetricsServer(split_host_port(cfg.metrics.listen, None), self.metrics,
-                                                self.healthy, exporters=lambda: inventory.render(
-                                                    self.accumulator.sequences.states))
+                                                self.healthy, exporters=self.exporter_inventory)
         from flowpipe.forward import Forwarder  # noqa: PLC0415 - heavy import (httpx) kept off check-config
         self.forwarder = Forwarder(cfg.forwarder, self.metrics)
         self.rdns: Any = None
@@ -66,6 +65,14 @@ class Service:
         self._running: set[str] = set()
         self._stopping = False
         self._refused_seen: dict[str, int] = {}
+
+    def exporter_inventory(self) -> bytes:
+        """``GET /exporters``: the exporters seen, with their sampling rates and live templates."""
+        from flowpipe import inventory  # noqa: PLC0415
+
+        domains = template_domains((lc.namespace, d.templates) for lc, d in zip(self.cfg.listeners, self.decoders,
+                                                                                 strict=True))
+        return inventory.render(self.accumulator.sequences.states, self.rates_seen.get, domains)
 
     # ---- control
 
@@ -206,7 +213,7 @@ class Service:
         for i, (lst, dec) in enumerate(zip(self.listeners, self.decoders, strict=True)):
             send, receive = trio.open_memory_channel[list[Datagram]](DATAGRAM_QUEUE)
             stage = DecoderStage(lst.cfg.flow_type, lst.cfg.namespace, dec, m, self.queue,
-                                 Allowlist(lst.cfg.allowed_exporters), self.sampling, lst.cfg.tags)
+                                 Allowlist(lst.cfg.allowed_exporters), self.sampling, lst.cfg.tags, self.rates_seen)
             pipe.start_soon(self._listen, f"listener:{lst.name}", lst, send)
             self._expected |= {f"listener:{lst.name}", f"decoder:{i}"}
             pipe.start_soon(self._stage, f"decoder:{i}", stage.run, receive, flow_send.clone())

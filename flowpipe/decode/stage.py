@@ -21,6 +21,7 @@ from flowpipe.decode.base import DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
+from flowpipe.decode.facts import SamplingSeen
 from flowpipe.flow import SAMPLING_RATE
 from flowpipe.listen import Datagram
 from flowpipe.logs import RateLimited
@@ -85,8 +86,10 @@ class DecoderStage:
 
     def __init__(self, flow_type: str, namespace: str, decoder: DatagramDecoder, metrics: Metrics,
                  queue: FlowQueue, allow: Allowlist | None = None, sampling: SamplingPolicy | None = None,
-                 tags: dict[str, str] | None = None) -> None:
+                 tags: dict[str, str] | None = None, rates_seen: SamplingSeen | None = None) -> None:
+        """``rates_seen``: where the last sampling rate each exporter announced is noted (the inventory)."""
         self.flow_type, self.namespace = flow_type, namespace
+        self.rates_seen = rates_seen
         self.decoder, self.metrics, self.queue = decoder, metrics, queue
         self.allow = allow if allow is not None and allow.nets else None
         self.sampling = sampling if sampling is not None and sampling.active else None
@@ -133,6 +136,10 @@ class DecoderStage:
                 invalid["internal_error"] += 1
                 self._log(logging.ERROR, "decoder_bug", exc_info=True, exporter=host, error=repr(e))
                 continue
+            if self.rates_seen is not None:
+                rate = _announced_rate(d)
+                if rate:
+                    self.rates_seen.note((ns, d.exporter, d.flow_type), rate)
             if d.held:
                 held += 1
             else:
@@ -253,6 +260,16 @@ class DecoderStage:
         while True:
             await trio.sleep(1.0)
             self.expire(time.time())
+
+
+def _announced_rate(d: Any) -> int:
+    """The sampling rate a decoded datagram's last flow (or data set) carries, as announced; 0 if none."""
+    if d.flows:
+        return int(d.flows[-1][SAMPLING_RATE])
+    if d.chunks:
+        c = d.chunks[-1]
+        return int(c.rate or next(iter(c.samplers.values()), 0))
+    return 0
 
 
 def _optional(module: str) -> Any:

@@ -66,6 +66,7 @@ from flowpipe.decode.templates import (
     WITHDRAW_ALL_OPTIONS,
     Domain,
     DomainKey,
+    DomainView,
     Held,
     HoldQueue,
     Layout,
@@ -149,6 +150,16 @@ class TemplateDecoder:
         """Drop expired templates and held data; held datagrams given up on (incl. cap drops)."""
         self.registry.expire(now)
         return self.hold.expire(now) + self.hold.take_dropped()
+
+    def domains(self) -> list[tuple[DomainView, list[int]]]:
+        """Read-only: each domain's templates and sampling state, with the template ids its held data
+        waits for, domains known only by held data included (the exporter inventory; nothing here
+        changes decoder state)."""
+        waiting = {(owner, key): tids for owner, key, tids in self.hold.waiting()}
+        out = [(v, waiting.pop((v.owner, (v.source_port, v.version, v.domain)), [])) for v in self.registry.view()]
+        out += [(DomainView(owner, owner, key[0], key[1], key[2], (), (), 0, 0.0), tids)
+                for (owner, key), tids in waiting.items()]
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         """Templates and sampling state as msgpack-able plain data."""
