@@ -386,6 +386,24 @@ class ForwarderConfig:
 
 
 @attrs.define(slots=True, kw_only=True)
+class MetadataConfig:
+    """Exporter metadata POSTed periodically, as the Datadog Agent sends its NetFlow exporters as
+    network-device metadata (off unless a url is set)."""
+
+    url: str = attrs.field(default="", metadata=_doc(
+        "URL to POST exporter metadata to: JSON arrays of NDM metadata payloads ({namespace, integration,"
+        " netflow_exporters: [{id, ip_address, flow_type}], collect_timestamp}, at most 100 exporters each);"
+        " [forwarder] headers, TLS settings, timeout and compression apply; "" = off"))
+    interval: float = attrs.field(default=60.0, validator=_positive, metadata=_doc(
+        "seconds between two rounds; a round sends the exporters seen since the last round that was"
+        " delivered"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+
+
+@attrs.define(slots=True, kw_only=True)
 class MetricsConfig:
     """The Prometheus endpoint."""
 
@@ -416,6 +434,7 @@ class Config:
     reverse_dns: ReverseDnsConfig = attrs.field(factory=ReverseDnsConfig, metadata=_doc("rDNS enrichment"))
     forwarder: ForwarderConfig = attrs.field(factory=ForwarderConfig, metadata=_doc("delivery"))
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig, metadata=_doc("Prometheus endpoint"))
+    metadata: MetadataConfig = attrs.field(factory=MetadataConfig, metadata=_doc("exporter metadata"))
 
     def __attrs_post_init__(self) -> None:
         if not self.host:
@@ -650,7 +669,7 @@ def dump(cfg: Config) -> str:
             out += ["", "  [[listeners.mapping]]"] + ["  " + x for x in scalars(m)]
     for rule in cfg.sampling:
         out += ["", "[[sampling]]"] + scalars(rule)
-    for name in ("decoder", "aggregator", "reverse_dns", "forwarder", "metrics"):
+    for name in ("decoder", "aggregator", "reverse_dns", "forwarder", "metrics", "metadata"):
         out += ["", f"[{name}]"] + scalars(getattr(cfg, name))
     return "\n".join(out) + "\n"
 
@@ -659,4 +678,4 @@ def sections() -> dict[str, type]:
     """Section name -> attrs class, for the docs generator and its test."""
     return {"": Config, "listeners": ListenerConfig, "listeners.mapping": MappingConfig, "sampling": SamplingRule,
             "decoder": DecoderConfig, "aggregator": AggregatorConfig, "reverse_dns": ReverseDnsConfig,
-            "forwarder": ForwarderConfig, "metrics": MetricsConfig}
+            "forwarder": ForwarderConfig, "metrics": MetricsConfig, "metadata": MetadataConfig}

@@ -92,6 +92,14 @@ class Metrics:
                                           " the retry budget, else 1", registry=r)
         self.forwarder_file_flows = Counter(P + "forwarder_file_flows", "flows written to forwarder.file",
                                             registry=r)
+        # ---- exporter metadata ([metadata] url)
+        self.metadata_requests = Counter(P + "metadata_requests", "exporter metadata POSTs by status (HTTP code,"
+                                         " or error kind)", ["status"], registry=r)
+        self.metadata_exporters_sent = Counter(P + "metadata_exporters_sent", "exporter entries in metadata"
+                                               " requests the backend accepted", registry=r)
+        self.metadata_exporters_skipped = Counter(P + "metadata_exporters_skipped", "exporters left out of"
+                                                  " metadata because their address is not an IP address",
+                                                  registry=r)
         self.limits_hit = Counter(P + "limits_hit", "things refused because a resource cap was reached"
                                   " (sequence_trackers, rollup_entries, ...)", ["limit"], registry=r)
         # ---- liveness

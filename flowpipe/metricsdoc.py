@@ -55,6 +55,7 @@ SECTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("Sequence tracking and loss", ("sequence_", "flows_lost_")),
     ("Reverse DNS", ("rdns_",)),
     ("Forwarder and spool", ("forwarder_", "flows_spooled", "spool_")),
+    ("Exporter metadata", ("metadata_",)),
     ("Drops across stages", ("flows_dropped",)),
     ("sFlow interface counters", ("sflow_interface_",)),
     ("Service", ("stage_", "log_", "limits_")),
@@ -112,6 +113,11 @@ NOTES: dict[str, str] = {
     "flowpipe_forwarder_flows_pending": "Falls back to 0 when the backend has caught up.",
     "flowpipe_forwarder_backend_up": "Alert on this being 0 for a few minutes.",
     "flowpipe_spool_bytes": "Bounded by `forwarder.spool_max_bytes`; size the spool volume above it.",
+    "flowpipe_metadata_requests": "Only with `[metadata] url`. `status` as for flowpipe_forwarder_requests; a "
+                                  "failed round is logged (metadata_not_sent, rate-limited) and its exporters "
+                                  "go again in the next round.",
+    "flowpipe_metadata_exporters_skipped": "In-band exporter names (`[listeners.exporters]`) have no IP "
+                                           "address for the Agent's shape; each counts once.",
     "flowpipe_stage_up": "`stage`: listener:NAME, decoder:N, accumulator, reverse_dns, renderer, forwarder. "
                          "`/healthz` is 503 while any expected stage is 0.",
 }

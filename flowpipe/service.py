@@ -60,6 +60,10 @@ class Service:
         if cfg.reverse_dns.enabled:
             from flowpipe.enrich import ReverseDnsEnricher  # noqa: PLC0415
             self.rdns = ReverseDnsEnricher(cfg.reverse_dns, self.metrics)
+        self.metadata: Any = None
+        if cfg.metadata.url:
+            from flowpipe.forward.metadata import MetadataSender  # noqa: PLC0415
+            self.metadata = MetadataSender(cfg.metadata, cfg.forwarder, self.metrics, self._exporters_seen)
         self._listen_scopes: list[trio.CancelScope] = []
         self._expected: set[str] = set()
         self._running: set[str] = set()
@@ -73,6 +77,11 @@ class Service:
         domains = template_domains((lc.namespace, d.templates) for lc, d in zip(self.cfg.listeners, self.decoders,
                                                                                  strict=True))
         return inventory.render(self.accumulator.sequences.states, self.rates_seen.get, domains)
+
+    def _exporters_seen(self) -> list[tuple[str, str, str, float]]:
+        """(namespace, exporter, flow type, last seen) of every exporter domain the sequence tracker holds."""
+        return [(ns, exporter, ft, st.last_seen) for (ns, exporter, ft, _), st in
+                list(self.accumulator.sequences.states.items())]
 
     # ---- control
 
@@ -124,6 +133,8 @@ class Service:
                 if self.metrics_server is not None:
                     outer.start_soon(self.metrics_server.run)
                 outer.start_soon(self._housekeeping)
+                if self.metadata is not None:
+                    outer.start_soon(self.metadata.run)
                 async with trio.open_nursery() as pipe:
                     self._start_pipeline(pipe)
                     task_status.started(self)
