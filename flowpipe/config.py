@@ -289,12 +289,27 @@ class AggregatorConfig:
         "port-rollup tracker entries (both generations) at most; past it new pairs are not tracked"))
     scale_by_sampling: bool = attrs.field(default=False, metadata=_doc(
         "multiply bytes and packets by the sampling rate before aggregation (payload sampling_rate is then 1)"))
+    max_flows_per_flush_interval: int = attrs.field(default=0, validator=_non_negative, metadata=_doc(
+        "top-N cap, as the Datadog Agent's aggregator_max_flows_per_flush_interval: at most this many flows"
+        " per flush_interval, spread over its ticks (flush_interval / flush_tick of them); each flush keeps its"
+        " flows with the most bytes and drops the rest, counted as flowpipe_flows_dropped_total{stage="
+        "\"aggregator\",reason=\"top_n\"}; 0 = off"))
+    dedup_groups: list[list[str]] = attrs.field(factory=list, metadata=_doc(
+        "groups of exporters (each a list of addresses or CIDRs) that report the same conversations: within"
+        " one flush, flows of a group with the same source and destination address and port and IP protocol"
+        " count once (the one with the most bytes is kept; the others are counted as flowpipe_flows_dropped_total"
+        "{stage=\"aggregator\",reason=\"duplicate\"}); an exporter belongs to the first group it matches;"
+        " [] = off"))
 
     def __attrs_post_init__(self) -> None:
         if self.flow_context_ttl is None:
             self.flow_context_ttl = self.flush_interval
         if self.flush_tick is None:
             self.flush_tick = min(10.0, self.flush_interval)
+        for i, group in enumerate(self.dedup_groups):
+            if not group:
+                raise ValueError(f"dedup_groups[{i}] is empty: list the exporters of the group")
+            _networks(f"dedup_groups[{i}]", group)
 
 
 @attrs.define(slots=True, kw_only=True)

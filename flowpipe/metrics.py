@@ -50,6 +50,10 @@ class Metrics:
                                      registry=r)
         self.flush_duration = Histogram(P + "flush_duration_seconds", "time to gather one tick's due"
                                         " contexts", registry=r, buckets=(.001, .005, .01, .05, .1, .5, 1, 5))
+        self.top_n_dropped_bytes = Counter(P + "top_n_dropped_bytes", "bytes of the flows the top-N cap"
+                                           " dropped (aggregator.max_flows_per_flush_interval)", registry=r)
+        self.top_n_dropped_packets = Counter(P + "top_n_dropped_packets", "packets of the flows the top-N cap"
+                                             " dropped", registry=r)
         self.rollup_entries = Gauge(P + "port_rollup_entries", "port-rollup tracker keys", ["generation"],
                                     registry=r)
         self.sequence_delta = Counter(P + "sequence_delta", "sequence progress seen from exporters, in the"

@@ -51,7 +51,7 @@ true). It holds what the sequence tracker holds (bounded by its key limit).
 SECTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("Listeners and decoding", ("datagram", "decode_", "flows_decoded", "flows_unknown_sampling", "socket_",
                                 "templates")),
-    ("Aggregation", ("aggregator_", "flows_flushed", "flush_", "port_rollup_")),
+    ("Aggregation", ("aggregator_", "flows_flushed", "flush_", "port_rollup_", "top_n_")),
     ("Sequence tracking and loss", ("sequence_", "flows_lost_")),
     ("Reverse DNS", ("rdns_",)),
     ("Forwarder and spool", ("forwarder_", "flows_spooled", "spool_")),
@@ -90,12 +90,18 @@ NOTES: dict[str, str] = {
                                             "receive_buffer_capped at start.",
     "flowpipe_flows_dropped": "`stage`/`reason` pairs include aggregator/max_contexts, aggregator/decoder_error "
                               "(records of a data set whose record decoder raised when the aggregator decoded it: a "
-                              "bug, logged as decoder_bug), forwarder/queue_full, "
+                              "bug, logged as decoder_bug), aggregator/top_n (flows over the "
+                              "`aggregator.max_flows_per_flush_interval` cap: the Agent's "
+                              "flow_truncation.flows_dropped), aggregator/duplicate (reports of one conversation by "
+                              "another exporter of an `aggregator.dedup_groups` group), forwarder/queue_full, "
                               "forwarder/shutdown, forwarder/spool_full, forwarder/spool_error, "
                               "forwarder/spool_corrupt, forwarder/rejected (the backend refused the batch for good), "
                               "forwarder/encode_error, forwarder_file/queue_full and forwarder_file/write_error.",
     "flowpipe_aggregator_contexts": "Memory follows this gauge; capped by `aggregator.max_contexts`.",
-    "flowpipe_flows_flushed": "One aggregated flow (context) emitted counts 1, however many records it merged.",
+    "flowpipe_flows_flushed": "One aggregated flow (context) emitted counts 1, however many records it merged; "
+                              "after de-duplication and the top-N cap (as the Agent's flows_flushed).",
+    "flowpipe_top_n_dropped_bytes": "The Agent's flow_truncation.flows_dropped.bytes (as the exporter counted "
+                                    "them).",
     "flowpipe_sequence_delta": "Counted at decode time per (namespace, exporter, flow type).",
     "flowpipe_sequence_reset": "After a reset the delta counts again from the new value: the reset datagram"
                                " adds only its own units (v5 flows, IPFIX records, 1 v9 packet or sFlow"
