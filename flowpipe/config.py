@@ -402,13 +402,12 @@ class ForwarderConfig:
 
 @attrs.define(slots=True, kw_only=True)
 class MetadataConfig:
-    """Exporter metadata POSTed periodically, as the Datadog Agent sends its NetFlow exporters as
-    network-device metadata (off unless a url is set)."""
+    """Exporter metadata POSTed periodically, as the Datadog Agent sends its NetFlow exporters (off without a url)."""
 
     url: str = attrs.field(default="", metadata=_doc(
         "URL to POST exporter metadata to: JSON arrays of NDM metadata payloads ({namespace, integration,"
         " netflow_exporters: [{id, ip_address, flow_type}], collect_timestamp}, at most 100 exporters each);"
-        " [forwarder] headers, TLS settings, timeout and compression apply; "" = off"))
+        " [forwarder] headers, TLS settings, timeout and compression apply; \"\" = off"))
     interval: float = attrs.field(default=60.0, validator=_positive, metadata=_doc(
         "seconds between two rounds; a round sends the exporters seen since the last round that was"
         " delivered"))

@@ -51,12 +51,12 @@ def payloads(exporters: Iterable[tuple[str, str, str]], collect_timestamp: int) 
     return out
 
 
-def _is_ip(text: str) -> bool:
+def _ip(text: str) -> str | None:
+    """The address in its compressed form, or None when ``text`` is not an IP address."""
     try:
-        ipaddress.ip_address(text)
+        return ipaddress.ip_address(text).compressed
     except ValueError:
-        return False
-    return True
+        return None
 
 
 class MetadataSender:
@@ -73,15 +73,16 @@ class MetadataSender:
                          **fwd.headers}
         self._log = RateLimited(metrics.log_suppressed)
         self._since = 0.0  # exporters last seen after this (wall clock) go in the next round
-        self._skipped: set[str] = set()  # non-IP exporters already counted (bounded by the inventory)
+        self._skipped: set[str] = set()  # non-IP exporters already counted (bounded)
 
-    def due(self, now: float) -> list[tuple[str, str, str]]:
+    def due(self) -> list[tuple[str, str, str]]:
         """(namespace, ip, flow type) of the exporters seen since the last delivered round."""
         out = []
         for ns, exporter, flow_type, last_seen in self.seen():
             if last_seen < self._since:
                 continue
-            if not _is_ip(exporter):
+            ip = _ip(exporter)
+            if ip is None:
                 if exporter not in self._skipped:
                     if len(self._skipped) >= MAX_SKIPPED_REMEMBERED:
                         self._skipped.clear()  # counted again at worst
@@ -90,7 +91,7 @@ class MetadataSender:
                     self._log(logging.WARNING, "metadata_exporter_skipped", exporter=exporter,
                               reason="not an IP address")
                 continue
-            out.append((ns, ipaddress.ip_address(exporter).compressed, flow_type))
+            out.append((ns, ip, flow_type))
         return out
 
     async def run(self) -> None:
@@ -102,7 +103,7 @@ class MetadataSender:
     async def round(self, client: httpx.Client) -> bool:
         """One round: True when every request of it was accepted (or there was nothing to send)."""
         now = time.time()
-        entries = self.due(now)
+        entries = self.due()
         batch = payloads(entries, int(now))
         ok = True
         for i in range(0, len(batch), PAYLOADS_PER_REQUEST):
