@@ -14,47 +14,31 @@ Agent's dedup branch instead lets a late reporter join the first one's cadence a
 event with a ``reporters`` list (a different payload); see docs/architecture.md.
 
 Memory: the group flows of the flush at hand (bounded by the flush, itself bounded by
-``aggregator.max_contexts``) and a bounded cache of exporter -> group.
+``aggregator.max_contexts``) and each group's bounded cache of exporter -> member or not.
 """
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
+from flowpipe.decode.exporters import Allowlist
 from flowpipe.flow import BYTES, DST_IP, DST_PORT, EXPORTER, IP_PROTOCOL, SRC_IP, SRC_PORT
-
-MAX_CACHED = 100_000  # exporter -> group answers remembered; past it the cache starts over
-
-Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Deduplicator:
     """Per flush: :meth:`start`, :meth:`take` each part (returns what may go at once), :meth:`finish`."""
 
     def __init__(self, groups: list[list[str]]) -> None:
-        self.groups: list[list[Net]] = [[ipaddress.ip_network(c, strict=False) for c in g] for g in groups]
-        self._group_of: dict[str, int] = {}
+        # each group's CIDRs matched (and cached, bounded) as [listeners] allowed_exporters are
+        self.groups = [Allowlist(g) for g in groups if g]
         self._best: dict[tuple[Any, ...], list[Any]] = {}
         self.dropped = 0  # duplicates dropped in the flush at hand (read by the caller)
 
     def group(self, exporter: str) -> int:
         """The index of the exporter's group, -1 for none."""
-        g = self._group_of.get(exporter)
-        if g is None:
-            g = -1
-            try:
-                a = ipaddress.ip_address(exporter.split("%", 1)[0])
-            except ValueError:
-                a = None
-            if a is not None:
-                for i, nets in enumerate(self.groups):
-                    if any(a.version == n.version and a in n for n in nets):
-                        g = i
-                        break
-            if len(self._group_of) >= MAX_CACHED:
-                self._group_of.clear()
-            self._group_of[exporter] = g
-        return g
+        for i, members in enumerate(self.groups):
+            if members.allowed(exporter):
+                return i
+        return -1
 
     def start(self) -> None:
         self._best = {}
