@@ -14,8 +14,9 @@ ExporterKey = tuple[str, str, str]  # (namespace, exporter address, flow type): 
 
 class SamplingSeen:
     """The last non-zero sampling rate each exporter announced (v5 header, v9/IPFIX options, sFlow
-    samples), before any ``[[sampling]]`` rule. At most ``max_keys`` exporters; past it new ones are
-    not remembered and counted in ``refused``."""
+    samples), before any ``[[sampling]]`` rule, as its flows carry it; the decoder stage notes it once
+    per batch of datagrams, from the exporter's last datagram with flows in it. At most ``max_keys``
+    exporters; past it new ones are not remembered and counted in ``refused``."""
 
     def __init__(self, max_keys: int) -> None:
         self.max_keys = max_keys

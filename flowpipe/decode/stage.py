@@ -118,6 +118,7 @@ class DecoderStage:
         ns, decode, allow, sampling, tags = self.namespace, self.decoder.decode, self.allow, self.sampling, self.tags
         unknown_rate: Tally[str] = Tally()
         sources: dict[tuple[str, int], Source] = {}  # a batch is mostly a few exporters, all with one time
+        last_of: dict[tuple[str, str], Any] = {}  # (exporter, flow type) -> its last datagram with flows
         for data, host, port, t in batch:
             if allow is not None and not allow.allowed(host):
                 refused += 1
@@ -136,10 +137,8 @@ class DecoderStage:
                 invalid["internal_error"] += 1
                 self._log(logging.ERROR, "decoder_bug", exc_info=True, exporter=host, error=repr(e))
                 continue
-            if self.rates_seen is not None:
-                rate = _announced_rate(d)
-                if rate:
-                    self.rates_seen.note((ns, d.exporter, d.flow_type), rate)
+            if d.flows or d.chunks:
+                last_of[d.exporter, d.flow_type] = d
             if d.held:
                 held += 1
             else:
@@ -183,6 +182,11 @@ class DecoderStage:
                 notes.append((ns, d.exporter, d.flow_type, d.sequence, len(d.flows) + nchunked))
             if d.counters and self._counters is not None:
                 self._counters.update(d.exporter, d.counters)
+        if self.rates_seen is not None:  # once per exporter and batch: its last datagram with flows
+            for (exporter, flow_type), d in last_of.items():
+                rate = _announced_rate(d)
+                if rate:
+                    self.rates_seen.note((ns, exporter, flow_type), rate)
         m = self.metrics
         if refused:
             m.datagrams_dropped.labels("not_allowed").inc(refused)
