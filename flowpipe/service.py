@@ -49,7 +49,8 @@ class Service:
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
-        self.rates_seen = SamplingSeen(cfg.decoder.max_exporters * 4)
+        self.rates_seen = SamplingSeen(cfg.decoder.max_exporters * 4,
+                                       self.metrics.limits_hit.labels("exporter_sampling_rates"))
         self.metrics_server: MetricsServer | None = None
         if cfg.metrics.listen:
             self.metrics_server = MetricsServer(split_host_port(cfg.metrics.listen, None), self.metrics,

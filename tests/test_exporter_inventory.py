@@ -91,3 +91,16 @@ def test_template_lists_are_bounded() -> None:
     (entry,), cut = templates_entry([(view, list(range(600, 900)))])
     assert cut and entry["count"] == 200
     assert entry["data"] == list(range(256, 256 + MAX_IDS)) and len(entry["waiting_for"]) == MAX_IDS
+
+
+def test_sampling_rates_remembered_are_bounded_and_the_refusals_counted() -> None:
+    from flowpipe.decode.facts import SamplingSeen
+    from flowpipe.metrics import Metrics
+
+    m = Metrics()
+    seen = SamplingSeen(2, m.limits_hit.labels("exporter_sampling_rates"))
+    for i, rate in enumerate((100, 200, 300)):
+        seen.note(("default", f"192.0.2.{i}", "netflow5"), rate)
+    seen.note(("default", "192.0.2.0", "netflow5"), 50)  # a known exporter's new rate is taken
+    assert [seen.get(("default", f"192.0.2.{i}", "netflow5")) for i in range(3)] == [50, 200, 0]
+    assert m.registry.get_sample_value("flowpipe_limits_hit_total", {"limit": "exporter_sampling_rates"}) == 1

@@ -16,12 +16,14 @@ class SamplingSeen:
     """The last non-zero sampling rate each exporter announced (v5 header, v9/IPFIX options, sFlow
     samples), before any ``[[sampling]]`` rule, as its flows carry it; the decoder stage notes it once
     per batch of datagrams, from the exporter's last datagram with flows in it. At most ``max_keys``
-    exporters; past it new ones are not remembered and counted in ``refused``."""
+    exporters; past it new ones are not remembered and counted in ``refused`` (and ``counter``, e.g.
+    ``flowpipe_limits_hit_total{limit="exporter_sampling_rates"}``)."""
 
-    def __init__(self, max_keys: int) -> None:
+    def __init__(self, max_keys: int, counter: Any = None) -> None:
         self.max_keys = max_keys
         self.rates: dict[ExporterKey, int] = {}
         self.refused = 0
+        self._counter = counter
 
     def note(self, key: ExporterKey, rate: int) -> None:
         rates = self.rates
@@ -29,6 +31,8 @@ class SamplingSeen:
             rates[key] = rate
         else:
             self.refused += 1
+            if self._counter is not None:
+                self._counter.inc()
 
     def get(self, key: ExporterKey) -> int:
         return self.rates.get(key, 0)
