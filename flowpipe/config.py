@@ -302,12 +302,27 @@ class AggregatorConfig:
         "port-rollup tracker entries (both generations) at most; past it new pairs are not tracked"))
     scale_by_sampling: bool = attrs.field(default=False, metadata=_doc(
         "multiply bytes and packets by the sampling rate before aggregation (payload sampling_rate is then 1)"))
+    max_flows_per_flush_interval: int = attrs.field(default=0, validator=_non_negative, metadata=_doc(
+        "top-N cap, as the Datadog Agent's aggregator_max_flows_per_flush_interval: at most this many flows"
+        " per flush_interval, spread over its ticks (flush_interval / flush_tick of them); each flush keeps its"
+        " flows with the most bytes and drops the rest, counted as flowpipe_flows_dropped_total{stage="
+        "\"aggregator\",reason=\"top_n\"}; 0 = off"))
+    dedup_groups: list[list[str]] = attrs.field(factory=list, metadata=_doc(
+        "groups of exporters (each a list of addresses or CIDRs) that report the same conversations: within"
+        " one flush, flows of a group with the same source and destination address and port and IP protocol"
+        " count once (the one with the most bytes is kept; the others are counted as flowpipe_flows_dropped_total"
+        "{stage=\"aggregator\",reason=\"duplicate\"}); an exporter belongs to the first group it matches;"
+        " [] = off"))
 
     def __attrs_post_init__(self) -> None:
         if self.flow_context_ttl is None:
             self.flow_context_ttl = self.flush_interval
         if self.flush_tick is None:
             self.flush_tick = min(10.0, self.flush_interval)
+        for i, group in enumerate(self.dedup_groups):
+            if not group:
+                raise ValueError(f"dedup_groups[{i}] is empty: list the exporters of the group")
+            _networks(f"dedup_groups[{i}]", group)
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -399,6 +414,23 @@ class ForwarderConfig:
 
 
 @attrs.define(slots=True, kw_only=True)
+class MetadataConfig:
+    """Exporter metadata POSTed periodically, as the Datadog Agent sends its NetFlow exporters (off without a url)."""
+
+    url: str = attrs.field(default="", metadata=_doc(
+        "URL to POST exporter metadata to: JSON arrays of NDM metadata payloads ({namespace, integration,"
+        " netflow_exporters: [{id, ip_address, flow_type}], collect_timestamp}, at most 100 exporters each);"
+        " [forwarder] headers, TLS settings, timeout and compression apply; \"\" = off"))
+    interval: float = attrs.field(default=60.0, validator=_positive, metadata=_doc(
+        "seconds between two rounds; a round sends the exporters seen since the last round that was"
+        " delivered"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+
+
+@attrs.define(slots=True, kw_only=True)
 class MetricsConfig:
     """The Prometheus endpoint."""
 
@@ -429,6 +461,7 @@ class Config:
     reverse_dns: ReverseDnsConfig = attrs.field(factory=ReverseDnsConfig, metadata=_doc("rDNS enrichment"))
     forwarder: ForwarderConfig = attrs.field(factory=ForwarderConfig, metadata=_doc("delivery"))
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig, metadata=_doc("Prometheus endpoint"))
+    metadata: MetadataConfig = attrs.field(factory=MetadataConfig, metadata=_doc("exporter metadata"))
 
     def __attrs_post_init__(self) -> None:
         if not self.host:
@@ -663,7 +696,7 @@ def dump(cfg: Config) -> str:
             out += ["", "  [[listeners.mapping]]"] + ["  " + x for x in scalars(m)]
     for rule in cfg.sampling:
         out += ["", "[[sampling]]"] + scalars(rule)
-    for name in ("decoder", "aggregator", "reverse_dns", "forwarder", "metrics"):
+    for name in ("decoder", "aggregator", "reverse_dns", "forwarder", "metrics", "metadata"):
         out += ["", f"[{name}]"] + scalars(getattr(cfg, name))
     return "\n".join(out) + "\n"
 
@@ -672,4 +705,4 @@ def sections() -> dict[str, type]:
     """Section name -> attrs class, for the docs generator and its test."""
     return {"": Config, "listeners": ListenerConfig, "listeners.mapping": MappingConfig, "sampling": SamplingRule,
             "decoder": DecoderConfig, "aggregator": AggregatorConfig, "reverse_dns": ReverseDnsConfig,
-            "forwarder": ForwarderConfig, "metrics": MetricsConfig}
+            "forwarder": ForwarderConfig, "metrics": MetricsConfig, "metadata": MetadataConfig}

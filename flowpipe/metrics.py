@@ -61,6 +61,10 @@ class Metrics:
                                      registry=r)
         self.flush_duration = Histogram(P + "flush_duration_seconds", "time to gather one tick's due"
                                         " contexts", registry=r, buckets=(.001, .005, .01, .05, .1, .5, 1, 5))
+        self.top_n_dropped_bytes = Counter(P + "top_n_dropped_bytes", "bytes of the flows the top-N cap"
+                                           " dropped (aggregator.max_flows_per_flush_interval)", registry=r)
+        self.top_n_dropped_packets = Counter(P + "top_n_dropped_packets", "packets of the flows the top-N cap"
+                                             " dropped", registry=r)
         self.rollup_entries = Gauge(P + "port_rollup_entries", "port-rollup tracker keys", ["generation"],
                                     registry=r)
         self.sequence_delta = Counter(P + "sequence_delta", "sequence progress seen from exporters, in the"
@@ -103,6 +107,14 @@ class Metrics:
                                           " the retry budget, else 1", registry=r)
         self.forwarder_file_flows = Counter(P + "forwarder_file_flows", "flows written to forwarder.file",
                                             registry=r)
+        # ---- exporter metadata ([metadata] url)
+        self.metadata_requests = Counter(P + "metadata_requests", "exporter metadata POSTs by status (HTTP code,"
+                                         " or error kind)", ["status"], registry=r)
+        self.metadata_exporters_sent = Counter(P + "metadata_exporters_sent", "exporter entries in metadata"
+                                               " requests the backend accepted", registry=r)
+        self.metadata_exporters_skipped = Counter(P + "metadata_exporters_skipped", "exporters left out of"
+                                                  " metadata because their address is not an IP address",
+                                                  registry=r)
         self.limits_hit = Counter(P + "limits_hit", "things refused because a resource cap was reached"
                                   " (sequence_trackers, rollup_entries, ...)", ["limit"], registry=r)
         # ---- liveness

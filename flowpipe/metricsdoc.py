@@ -28,9 +28,14 @@ Prometheus text format. `GET /healthz` on the same port answers 200 while every 
 runs and 503 (with the missing stages) otherwise, and while stopping. `GET /exporters` answers the
 exporter inventory as JSON: one object per (namespace, exporter address, flow type) seen, with
 `id` (`namespace:address:flow_type`, the Agent's exporter id parts), `first_seen`/`last_seen` (UTC,
-ISO 8601), `datagrams`, `flows` (decoded), and per observation domain its sequence state
-(`sequence_last`, `sequence_expected`, `resets`). It holds what the sequence tracker holds (bounded
-by its key limit); templates and sampling rates are not in it yet.
+ISO 8601), `datagrams`, `flows` (decoded), per observation domain its sequence state
+(`sequence_last`, `sequence_expected`, `resets`), `sampling_rate` (the last rate the exporter
+announced: v5 header, v9/IPFIX options, sFlow samples; 0 when none) and, for NetFlow v9/IPFIX,
+`templates`: per template domain (UDP source port and source id / observation domain) the live
+template `count`, the `data` and `options` template ids, `waiting_for` (ids that held data waits
+for: a missing template), the domain's `sampling_rate` and `last_template` (when a template was
+last (re)sent). Id lists stop at 64 and domains at 64 per exporter (`templates_truncated` is then
+true). It holds what the sequence tracker holds (bounded by its key limit).
 
 - Counters are exposed as `NAME_total` (plus `NAME_created`, the time the series was created).
   Histograms are exposed as `NAME_bucket{le}`, `NAME_sum` and `NAME_count`.
@@ -46,10 +51,11 @@ by its key limit); templates and sampling rates are not in it yet.
 SECTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("Listeners and decoding", ("datagram", "decode_", "flows_decoded", "flows_unknown_sampling", "socket_",
                                 "templates")),
-    ("Aggregation", ("aggregator_", "flows_flushed", "flush_", "port_rollup_")),
+    ("Aggregation", ("aggregator_", "flows_flushed", "flush_", "port_rollup_", "top_n_")),
     ("Sequence tracking and loss", ("sequence_", "flows_lost_")),
     ("Reverse DNS", ("rdns_",)),
     ("Forwarder and spool", ("forwarder_", "flows_spooled", "spool_")),
+    ("Exporter metadata", ("metadata_",)),
     ("Drops across stages", ("flows_dropped",)),
     ("sFlow interface counters", ("sflow_interface_",)),
     ("Service", ("stage_", "log_", "limits_")),
@@ -84,12 +90,18 @@ NOTES: dict[str, str] = {
                                             "receive_buffer_capped at start.",
     "flowpipe_flows_dropped": "`stage`/`reason` pairs include aggregator/max_contexts, aggregator/decoder_error "
                               "(records of a data set whose record decoder raised when the aggregator decoded it: a "
-                              "bug, logged as decoder_bug), forwarder/queue_full, "
+                              "bug, logged as decoder_bug), aggregator/top_n (flows over the "
+                              "`aggregator.max_flows_per_flush_interval` cap: the Agent's "
+                              "flow_truncation.flows_dropped), aggregator/duplicate (reports of one conversation by "
+                              "another exporter of an `aggregator.dedup_groups` group), forwarder/queue_full, "
                               "forwarder/shutdown, forwarder/spool_full, forwarder/spool_error, "
                               "forwarder/spool_corrupt, forwarder/rejected (the backend refused the batch for good), "
                               "forwarder/encode_error, forwarder_file/queue_full and forwarder_file/write_error.",
     "flowpipe_aggregator_contexts": "Memory follows this gauge; capped by `aggregator.max_contexts`.",
-    "flowpipe_flows_flushed": "One aggregated flow (context) emitted counts 1, however many records it merged.",
+    "flowpipe_flows_flushed": "One aggregated flow (context) emitted counts 1, however many records it merged; "
+                              "after de-duplication and the top-N cap (as the Agent's flows_flushed).",
+    "flowpipe_top_n_dropped_bytes": "The Agent's flow_truncation.flows_dropped.bytes (as the exporter counted "
+                                    "them).",
     "flowpipe_sequence_delta": "Counted at decode time per (namespace, exporter, flow type).",
     "flowpipe_sequence_reset": "After a reset the delta counts again from the new value: the reset datagram"
                                " adds only its own units (v5 flows, IPFIX records, 1 v9 packet or sFlow"
@@ -107,6 +119,11 @@ NOTES: dict[str, str] = {
     "flowpipe_forwarder_flows_pending": "Falls back to 0 when the backend has caught up.",
     "flowpipe_forwarder_backend_up": "Alert on this being 0 for a few minutes.",
     "flowpipe_spool_bytes": "Bounded by `forwarder.spool_max_bytes`; size the spool volume above it.",
+    "flowpipe_metadata_requests": "Only with `[metadata] url`. `status` as for flowpipe_forwarder_requests; a "
+                                  "failed round is logged (metadata_not_sent, rate-limited) and its exporters "
+                                  "go again in the next round.",
+    "flowpipe_metadata_exporters_skipped": "In-band exporter names (`[listeners.exporters]`) have no IP "
+                                           "address for the Agent's shape; each counts once.",
     "flowpipe_stage_up": "`stage`: listener:NAME, decoder:N, accumulator, reverse_dns, renderer, forwarder. "
                          "`/healthz` is 503 while any expected stage is 0.",
 }

@@ -20,6 +20,7 @@ from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import Config, split_host_port
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplerRules, SamplingPolicy
+from flowpipe.decode.facts import SamplingSeen, template_domains
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.flow import FlushBatch
 from flowpipe.httpd import MetricsServer
@@ -48,24 +49,40 @@ class Service:
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
+        self.rates_seen = SamplingSeen(cfg.decoder.max_exporters * 4,
+                                       self.metrics.limits_hit.labels("exporter_sampling_rates"))
         self.metrics_server: MetricsServer | None = None
         if cfg.metrics.listen:
-            from flowpipe import inventory  # noqa: PLC0415
-
             self.metrics_server = MetricsServer(split_host_port(cfg.metrics.listen, None), self.metrics,
-                                                self.healthy, exporters=lambda: inventory.render(
-                                                    self.accumulator.sequences.states))
+                                                self.healthy, exporters=self.exporter_inventory)
         from flowpipe.forward import Forwarder  # noqa: PLC0415 - heavy import (httpx) kept off check-config
         self.forwarder = Forwarder(cfg.forwarder, self.metrics)
         self.rdns: Any = None
         if cfg.reverse_dns.enabled:
             from flowpipe.enrich import ReverseDnsEnricher  # noqa: PLC0415
             self.rdns = ReverseDnsEnricher(cfg.reverse_dns, self.metrics)
+        self.metadata: Any = None
+        if cfg.metadata.url:
+            from flowpipe.forward.metadata import MetadataSender  # noqa: PLC0415
+            self.metadata = MetadataSender(cfg.metadata, cfg.forwarder, self.metrics, self._exporters_seen)
         self._listen_scopes: list[trio.CancelScope] = []
         self._expected: set[str] = set()
         self._running: set[str] = set()
         self._stopping = False
         self._refused_seen: dict[str, int] = {}
+
+    def exporter_inventory(self) -> bytes:
+        """``GET /exporters``: the exporters seen, with their sampling rates and live templates."""
+        from flowpipe import inventory  # noqa: PLC0415
+
+        domains = template_domains((lc.namespace, d.templates) for lc, d in zip(self.cfg.listeners, self.decoders,
+                                                                                 strict=True))
+        return inventory.render(self.accumulator.sequences.states, self.rates_seen.get, domains)
+
+    def _exporters_seen(self) -> list[tuple[str, str, str, float]]:
+        """(namespace, exporter, flow type, last seen) of every exporter domain the sequence tracker holds."""
+        return [(ns, exporter, ft, st.last_seen) for (ns, exporter, ft, _), st in
+                list(self.accumulator.sequences.states.items())]
 
     # ---- control
 
@@ -117,6 +134,8 @@ class Service:
                 if self.metrics_server is not None:
                     outer.start_soon(self.metrics_server.run)
                 outer.start_soon(self._housekeeping)
+                if self.metadata is not None:
+                    outer.start_soon(self.metadata.run)
                 async with trio.open_nursery() as pipe:
                     self._start_pipeline(pipe)
                     task_status.started(self)
@@ -220,7 +239,7 @@ class Service:
         for i, (lst, dec) in enumerate(zip(self.listeners, self.decoders, strict=True)):
             send, receive = trio.open_memory_channel[list[Datagram]](DATAGRAM_QUEUE)
             stage = DecoderStage(lst.cfg.flow_type, lst.cfg.namespace, dec, m, self.queue,
-                                 Allowlist(lst.cfg.allowed_exporters), self.sampling, lst.cfg.tags)
+                                 Allowlist(lst.cfg.allowed_exporters), self.sampling, lst.cfg.tags, self.rates_seen)
             pipe.start_soon(self._listen, f"listener:{lst.name}", lst, send)
             self._expected |= {f"listener:{lst.name}", f"decoder:{i}"}
             pipe.start_soon(self._stage, f"decoder:{i}", stage.run, receive, flow_send.clone())

@@ -108,8 +108,8 @@ async def test_generated_loss_is_estimated_exactly_for_v5_and_ipfix() -> None:
                 assert sent["flows_skipped"] > 0
                 received = sent["flows"] - sent["flows_skipped"]
 
-                def arrived(want: int = received) -> bool:
-                    return metric(svc, "flowpipe_flows_decoded_total", flow_type="netflow9") >= want
+                def arrived(want: int = received) -> bool:  # taken by the accumulator, which tracks sequences
+                    return metric(svc, "flowpipe_aggregator_flows_received_total") >= want
                 assert await wait_for(arrived, 15)
                 labels = {"namespace": "default", "exporter": "127.0.0.1", "flow_type": protocol}
                 lost = metric(svc, "flowpipe_flows_lost_estimate_total", **labels)

@@ -88,7 +88,8 @@ def test_every_supported_key_is_carried_over_and_the_result_loads(tmp_path: Path
     toml, err = converted(tmp_path, FULL)
     assert toml["host"] == "edge-agent-1"
     assert toml["aggregator"] == {"buffer_size": 20000, "flush_interval": 60, "flow_context_ttl": 120,
-                                  "port_rollup_threshold": 20, "rollup_tracker_refresh_interval": 600}
+                                  "port_rollup_threshold": 20, "rollup_tracker_refresh_interval": 600,
+                                  "max_flows_per_flush_interval": 1000}
     nf9, ipfix, sflow = toml["listeners"]
     assert (nf9["flow_type"], nf9["port"], nf9["bind_host"], nf9["workers"], nf9["namespace"]) == (
         "netflow9", 2055, "::", 2, "dc1")
@@ -109,13 +110,22 @@ def test_every_supported_key_is_carried_over_and_the_result_loads(tmp_path: Path
     cfg = load(str(path))
     assert [lst.port for lst in cfg.listeners] == [2055, 4739, 6343]
     assert cfg.aggregator.flow_context_ttl == 120 and cfg.reverse_dns.enabled
+    assert cfg.aggregator.max_flows_per_flush_interval == 1000
+
+
+def test_top_n_cap_off_in_the_agent_stays_off(tmp_path: Path) -> None:
+    toml, err = converted(tmp_path, "network_devices:\n  netflow:\n    aggregator_max_flows_per_flush_interval: 0\n")
+    assert "max_flows_per_flush_interval" not in toml.get("aggregator", {})
+    assert "aggregator_max_flows_per_flush_interval" not in err
+    assert "[metadata] url" in err  # what to set for the Agent's exporter metadata
 
 
 def test_keys_that_cannot_be_carried_over_are_reported_not_dropped(tmp_path: Path) -> None:
     _, err = converted(tmp_path, FULL)
     expected = {
         "network_devices.netflow.stop_timeout: unsupported",
-        "network_devices.netflow.aggregator_max_flows_per_flush_interval: unsupported",
+        "network_devices.netflow.aggregator_max_flows_per_flush_interval: info",  # converted; no jitter
+        "network_devices.netflow: info",                                       # exporter metadata needs a url
         "network_devices.netflow.listeners[1]: changed",                       # netflow5 on 2055 twice
         "network_devices.netflow.listeners[0].mapping[2].type: changed",
         "network_devices.netflow.listeners[3].enable_biflow_parsing: unsupported",

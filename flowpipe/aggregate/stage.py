@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import trio
 
 from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.aggregate.flushfilter import FlushFilter
 from flowpipe.aggregate.sequence import SequenceTracker
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode.stage import FlowBatch, FlowQueue
@@ -75,6 +76,7 @@ class AccumulatorStage:
         self.queue = queue
         self.acc = Accumulator(cfg)
         self.sequences = SequenceTracker(metrics, max_sequence_keys)
+        self.post = FlushFilter.of(cfg, metrics)  # de-duplication and top-N cap of each flush (None: off)
         self._log = RateLimited(metrics.log_suppressed)
         self._dropped_full = metrics.flows_dropped.labels("aggregator", "max_contexts")
         self._dropped_undecodable = metrics.flows_dropped.labels("aggregator", "decoder_error")
@@ -166,6 +168,8 @@ class AccumulatorStage:
                 nursery.cancel_scope.cancel()
             rest = self.acc.drain()
             self._gauges()
+            if rest and self.post is not None:
+                rest = self.post.whole(time.time(), rest)
             if rest:
                 self.metrics.flows_flushed.inc(len(rest))
                 await send.send(FlushBatch(time.time(), rest))
@@ -194,9 +198,22 @@ class AccumulatorStage:
             next_at += tick
             now = time.time()
             with trio.CancelScope(shield=True):  # flows taken out of contexts must not be lost
+                post = self.post
+                if post is not None:
+                    post.start(now)
                 async for flows in self.flush_parts(now):  # each part on its way as soon as it is made
-                    self.metrics.flows_flushed.inc(len(flows))
-                    await send.send(FlushBatch(now, flows))
+                    if post is not None:
+                        flows = post.take(flows)
+                    await self._emit(send, now, flows)
+                if post is not None:  # what de-duplication and the cap kept: they needed the whole flush
+                    rest = post.finish()
+                    for i in range(0, len(rest), FLUSH_PART):
+                        await self._emit(send, now, rest[i:i + FLUSH_PART])
+
+    async def _emit(self, send: trio.MemorySendChannel[FlushBatch], now: float, flows: list[list]) -> None:
+        if flows:
+            self.metrics.flows_flushed.inc(len(flows))
+            await send.send(FlushBatch(now, flows))
 
     async def _rotator(self) -> None:
         while True:

@@ -31,9 +31,12 @@ AGGREGATOR_KEYS = {
 NO_EQUIVALENT = {
     "stop_timeout": "flowpipe closes its listeners at once on SIGTERM; what bounds a stop is "
                     "forwarder.stop_timeout (final delivery), which is a different setting",
-    "aggregator_max_flows_per_flush_interval": "flowpipe has no top-N cap on emitted flows; every flow "
-                                              "context is emitted (cap memory with aggregator.max_contexts)",
 }
+TOP_N_NOTE = ("converted to aggregator.max_flows_per_flush_interval (same per-tick budgets, largest flows by bytes "
+              "kept); flowpipe does not delay a new context's first emission by a random jitter, and a tick whose "
+              "share is 0 (a cap below flush_interval / 10 s) emits nothing where the Agent then sends everything")
+METADATA_NOTE = ("the Agent sends the exporters it sees to Datadog as device metadata; flowpipe POSTs them only "
+                 "when [metadata] url is set (with [forwarder] headers)")
 PERF_BRANCH_KEYS = ("drop_flows_before_ep_forwarder", "skip_hash_collision_detection", "aggregator_use_value_map",
                     "aggregation_hash_use_sync_pool", "portrollup_use_fixed_size_key")
 LISTENER_KEYS = ("flow_type", "port", "bind_host", "workers", "namespace", "mapping")
@@ -203,8 +206,11 @@ def convert(doc: Any) -> Conversion:
                 conv.set("reverse_dns", "enabled", True, where)
         elif key in ("prometheus_listener_enabled", "prometheus_listener_address"):
             continue  # handled together below
-        elif key == "aggregator_max_flows_per_flush_interval" and _number(value, where) == 0:
-            continue  # 0 is the Agent's "off"
+        elif key == "aggregator_max_flows_per_flush_interval":
+            n = _int(value, where)
+            if n > 0:  # 0 is the Agent's "off", as flowpipe's
+                conv.set("aggregator", "max_flows_per_flush_interval", n, where)
+                conv.note(where, "info", TOP_N_NOTE)
         elif key in NO_EQUIVALENT:
             conv.note(where, "unsupported", NO_EQUIVALENT[key])
         elif key in PERF_BRANCH_KEYS:
@@ -215,6 +221,7 @@ def convert(doc: Any) -> Conversion:
         else:
             conv.note(where, "unknown", "not a Datadog Agent NetFlow key flowpipe knows; not converted")
     _prometheus(conv, nf)
+    conv.note(NF, "info", METADATA_NOTE)
     for key in ("api_key", "site", "dd_url"):
         if doc.get(key):
             conv.note(key, "info", "not read: flowpipe posts to [forwarder] url with [forwarder] headers "

@@ -169,7 +169,7 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
     ns = src.namespace
     off = hdr.size
     spans: list[int] | None = [] if columnar else None
-    unrated = 0  # columnar: samples with sampling rate 0
+    unrated = rate = 0  # columnar: samples with sampling rate 0, the last sample's rate
     for _ in range(nsamples):
         if n - off < 8:
             skipped.append("sample_truncated")
@@ -192,7 +192,8 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
                 skipped.append("sample_short")
             else:
                 spans += (start, end, fmt == 3)
-                if not _U32.unpack_from(data, start + (12 if fmt == 3 else 8))[0]:
+                rate = _U32.unpack_from(data, start + (12 if fmt == 3 else 8))[0]
+                if not rate:
                     unrated += 1
         elif fmt == 2 or fmt == 4:
             _counter_sample(data, start, end, fmt == 4, counters, skipped)
@@ -201,7 +202,7 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
         else:
             skipped.append("sample_unknown_format")
     if spans:
-        out.chunks.append(SampleChunk(data, spans, agent, ns, now, unrated))
+        out.chunks.append(SampleChunk(data, spans, agent, ns, now, rate, unrated))
     return out
 
 
@@ -226,8 +227,9 @@ class SampleChunk(Chunk):
     __slots__ = ("spans", "_decoded")
     flow_type = FLOW_TYPE
 
-    def __init__(self, data: bytes, spans: list[int], agent: str, ns: str, now: int, unrated: int) -> None:
-        super().__init__(SAMPLES, data, len(spans) // 3, agent, ns, 0, {}, now, 0, None)
+    def __init__(self, data: bytes, spans: list[int], agent: str, ns: str, now: int, rate: int, unrated: int) -> None:
+        """``rate``: the last sample's sampling rate (each record has its own)."""
+        super().__init__(SAMPLES, data, len(spans) // 3, agent, ns, rate, {}, now, 0, None)
         self.spans = spans
         self.unrated = unrated
         self.skipped = []

@@ -21,6 +21,7 @@ from flowpipe.decode.base import DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
+from flowpipe.decode.facts import SamplingSeen
 from flowpipe.flow import SAMPLING_RATE
 from flowpipe.listen import Datagram
 from flowpipe.logs import RateLimited
@@ -85,8 +86,10 @@ class DecoderStage:
 
     def __init__(self, flow_type: str, namespace: str, decoder: DatagramDecoder, metrics: Metrics,
                  queue: FlowQueue, allow: Allowlist | None = None, sampling: SamplingPolicy | None = None,
-                 tags: dict[str, str] | None = None) -> None:
+                 tags: dict[str, str] | None = None, rates_seen: SamplingSeen | None = None) -> None:
+        """``rates_seen``: where the last sampling rate each exporter announced is noted (the inventory)."""
         self.flow_type, self.namespace = flow_type, namespace
+        self.rates_seen = rates_seen
         self.decoder, self.metrics, self.queue = decoder, metrics, queue
         self.allow = allow if allow is not None and allow.nets else None
         self.sampling = sampling if sampling is not None and sampling.active else None
@@ -115,6 +118,7 @@ class DecoderStage:
         ns, decode, allow, sampling, tags = self.namespace, self.decoder.decode, self.allow, self.sampling, self.tags
         unknown_rate: Tally[str] = Tally()
         sources: dict[tuple[str, int], Source] = {}  # a batch is mostly a few exporters, all with one time
+        last_of: dict[tuple[str, str], Any] = {}  # (exporter, flow type) -> its last datagram with flows
         for data, host, port, t in batch:
             if allow is not None and not allow.allowed(host):
                 refused += 1
@@ -133,6 +137,8 @@ class DecoderStage:
                 invalid["internal_error"] += 1
                 self._log(logging.ERROR, "decoder_bug", exc_info=True, exporter=host, error=repr(e))
                 continue
+            if d.flows or d.chunks:
+                last_of[d.exporter, d.flow_type] = d
             if d.held:
                 held += 1
             else:
@@ -176,6 +182,11 @@ class DecoderStage:
                 notes.append((ns, d.exporter, d.flow_type, d.sequence, len(d.flows) + nchunked))
             if d.counters and self._counters is not None:
                 self._counters.update(d.exporter, d.counters)
+        if self.rates_seen is not None:  # once per exporter and batch: its last datagram with flows
+            for (exporter, flow_type), d in last_of.items():
+                rate = _announced_rate(d)
+                if rate:
+                    self.rates_seen.note((ns, exporter, flow_type), rate)
         m = self.metrics
         if refused:
             m.datagrams_dropped.labels("not_allowed").inc(refused)
@@ -253,6 +264,16 @@ class DecoderStage:
         while True:
             await trio.sleep(1.0)
             self.expire(time.time())
+
+
+def _announced_rate(d: Any) -> int:
+    """The sampling rate a decoded datagram's last flow (or data set) carries, as announced; 0 if none."""
+    if d.flows:
+        return int(d.flows[-1][SAMPLING_RATE])
+    if d.chunks:
+        c = d.chunks[-1]
+        return int(c.rate or next(iter(c.samplers.values()), 0))
+    return 0
 
 
 def _optional(module: str) -> Any:

@@ -67,6 +67,7 @@ from flowpipe.decode.templates import (
     WITHDRAW_ALL_OPTIONS,
     Domain,
     DomainKey,
+    DomainView,
     Held,
     HoldQueue,
     Layout,
@@ -159,6 +160,16 @@ class TemplateDecoder:
         self.nsel.expire((d.conns for ex in self.registry.exporters.values() for d in ex.domains.values()
                           if d.conns is not None), now)
         return self.hold.expire(now) + self.hold.take_dropped()
+
+    def domains(self) -> list[tuple[DomainView, list[int]]]:
+        """Read-only: each domain's templates and sampling state, with the template ids its held data
+        waits for, domains known only by held data included (the exporter inventory; nothing here
+        changes decoder state)."""
+        waiting = {(owner, key): tids for owner, key, tids in self.hold.waiting()}
+        out = [(v, waiting.pop((v.owner, (v.source_port, v.version, v.domain)), [])) for v in self.registry.view()]
+        out += [(DomainView(owner, owner, key[0], key[1], key[2], (), (), 0, 0.0), tids)
+                for (owner, key), tids in waiting.items()]
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         """Templates and sampling state as msgpack-able plain data."""

@@ -131,6 +131,21 @@ class Domain:
         return self.system_rate or self.last_rate
 
 
+class DomainView(NamedTuple):
+    """What :meth:`Registry.view` tells about one domain. ``exporter`` is the address its flows carry
+    (the in-band identity when the domain announced one), ``owner`` the key its state is kept under."""
+
+    exporter: str
+    owner: str
+    source_port: int
+    version: int
+    domain: int
+    data_ids: tuple[int, ...]
+    option_ids: tuple[int, ...]
+    sampling_rate: int
+    refreshed: float  # when the most recently (re)sent template of the domain came; 0 without templates
+
+
 class Exporter:
     __slots__ = ("domains", "ntemplates")
 
@@ -278,6 +293,17 @@ class Registry:
 
     def is_live(self, t: Template, now: float) -> bool:
         return now - t.seen <= self.cfg.template_timeout
+
+    # ---- read-only view (the exporter inventory) ------------------------------------------------
+
+    def view(self) -> Iterator[DomainView]:
+        """Every domain's templates and sampling state as plain values; changes nothing."""
+        for owner, ex in self.exporters.items():
+            for (port, version, did), dom in ex.domains.items():
+                data = tuple(sorted(t.tid for t in dom.templates.values() if not t.options))
+                opts = tuple(sorted(t.tid for t in dom.templates.values() if t.options))
+                newest = max((t.seen for t in dom.templates.values()), default=0.0)
+                yield DomainView(dom.identity or owner, owner, port, version, did, data, opts, dom.rate, newest)
 
     # ---- persistence --------------------------------------------------------------------------
 
@@ -506,6 +532,12 @@ class HoldQueue:
                 hids.update(waiting)
         entries = self.entries
         return [(hid, entries[hid]) for hid in sorted(hids)]
+
+    def waiting(self) -> Iterator[tuple[str, DomainKey, list[int]]]:
+        """Read-only: (exporter, domain, template ids its held data waits for, ascending) of each domain
+        with held data."""
+        for dh in self.by_domain.values():
+            yield dh.exporter, dh.key, sorted(dh.tids)
 
     def has_waiting(self, exporter: str, key: DomainKey) -> bool:
         return (exporter, key) in self.by_domain
