@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -37,12 +38,24 @@ _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
 _NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never appended to)
 
 
+# The kept fields (flowpipe.flow.kept_fields) a plan may read too: direction, ether type, MACs,
+# masks, output interface, next hop (type and sampling rate come from the decoder and the chunk).
+KEPT_SLOTS = (4, 9, 15, 16, 17, 18, 20, 22)
+_KEPT_DEFAULT: dict[int, Any] = {22: b""}
+
+
 class VectorPlan:
-    """Where a template's records keep the fast path's values: a numpy dtype over the record."""
+    """Where a template's records keep the fast path's values: a numpy dtype over the record.
 
-    __slots__ = ("dtype", "names", "times", "family")
+    ``kept``: how to read each kept field of a record (slot -> ("const", value) | ("field", name) |
+    ("mac", name)), for the flow type ``kind``; None when some kept field is not one plain field,
+    and then a new window's kept fields come from the record's flow tuple."""
 
-    def __init__(self, dtype: np.dtype[Any], names: dict[int, str], times: dict[int, str]) -> None:
+    __slots__ = ("dtype", "names", "times", "family", "kept", "kind")
+
+    def __init__(self, dtype: np.dtype[Any], names: dict[int, str], times: dict[int, str],
+                 kept: dict[int, tuple[str, Any]] | None = None, kind: str = "") -> None:
+        self.kept, self.kind = kept, kind
         self.dtype = dtype
         self.names = names  # slot -> field name in dtype (absent slots take the tuple's default)
         # (source, destination) address lengths: records of plans with different ones can share
@@ -53,11 +66,12 @@ class VectorPlan:
 
 
 def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
-         simple: dict[int, tuple[str, int, str]]) -> VectorPlan | None:
+         simple: dict[int, tuple[str, int, str]], kind: str = "") -> VectorPlan | None:
     """The plan of a fixed-length template, or None when some value is not one field as it is.
 
     ``expressions``: slot -> the record decoder's final expression (after mapping);
-    ``simple``: slot -> (expression, field index, how) for slots filled straight from a field.
+    ``simple``: slot -> (expression, field index, how) for slots filled straight from a field;
+    ``kind``: the flow type the records are (their kept fields are read too when they can be).
     """
     offsets, off = [], 0
     for _, _, ln in fields:
@@ -92,8 +106,33 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
         offs.append(offsets[i])
     if 11 not in names and 12 not in names:
         return None  # no address at all: not worth a plan
-    dtype = np.dtype({"names": list(names.values()), "formats": formats, "offsets": offs, "itemsize": off})
-    return VectorPlan(dtype, names, times)
+    kept: dict[int, tuple[str, Any]] | None = {}
+    extra: list[tuple[str, str, int]] = []  # (name, format, offset) of the kept fields read
+    for slot in KEPT_SLOTS:
+        e, s = expressions.get(slot), simple.get(slot)
+        if e is None:
+            kept[slot] = ("const", _KEPT_DEFAULT.get(slot, 0))  # type: ignore[index]
+            continue
+        if e.isdigit():
+            kept[slot] = ("const", int(e))  # type: ignore[index]
+            continue
+        ln = fields[s[1]][2] if s is not None and s[0] == e else 0
+        if s is not None and s[2] == "raw" and ln in (4, 16):
+            how, fmt = "field", f"V{ln}"
+        elif s is not None and s[2] == "int" and ln in _INT_FORMATS:
+            how, fmt = "field", _INT_FORMATS[ln]
+        elif s is not None and s[2] == "int" and ln == 6:
+            how, fmt = "mac", "V6"
+        else:
+            kept = None
+            break
+        kept[slot] = (how, f"k{slot}")  # type: ignore[index]
+        extra.append((f"k{slot}", fmt, offsets[s[1]]))  # type: ignore[index]
+    if kept is None:
+        extra = []
+    dtype = np.dtype({"names": list(names.values()) + [x[0] for x in extra], "formats": formats + [x[1] for x in extra],
+                      "offsets": offs + [x[2] for x in extra], "itemsize": off})
+    return VectorPlan(dtype, names, times, kept, kind)
 
 
 class Chunk:
@@ -153,13 +192,14 @@ class Columns:
     """
 
     __slots__ = ("chunks", "counts", "starts", "n", "parts", "bytes", "packets", "start", "end", "flags", "ok",
-                 "_rows")
+                 "_rows", "_plan", "_records")
 
     def __init__(self, chunks: list[Chunk]) -> None:
         first = chunks[0]
         p: VectorPlan = first.dec.plan
         body = first.body if len(chunks) == 1 else b"".join([c.body for c in chunks])
         a = np.frombuffer(body, dtype=p.dtype)
+        self._plan, self._records = p, a
         n = len(a)
         self.counts = counts = [c.count for c in chunks]
         self.chunks = chunks
@@ -230,10 +270,30 @@ class Columns:
         return np.repeat(ids, self.counts)
 
     def kept_at(self, positions: Any) -> tuple[list[tuple | None], list[dict[str, Any] | None]]:
-        """The kept fields (:data:`flowpipe.flow.kept_fields`) of the records at ``positions`` (None
-        for one whose chunk could not be decoded) and their additional fields (none in chunks)."""
-        rows = self.rows_at(positions)
-        return [None if f is None else kept_fields(f) for f in rows], [None] * len(rows)
+        """The kept fields (:data:`flowpipe.flow.kept_fields`) of the records at ``positions`` and
+        their additional fields (none in chunks): read from the records when the plan can (see
+        :class:`VectorPlan`), else from their flow tuples (None for one whose chunk could not be
+        decoded)."""
+        how = self._plan.kept
+        if how is None:
+            rows = self.rows_at(positions)
+            return [None if f is None else kept_fields(f) for f in rows], [None] * len(rows)
+        at = np.asarray(positions, dtype=np.int64)
+        m = len(at)
+        a = self._records[at]
+        rates = np.repeat(np.fromiter((c.rate for c in self.chunks), np.int64, len(self.chunks)), self.counts)
+        values: list[Any] = [repeat(self._plan.kind, m), rates[at].tolist()]
+        for slot in KEPT_SLOTS:
+            kind, v = how[slot]
+            if kind == "const":
+                values.append(repeat(v, m))
+            elif kind == "field":
+                values.append(a[v].tolist())
+            else:  # a 6-byte MAC as its 48-bit int
+                wide = np.zeros((m, 8), dtype=np.uint8)
+                wide[:, 2:] = np.ascontiguousarray(a[v]).view(np.uint8).reshape(m, 6)
+                values.append(wide.view(">u8").ravel().tolist())
+        return list(zip(*values, strict=True)), [None] * m
 
     def extra_keys(self) -> Any:
         """A bool per record: it has additional fields (None: no record has)."""

@@ -377,9 +377,13 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
         if e is not None:
             ex[slot] = e
     for slot, pair in ((17, (9, 29)), (18, (13, 30))):
-        found = [g.val(g.need(i, "int"), "int") for i in (g.find(x) for x in pair) if i is not None]
-        if found:
-            ex[slot] = found[0] if len(found) == 1 else f"({found[0]} or {found[1]})"
+        at = [i for i in (g.find(x) for x in pair) if i is not None]
+        found = [g.val(g.need(i, "int"), "int") for i in at]
+        if len(found) == 1:
+            ex[slot] = found[0]
+            g.simple[slot] = (found[0], at[0], "int")
+        elif found:
+            ex[slot] = f"({found[0]} or {found[1]})"
     src, sfam = addr(8, 27, "s_")
     dst, dfam = addr(12, 28, "d_")
     if src:
@@ -404,10 +408,11 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
             e = intf((256,))
             if e is not None:
                 ex[9] = e
-    hops = [g.val(g.need(i, "raw"), "raw") for i in (g.find(x, (ln,)) for x, ln in
-                                                  ((15, 4), (62, 16), (18, 4), (63, 16))) if i is not None]
+    at = [i for i in (g.find(x, (ln,)) for x, ln in ((15, 4), (62, 16), (18, 4), (63, 16))) if i is not None]
+    hops = [g.val(g.need(i, "raw"), "raw") for i in at]
     if len(hops) == 1:
         ex[22] = hops[0]
+        g.simple[22] = (hops[0], at[0], "raw")
     elif hops:
         ex[22] = f"_nz({', '.join(hops)})"
     for slot, cands in ((5, START_IES), (6, END_IES)):
@@ -584,7 +589,7 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
         slots.append("{" + ", ".join(f"{k}: {e}" for k, e in extras) + "}")
     else:
         slots.append("_extras((" + "".join(f"({k}, {e}), " for k, e in extras) + "))")
-    vector = (columns.plan(fields, ex, g.simple) if fixed and not extras and identity is None
+    vector = (columns.plan(fields, ex, g.simple, ns["TY"]) if fixed and not extras and identity is None
               and ex.get(3) == "R" and 1 not in ex and 2 not in ex else None)
     row = "(" + ", ".join(slots) + ")"
     clauses = " ".join(pre)

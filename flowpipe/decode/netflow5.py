@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -76,9 +77,14 @@ class _Records:
                   5: (">u4", 24), 6: (">u4", 28), 13: (">u2", 32), 14: (">u2", 34), 21: ("u1", 37),
                   10: ("u1", 38), 23: ("u1", 39)}
         names = {slot: f"s{slot}" for slot in fields}
-        dtype = np.dtype({"names": list(names.values()), "formats": [f for f, _ in fields.values()],
-                          "offsets": [o for _, o in fields.values()], "itemsize": RECORD.size})
-        self.plan = VectorPlan(dtype, names, {5: "v5", 6: "v5"})
+        kept = {17: ("u1", 44), 18: ("u1", 45), 20: (">u2", 14), 22: ("V4", 8)}  # masks, output if, next hop
+        dtype = np.dtype({"names": list(names.values()) + [f"k{slot}" for slot in kept],
+                          "formats": [f for f, _ in fields.values()] + [f for f, _ in kept.values()],
+                          "offsets": [o for _, o in fields.values()] + [o for _, o in kept.values()],
+                          "itemsize": RECORD.size})
+        how: dict[int, tuple[str, Any]] = {4: ("const", 0), 9: ("const", ETHER_IPV4), 15: ("const", 0),
+                                           16: ("const", 0), **{slot: ("field", f"k{slot}") for slot in kept}}
+        self.plan = VectorPlan(dtype, names, {5: "v5", 6: "v5"}, how, "netflow5")
 
     decode = staticmethod(records)
 
