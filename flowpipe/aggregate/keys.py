@@ -41,8 +41,10 @@ _HEAD = 6
 _OWNER = operator.itemgetter(slice(0, 4))
 
 
-def _is_bytes(k: object) -> bool:
-    return type(k) is bytes
+def _owners(keys: list[Key]) -> list[tuple[int, int]]:
+    """(owner id, count) of the bytes keys among ``keys`` (a plain tuple key has no owner id: its
+    first four items, counted alike, are left out)."""
+    return [(int.from_bytes(o, "big"), n) for o, n in Counter(map(_OWNER, keys)).items() if type(o) is bytes]
 Key = bytes | tuple
 
 
@@ -87,14 +89,14 @@ class KeyCodec:
     def hold_many(self, keys: list[Key]) -> None:
         """Contexts now have ``keys``."""
         refs = self._refs
-        for owner, n in Counter(map(_OWNER, filter(_is_bytes, keys))).items():
-            refs[int.from_bytes(owner, "big")] += n
+        for owner, n in _owners(keys):
+            refs[owner] += n
 
     def release_many(self, keys: list[Key]) -> None:
         """The contexts with ``keys`` are gone."""
         refs = self._refs
-        for owner, n in Counter(map(_OWNER, filter(_is_bytes, keys))).items():
-            refs[int.from_bytes(owner, "big")] -= n
+        for owner, n in _owners(keys):
+            refs[owner] -= n
 
     def sweep(self) -> None:
         """Forget the owners no context uses (their ids are reused)."""

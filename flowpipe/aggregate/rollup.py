@@ -119,7 +119,7 @@ class PortRollup:
         if self.cur.entries + self.new.entries < self.max_entries:
             return None
         cur, new = self.cur.pairs, self.new.pairs
-        seen = Counter(pk for pk in pairs if pk in cur or pk in new)
+        seen = Counter([pk for pk in pairs if pk in cur or pk in new])
         t = self.threshold
         for pk, k in seen.items():
             if _widest(cur.get(pk)) + k >= t or _widest(new.get(pk)) + k >= t:
