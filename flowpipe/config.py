@@ -306,7 +306,8 @@ class AggregatorConfig:
         "top-N cap, as the Datadog Agent's aggregator_max_flows_per_flush_interval: at most this many flows"
         " per flush_interval, spread over its ticks (flush_interval / flush_tick of them); each flush keeps its"
         " flows with the most bytes and drops the rest, counted as flowpipe_flows_dropped_total{stage="
-        "\"aggregator\",reason=\"top_n\"}; 0 = off"))
+        "\"aggregator\",reason=\"top_n\"}; with the cap on, a new conversation is first emitted at a random"
+        " tick of its first flush_interval (as the Agent does); 0 = off"))
     dedup_groups: list[list[str]] = attrs.field(factory=list, metadata=_doc(
         "groups of exporters (each a list of addresses or CIDRs) that report the same conversations: within"
         " one flush, flows of a group with the same source and destination address and port and IP protocol"

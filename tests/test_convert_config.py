@@ -124,7 +124,7 @@ def test_keys_that_cannot_be_carried_over_are_reported_not_dropped(tmp_path: Pat
     _, err = converted(tmp_path, FULL)
     expected = {
         "network_devices.netflow.stop_timeout: unsupported",
-        "network_devices.netflow.aggregator_max_flows_per_flush_interval: info",  # converted; no jitter
+        "network_devices.netflow.aggregator_max_flows_per_flush_interval: info",  # converted (share-0 ticks differ)
         "network_devices.netflow: info",                                       # exporter metadata needs a url
         "network_devices.netflow.listeners[1]: changed",                       # netflow5 on 2055 twice
         "network_devices.netflow.listeners[0].mapping[2].type: changed",

@@ -32,8 +32,10 @@ async def settled(svc: object, be: Backend, flows: int) -> None:
     await trio.sleep(AGG["flush_tick"] * 1.5)
 
 
-async def test_top_n_keeps_the_largest_flows_of_a_flush_and_counts_the_rest() -> None:
-    # 2 ticks per interval and N = 6: each flush may emit 3 flows
+async def test_top_n_keeps_the_largest_flows_of_each_flush_and_counts_the_rest() -> None:
+    # 2 ticks per interval and N = 6: each flush may emit 3 flows. With the cap on, a new
+    # conversation is first emitted at a random tick of its first interval (the Agent's jitter), so
+    # the 20 sent together are spread over the flushes of one interval.
     with Backend() as be:
         cfg = make_config(be.url, aggregator={**AGG, "max_flows_per_flush_interval": 6})
         async with running(cfg) as svc:
@@ -43,12 +45,54 @@ async def test_top_n_keeps_the_largest_flows_of_a_flush_and_counts_the_rest() ->
             send_udp(port, exp.encode(DEFAULT_TEMPLATE, [rec(exp, b, 2000 + i) for i, b in enumerate(sizes)]),
                      "127.0.18.40")
             await settled(svc, be, 3)
-            assert sorted(f["bytes"] for f in be.flows) == [2700, 2800, 2900]
-            assert metric(svc, "flowpipe_flows_dropped_total", stage="aggregator", reason="top_n") == 17
-            assert metric(svc, "flowpipe_top_n_dropped_bytes_total") == sum(sizes[:17])
-            assert metric(svc, "flowpipe_top_n_dropped_packets_total") == sum(b // 100 for b in sizes[:17])
-            assert metric(svc, "flowpipe_flows_flushed_total") == 3
-    assert len(be.flows) == 3
+            await trio.sleep(AGG["flush_interval"] + AGG["flush_tick"])  # every one has been due once
+            kept = sorted(f["bytes"] for f in be.flows)
+            dropped = metric(svc, "flowpipe_flows_dropped_total", stage="aggregator", reason="top_n")
+            assert len(kept) + dropped == 20 and set(kept) <= set(sizes)
+            assert 2900 in kept  # the largest is the largest of whichever flush it is in
+            assert metric(svc, "flowpipe_top_n_dropped_bytes_total") == sum(sizes) - sum(kept)
+            assert metric(svc, "flowpipe_top_n_dropped_packets_total") == sum(b // 100 for b in sizes) - sum(
+                k // 100 for k in kept)
+            assert metric(svc, "flowpipe_flows_flushed_total") == len(kept)
+    flushes: dict[int, list[int]] = {}
+    for f in be.flows:
+        flushes.setdefault(f["flush_timestamp"], []).append(f["bytes"])
+    assert all(len(b) <= 3 for b in flushes.values())
+    assert len(flushes) >= 2  # spread over the ticks (all 20 in one tick: a 2**-19 chance)
+
+
+@pytest.mark.parametrize("cap", [0, 10**6])
+@pytest.mark.parametrize("columnar", [False, True])
+def test_with_the_cap_new_conversations_are_first_emitted_over_one_interval(cap: int, columnar: bool) -> None:
+    """The Agent's jitter: with the top-N cap on, each new context is first due at a random time in
+    [now, now + flush_interval), so a burst of new conversations spreads over the interval's ticks;
+    without the cap all are emitted at the next tick."""
+    from flowpipe.aggregate.accumulator import Accumulator  # noqa: PLC0415
+    from flowpipe.config import AggregatorConfig, DecoderConfig  # noqa: PLC0415
+    from flowpipe.decode.dispatch import DatagramDecoder  # noqa: PLC0415
+    from flowpipe.decode.stage import DecoderStage, FlowQueue  # noqa: PLC0415
+    from flowpipe.metrics import Metrics  # noqa: PLC0415
+
+    t0 = 1_700_000_000.0
+    acc = Accumulator(AggregatorConfig(flush_interval=300.0, max_flows_per_flush_interval=cap,
+                                       port_rollup_disabled=True))
+    if columnar:
+        exp = Exporter("127.0.0.1:9", protocol=9, boot_time=t0 - 3600, clock=lambda: t0)
+        stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                             Metrics(), FlowQueue(10**9))
+        fb = stage.decode_batch([(g, "192.0.2.1", 2055, t0) for g in
+                                 exp.encode(DEFAULT_TEMPLATE, [rec(exp, 1000, 1024 + i) for i in range(1000)])])
+        assert fb.chunks
+        acc.add_chunks(fb.chunks, t0)
+    else:
+        acc.add([make_flow(src_ip=b"\n\0\0\1", dst_ip=b"\n\0\0\2", src_port=1024 + i, dst_port=443, bytes=100,
+                           packets=1) for i in range(1000)], t0)
+    per_tick = [len(acc.flush(t0 + 10 * k)) for k in range(1, 31)]  # the ticks of one interval
+    assert sum(per_tick) == 1000
+    if cap:
+        assert max(per_tick) < 120 and sum(1 for n in per_tick if n) >= 20
+    else:
+        assert per_tick[0] == 1000
 
 
 async def test_one_conversation_from_exporters_of_a_group_counts_once() -> None:

@@ -95,6 +95,11 @@ class Accumulator:
         self.rollup = None if cfg.port_rollup_disabled else PortRollup(cfg.port_rollup_threshold,
                                                                          cfg.max_rollup_entries)
         self.keys = KeyCodec()
+        # With the top-N cap the Datadog Agent first emits a new context at a random time within one
+        # flush interval (spreading new conversations over the ticks the cap is counted on); else at
+        # the next tick.
+        self.jitter = cfg.flush_interval if cfg.max_flows_per_flush_interval > 0 else 0.0
+        self._rng = np.random.default_rng()
         self.contexts: dict[Key, int] = {}  # key (see flowpipe.aggregate.keys) -> slot in the columns
         self.dropped_full = 0  # flows refused because max_contexts was reached
         self.dropped_undecodable = 0  # records of chunks their record decoder failed on (a decoder bug)
@@ -580,7 +585,7 @@ class Accumulator:
         self.contexts.update(zip(new_keys, made, strict=True))
         self.keys.hold_many(new_keys)
         self._open_many(cols, openers, at, opening)
-        _dview(self._next)[at] = now
+        _dview(self._next)[at] = now + self._rng.random(m) * self.jitter if self.jitter else now
         for p, i in zip(pos, made, strict=True):
             slots[p] = i
         idx[openers] = at
@@ -616,7 +621,7 @@ class Accumulator:
             if not self._free:
                 self._grow()
             i = self._free.pop()
-            self._next[i] = now
+            self._next[i] = now + self._rng.random() * self.jitter if self.jitter else now
             contexts[key] = i
             self.keys.hold(key)
             self._open(i, f)

@@ -10,6 +10,7 @@ service.
 from __future__ import annotations
 
 import operator
+import random
 import time
 from typing import Any
 
@@ -122,6 +123,8 @@ class ReferenceAccumulator:
         self.rollup = None if cfg.port_rollup_disabled else ReferenceRollup(cfg.port_rollup_threshold,
                                                                          cfg.max_rollup_entries)
         self.contexts: dict[tuple, _Context] = {}
+        # with the top-N cap a new context is first due at a random time within one interval (the Agent's)
+        self.jitter = cfg.flush_interval if cfg.max_flows_per_flush_interval > 0 else 0.0
         self.dropped_full = 0  # flows refused because max_contexts was reached
         self.received = 0
 
@@ -145,7 +148,7 @@ class ReferenceAccumulator:
                 if len(contexts) >= self.max_contexts:
                     self.dropped_full += 1
                     continue
-                contexts[key] = _Context(list(f), now)
+                contexts[key] = _Context(list(f), now + random.random() * self.jitter if self.jitter else now)
                 continue
             acc = ctx.flow
             if acc is None:

@@ -33,8 +33,8 @@ NO_EQUIVALENT = {
                     "forwarder.stop_timeout (final delivery), which is a different setting",
 }
 TOP_N_NOTE = ("converted to aggregator.max_flows_per_flush_interval (same per-tick budgets, largest flows by bytes "
-              "kept); flowpipe does not delay a new context's first emission by a random jitter, and a tick whose "
-              "share is 0 (a cap below flush_interval / 10 s) emits nothing where the Agent then sends everything")
+              "kept, the same random first emission of new contexts); a tick whose share is 0 (a cap below "
+              "flush_interval / 10 s) emits nothing where the Agent then sends everything")
 METADATA_NOTE = ("the Agent sends the exporters it sees to Datadog as device metadata; flowpipe POSTs them only "
                  "when [metadata] url is set (with [forwarder] headers)")
 PERF_BRANCH_KEYS = ("drop_flows_before_ep_forwarder", "skip_hash_collision_detection", "aggregator_use_value_map",
