@@ -258,7 +258,8 @@ class Accumulator:
         if len(rest) and cols.ok[rest].all():
             self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, pairs, now)
             rest = rest[:0]
-        xk = cols.extra_keys()  # records with additional fields: merged in record order (see _add_extras)
+        xb = cols.extra_bits()  # records with additional fields: merged in record order (see _add_extras)
+        xk = None if xb is None else xb[0] != 0
         if len(rest) and xk is not None:  # the tuple loop: all of them there, at their turn
             moved = np.flatnonzero(fast & xk)
             fast[moved] = False
@@ -293,8 +294,8 @@ class Accumulator:
         if not len(done):
             return
         at = idx[done]
-        if xk is not None:
-            self._add_extras(cols, done[xk[done]], idx)
+        if xb is not None:
+            self._add_extras(cols, done[xk[done]], idx, *xb)  # type: ignore[index]
         if self._big:  # windows that left the columns during this batch: their records one by one
             held = np.isin(at, np.fromiter(self._big, np.int64, len(self._big)))
             if held.any():
@@ -319,11 +320,24 @@ class Accumulator:
         for p, i in zip(done.tolist(), at.tolist(), strict=True):  # near 64 bits: one by one, exactly
             self._merge_row(i, row(p))
 
-    def _add_extras(self, cols: columns.Columns, records: Any, idx: Any) -> None:
+    def _add_extras(self, cols: columns.Columns, records: Any, idx: Any, bits: Any,
+                    groups: tuple[tuple[str, ...], ...]) -> None:
         """The additional fields of records merged with numpy (positions ``records``, ascending), into
-        their windows in record order: a field the window lacks is added, one it has is kept."""
+        their windows in record order: a field the window lacks is added, one it has is kept. Only
+        records with a field their window lacks (``bits``: which fields each has, see
+        :func:`flowpipe.decode.columns.extra_bits_of`) change anything."""
+        if not len(records):
+            return
         extras = self._extras
-        for e, i in zip(cols.kept_at(records)[1], idx[records].tolist(), strict=True):
+        windows, which = np.unique(idx[records], return_inverse=True)
+        held = list(map(extras.__getitem__, windows.tolist()))
+        has = np.zeros(len(held), dtype=np.int64)  # a window's fields of no group cover no record's
+        for bit, names in enumerate(groups):
+            need = frozenset(names)
+            found = np.fromiter([type(d) is dict and d.keys() >= need for d in held], bool, len(held))
+            has |= found.astype(np.int64) << bit
+        records = records[(bits[records] & ~has[which]) != 0]
+        for e, i in zip(cols.extras_at(records), idx[records].tolist(), strict=True):
             mine = extras[i]
             if mine is None:
                 extras[i] = dict(e)  # type: ignore[arg-type]

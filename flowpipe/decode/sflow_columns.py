@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from flowpipe.decode.columns import extra_bits_of
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
     BYTES,
@@ -412,15 +413,34 @@ class SampleColumns:
                     extras[k] = None if f is None else f[EXTRAS]
         return kept, extras
 
-    def extra_keys(self) -> Any:
-        """A bool per record: it has additional fields."""
+    def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]]:
+        """Which additional fields each record has, as bits over :data:`EXTRA_GROUPS` (bit k: the
+        fields of group k; the bit after the last: some other field), and the groups."""
         s, g = self.s, self.lanes
-        has = s.has_as[g] | (s.out_fmt[g] != 0)
+        bits = s.has_as[g].astype(np.int64) | ((s.out_fmt[g] != 0).astype(np.int64) << 1)
         if not self.ok.all():
             for p in np.flatnonzero(~self.ok).tolist():
                 f = self.row(p)
-                has[p] = f is not None and bool(f[EXTRAS])
-        return has
+                bits[p] = extra_bits_of(f[EXTRAS] if f is not None else None, EXTRA_GROUPS)
+        return bits, EXTRA_GROUPS
+
+    def extras_at(self, positions: Any) -> list[dict[str, Any] | None]:
+        """The additional fields of the records at ``positions`` (what :meth:`kept_at` gives with the
+        kept fields)."""
+        at = np.asarray(positions, dtype=np.int64)
+        extras = self.s.extras(self.lanes[at])
+        if not self.ok.all():
+            for k, p in enumerate(at.tolist()):
+                if not self.ok[p]:
+                    f = self.row(p)
+                    extras[k] = None if f is None else f[EXTRAS]
+        return extras
+
+
+# The additional fields a sample can have, in groups that come together (see extra_bits).
+EXTRA_GROUPS: tuple[tuple[str, ...], ...] = (("src_as", "dst_as"), ("egress_format",))
+
+
 
 
 _NOT_YET: Any = object()
