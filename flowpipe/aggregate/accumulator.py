@@ -142,7 +142,6 @@ class Accumulator:
         slots = list(map(self.contexts.get, keys))
         slow = self._add_one
         B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
-        extras_col = self._extras
         # With rollup the token must be valid (checked at the flow's turn: an earlier flow of the
         # batch may have spent it).
         tokens = self._token if rollup is not None else None
@@ -176,12 +175,7 @@ class Accumulator:
                 big[i] = [nb, npk, min(S[i], st), max(E[i], en), F[i] | fl]
             extras = f[EXTRAS]
             if extras:
-                mine = extras_col[i]
-                if mine is None:
-                    extras_col[i] = dict(extras)
-                else:
-                    for k, v in extras.items():
-                        mine.setdefault(k, v)
+                self._join_extras(i, extras)
 
     def add_chunks(self, chunks: list[Chunk], now: float | None = None) -> None:
         """Aggregate data sets left undecoded (:mod:`flowpipe.decode.columns`), as :meth:`add` would
@@ -325,7 +319,7 @@ class Accumulator:
         """The additional fields of records merged with numpy (positions ``records``, ascending), into
         their windows in record order: a field the window lacks is added, one it has is kept. Only
         records with a field their window lacks (``bits``: which fields each has, see
-        :func:`flowpipe.decode.columns.extra_bits_of`) change anything."""
+        :meth:`flowpipe.decode.sflow_columns.SampleColumns.extra_bits`) change anything."""
         if not len(records):
             return
         extras = self._extras
@@ -338,12 +332,7 @@ class Accumulator:
             has |= found.astype(np.int64) << bit
         records = records[(bits[records] & ~has[which]) != 0]
         for e, i in zip(cols.extras_at(records), idx[records].tolist(), strict=True):
-            mine = extras[i]
-            if mine is None:
-                extras[i] = dict(e)  # type: ignore[arg-type]
-            elif not mine.keys() >= e.keys():  # type: ignore[union-attr]
-                for k, v in e.items():  # type: ignore[union-attr]
-                    mine.setdefault(k, v)
+            self._join_extras(i, e)  # type: ignore[arg-type]  # these records have some
 
     def _merge_row(self, i: int, f: tuple | None) -> None:
         """:meth:`_merge` of a chunk's record (None: its chunk could not be decoded, dropped)."""
@@ -584,8 +573,9 @@ class Accumulator:
                 opening: tuple[list[tuple | None], list[dict[str, Any] | None]], now: float) -> list[int]:
         """Make the contexts of the records at positions ``openers`` (distinct new keys; ``opening``:
         their kept and additional fields, none None), each window opened with its record, next
-        emission at the next tick; ``slots``/``idx`` of those records set. Returns the slots made (token and live state
-        are the caller's)."""
+        emission at the next tick (with the top-N cap: within one interval, see :attr:`jitter`);
+        ``slots``/``idx`` of those records set. Returns the slots made (token and live state are the
+        caller's)."""
         m = len(openers)
         while len(self._free) < m:
             self._grow()
@@ -680,12 +670,17 @@ class Accumulator:
         self._set(i, (b + f[BYTES], p + f[PACKETS], min(s, f[START]), max(e, f[END]), fl | f[TCP_FLAGS]))
         extras = f[EXTRAS]
         if extras:
-            mine = self._extras[i]
-            if mine is None:
-                self._extras[i] = dict(extras)
-            else:
-                for k, v in extras.items():
-                    mine.setdefault(k, v)
+            self._join_extras(i, extras)
+
+    def _join_extras(self, i: int, extras: dict[str, Any]) -> None:
+        """A later flow's additional fields into window ``i``'s: a field the window lacks is added,
+        one it has is kept."""
+        mine = self._extras[i]
+        if mine is None:
+            self._extras[i] = dict(extras)
+        else:
+            for k, v in extras.items():
+                mine.setdefault(k, v)
 
     def _grow(self) -> None:
         """Room for more contexts: every column grows by a chunk of free slots."""
