@@ -135,20 +135,6 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
     return VectorPlan(dtype, names, times, kept, kind)
 
 
-def extra_bits_of(extras: dict[str, Any] | None, groups: tuple[tuple[str, ...], ...]) -> int:
-    """Bit k set when ``extras`` has every field of ``groups[k]``; bit len(groups) when it has a
-    field of no group."""
-    if not extras or type(extras) is not dict:
-        return 0
-    bits = 0
-    for k, names in enumerate(groups):
-        if all(n in extras for n in names):
-            bits |= 1 << k
-    if any(not any(n in names for names in groups) for n in extras):
-        bits |= 1 << len(groups)
-    return bits
-
-
 class Chunk:
     """One data set (or v5 datagram) left undecoded: its whole records and what the record decoder
     needs (``init``: IPFIX system init time; None for v5)."""

@@ -206,7 +206,7 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
     return out
 
 
-class _Samples:
+class _SampleDecoder:
     """The ``Chunk.dec`` of sFlow sample chunks: their records as columns (numpy) or as flow tuples."""
 
     __slots__ = ()
@@ -217,7 +217,7 @@ class _Samples:
         return sflow_columns.columns(chunks)
 
 
-SAMPLES = _Samples()
+SAMPLES = _SampleDecoder()
 
 
 class SampleChunk(Chunk):

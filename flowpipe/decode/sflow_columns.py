@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from flowpipe.decode.columns import extra_bits_of
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
     BYTES,
@@ -46,6 +45,8 @@ _VLAN = np.array([0x8100, 0x88A8, 0x9100, 0x9200])
 _V6_EXT = np.array([0, 43, 44, 51, 60, 135, 139, 140])
 _SPREAD = {w: np.arange(w, dtype=np.int64) for w in (2, 4, 6, 16)}
 _PAD = bytes(64)
+# The additional fields a sample can have, in groups that come together (see SampleColumns.extra_bits).
+EXTRA_GROUPS: tuple[tuple[str, ...], ...] = (("src_as", "dst_as"), ("egress_format",))
 
 
 class _Reader:
@@ -315,6 +316,20 @@ class _Samples:
         return out
 
 
+def _extra_bits_of(extras: dict[str, Any] | None, groups: tuple[tuple[str, ...], ...]) -> int:
+    """Bit k set when ``extras`` has every field of ``groups[k]``; bit len(groups) when it has a
+    field of no group."""
+    if not extras:
+        return 0
+    bits = 0
+    for k, names in enumerate(groups):
+        if all(n in extras for n in names):
+            bits |= 1 << k
+    if any(not any(n in names for names in groups) for n in extras):
+        bits |= 1 << len(groups)
+    return bits
+
+
 def _address_size(kind: Any) -> Any:
     """Bytes of an sFlow address of type ``kind`` (1 IPv4, 2 IPv6, else none)."""
     return np.where(kind == 1, 4, np.where(kind == 2, 16, 0))
@@ -404,14 +419,12 @@ class SampleColumns:
         kept: list[tuple | None] = list(zip(repeat(FLOW_TYPE), s.rate[g].tolist(), repeat(0), s.ether_type[g].tolist(),
                                             s.src_mac[g].tolist(), s.dst_mac[g].tolist(), s.src_mask[g].tolist(),
                                             s.dst_mask[g].tolist(), s.out_if[g].tolist(), s.hops(g)))
-        extras = s.extras(g)
         if not self.ok.all():
             for k, p in enumerate(at.tolist()):
                 if not self.ok[p]:
                     f = self.row(p)
                     kept[k] = None if f is None else kept_fields(f)
-                    extras[k] = None if f is None else f[EXTRAS]
-        return kept, extras
+        return kept, self.extras_at(at)
 
     def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]]:
         """Which additional fields each record has, as bits over :data:`EXTRA_GROUPS` (bit k: the
@@ -421,7 +434,7 @@ class SampleColumns:
         if not self.ok.all():
             for p in np.flatnonzero(~self.ok).tolist():
                 f = self.row(p)
-                bits[p] = extra_bits_of(f[EXTRAS] if f is not None else None, EXTRA_GROUPS)
+                bits[p] = _extra_bits_of(f[EXTRAS] if f is not None else None, EXTRA_GROUPS)
         return bits, EXTRA_GROUPS
 
     def extras_at(self, positions: Any) -> list[dict[str, Any] | None]:
@@ -435,12 +448,6 @@ class SampleColumns:
                     f = self.row(p)
                     extras[k] = None if f is None else f[EXTRAS]
         return extras
-
-
-# The additional fields a sample can have, in groups that come together (see extra_bits).
-EXTRA_GROUPS: tuple[tuple[str, ...], ...] = (("src_as", "dst_as"), ("egress_format",))
-
-
 
 
 _NOT_YET: Any = object()
