@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
-import ssl
 import sys
 from collections import deque
-from functools import partial
 
 import httpx
 import trio
@@ -29,6 +27,7 @@ from flowpipe import __version__
 from flowpipe.config import ForwarderConfig
 from flowpipe.forward.encode import Flow, content_headers, encode_body, json_lines
 from flowpipe.forward.filesink import FileSink
+from flowpipe.forward.request import post, tls_context
 from flowpipe.forward.retry import Backoff, Outcome, classify, parse_retry_after
 from flowpipe.forward.spool import Batch, CorruptFile, Spool
 from flowpipe.logs import RateLimited
@@ -98,7 +97,7 @@ class Forwarder:
         httpx_log = logging.getLogger("httpx")
         if httpx_log.level == logging.NOTSET:  # it logs every request at INFO: far too much at our rates
             httpx_log.setLevel(logging.WARNING)
-        self._tls = _tls_context(cfg)
+        self._tls = tls_context(cfg)
         self._file = _open_file(cfg)
         self._spool = _open_spool(cfg) if cfg.url and cfg.spool_dir else None
         self._memory = _Memory()
@@ -400,28 +399,23 @@ class Forwarder:
         headers = {**self._headers, "Idempotency-Key": batch.id.hex()}
         batch.tried = True
         start = trio.current_time()
-        status, outcome, retry_after = "error", Outcome.RETRY, None
+        outcome, retry_after = Outcome.RETRY, None
         try:
-            with trio.fail_after(self.cfg.timeout):  # (a request cut short here ends in its thread, unawaited)
-                resp = await trio.to_thread.run_sync(partial(client.post, self.cfg.url, content=body, headers=headers),
-                                                     abandon_on_cancel=True)
-        except (trio.TooSlowError, httpx.TimeoutException):
-            status = "timeout"
-        except httpx.ConnectError as e:
-            status = "connect_error"
-            self._log(logging.WARNING, "backend_unreachable", url=self.cfg.url, error=str(e))
-        except (httpx.HTTPError, OSError) as e:
-            self._log(logging.WARNING, "request_failed", url=self.cfg.url, error=f"{type(e).__name__}: {e}")
-        else:
-            status, outcome = str(resp.status_code), classify(resp.status_code)
+            status, resp, error = await post(client, self.cfg.url, body, headers, self.cfg.timeout)
+        finally:
+            self.m.forwarder_latency.observe(trio.current_time() - start)
+        if status == "connect_error":
+            self._log(logging.WARNING, "backend_unreachable", url=self.cfg.url, error=str(error))
+        elif status == "error":
+            self._log(logging.WARNING, "request_failed", url=self.cfg.url, error=f"{type(error).__name__}: {error}")
+        elif resp is not None:
+            outcome = classify(resp.status_code)
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if outcome is Outcome.PERMANENT:
                 self._log(logging.ERROR, "batch_rejected", status=resp.status_code, flows=len(batch.flows),
                           body=resp.content[:BODY_LOG_CHARS].decode("utf-8", "replace"))
             elif outcome is Outcome.RETRY:
                 self._log(logging.WARNING, "backend_refused", status=resp.status_code, retry_after=retry_after)
-        finally:
-            self.m.forwarder_latency.observe(trio.current_time() - start)
         self.m.forwarder_requests.labels(status=status).inc()
         return outcome, retry_after
 
@@ -463,31 +457,6 @@ def _write_stdout(flows: Flows) -> None:
     out = sys.stdout
     out.write(json_lines(flows))
     out.flush()
-
-
-def _tls_context(cfg: ForwarderConfig) -> ssl.SSLContext:
-    """The client TLS context; ValueError naming the key for an unusable file."""
-    ctx = ssl.create_default_context()
-    if cfg.tls_ca_file:
-        try:
-            ctx.load_verify_locations(cafile=cfg.tls_ca_file)
-        except (OSError, ssl.SSLError) as e:
-            raise SettingError("forwarder.tls_ca_file", f"cannot load {cfg.tls_ca_file!r}: {e}") from None
-    if not cfg.tls_verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if bool(cfg.tls_client_cert) != bool(cfg.tls_client_key):
-        raise SettingError("forwarder.tls_client_key", "tls_client_cert and tls_client_key go together")
-    if cfg.tls_client_cert:
-        try:
-            ctx.load_cert_chain(cfg.tls_client_cert, cfg.tls_client_key)
-        except FileNotFoundError as e:
-            key = "tls_client_cert" if e.filename in (None, cfg.tls_client_cert) else "tls_client_key"
-            raise SettingError(f"forwarder.{key}", f"no such file: {e.filename or cfg.tls_client_cert!r}") from None
-        except (OSError, ssl.SSLError) as e:
-            raise SettingError("forwarder.tls_client_cert", f"cannot load {cfg.tls_client_cert!r} with key "
-                             f"{cfg.tls_client_key!r}: {e}") from None
-    return ctx
 
 
 def _open_spool(cfg: ForwarderConfig) -> Spool:

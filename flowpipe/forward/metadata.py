@@ -16,7 +16,6 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ import trio
 from flowpipe import __version__
 from flowpipe.config import ForwarderConfig, MetadataConfig
 from flowpipe.forward.encode import content_headers, gzip_bytes
+from flowpipe.forward.request import post, tls_context
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
 
@@ -65,10 +65,8 @@ class MetadataSender:
 
     def __init__(self, cfg: MetadataConfig, fwd: ForwarderConfig, metrics: Metrics,
                  seen: Callable[[], Iterable[Seen]]) -> None:
-        from flowpipe.forward.forwarder import _tls_context  # noqa: PLC0415 - the forwarder's TLS settings
-
         self.cfg, self.fwd, self.m, self.seen = cfg, fwd, metrics, seen
-        self._tls = _tls_context(fwd)
+        self._tls = tls_context(fwd)  # the forwarder's TLS settings
         self._headers = {"User-Agent": f"flowpipe/{__version__}", **content_headers("json", fwd.compression),
                          **fwd.headers}
         self._log = RateLimited(metrics.log_suppressed)
@@ -120,19 +118,7 @@ class MetadataSender:
         body = orjson.dumps(part)
         if self.fwd.compression == "gzip":
             body = gzip_bytes(body)
-        status = "error"
-        try:
-            with trio.fail_after(self.fwd.timeout):
-                resp = await trio.to_thread.run_sync(partial(client.post, self.cfg.url, content=body,
-                                                             headers=self._headers), abandon_on_cancel=True)
-        except (trio.TooSlowError, httpx.TimeoutException):
-            status = "timeout"
-        except httpx.ConnectError:
-            status = "connect_error"
-        except (httpx.HTTPError, OSError):
-            pass
-        else:
-            status = str(resp.status_code)
+        status, _, _ = await post(client, self.cfg.url, body, self._headers, self.fwd.timeout)
         self.m.metadata_requests.labels(status=status).inc()
         if not status.startswith("2"):
             self._log(logging.WARNING, "metadata_not_sent", url=self.cfg.url, status=status,
