@@ -6,6 +6,21 @@ from typing import Any
 
 from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.reference import ReferenceAccumulator
+from flowpipe.config import AggregatorConfig, DecoderConfig
+from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.stage import DecoderStage, FlowQueue
+from flowpipe.metrics import Metrics
+
+
+def both(flow_type: str, cfg: dict[str, Any]) -> tuple[DecoderStage, DatagramDecoder, Accumulator,
+                                                     ReferenceAccumulator]:
+    """The service's decoder stage (columnar) and a plain decoder of ``flow_type``, and the service's
+    accumulator and the reference, both configured with ``cfg`` (flush interval 10 s)."""
+    aggregator = AggregatorConfig(flush_interval=10.0, **cfg)
+    stage = DecoderStage(flow_type, "default", DatagramDecoder(flow_type, DecoderConfig(), [], columnar=True),
+                         Metrics(), FlowQueue(10**9))
+    plain = DatagramDecoder(flow_type, DecoderConfig(), [])
+    return stage, plain, Accumulator(aggregator), ReferenceAccumulator(aggregator)
 
 
 def step(fast: Accumulator, ref: ReferenceAccumulator, batch: Any, flows: list[tuple], now: float, tick: bool,

@@ -15,14 +15,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowpipe.aggregate.accumulator import Accumulator
-from flowpipe.aggregate.reference import ReferenceAccumulator
-from flowpipe.config import AggregatorConfig, DecoderConfig
 from flowpipe.decode.base import Source
-from flowpipe.decode.dispatch import DatagramDecoder
-from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, DefaultRecord, Exporter
-from flowpipe.metrics import Metrics
 from tests import equivalence
 
 T0 = 1_700_000_000.0
@@ -61,13 +55,9 @@ def test_the_service_path_aggregates_random_exports_like_the_reference(
         cfg: dict[str, Any], protocols: list[int], steps: list[tuple[list, bool, bool]]) -> None:
     if len(protocols) > 1:  # caps shared by exporters aggregated in another order: not tight
         cfg = {**cfg, "max_contexts": 10**6, "max_rollup_entries": 10**6}
-    aggregator = AggregatorConfig(flush_interval=10.0, **cfg)
     exporters = _exporters(protocols)
     sources = [Source(f"192.0.2.{k + 1}", 2055, "default", T0) for k in range(len(exporters))]
-    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
-                         Metrics(), FlowQueue(10**9))
-    plain = DatagramDecoder("netflow9", DecoderConfig(), [])
-    fast, ref = Accumulator(aggregator), ReferenceAccumulator(aggregator)
+    stage, plain, fast, ref = equivalence.both("netflow9", cfg)
     now = T0
     for records, tick, rotate in steps:
         grams: list[tuple[bytes, Source]] = []

@@ -17,13 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowpipe.aggregate.accumulator import Accumulator
-from flowpipe.aggregate.reference import ReferenceAccumulator
-from flowpipe.config import AggregatorConfig, DecoderConfig
 from flowpipe.decode import sflow, sflow_columns
 from flowpipe.decode.base import DecodeError, Source
-from flowpipe.decode.dispatch import DatagramDecoder
-from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export.sflow import (
     encode_sflow,
     extended_gateway,
@@ -34,7 +29,6 @@ from flowpipe.export.sflow import (
     raw_header_record,
 )
 from flowpipe.flow import Flow
-from flowpipe.metrics import Metrics
 from tests import captures, equivalence
 from tests.backend import Backend
 from tests.service_helpers import make_config, metric, running, send_udp
@@ -224,11 +218,7 @@ def test_the_service_path_aggregates_random_sflow_like_the_reference(
     if agents > 1 or len({r[8] for b, _, _ in steps for _, r in b}) > 1:
         # caps shared by agents or address families aggregated in another order: not tight
         cfg = {**cfg, "max_contexts": 10**6, "max_rollup_entries": 10**6}
-    aggregator = AggregatorConfig(flush_interval=10.0, **cfg)
-    stage = DecoderStage("sflow5", "default", DatagramDecoder("sflow5", DecoderConfig(), [], columnar=True),
-                         Metrics(), FlowQueue(10**9))
-    plain = DatagramDecoder("sflow5", DecoderConfig(), [])
-    fast, ref = Accumulator(aggregator), ReferenceAccumulator(aggregator)
+    stage, plain, fast, ref = equivalence.both("sflow5", cfg)
     now = T0
     for records, tick, rotate in steps:
         grams = []
