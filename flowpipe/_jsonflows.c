@@ -1,8 +1,10 @@
 /* Payload JSON straight from aggregated flows: the renderer's hot loop, compiled.
  *
- * render(flows, head, host, hostnames, tags_only, helpers) -> list[bytes]
+ * render(key, kept, start, end, bytes, packets, flags, extras, head, host, hostnames, tags_only, helpers)
+ *     -> list[bytes]
  *
- * Each flow (a list laid out as flowpipe.flow.Flow) becomes the JSON text that orjson.dumps makes
+ * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine lists, the KEY fields), kept
+ * (a tuple of the KEPT fields per flow) and six lists. Each flow becomes the JSON text that orjson.dumps makes
  * of flowpipe.render's payload object for it, byte for byte. The common values are written here
  * (IPv4 addresses and networks, integers, ports, MACs, interfaces, the name tables); anything
  * else (IPv6 and odd addresses, values out of 64-bit range, unusual types) is asked of the Python
@@ -19,6 +21,14 @@
 enum { TYPE, EXPORTER, NAMESPACE, SAMPLING_RATE, DIRECTION, START, END, BYTES, PACKETS, ETHER_TYPE,
        IP_PROTOCOL, SRC_IP, DST_IP, SRC_PORT, DST_PORT, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, IN_IF,
        OUT_IF, TCP_FLAGS, NEXT_HOP, TOS, EXTRAS, N_FIELDS };
+/* flowpipe.flow.KEY and KEPT: the fields of the key columns and of the kept tuples, in order */
+#define N_KEY 9
+#define N_KEPT 10
+static const int KEY_FIELDS[N_KEY] = {NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF};
+static const int KEPT_FIELDS[N_KEPT] = {TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK,
+                                        DST_MASK, OUT_IF, NEXT_HOP};
+#define N_OTHER 6
+static const int OTHER_FIELDS[N_OTHER] = {START, END, BYTES, PACKETS, TCP_FLAGS, EXTRAS};
 
 typedef struct {
     char *p;
@@ -218,10 +228,9 @@ static int put_cached(Buf *b, PyObject *cache, PyObject *key, PyObject *helper) 
     return r;
 }
 
-/* One flow; 1 written, 0 to be rendered by helpers.flow, -1 error. */
-static int put_flow(Buf *b, Helpers *h, PyObject *f, PyObject *head, PyObject *host, PyObject *hostnames,
+/* One flow (its fields in Flow order); 1 written, 0 to be rendered by helpers.flow, -1 error. */
+static int put_flow(Buf *b, Helpers *h, PyObject **v, PyObject *head, PyObject *host, PyObject *hostnames,
                     PyObject *tags_only) {
-    PyObject **v = PySequence_Fast_ITEMS(f);
     int ok = 1;
     long long rate = get_ll(v[SAMPLING_RATE], &ok), start = get_ll(v[START], &ok), end = get_ll(v[END], &ok);
     long long proto = get_ll(v[IP_PROTOCOL], &ok), in_if = get_ll(v[IN_IF], &ok), out_if = get_ll(v[OUT_IF], &ok);
@@ -290,15 +299,46 @@ static void helpers_clear(Helpers *h) {
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) Py_CLEAR(*all[i]);
 }
 
+/* A list of n items, else a TypeError naming it. */
+static int check_column(PyObject *col, Py_ssize_t n, const char *name) {
+    if (PyList_CheckExact(col) && PyList_GET_SIZE(col) == n) return 0;
+    PyErr_Format(PyExc_TypeError, "column %s must be a list of %zd items", name, n);
+    return -1;
+}
+
+/* The flow at row i of the columns as a list laid out as Flow (for helpers.flow); NULL on error. */
+static PyObject *flow_list(PyObject **v) {
+    PyObject *f = PyList_New(N_FIELDS);
+    if (!f) return NULL;
+    for (int k = 0; k < N_FIELDS; k++) {
+        Py_INCREF(v[k]);
+        PyList_SET_ITEM(f, k, v[k]);
+    }
+    return f;
+}
+
 static PyObject *render(PyObject *self, PyObject *args) {
-    PyObject *flows, *head, *host, *hostnames, *tags_only, *helpers;
-    if (!PyArg_ParseTuple(args, "O!SSOSO:render", &PyList_Type, &flows, &head, &host, &hostnames, &tags_only,
+    PyObject *key, *kept, *other[N_OTHER], *head, *host, *hostnames, *tags_only, *helpers;
+    if (!PyArg_ParseTuple(args, "O!O!OOOOOOSSOSO:render", &PyList_Type, &key, &PyList_Type, &kept, &other[0],
+                          &other[1], &other[2], &other[3], &other[4], &other[5], &head, &host, &hostnames, &tags_only,
                           &helpers))
         return NULL;
     if (hostnames != Py_None && !PyDict_Check(hostnames)) {
         PyErr_SetString(PyExc_TypeError, "hostnames must be a dict or None");
         return NULL;
     }
+    Py_ssize_t n = PyList_GET_SIZE(kept);
+    if (PyList_GET_SIZE(key) != N_KEY) {
+        PyErr_SetString(PyExc_TypeError, "key must hold nine columns");
+        return NULL;
+    }
+    PyObject *keys[N_KEY];
+    for (int k = 0; k < N_KEY; k++) {
+        keys[k] = PyList_GET_ITEM(key, k);
+        if (check_column(keys[k], n, "key") < 0) return NULL;
+    }
+    for (int k = 0; k < N_OTHER; k++)
+        if (check_column(other[k], n, "of counters") < 0) return NULL;
     Helpers h = {0};
     if (get_helper(helpers, "quote", &h.quote) < 0 || get_helper(helpers, "strs", &h.strs) < 0
         || get_helper(helpers, "device", &h.device) < 0 || get_helper(helpers, "devices", &h.devices) < 0
@@ -318,20 +358,28 @@ static PyObject *render(PyObject *self, PyObject *args) {
         helpers_clear(&h);
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(flows);
     PyObject *out = PyList_New(n);
     Buf b = {0};
     if (!out) goto error;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PyList_GET_ITEM(flows, i);
-        PyObject *item = NULL;
-        int r = 0;
-        b.len = 0;
-        if (PyList_CheckExact(f) && PyList_GET_SIZE(f) == N_FIELDS) {
-            r = put_flow(&b, &h, f, head, host, hostnames, tags_only);
-            if (r < 0) goto error;
+        PyObject *v[N_FIELDS], *t = PyList_GET_ITEM(kept, i), *item;
+        if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != N_KEPT) {
+            PyErr_SetString(PyExc_TypeError, "kept fields must be a tuple of ten");
+            goto error;
         }
-        item = r ? PyBytes_FromStringAndSize(b.p, b.len) : PyObject_CallOneArg(h.flow, f);
+        for (int k = 0; k < N_KEY; k++) v[KEY_FIELDS[k]] = PyList_GET_ITEM(keys[k], i);
+        for (int k = 0; k < N_KEPT; k++) v[KEPT_FIELDS[k]] = PyTuple_GET_ITEM(t, k);
+        for (int k = 0; k < N_OTHER; k++) v[OTHER_FIELDS[k]] = PyList_GET_ITEM(other[k], i);
+        b.len = 0;
+        int r = put_flow(&b, &h, v, head, host, hostnames, tags_only);
+        if (r < 0) goto error;
+        if (r) {
+            item = PyBytes_FromStringAndSize(b.p, b.len);
+        } else {
+            PyObject *f = flow_list(v);
+            item = f ? PyObject_CallOneArg(h.flow, f) : NULL;
+            Py_XDECREF(f);
+        }
         if (!item) goto error;
         PyList_SET_ITEM(out, i, item);
     }

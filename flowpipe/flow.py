@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, overload
 
 ROLLED_UP = -1
 
@@ -58,8 +59,13 @@ FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(Flow._fields)}
 
 # What aggregation keeps from the first flow of a window: the fields neither in the context key
 # nor merged (as a tuple in this order).
-kept_fields = operator.itemgetter(TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK,
-                                  OUT_IF, NEXT_HOP)
+KEPT = (TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, OUT_IF, NEXT_HOP)
+kept_fields = operator.itemgetter(*KEPT)
+# The context key's fields, in the key's order (see flowpipe.aggregate.keys).
+KEY = (NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
+key_fields = operator.itemgetter(*KEY)
+_KEY_AT = {field: k for k, field in enumerate(KEY)}
+_KEPT_AT = {field: k for k, field in enumerate(KEPT)}
 
 ETHER_IPV4 = 0x0800
 ETHER_IPV6 = 0x86DD
@@ -81,16 +87,117 @@ def make_flow(**fields: Any) -> tuple:
     return tuple(Flow(**base))
 
 
+class FlowColumns(Sequence[list[Any]]):
+    """Flows as columns: what a flush emits, laid out as the accumulator holds them.
+
+    ``key``: nine lists, the :data:`KEY` fields; ``kept``: per flow, the tuple of its :data:`KEPT`
+    fields (flows of one exporter share one); ``start``, ``end``, ``bytes``, ``packets``,
+    ``flags``: ints; ``extras``: dict or None. The renderer and the enrichment read the columns;
+    read as a sequence, each flow is a list laid out as :class:`Flow` (made on demand, for tools,
+    tests and the flush filters).
+    """
+
+    __slots__ = ("key", "kept", "start", "end", "bytes", "packets", "flags", "extras")
+
+    def __init__(self, key: list[list[Any]], kept: list[tuple], start: list[int], end: list[int], nbytes: list[Any],
+                 packets: list[Any], flags: list[int], extras: list[dict[str, Any] | None]) -> None:
+        self.key, self.kept, self.extras = key, kept, extras
+        self.start, self.end, self.bytes, self.packets, self.flags = start, end, nbytes, packets, flags
+
+    @classmethod
+    def empty(cls) -> FlowColumns:
+        return cls([[] for _ in KEY], [], [], [], [], [], [], [])
+
+    @classmethod
+    def of_rows(cls, flows: Sequence[Sequence[Any]]) -> FlowColumns:
+        """The columns of flows laid out as :class:`Flow`."""
+        if isinstance(flows, FlowColumns):
+            return flows
+        if not flows:
+            return cls.empty()
+        key = [list(c) for c in zip(*map(key_fields, flows), strict=True)]
+        return cls(key, list(map(kept_fields, flows)), *([f[i] for f in flows] for i in (START, END, BYTES, PACKETS,
+                                                                                         TCP_FLAGS, EXTRAS)))
+
+    @classmethod
+    def join(cls, parts: Sequence[FlowColumns]) -> FlowColumns:
+        """One batch of several, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls.empty()
+        for part in parts:
+            for mine, theirs in zip(out.key, part.key, strict=True):
+                mine += theirs
+            for name in ("kept", "start", "end", "bytes", "packets", "flags", "extras"):
+                getattr(out, name).extend(getattr(part, name))
+        return out
+
+    def rows(self) -> list[list[Any]]:
+        """Every flow as a list laid out as :class:`Flow`."""
+        ns, exp, src, dst, sp, dp, proto, tos, in_if = self.key
+        return [[ty, e, n, rate, direction, st, en, b, p, ether, pr, s, d, sport, dport, smac, dmac, smask, dmask,
+                 i, out_if, fl, nh, t, ex]
+                for n, e, s, d, sport, dport, pr, t, i,
+                (ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh), st, en, b, p, fl, ex
+                in zip(ns, exp, src, dst, sp, dp, proto, tos, in_if, self.kept, self.start, self.end, self.bytes,
+                       self.packets, self.flags, self.extras, strict=True)]
+
+    def column(self, field: int) -> list[Any]:
+        """The values of one :class:`Flow` field (a position such as :data:`SRC_IP`), a list per call
+        except for key fields (the key's own column: do not mutate)."""
+        if field in _KEY_AT:
+            return self.key[_KEY_AT[field]]
+        if field in _KEPT_AT:
+            return list(map(operator.itemgetter(_KEPT_AT[field]), self.kept))
+        return list({START: self.start, END: self.end, BYTES: self.bytes, PACKETS: self.packets,
+                     TCP_FLAGS: self.flags, EXTRAS: self.extras}[field])
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    @overload
+    def __getitem__(self, i: int) -> list[Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> FlowColumns: ...
+
+    def __getitem__(self, i: int | slice) -> list[Any] | FlowColumns:
+        if isinstance(i, slice):
+            return FlowColumns([c[i] for c in self.key], self.kept[i], self.start[i], self.end[i], self.bytes[i],
+                               self.packets[i], self.flags[i], self.extras[i])
+        return FlowColumns([[c[i]] for c in self.key], [self.kept[i]], [self.start[i]], [self.end[i]],
+                           [self.bytes[i]], [self.packets[i]], [self.flags[i]], [self.extras[i]]).rows()[0]
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return iter(self.rows())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FlowColumns | list):
+            return self.rows() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class FlushBatch:
     """What one flush tick emits: aggregated flows and, once enriched, their endpoints' names.
 
-    ``flows`` are lists laid out as :class:`Flow`; ``hostnames`` maps raw address bytes to a
-    reverse-DNS name (filled by the enrichment stage; empty when it is off).
+    ``columns``: the flows (:class:`FlowColumns`; flows laid out as :class:`Flow` are taken too);
+    ``flows``: the same as lists laid out as :class:`Flow`, made on demand; ``hostnames`` maps raw
+    address bytes to a reverse-DNS name (filled by the enrichment stage; empty when it is off).
     """
 
-    __slots__ = ("flush_time", "flows", "hostnames")
+    __slots__ = ("flush_time", "columns", "hostnames")
 
-    def __init__(self, flush_time: float, flows: list[list[Any]], hostnames: dict[bytes, str] | None = None):
+    def __init__(self, flush_time: float, flows: Sequence[Sequence[Any]],
+                 hostnames: dict[bytes, str] | None = None):
         self.flush_time = flush_time
-        self.flows = flows
+        self.columns = FlowColumns.of_rows(flows)
         self.hostnames = hostnames if hostnames is not None else {}
+
+    @property
+    def flows(self) -> list[list[Any]]:
+        return self.columns.rows()
+
+    def __len__(self) -> int:
+        return len(self.columns)

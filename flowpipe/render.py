@@ -346,6 +346,8 @@ def _render_json(batch: FlushBatch, host: str, tags: dict[str, str] | None) -> l
         h.strs.clear()
     h.flow_ms, h.host, h.hostnames, h.tags = flush_ms, host, batch.hostnames, tags
     tags_only = b',"additional_fields":' + orjson.dumps(tags) if tags else b""
-    out: list[bytes] = _jsonflows.render(batch.flows, b'{"flush_timestamp":%d,"type":' % flush_ms,
-                                         orjson.dumps(host), batch.hostnames or None, tags_only, h)
+    c = batch.columns
+    out: list[bytes] = _jsonflows.render(c.key, c.kept, c.start, c.end, c.bytes, c.packets, c.flags, c.extras,
+                                         b'{"flush_timestamp":%d,"type":' % flush_ms, orjson.dumps(host),
+                                         batch.hostnames or None, tags_only, h)
     return out

@@ -283,7 +283,7 @@ class Service:
             render = layout.render_top_level_json if render is render_json_batch else layout.render_top_level
         async with receive, send:
             async for batch in receive:
-                flows = batch.flows
+                flows = batch.columns
                 out: list[Any] = []
                 for i in range(0, len(flows), step):
                     out += render(FlushBatch(batch.flush_time, flows[i:i + step], batch.hostnames), host, tags)

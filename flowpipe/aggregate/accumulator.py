@@ -14,8 +14,9 @@ not fit, such as a sum past 2**63, keeps its values as Python ints aside until i
 only its own records merge one by one meanwhile), next/last emission times in
 ``array('d')``, and the fields kept from the window's first flow (type, sampling rate, direction,
 ether type, MACs, masks, output interface, next hop) as one shared tuple (equal ones are stored
-once). An emitted flow is rebuilt from the key and the columns as a list laid out as
-:class:`flowpipe.flow.Flow`. Key addresses and ports are stored once per distinct value.
+once). A flush emits :class:`flowpipe.flow.FlowColumns`: the keys read back as columns, the
+kept tuples and counters as they are held, no object per flow. Key addresses and ports are
+stored once per distinct value.
 
 Port rollup is skipped for a flow whose raw key hits a context holding a valid stability token of
 the rollup (see :mod:`flowpipe.aggregate.rollup`): the rollup would change nothing for it and
@@ -53,6 +54,7 @@ from flowpipe.flow import (
     SRC_PORT,
     START,
     TCP_FLAGS,
+    FlowColumns,
     kept_fields,
 )
 
@@ -700,10 +702,10 @@ class Accumulator:
 
     # ---- emission
 
-    def _emit(self, keys: list[Key], slots: list[int]) -> list[list[Any]]:
-        """The windows of these contexts as flow lists (laid out as :class:`flowpipe.flow.Flow`)."""
+    def _emit(self, keys: list[Key], slots: list[int]) -> FlowColumns:
+        """The windows of these contexts as flow columns (no object per flow)."""
         if not slots:
-            return []
+            return FlowColumns.empty()
         at = np.array(slots, dtype=np.int64)
         B, P, S, E, F = (_view(c)[at].tolist() for c in (self._bytes, self._packets, self._start, self._end,
                                                          self._flags))
@@ -713,23 +715,17 @@ class Accumulator:
                 held = big.get(i)
                 if held is not None:
                     B[k], P[k], S[k], E[k], F[k] = held
-        base = map(self._base.__getitem__, slots)
-        extras = map(self._extras.__getitem__, slots)
-        ns, exp, src, dst, sp, dp, proto, tos, in_if = self.keys.columns_of(keys)
-        return [[ty, e, n, rate, direction, st, en, b, p, ether, pr, s, d, sport, dport, smac, dmac, smask, dmask,
-                 i, out_if, fl, nh, t, ex]
-                for n, e, s, d, sport, dport, pr, t, i,
-                (ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh), st, en, b, p, fl, ex
-                in zip(ns, exp, src, dst, sp, dp, proto, tos, in_if, base, S, E, B, P, F, extras, strict=True)]  # type: ignore[misc]
+        kept: list[tuple] = list(map(self._base.__getitem__, slots))  # type: ignore[arg-type]  # open windows
+        return FlowColumns(self.keys.columns_of(keys), kept, S, E, B, P, F, list(map(self._extras.__getitem__, slots)))
 
-    def flush(self, now: float) -> list[list[Any]]:
+    def flush(self, now: float) -> FlowColumns:
         """Emit the contexts that are due at ``now`` and drop the expired ones."""
         out, expired = self._visit(now, list(self.contexts), list(self.contexts.values()))
         self._expire(expired)
         self.keys.sweep()
         return out
 
-    def flush_parts(self, now: float, size: int) -> Iterator[list[list[Any]]]:
+    def flush_parts(self, now: float, size: int) -> Iterator[FlowColumns]:
         """:meth:`flush` ``size`` contexts at a time, for a caller that lets other work run in between.
 
         The contexts are those held when the first part is asked for, in the same order; flows
@@ -749,12 +745,12 @@ class Accumulator:
             yield out
         self.keys.sweep()
 
-    def _visit(self, now: float, keys: list[Key], slots: list[int]) -> tuple[list[list[Any]], list[Key]]:
+    def _visit(self, now: float, keys: list[Key], slots: list[int]) -> tuple[FlowColumns, list[Key]]:
         """Emit the open windows due at ``now`` among these contexts, move their next emission on by
         the interval (and that of due empty windows), and list the contexts whose empty window
         outlived the TTL; with numpy over the slot columns."""
         if not slots:
-            return [], []
+            return FlowColumns.empty(), []
         base, extras = self._base, self._extras
         at = np.array(slots, dtype=np.int64)
         held = list(map(base.__getitem__, slots))
@@ -791,7 +787,7 @@ class Accumulator:
         _fill(self._live, slots, NO_TOKEN)
         self._free += slots
 
-    def drain(self) -> list[list[Any]]:
+    def drain(self) -> FlowColumns:
         """Emit every context that holds a flow, due or not (shutdown)."""
         base = self._base
         held = [(key, i) for key, i in self.contexts.items() if base[i] is not None]

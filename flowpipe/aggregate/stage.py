@@ -7,6 +7,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import trio
 
@@ -15,7 +16,7 @@ from flowpipe.aggregate.flushfilter import FlushFilter
 from flowpipe.aggregate.sequence import SequenceTracker
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode.stage import FlowBatch, FlowQueue
-from flowpipe.flow import FlushBatch
+from flowpipe.flow import FlowColumns, FlushBatch
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
 
@@ -117,17 +118,17 @@ class AccumulatorStage:
                       records=chunk.count, dropped=lost)
         acc.decode_errors.clear()
 
-    def tick(self, now: float) -> list[list]:
+    def tick(self, now: float) -> FlowColumns:
         with self.metrics.flush_duration.time():
             out = self.acc.flush(now)
         self._gauges()
         return out
 
-    async def tick_in_parts(self, now: float) -> list[list]:
+    async def tick_in_parts(self, now: float) -> FlowColumns:
         """:meth:`tick`, letting the other tasks run every FLUSH_PART contexts (see :meth:`flush_parts`)."""
-        return [f async for part in self.flush_parts(now) for f in part]
+        return FlowColumns.join([part async for part in self.flush_parts(now)] or [FlowColumns.empty()])
 
-    async def flush_parts(self, now: float) -> AsyncIterator[list[list]]:
+    async def flush_parts(self, now: float) -> AsyncIterator[FlowColumns]:
         """The flows of a tick, FLUSH_PART contexts at a time, the other tasks running in between: a
         flush of many contexts would otherwise hold up the listeners long enough for the kernel to
         drop, and hold every emitted flow in memory at once."""
@@ -169,7 +170,7 @@ class AccumulatorStage:
             rest = self.acc.drain()
             self._gauges()
             if rest and self.post is not None:
-                rest = self.post.whole(time.time(), rest)
+                rest = self.post.whole(time.time(), rest.rows())  # type: ignore[assignment]
             if rest:
                 self.metrics.flows_flushed.inc(len(rest))
                 await send.send(FlushBatch(time.time(), rest))
@@ -201,16 +202,15 @@ class AccumulatorStage:
                 post = self.post
                 if post is not None:
                     post.start(now)
-                async for flows in self.flush_parts(now):  # each part on its way as soon as it is made
-                    if post is not None:
-                        flows = post.take(flows)
-                    await self._emit(send, now, flows)
+                async for part in self.flush_parts(now):  # each part on its way as soon as it is made
+                    await self._emit(send, now, part if post is None else post.take(part.rows()))
                 if post is not None:  # what de-duplication and the cap kept: they needed the whole flush
                     rest = post.finish()
                     for i in range(0, len(rest), FLUSH_PART):
                         await self._emit(send, now, rest[i:i + FLUSH_PART])
 
-    async def _emit(self, send: trio.MemorySendChannel[FlushBatch], now: float, flows: list[list]) -> None:
+    async def _emit(self, send: trio.MemorySendChannel[FlushBatch], now: float,
+                    flows: FlowColumns | list[list[Any]]) -> None:
         if flows:
             self.metrics.flows_flushed.inc(len(flows))
             await send.send(FlushBatch(now, flows))

@@ -274,9 +274,9 @@ class ReverseDnsEnricher:
         """
         async with receive, send, self.started():
             async for batch in receive:
-                if self.cfg.enabled and batch.flows:
-                    addrs = {f[SRC_IP] for f in batch.flows}
-                    addrs.update(f[DST_IP] for f in batch.flows)
+                if self.cfg.enabled and len(batch):
+                    addrs = set(batch.columns.column(SRC_IP))
+                    addrs.update(batch.columns.column(DST_IP))
                     batch.hostnames.update(await self.lookup_many(addrs, self.cfg.max_wait))
                 try:
                     await send.send(batch)
