@@ -1,0 +1,34 @@
+"""Waiting batches held as their request body: what stays in memory while delivery catches up.
+
+A flush of a million contexts renders flows faster than one sender posts them, so hundreds of
+thousands can wait at once, ~600 bytes each as JSON text. Compressed into the body they will be
+sent as, they take ~15 times less, and the body is made once either way.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import msgpack
+import orjson
+
+from flowpipe.forward.encode import Flow
+
+
+class Packed:
+    """``count`` flows held as the gzip request body made of them (:func:`encode.encode_body` in
+    ``fmt``). Reads as a sequence only for its length; :meth:`unpack` gives the flows back as
+    payload objects, for the paths that need them one by one (the spool)."""
+
+    __slots__ = ("body", "count", "fmt")
+
+    def __init__(self, body: bytes, count: int, fmt: str) -> None:
+        self.body, self.count, self.fmt = body, count, fmt
+
+    def __len__(self) -> int:
+        return self.count
+
+    def unpack(self) -> list[Flow]:
+        data = zlib.decompress(self.body, 31)  # a gzip member
+        flows: list[Any] = msgpack.unpackb(data, raw=False) if self.fmt == "msgpack" else orjson.loads(data)
+        return flows
