@@ -789,13 +789,19 @@ class Accumulator:
 
     def drain(self) -> FlowColumns:
         """Emit every context that holds a flow, due or not (shutdown)."""
+        return FlowColumns.join(list(self.drain_parts(len(self.contexts) or 1)) or [FlowColumns.empty()])
+
+    def drain_parts(self, size: int) -> Iterator[FlowColumns]:
+        """:meth:`drain` ``size`` contexts at a time (a million contexts emitted at once would hold all
+        their rendered flows in memory together); nothing is held once the last part is out."""
         base = self._base
         held = [(key, i) for key, i in self.contexts.items() if base[i] is not None]
-        out = self._emit([k for k, _ in held], [i for _, i in held])
+        for a in range(0, len(held), size):
+            part = held[a:a + size]
+            yield self._emit([k for k, _ in part], [i for _, i in part])
         self.contexts.clear()
         self.keys.clear()
         self._clear_columns()
-        return out
 
     def context_keys(self) -> Iterator[tuple]:
         """The contexts' keys as (namespace, exporter, src ip, dst ip, src port, dst port, protocol,

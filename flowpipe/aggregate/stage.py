@@ -6,7 +6,7 @@ import ctypes
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import trio
@@ -167,13 +167,14 @@ class AccumulatorStage:
                 with _fewer_collections():
                     await self._consume(receive)
                 nursery.cancel_scope.cancel()
-            rest = self.acc.drain()
+            now = time.time()
+            if self.post is not None:  # de-duplication and the cap need the whole of it
+                parts: Iterable[Any] = [self.post.whole(now, self.acc.drain().rows())]
+            else:
+                parts = self.acc.drain_parts(FLUSH_PART)
+            for part in parts:
+                await self._emit(send, now, part)
             self._gauges()
-            if rest and self.post is not None:
-                rest = self.post.whole(time.time(), rest.rows())  # type: ignore[assignment]
-            if rest:
-                self.metrics.flows_flushed.inc(len(rest))
-                await send.send(FlushBatch(time.time(), rest))
 
     async def _consume(self, receive: trio.MemoryReceiveChannel[FlowBatch]) -> None:
         async with receive:
