@@ -122,6 +122,13 @@ def test_docs_show_imports_from_the_package_only(doc: Path) -> None:
     assert not re.findall(r"(?:from|import) flowpipe\.export\.\w+", doc.read_text())
 
 
+def test_the_docs_api_table_lists_all() -> None:
+    text = (ROOT / "docs" / "exporter.md").read_text()
+    section = text.split("### The public API", 1)[1].split("\n### ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    assert set(re.findall(r"`(\w+)`", table)) == PUBLIC
+
+
 def test_py_typed_ships_with_the_package() -> None:
     assert (ROOT / "flowpipe" / "py.typed").is_file()
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
