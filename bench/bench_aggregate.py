@@ -36,8 +36,7 @@ from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import AggregatorConfig, DecoderConfig
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
-from flowpipe.export import DEFAULT_TEMPLATE, Exporter
-from flowpipe.export.traffic import TrafficModel
+from flowpipe.export import DEFAULT_TEMPLATE, Exporter, TrafficModel
 from flowpipe.metrics import Metrics
 
 EXPORTER = "127.0.0.1"

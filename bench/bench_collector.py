@@ -341,8 +341,7 @@ def build_load(exporters: int, per_packet: int, pool: int, seed: int, load: str 
     """
     import random  # noqa: PLC0415
 
-    from flowpipe.export import DEFAULT_TEMPLATE, Exporter  # noqa: PLC0415
-    from flowpipe.export.traffic import TrafficModel  # noqa: PLC0415
+    from flowpipe.export import DEFAULT_TEMPLATE, Exporter, TrafficModel  # noqa: PLC0415
 
     now = time.time()
     out = []

@@ -20,8 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from flowpipe.export import DEFAULT_TEMPLATE, Exporter
-from flowpipe.export.traffic import TrafficModel
+from flowpipe.export import DEFAULT_TEMPLATE, Exporter, TrafficModel
 
 POOL = 65536  # distinct flows, as flowpipe generate's default --pool
 

@@ -112,12 +112,7 @@ def exporter_address(i: int) -> str:
 
 def _build_exporter(i: int, records: int) -> tuple[str, list[bytes], list[tuple[bytes, int, int]]]:
     """(protocol, template datagrams, [(data datagram, sequence offset, sequence step)]) of exporter i."""
-    from flowpipe.export import DEFAULT_TEMPLATE
-    from flowpipe.export.ipfix import IpfixEncoder
-    from flowpipe.export.netflow5 import encode_v5
-    from flowpipe.export.netflow9 import Netflow9Encoder
-    from flowpipe.export.sflow import SflowEncoder
-    from flowpipe.export.traffic import TrafficModel
+    from flowpipe.export import DEFAULT_TEMPLATE, IpfixEncoder, Netflow9Encoder, SflowEncoder, TrafficModel, encode_v5
 
     proto = PROTOCOLS[i % 4]
     model = TrafficModel(seed=i, pool=40)

@@ -14,12 +14,27 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, Template
-from flowpipe.export import sflow as sfl
-from flowpipe.export.ipfix import IpfixEncoder
-from flowpipe.export.netflow5 import encode_v5
-from flowpipe.export.netflow9 import Netflow9Encoder
-from flowpipe.export.traffic import TrafficModel
+from flowpipe.export import (
+    DEFAULT_TEMPLATE,
+    DEFAULT_TEMPLATE_V6,
+    DefaultRecord,
+    InterfaceCounters,
+    IpfixEncoder,
+    Netflow9Encoder,
+    SflowEncoder,
+    Template,
+    TrafficModel,
+    encode_sflow,
+    encode_v5,
+    extended_gateway,
+    extended_router,
+    extended_switch,
+    flow_sample,
+    packet_header,
+    raw_header_record,
+    v9_data_flowset,
+    v9_template_flowset,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = Path(os.environ.get("FLOWPIPE_CAPTURES", ROOT.parent / "shared" / "captures"))
@@ -115,7 +130,6 @@ def template_sequences() -> list[list[bytes]]:
     seqs.append([data_first, enc.template_packet([DEFAULT_TEMPLATE], UPTIME, EXPORT_TIME),
                  enc.data_packet(DEFAULT_TEMPLATE, v4[5:], UPTIME, EXPORT_TIME)])
     # one datagram: options template + options data + template + data (data before its template too)
-    from flowpipe.export.netflow9 import v9_data_flowset, v9_template_flowset
     t300 = EXTRA_TEMPLATES[0]
     sets = [v9_data_flowset(t300, t300.pack(rows[300])), _v9_options_template(V9_OPTIONS_ID),
             _v9_options_data(V9_OPTIONS_ID, 1, 100), v9_template_flowset([t300])]
@@ -167,23 +181,23 @@ def sflow_seeds() -> list[bytes]:
     """sFlow v5 datagrams: flow samples (raw header, router, gateway), counters, IPv6 agent."""
     out = []
     for agent, v6, rate in (("192.0.2.9", False, 1), ("2001:db8::9", True, 512)):
-        enc = sfl.SflowEncoder(agent, sub_agent_id=3, sampling_rate=rate)
+        enc = SflowEncoder(agent, sub_agent_id=3, sampling_rate=rate)
         t = (DEFAULT_TEMPLATE_V6 if v6 else DEFAULT_TEMPLATE)
         batch = TrafficModel(4, ipv6_share=1.0 if v6 else 0.0).samples(6, UPTIME)
         recs = batch.ipv6 if v6 else batch.ipv4
         samples = enc.flow_samples(t, recs)
         out.append(enc.datagram(samples, UPTIME))
         out.append(enc.datagram(samples[:1], UPTIME))
-        counters = enc.counter_samples([sfl.InterfaceCounters(1, in_octets=10**12, out_octets=7),
-                                        sfl.InterfaceCounters(2)])
+        counters = enc.counter_samples([InterfaceCounters(1, in_octets=10**12, out_octets=7),
+                                        InterfaceCounters(2)])
         out.append(enc.datagram(counters + samples[:2], UPTIME))
     # hand-assembled samples with the record kinds the stateful encoder does not emit
     ip = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
-    hdr = sfl.packet_header(ip[0], ip[1], 6, 40000, 443, 0x18, 0, 1500, b"\x02" * 6, b"\x04" * 6, vlan=12)
-    flow_recs = [sfl.raw_header_record(hdr, 1500), sfl.extended_switch(12, 13),
-            sfl.extended_router(bytes([10, 0, 0, 254]), 24, 16),
-            sfl.extended_gateway(bytes([10, 0, 0, 254]), 64500, 64501, 64502)]
-    out.append(sfl.encode_sflow("192.0.2.10", 0, 1, UPTIME, [sfl.flow_sample(1, 5, 10, 10, 0, 5, 6, flow_recs)]))
+    hdr = packet_header(ip[0], ip[1], 6, 40000, 443, 0x18, 0, 1500, b"\x02" * 6, b"\x04" * 6, vlan=12)
+    flow_recs = [raw_header_record(hdr, 1500), extended_switch(12, 13),
+            extended_router(bytes([10, 0, 0, 254]), 24, 16),
+            extended_gateway(bytes([10, 0, 0, 254]), 64500, 64501, 64502)]
+    out.append(encode_sflow("192.0.2.10", 0, 1, UPTIME, [flow_sample(1, 5, 10, 10, 0, 5, 6, flow_recs)]))
     return out
 
 

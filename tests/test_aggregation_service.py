@@ -5,7 +5,7 @@ import time
 
 import trio
 
-from flowpipe.export.netflow5 import DefaultRecord, encode_v5
+from flowpipe.export import DefaultRecord, encode_v5
 from tests.backend import Backend
 from tests.service_helpers import make_config, metric, running, send_udp
 

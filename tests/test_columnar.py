@@ -295,7 +295,7 @@ def test_one_datagram_mixing_chunk_and_tuple_sets_in_order() -> None:
     """One datagram with a set without a plan, then a plain set, for one conversation: the records
     are aggregated in set order, so the first one (in-record sampling rate 5, output interface 8)
     opens the window."""
-    from flowpipe.export.netflow9 import Netflow9Encoder
+    from flowpipe.export import Netflow9Encoder
     enc = Netflow9Encoder(1)
     up, secs = 3_600_000, int(T0)
     templates = enc.template_packet([PLAIN_B, MIXED], up, secs)

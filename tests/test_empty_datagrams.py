@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from flowpipe.export.netflow5 import DefaultRecord, encode_v5
+from flowpipe.export import DefaultRecord, encode_v5
 from tests.service_helpers import free_port, start_run
 
 

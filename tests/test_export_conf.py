@@ -1,12 +1,11 @@
-"""Exporter conf files (DOCA-compatible INI), protocol names and target parsing."""
+"""Exporter conf files (DOCA-compatible INI), protocol names and target parsing (as the Exporter reads them)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from flowpipe.export import ConfigError, ExporterConfig, TargetError, load_config
-from flowpipe.export.conf import parse_config, parse_protocol, parse_target
+from flowpipe.export import ConfigError, Exporter, ExporterConfig, TargetError, load_config, parse_config
 
 
 def test_doca_conf_file_is_read_as_is(tmp_path: Path) -> None:
@@ -47,22 +46,29 @@ def test_missing_file(tmp_path: Path) -> None:
     ("sflow", "sflow5"), ("sflow5", "sflow5"), ("netflow5", "netflow5"),
 ])
 def test_protocol_names(value: object, name: str) -> None:
-    assert parse_protocol(value) == name
+    assert parse_config(f"version = {value}\n").version == name
+    assert Exporter("127.0.0.1", protocol=value).protocol == name  # type: ignore[arg-type]
+
+
+def test_unknown_protocol_argument() -> None:
+    with pytest.raises(ConfigError, match="unknown protocol version 8"):
+        Exporter("127.0.0.1", protocol=8)
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("host.example:2055", ("host.example", 2055)),
+    ("localhost:2055", ("localhost", 2055)),
     ("192.0.2.1:9995", ("192.0.2.1", 9995)),
     ("[2001:db8::1]:4739", ("2001:db8::1", 4739)),
-    ("2001:db8::1", ("2001:db8::1", 6343)),
-    ("[2001:db8::1]", ("2001:db8::1", 6343)),
-    ("collector", ("collector", 6343)),
+    ("2001:db8::1", ("2001:db8::1", 4739)),
+    ("[2001:db8::1]", ("2001:db8::1", 4739)),
+    ("localhost", ("localhost", 4739)),
 ])
 def test_targets(text: str, expected: tuple[str, int]) -> None:
-    assert parse_target(text, 6343) == expected
+    e = Exporter(text, protocol="ipfix")  # IPFIX's default port: 4739
+    assert (e.host, e.port) == expected
 
 
 @pytest.mark.parametrize("text", ["h:0", "h:65536", "h:x", "[::1]x", ""])
 def test_bad_targets(text: str) -> None:
     with pytest.raises(TargetError):
-        parse_target(text, 2055)
+        Exporter(text)

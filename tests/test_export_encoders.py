@@ -7,15 +7,20 @@ from typing import Any
 
 import pytest
 
-from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, ExportError, RecordError, Template
-from flowpipe.export.ipfix import IpfixEncoder
-from flowpipe.export.netflow5 import encode_v5
-from flowpipe.export.netflow9 import Netflow9Encoder
-from flowpipe.export.sflow import (
+from flowpipe.export import (
+    DEFAULT_TEMPLATE,
+    DEFAULT_TEMPLATE_V6,
+    DefaultRecord,
+    ExportError,
     InterfaceCounters,
+    IpfixEncoder,
+    Netflow9Encoder,
+    RecordError,
     SflowEncoder,
+    Template,
     counter_sample,
     encode_sflow,
+    encode_v5,
     interface_counters_record,
     packet_header,
 )

@@ -14,14 +14,16 @@ from flowpipe.export import (
     DEFAULT_TEMPLATE_V6,
     FIELDS,
     DefaultRecord,
+    IpfixEncoder,
     RecordError,
     Template,
     TemplateError,
 )
-from flowpipe.export.netflow9 import ADDR4, ADDR6, MAC, STRING, UINT
 
 A = ipaddress.IPv4Address("10.0.0.1").packed
 B = ipaddress.IPv4Address("192.0.2.7").packed
+# FieldSpec.kind values (how a field's value is checked and packed)
+UINT, ADDR4, ADDR6, MAC, STRING = "uint", "addr4", "addr6", "mac", "string"
 REC = DefaultRecord(A, B, bytes(4), 3, 4, 10, 1500, 1000, 2000, 40000, 443, 0x1B, 6, 0x28, 64500, 64501, 24, 16)
 
 
@@ -227,6 +229,5 @@ def test_vendor_layouts_zero_length_and_variable_length_fields() -> None:
 
 
 def test_ipfix_refuses_v9_vendor_types_above_32767() -> None:
-    from flowpipe.export.ipfix import template_record
     with pytest.raises(TemplateError, match="32767"):
-        template_record(Template([8, 40005], 300))
+        IpfixEncoder().template_message([Template([8, 40005], 300)], 0)

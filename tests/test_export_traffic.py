@@ -4,10 +4,10 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6
-from flowpipe.export.traffic import EPHEMERAL, SERVICES, TrafficModel
+from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, TrafficModel
 
-PORTS = {s[2] for s in SERVICES}
+EPHEMERAL = TrafficModel.EPHEMERAL
+PORTS = {s[2] for s in TrafficModel.SERVICES}
 
 
 def test_same_seed_same_flows_other_seed_other_flows() -> None:

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, Exporter, InterfaceCounters
-from flowpipe.export.traffic import TrafficModel
+from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, Exporter, InterfaceCounters, TrafficModel
 from tests.pcapwrite import write_pcap
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")

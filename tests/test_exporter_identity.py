@@ -17,9 +17,7 @@ from flowpipe.config import ConfigError, DecoderConfig, ListenerConfig, dump, lo
 from flowpipe.decode.base import Source
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.template_decoder import TemplateDecoder
-from flowpipe.export import DefaultRecord
-from flowpipe.export.netflow5 import encode_v5
-from flowpipe.export.sflow import encode_sflow, flow_sample, packet_header, raw_header_record
+from flowpipe.export import DefaultRecord, encode_sflow, encode_v5, flow_sample, packet_header, raw_header_record
 from flowpipe.flow import Flow
 from tests.backend import Backend
 from tests.service_helpers import make_config, metric, running, send_udp

@@ -26,12 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from flowpipe import export as sfl
 from flowpipe.config import DecoderConfig
 from flowpipe.decode.base import Decoded, DecodeError, Source
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.template_decoder import MAX_RECORDS_PER_DATAGRAM
-from flowpipe.export import sflow as sfl
-from flowpipe.export.netflow5 import encode_v5
+from flowpipe.export import encode_v5
 from fuzz import checks, seeds, structure
 
 T = TypeVar("T")

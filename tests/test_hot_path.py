@@ -11,7 +11,7 @@ from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import MERGE_DATAGRAMS, DecoderStage, FlowBatch, FlowQueue
-from flowpipe.export.netflow5 import DefaultRecord, encode_v5
+from flowpipe.export import DefaultRecord, encode_v5
 from flowpipe.flow import BYTES, SRC_PORT, FlushBatch, make_flow
 from flowpipe.listen import Datagram, UdpListener
 from flowpipe.metrics import Metrics

@@ -6,7 +6,7 @@ from flowpipe.config import DecoderConfig
 from flowpipe.decode.base import Source
 from flowpipe.decode.nsel import IDLE_SECONDS
 from flowpipe.decode.template_decoder import TemplateDecoder
-from flowpipe.export.netflow9 import Netflow9Encoder, Template
+from flowpipe.export import Netflow9Encoder, Template
 from flowpipe.flow import Flow
 from tests.test_vendor_quirks import ASA_TEARDOWN, TEARDOWN, UPDATE, asa
 
@@ -70,7 +70,7 @@ def test_initiator_plus_responder_past_64_bits_is_held_at_the_largest_count() ->
 def test_sequence_units_count_records_not_the_flows_vendor_rules_make() -> None:
     """IPFIX sequence numbers count data records: a biflow record split in two (reverse_flows) or an
     NSEL create that makes no flow is still one record, or loss would be misreported."""
-    from flowpipe.export.ipfix import IpfixEncoder
+    from flowpipe.export import IpfixEncoder
     from tests.test_vendor_quirks import BIFLOW, CREATE, biflow_records
 
     dec = TemplateDecoder(DecoderConfig(), reverse=True)

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from flowpipe.export.netflow5 import DefaultRecord, encode_v5
+from flowpipe.export import DefaultRecord, encode_v5
 
 
 def start(cfg: Path) -> tuple[subprocess.Popen[str], str]:

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from flowpipe.export.netflow5 import DefaultRecord, encode_v5
+from flowpipe.export import DefaultRecord, encode_v5
 from tests.backend import Backend
 from tests.service_helpers import free_port, start_run
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from flowpipe.decode import sflow, sflow_columns
 from flowpipe.decode.base import DecodeError, Source
-from flowpipe.export.sflow import (
+from flowpipe.export import (
     encode_sflow,
     extended_gateway,
     extended_router,

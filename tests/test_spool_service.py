@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from flowpipe.export.netflow5 import DefaultRecord, encode_v5
+from flowpipe.export import DefaultRecord, encode_v5
 from tests.backend import Backend
 from tests.service_helpers import http_get
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import trio
 
-from flowpipe.export import DEFAULT_TEMPLATE, DefaultRecord
-from flowpipe.export.netflow9 import Netflow9Encoder
+from flowpipe.export import DEFAULT_TEMPLATE, DefaultRecord, Netflow9Encoder
 from tests.backend import Backend
 from tests.service_helpers import make_config, metric, running, send_udp
 

@@ -8,8 +8,7 @@ from typing import Any
 import trio
 
 from flowpipe.config import MappingConfig
-from flowpipe.export.ipfix import IpfixEncoder
-from flowpipe.export.netflow9 import Netflow9Encoder, Template
+from flowpipe.export import IpfixEncoder, Netflow9Encoder, Template
 from tests.backend import Backend
 from tests.service_helpers import make_config, metric, running, send_udp, sums
 

@@ -10,10 +10,16 @@ import time
 from types import FrameType
 from typing import Any
 
-from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, Exporter, ExportError
-from flowpipe.export.conf import PROTOCOLS
-from flowpipe.export.sflow import InterfaceCounters
-from flowpipe.export.traffic import Batch, TrafficModel
+from flowpipe.export import (
+    DEFAULT_TEMPLATE,
+    DEFAULT_TEMPLATE_V6,
+    PROTOCOLS,
+    Batch,
+    Exporter,
+    ExportError,
+    InterfaceCounters,
+    TrafficModel,
+)
 
 DEFAULT_FLOWS = 1000
 COUNTER_INTERVAL = 10.0  # seconds between sFlow counter samples (one more at the end)

@@ -16,7 +16,9 @@ from typing import Any
 
 import attrs
 
-from flowpipe.export.netflow9 import RecordError, Template, TemplateError, to_address
+from flowpipe.export._errors import RecordError, TemplateError
+from flowpipe.export._template import Template
+from flowpipe.export._values import to_address
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")

@@ -83,6 +83,11 @@ class TrafficModel:
     their times moved to "now" (N distinct flows, several times faster than drawing each).
     """
 
+    #: The service mix drawn from: (name, protocol, server port, weight, request size, response size).
+    SERVICES = SERVICES
+    #: The client (ephemeral) port range, inclusive.
+    EPHEMERAL = EPHEMERAL
+
     def __init__(self, seed: int | None = None, *, ipv6_share: float = 0.0, clients: int = 250,
                  servers: int = 60, pool: int = 0) -> None:
         self.rng = rng = random.Random(seed)

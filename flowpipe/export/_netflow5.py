@@ -1,4 +1,4 @@
-"""NetFlow v5 encoding, and :class:`DefaultRecord`, the record layout v5 fixes (also the default record).
+"""NetFlow v5 encoding: packets of records laid out as :class:`~flowpipe.export.DefaultRecord`.
 
 A v5 packet is a 24-byte header and up to 30 fixed 48-byte records. ``flow_sequence`` counts the
 flows sent before the packet; the engine type/id pair identifies the exporter's flow cache.
@@ -9,9 +9,10 @@ import struct
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any
 
-from flowpipe.export.netflow9 import ExportError, Template
+from flowpipe.export._default import DEFAULT_TEMPLATE
+from flowpipe.export._errors import ExportError
 
 MAX_RECORDS = 30
 V5_HEADER = struct.Struct(">HHIIIIBBH")
@@ -19,39 +20,8 @@ _RECORD = "4s4s4sHHIIIIHHxBBBHHBBxx"
 RECORD_LENGTH = struct.calcsize(">" + _RECORD)
 
 
-class DefaultRecord(NamedTuple):
-    """A flow in NetFlow v5's record order: the default record type of :mod:`flowpipe.export`.
-
-    Addresses are 4 bytes (16 with ``DEFAULT_TEMPLATE_V6``); text or ipaddress objects are accepted
-    too, at some cost. ``first``/``last`` are the exporter's sysUptime in milliseconds when the
-    flow's first/last packet was seen (``Exporter.uptime_ms(unix_time)`` converts).
-    """
-
-    src_addr: Any
-    dst_addr: Any
-    next_hop: Any
-    in_if: int
-    out_if: int
-    packets: int
-    bytes: int
-    first: int
-    last: int
-    src_port: int
-    dst_port: int
-    tcp_flags: int
-    protocol: int
-    tos: int
-    src_as: int
-    dst_as: int
-    src_mask: int
-    dst_mask: int
-
-
-#: The v5 record as a template: field types in DefaultRecord order, with v5's lengths.
-V5_TEMPLATE = Template(
-    [(8, 4), (12, 4), (15, 4), (10, 2), (14, 2), (2, 4), (1, 4), (22, 4), (21, 4), (7, 2), (11, 2),
-     (6, 1), (4, 1), (5, 1), (16, 2), (17, 2), (9, 1), (13, 1)],
-    template_id=256, names=DefaultRecord._fields)
+#: The v5 record as a template (the default template: field types in DefaultRecord order, v5's lengths).
+V5_TEMPLATE = DEFAULT_TEMPLATE
 
 
 @lru_cache(maxsize=64)

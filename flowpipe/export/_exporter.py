@@ -6,31 +6,27 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import trio
 
-from flowpipe.export import ipfix, netflow5, netflow9, sflow
-from flowpipe.export.conf import (
+from flowpipe.export import _ipfix as ipfix
+from flowpipe.export import _netflow5 as netflow5
+from flowpipe.export import _netflow9 as netflow9
+from flowpipe.export._conf import (
     DEFAULT_PORTS,
-    ConfigError,
     ExporterConfig,
-    TargetError,
     default_path,
     load_config,
     parse_protocol,
     parse_target,
 )
-from flowpipe.export.netflow5 import DefaultRecord
-from flowpipe.export.netflow9 import ExportError, RecordError, Template, TemplateError
+from flowpipe.export._errors import ConfigError, ExportError, RecordError, TargetError, TemplateError
+from flowpipe.export._sflow import InterfaceCounters, SflowEncoder
+from flowpipe.export._template import Template
 
-#: NetFlow v5's record fields as a v9/IPFIX template (IPv4), in :class:`DefaultRecord` order.
-DEFAULT_TEMPLATE = Template([(f.id, f.length) for f in netflow5.V5_TEMPLATE.fields], 256, DefaultRecord._fields)
-#: The same for IPv6 flows: 16-byte addresses and next hop, IPv6 prefix lengths.
-DEFAULT_TEMPLATE_V6 = Template(
-    [(27, 16), (28, 16), (62, 16)] + [(f.id, f.length) for f in netflow5.V5_TEMPLATE.fields[3:16]]
-    + [(29, 1), (30, 1)], 257, DefaultRecord._fields)
+if TYPE_CHECKING:
+    import trio
 
 _V5_IDS = [f.id for f in netflow5.V5_TEMPLATE.fields]
 _IP_OVERHEAD: dict[int, int] = {socket.AF_INET: 28, socket.AF_INET6: 48}  # IP + UDP headers
@@ -72,7 +68,7 @@ def _summer(index: int) -> Callable[[Sequence[Any]], int] | None:
 class Exporter:
     """Sends flow records to one collector over UDP.
 
-    Configure with arguments, a conf file (``config=``, see :mod:`flowpipe.export.conf`), or both
+    Configure with arguments, a conf file (``config=``, see :func:`~flowpipe.export.load_config`), or both
     (arguments win); with neither a target nor a file, the default conf file is read. The target
     is resolved once, here (hostname, IPv4 or IPv6); :class:`TargetError` when it cannot be.
 
@@ -134,9 +130,9 @@ class Exporter:
         self._v5_sequence = 0
         self._v9 = netflow9.Netflow9Encoder(cfg.source_id)
         self._ipfix = ipfix.IpfixEncoder(cfg.source_id)
-        self._sflow: sflow.SflowEncoder | None = None
+        self._sflow: SflowEncoder | None = None
         if self.protocol == "sflow5":
-            self._sflow = sflow.SflowEncoder(cfg.agent or _local_address(self.family, self.address),
+            self._sflow = SflowEncoder(cfg.agent or _local_address(self.family, self.address),
                                              cfg.source_id, cfg.sampling_rate)
 
     # --- time -------------------------------------------------------------------------------------
@@ -190,7 +186,7 @@ class Exporter:
             self._emit_data(payload, chunk, info, out)
         return out
 
-    def encode_counters(self, counters: Sequence[sflow.InterfaceCounters]) -> list[bytes]:
+    def encode_counters(self, counters: Sequence[InterfaceCounters]) -> list[bytes]:
         """sFlow only: datagrams of counter samples, one sample per interface (never skipped)."""
         if self._sflow is None:
             raise ExportError(f"counter samples are sFlow only; this exporter sends {self.protocol}")
@@ -367,12 +363,12 @@ class Exporter:
         await self._send_all_async(datagrams)
         return self.stats.flows - before
 
-    def send_counters(self, counters: Sequence[sflow.InterfaceCounters]) -> int:
+    def send_counters(self, counters: Sequence[InterfaceCounters]) -> int:
         """sFlow only: send counter samples for the given interfaces; returns the samples sent."""
         self._send_all(self.encode_counters(counters))
         return len(counters)
 
-    async def send_counters_async(self, counters: Sequence[sflow.InterfaceCounters]) -> int:
+    async def send_counters_async(self, counters: Sequence[InterfaceCounters]) -> int:
         """``send_counters`` for trio tasks."""
         await self._send_all_async(self.encode_counters(counters))
         return len(counters)
@@ -387,6 +383,9 @@ class Exporter:
                 raise ExportError(f"sending to {self.host}:{self.port} failed: {e}") from e
 
     async def _send_all_async(self, datagrams: list[bytes]) -> None:
+        # Imported here: only the async methods need trio, so importing the exporter stays light.
+        import trio  # noqa: PLC0415
+
         if self._async_sock is None:
             self._async_sock = trio.socket.socket(self.family, socket.SOCK_DGRAM)
         for d in datagrams:

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from flowpipe.export.netflow9 import ExportError
+from flowpipe.export._errors import ConfigError, TargetError
 
 #: Read when neither a file nor a target is given; ``$FLOWPIPE_EXPORTER_CONF`` overrides it.
 DEFAULT_PATH = "/etc/flowpipe/exporter.conf"
@@ -35,14 +35,6 @@ _PROTOCOL_ALIASES = {
     "10": "ipfix", "v10": "ipfix", "ipfix": "ipfix",
     "sflow": "sflow5", "sflow5": "sflow5", "sflow-v5": "sflow5",
 }
-
-
-class ConfigError(ExportError):
-    """A configuration file or value that cannot be used."""
-
-
-class TargetError(ExportError):
-    """A target that cannot be parsed or resolved."""
 
 
 @attrs.frozen

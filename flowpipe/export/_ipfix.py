@@ -1,4 +1,4 @@
-"""IPFIX (RFC 7011) message encoding, sharing :class:`~flowpipe.export.netflow9.Template` with NetFlow v9.
+"""IPFIX (RFC 7011) message encoding, sharing :class:`~flowpipe.export.Template` with NetFlow v9.
 
 Differences from v9 that matter here: the header carries the message length and an export time
 (no sysUptime); the sequence number counts data records (options data records included), not
@@ -10,7 +10,8 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from flowpipe.export.netflow9 import ExportError, Template, TemplateError
+from flowpipe.export._errors import ExportError, TemplateError
+from flowpipe.export._template import Template
 
 IPFIX_HEADER = struct.Struct(">HHIII")  # version 10, length, export time, sequence, observation domain
 _SET_HEADER = struct.Struct(">HH")
