@@ -29,8 +29,8 @@ import trio
 import yaml
 
 from flowpipe.config import Config, ListenerConfig, load, split_host_port
-from tests.backend import Backend
-from tests.service_helpers import http_get, make_config, running
+from tests.support.backend import Backend
+from tests.support.service_helpers import http_get, make_config, running
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -12,7 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
-from tests.service_helpers import free_port, start_run
+from tests.support.service_helpers import free_port, start_run
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -24,7 +24,7 @@ from types import ModuleType
 import pytest
 
 from flowpipe.pcap import udp_datagrams
-from tests import captures
+from tests.support import captures
 
 FIXTURES = captures.FIXTURES
 # the fixtures make_fixtures.sh makes; a missing one is an error, not a skip

@@ -10,8 +10,8 @@ import trio
 
 from flowpipe import metricsdoc
 from flowpipe.config import ListenerConfig
-from tests.backend import Backend
-from tests.service_helpers import http_get, make_config, running
+from tests.support.backend import Backend
+from tests.support.service_helpers import http_get, make_config, running
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "metrics.md"

@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
-from tests.backend import Backend
-from tests.service_helpers import free_port, start_run
+from tests.support.backend import Backend
+from tests.support.service_helpers import free_port, start_run
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import trio
 
-from tests import captures
-from tests.backend import Backend
-from tests.service_helpers import http_get, make_config, metric, running, send_udp, sums
+from tests.support import captures
+from tests.support.backend import Backend
+from tests.support.service_helpers import http_get, make_config, metric, running, send_udp, sums
 
 
 async def test_real_v5_exports_arrive_aggregated_with_tshark_totals() -> None:

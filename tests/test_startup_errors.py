@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_helpers import free_port
+from tests.support.service_helpers import free_port
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

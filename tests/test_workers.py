@@ -11,8 +11,8 @@ from pathlib import Path
 
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
 from flowpipe.supervisor import merge_metrics
-from tests.backend import Backend
-from tests.service_helpers import http_get
+from tests.support.backend import Backend
+from tests.support.service_helpers import http_get
 
 
 def free(kind: int) -> int:
