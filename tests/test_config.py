@@ -9,8 +9,7 @@ import pytest
 
 from flowpipe import config, docgen
 from flowpipe.config import ConfigError, load
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -29,10 +29,10 @@ import trio
 import yaml
 
 from flowpipe.config import Config, ListenerConfig, load, split_host_port
+from tests.support import ROOT
 from tests.support.backend import Backend
 from tests.support.service_helpers import http_get, make_config, running
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import trio
 
 from flowpipe import metricsdoc
 from flowpipe.config import ListenerConfig
+from tests.support import ROOT
 from tests.support.backend import Backend
 from tests.support.service_helpers import http_get, make_config, running
 
-ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "metrics.md"
 
 # The metrics the contract (shared/spec/contract.md) promises, by their scraped names.

@@ -41,8 +41,7 @@ async def test_real_v5_exports_arrive_aggregated_with_tshark_totals() -> None:
         assert all(r.headers.get("Content-Encoding") == "gzip" for r in be.requests)
 
 
-@captures.needed
-async def test_malformed_datagram_is_counted_and_the_next_one_decodes() -> None:
+async def test_malformed_datagram_is_counted_and_the_next_one_decodes(shared_captures: Path) -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     with Backend() as be:
         async with running(make_config(be.url)) as svc:
@@ -56,8 +55,7 @@ async def test_malformed_datagram_is_counted_and_the_next_one_decodes() -> None:
     assert sum(f["packets"] for f in be.flows) == 160
 
 
-@captures.needed
-async def test_stop_flushes_contexts_that_are_not_due_yet() -> None:
+async def test_stop_flushes_contexts_that_are_not_due_yet(shared_captures: Path) -> None:
     good = captures.datagrams("nf5_akvorado")[0].payload
     with Backend() as be:
         cfg = make_config(be.url, aggregator={"flush_interval": 300.0, "flush_tick": 10.0})
@@ -91,8 +89,7 @@ async def test_metrics_and_health_endpoints() -> None:
             assert (await trio.to_thread.run_sync(http_get, base + "/nope"))[0] == 404
 
 
-@captures.needed
-async def test_backend_down_is_survived_and_data_arrives_later() -> None:
+async def test_backend_down_is_survived_and_data_arrives_later(shared_captures: Path) -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     with Backend() as be:
         be.stop()

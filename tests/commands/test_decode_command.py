@@ -95,8 +95,8 @@ def test_bad_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 @pytest.mark.parametrize("name", ["nf9_akvorado_data_before_template", "ipfix_yaf", "nf5_akvorado",
                                   "sflow5_akvorado_multi_sample"])
-def test_real_captures(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    path = captures.require() / f"{name}.pcap"
+def test_real_captures(name: str, capsys: pytest.CaptureFixture[str], shared_captures: Path) -> None:
+    path = shared_captures / f"{name}.pcap"
     exp = captures.expected(name)
     rc, flows, err = run(capsys, str(path), "--port", str(exp["udp_dst_port"]))
     assert rc == 0 and len(flows) == exp["totals"]["records"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -122,8 +123,7 @@ def test_records_match_tshark_one_by_one(name: str) -> None:
         assert have == want, f"record {i} (frame {r['frame']})"
 
 
-def test_captures_present() -> None:
-    captures.require()
+def test_captures_present(shared_captures: Path) -> None:
     assert captures.names("sflow5_"), "no sflow5_* captures in the shared folder"
 
 

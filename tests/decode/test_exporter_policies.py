@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import trio
 
@@ -92,8 +93,7 @@ async def test_kernel_drops_on_a_small_socket_buffer_are_counted() -> None:
             assert metric(svc, "flowpipe_socket_receive_buffer_bytes", listener=svc.listeners[0].name) <= 8192
 
 
-@captures.needed
-async def test_sampler_id_rules_change_only_that_samplers_rate() -> None:
+async def test_sampler_id_rules_change_only_that_samplers_rate(shared_captures: Path) -> None:
     name = "nf9_akvorado_multi_sampling_rates"  # sampler 1 = 1:2000, sampler 2 = 1:4000
     if name not in captures.names("nf9_"):
         captures.require()

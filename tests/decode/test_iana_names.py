@@ -16,8 +16,7 @@ from flowpipe.decode import iana
 from flowpipe.decode.base import Source
 from flowpipe.decode.template_decoder import TemplateDecoder
 from flowpipe.flow import Flow
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 def test_table_content() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,8 +184,7 @@ def test_the_common_shapes_are_read_by_numpy(values: dict[str, Any], read_here: 
     assert n_read == int(read_here)
 
 
-def test_every_sflow_capture_reads_the_same() -> None:
-    captures.require()
+def test_every_sflow_capture_reads_the_same(shared_captures: Path) -> None:
     names = captures.names("sflow5_")
     grams = [(g.payload, Source(g.src, g.sport, received=g.time)) for name in names for g in captures.datagrams(name)]
     plain, cols, skipped_plain, skipped_cols, n_read = read(grams)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import dns.asyncbackend
@@ -24,18 +23,18 @@ def ip(text: str) -> bytes:
 
 
 @pytest.fixture
-def srv() -> Iterator[DnsTestServer]:
-    with DnsTestServer(negative_ttl=60) as s:
-        s.add_ptr("10.0.0.1", "db-1.example.internal", ttl=300)
-        s.add_ptr("10.0.0.2", "web-2.example.internal.", ttl=5)
-        s.add_ptr("fd00::1", "v6.example.internal")
-        s.add_ptr("192.0.2.10", "public.example.com")
-        s.set_rcode("10.0.0.3", "SERVFAIL")
-        s.set_rcode("10.0.0.4", "REFUSED")
-        s.set_silent("10.0.0.5")
-        s.add_ptr("10.0.0.6", "slow.example.internal")
-        s.set_delay("10.0.0.6", 0.4)
-        yield s
+def srv(dns_srv: DnsTestServer) -> DnsTestServer:
+    s = dns_srv  # negative answers cached 60 s (the default)
+    s.add_ptr("10.0.0.1", "db-1.example.internal", ttl=300)
+    s.add_ptr("10.0.0.2", "web-2.example.internal.", ttl=5)
+    s.add_ptr("fd00::1", "v6.example.internal")
+    s.add_ptr("192.0.2.10", "public.example.com")
+    s.set_rcode("10.0.0.3", "SERVFAIL")
+    s.set_rcode("10.0.0.4", "REFUSED")
+    s.set_silent("10.0.0.5")
+    s.add_ptr("10.0.0.6", "slow.example.internal")
+    s.set_delay("10.0.0.6", 0.4)
+    return s
 
 
 def enricher(srv: DnsTestServer, **kw: Any) -> ReverseDnsEnricher:

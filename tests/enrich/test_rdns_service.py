@@ -18,8 +18,8 @@ def rec(src: str, dst: str, sp: int) -> DefaultRecord:
                          1000, 2000, sp, 5432, 0x10, 6, 0, 0, 0, 24, 24)
 
 
-async def test_payload_carries_names_and_a_dead_lookup_does_not_hold_the_flush() -> None:
-    with DnsTestServer() as dns_srv, Backend() as be:
+async def test_payload_carries_names_and_a_dead_lookup_does_not_hold_the_flush(dns_srv: DnsTestServer) -> None:
+    with Backend() as be:
         dns_srv.add_ptr(DB, "db-2.example.internal")
         dns_srv.add_ptr(APP, "app-1.example.internal")
         dns_srv.set_silent(SILENT)
@@ -43,8 +43,8 @@ async def test_payload_carries_names_and_a_dead_lookup_does_not_hold_the_flush()
     assert dns_srv.query_count(DB) == 1                               # one query per address, then the cache
 
 
-async def test_second_window_uses_the_cache() -> None:
-    with DnsTestServer() as dns_srv, Backend() as be:
+async def test_second_window_uses_the_cache(dns_srv: DnsTestServer) -> None:
+    with Backend() as be:
         dns_srv.add_ptr(DB, "db-2.example.internal")
         dns_srv.add_ptr(APP, "app-1.example.internal")
         cfg = make_config(be.url, aggregator={"flush_interval": 0.5, "flush_tick": 0.1},

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from flowpipe.forward.spool import HEADER
+from tests.support import ROOT
 from tests.support.backend import Backend, seqs
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Child:

@@ -17,10 +17,6 @@ CAPTURES = Path(os.environ.get("FLOWPIPE_CAPTURES", Path(__file__).resolve().par
 # Exports made here by real exporters (softflowd, pmacct) with tshark-derived expected values,
 # in the same format; committed with the script that made them (tests/fixtures/make_fixtures.sh).
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-# For tests that read a capture inside trio (an async test): a skip raised in there reaches pytest
-# without its reason, so they are marked up front instead.
-needed = pytest.mark.skipif(not CAPTURES.is_dir(), reason=f"real captures not available: {CAPTURES} does not "
-                            "exist (it is ../shared/captures; set FLOWPIPE_CAPTURES to another folder)")
 
 
 def names(prefix: str = "") -> list[str]:
@@ -51,6 +47,9 @@ def _dir(name: str) -> Path:
 
 
 def require() -> Path:
+    """The captures folder, or skip the test saying it is absent. (An async test that needs the folder
+    asks for the ``shared_captures`` fixture, tests/conftest.py, instead: a skip raised inside trio
+    reaches pytest without its reason.)"""
     if not CAPTURES.is_dir():
         pytest.skip(f"real captures not available: {CAPTURES} does not exist (it is ../shared/captures)")
     return CAPTURES
