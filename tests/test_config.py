@@ -118,6 +118,7 @@ def test_missing_file() -> None:
         load("/nonexistent/flowpipe.toml")
 
 
+@pytest.mark.slow
 def test_check_config_command(tmp_path: Path) -> None:
     good = write(tmp_path, "[forwarder]\nheaders = {\"DD-API-KEY\" = \"s3cret\", \"X-Team\" = \"net\"}\n")
     r = subprocess.run([sys.executable, "-m", "flowpipe.cli", "check-config", good], capture_output=True, text=True)

@@ -127,6 +127,7 @@ def test_export_accounts_for_the_input(name: str) -> None:
         assert chk["sample_mismatches"] == [] and chk["samples"] == t["records"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_rederived_with_tshark(name: str) -> None:
     if shutil.which("tshark") is None:

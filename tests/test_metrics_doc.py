@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 
+import pytest
 import trio
 
 from flowpipe import metricsdoc
@@ -69,6 +70,7 @@ async def _generate(port: int, protocol: str) -> None:
                             "--protocol", protocol, "--flows", "200", "--seed", "7"], capture_stdout=True)
 
 
+@pytest.mark.slow
 async def test_everything_a_running_flowpipe_serves_is_documented() -> None:
     with Backend() as be:
         cfg = make_config(be.url, listeners=[{"flow_type": "netflow9"}],

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.support import captures
@@ -89,6 +90,7 @@ async def test_metrics_and_health_endpoints() -> None:
             assert (await trio.to_thread.run_sync(http_get, base + "/nope"))[0] == 404
 
 
+@pytest.mark.slow
 async def test_backend_down_is_survived_and_data_arrives_later(shared_captures: Path) -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     with Backend() as be:
@@ -102,6 +104,7 @@ async def test_backend_down_is_survived_and_data_arrives_later(shared_captures: 
     assert sum(f["bytes"] for f in be.flows) == 40812
 
 
+@pytest.mark.slow
 def test_cli_run_sigterm_delivers_and_exits_zero(tmp_path: Path) -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     import socket

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -118,6 +119,7 @@ def run_both(cfg: AggregatorConfig, specs: list[dict[str, Any]], script: list[tu
     assert new.drain() == ref.drain()
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs, st.lists(flow_specs, min_size=1, max_size=40), ops, st.booleans())
 def test_accumulator_matches_the_per_flow_reference(cfg: dict[str, Any], specs: list[dict[str, Any]],
@@ -137,6 +139,7 @@ rollup_ops = st.lists(st.one_of(
 ), max_size=120)
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(st.integers(1, 5), st.sampled_from([3, 8, 30, 2_000_000]), rollup_ops)
 def test_rollup_matches_the_flat_reference(threshold: int, max_entries: int, script: list[tuple]) -> None:
@@ -217,6 +220,7 @@ def test_both_sides_at_the_threshold_roll_up_the_destination_like_the_reference(
     assert ref.classify(a, b, 1, 12) == 2 == new.classify(a, b, 1, 12)  # a tie: the destination is "*"
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(flow_specs, min_size=1, max_size=30), st.lists(st.lists(st.integers(0, 29), max_size=10), max_size=6),
        st.integers(1, 4))

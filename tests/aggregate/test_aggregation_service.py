@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import trio
 
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
@@ -31,6 +32,7 @@ async def wait_for(cond, timeout: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 async def test_same_key_merges_and_key_fields_separate() -> None:
     with Backend() as be:
         async with running(make_config(be.url, aggregator={"flush_interval": 2.0, "flush_tick": 2.0})) as svc:
@@ -63,6 +65,7 @@ async def test_port_scan_and_busy_resolver_roll_up() -> None:
     assert [f["source"]["port"] for f in dns_flows].count("*") == 1
 
 
+@pytest.mark.slow
 async def test_idle_context_expires_after_ttl() -> None:
     with Backend() as be:
         cfg = make_config(be.url, aggregator={"flush_interval": 0.5, "flow_context_ttl": 1.0, "flush_tick": 0.1})
@@ -91,6 +94,7 @@ async def test_sequence_gap_shows_exactly_and_restart_is_a_reset() -> None:
             assert metric(svc, "flowpipe_flows_lost_estimate_total", **labels) == 60
 
 
+@pytest.mark.slow
 async def test_generated_loss_is_estimated_exactly_for_v5_and_ipfix() -> None:
     import json
     import subprocess

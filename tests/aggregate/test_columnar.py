@@ -141,6 +141,7 @@ def _same(out_c: list[list[list[Any]]], out_t: list[list[list[Any]]]) -> None:
         assert sorted(map(repr, c)) == sorted(map(repr, t)), f"flush {tick} differs"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("rollup", [True, False])
 def test_v9_chunks_aggregate_like_tuples(seed: int, rollup: bool) -> None:
@@ -151,6 +152,7 @@ def test_v9_chunks_aggregate_like_tuples(seed: int, rollup: bool) -> None:
     _same(out_c, out_t)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_v5_chunks_aggregate_like_tuples(seed: int) -> None:
     """NetFlow v5 (its own record layout and boot-time clock, uptime wrap included) both ways."""

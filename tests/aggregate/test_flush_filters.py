@@ -32,6 +32,7 @@ async def settled(svc: object, be: Backend, flows: int) -> None:
     await trio.sleep(AGG["flush_tick"] * 1.5)
 
 
+@pytest.mark.slow
 async def test_top_n_keeps_the_largest_flows_of_each_flush_and_counts_the_rest() -> None:
     # 2 ticks per interval and N = 6: each flush may emit 3 flows. With the cap on, a new
     # conversation is first emitted at a random tick of its first interval (the Agent's jitter), so
@@ -95,6 +96,7 @@ def test_with_the_cap_new_conversations_are_first_emitted_over_one_interval(cap:
         assert per_tick[0] == 1000
 
 
+@pytest.mark.slow
 async def test_one_conversation_from_exporters_of_a_group_counts_once() -> None:
     groups = [["127.0.18.41", "127.0.18.42/32"]]
     with Backend() as be:

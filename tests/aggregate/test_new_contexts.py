@@ -105,6 +105,7 @@ def _trackers(acc: Accumulator) -> tuple[Any, ...]:
     return dict(r.cur), dict(r.new), r.cur.entries, r.new.entries, r.refused
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("threshold", [2, 3, 10])
 def test_new_conversations_with_rollup_like_tuples(seed: int, threshold: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,6 +49,7 @@ def _record(exp: Exporter, k: int, r: tuple) -> DefaultRecord:
                          first + duration, sport, dport, flags, proto, tos, 0, 0, 24, 24)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(cfg=config, protocols=st.lists(st.sampled_from((5, 9)), min_size=1, max_size=3),
        steps=st.lists(step, min_size=1, max_size=8))

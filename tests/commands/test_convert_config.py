@@ -84,6 +84,7 @@ def converted(tmp_path: Path, text: str) -> tuple[dict[str, Any], str]:
     return tomllib.loads(r.stdout), r.stderr
 
 
+@pytest.mark.slow
 def test_every_supported_key_is_carried_over_and_the_result_loads(tmp_path: Path) -> None:
     toml, err = converted(tmp_path, FULL)
     assert toml["host"] == "edge-agent-1"
@@ -113,6 +114,7 @@ def test_every_supported_key_is_carried_over_and_the_result_loads(tmp_path: Path
     assert cfg.aggregator.max_flows_per_flush_interval == 1000
 
 
+@pytest.mark.slow
 def test_top_n_cap_off_in_the_agent_stays_off(tmp_path: Path) -> None:
     toml, err = converted(tmp_path, "network_devices:\n  netflow:\n    aggregator_max_flows_per_flush_interval: 0\n")
     assert "max_flows_per_flush_interval" not in toml.get("aggregator", {})
@@ -120,6 +122,7 @@ def test_top_n_cap_off_in_the_agent_stays_off(tmp_path: Path) -> None:
     assert "[metadata] url" in err  # what to set for the Agent's exporter metadata
 
 
+@pytest.mark.slow
 def test_keys_that_cannot_be_carried_over_are_reported_not_dropped(tmp_path: Path) -> None:
     _, err = converted(tmp_path, FULL)
     expected = {
@@ -140,6 +143,7 @@ def test_keys_that_cannot_be_carried_over_are_reported_not_dropped(tmp_path: Pat
     assert "0123456789abcdef" not in err  # the API key is never echoed
 
 
+@pytest.mark.slow
 def test_every_agent_key_in_the_input_is_accounted_for(tmp_path: Path) -> None:
     """Each leaf key of the netflow section is either in the TOML (named in a comment) or on stderr."""
     r = run(tmp_path, FULL)
@@ -161,6 +165,7 @@ def test_every_agent_key_in_the_input_is_accounted_for(tmp_path: Path) -> None:
             assert f"network_devices.netflow.{key}" in accounted, key
 
 
+@pytest.mark.slow
 def test_minimal_agent_config(tmp_path: Path) -> None:
     toml, err = converted(tmp_path, "network_devices:\n  netflow:\n    enabled: true\n    listeners:\n"
                                     "      - flow_type: netflow5\n")
@@ -169,6 +174,7 @@ def test_minimal_agent_config(tmp_path: Path) -> None:
     assert "prometheus_listener_enabled: info" in err
 
 
+@pytest.mark.slow
 def test_zero_means_default_as_in_the_agent(tmp_path: Path) -> None:
     text = ("network_devices:\n  netflow:\n    aggregator_flush_interval: 0\n    aggregator_buffer_size: 0\n"
             "    aggregator_port_rollup_threshold: 0\n    listeners:\n      - flow_type: ipfix\n        port: 0\n"
@@ -178,6 +184,7 @@ def test_zero_means_default_as_in_the_agent(tmp_path: Path) -> None:
     assert toml["listeners"] == [{"flow_type": "ipfix"}]
 
 
+@pytest.mark.slow
 def test_no_listeners_keeps_flowpipes_defaults_and_says_so(tmp_path: Path) -> None:
     toml, err = converted(tmp_path, "network_devices:\n  netflow:\n    enabled: false\n")
     assert "listeners" not in toml
@@ -186,6 +193,7 @@ def test_no_listeners_keeps_flowpipes_defaults_and_says_so(tmp_path: Path) -> No
     assert "default listeners apply" in r.stderr
 
 
+@pytest.mark.slow
 def test_rdns_settings_without_enabling_it_are_noted(tmp_path: Path) -> None:
     toml, err = converted(tmp_path, "network_devices:\n  netflow:\n    listeners:\n      - flow_type: netflow9\n"
                                     "reverse_dns_enrichment:\n  cache:\n    max_size: 10\n")
@@ -193,12 +201,14 @@ def test_rdns_settings_without_enabling_it_are_noted(tmp_path: Path) -> None:
     assert "reverse DNS stays off" in err
 
 
+@pytest.mark.slow
 def test_strict_fails_on_unconverted_keys(tmp_path: Path) -> None:
     assert run(tmp_path, FULL, "--strict").returncode == 1
     ok = "network_devices:\n  netflow:\n    listeners:\n      - flow_type: sflow5\n"
     assert run(tmp_path, ok, "--strict").returncode == 0
 
 
+@pytest.mark.slow
 def test_output_file(tmp_path: Path) -> None:
     out = tmp_path / "out.toml"
     r = run(tmp_path, FULL, "-o", str(out))
@@ -206,6 +216,7 @@ def test_output_file(tmp_path: Path) -> None:
     assert load(str(out)).host == "edge-agent-1"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("text", "message"), [
     ("api_key: x\n", "no network_devices: netflow: section"),
     ("network_devices:\n  netflow: [1]\n", "no network_devices: netflow: section"),
@@ -221,6 +232,7 @@ def test_bad_input_exits_2_naming_the_problem(tmp_path: Path, text: str, message
     assert message in r.stderr
 
 
+@pytest.mark.slow
 def test_an_invalid_result_names_the_agent_key(tmp_path: Path) -> None:
     r = run(tmp_path, "network_devices:\n  netflow:\n    listeners:\n      - flow_type: netflow10\n")
     assert r.returncode == 2 and r.stdout == ""

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ipfix_pmacct_nfprobe.pcap"
 
 
@@ -15,6 +17,7 @@ def decode(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_payload_is_the_renderers_form_one_per_record() -> None:
     raw = decode(str(CAPTURE))
     payload = decode("--payload", str(CAPTURE))
@@ -32,6 +35,7 @@ def test_payload_is_the_renderers_form_one_per_record() -> None:
         assert isinstance(flow["flush_timestamp"], int) and flow["host"]
 
 
+@pytest.mark.slow
 def test_port_without_datagrams_gives_a_hint() -> None:
     r = decode("--port", "1", str(CAPTURE))
     assert r.returncode == 0

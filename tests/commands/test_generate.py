@@ -106,6 +106,7 @@ def tally(protocol: str, datagrams: list[bytes]) -> dict[str, int]:
     return t
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["netflow5", "netflow9", "ipfix", "sflow5"])
 def test_generate_sends_what_it_reports(protocol: str) -> None:
     with receiver() as rx:
@@ -125,6 +126,7 @@ def test_generate_sends_what_it_reports(protocol: str) -> None:
         assert summary["packets"] > summary["flows"]  # flows of many packets
 
 
+@pytest.mark.slow
 def test_same_seed_same_traffic() -> None:
     runs = []
     for _ in range(2):
@@ -138,6 +140,7 @@ def test_same_seed_same_traffic() -> None:
     assert runs[0] == runs[1] and len(runs[0]) == 500
 
 
+@pytest.mark.slow
 def test_rate_and_duration() -> None:
     with receiver() as rx:
         start = time.monotonic()
@@ -160,6 +163,7 @@ def test_config_file_gives_target_protocol_and_source_id(tmp_path: Path) -> None
     assert {parse_ipfix(d, {})["domain"] for d in got[:1]} == {9}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_and_still_reports() -> None:
     with receiver() as rx:
         p = subprocess.Popen(CMD + ["--target", f"127.0.0.1:{rx.port}", "--rate", "2000", "--duration", "60"],
@@ -175,6 +179,7 @@ def test_sigterm_stops_and_still_reports() -> None:
     assert summary["duration_s"] < 30 and summary["flows"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     ([], "give --target"),
     (["--target", "no-such-host.invalid:2055"], "cannot resolve target"),

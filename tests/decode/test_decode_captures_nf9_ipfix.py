@@ -250,6 +250,7 @@ def _mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
     return bytes(b)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ALL, reason=f"real captures not available in {captures.CAPTURES} (../shared/captures, or set "
                                      "FLOWPIPE_CAPTURES)")
 @given(st.lists(st.tuples(st.integers(0, max(len(ALL) - 1, 0)), st.sampled_from(["10.0.0.1", "10.0.0.2", "::1", "x"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import trio
 
 from flowpipe.config import SamplingRule
@@ -22,6 +23,7 @@ def v5(records: list[DefaultRecord], seq: int = 0, sampling: int = 0) -> bytes:
     return encode_v5(records, 3000, int(time.time()), seq, sampling_interval=sampling)
 
 
+@pytest.mark.slow
 async def test_only_allowed_exporters_are_decoded_and_the_rest_counted() -> None:
     with Backend() as be:
         cfg = make_config(be.url, listeners=[{"flow_type": "netflow5", "allowed_exporters": ["127.0.5.0/24"]}])

@@ -241,12 +241,14 @@ def seed_plan(draw: st.DrawFn) -> list[tuple[int, bytes]]:
 
 # ---- stateless decoders ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 @FUZZ
 @given(v5_inputs())
 def test_netflow5_mutations_keep_the_invariants(data: bytes) -> None:
     checks.run_netflow5(data)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(sflow_inputs())
 def test_sflow_mutations_keep_the_invariants(data: bytes) -> None:
@@ -269,12 +271,14 @@ def test_any_bytes_to_any_listener_raise_only_decode_error(flow_type: str, tail:
 
 # ---- template decoder: sequences and long-lived state --------------------------------------------
 
+@pytest.mark.slow
 @FUZZ
 @given(template_plan())
 def test_v9_ipfix_assembled_sequences_keep_the_invariants(plan: list[tuple[int, bytes]]) -> None:
     checks.TemplateRun().run_steps(plan)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(seed_plan())
 def test_v9_ipfix_encoder_and_capture_sequences_mutated_keep_the_invariants(plan: list[tuple[int, bytes]]) -> None:
@@ -323,7 +327,7 @@ class TemplateStateMachine(RuleBasedStateMachine):
 
 TemplateStateMachine.TestCase.settings = settings(max_examples=max(20, EXAMPLES // 4), stateful_step_count=40,
                                                   deadline=None, suppress_health_check=list(HealthCheck))
-test_template_state_machine = TemplateStateMachine.TestCase
+test_template_state_machine = pytest.mark.slow(TemplateStateMachine.TestCase)
 
 
 # ---- bounded time and memory, worst cases built on purpose ----------------------------------------

@@ -11,6 +11,7 @@ import struct
 import time
 import tracemalloc
 
+import pytest
 import trio
 
 from flowpipe.config import DecoderConfig
@@ -41,6 +42,7 @@ def empty_sets_datagram() -> bytes:
     return _v9([_set(256 + i) for i in range(n)])
 
 
+@pytest.mark.slow
 def test_held_data_memory_is_bounded_by_hold_max_bytes() -> None:
     cfg = DecoderConfig(hold_max_bytes=1024 * 1024)
     dec = TemplateDecoder(cfg)
@@ -56,6 +58,7 @@ def test_held_data_memory_is_bounded_by_hold_max_bytes() -> None:
     assert used <= 2 * cfg.hold_max_bytes, f"{used / 1e6:.0f} MB held for {dec.hold.bytes} bytes accounted"
 
 
+@pytest.mark.slow
 def test_a_small_template_datagram_is_fast_whatever_is_held() -> None:
     dec = TemplateDecoder(DecoderConfig())
     data = empty_sets_datagram()

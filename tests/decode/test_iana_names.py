@@ -98,6 +98,7 @@ def test_the_committed_table_is_what_the_generator_makes() -> None:
         "flowpipe/decode/iana_table.py"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_names_agree_with_tshark() -> None:
     """tshark's own IPFIX element table, where it uses IANA's (camelCase) names, says the same."""

@@ -147,6 +147,7 @@ def read(grams: list[tuple[bytes, Source]]) -> tuple[list[tuple], list[tuple], C
     return plain, [got[g] for g in sorted(got)], skipped_plain, skipped_cols, read_here
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(grams=st.lists(st.lists(sample_values, min_size=1, max_size=6), min_size=1, max_size=6),
        damage=st.lists(st.tuples(st.integers(0, 5), st.integers(28, 2000), st.integers(0, 255)), max_size=4),
@@ -210,6 +211,7 @@ def _export(k: int, r: tuple) -> bytes:
                    "switch": False, "odd": odd, "expanded": bool(k), "out_fmt": out_fmt, "rate": 256, "in_if": in_if})
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(cfg=config, agents=st.integers(1, 2),
        steps=st.lists(st.tuples(batch, st.booleans(), st.booleans()), min_size=1, max_size=6))

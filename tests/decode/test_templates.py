@@ -197,6 +197,7 @@ def test_max_templates_caps_all_exporters_together_and_is_counted() -> None:
     assert d.skipped == [] and d.released == 1 and [f[8] for f in d.flows] == [7]
 
 
+@pytest.mark.slow
 async def test_the_total_cap_is_a_reason_of_flowpipe_templates_refused_total() -> None:
     with Backend() as be:
         cfg = make_config(be.url, listeners=[{"flow_type": "netflow9"}], decoder={"max_templates": 2})
@@ -292,6 +293,7 @@ def _shape(name: str) -> tuple[int, Callable[[int], tuple[bytes, Source]]]:
     }[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, factor", [
     ("one exporter, 1 empty set", 1.0),
     ("one exporter, 1 full set", 1.0),

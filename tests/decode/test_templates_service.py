@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import trio
 
 from flowpipe.export import DEFAULT_TEMPLATE, DefaultRecord
@@ -49,6 +50,7 @@ async def test_data_before_template_is_held_then_decoded() -> None:
     assert sum(f["bytes"] for f in be.flows) == 3000
 
 
+@pytest.mark.slow
 async def test_template_that_never_comes_is_counted_as_dropped() -> None:
     enc = Netflow9Encoder(source_id=3)
     with Backend() as be:

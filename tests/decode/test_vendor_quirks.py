@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 import trio
 
 from flowpipe.config import MappingConfig
@@ -175,6 +176,7 @@ async def nsel_run(listener: dict[str, Any], packets: list[bytes], source: str,
     return be.flows, got
 
 
+@pytest.mark.slow
 async def test_asa_connection_counted_once_across_updates_and_teardown() -> None:
     templates, data = asa_sequence()
     flows, outcomes = await nsel_run({"flow_type": "netflow9"}, v9(templates, data), "127.0.25.1")
@@ -192,6 +194,7 @@ async def test_asa_connection_counted_once_across_updates_and_teardown() -> None
     assert outcomes == {"create": 3, "counted_before": 2, "flow": 7}
 
 
+@pytest.mark.slow
 async def test_asa_responder_bytes_as_their_own_flow_with_reverse_flows() -> None:
     templates, data = asa_sequence()
     flows, _ = await nsel_run({"flow_type": "netflow9", "reverse_flows": True}, v9(templates, data), "127.0.25.2")

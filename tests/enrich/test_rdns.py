@@ -189,6 +189,7 @@ async def test_concurrency_limit(srv: DnsTestServer) -> None:
     assert elapsed >= 4 * 0.15                    # 12 lookups, 3 at a time
 
 
+@pytest.mark.slow
 async def test_rate_limit(srv: DnsTestServer) -> None:
     addrs = [f"10.0.3.{i}" for i in range(30)]
     for a in addrs:
@@ -278,6 +279,7 @@ async def test_late_answer_serves_the_next_flush(srv: DnsTestServer) -> None:
     assert srv.query_count("10.0.0.6") == 1
 
 
+@pytest.mark.slow
 async def test_dead_server_delays_no_flush_beyond_the_bound(srv: DnsTestServer) -> None:
     srv.drop_all = True
     bound = 0.3

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import trio
 
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
@@ -18,6 +19,7 @@ def rec(src: str, dst: str, sp: int) -> DefaultRecord:
                          1000, 2000, sp, 5432, 0x10, 6, 0, 0, 0, 24, 24)
 
 
+@pytest.mark.slow
 async def test_payload_carries_names_and_a_dead_lookup_does_not_hold_the_flush(dns_srv: DnsTestServer) -> None:
     with Backend() as be:
         dns_srv.add_ptr(DB, "db-2.example.internal")
@@ -43,6 +45,7 @@ async def test_payload_carries_names_and_a_dead_lookup_does_not_hold_the_flush(d
     assert dns_srv.query_count(DB) == 1                               # one query per address, then the cache
 
 
+@pytest.mark.slow
 async def test_second_window_uses_the_cache(dns_srv: DnsTestServer) -> None:
     with Backend() as be:
         dns_srv.add_ptr(DB, "db-2.example.internal")

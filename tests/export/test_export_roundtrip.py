@@ -83,6 +83,7 @@ def template_decoder() -> Any:
     return td.TemplateDecoder(config.DecoderConfig())
 
 
+@pytest.mark.slow
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(records(v6=False), records(v6=True), st.sampled_from(["netflow9", "ipfix"]), st.integers(0, 0xFFFFFFFF))
 def test_netflow9_and_ipfix_round_trip(v4: list[DefaultRecord], v6: list[DefaultRecord], protocol: str,
@@ -102,6 +103,7 @@ def test_netflow9_and_ipfix_round_trip(v4: list[DefaultRecord], v6: list[Default
         check_flow(f, r, protocol, exact_time=protocol == "ipfix")
 
 
+@pytest.mark.slow
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), st.booleans(), st.integers(1, 1 << 20), st.integers(0, 0xFFFFFFFF))
 def test_sflow_round_trip(data: st.DataObject, v6: bool, rate: int, sub_agent: int) -> None:

@@ -129,6 +129,7 @@ def sequence_warnings(expert: str) -> list[str]:
     return re.findall(r"Unexpected flow sequence.*", expert)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["netflow5", "netflow9", "ipfix"])
 def test_tshark_decodes_netflow_and_ipfix_records_as_sent(protocol: str, tmp_path: Path) -> None:
     e, datagrams, records = export(protocol)
@@ -165,6 +166,7 @@ def test_tshark_decodes_netflow_and_ipfix_records_as_sent(protocol: str, tmp_pat
         assert options and all(o["cflow.sys_init_time"].startswith("Nov 14, 2023 20:13:19.750") for o in options)
 
 
+@pytest.mark.slow
 def test_tshark_sees_the_skipped_datagrams_as_sequence_gaps(tmp_path: Path) -> None:
     for protocol in ("netflow9", "ipfix"):
         e, datagrams, _ = export(protocol, drop_every=4)
@@ -176,6 +178,7 @@ def header_tree(sample: Node) -> Node:
     return items(sample, "Raw packet header")[0]
 
 
+@pytest.mark.slow
 def test_tshark_decodes_sflow_samples_as_sent(tmp_path: Path) -> None:
     e, datagrams, records = export("sflow5", sampling_rate=256, agent="192.0.2.77")
     datagrams += e.encode_counters([InterfaceCounters(3, in_octets=12345, in_ucast_pkts=67, out_octets=89)])

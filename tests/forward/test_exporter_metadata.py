@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 import trio
 
 from flowpipe.config import MetadataConfig
@@ -39,6 +40,7 @@ async def until_seen(svc: Any, exporters: int) -> None:
             await trio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_exporters_are_posted_periodically_in_the_agents_batches() -> None:
     with Backend() as flows_be, Backend(path="/api/v2/ndm") as meta:
         cfg = make_config(flows_be.url, [{"flow_type": "netflow9", "namespace": "east"}],

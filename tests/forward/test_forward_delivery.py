@@ -95,6 +95,7 @@ def assert_exactly_once(be: Backend, expected: range) -> None:
 
 # ---- the happy path ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_json_gzip_batches_headers_and_one_connection() -> None:
     m = Metrics()
     with Backend() as be:
@@ -137,6 +138,7 @@ async def test_big_batch_is_split() -> None:
 
 # ---- retries -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_503_with_retry_after_is_honoured() -> None:
     m = Metrics()
     with Backend() as be:
@@ -152,6 +154,7 @@ async def test_503_with_retry_after_is_honoured() -> None:
     check_accounting(m, 100)
 
 
+@pytest.mark.slow
 async def test_429_with_http_date_and_5xx_retried() -> None:
     import email.utils
     import time
@@ -223,6 +226,7 @@ async def test_idempotency_key_survives_the_spool(tmp_path: Path) -> None:
 
 # ---- outages -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spool", [True, False])
 async def test_outage_delivers_everything_once(tmp_path: Path, spool: bool) -> None:
     m = Metrics()
@@ -416,6 +420,7 @@ async def test_cancelled_run_still_spools_memory(tmp_path: Path) -> None:
         be.stop()
 
 
+@pytest.mark.slow
 async def test_failure_logs_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     m = Metrics()
     with Backend() as be:

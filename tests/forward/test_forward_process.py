@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flowpipe.forward.spool import HEADER
 from tests.support import ROOT
 from tests.support.backend import Backend, seqs
@@ -75,6 +77,7 @@ def balanced(s: dict[str, Any]) -> bool:
     return s["handed"] + s["recovered"] == s["sent"] + s["pending"] + sum(s["dropped"].values())
 
 
+@pytest.mark.slow
 def test_restart_in_the_middle_of_an_outage(tmp_path: Path) -> None:
     spool = str(tmp_path / "spool")
     be = Backend().start()
@@ -105,6 +108,7 @@ def test_restart_in_the_middle_of_an_outage(tmp_path: Path) -> None:
         be.stop()
 
 
+@pytest.mark.slow
 def test_sigkill_while_spooling_then_next_start_skips_torn_files(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     be = Backend().start()

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
 from tests.support.backend import Backend
 from tests.support.service_helpers import http_get
@@ -39,6 +41,7 @@ def metric(mport: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
+@pytest.mark.slow
 def test_flows_received_during_an_outage_arrive_after_a_restart(tmp_path: Path) -> None:
     port, mport = free(socket.SOCK_DGRAM), free(socket.SOCK_STREAM)
     records = [DefaultRecord(bytes([10, 8, 0, i]), bytes([10, 8, 1, 1]), bytes(4), 1, 2, 2, 1000 + i, 0, 10,
