@@ -9,7 +9,7 @@
   datagrams per exporter, held bytes) and its own bookkeeping adds up.
 
 A failed invariant raises :class:`Violation`. Checks for known, reported findings (see
-``tests/test_fuzz_regressions.py``) are listed in ``KNOWN`` and skipped unless
+``tests/decode/test_fuzz_regressions.py``) are listed in ``KNOWN`` and skipped unless
 ``FLOWPIPE_FUZZ_KNOWN=1``, so fuzzing goes on past them; they flip back on when fixed.
 
 Template decoder input format (``steps``): a datagram sequence as repeated

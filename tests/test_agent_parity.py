@@ -10,9 +10,9 @@ import trio
 
 from flowpipe.config import MappingConfig
 from flowpipe.protocols import PROTOCOL_KEYWORDS
-from tests.backend import Backend
-from tests.service_helpers import http_get, make_config, metric, running, send_udp
-from tests.test_decode_netflow9 import fset, ip4, tpl, v9
+from tests.support.backend import Backend
+from tests.support.netflow9 import fset, ip4, tpl, v9
+from tests.support.service_helpers import http_get, make_config, metric, running, send_udp
 
 SECS, UPTIME = 1_700_000_000, 50_000_000
 

@@ -9,8 +9,7 @@ import pytest
 
 from flowpipe import config, docgen
 from flowpipe.config import ConfigError, load
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -119,6 +118,7 @@ def test_missing_file() -> None:
         load("/nonexistent/flowpipe.toml")
 
 
+@pytest.mark.slow
 def test_check_config_command(tmp_path: Path) -> None:
     good = write(tmp_path, "[forwarder]\nheaders = {\"DD-API-KEY\" = \"s3cret\", \"X-Team\" = \"net\"}\n")
     r = subprocess.run([sys.executable, "-m", "flowpipe.cli", "check-config", good], capture_output=True, text=True)

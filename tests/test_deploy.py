@@ -29,10 +29,10 @@ import trio
 import yaml
 
 from flowpipe.config import Config, ListenerConfig, load, split_host_port
-from tests.backend import Backend
-from tests.service_helpers import http_get, make_config, running
+from tests.support import ROOT
+from tests.support.backend import Backend
+from tests.support.service_helpers import http_get, make_config, running
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
@@ -202,6 +202,7 @@ def test_build_context_holds_what_the_dockerfile_copies_and_little_else() -> Non
     assert not any(f.startswith(("tests/", ".git/", ".venv/")) for f in ctx)
 
 
+@pytest.mark.slow
 def test_build_context_builds_the_wheel(tmp_path: Path) -> None:
     """The build stage's `pip install .`, dry: the context alone builds a complete flowpipe wheel
     (offline: no build isolation, no dependencies)."""
@@ -290,6 +291,7 @@ def test_the_schema_validation_catches_mistakes() -> None:
         k8s_validate(doc, "latest")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_kustomize_output_validates(overlay: str) -> None:
     docs = kustomized(overlay)
@@ -450,6 +452,7 @@ def compose_schema() -> dict[str, Any]:
     return schema
 
 
+@pytest.mark.slow
 def test_compose_file_validates_against_the_compose_spec() -> None:
     import jsonschema  # noqa: PLC0415 - test extra
 
@@ -606,6 +609,7 @@ def family_of(name: str, families: dict[str, str]) -> str | None:
     return None
 
 
+@pytest.mark.slow
 async def test_every_metric_the_dashboard_and_alerts_query_is_served() -> None:
     """Run flowpipe (NetFlow v9, IPFIX and sFlow listeners, rDNS on), send it traffic, scrape it."""
     with Backend() as be:
@@ -641,6 +645,7 @@ async def test_every_metric_the_dashboard_and_alerts_query_is_served() -> None:
 
 # ---- the compose intake --------------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_intake_prints_what_a_running_flowpipe_delivers(tmp_path: Path) -> None:
     import socket  # noqa: PLC0415
 

@@ -1,9 +1,8 @@
 """The docs agree with the code and with each other (issue #19)."""
 from __future__ import annotations
 
-from pathlib import Path
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
@@ -28,3 +27,12 @@ def test_environment_and_log_options_documented() -> None:
     readme = (ROOT / "README.md").read_text()
     for word in ("--log-level", "FLOWPIPE_LOG_LEVEL", "FLOWPIPE_CONFIG", "FLOWPIPE_CAPTURES", "${env:", "${file:"):
         assert word in readme, word
+
+
+def test_ci_runs_the_readmes_test_command_and_the_quick_one_only_leaves_out_slow_tests() -> None:
+    commands = [ln.strip() for ln in (ROOT / "README.md").read_text().splitlines()
+                if ln.startswith("    ") and "-m pytest" in ln and "FLOWPIPE_CAPTURES" not in ln]
+    full, quick = commands
+    assert full.startswith("python3 -m venv .venv && ") and full.endswith(" && .venv/bin/python -m pytest -q")
+    assert full in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert quick == full.split(" && ")[-1] + ' -m "not slow"'

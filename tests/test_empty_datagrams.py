@@ -9,10 +9,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flowpipe.export import DefaultRecord, encode_v5
-from tests.service_helpers import free_port, start_run
+from tests.support.service_helpers import free_port, start_run
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -31,6 +32,7 @@ def total(samples: dict[str, float], name: str) -> float:
     return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
 
 
+@pytest.mark.slow
 def test_empty_datagrams_counted_and_identity_holds(tmp_path: Path) -> None:
     udp, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
     cfg = tmp_path / "flowpipe.toml"

@@ -11,8 +11,8 @@ import trio
 from flowpipe.decode.templates import DomainView
 from flowpipe.export import DEFAULT_TEMPLATE, DefaultRecord, Exporter
 from flowpipe.inventory import MAX_IDS, templates_entry
-from tests.backend import Backend
-from tests.service_helpers import free_port, http_get, make_config, running, send_udp
+from tests.support.backend import Backend
+from tests.support.service_helpers import free_port, http_get, make_config, running, send_udp
 
 
 def records(exp: Exporter, n: int = 3) -> list[DefaultRecord]:

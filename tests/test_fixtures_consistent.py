@@ -24,7 +24,7 @@ from types import ModuleType
 import pytest
 
 from flowpipe.pcap import udp_datagrams
-from tests import captures
+from tests.support import captures
 
 FIXTURES = captures.FIXTURES
 # the fixtures make_fixtures.sh makes; a missing one is an error, not a skip
@@ -127,6 +127,7 @@ def test_export_accounts_for_the_input(name: str) -> None:
         assert chk["sample_mismatches"] == [] and chk["samples"] == t["records"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_rederived_with_tshark(name: str) -> None:
     if shutil.which("tshark") is None:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
+import pytest
 import trio
 
 from flowpipe import metricsdoc
 from flowpipe.config import ListenerConfig
-from tests.backend import Backend
-from tests.service_helpers import http_get, make_config, running
+from tests.support import ROOT
+from tests.support.backend import Backend
+from tests.support.service_helpers import http_get, make_config, running
 
-ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "metrics.md"
 
 # The metrics the contract (shared/spec/contract.md) promises, by their scraped names.
@@ -70,6 +70,7 @@ async def _generate(port: int, protocol: str) -> None:
                             "--protocol", protocol, "--flows", "200", "--seed", "7"], capture_stdout=True)
 
 
+@pytest.mark.slow
 async def test_everything_a_running_flowpipe_serves_is_documented() -> None:
     with Backend() as be:
         cfg = make_config(be.url, listeners=[{"flow_type": "netflow9"}],

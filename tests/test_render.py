@@ -221,6 +221,7 @@ def _assert_identical(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> 
     assert msgpack.packb(got, use_bin_type=True) == msgpack.packb(want, use_bin_type=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tags", TAG_CHOICES)
 @pytest.mark.parametrize("hostnames", [{}, HOSTNAMES])
 def test_output_identical_to_the_reference(hostnames: dict[bytes, str], tags: dict[str, str] | None) -> None:
@@ -298,6 +299,7 @@ def _json_renderer(which: str, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(render, "_jsonflows", None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", RENDERERS)
 @pytest.mark.parametrize("tags", TAG_CHOICES)
 @pytest.mark.parametrize("hostnames", [{}, HOSTNAMES])
@@ -328,6 +330,7 @@ json_flow = st.builds(
     st.none() | st.dictionaries(texts, st.integers(-5, 2**40) | texts, max_size=3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", RENDERERS)
 @given(flows=st.lists(json_flow, min_size=1, max_size=20), host=texts,
        names=st.dictionaries(addresses, texts, max_size=4),

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from flowpipe.export import DefaultRecord, encode_v5
 
 
@@ -31,6 +33,7 @@ def udp_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_started_summary_and_stopped_totals(tmp_path: Path) -> None:
     port = udp_port()
     cfg = tmp_path / "flowpipe.toml"
@@ -68,6 +71,7 @@ def test_started_summary_and_stopped_totals(tmp_path: Path) -> None:
     assert "flows_spooled=0" in stopped[0] and "flows_dropped=0" in stopped[0]
 
 
+@pytest.mark.slow
 def test_started_summary_masks_url_secrets(tmp_path: Path) -> None:
     cfg = tmp_path / "flowpipe.toml"
     cfg.write_text(f'[[listeners]]\nflow_type = "ipfix"\nbind_host = "127.0.0.1"\nport = {udp_port()}\n'

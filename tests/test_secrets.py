@@ -11,9 +11,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from flowpipe.export import DefaultRecord, encode_v5
-from tests.backend import Backend
-from tests.service_helpers import free_port, start_run
+from tests.support.backend import Backend
+from tests.support.service_helpers import free_port, start_run
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -35,6 +37,7 @@ def test_check_config_resolves_and_masks(tmp_path: Path) -> None:
     assert "${env:TEST_DD_TEAM}" in r.stdout
 
 
+@pytest.mark.slow
 def test_missing_env_and_file_are_clear_errors(tmp_path: Path) -> None:
     cfg = tmp_path / "flowpipe.toml"
     cfg.write_text('[forwarder]\nurl = "http://127.0.0.1:9/"\n'
@@ -48,6 +51,7 @@ def test_missing_env_and_file_are_clear_errors(tmp_path: Path) -> None:
         assert f"forwarder.headers.X-Other: cannot read secret file {tmp_path / 'nope'}: No such file" in r.stderr
 
 
+@pytest.mark.slow
 def test_run_sends_the_resolved_key(tmp_path: Path) -> None:
     keyfile = tmp_path / "api-key"
     keyfile.write_text("k8s-secret-key\n")
@@ -79,6 +83,7 @@ def test_run_sends_the_resolved_key(tmp_path: Path) -> None:
         assert all(r.headers.get("DD-API-KEY") == "k8s-secret-key" for r in be.requests)
 
 
+@pytest.mark.slow
 def test_kubernetes_manifests_take_the_api_key_from_a_secret(tmp_path: Path) -> None:
     import yaml  # noqa: PLC0415
 

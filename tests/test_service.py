@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import trio
 
-from tests import captures
-from tests.backend import Backend
-from tests.service_helpers import http_get, make_config, metric, running, send_udp, sums
+from tests.support import captures
+from tests.support.backend import Backend
+from tests.support.service_helpers import http_get, make_config, metric, running, send_udp, sums
 
 
 async def test_real_v5_exports_arrive_aggregated_with_tshark_totals() -> None:
@@ -41,8 +42,7 @@ async def test_real_v5_exports_arrive_aggregated_with_tshark_totals() -> None:
         assert all(r.headers.get("Content-Encoding") == "gzip" for r in be.requests)
 
 
-@captures.needed
-async def test_malformed_datagram_is_counted_and_the_next_one_decodes() -> None:
+async def test_malformed_datagram_is_counted_and_the_next_one_decodes(shared_captures: Path) -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     with Backend() as be:
         async with running(make_config(be.url)) as svc:
@@ -56,8 +56,7 @@ async def test_malformed_datagram_is_counted_and_the_next_one_decodes() -> None:
     assert sum(f["packets"] for f in be.flows) == 160
 
 
-@captures.needed
-async def test_stop_flushes_contexts_that_are_not_due_yet() -> None:
+async def test_stop_flushes_contexts_that_are_not_due_yet(shared_captures: Path) -> None:
     good = captures.datagrams("nf5_akvorado")[0].payload
     with Backend() as be:
         cfg = make_config(be.url, aggregator={"flush_interval": 300.0, "flush_tick": 10.0})
@@ -91,8 +90,8 @@ async def test_metrics_and_health_endpoints() -> None:
             assert (await trio.to_thread.run_sync(http_get, base + "/nope"))[0] == 404
 
 
-@captures.needed
-async def test_backend_down_is_survived_and_data_arrives_later() -> None:
+@pytest.mark.slow
+async def test_backend_down_is_survived_and_data_arrives_later(shared_captures: Path) -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     with Backend() as be:
         be.stop()
@@ -105,6 +104,7 @@ async def test_backend_down_is_survived_and_data_arrives_later() -> None:
     assert sum(f["bytes"] for f in be.flows) == 40812
 
 
+@pytest.mark.slow
 def test_cli_run_sigterm_delivers_and_exits_zero(tmp_path: Path) -> None:
     good = captures.datagrams("nf5_mikrotik")[0].payload
     import socket

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_helpers import free_port
+from tests.support.service_helpers import free_port
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -102,6 +102,7 @@ def _drop_bind_capability() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_low_port_start() <= 1023,
                     reason="net.ipv4.ip_unprivileged_port_start <= 1023: every user may bind port 1023 here")
 @pytest.mark.skipif(sys.platform != "linux", reason="drops CAP_NET_BIND_SERVICE with Linux prctl")
@@ -118,6 +119,7 @@ def test_privileged_port_without_capability(tmp_path: Path) -> None:
                              "CAP_NET_BIND_SERVICE")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("section", "where", "key", "reason"), [
     ("forwarder", 'url = "http://127.0.0.1:9/"\nspool_dir = "{plain}/spool"', "forwarder.spool_dir", "not a directory"),
     ("decoder", 'state_file = "{plain}/state/t.state"', "decoder.state_file", "not a directory"),
@@ -163,6 +165,7 @@ def test_check_config_reports_every_error_once(tmp_path: Path) -> None:
     assert len(set(lines)) == len(lines)
 
 
+@pytest.mark.slow
 def test_check_config_checks_the_filesystem_run_needs(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("x")
     cfg = write(tmp_path, f'[decoder]\nstate_file = "{tmp_path / "plain" / "t.state"}"\n'
@@ -183,6 +186,7 @@ def test_check_config_checks_the_filesystem_run_needs(tmp_path: Path) -> None:
 
 # ---- metrics on [::] is dual-stack like the UDP listeners
 
+@pytest.mark.slow
 def test_metrics_on_ipv6_any_answers_ipv4(tmp_path: Path) -> None:
     if not socket.has_ipv6:
         pytest.skip("this Python has no IPv6 support")
@@ -220,6 +224,7 @@ def test_metrics_on_ipv6_any_answers_ipv4(tmp_path: Path) -> None:
         proc.communicate(timeout=60)
 
 
+@pytest.mark.slow
 def test_workers_port_in_use_stops_instead_of_restarting(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:  # no SO_REUSEPORT: the workers cannot share
         busy.bind(("127.0.0.1", 0))
@@ -233,6 +238,7 @@ def test_workers_port_in_use_stops_instead_of_restarting(tmp_path: Path) -> None
     assert "worker_died" not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["run", "check-config"])
 def test_resolver_nameserver_that_is_not_an_address(tmp_path: Path, command: str) -> None:
     """dnspython's resolver takes server addresses, not names: a host name in reverse_dns.nameservers

@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from flowpipe.export import DefaultRecord, encode_v5
 from flowpipe.supervisor import merge_metrics
-from tests.backend import Backend
-from tests.service_helpers import http_get
+from tests.support.backend import Backend
+from tests.support.service_helpers import http_get
 
 
 def free(kind: int) -> int:
@@ -26,6 +28,7 @@ def metric_sum(text: str, name: str) -> float:
                if line.startswith(name + "{") or line.startswith(name + " "))
 
 
+@pytest.mark.slow
 def test_two_workers_share_the_port_and_deliver_everything(tmp_path: Path) -> None:
     port, mport = free(socket.SOCK_DGRAM), free(socket.SOCK_STREAM)
     with Backend() as be:

@@ -1,0 +1,246 @@
+"""The fast aggregation paths give exactly the results of the straightforward per-flow ones.
+
+``ReferenceRollup`` and ``ReferenceAccumulator`` (:mod:`flowpipe.aggregate.reference`) are
+flowpipe's original implementations (flat tracker dict, one context object and list per context,
+rollup observed for every flow), kept as the oracle. Hypothesis drives both with the same random
+flow batches (small value domains, so keys repeat, pairs roll up, extras merge, windows refill and
+contexts expire), flushes, rotations and drains, and every output and counter must match: the
+pair-grouped tracker, the stability tokens that skip the rollup, the per-batch key lookups, the
+slot columns and the windows held aside for values past 64 bits.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.aggregate.reference import ReferenceAccumulator, ReferenceRollup
+from flowpipe.aggregate.rollup import PortRollup
+from flowpipe.config import AggregatorConfig
+from flowpipe.flow import (
+    BYTES,
+    DST_IP,
+    DST_PORT,
+    PACKETS,
+    SRC_IP,
+    SRC_PORT,
+    make_flow,
+)
+
+# ---- strategies ---------------------------------------------------------------------------------
+
+IPS = [bytes([10, 0, 0, i]) for i in range(1, 4)]
+PORTS = [1, 2, 3, 80, 443]
+OTHER_IPS = [b"", b"\x20\x01" + bytes(13) + b"\x01"]
+BIG = [2**63 - 1, 2**63, 2**64 - 1]
+
+flow_specs = st.fixed_dictionaries({
+    "exporter": st.sampled_from(["192.0.2.1", "192.0.2.2"]),
+    "namespace": st.sampled_from(["default", "other"]),
+    # now and then an IPv6 or absent address and a port past 16 bits: contexts of every key layout
+    # (and plain tuple keys) side by side in one flush
+    "src_ip": st.one_of(st.sampled_from(IPS), st.sampled_from(OTHER_IPS)),
+    "dst_ip": st.one_of(st.sampled_from(IPS), st.sampled_from(OTHER_IPS)),
+    "src_port": st.one_of(st.sampled_from(PORTS), st.just(70000)), "dst_port": st.sampled_from(PORTS),
+    "ip_protocol": st.sampled_from([6, 17]), "tos": st.sampled_from([0, 8]), "in_if": st.sampled_from([1, 2]),
+    "out_if": st.integers(0, 3), "type": st.sampled_from(["netflow9", "ipfix"]),
+    "bytes": st.one_of(st.integers(1, 10_000), st.sampled_from(BIG)),
+    "packets": st.one_of(st.integers(1, 100), st.sampled_from(BIG)),
+    "start": st.one_of(st.integers(1_700_000_000, 1_700_000_100), st.sampled_from([-(2**63) - 1, 2**64 - 1])),
+    "end": st.integers(1_700_000_000, 1_700_000_200),
+    "tcp_flags": st.one_of(st.integers(0, 0x3F), st.just(2**64 - 1)),
+    "next_hop": st.sampled_from([b"", IPS[0]]),
+    "extras": st.one_of(st.none(), st.dictionaries(st.sampled_from(["vlan", "app", "as"]), st.integers(0, 3),
+                                                   max_size=2)),
+})
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.lists(st.integers(0, 39), max_size=30), st.floats(0, 20)),
+    st.tuples(st.just("flush"), st.floats(0, 20), st.sampled_from([0, 1, 2, 7])),
+    st.tuples(st.just("rotate")),
+    st.tuples(st.just("drain")),
+), max_size=25)
+
+configs = st.fixed_dictionaries({
+    "flush_interval": st.sampled_from([5.0, 10.0]),
+    "flow_context_ttl": st.sampled_from([None, 3.0, 30.0]),
+    "port_rollup_disabled": st.booleans(),
+    "port_rollup_threshold": st.integers(1, 4),
+    "max_contexts": st.sampled_from([3, 10, 1_000_000]),
+    "max_rollup_entries": st.sampled_from([5, 40, 2_000_000]),
+})
+
+
+def materialize(specs: list[dict[str, Any]], small: bool) -> list[tuple]:
+    """Flow tuples (a fresh extras dict each) for one accumulator; ``small`` keeps values in 64 bits."""
+    out = []
+    for s in specs:
+        s = dict(s)
+        if small:
+            for k in ("bytes", "packets", "tcp_flags"):
+                s[k] = s[k] if s[k] < 2**40 else 7
+            s["start"] = s["start"] if abs(s["start"]) < 2**40 else 1_700_000_050
+        s["extras"] = dict(s["extras"]) if s["extras"] is not None else None
+        out.append(make_flow(**s))
+    return out
+
+
+def run_both(cfg: AggregatorConfig, specs: list[dict[str, Any]], script: list[tuple], small: bool) -> None:
+    ref, new = ReferenceAccumulator(cfg), Accumulator(cfg)
+    pool_ref, pool_new = materialize(specs, small), materialize(specs, small)
+    now = 1000.0
+    for op in script:
+        if op[0] == "add":
+            now += op[2]
+            ref.add([pool_ref[i % len(pool_ref)] for i in op[1]], now)
+            new.add([pool_new[i % len(pool_new)] for i in op[1]], now)
+        elif op[0] == "flush":
+            now += op[1]
+            want = ref.flush(now)
+            if op[2]:  # in parts, as the service does: the same flows in the same order
+                assert [f for part in new.flush_parts(now, op[2]) for f in part] == want
+            else:
+                assert new.flush(now) == want
+        elif op[0] == "rotate":
+            ref.rotate_rollup()
+            new.rotate_rollup()
+        else:
+            assert new.drain() == ref.drain()
+        assert len(new.contexts) == len(ref.contexts)
+        assert list(new.context_keys()) == list(ref.contexts)
+        assert (new.dropped_full, new.received) == (ref.dropped_full, ref.received)
+        if ref.rollup is not None:
+            assert new.rollup is not None
+            assert (len(new.rollup.cur), len(new.rollup.new)) == (len(ref.rollup.cur), len(ref.rollup.new))
+            assert new.rollup.refused == ref.rollup.refused
+    assert new.drain() == ref.drain()
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs, st.lists(flow_specs, min_size=1, max_size=40), ops, st.booleans())
+def test_accumulator_matches_the_per_flow_reference(cfg: dict[str, Any], specs: list[dict[str, Any]],
+                                                    script: list[tuple], small: bool) -> None:
+    run_both(AggregatorConfig(**cfg), specs, script, small)
+
+
+# Addresses of other lengths (absent, IPv6: pairs of mixed lengths are keyed apart) and ports at
+# and past the 16-bit edges (a seed holds both ports in one int) now and then.
+PAIR_IPS = st.one_of(st.sampled_from(IPS[:2]), st.sampled_from(OTHER_IPS))
+SIDE_PORTS = st.one_of(st.sampled_from(PORTS[:4]), st.sampled_from([0, 65535, 65536, 70000]))
+rollup_ops = st.lists(st.one_of(
+    st.tuples(st.just("observe"), PAIR_IPS, PAIR_IPS, SIDE_PORTS, st.sampled_from(PORTS[1:])),
+    st.tuples(st.just("observe"), PAIR_IPS, PAIR_IPS, SIDE_PORTS, SIDE_PORTS),
+    st.tuples(st.just("classify"), PAIR_IPS, PAIR_IPS, SIDE_PORTS, st.sampled_from(PORTS[1:])),
+    st.tuples(st.just("rotate")),
+), max_size=120)
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None)
+@given(st.integers(1, 5), st.sampled_from([3, 8, 30, 2_000_000]), rollup_ops)
+def test_rollup_matches_the_flat_reference(threshold: int, max_entries: int, script: list[tuple]) -> None:
+    ref, new = ReferenceRollup(threshold, max_entries), PortRollup(threshold, max_entries)
+    stable: dict[tuple, Any] = {}
+    for op in script:
+        if op[0] == "observe":
+            v = new.observe(*op[1:])
+            assert v == ref.observe(*op[1:])
+            if new.stable is not None:  # a token is only handed out for "changes nothing, keeps both ports"
+                assert v == 0
+                stable[op[1:]] = new.stable
+        elif op[0] == "classify":
+            assert new.classify(*op[1:]) == ref.classify(*op[1:])
+        else:
+            ref.rotate()
+            new.rotate()
+        assert new.refused == ref.refused
+        for mine, theirs in ((new.cur, ref.cur), (new.new, ref.new)):
+            assert len(mine) == len(theirs)
+            assert dict(mine) == {k: tuple(v) for k, v in theirs.items()}
+        # A token still valid means observing again would change nothing and keep both ports.
+        for args, tok in stable.items():
+            if tok.gen == new.gen:
+                probe = ReferenceRollup(threshold, max_entries)
+                probe.cur = {k: list(v) for k, v in ref.cur.items()}
+                probe.new = {k: list(v) for k, v in ref.new.items()}
+                probe.refused = ref.refused
+                assert probe.observe(*args) == 0
+                assert probe.cur == ref.cur and probe.new == ref.new and probe.refused == ref.refused
+
+
+def test_values_past_64_bits_widen_the_columns_and_stay_exact() -> None:
+    a, r = Accumulator(AggregatorConfig(port_rollup_disabled=True)), ReferenceAccumulator(
+        AggregatorConfig(port_rollup_disabled=True))
+    flows = [make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], bytes=2**63 - 1, packets=1, start=5, end=6),
+             make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], bytes=2**63 - 1, packets=2**64 - 1, start=-(2**70),
+                       end=2**80, tcp_flags=2**64 - 1)]
+    for acc in (a, r):
+        acc.add(flows[:1], 0)
+        acc.add(flows[1:], 0)
+    assert a.flush(1) == r.flush(1)
+    out = r.drain()
+    assert a.drain() == out
+
+
+def test_a_repeated_flow_skips_the_rollup_until_its_pair_changes() -> None:
+    a = Accumulator(AggregatorConfig(port_rollup_threshold=3))
+    assert a.rollup is not None
+    calls = []
+    observe = a.rollup.observe
+
+    def counting(*args: Any) -> int:
+        calls.append(args)
+        return observe(*args)
+
+    a.rollup.observe = counting  # type: ignore[method-assign]
+    f = make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], src_port=40000, dst_port=443, bytes=1, packets=1)
+    a.add([f, f], 0)        # first sight changes the trackers; the second changes nothing: token handed out
+    assert len(calls) == 2
+    a.add([f] * 5, 0)       # token valid: no rollup work at all
+    assert len(calls) == 2
+    g = make_flow(exporter="x", src_ip=IPS[0], dst_ip=IPS[1], src_port=40001, dst_port=443, bytes=1, packets=1)
+    a.add([g, f], 0)        # g changes the pair's trackers: f is observed again
+    assert len(calls) == 4
+    a.rotate_rollup()
+    a.add([f], 0)           # a rotation lapses every token
+    assert len(calls) == 5
+    (out,) = [x for x in a.drain() if x[SRC_PORT] == 40000]
+    assert out[BYTES] == 9 and out[DST_PORT] == 443 and out[SRC_IP] == IPS[0] and out[DST_IP] == IPS[1]
+
+
+def test_both_sides_at_the_threshold_roll_up_the_destination_like_the_reference() -> None:
+    a, b = IPS[0], IPS[1]
+    new, ref = PortRollup(2), ReferenceRollup(2)
+    for sp, dp in ((1, 10), (1, 11), (2, 12), (3, 12), (1, 12)):
+        assert new.observe(a, b, sp, dp) == ref.observe(a, b, sp, dp)
+    assert ref.classify(a, b, 1, 12) == 2 == new.classify(a, b, 1, 12)  # a tie: the destination is "*"
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(st.lists(flow_specs, min_size=1, max_size=30), st.lists(st.lists(st.integers(0, 29), max_size=10), max_size=6),
+       st.integers(1, 4))
+def test_flows_added_between_flush_parts_are_neither_lost_nor_doubled(specs: list[dict[str, Any]],
+                                                                      between: list[list[int]], size: int) -> None:
+    cfg = AggregatorConfig(flush_interval=5.0, port_rollup_threshold=2)
+    a = Accumulator(cfg)
+    pool = materialize(specs, True)
+    a.add(pool, 1000.0)
+    added = sum(f[PACKETS] for f in pool)
+    emitted = 0
+    parts = a.flush_parts(1001.0, size)
+    for idx in between + [[]] * 1000:
+        part = next(parts, None)
+        if part is None:
+            break
+        emitted += sum(f[PACKETS] for f in part)
+        flows = [pool[i % len(pool)] for i in idx]
+        a.add(flows, 1001.0)
+        added += sum(f[PACKETS] for f in flows)
+    emitted += sum(f[PACKETS] for f in a.flush(1010.0))
+    emitted += sum(f[PACKETS] for f in a.drain())
+    assert emitted == added

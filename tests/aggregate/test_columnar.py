@@ -1,0 +1,536 @@
+"""The columnar fast path (chunks decoded with numpy in the accumulator) aggregates exactly as the
+flow-tuple path: same exports decoded both ways, same flushed flows, flush after flush."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig, MappingConfig
+from flowpipe.decode.base import Source
+from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.stage import DecoderStage, FlowQueue
+from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, Exporter, Template
+from flowpipe.metrics import Metrics
+
+T0 = 1_700_000_000.0
+# IPFIX with 8-byte counters and absolute millisecond times (a plan with "ms" times and wide fields).
+IPFIX_WIDE = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (5, 1), (10, 4), (14, 4), (1, 8), (2, 8),
+                       (152, 8), (153, 8), (6, 1)], template_id=300)
+
+
+def _v4(rng: random.Random, pool: int) -> bytes:
+    return bytes((10, 0, rng.randrange(2), rng.randrange(pool)))
+
+
+def v9_load(seed: int, n: int, v6: bool = False, protocol: int = 9) -> list[tuple[bytes, Source]]:
+    """``n`` records from 3 exporters: few address pairs, some fixed ports and many ephemeral ones
+    (rollup at work), repeats, and records timed after their header (the v9 uptime wrap path)."""
+    rng = random.Random(seed)
+    out: list[tuple[bytes, Source]] = []
+    clock = [T0]
+    for k in range(3):
+        # exporter 2's sysUptime wrapped 2 s ago: its records from before the wrap count from near 2**32
+        boot = T0 - 2**32 / 1000 - 2 if k == 2 else T0 - 3600 - k
+        exp = Exporter("127.0.0.1:9", protocol=protocol, source_id=k, records_per_packet=rng.choice((1, 7, 24)),
+                       boot_time=boot, clock=lambda: clock[0])
+        up = exp.uptime_ms()
+        recs = []
+        for _ in range(n):
+            if v6:
+                src = bytes(15) + bytes((rng.randrange(3),))
+                dst = bytes(14) + bytes((1, rng.randrange(3)))
+            else:
+                src, dst = _v4(rng, 3), _v4(rng, 3)
+            sport = rng.choice((53, 443, 8080)) if rng.random() < 0.5 else rng.randrange(32768, 32800)
+            dport = rng.choice((53, 443, 8080)) if rng.random() < 0.5 else rng.randrange(32768, 32800)
+            first = (up + 5000 if rng.random() < 0.05 else up - rng.randrange(60_000)) & 0xFFFFFFFF
+            last = min(first + rng.randrange(30_000), up) if first < up else (first + 10) & 0xFFFFFFFF
+            recs.append(DefaultRecord(src, dst, bytes(16 if v6 else 4), rng.randrange(3), rng.randrange(3),
+                                      rng.randrange(1, 100), rng.randrange(40, 10**6), first, last, sport, dport,
+                                      rng.choice((0, 0x02, 0x10, 0x12, 0x11)), rng.choice((6, 17)),
+                                      rng.choice((0, 0, 8)), 0, 0, 24, 24))
+        for g in exp.encode(DEFAULT_TEMPLATE_V6 if v6 else DEFAULT_TEMPLATE, recs):
+            out.append((g, Source(f"192.0.2.{k + 1}", 2055, "default", T0)))
+    rng.shuffle(out[3:])  # interleave exporters (each one's templates went first)
+    return out
+
+
+def pool_load(seed: int, n: int, protocol: int) -> list[tuple[bytes, Source]]:
+    """``n`` records per exporter drawn from 20 conversations, so most merge into known contexts
+    (the numpy merge and reopen paths); exporter 1's sysUptime wrapped 2 s ago."""
+    rng = random.Random(seed)
+    convs = [(_v4(rng, 2), _v4(rng, 2), rng.choice((40000, 40001, 53)), rng.choice((443, 53)), rng.choice((6, 17)),
+              rng.choice((0, 8)), rng.randrange(2)) for _ in range(20)]
+    out: list[tuple[bytes, Source]] = []
+    for k in range(2):
+        boot = T0 - 2**32 / 1000 - 2 if k == 1 else T0 - 3600
+        exp = Exporter("127.0.0.1:9", protocol=protocol, source_id=k, records_per_packet=12, boot_time=boot,
+                       clock=lambda: T0)
+        up = exp.uptime_ms()
+        recs = []
+        for _ in range(n):
+            src, dst, sport, dport, proto, tos, in_if = rng.choice(convs)
+            first = (up - rng.randrange(60_000)) & 0xFFFFFFFF
+            last = (first + rng.randrange(5_000)) & 0xFFFFFFFF
+            recs.append(DefaultRecord(src, dst, bytes(4), in_if, rng.randrange(3), rng.randrange(1, 100),
+                                      rng.randrange(40, 10**6), first, last, sport, dport,
+                                      rng.choice((0, 0x02, 0x10)), proto, tos, 0, 0, 24, 24))
+        out += [(g, Source(f"192.0.2.{k + 1}", 2055, "default", T0)) for g in exp.encode(DEFAULT_TEMPLATE, recs)]
+    return out
+
+
+def ipfix_wide_load(seed: int, n: int) -> list[tuple[bytes, Source]]:
+    """IPFIX records with 8-byte counters, some past 2**48 and 2**62 (the tuple path's exact sums)."""
+    rng = random.Random(seed)
+    exp = Exporter("127.0.0.1:9", protocol=10, source_id=5, records_per_packet=10, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    recs = []
+    for _ in range(n):
+        big = rng.random()
+        octets = rng.randrange(2**62, 2**64) if big < 0.05 else rng.randrange(2**48, 2**50) if big < 0.1 \
+            else rng.randrange(1, 10**6)
+        ms = int(T0 * 1000) - rng.randrange(100_000)
+        recs.append((_v4(rng, 2), _v4(rng, 2), rng.choice((443, 40000, 40001)), rng.choice((443, 53)), 6, 0,
+                     rng.randrange(2), 1, octets, rng.randrange(1, 1000), ms, ms + rng.randrange(5000),
+                     rng.choice((0, 2, 16))))
+    return [(g, Source("198.51.100.7", 4739, "default", T0)) for g in exp.encode(IPFIX_WIDE, recs)]
+
+
+def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig, batch: int,
+                   listener: ListenerConfig | None = None,
+                   sizes: list[int] | None = None) -> tuple[list[list[list[Any]]], list[list[list[Any]]], int]:
+    """Decode and aggregate ``load`` as the service does (decoder stage with chunks, ``batch``
+    datagrams a batch) and with flow tuples only, one datagram after the other; the flows each
+    emits at every flush tick, and how many flows came as chunks. ``sizes``: batch sizes instead."""
+    mapping = list(listener.mapping) if listener else []
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), mapping, listener,
+                                                                columnar=True), Metrics(), FlowQueue(10**9))
+    dec_t = DatagramDecoder("netflow9", DecoderConfig(), mapping, listener)
+    acc_c, acc_t = Accumulator(cfg), Accumulator(cfg)
+    out_c: list[list[list[Any]]] = []
+    out_t: list[list[list[Any]]] = []
+    chunked = 0
+    now = T0
+    starts = [sum((sizes or [])[:k]) for k in range(len(sizes))] if sizes else range(0, len(load), batch)
+    for b, a in enumerate(starts):
+        batch = sizes[b] if sizes else batch
+        fb = stage.decode_batch([(data, src.exporter, src.port, src.received) for data, src in load[a:a + batch]])
+        chunked += fb.chunked
+        acc_c.add(fb.flows, now)
+        acc_c.add_chunks(fb.chunks, now)
+        for data, src in load[a:a + batch]:
+            acc_t.add(dec_t.decode(data, src).flows, now)
+        if b % 3 == 2:
+            now += cfg.flush_interval / 2
+            out_c.append(acc_c.flush(now))
+            out_t.append(acc_t.flush(now))
+        if b % 7 == 6:
+            acc_c.rotate_rollup()
+            acc_t.rotate_rollup()
+    out_c.append(acc_c.drain())
+    out_t.append(acc_t.drain())
+    return out_c, out_t, chunked
+
+
+def _same(out_c: list[list[list[Any]]], out_t: list[list[list[Any]]]) -> None:
+    assert len(out_c) == len(out_t)
+    for tick, (c, t) in enumerate(zip(out_c, out_t, strict=True)):
+        assert sorted(map(repr, c)) == sorted(map(repr, t)), f"flush {tick} differs"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("rollup", [True, False])
+def test_v9_chunks_aggregate_like_tuples(seed: int, rollup: bool) -> None:
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup, port_rollup_threshold=4)
+    out_c, out_t, chunked = aggregate_both(v9_load(seed, 400, v6=seed % 3 == 2), cfg, batch=1 + seed * 5)
+    assert chunked > 1000  # the service's path really was taken
+    assert sum(map(len, out_t)) > 50
+    _same(out_c, out_t)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_v5_chunks_aggregate_like_tuples(seed: int) -> None:
+    """NetFlow v5 (its own record layout and boot-time clock, uptime wrap included) both ways."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4, port_rollup_disabled=seed == 3)
+    out_c, out_t, chunked = aggregate_both(v9_load(seed, 400, protocol=5), cfg, batch=1 + seed * 7)
+    assert chunked == 1200
+    assert sum(map(len, out_t)) > 50
+    _same(out_c, out_t)
+
+
+@pytest.mark.parametrize("protocol", [5, 9])
+@pytest.mark.parametrize("seed", range(3))
+def test_repeated_conversations_merge_like_tuples(seed: int, protocol: int) -> None:
+    """Mostly known conversations: merges, reopened windows and uptime-wrapped times, both ways."""
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=seed == 2)
+    out_c, out_t, chunked = aggregate_both(pool_load(seed, 600, protocol), cfg, batch=3 + seed)
+    assert chunked == 1200
+    _same(out_c, out_t)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ipfix_wide_counters_exact(seed: int) -> None:
+    """8-byte counters past 2**48 take the tuple path; sums past 2**64 stay exact."""
+    cfg = AggregatorConfig(flush_interval=10.0)
+    out_c, out_t, chunked = aggregate_both(ipfix_wide_load(seed, 600), cfg, batch=16)
+    assert chunked == 600
+    assert max(f[7] for tick in out_t for f in tick) >= 2**63  # some context summed past int64
+    _same(out_c, out_t)
+
+
+def test_token_spent_earlier_in_the_batch() -> None:
+    """A conversation merged with numpy must be observed again when an earlier record of the same
+    batch changed its address pair's rollup state: here the 4th client port to :443 makes the
+    client side ephemeral, so the known conversation's next record goes to the rolled-up context."""
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=24, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    up = exp.uptime_ms()
+
+    def rec(sport: int, nbytes: int) -> DefaultRecord:
+        return DefaultRecord(b"\n\0\0\1", b"\n\0\0\2", bytes(4), 1, 2, 1, nbytes, up - 1000, up, sport, 443, 0,
+                             6, 0, 0, 0, 24, 24)
+
+    src = Source("192.0.2.1", 2055, "default", T0)
+    first = [(g, src) for g in exp.encode(DEFAULT_TEMPLATE, [rec(40000, 100), rec(40000, 100)])]
+    second = [(g, src) for g in exp.encode(DEFAULT_TEMPLATE, [rec(40001, 1), rec(40002, 1), rec(40003, 1),
+                                                               rec(40000, 5000)])]
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4)
+    out_c, out_t, chunked = aggregate_both(first + second, cfg, batch=len(first))
+    assert chunked == 6
+    _same(out_c, out_t)
+    flows = {(f[13], f[14]): f[7] for f in out_t[-1]}
+    assert flows == {(40000, 443): 200, (40001, 443): 1, (40002, 443): 1, (-1, 443): 5001}
+
+
+def test_times_from_before_the_uptime_wrap() -> None:
+    """sysUptime wrapped 2 s ago: a record switched 5 s ago counts from near 2**32 and is 5 s old,
+    also when its context is known (the numpy path hands such records to the tuple path)."""
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=24,
+                   boot_time=T0 - 2**32 / 1000 - 2, clock=lambda: T0)
+    up = exp.uptime_ms()
+    assert up == 2000
+
+    def rec(first: int, last: int) -> DefaultRecord:
+        return DefaultRecord(b"\n\0\0\1", b"\n\0\0\2", bytes(4), 1, 2, 1, 100, first, last, 40000, 443, 0, 6,
+                             0, 0, 0, 24, 24)
+
+    src = Source("192.0.2.1", 2055, "default", T0)
+    load = [(g, src) for g in exp.encode(DEFAULT_TEMPLATE, [rec(1000, 1500), rec(1000, 1500)])]
+    load += [(g, src) for g in exp.encode(DEFAULT_TEMPLATE, [rec(2**32 - 3000, 2**32 - 1000)])]
+    out_c, out_t, chunked = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=len(load) - 1)
+    assert chunked == 3
+    _same(out_c, out_t)
+    (flow,) = out_t[-1]
+    assert (flow[5], flow[6], flow[7]) == (int(T0) - 5, int(T0), 300)
+
+
+@pytest.mark.parametrize("rollup", [True, False])
+def test_reopened_window_keeps_its_first_record(rollup: bool) -> None:
+    """After a flush, the first record of a known conversation opens its new window: its fields not in
+    the key (here the output interface) are the window's, whichever path the batch took."""
+    up = Exporter("127.0.0.1:9", protocol=9, boot_time=T0 - 3600, clock=lambda: T0).uptime_ms()
+
+    def rec(out_if: int, nbytes: int, sport: int = 40000) -> DefaultRecord:
+        return DefaultRecord(b"\n\0\0\1", b"\n\0\0\2", bytes(4), 1, out_if, 1, nbytes, up - 1000, up, sport, 443,
+                             0, 6, 0, 0, 0, 24, 24)
+
+    src = Source("192.0.2.1", 2055, "default", T0)
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup)
+    results = []
+    for columnar in (True, False):
+        exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=24, boot_time=T0 - 3600,
+                       clock=lambda: T0)
+        dec = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=columnar)
+        acc = Accumulator(cfg)
+        flushed = []
+        for now, recs in ((T0, [rec(1, 10), rec(1, 10)]), (T0 + 20, [rec(2, 100), rec(0, 1000), rec(3, 5, 40001)]),
+                          (T0 + 40, [rec(3, 7), rec(1, 8)])):
+            for g in exp.encode(DEFAULT_TEMPLATE, recs):
+                d = dec.decode(g, src)
+                acc.add(d.flows, now)
+                acc.add_chunks(d.chunks, now)
+            flushed.append(sorted((f[13], f[20], f[7]) for f in acc.flush(now + 15)))
+        results.append(flushed)
+    assert results[0] == results[1]
+    assert results[0] == [[(40000, 1, 20)], [(40000, 2, 1100), (40001, 3, 5)], [(40000, 3, 15)]]
+
+
+# Same conversation fields; PLAIN_B adds an output interface, MIXED an in-record sampling interval
+# (IE 34), which leaves it without a plan (its sets are flow tuples).
+PLAIN_A = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4)], template_id=258)
+PLAIN_B = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (14, 4)], template_id=256)
+MIXED = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (14, 4), (34, 4)], template_id=257)
+A, B = b"\n\0\0\1", b"\n\0\0\2"
+
+
+def _sends(exp: Exporter, src: Source, *parts: tuple[Template, list[tuple]]) -> list[tuple[bytes, Source]]:
+    return [(g, src) for t, recs in parts for g in exp.encode(t, recs)]
+
+
+@pytest.mark.parametrize("rollup", [True, False])
+def test_one_exporter_keeps_its_order_across_chunks_and_tuples(rollup: bool) -> None:
+    """An exporter's records stay in arrival order when some of its sets are chunks and others flow
+    tuples: the window's kept fields come from its first record, and a conversation whose record
+    came before the records that made its client side ephemeral keeps its port."""
+    src = Source("192.0.2.1", 2055, "default", T0)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, boot_time=T0 - 3600, clock=lambda: T0)
+    first = _sends(exp, src, (PLAIN_B, [(A, B, 40000, 443, 6, 100, 1, 1)]))
+    second = _sends(exp, src, (PLAIN_B, [(A, B, 40000, 443, 6, 5000, 1, 2)]),
+                    (MIXED, [(A, B, p, 443, 6, 1, 1, 3, 5) for p in (40001, 40002, 40003)]),
+                    (PLAIN_B, [(A, B, 40000, 443, 6, 7, 1, 4)]))
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4, port_rollup_disabled=not rollup)
+    out_c, out_t, _ = aggregate_both(first + second, cfg, 0, sizes=[len(first), len(second)])
+    _same(out_c, out_t)
+    got = {(f[13], f[14]): (f[7], f[20]) for f in out_t[-1]}
+    if rollup:
+        assert got == {(40000, 443): (5100, 1), (40001, 443): (1, 3), (40002, 443): (1, 3), (-1, 443): (8, 3)}
+    else:
+        assert got[(40000, 443)] == (5107, 1)
+
+
+def test_one_datagram_mixing_chunk_and_tuple_sets_in_order() -> None:
+    """One datagram with a set without a plan, then a plain set, for one conversation: the records
+    are aggregated in set order, so the first one (in-record sampling rate 5, output interface 8)
+    opens the window."""
+    from flowpipe.export import Netflow9Encoder
+    enc = Netflow9Encoder(1)
+    up, secs = 3_600_000, int(T0)
+    templates = enc.template_packet([PLAIN_B, MIXED], up, secs)
+    sets = [enc.data_packet(t, recs, up, secs)[20:] for t, recs in (
+        (MIXED, [(A, B, 40000, 443, 6, 10, 1, 8, 5)]), (PLAIN_B, [(A, B, 40000, 443, 6, 1, 1, 9)]))]
+    datagram = templates[:20] + b"".join(sets)
+    src = Source("192.0.2.1", 2055, "default", T0)
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=True)
+    out_c, out_t, _ = aggregate_both([(templates, src), (datagram, src)], cfg, 0, sizes=[1, 1])
+    _same(out_c, out_t)
+    assert [(f[7], f[20], f[3]) for f in out_t[-1]] == [(11, 8, 5)]
+
+
+def test_one_exporter_two_plain_layouts_in_order() -> None:
+    """Two plain layouts of one address family from one exporter, interleaved: aggregated in order
+    (not grouped by layout), so the window's output interface is its first record's."""
+    src = Source("192.0.2.1", 2055, "default", T0)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, boot_time=T0 - 3600, clock=lambda: T0)
+    load = _sends(exp, src, (PLAIN_B, [(A, A, 1, 2, 6, 1, 1, 9)]), (PLAIN_A, [(A, B, 40000, 443, 6, 100, 1)]),
+                  (PLAIN_B, [(A, B, 40000, 443, 6, 7, 1, 2)]))
+    out_c, out_t, chunked = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=len(load))
+    _same(out_c, out_t)
+    assert {(f[13], f[20]) for f in out_t[-1]} == {(1, 9), (40000, 0)}
+
+
+def test_exporters_with_different_layouts_keep_every_byte() -> None:
+    """Across exporters a batch is aggregated per template layout, not in arrival order (as if the
+    datagrams had arrived in another order, which UDP allows): no flow is lost or counted twice."""
+    exp1 = Exporter("127.0.0.1:9", protocol=9, source_id=1, boot_time=T0 - 3600, clock=lambda: T0)
+    exp2 = Exporter("127.0.0.1:9", protocol=9, source_id=2, boot_time=T0 - 3600, clock=lambda: T0)
+    s1, s2 = Source("192.0.2.1", 2055, "default", T0), Source("192.0.2.2", 2055, "default", T0)
+    load = _sends(exp1, s1, (PLAIN_B, [(A, B, 40000, 443, 6, 100, 1, 1)]))
+    load += _sends(exp2, s2, (PLAIN_A, [(A, A, 1, 2, 6, 1, 1)]))
+    load += _sends(exp1, s1, (PLAIN_B, [(A, B, 40000, 443, 6, 5000, 1, 1)]))
+    load += _sends(exp2, s2, (PLAIN_A, [(A, B, p, 443, 6, 1, 1) for p in (40001, 40002, 40003)]))
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4)
+    out_c, out_t, chunked = aggregate_both(load, cfg, batch=len(load))
+    assert chunked == 6
+    for out in (out_c, out_t):
+        assert sum(f[7] for tick in out for f in tick) == 5104
+        assert sum(f[8] for tick in out for f in tick) == 6
+
+
+def test_max_contexts_same_drops() -> None:
+    cfg = AggregatorConfig(flush_interval=10.0, max_contexts=20)
+    load = v9_load(11, 300)
+    out_c, out_t, _ = aggregate_both(load, cfg, batch=4)
+    _same(out_c, out_t)
+
+
+def test_templates_without_plan_decode_as_tuples() -> None:
+    """Additional fields (a mapping), an in-band identity or a mapping over a key field: no chunks."""
+    load = v9_load(3, 50)
+    plain = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True)
+    assert any(plain.decode(d, s).chunks for d, s in load)
+    for lc in (ListenerConfig(flow_type="netflow9", mapping=[MappingConfig(field=15, destination="nh")]),
+               ListenerConfig(flow_type="netflow9", mapping=[MappingConfig(field=10, destination="source.port")]),
+               ListenerConfig(flow_type="netflow9", exporter_address="in-band")):
+        dec = DatagramDecoder("netflow9", DecoderConfig(), list(lc.mapping), lc, columnar=True)
+        got = [dec.decode(d, s) for d, s in load]
+        assert not any(d.chunks for d in got)
+        assert sum(len(d.flows) for d in got) == 150
+
+
+def test_wide_key_fields_take_the_tuple_path() -> None:
+    """A template with 4-byte ports: a port past 65535 must not be cut to 16 bits and land in
+    another conversation's context (such templates get no plan)."""
+    wide = Template([(8, 4), (12, 4), (7, 4), (11, 4), (4, 1), (1, 4), (2, 4)], template_id=301)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=24, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    a, b = b"\n\0\0\1", b"\n\0\0\2"
+    load = [(g, Source("192.0.2.1", 2055, "default", T0))
+            for g in exp.encode(wide, [(a, b, 40000, 443, 6, 100, 1), (a, b, 40000, 443 + 65536, 6, 5, 1)])]
+    dec = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True)
+    got = [dec.decode(d, s) for d, s in load]
+    assert not any(d.chunks for d in got)
+    assert sum(len(d.flows) for d in got) == 2
+    out_c, out_t, _ = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=1)
+    _same(out_c, out_t)
+    assert sorted((f[14], f[7]) for f in out_t[-1]) == [(443, 100), (65979, 5)]
+
+
+def test_mapped_extras_listener_same_flows() -> None:
+    """With a mapping the tuple path runs alone; flushed flows equal the tuple-only run."""
+    lc = ListenerConfig(flow_type="netflow9", mapping=[MappingConfig(field=15, destination="nh")])
+    cfg = AggregatorConfig(flush_interval=10.0)
+    out_c, out_t, chunked = aggregate_both(v9_load(4, 100), cfg, batch=8, listener=lc)
+    assert chunked == 0
+    _same(out_c, out_t)
+
+
+def test_a_sum_past_int64_leaves_only_its_window_out_of_the_columns() -> None:
+    """One context's counter past 2**63 is held aside for that window alone: the other contexts'
+    records still merge with numpy, the big one's one by one (exactly), and once its window is
+    emitted its next records are back in the columns."""
+    rng = random.Random(5)
+    exp = Exporter("127.0.0.1:9", protocol=10, source_id=5, records_per_packet=10, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    ms = int(T0 * 1000) - 5000
+    big_src, big_dst = bytes((10, 9, 9, 9)), bytes((10, 9, 9, 8))
+
+    def rec(src: bytes, dst: bytes, octets: int) -> tuple:
+        return (src, dst, 40000, 443, 6, 0, 1, 1, octets, 3, ms, ms + 100, 0x10)
+
+    others = [(bytes((10, 0, 0, k)), bytes((10, 0, 1, k))) for k in range(20)]
+    first = [rec(big_src, big_dst, 2**63 + 5)] + [rec(s, d, 100) for s, d in others]
+    later = [rec(*rng.choice(others), rng.randrange(1, 1000)) for _ in range(200)] + [
+        rec(big_src, big_dst, 7) for _ in range(5)]
+    src = Source("198.51.100.7", 4739, "default", T0)
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("ipfix", DecoderConfig(), [], columnar=True),
+                         Metrics(), FlowQueue(10**9))
+    acc = Accumulator(AggregatorConfig(flush_interval=10.0, port_rollup_disabled=True))
+    merged_one_by_one = []
+    merge = acc._merge
+
+    def counting(i: int, f: tuple) -> None:
+        merged_one_by_one.append(f[7])
+        merge(i, f)
+
+    acc._merge = counting  # type: ignore[method-assign]
+
+    def feed(recs: list[tuple]) -> None:
+        fb = stage.decode_batch([(g, src.exporter, src.port, src.received) for g in exp.encode(IPFIX_WIDE, recs)])
+        acc.add(fb.flows, T0)
+        acc.add_chunks(fb.chunks, T0)
+
+    feed(first)
+    assert len(acc._big) == 1
+    feed(later)
+    assert sorted(merged_one_by_one) == [7] * 5  # only the big window's own records
+    out = {bytes(f[11]): f for f in acc.flush(T0 + 1)}
+    assert out[big_src][7] == 2**63 + 5 + 35 and out[big_src][8] == 18
+    assert sum(f[7] for f in out.values()) == 2**63 + 5 + 35 + 20 * 100 + sum(r[8] for r in later[:200])
+    assert acc._big == {}
+    merged_one_by_one.clear()
+    feed([rec(big_src, big_dst, 1), rec(big_src, big_dst, 2)] + later[:50])
+    assert merged_one_by_one == []  # back in the columns: numpy merges everything
+    assert {bytes(f[11]): f for f in acc.drain()}[big_src][7] == 3
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_record_decoder_bug_in_the_aggregator_drops_that_set_not_the_stage(shared: bool) -> None:
+    """Chunks are decoded in the accumulator, outside the decoder stage's per-datagram guard: a
+    record decoder that raises there costs its set's records (counted, logged), and every other
+    exporter's flows are aggregated as usual, batch after batch. ``shared``: the broken sets are
+    read together as columns; else each one on its own (the in-order path)."""
+    from flowpipe.aggregate.stage import AccumulatorStage  # noqa: PLC0415
+
+    load = v9_load(4, 200)
+    metrics = Metrics()
+    queue = FlowQueue(10**9)
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         metrics, queue)
+    acc = AccumulatorStage(AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4), metrics, queue, 1000)
+    plain = DatagramDecoder("netflow9", DecoderConfig(), [])
+    want: dict[str, int] = {}
+    for data, src in load:
+        for f in plain.decode(data, src).flows:
+            want[f[1]] = want.get(f[1], 0) + f[7]
+    broken = "192.0.2.2"
+
+    def bug(*args: Any) -> list[tuple]:
+        raise ZeroDivisionError("decoder bug")
+
+    wrappers: dict[int, _Raising] = {}
+    for b in range(0, len(load), 10):
+        fb = stage.decode_batch([(d, s.exporter, s.port, s.received) for d, s in load[b:b + 10]])
+        for c in fb.chunks:
+            if c.exporter == broken:
+                c.dec = wrappers.setdefault(id(c.dec), _Raising(c.dec, bug)) if shared else _Raising(c.dec, bug)
+        queue.pending += fb.size
+        acc.take(fb, T0)
+    got: dict[str, int] = {}
+    for f in acc.acc.drain():
+        got[f[1]] = got.get(f[1], 0) + f[7]
+    assert {k: v for k, v in got.items() if k != broken} == {k: v for k, v in want.items() if k != broken}
+    lost = acc.acc.dropped_undecodable
+    assert lost > 0
+    assert metrics.flows_dropped.labels("aggregator", "decoder_error")._value.get() == lost
+    assert got.get(broken, 0) < want[broken]
+
+
+class _Raising:
+    """A record decoder whose ``decode`` raises (fault injection), otherwise the real one."""
+
+    def __init__(self, dec: Any, decode: Any) -> None:
+        self._dec, self.decode = dec, decode
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dec, name)
+
+
+# Every kept field (direction, MACs, masks, output interface, next hop) one plain field of the record.
+KEPT_WIDE = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (56, 6), (80, 6), (9, 1), (13, 1),
+                      (14, 4), (15, 4), (61, 1), (10, 4)], template_id=301)
+
+
+@pytest.mark.parametrize("protocol", [9, 10])
+@pytest.mark.parametrize("rollup", [False, True])
+def test_new_windows_read_their_kept_fields_from_the_records(protocol: int, rollup: bool) -> None:
+    """When each kept field is one plain field of the template, a new window takes MACs, masks,
+    output interface, next hop and direction straight from the records (numpy), not from the
+    decoded record: the flows equal the per-record reference's, and a record decoder that fails
+    costs nothing when no record needs it (no rollup: every new key opened in bulk)."""
+    from flowpipe.aggregate.reference import ReferenceAccumulator  # noqa: PLC0415
+
+    rng = random.Random(protocol)
+    exp = Exporter("127.0.0.1:9", protocol=protocol, source_id=3, records_per_packet=12, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    recs = [(_v4(rng, 200), _v4(rng, 200), rng.randrange(1024, 65536), rng.choice((53, 443)), rng.choice((6, 17)),
+             rng.randrange(1, 10**5), rng.randrange(1, 100), rng.randrange(2**48), rng.randrange(2**48),
+             rng.randrange(33), rng.randrange(33), rng.randrange(2**32), bytes((192, 0, 2, rng.randrange(256))),
+             rng.randrange(2), rng.randrange(8)) for _ in range(400)]
+    load = [(g, Source("198.51.100.9", 2055, "default", T0)) for g in exp.encode(KEPT_WIDE, recs)]
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup)
+    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         Metrics(), FlowQueue(10**9))
+    plain = DatagramDecoder("netflow9", DecoderConfig(), [])
+    fast, ref = Accumulator(cfg), ReferenceAccumulator(cfg)
+    broken: dict[int, _Raising] = {}
+    for a in range(0, len(load), 8):
+        fb = stage.decode_batch([(d, s.exporter, s.port, s.received) for d, s in load[a:a + 8]])
+        assert fb.chunks and all(c.dec.plan.kept is not None for c in fb.chunks)
+        if not rollup:
+            for c in fb.chunks:
+                c.dec = broken.setdefault(id(c.dec), _Raising(c.dec, _bug))
+        fast.add_chunks(fb.chunks, T0)
+        for d, s in load[a:a + 8]:
+            ref.add(plain.decode(d, s).flows, T0)
+    got = sorted(map(repr, fast.drain()))
+    assert got == sorted(map(repr, ref.drain()))
+    assert len(got) > 300 and fast.dropped_undecodable == 0
+
+
+def _bug(*args: Any) -> list[tuple]:
+    raise ZeroDivisionError("a record decoder bug")
