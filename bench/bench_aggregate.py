@@ -31,7 +31,7 @@ import time
 import tracemalloc
 from typing import Any
 
-from flowpipe.aggregate import stage as stage_module
+from flowpipe import runtime
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import AggregatorConfig, DecoderConfig
 from flowpipe.decode.dispatch import DatagramDecoder
@@ -146,9 +146,7 @@ def memory_child(n: int, rollup: bool, trace: bool) -> dict[str, Any]:
     """
     import flowpipe.service  # noqa: F401, PLC0415 - the baseline of a running flowpipe
     from flowpipe.aggregate.accumulator import Accumulator  # noqa: PLC0415
-    tune = getattr(stage_module, "tune_allocator", None)
-    if tune is not None:
-        tune()  # as the running service does
+    runtime.tune_allocator()  # as the running service does
 
     acc = Accumulator(AggregatorConfig(max_contexts=max(n, 1), port_rollup_disabled=not rollup))
     gc.collect()
@@ -200,9 +198,7 @@ def main() -> None:
     if a.memory_child is not None:
         print(json.dumps(memory_child(a.memory_child, a.rollup, a.trace)))
         return
-    young = getattr(stage_module, "GC_YOUNG", 0)
-    if young:  # what the accumulator stage sets while the service runs
-        gc.set_threshold(young, *gc.get_threshold()[1:])
+    gc.set_threshold(runtime.GC_YOUNG, *gc.get_threshold()[1:])  # what the service sets while it runs
     grams = datagrams(a.flows, a.per_packet, a.pool)
     if a.profile:
         profile(grams, a.seconds, a.batch)

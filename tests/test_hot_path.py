@@ -6,6 +6,7 @@ import time
 
 import trio
 
+from flowpipe import runtime
 from flowpipe.aggregate import stage as agg_stage
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
@@ -91,11 +92,11 @@ async def test_young_collections_are_rarer_while_the_accumulator_runs_and_restor
         await flow_send.send(FlowBatch([make_flow(exporter="x", src_ip=A, dst_ip=B, bytes=5, packets=1)], []))
         await flow_send.aclose()
         batches = [b async for b in out_receive]
-    assert seen[0][0] == max(before[0], agg_stage.GC_YOUNG) or before[0] == 0
+    assert seen[0][0] == max(before[0], runtime.GC_YOUNG) or before[0] == 0
     assert gc.get_threshold() == before
     assert [f[BYTES] for b in batches for f in b.flows] == [5]
-    agg_stage.tune_allocator()  # once per process; harmless again (and where there is no glibc)
-    agg_stage.tune_allocator()
+    runtime.tune_allocator()  # once per process; harmless again (and where there is no glibc)
+    runtime.tune_allocator()
 
 
 async def test_listener_hands_on_one_text_object_per_exporter() -> None:
