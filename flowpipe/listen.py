@@ -18,10 +18,9 @@ import trio
 from flowpipe.config import ListenerConfig
 from flowpipe.logs import RateLimited, event
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import Datagram
 from flowpipe.startup import bind_error
 
-# One batch handed to the decoder: (payload, source address, source port, receive time).
-Datagram = tuple[bytes, str, int, float]
 MAX_DATAGRAM = 65535
 BATCH = 256
 # After a batch shorter than BATCH the reader waits this long before looking again, so datagrams

@@ -21,12 +21,13 @@ from flowpipe.config import Config, split_host_port
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplerRules, SamplingPolicy
 from flowpipe.decode.facts import SamplingSeen, template_domains
-from flowpipe.decode.stage import DecoderStage, FlowQueue
+from flowpipe.decode.stage import DecoderStage
 from flowpipe.flow import FlushBatch
 from flowpipe.httpd import MetricsServer
-from flowpipe.listen import Datagram, UdpListener
+from flowpipe.listen import UdpListener
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import Datagram, FlowQueue
 from flowpipe.render import render_batch, render_json_batch
 from flowpipe.summary import totals
 

@@ -12,10 +12,10 @@ from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.flushfilter import FlushFilter
 from flowpipe.aggregate.sequence import SequenceTracker
 from flowpipe.config import AggregatorConfig
-from flowpipe.decode.stage import FlowBatch, FlowQueue
 from flowpipe.flow import FlushBatch
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import FlowBatch, FlowQueue
 
 DRAIN_FLOWS = 20_000  # flows taken at most before yielding to the other tasks
 FLUSH_PART = 4096     # contexts a flush looks at before yielding (~6 ms when all are due)

@@ -8,74 +8,25 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import operator
 import time
 from collections import Counter as Tally
 from typing import Any
 
-import attrs
 import trio
 
-from flowpipe.decode.base import DecodeError, SequenceObs, Source
+from flowpipe.decode.base import DecodeError, Source
 from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.decode.facts import SamplingSeen
 from flowpipe.flow import SAMPLING_RATE
-from flowpipe.listen import Datagram
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import Datagram, FlowBatch, FlowQueue, SequenceNote
 
-# What one datagram says about its exporter's sequence: (namespace, exporter, flow type, obs, flows).
-SequenceNote = tuple[str, str, str, SequenceObs, int]
 _rate = operator.itemgetter(SAMPLING_RATE)
 MERGE_DATAGRAMS = 256  # queued listener batches are decoded together up to this many datagrams (listen.BATCH)
-
-
-@attrs.define(slots=True)
-class FlowBatch:
-    """Decoded flows of one or more datagrams, with their sequence notes, in arrival order.
-
-    ``chunks``: data sets left for columnar decoding (:mod:`flowpipe.decode.columns`), holding
-    ``chunked`` flows; ``size`` counts both.
-    """
-
-    flows: list[tuple]
-    sequences: list[SequenceNote]
-    chunks: list[Chunk] = attrs.field(factory=list)
-    chunked: int = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.flows) + self.chunked
-
-
-class FlowQueue:
-    """Decoders -> accumulator, bounded in flows (``aggregator.buffer_size``), not in messages.
-
-    A decoder waits while the accumulator is ``max_flows`` behind; the listeners then drop and
-    count datagrams at their own queue, so nothing blocks UDP reading.
-    """
-
-    def __init__(self, max_flows: int) -> None:
-        self.max_flows = max_flows
-        self.pending = 0
-        self.send_channel, self.receive_channel = trio.open_memory_channel[FlowBatch](math.inf)
-        self._space = trio.Event()
-
-    async def put(self, send: trio.MemorySendChannel[FlowBatch], batch: FlowBatch) -> None:
-        while self.pending >= self.max_flows:
-            self._space = trio.Event() if self._space.is_set() else self._space
-            await self._space.wait()
-        self.pending += batch.size
-        send.send_nowait(batch)
-
-    def taken(self, n: int) -> None:
-        self.pending -= n
-        if self.pending < self.max_flows:
-            self._space.set()
-
 
 # Distinct exporter label values one stage gives a per-exporter metric; the rest go under "other".
 MAX_EXPORTER_LABELS = 10_000
