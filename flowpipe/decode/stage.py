@@ -6,7 +6,6 @@ exception from one datagram stops the stage or touches another exporter's state.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import operator
 import time
@@ -24,6 +23,7 @@ from flowpipe.flow import SAMPLING_RATE
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
 from flowpipe.pipeline import Datagram, FlowBatch, FlowQueue, SequenceNote
+from flowpipe.telemetry.sflow_counters import InterfaceCounterMetrics
 
 _rate = operator.itemgetter(SAMPLING_RATE)
 MERGE_DATAGRAMS = 256  # queued listener batches are decoded together up to this many datagrams (listen.BATCH)
@@ -50,10 +50,9 @@ class DecoderStage:
         self._held = 0
         self._decoded = metrics.datagrams_decoded.labels(flow_type)
         self._flows = metrics.flows_decoded.labels(flow_type)
-        self._counters: Any = None
-        mod = _optional("flowpipe.telemetry.sflow_counters")
-        if flow_type == "sflow5" and mod is not None:
-            self._counters = mod.InterfaceCounterMetrics(metrics.registry)
+        self._counters: InterfaceCounterMetrics | None = None
+        if flow_type == "sflow5":
+            self._counters = InterfaceCounterMetrics(metrics.registry)
 
     def decode_batch(self, batch: list[Datagram]) -> FlowBatch:
         """Decode a batch of datagrams; never raises for bad input."""
@@ -226,9 +225,3 @@ def _announced_rate(d: Any) -> int:
         return int(c.rate or next(iter(c.samplers.values()), 0))
     return 0
 
-
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
