@@ -7,21 +7,21 @@ before :meth:`Service.run` returns.
 """
 from __future__ import annotations
 
-import glob
 import logging
-import os
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from flowpipe import supervisor
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import Config, split_host_port
+from flowpipe.decode import state
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplerRules, SamplingPolicy
 from flowpipe.decode.facts import SamplingSeen, template_domains
 from flowpipe.decode.stage import DecoderStage
+from flowpipe.decode.template_metrics import TemplateMetrics
 from flowpipe.flow import FlushBatch
 from flowpipe.httpd import MetricsServer
 from flowpipe.listen import UdpListener
@@ -47,6 +47,7 @@ class Service:
         sampler_rules = SamplerRules(cfg.sampling)
         self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, lc, sampler_rules, columnar=True)
                          for lc in cfg.listeners]
+        self.template_metrics = TemplateMetrics(self.metrics)
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
@@ -70,7 +71,6 @@ class Service:
         self._expected: set[str] = set()
         self._running: set[str] = set()
         self._stopping = False
-        self._refused_seen: dict[str, int] = {}
 
     def exporter_inventory(self) -> bytes:
         """``GET /exporters``: the exporters seen, with their sampling rates and live templates."""
@@ -149,87 +149,33 @@ class Service:
 
     # ---- template state and decoder statistics
 
-    def _state_key(self, i: int) -> str:
-        lc = self.cfg.listeners[i]
-        return f"{lc.flow_type}:{lc.bind_host}:{self.cfg.listeners[i].port}"
+    def _keyed_decoders(self) -> list[tuple[str, DatagramDecoder]]:
+        return [(state.listener_key(lc), d) for lc, d in zip(self.cfg.listeners, self.decoders, strict=True)]
 
     def _load_templates(self) -> None:
         path = self.cfg.decoder.state_file
         if not path:
             return
-        from flowpipe.decode import state  # noqa: PLC0415
-
-        # A worker process also reads its siblings' files: after a restart the kernel may hand an
-        # exporter to another worker than before.
-        base = re.sub(r"\.w\d+$", "", path)
-        paths = dict.fromkeys([path, *sorted(glob.glob(glob.escape(base) + ".w*")), base])
-        restored = 0
-        for p in paths:
-            if p != path and not os.path.exists(p):
-                continue
-            snap = state.load(p) or {}
-            for i, dec in enumerate(self.decoders):
-                part = snap.get(self._state_key(i))
-                if dec.templates is not None and isinstance(part, dict):
-                    dec.templates.restore(part)
-                    restored += 1
+        restored = state.restore_decoders(supervisor.state_files(path), self._keyed_decoders())
         if restored:
             event(logging.INFO, "templates_restored", file=path, listeners=restored)
-        self._export_decoder_stats()
+        self.template_metrics.update(self.decoders)
 
     def _save_templates(self) -> None:
         path = self.cfg.decoder.state_file
         if not path:
             return
-        from flowpipe.decode import state  # noqa: PLC0415
-
-        snap = {self._state_key(i): d.templates.snapshot() for i, d in enumerate(self.decoders)
-                if d.templates is not None}
         try:
-            state.save(path, snap)
+            state.save_decoders(path, self._keyed_decoders())
         except (OSError, TypeError, ValueError) as e:
             event(logging.WARNING, "templates_not_saved", file=path, error=str(e))
-
-    def _export_decoder_stats(self) -> None:
-        m = self.metrics
-        total = 0
-        refused: dict[str, int] = {}
-        for d in self.decoders:
-            st = d.templates.stats if d.templates is not None else {}
-            total += st.get("templates", 0)
-            for key, reason in (("templates_refused_cap", "per_exporter_cap"),
-                                ("templates_refused_exporters", "exporter_cap"),
-                                ("templates_refused_total_cap", "total_cap"),
-                                ("templates_refused_memory", "memory"), ("templates_bad", "bad_template")):
-                refused[reason] = refused.get(reason, 0) + st.get(key, 0)
-        m.templates.set(total)
-        for reason, n in refused.items():
-            self._advance(m.templates_refused.labels(reason), reason, n)
-        nsel: dict[str, int] = {}
-        for d in self.decoders:
-            st = d.templates.stats if d.templates is not None else {}
-            for key in ("nsel_connections", "nsel_flow", "nsel_create", "nsel_counted_before", "nsel_evicted",
-                        "nsel_untracked", "nsel_expired"):
-                nsel[key] = nsel.get(key, 0) + st.get(key, 0)
-        m.nsel_connections.set(nsel["nsel_connections"])
-        for outcome in ("flow", "create", "counted_before"):
-            self._advance(m.nsel_records.labels(outcome), "nsel_" + outcome, nsel["nsel_" + outcome])
-        for reason in ("evicted", "untracked", "expired"):
-            self._advance(m.nsel_connections_dropped.labels(reason), "nsel_" + reason, nsel["nsel_" + reason])
-
-    def _advance(self, child: Any, key: str, n: int) -> None:
-        """Bring a counter fed from cumulative decoder stats up to ``n``."""
-        seen = self._refused_seen.get(key, 0)
-        if n > seen:
-            child.inc(n - seen)
-        self._refused_seen[key] = n
 
     async def _housekeeping(self) -> None:
         """Decoder statistics every 2 s; template state saved every minute."""
         saved_at = trio.current_time()
         while True:
             await trio.sleep(2.0)
-            self._export_decoder_stats()
+            self.template_metrics.update(self.decoders)
             if self.cfg.decoder.state_file and trio.current_time() - saved_at >= 60:
                 saved_at = trio.current_time()
                 self._save_templates()
