@@ -33,7 +33,7 @@ from typing import Any
 
 from flowpipe import runtime
 from flowpipe.aggregate.stage import AccumulatorStage
-from flowpipe.config import AggregatorConfig, DecoderConfig
+from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, Exporter
@@ -64,9 +64,10 @@ class Pipeline:
         self.metrics = Metrics()
         self.queue = FlowQueue(10**9)
         decoder = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True)  # as the service's
-        self.decoder = DecoderStage("netflow9", "default", decoder, self.metrics, self.queue)
+        self.decoder = DecoderStage(ListenerConfig(flow_type="netflow9"), self.metrics,
+                                    decoder=decoder, queue=self.queue)
         cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup)
-        self.acc = AccumulatorStage(cfg, self.metrics, self.queue, 40000)
+        self.acc = AccumulatorStage(cfg, self.metrics, queue=self.queue, max_sequence_keys=40000)
 
 
 def throughput(grams: list[bytes], rollup: bool, seconds: float, batch: int, flush_every: int,

@@ -42,11 +42,13 @@ def _rmem_max() -> int | None:
 class UdpListener:
     """One ``[[listeners]]`` entry: ``workers`` sockets on one address and port."""
 
-    def __init__(self, cfg: ListenerConfig, metrics: Metrics, sockets: int | None = None,
-                 reuseport: bool | None = None) -> None:
+    def __init__(self, cfg: ListenerConfig, metrics: Metrics, *, worker_process: bool = False) -> None:
+        """``worker_process``: this process is one of ``workers`` (flowpipe.supervisor): it opens one
+        SO_REUSEPORT socket, its share of the port; otherwise ``workers`` sockets, with SO_REUSEPORT when
+        there are several."""
         self.cfg = cfg
-        self.n_sockets = cfg.workers if sockets is None else sockets
-        self.reuseport = cfg.workers > 1 if reuseport is None else reuseport
+        self.n_sockets = 1 if worker_process else cfg.workers
+        self.reuseport = worker_process or cfg.workers > 1
         self.metrics = metrics
         self.name = f"{cfg.flow_type}:{cfg.port}"
         self.sockets: list[socket.socket] = []

@@ -18,7 +18,7 @@ from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import Config, split_host_port
 from flowpipe.decode import state
 from flowpipe.decode.dispatch import DatagramDecoder
-from flowpipe.decode.exporters import Allowlist, SamplerRules, SamplingPolicy
+from flowpipe.decode.exporters import SamplerRules, SamplingPolicy
 from flowpipe.decode.facts import SamplingSeen, template_domains
 from flowpipe.decode.stage import DecoderStage
 from flowpipe.decode.template_metrics import TemplateMetrics
@@ -42,15 +42,15 @@ class Service:
         one SO_REUSEPORT socket per listener here; the supervisor spreads exporters over processes."""
         self.cfg = cfg
         self.metrics = metrics or Metrics()
-        self.listeners = [UdpListener(lc, self.metrics, 1, True) if worker_process else UdpListener(lc, self.metrics)
-                          for lc in cfg.listeners]
+        self.listeners = [UdpListener(lc, self.metrics, worker_process=worker_process) for lc in cfg.listeners]
         sampler_rules = SamplerRules(cfg.sampling)
-        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, lc, sampler_rules, columnar=True)
-                         for lc in cfg.listeners]
+        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, listener=lc,
+                                         sampler_rules=sampler_rules, columnar=True) for lc in cfg.listeners]
         self.template_metrics = TemplateMetrics(self.metrics)
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
-        self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
+        self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, queue=self.queue,
+                                            max_sequence_keys=cfg.decoder.max_exporters * 4)
         self.rates_seen = SamplingSeen(cfg.decoder.max_exporters * 4,
                                        self.metrics.limits_hit.labels("exporter_sampling_rates"))
         self.metrics_server: MetricsServer | None = None
@@ -66,7 +66,8 @@ class Service:
         self.metadata: Any = None
         if cfg.metadata.url:
             from flowpipe.forward.metadata import MetadataSender  # noqa: PLC0415
-            self.metadata = MetadataSender(cfg.metadata, cfg.forwarder, self.metrics, self._exporters_seen)
+            self.metadata = MetadataSender(cfg.metadata, self.metrics, forwarder=cfg.forwarder,
+                                           seen=self._exporters_seen)
         self._listen_scopes: list[trio.CancelScope] = []
         self._expected: set[str] = set()
         self._running: set[str] = set()
@@ -185,8 +186,8 @@ class Service:
         flow_send = self.queue.send_channel
         for i, (lst, dec) in enumerate(zip(self.listeners, self.decoders, strict=True)):
             send, receive = trio.open_memory_channel[list[Datagram]](DATAGRAM_QUEUE)
-            stage = DecoderStage(lst.cfg.flow_type, lst.cfg.namespace, dec, m, self.queue,
-                                 Allowlist(lst.cfg.allowed_exporters), self.sampling, lst.cfg.tags, self.rates_seen)
+            stage = DecoderStage(lst.cfg, m, decoder=dec, queue=self.queue, sampling=self.sampling,
+                                 rates_seen=self.rates_seen)
             pipe.start_soon(self._listen, f"listener:{lst.name}", lst, send)
             self._expected |= {f"listener:{lst.name}", f"decoder:{i}"}
             pipe.start_soon(self._stage, f"decoder:{i}", stage.run, receive, flow_send.clone())

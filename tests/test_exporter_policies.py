@@ -5,7 +5,7 @@ import time
 
 import trio
 
-from flowpipe.config import SamplingRule
+from flowpipe.config import ListenerConfig, SamplingRule
 from flowpipe.export.netflow5 import DefaultRecord, encode_v5
 from tests import captures
 from tests.backend import Backend
@@ -130,8 +130,9 @@ def test_exporter_label_values_are_capped() -> None:
     from flowpipe.decode.dispatch import DatagramDecoder
     from flowpipe.metrics import Metrics
     m = Metrics()
-    st = stage_mod.DecoderStage("netflow5", "default", DatagramDecoder("netflow5", DecoderConfig(), []), m,
-                                stage_mod.FlowQueue(10_000))
+    st = stage_mod.DecoderStage(ListenerConfig(flow_type="netflow5"), m,
+                                decoder=DatagramDecoder("netflow5", DecoderConfig(), []),
+                                queue=stage_mod.FlowQueue(10_000))
     old = stage_mod.MAX_EXPORTER_LABELS
     stage_mod.MAX_EXPORTER_LABELS = 3
     try:

@@ -22,7 +22,9 @@ FLUSH_PART = 4096     # contexts a flush looks at before yielding (~6 ms when al
 
 
 class AccumulatorStage:
-    def __init__(self, cfg: AggregatorConfig, metrics: Metrics, queue: FlowQueue, max_sequence_keys: int) -> None:
+    def __init__(self, cfg: AggregatorConfig, metrics: Metrics, *, queue: FlowQueue, max_sequence_keys: int) -> None:
+        """``queue``: the one the decoders feed (told what is taken); ``max_sequence_keys``: exporter
+        domains whose sequence state is kept."""
         self.cfg = cfg
         self.metrics = metrics
         self.queue = queue

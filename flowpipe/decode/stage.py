@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from flowpipe.config import ListenerConfig
 from flowpipe.decode.base import DecodeError, Source
 from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
@@ -35,16 +36,20 @@ MAX_EXPORTER_LABELS = 10_000
 class DecoderStage:
     """Decodes one listener's datagrams."""
 
-    def __init__(self, flow_type: str, namespace: str, decoder: DatagramDecoder, metrics: Metrics,
-                 queue: FlowQueue, allow: Allowlist | None = None, sampling: SamplingPolicy | None = None,
-                 tags: dict[str, str] | None = None, rates_seen: SamplingSeen | None = None) -> None:
-        """``rates_seen``: where the last sampling rate each exporter announced is noted (the inventory)."""
-        self.flow_type, self.namespace = flow_type, namespace
+    def __init__(self, cfg: ListenerConfig, metrics: Metrics, *, decoder: DatagramDecoder, queue: FlowQueue,
+                 sampling: SamplingPolicy | None = None, rates_seen: SamplingSeen | None = None) -> None:
+        """``cfg``: the listener (flow type label, namespace, ``allowed_exporters``, ``tags``); ``decoder``:
+        its datagram decoder (template state); ``queue``: toward the accumulator; ``sampling``: the
+        [[sampling]] rules; ``rates_seen``: where the last sampling rate each exporter announced is noted
+        (the inventory)."""
+        flow_type = cfg.flow_type
+        self.flow_type, self.namespace = flow_type, cfg.namespace
         self.rates_seen = rates_seen
         self.decoder, self.metrics, self.queue = decoder, metrics, queue
-        self.allow = allow if allow is not None and allow.nets else None
+        allow = Allowlist(cfg.allowed_exporters)
+        self.allow = allow if allow.nets else None
         self.sampling = sampling if sampling is not None and sampling.active else None
-        self.tags = tags or None
+        self.tags = cfg.tags or None
         self._label_exporters: set[str] = set()  # exporter label values in use (bounded)
         self._log = RateLimited(metrics.log_suppressed)
         self._held = 0

@@ -63,12 +63,14 @@ class MetadataSender:
     """Every ``cfg.interval`` seconds, POSTs the exporters ``seen()`` reports as active since the last
     delivered round."""
 
-    def __init__(self, cfg: MetadataConfig, fwd: ForwarderConfig, metrics: Metrics,
+    def __init__(self, cfg: MetadataConfig, metrics: Metrics, *, forwarder: ForwarderConfig,
                  seen: Callable[[], Iterable[Seen]]) -> None:
-        self.cfg, self.fwd, self.m, self.seen = cfg, fwd, metrics, seen
-        self._tls = tls_context(fwd)  # the forwarder's TLS settings
-        self._headers = {"User-Agent": f"flowpipe/{__version__}", **content_headers("json", fwd.compression),
-                         **fwd.headers}
+        """``forwarder``: whose headers, TLS settings, timeout and compression apply; ``seen``: the
+        exporters seen so far."""
+        self.cfg, self.fwd, self.m, self.seen = cfg, forwarder, metrics, seen
+        self._tls = tls_context(forwarder)  # the forwarder's TLS settings
+        self._headers = {"User-Agent": f"flowpipe/{__version__}", **content_headers("json", forwarder.compression),
+                         **forwarder.headers}
         self._log = RateLimited(metrics.log_suppressed)
         self._since = 0.0  # exporters last seen after this (wall clock) go in the next round
         self._skipped: set[str] = set()  # non-IP exporters already counted (bounded)
