@@ -15,6 +15,7 @@ import time
 
 import trio
 
+from flowpipe.cache import bounded_put
 from flowpipe.config import ListenerConfig
 from flowpipe.logs import RateLimited, event
 from flowpipe.metrics import Metrics
@@ -60,7 +61,7 @@ class UdpListener:
         # received = decoded + invalid + held + dropped holds with them too.
         self._empty = metrics.datagrams_invalid.labels(cfg.flow_type, "empty")
         self._last_drops: dict[int, int] = {}
-        self._hosts: dict[str, str] = {}
+        self._hosts: dict[str, str] = {}  # bounded: MAX_HOSTS
 
     def open(self) -> None:
         """Bind the sockets now, so a bad address or busy port fails at start-up."""
@@ -111,10 +112,7 @@ class UdpListener:
         """The exporter's address as text (IPv4-mapped IPv6 as IPv4), one str object per exporter:
         its hash is computed once and later stages compare it by identity."""
         host = addr[7:] if addr.startswith("::ffff:") and "." in addr else addr
-        if len(self._hosts) >= MAX_HOSTS:
-            self._hosts.clear()
-        self._hosts[addr] = host
-        return host
+        return bounded_put(self._hosts, MAX_HOSTS, addr, host)
 
     async def _read(self, sock: socket.socket, send: trio.MemorySendChannel[list[Datagram]]) -> None:
         recvfrom = sock.recvfrom

@@ -23,6 +23,7 @@ import orjson
 import trio
 
 from flowpipe import __version__
+from flowpipe.cache import bounded_put
 from flowpipe.config import ForwarderConfig, MetadataConfig
 from flowpipe.forward.encode import content_headers, gzip_bytes
 from flowpipe.forward.request import post, tls_context
@@ -73,7 +74,7 @@ class MetadataSender:
                          **forwarder.headers}
         self._log = RateLimited(metrics.log_suppressed)
         self._since = 0.0  # exporters last seen after this (wall clock) go in the next round
-        self._skipped: set[str] = set()  # non-IP exporters already counted (bounded)
+        self._skipped: dict[str, bool] = {}  # non-IP exporters already counted (bounded)
 
     def due(self) -> list[tuple[str, str, str]]:
         """(namespace, ip, flow type) of the exporters seen since the last delivered round."""
@@ -84,9 +85,7 @@ class MetadataSender:
             ip = _ip(exporter)
             if ip is None:
                 if exporter not in self._skipped:
-                    if len(self._skipped) >= MAX_SKIPPED_REMEMBERED:
-                        self._skipped.clear()  # counted again at worst
-                    self._skipped.add(exporter)
+                    bounded_put(self._skipped, MAX_SKIPPED_REMEMBERED, exporter, True)  # counted again at worst
                     self.m.metadata_exporters_skipped.inc()
                     self._log(logging.WARNING, "metadata_exporter_skipped", exporter=exporter,
                               reason="not an IP address")
