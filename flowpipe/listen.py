@@ -16,7 +16,7 @@ import time
 import trio
 
 from flowpipe.cache import bounded_put
-from flowpipe.config import ListenerConfig
+from flowpipe.listen_config import ListenerConfig
 from flowpipe.logs import RateLimited, event
 from flowpipe.metrics import Metrics
 from flowpipe.pipeline import Datagram

@@ -11,9 +11,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flowpipe.config import DecoderConfig, ListenerConfig, MappingConfig
+from flowpipe.config import ListenerConfig
 from flowpipe.decode import netflow5, sflow
 from flowpipe.decode.base import Decoded, DecodeError, Source
+from flowpipe.decode.config import DecoderConfig, MappingConfig
 from flowpipe.decode.template_decoder import TemplateDecoder
 
 

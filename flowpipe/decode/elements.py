@@ -46,9 +46,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flowpipe.cache import bounded_put
-from flowpipe.config import MappingConfig
 from flowpipe.decode import columns, iana
 from flowpipe.decode.columns import VectorPlan
+from flowpipe.decode.config import MappingConfig
 
 log = logging.getLogger(__name__)
 

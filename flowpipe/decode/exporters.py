@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 
 from flowpipe.cache import bounded_put
-from flowpipe.config import SamplingRule
+from flowpipe.decode.config import SamplingRule
 from flowpipe.flow import BYTES, EXTRAS, PACKETS, SAMPLING_RATE
 
 MAX_CACHED = 100_000

@@ -1,4 +1,20 @@
-"""Enrichment stages between the accumulator's flush and the forwarder."""
-from flowpipe.enrich.rdns import ReverseDnsEnricher, qualifies
+"""Enrichment stages between the accumulator's flush and the forwarder.
+
+The stage is imported on first use (``from flowpipe.enrich import ReverseDnsEnricher``), so loading
+the config (:mod:`flowpipe.enrich.config`) does not import the resolver.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowpipe.enrich.rdns import ReverseDnsEnricher, qualifies
 
 __all__ = ["ReverseDnsEnricher", "qualifies"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("flowpipe.enrich.rdns"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,7 @@ import trio
 
 from flowpipe import __version__
 from flowpipe.cache import bounded_put
-from flowpipe.config import ForwarderConfig, MetadataConfig
+from flowpipe.forward.config import ForwarderConfig, MetadataConfig
 from flowpipe.forward.encode import content_headers, gzip_bytes
 from flowpipe.forward.request import post, tls_context
 from flowpipe.logs import RateLimited
