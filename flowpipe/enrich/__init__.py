@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 __all__ = ["ReverseDnsEnricher", "qualifies"]
 
 
+def label_values() -> dict[str, tuple[str, ...]]:
+    """For the metrics reference: the values of this stage's metric labels that its notes list."""
+    from flowpipe.enrich.rdns import RESULTS  # noqa: PLC0415
+
+    return {"rdns_results": RESULTS}
+
+
 def __getattr__(name: str) -> Any:
     if name in __all__:
         return getattr(importlib.import_module("flowpipe.enrich.rdns"), name)
