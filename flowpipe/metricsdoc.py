@@ -3,10 +3,10 @@
 The reference is never written by hand: every metric family, its type, labels and help text come
 from :class:`flowpipe.metrics.Metrics`, plus what the stage packages declare (``STAGES``): the
 collectors a stage adds to the same registry at run time (``runtime_collectors``: an sFlow
-listener's interface counters) and label values quoted in notes (``label_values``). ``NOTES`` adds what a help string cannot
-say (label values, how counters relate); a test fails when the committed file is out of date,
-when a note names a metric that no longer exists, or when a running flowpipe serves a metric
-the file does not document.
+listener's interface counters) and label values quoted in notes (``label_values``). ``NOTES``
+adds what a help string cannot say (label values, how counters relate); a test fails when the
+committed file is out of date, when a note names a metric that no longer exists, or when a
+running flowpipe serves a metric the file does not document.
 """
 from __future__ import annotations
 
