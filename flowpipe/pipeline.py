@@ -12,15 +12,30 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-if TYPE_CHECKING:  # only the annotations name them
-    from flowpipe.decode.base import SequenceObs
+if TYPE_CHECKING:  # only the annotations name it
     from flowpipe.decode.columns import Chunk
 
 # One datagram as the listener hands it on: (payload, source address, source port, receive time).
 Datagram = tuple[bytes, str, int, float]
 
+
+@attrs.define(slots=True)
+class SequenceObs:
+    """One datagram's sequence information, for loss tracking at decode time.
+
+    ``sequence`` is the header's sequence number and ``units`` what this datagram adds to it,
+    counted the way the protocol counts: v5 flow records, v9 export packets (1), IPFIX data
+    records, sFlow datagrams (1). ``domain`` is the v5 engine (type<<8|id), v9 source id,
+    IPFIX observation domain or sFlow sub-agent id.
+    """
+
+    domain: int
+    sequence: int
+    units: int
+
+
 # What one datagram says about its exporter's sequence: (namespace, exporter, flow type, obs, flows).
-SequenceNote = tuple[str, str, str, "SequenceObs", int]
+SequenceNote = tuple[str, str, str, SequenceObs, int]
 
 
 @attrs.define(slots=True)
