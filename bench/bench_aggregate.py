@@ -31,9 +31,9 @@ import time
 import tracemalloc
 from typing import Any
 
-from flowpipe.aggregate import stage as stage_module
+from flowpipe import runtime
 from flowpipe.aggregate.stage import AccumulatorStage
-from flowpipe.config import AggregatorConfig, DecoderConfig
+from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, Exporter, TrafficModel
@@ -63,9 +63,10 @@ class Pipeline:
         self.metrics = Metrics()
         self.queue = FlowQueue(10**9)
         decoder = DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True)  # as the service's
-        self.decoder = DecoderStage("netflow9", "default", decoder, self.metrics, self.queue)
+        self.decoder = DecoderStage(ListenerConfig(flow_type="netflow9"), self.metrics,
+                                    decoder=decoder, queue=self.queue)
         cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup)
-        self.acc = AccumulatorStage(cfg, self.metrics, self.queue, 40000)
+        self.acc = AccumulatorStage(cfg, self.metrics, queue=self.queue, max_sequence_keys=40000)
 
 
 def throughput(grams: list[bytes], rollup: bool, seconds: float, batch: int, flush_every: int,
@@ -145,9 +146,7 @@ def memory_child(n: int, rollup: bool, trace: bool) -> dict[str, Any]:
     """
     import flowpipe.service  # noqa: F401, PLC0415 - the baseline of a running flowpipe
     from flowpipe.aggregate.accumulator import Accumulator  # noqa: PLC0415
-    tune = getattr(stage_module, "tune_allocator", None)
-    if tune is not None:
-        tune()  # as the running service does
+    runtime.tune_allocator()  # as the running service does
 
     acc = Accumulator(AggregatorConfig(max_contexts=max(n, 1), port_rollup_disabled=not rollup))
     gc.collect()
@@ -199,9 +198,7 @@ def main() -> None:
     if a.memory_child is not None:
         print(json.dumps(memory_child(a.memory_child, a.rollup, a.trace)))
         return
-    young = getattr(stage_module, "GC_YOUNG", 0)
-    if young:  # what the accumulator stage sets while the service runs
-        gc.set_threshold(young, *gc.get_threshold()[1:])
+    gc.set_threshold(runtime.GC_YOUNG, *gc.get_threshold()[1:])  # what the service sets while it runs
     grams = datagrams(a.flows, a.per_packet, a.pool)
     if a.profile:
         profile(grams, a.seconds, a.batch)

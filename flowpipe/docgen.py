@@ -51,15 +51,14 @@ def _default(f: attrs.Attribute) -> str:
 
 def render() -> str:
     out = [HEADER]
+    subsections = set(config.sections())
     for section, cls in config.sections().items():
-        title = {"": "Top level", "listeners": "[[listeners]]", "listeners.mapping": "[[listeners.mapping]]",
-                 "sampling": "[[sampling]]"}.get(
-            section, f"[{section}]")
+        title = "Top level" if not section else f"[[{section}]]" if config.is_array(section) else f"[{section}]"
         out += [f"## {title}", "", (cls.__doc__ or "").strip(), "", "| key | type | default | meaning |",
                 "|---|---|---|---|"]
         attrs.resolve_types(cls)
         for f in attrs.fields(cls):
-            if section == "" and (attrs.has(f.type) or f.name in ("listeners", "sampling")):
+            if section == "" and f.name in subsections:  # each has a heading of its own
                 continue
             doc = f.metadata.get("doc", "").replace("|", "\\|")
             out.append(f"| `{f.name}` | {_type_name(f.type)} | {_default(f)} | {doc} |")

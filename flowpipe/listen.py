@@ -15,13 +15,13 @@ import time
 
 import trio
 
-from flowpipe.config import ListenerConfig
+from flowpipe.cache import bounded_put
+from flowpipe.listen_config import ListenerConfig
 from flowpipe.logs import RateLimited, event
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import Datagram
 from flowpipe.startup import bind_error
 
-# One batch handed to the decoder: (payload, source address, source port, receive time).
-Datagram = tuple[bytes, str, int, float]
 MAX_DATAGRAM = 65535
 BATCH = 256
 # After a batch shorter than BATCH the reader waits this long before looking again, so datagrams
@@ -43,11 +43,13 @@ def _rmem_max() -> int | None:
 class UdpListener:
     """One ``[[listeners]]`` entry: ``workers`` sockets on one address and port."""
 
-    def __init__(self, cfg: ListenerConfig, metrics: Metrics, sockets: int | None = None,
-                 reuseport: bool | None = None) -> None:
+    def __init__(self, cfg: ListenerConfig, metrics: Metrics, *, worker_process: bool = False) -> None:
+        """``worker_process``: this process is one of ``workers`` (flowpipe.supervisor): it opens one
+        SO_REUSEPORT socket, its share of the port; otherwise ``workers`` sockets, with SO_REUSEPORT when
+        there are several."""
         self.cfg = cfg
-        self.n_sockets = cfg.workers if sockets is None else sockets
-        self.reuseport = cfg.workers > 1 if reuseport is None else reuseport
+        self.n_sockets = 1 if worker_process else cfg.workers
+        self.reuseport = worker_process or cfg.workers > 1
         self.metrics = metrics
         self.name = f"{cfg.flow_type}:{cfg.port}"
         self.sockets: list[socket.socket] = []
@@ -59,7 +61,7 @@ class UdpListener:
         # received = decoded + invalid + held + dropped holds with them too.
         self._empty = metrics.datagrams_invalid.labels(cfg.flow_type, "empty")
         self._last_drops: dict[int, int] = {}
-        self._hosts: dict[str, str] = {}
+        self._hosts: dict[str, str] = {}  # bounded: MAX_HOSTS
 
     def open(self) -> None:
         """Bind the sockets now, so a bad address or busy port fails at start-up."""
@@ -110,10 +112,7 @@ class UdpListener:
         """The exporter's address as text (IPv4-mapped IPv6 as IPv4), one str object per exporter:
         its hash is computed once and later stages compare it by identity."""
         host = addr[7:] if addr.startswith("::ffff:") and "." in addr else addr
-        if len(self._hosts) >= MAX_HOSTS:
-            self._hosts.clear()
-        self._hosts[addr] = host
-        return host
+        return bounded_put(self._hosts, MAX_HOSTS, addr, host)
 
     async def _read(self, sock: socket.socket, send: trio.MemorySendChannel[list[Datagram]]) -> None:
         recvfrom = sock.recvfrom

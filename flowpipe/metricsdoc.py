@@ -1,18 +1,19 @@
 """Generate ``docs/metrics.md`` from the metrics registry (``python -m flowpipe.metricsdoc``).
 
 The reference is never written by hand: every metric family, its type, labels and help text come
-from :class:`flowpipe.metrics.Metrics` (plus the sFlow interface-counter collector, which an
-sFlow listener adds to the same registry at run time). ``NOTES`` adds what a help string cannot
-say (label values, how counters relate); a test fails when the committed file is out of date,
-when a note names a metric that no longer exists, or when a running flowpipe serves a metric
-the file does not document.
+from :class:`flowpipe.metrics.Metrics`, plus what the stage packages declare (``STAGES``): the
+collectors a stage adds to the same registry at run time (``runtime_collectors``: an sFlow
+listener's interface counters) and label values quoted in notes (``label_values``). ``NOTES``
+adds what a help string cannot say (label values, how counters relate); a test fails when the
+committed file is out of date, when a note names a metric that no longer exists, or when a
+running flowpipe serves a metric the file does not document.
 """
 from __future__ import annotations
 
 import importlib
 import sys
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
@@ -46,6 +47,9 @@ true). It holds what the sequence tracker holds (bounded by its key limit).
   not in `flowpipe_datagrams_received_total`: watch `flowpipe_socket_drops_total` separately (see
   `docs/operations.md`).
 """
+
+# The stage packages; each may declare what the Metrics facade cannot show (see _registry and _note).
+STAGES = ("listen", "decode", "aggregate", "enrich", "forward")
 
 # (title, name prefixes after "flowpipe_") in page order; the first match wins.
 SECTIONS: list[tuple[str, tuple[str, ...]]] = [
@@ -113,7 +117,7 @@ NOTES: dict[str, str] = {
                                     "sFlow from the exporter's running flows-per-packet mean. Loss on the "
                                     "network and in the kernel buffer both show here; compare with "
                                     "`flowpipe_flows_decoded_total` for a loss ratio.",
-    "flowpipe_rdns_lookups": "`result`: " + "{rdns_results}" + ".",
+    "flowpipe_rdns_lookups": "`result`: {rdns_results}.",
     "flowpipe_forwarder_requests": "`status`: the HTTP status code (\"200\", \"503\", ...) or an error kind "
                                    "such as timeout or connect_error.",
     "flowpipe_forwarder_flows_pending": "Falls back to 0 when the backend has caught up.",
@@ -136,6 +140,11 @@ class Family(NamedTuple):
     labels: tuple[str, ...]
 
 
+def _stages() -> list[Any]:
+    """The stage packages, whose declarations (``runtime_collectors``, ``label_values``) the reference adds."""
+    return [importlib.import_module(f"flowpipe.{name}") for name in STAGES]
+
+
 def _registry() -> tuple[CollectorRegistry, dict[str, tuple[str, ...]]]:
     """A registry with every metric flowpipe can expose, and label names by family name."""
     m = Metrics()
@@ -143,14 +152,10 @@ def _registry() -> tuple[CollectorRegistry, dict[str, tuple[str, ...]]]:
     for obj in vars(m).values():
         if isinstance(obj, MetricWrapperBase):
             labels[obj._name] = tuple(obj._labelnames)
-    try:  # an sFlow listener adds these at run time
-        mod = importlib.import_module("flowpipe.telemetry.sflow_counters")
-    except ImportError:  # pragma: no cover - the module ships with flowpipe
-        mod = None
-    if mod is not None:
-        collector = mod.InterfaceCounterMetrics(m.registry)
-        for fam in collector.describe():
-            labels[fam.name] = tuple(getattr(fam, "_labelnames", ()))
+    for stage in _stages():  # families a stage adds at run time (an sFlow listener's interface counters)
+        for collector in getattr(stage, "runtime_collectors", lambda registry: [])(m.registry):
+            for fam in collector.describe():
+                labels[fam.name] = tuple(getattr(fam, "_labelnames", ()))
     return m.registry, labels
 
 
@@ -187,17 +192,11 @@ def _section(name: str) -> str:
 
 def _note(name: str) -> str:
     text = NOTES.get(name, "")
-    if "{rdns_results}" in text:
-        text = text.replace("{rdns_results}", ", ".join(_rdns_results()))
+    if "{" in text:  # "{name}": label values a stage declares
+        for stage in _stages():
+            for key, values in getattr(stage, "label_values", dict)().items():
+                text = text.replace("{" + key + "}", ", ".join(values))
     return text
-
-
-def _rdns_results() -> tuple[str, ...]:
-    try:
-        results: tuple[str, ...] = importlib.import_module("flowpipe.enrich.rdns").RESULTS
-    except (ImportError, AttributeError):  # pragma: no cover
-        return ("success", "...")
-    return results
 
 
 def _cell(text: str) -> str:

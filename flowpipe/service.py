@@ -7,26 +7,27 @@ before :meth:`Service.run` returns.
 """
 from __future__ import annotations
 
-import glob
 import logging
-import os
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from flowpipe import supervisor
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import Config, split_host_port
+from flowpipe.decode import state
 from flowpipe.decode.dispatch import DatagramDecoder
-from flowpipe.decode.exporters import Allowlist, SamplerRules, SamplingPolicy
+from flowpipe.decode.exporters import SamplerRules, SamplingPolicy
 from flowpipe.decode.facts import SamplingSeen, template_domains
-from flowpipe.decode.stage import DecoderStage, FlowQueue
+from flowpipe.decode.stage import DecoderStage
+from flowpipe.decode.template_metrics import TemplateMetrics
 from flowpipe.flow import FlushBatch
 from flowpipe.httpd import MetricsServer
-from flowpipe.listen import Datagram, UdpListener
+from flowpipe.listen import UdpListener
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import Datagram, FlowQueue
 from flowpipe.render import render_batch, render_json_batch
 from flowpipe.summary import totals
 
@@ -41,14 +42,15 @@ class Service:
         one SO_REUSEPORT socket per listener here; the supervisor spreads exporters over processes."""
         self.cfg = cfg
         self.metrics = metrics or Metrics()
-        self.listeners = [UdpListener(lc, self.metrics, 1, True) if worker_process else UdpListener(lc, self.metrics)
-                          for lc in cfg.listeners]
+        self.listeners = [UdpListener(lc, self.metrics, worker_process=worker_process) for lc in cfg.listeners]
         sampler_rules = SamplerRules(cfg.sampling)
-        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, lc, sampler_rules, columnar=True)
-                         for lc in cfg.listeners]
+        self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, listener=lc,
+                                         sampler_rules=sampler_rules, columnar=True) for lc in cfg.listeners]
+        self.template_metrics = TemplateMetrics(self.metrics)
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
-        self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, self.queue, cfg.decoder.max_exporters * 4)
+        self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, queue=self.queue,
+                                            max_sequence_keys=cfg.decoder.max_exporters * 4)
         self.rates_seen = SamplingSeen(cfg.decoder.max_exporters * 4,
                                        self.metrics.limits_hit.labels("exporter_sampling_rates"))
         self.metrics_server: MetricsServer | None = None
@@ -64,12 +66,12 @@ class Service:
         self.metadata: Any = None
         if cfg.metadata.url:
             from flowpipe.forward.metadata import MetadataSender  # noqa: PLC0415
-            self.metadata = MetadataSender(cfg.metadata, cfg.forwarder, self.metrics, self._exporters_seen)
+            self.metadata = MetadataSender(cfg.metadata, self.metrics, forwarder=cfg.forwarder,
+                                           seen=self._exporters_seen)
         self._listen_scopes: list[trio.CancelScope] = []
         self._expected: set[str] = set()
         self._running: set[str] = set()
         self._stopping = False
-        self._refused_seen: dict[str, int] = {}
 
     def exporter_inventory(self) -> bytes:
         """``GET /exporters``: the exporters seen, with their sampling rates and live templates."""
@@ -148,87 +150,33 @@ class Service:
 
     # ---- template state and decoder statistics
 
-    def _state_key(self, i: int) -> str:
-        lc = self.cfg.listeners[i]
-        return f"{lc.flow_type}:{lc.bind_host}:{self.cfg.listeners[i].port}"
+    def _keyed_decoders(self) -> list[tuple[str, DatagramDecoder]]:
+        return [(state.listener_key(lc), d) for lc, d in zip(self.cfg.listeners, self.decoders, strict=True)]
 
     def _load_templates(self) -> None:
         path = self.cfg.decoder.state_file
         if not path:
             return
-        from flowpipe.decode import state  # noqa: PLC0415
-
-        # A worker process also reads its siblings' files: after a restart the kernel may hand an
-        # exporter to another worker than before.
-        base = re.sub(r"\.w\d+$", "", path)
-        paths = dict.fromkeys([path, *sorted(glob.glob(glob.escape(base) + ".w*")), base])
-        restored = 0
-        for p in paths:
-            if p != path and not os.path.exists(p):
-                continue
-            snap = state.load(p) or {}
-            for i, dec in enumerate(self.decoders):
-                part = snap.get(self._state_key(i))
-                if dec.templates is not None and isinstance(part, dict):
-                    dec.templates.restore(part)
-                    restored += 1
+        restored = state.restore_decoders(supervisor.state_files(path), self._keyed_decoders())
         if restored:
             event(logging.INFO, "templates_restored", file=path, listeners=restored)
-        self._export_decoder_stats()
+        self.template_metrics.update(self.decoders)
 
     def _save_templates(self) -> None:
         path = self.cfg.decoder.state_file
         if not path:
             return
-        from flowpipe.decode import state  # noqa: PLC0415
-
-        snap = {self._state_key(i): d.templates.snapshot() for i, d in enumerate(self.decoders)
-                if d.templates is not None}
         try:
-            state.save(path, snap)
+            state.save_decoders(path, self._keyed_decoders())
         except (OSError, TypeError, ValueError) as e:
             event(logging.WARNING, "templates_not_saved", file=path, error=str(e))
-
-    def _export_decoder_stats(self) -> None:
-        m = self.metrics
-        total = 0
-        refused: dict[str, int] = {}
-        for d in self.decoders:
-            st = d.templates.stats if d.templates is not None else {}
-            total += st.get("templates", 0)
-            for key, reason in (("templates_refused_cap", "per_exporter_cap"),
-                                ("templates_refused_exporters", "exporter_cap"),
-                                ("templates_refused_total_cap", "total_cap"),
-                                ("templates_refused_memory", "memory"), ("templates_bad", "bad_template")):
-                refused[reason] = refused.get(reason, 0) + st.get(key, 0)
-        m.templates.set(total)
-        for reason, n in refused.items():
-            self._advance(m.templates_refused.labels(reason), reason, n)
-        nsel: dict[str, int] = {}
-        for d in self.decoders:
-            st = d.templates.stats if d.templates is not None else {}
-            for key in ("nsel_connections", "nsel_flow", "nsel_create", "nsel_counted_before", "nsel_evicted",
-                        "nsel_untracked", "nsel_expired"):
-                nsel[key] = nsel.get(key, 0) + st.get(key, 0)
-        m.nsel_connections.set(nsel["nsel_connections"])
-        for outcome in ("flow", "create", "counted_before"):
-            self._advance(m.nsel_records.labels(outcome), "nsel_" + outcome, nsel["nsel_" + outcome])
-        for reason in ("evicted", "untracked", "expired"):
-            self._advance(m.nsel_connections_dropped.labels(reason), "nsel_" + reason, nsel["nsel_" + reason])
-
-    def _advance(self, child: Any, key: str, n: int) -> None:
-        """Bring a counter fed from cumulative decoder stats up to ``n``."""
-        seen = self._refused_seen.get(key, 0)
-        if n > seen:
-            child.inc(n - seen)
-        self._refused_seen[key] = n
 
     async def _housekeeping(self) -> None:
         """Decoder statistics every 2 s; template state saved every minute."""
         saved_at = trio.current_time()
         while True:
             await trio.sleep(2.0)
-            self._export_decoder_stats()
+            self.template_metrics.update(self.decoders)
             if self.cfg.decoder.state_file and trio.current_time() - saved_at >= 60:
                 saved_at = trio.current_time()
                 self._save_templates()
@@ -238,8 +186,8 @@ class Service:
         flow_send = self.queue.send_channel
         for i, (lst, dec) in enumerate(zip(self.listeners, self.decoders, strict=True)):
             send, receive = trio.open_memory_channel[list[Datagram]](DATAGRAM_QUEUE)
-            stage = DecoderStage(lst.cfg.flow_type, lst.cfg.namespace, dec, m, self.queue,
-                                 Allowlist(lst.cfg.allowed_exporters), self.sampling, lst.cfg.tags, self.rates_seen)
+            stage = DecoderStage(lst.cfg, m, decoder=dec, queue=self.queue, sampling=self.sampling,
+                                 rates_seen=self.rates_seen)
             pipe.start_soon(self._listen, f"listener:{lst.name}", lst, send)
             self._expected |= {f"listener:{lst.name}", f"decoder:{i}"}
             pipe.start_soon(self._stage, f"decoder:{i}", stage.run, receive, flow_send.clone())

@@ -10,8 +10,10 @@ holds), and serves /metrics as the union of the workers' metrics with a ``worker
 from __future__ import annotations
 
 import copy
+import glob
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -40,10 +42,24 @@ def worker_config(cfg: Config, index: int) -> Config:
     c.listeners = [lc for lc in c.listeners if lc.workers > index]
     c.metrics.listen = "127.0.0.1:0"
     if c.decoder.state_file:
-        c.decoder.state_file = f"{c.decoder.state_file}.w{index}"
+        c.decoder.state_file = worker_state_file(c.decoder.state_file, index)
     if c.forwarder.spool_dir:
         c.forwarder.spool_dir = os.path.join(c.forwarder.spool_dir, f"w{index}")
     return c
+
+
+def worker_state_file(path: str, index: int) -> str:
+    """Worker ``index``'s own template state file: ``path`` with ``.w<index>`` added."""
+    return f"{path}.w{index}"
+
+
+def state_files(path: str) -> list[str]:
+    """The template state files a process with ``state_file = path`` reads at start: its own first
+    (there or not), then, for a worker, its siblings' and the single-process file that exist; after a
+    restart the kernel may hand an exporter to another worker than before."""
+    base = re.sub(r"\.w\d+$", "", path)
+    found = [path, *sorted(glob.glob(glob.escape(base) + ".w*")), base]
+    return [p for p in dict.fromkeys(found) if p == path or os.path.exists(p)]
 
 
 async def _http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:

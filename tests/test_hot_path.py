@@ -6,6 +6,7 @@ import time
 
 import trio
 
+from flowpipe import runtime
 from flowpipe.aggregate import stage as agg_stage
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
@@ -27,7 +28,8 @@ def v5(seq: int, n: int = 2) -> bytes:
 
 async def test_queued_listener_batches_are_decoded_together_never_past_a_listener_batch() -> None:
     queue = FlowQueue(10**9)
-    stage = DecoderStage("netflow5", "default", DatagramDecoder("netflow5", DecoderConfig(), []), Metrics(), queue)
+    stage = DecoderStage(ListenerConfig(flow_type="netflow5"), Metrics(),
+                         decoder=DatagramDecoder("netflow5", DecoderConfig(), []), queue=queue)
     sizes: list[int] = []
     decode_batch = stage.decode_batch
 
@@ -56,7 +58,7 @@ async def test_a_tick_in_parts_emits_what_a_tick_emits_and_lets_others_run() -> 
     cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=True)
     flows = [make_flow(exporter="x", src_ip=A, dst_ip=B, src_port=p, dst_port=p % 7, bytes=p, packets=1)
              for p in range(3 * agg_stage.FLUSH_PART + 5)]
-    one, parts = (AccumulatorStage(cfg, Metrics(), FlowQueue(10**9), 10) for _ in range(2))
+    one, parts = (AccumulatorStage(cfg, Metrics(), queue=FlowQueue(10**9), max_sequence_keys=10) for _ in range(2))
     for s in (one, parts):
         s.acc.add(flows, 0.0)
     ran = 0
@@ -80,7 +82,8 @@ async def test_a_tick_in_parts_emits_what_a_tick_emits_and_lets_others_run() -> 
 
 async def test_young_collections_are_rarer_while_the_accumulator_runs_and_restored_after() -> None:
     before = gc.get_threshold()
-    stage = AccumulatorStage(AggregatorConfig(flush_interval=10.0), Metrics(), FlowQueue(10**9), 10)
+    stage = AccumulatorStage(AggregatorConfig(flush_interval=10.0), Metrics(), queue=FlowQueue(10**9),
+                             max_sequence_keys=10)
     flow_send, flow_receive = trio.open_memory_channel[FlowBatch](10)
     out_send, out_receive = trio.open_memory_channel[FlushBatch](10)
     seen = []
@@ -91,11 +94,11 @@ async def test_young_collections_are_rarer_while_the_accumulator_runs_and_restor
         await flow_send.send(FlowBatch([make_flow(exporter="x", src_ip=A, dst_ip=B, bytes=5, packets=1)], []))
         await flow_send.aclose()
         batches = [b async for b in out_receive]
-    assert seen[0][0] == max(before[0], agg_stage.GC_YOUNG) or before[0] == 0
+    assert seen[0][0] == max(before[0], runtime.GC_YOUNG) or before[0] == 0
     assert gc.get_threshold() == before
     assert [f[BYTES] for b in batches for f in b.flows] == [5]
-    agg_stage.tune_allocator()  # once per process; harmless again (and where there is no glibc)
-    agg_stage.tune_allocator()
+    runtime.tune_allocator()  # once per process; harmless again (and where there is no glibc)
+    runtime.tune_allocator()
 
 
 async def test_listener_hands_on_one_text_object_per_exporter() -> None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from flowpipe.decode.base import SequenceObs
+from flowpipe.pipeline import SequenceObs
 
 WRAP = 1 << 32
 # A jump back by more than this is an exporter restart, not reordering (Datadog's thresholds).

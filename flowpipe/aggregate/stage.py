@@ -1,77 +1,31 @@
 """The accumulator stage: takes flow batches, emits due contexts every tick, drains at the end."""
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import trio
 
+from flowpipe import runtime
 from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.flushfilter import FlushFilter
 from flowpipe.aggregate.sequence import SequenceTracker
 from flowpipe.config import AggregatorConfig
-from flowpipe.decode.stage import FlowBatch, FlowQueue
 from flowpipe.flow import FlowColumns, FlushBatch
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import FlowBatch, FlowQueue
 
 DRAIN_FLOWS = 20_000  # flows taken at most before yielding to the other tasks
 FLUSH_PART = 4096     # contexts a flush looks at before yielding (~6 ms when all are due)
-# While the pipeline runs, the cyclic garbage collector looks at young objects every GC_YOUNG
-# container allocations instead of every 700: decoding allocates a tuple per flow, and most of
-# them are gone by the end of their batch, so they are never traversed (~8% of the CPU time of
-# decoding + aggregating otherwise). Cycles are still collected, a little later.
-GC_YOUNG = 50_000
-_gc_users = 0
-_gc_saved: tuple[int, ...] = ()
-
-
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-_allocator_tuned = False
-
-
-def tune_allocator() -> None:
-    """Keep big buffers out of glibc's heap (once per process; nothing elsewhere).
-
-    The accumulator's columns are arrays of up to a few tens of MB grown by realloc. glibc raises its
-    mmap threshold each time a big mmap'd block is freed, after which big blocks are carved from
-    the heap, and the blocks left behind by growing columns stay in the process as free heap
-    (~50 bytes per context at 1 M contexts). A fixed threshold (glibc's initial 128 KiB) keeps them
-    mmap'd: growth is an mremap and freed ones go back to the system.
-    """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return
-    _allocator_tuned = True
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):  # not glibc (musl has no libc.so.6), or no mallopt
-        pass
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    global _gc_users, _gc_saved
-    if _gc_users == 0:
-        _gc_saved = gc.get_threshold()
-        if _gc_saved[0] and _gc_saved[0] < GC_YOUNG:
-            gc.set_threshold(GC_YOUNG, *_gc_saved[1:])
-    _gc_users += 1
-    try:
-        yield
-    finally:
-        _gc_users -= 1
-        if _gc_users == 0 and gc.get_threshold()[0] == GC_YOUNG and _gc_saved[0] < GC_YOUNG:
-            gc.set_threshold(*_gc_saved)
 
 
 class AccumulatorStage:
-    def __init__(self, cfg: AggregatorConfig, metrics: Metrics, queue: FlowQueue, max_sequence_keys: int) -> None:
+    def __init__(self, cfg: AggregatorConfig, metrics: Metrics, *, queue: FlowQueue, max_sequence_keys: int) -> None:
+        """``queue``: the one the decoders feed (told what is taken); ``max_sequence_keys``: exporter
+        domains whose sequence state is kept."""
         self.cfg = cfg
         self.metrics = metrics
         self.queue = queue
@@ -163,8 +117,7 @@ class AccumulatorStage:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._ticker, send)
                 nursery.start_soon(self._rotator)
-                tune_allocator()
-                with _fewer_collections():
+                with runtime.tuned():
                     await self._consume(receive)
                 nursery.cancel_scope.cancel()
             now = time.time()

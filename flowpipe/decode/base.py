@@ -5,6 +5,10 @@ from typing import Any
 
 import attrs
 
+from flowpipe.pipeline import SequenceObs
+
+__all__ = ["DecodeError", "Decoded", "SequenceObs", "Source"]
+
 
 class DecodeError(Exception):
     """A datagram (or a part of it) that cannot be decoded.
@@ -26,21 +30,6 @@ class Source:
     port: int = 0          # UDP source port (NetFlow v9/IPFIX template scope includes it)
     namespace: str = "default"
     received: float = 0.0  # time.time() at receipt
-
-
-@attrs.define(slots=True)
-class SequenceObs:
-    """One datagram's sequence information, for loss tracking at decode time.
-
-    ``sequence`` is the header's sequence number and ``units`` what this datagram adds to it,
-    counted the way the protocol counts: v5 flow records, v9 export packets (1), IPFIX data
-    records, sFlow datagrams (1). ``domain`` is the v5 engine (type<<8|id), v9 source id,
-    IPFIX observation domain or sFlow sub-agent id.
-    """
-
-    domain: int
-    sequence: int
-    units: int
 
 
 @attrs.define(slots=True)

@@ -8,20 +8,14 @@ applied here (NetFlow v5 has no in-band identity: its exporter is always the UDP
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-from flowpipe.config import DecoderConfig, ListenerConfig, MappingConfig
-from flowpipe.decode import netflow5
+from flowpipe.config import ListenerConfig
+from flowpipe.decode import netflow5, sflow
 from flowpipe.decode.base import Decoded, DecodeError, Source
-
-
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
+from flowpipe.decode.config import DecoderConfig, MappingConfig
+from flowpipe.decode.template_decoder import TemplateDecoder
 
 
 class DatagramDecoder:
@@ -35,20 +29,17 @@ class DatagramDecoder:
         (flowpipe.decode.columns)."""
         self.flow_type = flow_type
         self.columnar = columnar
-        self.templates: Any = None
+        self.templates: TemplateDecoder | None = None
         self._sflow: Callable[[bytes, Source], Decoded] | None = None
         lc = listener if listener is not None else ListenerConfig(flow_type=flow_type)
         if flow_type == "sflow5":
-            mod = _optional("flowpipe.decode.sflow")
-            if mod is not None:
-                self._sflow = functools.partial(mod.decode, udp_identity=lc.exporter_address == "udp",
-                                                columnar=columnar)
+            self._sflow = functools.partial(sflow.decode, udp_identity=lc.exporter_address == "udp",
+                                            columnar=columnar)
         else:
-            mod = _optional("flowpipe.decode.template_decoder")
-            self.templates = mod.TemplateDecoder(
+            self.templates = TemplateDecoder(
                 cfg, mapping, in_band=lc.exporter_address == "in-band", exporters=lc.exporter_ids(),
                 passthrough=lc.passthrough_unknown, sampler_rules=sampler_rules, reverse=lc.reverse_flows,
-                columnar=columnar) if mod else None
+                columnar=columnar)
 
     def decode(self, data: bytes, src: Source) -> Decoded:
         if len(data) < 4:
@@ -56,16 +47,14 @@ class DatagramDecoder:
         if self.flow_type == "sflow5":
             if data[:4] != b"\x00\x00\x00\x05":
                 raise DecodeError("bad_version", "not an sFlow v5 datagram")
-            if self._sflow is None:
-                raise DecodeError("unsupported", "sFlow decoding is not available")
+            assert self._sflow is not None  # made for every sflow5 listener
             return self._sflow(data, src)
         version = (data[0] << 8) | data[1]
         if version == 5:
             return netflow5.decode(data, src, self.columnar)
         if version in (9, 10):
-            if self.templates is None:
-                raise DecodeError("unsupported", "NetFlow v9/IPFIX decoding is not available")
-            return self.templates.decode(data, src)  # type: ignore[no-any-return]
+            assert self.templates is not None  # made for every listener but sflow5
+            return self.templates.decode(data, src)
         raise DecodeError("bad_version", f"version {version} is not NetFlow v5/v9 or IPFIX")
 
     def expire(self, now: float) -> int:

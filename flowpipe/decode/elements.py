@@ -45,9 +45,10 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from flowpipe.config import MappingConfig
+from flowpipe.cache import bounded_put
 from flowpipe.decode import columns, iana
 from flowpipe.decode.columns import VectorPlan
+from flowpipe.decode.config import MappingConfig
 
 log = logging.getLogger(__name__)
 
@@ -171,17 +172,15 @@ def _mac(b: bytes) -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
-_EXPORTERS: dict[bytes, str] = {}
+_EXPORTERS: dict[bytes, str] = {}  # bounded: MAX_EXPORTER_TEXTS
+MAX_EXPORTER_TEXTS = 4096
 
 
 def exporter_text(b: bytes) -> str:
     """An in-band exporter address (4 or 16 bytes) as text, cached (bounded)."""
     text = _EXPORTERS.get(b)
     if text is None:
-        text = str(ipaddress.ip_address(b))
-        if len(_EXPORTERS) >= 4096:
-            _EXPORTERS.clear()
-        _EXPORTERS[b] = text
+        text = bounded_put(_EXPORTERS, MAX_EXPORTER_TEXTS, b, str(ipaddress.ip_address(b)))
     return text
 
 

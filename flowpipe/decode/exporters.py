@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from flowpipe.config import SamplingRule
+from flowpipe.cache import bounded_put
+from flowpipe.decode.config import SamplingRule
 from flowpipe.flow import BYTES, EXTRAS, PACKETS, SAMPLING_RATE
 
 MAX_CACHED = 100_000
@@ -29,7 +30,7 @@ class Allowlist:
 
     def __init__(self, cidrs: list[str]) -> None:
         self.nets = _nets(cidrs)
-        self._cache: dict[str, bool] = {}
+        self._cache: dict[str, bool] = {}  # bounded: MAX_CACHED
 
     def allowed(self, host: str) -> bool:
         if not self.nets:
@@ -38,9 +39,7 @@ class Allowlist:
         if hit is None:
             a = _addr(host)
             hit = a is not None and any(a.version == n.version and a in n for n in self.nets)
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[host] = hit
+            bounded_put(self._cache, MAX_CACHED, host, hit)
         return hit
 
 
@@ -51,7 +50,7 @@ class SamplingPolicy:
         # rules for one sampler id are applied by the template decoder (see SamplerRules)
         self.rules = [(_nets(r.exporters), r.default, r.override) for r in rules if r.sampler_id < 0]
         self.scale = scale
-        self._cache: dict[str, tuple[int, int]] = {}
+        self._cache: dict[str, tuple[int, int]] = {}  # bounded: MAX_CACHED
 
     @property
     def active(self) -> bool:
@@ -68,9 +67,7 @@ class SamplingPolicy:
                     if any(a.version == n.version and a in n for n in nets):
                         hit = (default, override)
                         break
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[exporter] = hit
+            bounded_put(self._cache, MAX_CACHED, exporter, hit)
         return hit
 
     def apply(self, flows: list[tuple], exporter: str) -> tuple[list[tuple], int]:
@@ -110,7 +107,7 @@ class SamplerRules:
 
     def __init__(self, rules: list[SamplingRule]) -> None:
         self.rules = [(_nets(r.exporters), r.sampler_id, r.default, r.override) for r in rules if r.sampler_id >= 0]
-        self._cache: dict[str, list[tuple[int, int, int]]] = {}
+        self._cache: dict[str, list[tuple[int, int, int]]] = {}  # bounded: MAX_CACHED
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -122,9 +119,7 @@ class SamplerRules:
             a = _addr(exporter)
             hit = [(sid, d, o) for nets, sid, d, o in self.rules
                    if a is not None and any(a.version == n.version and a in n for n in nets)]
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[exporter] = hit
+            bounded_put(self._cache, MAX_CACHED, exporter, hit)
         return hit
 
     def apply(self, samplers: dict[int, int], exporter: str) -> None:

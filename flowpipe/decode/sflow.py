@@ -40,6 +40,7 @@ from typing import Any
 
 import attrs
 
+from flowpipe.cache import bounded_put
 from flowpipe.decode import packet
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk
@@ -67,7 +68,8 @@ _ETHCTR = struct.Struct(">13I")
 _MASK30 = 0x3FFFFFFF
 _ethernet = packet.ethernet
 _EGRESS_FORMAT = {1: "discarded", 2: "multiple"}
-_AGENTS: dict[bytes, str] = {}
+_AGENTS: dict[bytes, str] = {}  # agent address text, bounded: MAX_AGENTS
+MAX_AGENTS = 4096
 
 
 @attrs.define(slots=True, frozen=True)
@@ -134,10 +136,7 @@ class EthernetCounters:
 def _agent_text(raw: bytes) -> str:
     text = _AGENTS.get(raw)
     if text is None:
-        text = str(ipaddress.ip_address(raw))
-        if len(_AGENTS) >= 4096:
-            _AGENTS.clear()
-        _AGENTS[raw] = text
+        text = bounded_put(_AGENTS, MAX_AGENTS, raw, str(ipaddress.ip_address(raw)))
     return text
 
 

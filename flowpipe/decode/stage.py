@@ -6,76 +6,28 @@ exception from one datagram stops the stage or touches another exporter's state.
 """
 from __future__ import annotations
 
-import importlib
 import logging
-import math
 import operator
 import time
 from collections import Counter as Tally
 from typing import Any
 
-import attrs
 import trio
 
-from flowpipe.decode.base import DecodeError, SequenceObs, Source
+from flowpipe.config import ListenerConfig
+from flowpipe.decode.base import DecodeError, Source
 from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.decode.facts import SamplingSeen
 from flowpipe.flow import SAMPLING_RATE
-from flowpipe.listen import Datagram
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import Datagram, FlowBatch, FlowQueue, SequenceNote
+from flowpipe.telemetry.sflow_counters import InterfaceCounterMetrics
 
-# What one datagram says about its exporter's sequence: (namespace, exporter, flow type, obs, flows).
-SequenceNote = tuple[str, str, str, SequenceObs, int]
 _rate = operator.itemgetter(SAMPLING_RATE)
 MERGE_DATAGRAMS = 256  # queued listener batches are decoded together up to this many datagrams (listen.BATCH)
-
-
-@attrs.define(slots=True)
-class FlowBatch:
-    """Decoded flows of one or more datagrams, with their sequence notes, in arrival order.
-
-    ``chunks``: data sets left for columnar decoding (:mod:`flowpipe.decode.columns`), holding
-    ``chunked`` flows; ``size`` counts both.
-    """
-
-    flows: list[tuple]
-    sequences: list[SequenceNote]
-    chunks: list[Chunk] = attrs.field(factory=list)
-    chunked: int = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.flows) + self.chunked
-
-
-class FlowQueue:
-    """Decoders -> accumulator, bounded in flows (``aggregator.buffer_size``), not in messages.
-
-    A decoder waits while the accumulator is ``max_flows`` behind; the listeners then drop and
-    count datagrams at their own queue, so nothing blocks UDP reading.
-    """
-
-    def __init__(self, max_flows: int) -> None:
-        self.max_flows = max_flows
-        self.pending = 0
-        self.send_channel, self.receive_channel = trio.open_memory_channel[FlowBatch](math.inf)
-        self._space = trio.Event()
-
-    async def put(self, send: trio.MemorySendChannel[FlowBatch], batch: FlowBatch) -> None:
-        while self.pending >= self.max_flows:
-            self._space = trio.Event() if self._space.is_set() else self._space
-            await self._space.wait()
-        self.pending += batch.size
-        send.send_nowait(batch)
-
-    def taken(self, n: int) -> None:
-        self.pending -= n
-        if self.pending < self.max_flows:
-            self._space.set()
-
 
 # Distinct exporter label values one stage gives a per-exporter metric; the rest go under "other".
 MAX_EXPORTER_LABELS = 10_000
@@ -84,25 +36,28 @@ MAX_EXPORTER_LABELS = 10_000
 class DecoderStage:
     """Decodes one listener's datagrams."""
 
-    def __init__(self, flow_type: str, namespace: str, decoder: DatagramDecoder, metrics: Metrics,
-                 queue: FlowQueue, allow: Allowlist | None = None, sampling: SamplingPolicy | None = None,
-                 tags: dict[str, str] | None = None, rates_seen: SamplingSeen | None = None) -> None:
-        """``rates_seen``: where the last sampling rate each exporter announced is noted (the inventory)."""
-        self.flow_type, self.namespace = flow_type, namespace
+    def __init__(self, cfg: ListenerConfig, metrics: Metrics, *, decoder: DatagramDecoder, queue: FlowQueue,
+                 sampling: SamplingPolicy | None = None, rates_seen: SamplingSeen | None = None) -> None:
+        """``cfg``: the listener (flow type label, namespace, ``allowed_exporters``, ``tags``); ``decoder``:
+        its datagram decoder (template state); ``queue``: toward the accumulator; ``sampling``: the
+        [[sampling]] rules; ``rates_seen``: where the last sampling rate each exporter announced is noted
+        (the inventory)."""
+        flow_type = cfg.flow_type
+        self.flow_type, self.namespace = flow_type, cfg.namespace
         self.rates_seen = rates_seen
         self.decoder, self.metrics, self.queue = decoder, metrics, queue
-        self.allow = allow if allow is not None and allow.nets else None
+        allow = Allowlist(cfg.allowed_exporters)
+        self.allow = allow if allow.nets else None
         self.sampling = sampling if sampling is not None and sampling.active else None
-        self.tags = tags or None
+        self.tags = cfg.tags or None
         self._label_exporters: set[str] = set()  # exporter label values in use (bounded)
         self._log = RateLimited(metrics.log_suppressed)
         self._held = 0
         self._decoded = metrics.datagrams_decoded.labels(flow_type)
         self._flows = metrics.flows_decoded.labels(flow_type)
-        self._counters: Any = None
-        mod = _optional("flowpipe.telemetry.sflow_counters")
-        if flow_type == "sflow5" and mod is not None:
-            self._counters = mod.InterfaceCounterMetrics(metrics.registry)
+        self._counters: InterfaceCounterMetrics | None = None
+        if flow_type == "sflow5":
+            self._counters = InterfaceCounterMetrics(metrics.registry)
 
     def decode_batch(self, batch: list[Datagram]) -> FlowBatch:
         """Decode a batch of datagrams; never raises for bad input."""
@@ -275,9 +230,3 @@ def _announced_rate(d: Any) -> int:
         return int(c.rate or next(iter(c.samplers.values()), 0))
     return 0
 
-
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None

@@ -11,11 +11,14 @@ import logging
 import os
 import tempfile
 import zlib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgpack
 
 from flowpipe.atomicfile import sync_dir, write_atomic
+from flowpipe.config import ListenerConfig
+from flowpipe.decode.dispatch import DatagramDecoder
 
 MAGIC = "flowpipe-template-state"
 FORMAT = 1
@@ -72,3 +75,28 @@ def load(path: str) -> dict[str, Any] | None:
         else:
             log.info("%s", why)
     return snap
+
+
+def listener_key(lc: ListenerConfig) -> str:
+    """The key a listener's template state is saved under: "flow_type:bind_host:port"."""
+    return f"{lc.flow_type}:{lc.bind_host}:{lc.port}"
+
+
+def restore_decoders(paths: Sequence[str], decoders: Iterable[tuple[str, DatagramDecoder]]) -> int:
+    """Restore each (key, decoder)'s template state from every file of ``paths`` in turn (see :func:`load`);
+    returns how many listener states were restored."""
+    restored = 0
+    pairs = [(key, d) for key, d in decoders if d.templates is not None]
+    for path in paths:
+        snap = load(path) or {}
+        for key, d in pairs:
+            part = snap.get(key)
+            if d.templates is not None and isinstance(part, dict):
+                d.templates.restore(part)
+                restored += 1
+    return restored
+
+
+def save_decoders(path: str, decoders: Iterable[tuple[str, DatagramDecoder]]) -> None:
+    """Save each (key, decoder)'s template state to ``path`` (see :func:`save`)."""
+    save(path, {key: d.templates.snapshot() for key, d in decoders if d.templates is not None})

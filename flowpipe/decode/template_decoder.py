@@ -46,11 +46,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from flowpipe.config import DecoderConfig, MappingConfig
 from flowpipe.decode import ipfix, netflow9, nsel
 from flowpipe.decode import reverse as biflow
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, flows_of
+from flowpipe.decode.config import DecoderConfig, MappingConfig
 from flowpipe.decode.elements import (
     Field,
     Mapping,

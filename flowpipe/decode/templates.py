@@ -32,7 +32,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from flowpipe.config import DecoderConfig
+from flowpipe.decode.config import DecoderConfig
 from flowpipe.decode.elements import VARLEN, Field, RecordDecoder
 
 MAX_FIELDS = 512              # fields in one template; more is refused as bad_template

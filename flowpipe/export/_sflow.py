@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from flowpipe.cache import bounded_put
 from flowpipe.export._errors import RecordError, TemplateError
 from flowpipe.export._template import Template
 from flowpipe.export._values import to_address
@@ -298,9 +299,7 @@ class SflowEncoder:
         except TypeError:  # an unhashable value (bytearray...): nothing to remember
             return self._flow_records(lay, picked, index)
         if hit is None:
-            if len(lay.cache) >= CACHE_SIZE:
-                lay.cache.clear()
-            hit = lay.cache[picked] = self._flow_records(lay, picked, index)
+            hit = bounded_put(lay.cache, CACHE_SIZE, picked, self._flow_records(lay, picked, index))
         return hit
 
     def _flow_records(self, lay: _Layout, picked: tuple, index: int) -> tuple[int, int, list[bytes]]:

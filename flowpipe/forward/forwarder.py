@@ -24,7 +24,7 @@ import httpx
 import trio
 
 from flowpipe import __version__
-from flowpipe.config import ForwarderConfig
+from flowpipe.forward.config import ForwarderConfig
 from flowpipe.forward.encode import Flow, content_headers, encode_body, json_lines
 from flowpipe.forward.filesink import FileSink
 from flowpipe.forward.packed import Packed

@@ -23,7 +23,8 @@ import orjson
 import trio
 
 from flowpipe import __version__
-from flowpipe.config import ForwarderConfig, MetadataConfig
+from flowpipe.cache import bounded_put
+from flowpipe.forward.config import ForwarderConfig, MetadataConfig
 from flowpipe.forward.encode import content_headers, gzip_bytes
 from flowpipe.forward.request import post, tls_context
 from flowpipe.logs import RateLimited
@@ -63,15 +64,17 @@ class MetadataSender:
     """Every ``cfg.interval`` seconds, POSTs the exporters ``seen()`` reports as active since the last
     delivered round."""
 
-    def __init__(self, cfg: MetadataConfig, fwd: ForwarderConfig, metrics: Metrics,
+    def __init__(self, cfg: MetadataConfig, metrics: Metrics, *, forwarder: ForwarderConfig,
                  seen: Callable[[], Iterable[Seen]]) -> None:
-        self.cfg, self.fwd, self.m, self.seen = cfg, fwd, metrics, seen
-        self._tls = tls_context(fwd)  # the forwarder's TLS settings
-        self._headers = {"User-Agent": f"flowpipe/{__version__}", **content_headers("json", fwd.compression),
-                         **fwd.headers}
+        """``forwarder``: whose headers, TLS settings, timeout and compression apply; ``seen``: the
+        exporters seen so far."""
+        self.cfg, self.fwd, self.m, self.seen = cfg, forwarder, metrics, seen
+        self._tls = tls_context(forwarder)  # the forwarder's TLS settings
+        self._headers = {"User-Agent": f"flowpipe/{__version__}", **content_headers("json", forwarder.compression),
+                         **forwarder.headers}
         self._log = RateLimited(metrics.log_suppressed)
         self._since = 0.0  # exporters last seen after this (wall clock) go in the next round
-        self._skipped: set[str] = set()  # non-IP exporters already counted (bounded)
+        self._skipped: dict[str, bool] = {}  # non-IP exporters already counted (bounded)
 
     def due(self) -> list[tuple[str, str, str]]:
         """(namespace, ip, flow type) of the exporters seen since the last delivered round."""
@@ -82,9 +85,7 @@ class MetadataSender:
             ip = _ip(exporter)
             if ip is None:
                 if exporter not in self._skipped:
-                    if len(self._skipped) >= MAX_SKIPPED_REMEMBERED:
-                        self._skipped.clear()  # counted again at worst
-                    self._skipped.add(exporter)
+                    bounded_put(self._skipped, MAX_SKIPPED_REMEMBERED, exporter, True)  # counted again at worst
                     self.m.metadata_exporters_skipped.inc()
                     self._log(logging.WARNING, "metadata_exporter_skipped", exporter=exporter,
                               reason="not an IP address")

@@ -9,7 +9,7 @@ from functools import partial
 import httpx
 import trio
 
-from flowpipe.config import ForwarderConfig
+from flowpipe.forward.config import ForwarderConfig
 from flowpipe.startup import SettingError
 
 

@@ -106,8 +106,9 @@ def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig, batc
     datagrams a batch) and with flow tuples only, one datagram after the other; the flows each
     emits at every flush tick, and how many flows came as chunks. ``sizes``: batch sizes instead."""
     mapping = list(listener.mapping) if listener else []
-    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), mapping, listener,
-                                                                columnar=True), Metrics(), FlowQueue(10**9))
+    stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(),
+                         decoder=DatagramDecoder("netflow9", DecoderConfig(), mapping, listener, columnar=True),
+                         queue=FlowQueue(10**9))
     dec_t = DatagramDecoder("netflow9", DecoderConfig(), mapping, listener)
     acc_c, acc_t = Accumulator(cfg), Accumulator(cfg)
     out_c: list[list[list[Any]]] = []
@@ -407,8 +408,8 @@ def test_a_sum_past_int64_leaves_only_its_window_out_of_the_columns() -> None:
     later = [rec(*rng.choice(others), rng.randrange(1, 1000)) for _ in range(200)] + [
         rec(big_src, big_dst, 7) for _ in range(5)]
     src = Source("198.51.100.7", 4739, "default", T0)
-    stage = DecoderStage("netflow9", "default", DatagramDecoder("ipfix", DecoderConfig(), [], columnar=True),
-                         Metrics(), FlowQueue(10**9))
+    stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(),
+                         decoder=DatagramDecoder("ipfix", DecoderConfig(), [], columnar=True), queue=FlowQueue(10**9))
     acc = Accumulator(AggregatorConfig(flush_interval=10.0, port_rollup_disabled=True))
     merged_one_by_one = []
     merge = acc._merge
@@ -449,9 +450,10 @@ def test_a_record_decoder_bug_in_the_aggregator_drops_that_set_not_the_stage(sha
     load = v9_load(4, 200)
     metrics = Metrics()
     queue = FlowQueue(10**9)
-    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
-                         metrics, queue)
-    acc = AccumulatorStage(AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4), metrics, queue, 1000)
+    stage = DecoderStage(ListenerConfig(flow_type="netflow9"), metrics,
+                         decoder=DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True), queue=queue)
+    acc = AccumulatorStage(AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4), metrics, queue=queue,
+                           max_sequence_keys=1000)
     plain = DatagramDecoder("netflow9", DecoderConfig(), [])
     want: dict[str, int] = {}
     for data, src in load:
@@ -513,8 +515,9 @@ def test_new_windows_read_their_kept_fields_from_the_records(protocol: int, roll
              rng.randrange(2), rng.randrange(8)) for _ in range(400)]
     load = [(g, Source("198.51.100.9", 2055, "default", T0)) for g in exp.encode(KEPT_WIDE, recs)]
     cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup)
-    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
-                         Metrics(), FlowQueue(10**9))
+    stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(),
+                         decoder=DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         queue=FlowQueue(10**9))
     plain = DatagramDecoder("netflow9", DecoderConfig(), [])
     fast, ref = Accumulator(cfg), ReferenceAccumulator(cfg)
     broken: dict[int, _Raising] = {}

@@ -9,7 +9,7 @@ import trio
 
 from flowpipe.aggregate.dedup import Deduplicator
 from flowpipe.aggregate.topn import TopN
-from flowpipe.config import ConfigError, load
+from flowpipe.config import ConfigError, ListenerConfig, load
 from flowpipe.export import DEFAULT_TEMPLATE, DefaultRecord, Exporter
 from flowpipe.flow import make_flow
 from tests.support.backend import Backend
@@ -79,8 +79,9 @@ def test_with_the_cap_new_conversations_are_first_emitted_over_one_interval(cap:
                                        port_rollup_disabled=True))
     if columnar:
         exp = Exporter("127.0.0.1:9", protocol=9, boot_time=t0 - 3600, clock=lambda: t0)
-        stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
-                             Metrics(), FlowQueue(10**9))
+        stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(),
+                             decoder=DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                             queue=FlowQueue(10**9))
         fb = stage.decode_batch([(g, "192.0.2.1", 2055, t0) for g in
                                  exp.encode(DEFAULT_TEMPLATE, [rec(exp, 1000, 1024 + i) for i in range(1000)])])
         assert fb.chunks

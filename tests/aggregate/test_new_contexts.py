@@ -10,7 +10,7 @@ import pytest
 
 from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.rollup import PortRollup, pair_key, pair_keys
-from flowpipe.config import AggregatorConfig, DecoderConfig
+from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
 from flowpipe.decode.base import Source
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
@@ -56,8 +56,9 @@ def new_load(seed: int, n: int, hosts: int, v6: bool = False) -> list[tuple[byte
 def both_paths(cfg: AggregatorConfig) -> tuple[DecoderStage, DatagramDecoder, Accumulator, Accumulator, list[int]]:
     """The service's decoder stage (chunks) and a plain decoder (flow tuples), an accumulator for
     each, and the count of flows the columnar one sends through the per-flow path (``[n]``)."""
-    stage = DecoderStage("netflow9", "default", DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
-                         Metrics(), FlowQueue(10**9))
+    stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(),
+                         decoder=DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         queue=FlowQueue(10**9))
     plain = DatagramDecoder("netflow9", DecoderConfig(), [])
     acc_c, acc_t = Accumulator(cfg), Accumulator(cfg)
     per_flow = [0]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from flowpipe.config import SamplingRule
+from flowpipe.config import ListenerConfig, SamplingRule
 from flowpipe.export import DefaultRecord, encode_v5
 from tests.support import captures
 from tests.support.backend import Backend
@@ -132,8 +132,9 @@ def test_exporter_label_values_are_capped() -> None:
     from flowpipe.decode.dispatch import DatagramDecoder
     from flowpipe.metrics import Metrics
     m = Metrics()
-    st = stage_mod.DecoderStage("netflow5", "default", DatagramDecoder("netflow5", DecoderConfig(), []), m,
-                                stage_mod.FlowQueue(10_000))
+    st = stage_mod.DecoderStage(ListenerConfig(flow_type="netflow5"), m,
+                                decoder=DatagramDecoder("netflow5", DecoderConfig(), []),
+                                queue=stage_mod.FlowQueue(10_000))
     old = stage_mod.MAX_EXPORTER_LABELS
     stage_mod.MAX_EXPORTER_LABELS = 3
     try:

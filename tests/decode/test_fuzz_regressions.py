@@ -14,7 +14,7 @@ import tracemalloc
 import pytest
 import trio
 
-from flowpipe.config import DecoderConfig
+from flowpipe.config import DecoderConfig, ListenerConfig
 from flowpipe.decode.base import Source
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
@@ -76,7 +76,7 @@ def test_one_listener_batch_of_worst_case_datagrams_stays_within_memory() -> Non
     """Found by fuzzing: 64 KB datagrams of 1-byte records decoded to ~17 MB of flows each, so one
     listener batch could reach GBs. Fixed: at most MAX_RECORDS_PER_DATAGRAM records per datagram."""
     dec = DatagramDecoder("netflow9", DecoderConfig(), [])
-    stage = DecoderStage("netflow9", "default", dec, Metrics(), FlowQueue(10_000))
+    stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(), decoder=dec, queue=FlowQueue(10_000))
     dec.decode(_v9([_set(0, struct.pack("!HHHH", 256, 1, 4, 1))]), SRC)
     data = _v9([_set(256, bytes(MAX_DGRAM - 24))])
     batch = [(data, "192.0.2.1", 50000, 1_700_000_000.0)] * 16  # a sixteenth of a full batch

@@ -6,7 +6,7 @@ from typing import Any
 
 from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.reference import ReferenceAccumulator
-from flowpipe.config import AggregatorConfig, DecoderConfig
+from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.metrics import Metrics
@@ -17,8 +17,8 @@ def both(flow_type: str, cfg: dict[str, Any]) -> tuple[DecoderStage, DatagramDec
     """The service's decoder stage (columnar) and a plain decoder of ``flow_type``, and the service's
     accumulator and the reference, both configured with ``cfg`` (flush interval 10 s)."""
     aggregator = AggregatorConfig(flush_interval=10.0, **cfg)
-    stage = DecoderStage(flow_type, "default", DatagramDecoder(flow_type, DecoderConfig(), [], columnar=True),
-                         Metrics(), FlowQueue(10**9))
+    stage = DecoderStage(ListenerConfig(flow_type=flow_type), Metrics(),
+                         decoder=DatagramDecoder(flow_type, DecoderConfig(), [], columnar=True), queue=FlowQueue(10**9))
     plain = DatagramDecoder(flow_type, DecoderConfig(), [])
     return stage, plain, Accumulator(aggregator), ReferenceAccumulator(aggregator)
 
