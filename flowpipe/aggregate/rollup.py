@@ -159,7 +159,6 @@ class PortRollup:
         pk = src + dst if len(src) == len(dst) else (src, dst)  # pair_key(), inlined (hot)
         ks, kd = sp + sp, dp + dp + 1
         cur, new = self.cur, self.new
-        changed = False
 
         gc = cur.pairs.get(pk)
         if gc is not None and type(gc) is not dict:  # a seed
@@ -193,109 +192,22 @@ class PortRollup:
                 self.stable = None
                 return 0
 
-        # -- Add on the current generation
+        # -- Add on the current generation, Classify on it
+        gc, changed = self._add(cur, pk, gc, sp, dp, True, True)
         if gc is None:
-            s_ports = d_ports = None
-            a = b = 0
+            verdict = 0
         else:
             s_ports, d_ports = gc.get(ks), gc.get(kd)
             a = len(s_ports) if s_ports else 0
             b = len(d_ports) if d_ports else 0
-        if a < t and b < t:
-            go = True
-            if b + 1 < t:
-                if s_ports is None:
-                    if cur.entries + new.entries >= self.max_entries:
-                        self.refused += 1
-                        changed, go = True, False
-                    else:
-                        if gc is None:
-                            gc = cur.pairs[pk] = {}
-                        gc[ks] = (dp,)
-                        cur.entries += 1
-                        changed = True
-                elif dp not in s_ports:
-                    s_ports = gc[ks] = s_ports + (dp,)  # type: ignore[index]
-                    changed = True
-                    if len(s_ports) >= t:  # the destination side just became ephemeral
-                        for p in s_ports:
-                            if gc.pop(p + p + 1, None) is not None:  # type: ignore[union-attr]
-                                cur.entries -= 1
-            if go and a + 1 < t:
-                if d_ports is None:
-                    if cur.entries + new.entries >= self.max_entries:
-                        self.refused += 1
-                        changed = True
-                    else:
-                        if gc is None:
-                            gc = cur.pairs[pk] = {}
-                        gc[kd] = (sp,)
-                        cur.entries += 1
-                        changed = True
-                elif sp not in d_ports:
-                    d_ports = gc[kd] = d_ports + (sp,)  # type: ignore[index]
-                    changed = True
-                    if len(d_ports) >= t:  # the source side just became ephemeral
-                        for p in d_ports:
-                            if gc.pop(p + p, None) is not None:  # type: ignore[union-attr]
-                                cur.entries -= 1
-
-        # -- Classify on the current generation
-        if changed and gc is not None:
-            s_ports, d_ports = gc.get(ks), gc.get(kd)
-            a = len(s_ports) if s_ports else 0
-            b = len(d_ports) if d_ports else 0
-        verdict = 0 if a < t and b < t else (1 if b > a else 2)
+            verdict = 0 if a < t and b < t else (1 if b > a else 2)
 
         # -- Add on the new generation, not re-tracking a side the current one calls ephemeral
         gn = new.pairs.get(pk)
         if gn is not None and type(gn) is not dict:
             gn = new.pairs[pk] = _grown(gn)
-        if gn is None:
-            s_ports = d_ports = None
-            a = b = 0
-        else:
-            s_ports, d_ports = gn.get(ks), gn.get(kd)
-            a = len(s_ports) if s_ports else 0
-            b = len(d_ports) if d_ports else 0
-        if a < t and b < t:
-            go = True
-            if b + 1 < t and verdict != 1:
-                if s_ports is None:
-                    if cur.entries + new.entries >= self.max_entries:
-                        self.refused += 1
-                        changed, go = True, False
-                    else:
-                        if gn is None:
-                            gn = new.pairs[pk] = {}
-                        gn[ks] = (dp,)
-                        new.entries += 1
-                        changed = True
-                elif dp not in s_ports:
-                    s_ports = gn[ks] = s_ports + (dp,)  # type: ignore[index]
-                    changed = True
-                    if len(s_ports) >= t:
-                        for p in s_ports:
-                            if gn.pop(p + p + 1, None) is not None:  # type: ignore[union-attr]
-                                new.entries -= 1
-            if go and a + 1 < t and verdict != 2:
-                if d_ports is None:
-                    if cur.entries + new.entries >= self.max_entries:
-                        self.refused += 1
-                        changed = True
-                    else:
-                        if gn is None:
-                            gn = new.pairs[pk] = {}
-                        gn[kd] = (sp,)
-                        new.entries += 1
-                        changed = True
-                elif sp not in d_ports:
-                    d_ports = gn[kd] = d_ports + (sp,)  # type: ignore[index]
-                    changed = True
-                    if len(d_ports) >= t:
-                        for p in d_ports:
-                            if gn.pop(p + p, None) is not None:  # type: ignore[union-attr]
-                                new.entries -= 1
+        gn, changed_new = self._add(new, pk, gn, sp, dp, verdict != 1, verdict != 2)
+        changed = changed or changed_new
 
         # -- Stability token
         if changed:
@@ -313,6 +225,53 @@ class PortRollup:
                 tok = gn[_TOKEN] = Token(self.gen)
             self.stable = tok
         return verdict
+
+    def _add(self, g: Generation, pk: PairKey, trackers: dict[Any, Any] | None, sp: int, dp: int, s_side: bool,
+             d_side: bool) -> tuple[dict[Any, Any] | None, bool]:
+        """Add (spec §4) of one flow on generation ``g``, whose trackers of the pair are ``trackers``
+        (a dict or None): the S tracker of ``sp`` gets ``dp`` (if ``s_side``) and the D tracker of
+        ``dp`` gets ``sp`` (if ``d_side``), unless a side is already ephemeral; a tracker reaching the
+        threshold removes the other side's trackers of its ports; a tracker that cannot be made (the
+        trackers are full) is refused, and a refused S tracker stops the D one. Returns the pair's
+        trackers (made if needed) and whether anything changed (a refusal counts)."""
+        t = self.threshold
+        ks, kd = sp + sp, dp + dp + 1
+        if trackers is None:
+            s_ports = d_ports = None
+            a = b = 0
+        else:
+            s_ports, d_ports = trackers.get(ks), trackers.get(kd)
+            a = len(s_ports) if s_ports else 0
+            b = len(d_ports) if d_ports else 0
+        changed = False
+        if a >= t or b >= t:
+            return trackers, changed
+        # (is S, tried, its ports before, its key, the port it gets); S first, with the values read above
+        for is_s, tried, ports, key, port in ((True, s_side and b + 1 < t, s_ports, ks, dp),
+                                              (False, d_side and a + 1 < t, d_ports, kd, sp)):
+            if not tried:
+                continue
+            if ports is None:
+                if self.cur.entries + self.new.entries >= self.max_entries:
+                    self.refused += 1
+                    if is_s:  # a refused S tracker: the D tracker is not tried
+                        return trackers, True
+                    changed = True
+                    continue
+                if trackers is None:
+                    trackers = g.pairs[pk] = {}
+                trackers[key] = (port,)
+                g.entries += 1
+                changed = True
+            elif port not in ports:
+                ports = trackers[key] = ports + (port,)  # type: ignore[index]
+                changed = True
+                if len(ports) >= t:  # the peer side just became ephemeral: its trackers of these ports go
+                    other = 1 if is_s else 0  # S(sport) holds dports: D(p) is key 2p + 1; D(dport): S(p) is 2p
+                    for p in ports:
+                        if trackers.pop(p + p + other, None) is not None:  # type: ignore[union-attr]
+                            g.entries -= 1
+        return trackers, changed
 
 
 def pair_key(src: bytes, dst: bytes) -> PairKey:
