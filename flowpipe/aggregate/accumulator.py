@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from flowpipe.aggregate.cadence import Cadence
 from flowpipe.aggregate.keys import Key, KeyCodec
-from flowpipe.aggregate.rollup import PairKey, PortRollup, Token, pair_keys
+from flowpipe.aggregate.rollup import PairKey, PortRollup, Token, pair_keys, roll_up
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
 from flowpipe.decode.columns import Chunk
@@ -49,7 +50,6 @@ from flowpipe.flow import (
     END,
     EXTRAS,
     PACKETS,
-    ROLLED_UP,
     SRC_IP,
     SRC_PORT,
     START,
@@ -91,16 +91,12 @@ class Accumulator:
     """Holds the flow contexts; pure (no I/O, no clock of its own): callers pass ``now``."""
 
     def __init__(self, cfg: AggregatorConfig) -> None:
-        self.interval = cfg.flush_interval
-        self.ttl = cfg.flow_context_ttl if cfg.flow_context_ttl is not None else cfg.flush_interval
+        cadence = Cadence.of(cfg)
+        self.interval, self.ttl, self.jitter = cadence.interval, cadence.ttl, cadence.jitter
         self.max_contexts = cfg.max_contexts
         self.rollup = None if cfg.port_rollup_disabled else PortRollup(cfg.port_rollup_threshold,
                                                                          cfg.max_rollup_entries)
         self.keys = KeyCodec()
-        # With the top-N cap the Datadog Agent first emits a new context at a random time within one
-        # flush interval (spreading new conversations over the ticks the cap is counted on); else at
-        # the next tick.
-        self.jitter = cfg.flush_interval if cfg.max_flows_per_flush_interval > 0 else 0.0
         self._rng = np.random.default_rng()
         self.contexts: dict[Key, int] = {}  # key (see flowpipe.aggregate.keys) -> slot in the columns
         self.dropped_full = 0  # flows refused because max_contexts was reached
@@ -613,9 +609,7 @@ class Accumulator:
         if rollup is not None:
             verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
             if verdict:
-                lf = list(f)
-                lf[SRC_PORT if verdict == 1 else DST_PORT] = ROLLED_UP
-                f = tuple(lf)
+                f = roll_up(f, verdict)
                 key = self.keys.of_flow(f)
                 i = contexts.get(key)
             else:

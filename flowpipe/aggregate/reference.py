@@ -9,34 +9,18 @@ service.
 """
 from __future__ import annotations
 
-import operator
 import random
 import time
 from typing import Any
 
+from flowpipe.aggregate.cadence import Cadence
+from flowpipe.aggregate.rollup import roll_up, verdict
 from flowpipe.config import AggregatorConfig
-from flowpipe.flow import (
-    BYTES,
-    DST_IP,
-    DST_PORT,
-    END,
-    EXPORTER,
-    EXTRAS,
-    IN_IF,
-    IP_PROTOCOL,
-    NAMESPACE,
-    PACKETS,
-    ROLLED_UP,
-    SRC_IP,
-    SRC_PORT,
-    START,
-    TCP_FLAGS,
-    TOS,
-)
+from flowpipe.flow import BYTES, DST_IP, DST_PORT, END, EXTRAS, PACKETS, SRC_IP, SRC_PORT, START, TCP_FLAGS, key_fields
 
 S, D = 0, 1
 # The Datadog context key, as a tuple of the flow's fields.
-context_key = operator.itemgetter(NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
+context_key = key_fields
 
 
 class ReferenceRollup:
@@ -61,45 +45,34 @@ class ReferenceRollup:
         b = len(d_list) if d_list else 0
         if a >= t or b >= t:
             return
-        if b + 1 < t and not src_ephemeral:
-            if s_list is None:
+        # S(sport) gets dport unless the source side is ephemeral, then D(dport) gets sport
+        for tried, key, ports, port, peer in ((b + 1 < t and not src_ephemeral, ks, s_list, dp, D),
+                                              (a + 1 < t and not dst_ephemeral, kd, d_list, sp, S)):
+            if not tried:
+                continue
+            if ports is None:
                 if len(self.cur) + len(self.new) >= self.max_entries:
                     self.refused += 1
                     return
-                s_list = store[ks] = []
-            if dp not in s_list:
-                s_list.append(dp)
-            if len(s_list) >= t:
-                for p in s_list:
-                    store.pop((src, dst, D, p), None)
-        if a + 1 < t and not dst_ephemeral:
-            if d_list is None:
-                if len(self.cur) + len(self.new) >= self.max_entries:
-                    self.refused += 1
-                    return
-                d_list = store[kd] = []
-            if sp not in d_list:
-                d_list.append(sp)
-            if len(d_list) >= t:
-                for p in d_list:
-                    store.pop((src, dst, S, p), None)
+                ports = store[key] = []
+            if port not in ports:
+                ports.append(port)
+            if len(ports) >= t:
+                for p in ports:
+                    store.pop((src, dst, peer, p), None)
 
     def classify(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
         """0: keep both ports; 1: source port is ephemeral; 2: destination port is ephemeral."""
         s_list = self.cur.get((src, dst, S, sp))
         d_list = self.cur.get((src, dst, D, dp))
-        s = len(s_list) if s_list else 0
-        d = len(d_list) if d_list else 0
-        if max(s, d) < self.threshold:
-            return 0
-        return 1 if d > s else 2
+        return verdict(len(s_list) if s_list else 0, len(d_list) if d_list else 0, self.threshold)
 
     def observe(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
         """Track one flow's ports and classify it (see :meth:`classify`)."""
         self._add(self.cur, src, dst, sp, dp, False, False)
-        verdict = self.classify(src, dst, sp, dp)
-        self._add(self.new, src, dst, sp, dp, verdict == 1, verdict == 2)
-        return verdict
+        v = self.classify(src, dst, sp, dp)
+        self._add(self.new, src, dst, sp, dp, v == 1, v == 2)
+        return v
 
 
 
@@ -117,14 +90,12 @@ class ReferenceAccumulator:
     observed for every flow, in order. Pure (no I/O, no clock of its own): callers pass ``now``."""
 
     def __init__(self, cfg: AggregatorConfig) -> None:
-        self.interval = cfg.flush_interval
-        self.ttl = cfg.flow_context_ttl if cfg.flow_context_ttl is not None else cfg.flush_interval
+        cadence = Cadence.of(cfg)
+        self.interval, self.ttl, self.jitter = cadence.interval, cadence.ttl, cadence.jitter
         self.max_contexts = cfg.max_contexts
         self.rollup = None if cfg.port_rollup_disabled else ReferenceRollup(cfg.port_rollup_threshold,
                                                                          cfg.max_rollup_entries)
         self.contexts: dict[tuple, _Context] = {}
-        # with the top-N cap a new context is first due at a random time within one interval (the Agent's)
-        self.jitter = cfg.flush_interval if cfg.max_flows_per_flush_interval > 0 else 0.0
         self.dropped_full = 0  # flows refused because max_contexts was reached
         self.received = 0
 
@@ -137,11 +108,9 @@ class ReferenceAccumulator:
         self.received += len(flows)
         for f in flows:
             if rollup is not None:
-                verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
-                if verdict:
-                    lf = list(f)
-                    lf[SRC_PORT if verdict == 1 else DST_PORT] = ROLLED_UP
-                    f = tuple(lf)
+                side = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
+                if side:
+                    f = roll_up(f, side)
             key = context_key(f)
             ctx = contexts.get(key)
             if ctx is None:

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from flowpipe.flow import DST_PORT, ROLLED_UP, SRC_PORT
+
 S, D = 0, 1
 PairKey = bytes | tuple[bytes, bytes]
 _TOKEN = None  # the key of a pair's token in its new-generation dict
@@ -143,11 +145,7 @@ class PortRollup:
         if type(trackers) is not dict:
             trackers = _grown(trackers)
         s_ports, d_ports = trackers.get(sp + sp), trackers.get(dp + dp + 1)
-        s = len(s_ports) if s_ports else 0
-        d = len(d_ports) if d_ports else 0
-        if max(s, d) < self.threshold:
-            return 0
-        return 1 if d > s else 2
+        return verdict(len(s_ports) if s_ports else 0, len(d_ports) if d_ports else 0, self.threshold)
 
     def observe(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
         """Track one flow's ports and classify it (see :meth:`classify`); sets :attr:`stable`.
@@ -195,18 +193,16 @@ class PortRollup:
         # -- Add on the current generation, Classify on it
         gc, changed = self._add(cur, pk, gc, sp, dp, True, True)
         if gc is None:
-            verdict = 0
+            v = 0
         else:
             s_ports, d_ports = gc.get(ks), gc.get(kd)
-            a = len(s_ports) if s_ports else 0
-            b = len(d_ports) if d_ports else 0
-            verdict = 0 if a < t and b < t else (1 if b > a else 2)
+            v = verdict(len(s_ports) if s_ports else 0, len(d_ports) if d_ports else 0, t)
 
         # -- Add on the new generation, not re-tracking a side the current one calls ephemeral
         gn = new.pairs.get(pk)
         if gn is not None and type(gn) is not dict:
             gn = new.pairs[pk] = _grown(gn)
-        gn, changed_new = self._add(new, pk, gn, sp, dp, verdict != 1, verdict != 2)
+        gn, changed_new = self._add(new, pk, gn, sp, dp, v != 1, v != 2)
         changed = changed or changed_new
 
         # -- Stability token
@@ -217,14 +213,14 @@ class PortRollup:
                 if tok is not None:
                     tok.gen = -1
                     self.invalidated += 1
-        elif verdict or gn is None:
+        elif v or gn is None:
             self.stable = None
         else:
             tok = gn.get(_TOKEN)
             if tok is None:
                 tok = gn[_TOKEN] = Token(self.gen)
             self.stable = tok
-        return verdict
+        return v
 
     def _add(self, g: Generation, pk: PairKey, trackers: dict[Any, Any] | None, sp: int, dp: int, s_side: bool,
              d_side: bool) -> tuple[dict[Any, Any] | None, bool]:
@@ -272,6 +268,22 @@ class PortRollup:
                         if trackers.pop(p + p + other, None) is not None:  # type: ignore[union-attr]
                             g.entries -= 1
         return trackers, changed
+
+
+def verdict(s: int, d: int, threshold: int) -> int:
+    """The classification of a flow whose S tracker holds ``s`` ports and D tracker ``d``: 0 keep both
+    ports, 1 the source port is ephemeral, 2 the destination port is (spec §4)."""
+    if s < threshold and d < threshold:
+        return 0
+    return 1 if d > s else 2
+
+
+def roll_up(f: tuple, v: int) -> tuple:
+    """Flow tuple ``f`` with the port its verdict ``v`` (1 source, 2 destination) calls ephemeral
+    replaced by ``ROLLED_UP``."""
+    lf = list(f)
+    lf[SRC_PORT if v == 1 else DST_PORT] = ROLLED_UP
+    return tuple(lf)
 
 
 def pair_key(src: bytes, dst: bytes) -> PairKey:
