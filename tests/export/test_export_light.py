@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 HEAVY = ["numpy", "httpx", "dns", "isal", "msgpack", "prometheus_client", "trio", "orjson", "yaml"]
@@ -63,3 +64,23 @@ def test_exporting_imports_nothing_heavy(tmp_path: Path) -> None:
     # Third-party code: attrs only (underscored names are install machinery: editable finders, setuptools' hook).
     third_party = {m for m in seen["third_party"] if not m.startswith("_") and m != "flowpipe"}
     assert third_party <= {"attr", "attrs"}, sorted(third_party)
+
+
+def test_flowpipe_generate_loads_only_what_exporting_needs() -> None:
+    """The CLI imports only the module of the command it runs: ``flowpipe generate`` sends its flows
+    without loading the collector's dependencies."""
+    code = textwrap.dedent('''
+        import json, socket, sys
+        from flowpipe import cli
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        rc = cli.main(["generate", "--target", "127.0.0.1:%d" % sock.getsockname()[1], "--flows", "50",
+                       "--protocol", "ipfix"])
+        sock.settimeout(5)
+        got = sock.recv(65535)
+        heavy = ("numpy", "httpx", "dns", "isal", "msgpack", "prometheus_client", "trio", "orjson")
+        print(json.dumps({"rc": rc, "first": got[:2].hex(), "heavy": [m for m in heavy if m in sys.modules]}))
+    ''')
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"rc": 0, "first": "000a", "heavy": []}
