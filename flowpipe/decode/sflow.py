@@ -282,6 +282,9 @@ def _flow_sample(data: bytes, off: int, end: int, expanded: bool, agent: str, ns
     gw_next_hop = b""
     src_mask = dst_mask = 0
     extras: dict[str, Any] | None = None
+    # The sample head and record walk are _counter_sample's, written again on purpose: shared (a
+    # generator of (format, start, end) and a head helper) they cost 10% here (2,830 -> 3,060 ns a
+    # flow sample for the walk, +70 ns for the head; bench_decode_sflow's datagrams, A/B best of 40).
     for _ in range(nrec):
         if end - off < 8:
             skipped.append("record_truncated")
@@ -413,7 +416,7 @@ def _counter_sample(data: bytes, off: int, end: int, expanded: bool, counters: l
         _seq, source, nrec = _CTR.unpack_from(data, off)
         index = source & 0xFFFFFF
         off += 12
-    for _ in range(nrec):
+    for _ in range(nrec):  # the walk of _flow_sample, which keeps its own copy (measured there)
         if end - off < 8:
             skipped.append("record_truncated")
             return
