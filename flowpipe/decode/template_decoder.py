@@ -186,12 +186,10 @@ class TemplateDecoder:
             raise DecodeError("short", f"{len(data)}-byte datagram")
         version = (data[0] << 8) | data[1]
         if version == 9:
-            h9 = netflow9.header(data)
-            secs, uptime, seq, did, end = h9.secs, h9.uptime, h9.sequence, h9.source_id, len(data)
+            secs, uptime, seq, did, end = netflow9.header(data)
             start, ftype = netflow9.HEADER_LEN, "netflow9"
         elif version == 10:
-            h10 = ipfix.header(data)
-            secs, uptime, seq, did, end = h10.secs, 0, h10.sequence, h10.domain, h10.length
+            secs, uptime, seq, did, end = ipfix.header(data)
             start, ftype = ipfix.HEADER_LEN, "ipfix"
         else:
             raise DecodeError("bad_version", f"version {version} is not NetFlow v9 or IPFIX")

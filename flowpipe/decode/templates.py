@@ -55,6 +55,16 @@ class TemplateRecord(NamedTuple):
     options: bool
 
 
+class MessageHeader(NamedTuple):
+    """What the decoder needs of a v9 or IPFIX message header."""
+
+    secs: int      # export time, UNIX seconds
+    uptime: int    # v9: the exporter's uptime in ms; IPFIX: 0
+    sequence: int
+    domain: int    # v9 source id, IPFIX observation domain
+    end: int       # where the message ends in the datagram
+
+
 def check(rec: TemplateRecord, version: int) -> str | None:
     """Why a template record is unusable (a skip reason), or None.
 
