@@ -169,6 +169,9 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
     off = hdr.size
     spans: list[int] | None = [] if columnar else None
     unrated = rate = 0  # columnar: samples with sampling rate 0, the last sample's rate
+    # The same walk as a sample's records (_flow_sample, _counter_sample), kept inline: as one shared
+    # generator of (format, start, end) it cost the service's columnar decode 11-13% (764-816 -> 847-919
+    # ns a flow sample; bench_decode_sflow's datagrams, A/B best of 40).
     for _ in range(nsamples):
         if n - off < 8:
             skipped.append("sample_truncated")
