@@ -139,9 +139,9 @@ class Run:
         never = self.netflow.expire(float("inf"))  # the capture is over: what still waits never completes
         print(f"held: {s['held']} datagrams waited for a template; {self.released} released later, "
               f"{never} never completed", file=e)
-        stats = self.netflow.templates.stats if self.netflow.templates is not None else {}
-        if stats.get("held_parts_dropped"):
-            print(f"sets never decoded: {stats['held_parts_dropped']} sets of decoded datagrams never got their "
+        templates = self.netflow.templates
+        if templates is not None and templates.hold.stats.parts_dropped:
+            print(f"sets never decoded: {templates.hold.stats.parts_dropped} sets of decoded datagrams never got their "
                   "template", file=e)
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items()))
         print(f"invalid: {s['invalid']} datagrams" + (f" ({reasons})" if reasons else ""), file=e)
