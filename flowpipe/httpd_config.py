@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import attrs
 
-from flowpipe.sections import doc, split_host_port
+from flowpipe.sections import key, split_host_port
 
 
 @attrs.define(slots=True, kw_only=True)
 class MetricsConfig:
     """The Prometheus endpoint."""
 
-    listen: str = attrs.field(default="0.0.0.0:9090", metadata=doc(
-        "host:port serving /metrics and /healthz; \"\" disables"))
+    listen: str = key("0.0.0.0:9090", None, "host:port serving /metrics and /healthz; \"\" disables")
 
     def __attrs_post_init__(self) -> None:
         if self.listen:

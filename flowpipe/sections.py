@@ -8,14 +8,27 @@ here imports a stage.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 import attrs
+
+Check = Callable[[Any, attrs.Attribute, Any], None]
 
 
 def doc(text: str, **kw: Any) -> dict[str, Any]:
     """Field metadata: ``text`` is the key's meaning in docs/configuration.md."""
     return {"doc": text, **kw}
+
+
+def key(default: Any, check: Check | None, text: str) -> Any:
+    """One optional key of a section: its default (a list or dict default is copied for each
+    instance), the validator its value must pass (None: any value of its type), and ``text``, its
+    meaning in docs/configuration.md."""
+    if isinstance(default, (list, dict)):
+        kind, items = type(default), default
+        return attrs.field(factory=lambda: kind(items), validator=check, metadata=doc(text))
+    return attrs.field(default=default, validator=check, metadata=doc(text))
 
 
 def positive(inst: Any, att: attrs.Attribute, value: Any) -> None:
@@ -33,6 +46,11 @@ def one_of(*choices: str) -> Any:
         if value not in choices:
             raise ValueError(f"must be one of {', '.join(repr(c) for c in choices)}, not {value!r}")
     return check
+
+
+def http_url(inst: Any, att: attrs.Attribute, value: Any) -> None:
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{att.name} {value!r} must start with http:// or https://")
 
 
 def port(inst: Any, att: attrs.Attribute, value: Any) -> None:

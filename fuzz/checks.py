@@ -283,8 +283,8 @@ def check_state(dec: TemplateDecoder) -> None:
         total += n
     if reg.fields_stored != fields or fields > MAX_TOTAL_FIELDS:
         raise Violation(f"fields stored {reg.fields_stored}, counted {fields}")
-    if dec.stats["templates"] != total:
-        raise Violation(f"stats templates {dec.stats['templates']}, stored {total}")
+    if dec.registry.stats.templates != total:
+        raise Violation(f"stats templates {dec.registry.stats.templates}, stored {total}")
     if len(dec._compiled) > COMPILED_MAX:
         raise Violation(f"{len(dec._compiled)} compiled record decoders, cap {COMPILED_MAX}")
     for addr, mine in hold.by_exporter.items():

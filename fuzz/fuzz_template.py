@@ -47,7 +47,7 @@ def test_one(data: bytes) -> None:
     _count[1] += run.datagrams
     if _count[0] % 100_000 == 0:
         print(f"#{_count[0]} inputs, {_count[1]} datagrams decoded (fresh decoders); long-lived decoder: "
-              f"{_state.datagrams} datagrams, {_state.dec.stats['templates']} templates, "
+              f"{_state.datagrams} datagrams, {_state.dec.registry.stats.templates} templates, "
               f"{_state.dec.hold.held} held", file=sys.stderr)
     _history.append(data)
     try:

@@ -36,14 +36,14 @@ def test_template_statistics_become_counters_that_only_go_up() -> None:
     tm = TemplateMetrics(m)
     for d in decoders[:2]:
         assert d.templates is not None
-        d.templates.stats["templates"] = 3
-        d.templates.stats["templates_refused_memory"] = 2
-        d.templates.stats["nsel_create"] = 1
+        d.templates.registry.stats.templates = 3
+        d.templates.registry.stats.refused_memory = 2
+        d.templates.nsel.stats.create = 1
     tm.update(decoders)
     tm.update(decoders)
     value = m.registry.get_sample_value
     assert value("flowpipe_templates") == 6
     assert value("flowpipe_templates_refused_total", {"reason": "memory"}) == 4
     assert value("flowpipe_nsel_records_total", {"outcome": "create"}) == 2
-    assert set(REFUSED_REASONS.values()) == {"per_exporter_cap", "exporter_cap", "total_cap", "memory",
+    assert set(REFUSED_REASONS) == {"per_exporter_cap", "exporter_cap", "total_cap", "memory",
                                              "bad_template"}

@@ -5,27 +5,25 @@ import argparse
 import sys
 
 from flowpipe import secrets
-from flowpipe.config import ConfigError, ConfigErrors, dump, load
+from flowpipe.commands import add, load_config
+from flowpipe.config import dump
 from flowpipe.startup import filesystem_problems
+
+DESCRIPTION = ("Exit 0 and print the effective config (TOML), or exit 2 naming file, key "
+               "and reason for every error in the file, each once. Also checks what run needs "
+               "from the filesystem (spool_dir, state_file directory, output file, TLS files) "
+               "as the user running it. Secret header values and values from ${env:...} / "
+               "${file:...} references are masked.")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check-config", help="validate a config file and print the effective config",
-                       description="Exit 0 and print the effective config (TOML), or exit 2 naming file, key "
-                                   "and reason for every error in the file, each once. Also checks what run needs "
-                                   "from the filesystem (spool_dir, state_file directory, output file, TLS files) "
-                                   "as the user running it. Secret header values and values from ${env:...} / "
-                                   "${file:...} references are masked.")
+    p = add(sub, "check-config", main, "validate a config file and print the effective config", DESCRIPTION)
     p.add_argument("file")
-    p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        cfg = load(args.file)
-    except ConfigError as e:
-        for one in e.errors if isinstance(e, ConfigErrors) else [e]:
-            print(f"flowpipe: config error: {one}", file=sys.stderr)
+    cfg = load_config(args.file)
+    if cfg is None:
         return 2
     # What `run` needs from the filesystem, checked as the user running this (run it as flowpipe's user).
     problems = list(filesystem_problems(cfg))

@@ -14,9 +14,11 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowpipe.commands import add
 from flowpipe.config import DEFAULT_PORTS, ConfigError, _toml_value, load
 
 # Agent network_devices.netflow keys -> (flowpipe section, key). "Zero means default" in the
@@ -237,13 +239,8 @@ def _listeners(conv: Conversion, value: Any, where: str, namespace: str) -> None
         conv.note(where, "info", "the Agent config has no listeners; flowpipe's default listeners apply "
                                  "(netflow9 on 2055, ipfix on 4739, sflow5 on 6343)")
         return
-    if not isinstance(value, list):
-        raise ConvertError(f"{where}: must be a list of listeners")
     bound: dict[tuple[str, int], int] = {}
-    for i, raw in enumerate(value):
-        key = f"{where}[{i}]"
-        if not isinstance(raw, dict):
-            raise ConvertError(f"{key}: must be a mapping")
+    for i, (key, raw) in enumerate(_entries(value, where, "a list of listeners")):
         out: dict[str, Any] = {}
         for k, v in raw.items():
             if k == "flow_type":
@@ -293,14 +290,21 @@ def _listeners(conv: Conversion, value: Any, where: str, namespace: str) -> None
         conv.listeners.append(out)
 
 
-def _mapping(conv: Conversion, value: Any, where: str) -> list[dict[str, Any]]:
+def _entries(value: Any, where: str, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(key, mapping) of each entry of the Agent list ``value`` at ``where``; ConvertError, saying it must be
+    ``what``, when it is not a list, or naming the entry that is not a mapping."""
     if not isinstance(value, list):
-        raise ConvertError(f"{where}: must be a list")
-    out = []
-    for j, raw in enumerate(value):
-        key = f"{where}[{j}]"
+        raise ConvertError(f"{where}: must be {what}")
+    for i, raw in enumerate(value):
+        key = f"{where}[{i}]"
         if not isinstance(raw, dict):
             raise ConvertError(f"{key}: must be a mapping")
+        yield key, raw
+
+
+def _mapping(conv: Conversion, value: Any, where: str) -> list[dict[str, Any]]:
+    out = []
+    for key, raw in _entries(value, where, "a list"):
         m: dict[str, Any] = {}
         for k, v in raw.items():
             if k == "field":
@@ -437,17 +441,19 @@ def validate(text: str) -> None:
 
 # ---- command --------------------------------------------------------------------------------
 
+DESCRIPTION = ("Read the network_devices: netflow: section of a datadog.yaml and print the "
+               "equivalent flowpipe config (TOML), validated before it is printed. Agent keys "
+               "that cannot be carried over are reported on stderr. Exit 0 when converted, 1 "
+               "with --strict when some key was not converted, 2 when the input or the result "
+               "is invalid.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert-config", help="convert a Datadog Agent NetFlow config (datadog.yaml) to flowpipe TOML",
-                       description="Read the network_devices: netflow: section of a datadog.yaml and print the "
-                                   "equivalent flowpipe config (TOML), validated before it is printed. Agent keys "
-                                   "that cannot be carried over are reported on stderr. Exit 0 when converted, 1 "
-                                   "with --strict when some key was not converted, 2 when the input or the result "
-                                   "is invalid.")
+    p = add(sub, "convert-config", main,
+            "convert a Datadog Agent NetFlow config (datadog.yaml) to flowpipe TOML", DESCRIPTION)
     p.add_argument("file", help="datadog.yaml ('-' reads stdin)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the TOML to FILE instead of stdout")
     p.add_argument("--strict", action="store_true", help="exit 1 when an Agent key was unknown or unsupported")
-    p.set_defaults(func=main)
 
 
 def _read(path: str) -> Any:

@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from typing import Any, TextIO
 
+from flowpipe.commands import add
 from flowpipe.config import ConfigError, DecoderConfig, ListenerConfig, load
 from flowpipe.decode.base import DecodeError, Source
 from flowpipe.decode.dispatch import DatagramDecoder
@@ -24,12 +25,13 @@ from flowpipe.flow import Flow, FlushBatch
 from flowpipe.pcap import PcapError, udp_datagrams
 from flowpipe.render import render_batch
 
+DESCRIPTION = ("Decode NetFlow v5/v9, IPFIX and sFlow v5 datagrams of a pcap/pcapng file: "
+               "one JSON flow per line on stdout, a summary line per datagram status on "
+               "stderr.")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("decode", help="decode the flow exports in a pcap file (debugging)",
-                       description="Decode NetFlow v5/v9, IPFIX and sFlow v5 datagrams of a pcap/pcapng file: "
-                                   "one JSON flow per line on stdout, a summary line per datagram status on "
-                                   "stderr.")
+    p = add(sub, "decode", main, "decode the flow exports in a pcap file (debugging)", DESCRIPTION)
     p.add_argument("file", help="pcap or pcapng capture")
     p.add_argument("--port", type=int, help="only UDP datagrams to this destination port")
     p.add_argument("--mapping-config", metavar="CFG.toml",
@@ -40,7 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print each flow as the backend receives it (the payload renderer's output, one flow "
                         "per decoded record: no aggregation) instead of the decoder's record form")
     p.add_argument("-v", "--verbose", action="store_true", help="a status line per datagram on stderr")
-    p.set_defaults(func=main)
 
 
 def _settings(path: str | None, port: int | None) -> tuple[DecoderConfig, ListenerConfig | None]:
@@ -138,9 +139,9 @@ class Run:
         never = self.netflow.expire(float("inf"))  # the capture is over: what still waits never completes
         print(f"held: {s['held']} datagrams waited for a template; {self.released} released later, "
               f"{never} never completed", file=e)
-        stats = self.netflow.templates.stats if self.netflow.templates is not None else {}
-        if stats.get("held_parts_dropped"):
-            print(f"sets never decoded: {stats['held_parts_dropped']} sets of decoded datagrams never got their "
+        templates = self.netflow.templates
+        if templates is not None and templates.hold.stats.parts_dropped:
+            print(f"sets never decoded: {templates.hold.stats.parts_dropped} sets of decoded datagrams never got their "
                   "template", file=e)
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items()))
         print(f"invalid: {s['invalid']} datagrams" + (f" ({reasons})" if reasons else ""), file=e)

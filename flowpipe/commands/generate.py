@@ -10,6 +10,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from flowpipe.commands import add
 from flowpipe.export import (
     DEFAULT_TEMPLATE,
     DEFAULT_TEMPLATE_V6,
@@ -25,11 +26,13 @@ DEFAULT_FLOWS = 1000
 COUNTER_INTERVAL = 10.0  # seconds between sFlow counter samples (one more at the end)
 
 
+DESCRIPTION = ("Send realistic synthetic flows to HOST:PORT and print, at the end, one JSON "
+               "line with what was sent. Without --flows or --duration it sends "
+               f"{DEFAULT_FLOWS} flows.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="send synthetic NetFlow/IPFIX/sFlow exports to a collector",
-                       description="Send realistic synthetic flows to HOST:PORT and print, at the end, one JSON "
-                                   "line with what was sent. Without --flows or --duration it sends "
-                                   f"{DEFAULT_FLOWS} flows.")
+    p = add(sub, "generate", main, "send synthetic NetFlow/IPFIX/sFlow exports to a collector", DESCRIPTION)
     p.add_argument("--target", help="collector HOST:PORT (hostname, IPv4 or [IPv6]); or 'target' in --config")
     p.add_argument("--protocol", choices=PROTOCOLS, help="[the config's version, else netflow9]")
     p.add_argument("--flows", type=_positive_int, help="stop after this many flows (--drop-every's included)")
@@ -44,7 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool", type=int, default=65536,
                    help="distinct flows drawn before they are replayed with new times; 0 = all fresh [65536]")
     p.add_argument("--ipv6-share", type=_share, default=0.1, help="fraction of IPv6 flows (not netflow5) [0.1]")
-    p.set_defaults(func=main)
 
 
 def _positive_int(text: str) -> int:

@@ -10,19 +10,20 @@ import sys
 import trio
 
 from flowpipe import logs, summary
-from flowpipe.config import Config, ConfigError, ConfigErrors, load
+from flowpipe.commands import add, load_config
+from flowpipe.config import Config
 from flowpipe.startup import CONFIG_PROBLEM, RUNTIME_PROBLEM, SettingError, StartupError, filesystem_problems
+
+DESCRIPTION = "Run the collector until SIGTERM/SIGINT, then flush what it holds and exit 0."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the collector in the foreground",
-                       description="Run the collector until SIGTERM/SIGINT, then flush what it holds and exit 0.")
+    p = add(sub, "run", main, "run the collector in the foreground", DESCRIPTION)
     p.add_argument("--config", help="TOML config file (default: $FLOWPIPE_CONFIG, else built-in defaults)")
     p.add_argument("--log-level", default=os.environ.get("FLOWPIPE_LOG_LEVEL", "INFO"),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--worker", help=argparse.SUPPRESS)   # "I/N": run as worker I of N (flowpipe.supervisor)
     p.add_argument("--run-dir", help=argparse.SUPPRESS)  # where a worker reports its metrics port
-    p.set_defaults(func=main)
 
 
 async def serve(cfg: Config, worker: int | None = None, run_dir: str | None = None) -> None:
@@ -51,11 +52,8 @@ async def serve(cfg: Config, worker: int | None = None, run_dir: str | None = No
 def main(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
     path = args.config or os.environ.get("FLOWPIPE_CONFIG") or None
-    try:
-        cfg = load(path)
-    except ConfigError as e:
-        for one in e.errors if isinstance(e, ConfigErrors) else [e]:
-            print(f"flowpipe: config error: {one}", file=sys.stderr)
+    cfg = load_config(path)
+    if cfg is None:
         return 2
     problems = list(filesystem_problems(cfg))
     for key, reason, hint in problems:

@@ -1,13 +1,14 @@
 """What every decoder takes and returns. Decoders are pure: bytes in, records out, no I/O."""
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import attrs
 
 from flowpipe.pipeline import SequenceObs
 
-__all__ = ["DecodeError", "Decoded", "SequenceObs", "Source"]
+__all__ = ["DecodeError", "Decoded", "SequenceObs", "Source", "unpack_header"]
 
 
 class DecodeError(Exception):
@@ -20,6 +21,13 @@ class DecodeError(Exception):
     def __init__(self, reason: str, message: str = "") -> None:
         super().__init__(message or reason)
         self.reason = reason
+
+
+def unpack_header(data: bytes, header: struct.Struct, what: str) -> tuple[Any, ...]:
+    """``header`` unpacked from the start of ``data``; DecodeError ``short`` when ``data``, a ``what``, is shorter."""
+    if len(data) < header.size:
+        raise DecodeError("short", f"{len(data)}-byte {what}, the header alone is {header.size}")
+    return header.unpack_from(data)
 
 
 @attrs.define(slots=True, frozen=True)

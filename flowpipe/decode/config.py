@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from flowpipe.sections import doc, networks, non_negative, one_of, positive
+from flowpipe.sections import doc, key, networks, non_negative, one_of, positive
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -16,13 +16,11 @@ class MappingConfig:
         " too); IPFIX enterprise fields as \"ENTERPRISE:ID\""))
     destination: str = attrs.field(metadata=doc(
         "a payload field it fills (e.g. \"direction\", \"source.port\") or a key under additional_fields"))
-    type: str = attrs.field(  # type: ignore[assignment]  # None (absent): resolved in __attrs_post_init__
-        default=None, validator=attrs.validators.optional(one_of("integer", "string", "hex", "ip", "mac")),
-        metadata=doc("how the value is decoded: integer | string | hex | ip | mac; absent: hex, as the Datadog"
-                      " Agent (a 2-byte 0x2d0c gives \"2d0c\"), except integer for the built-in integer"
-                      " destinations (direction, source.port, ...)"))
-    endianness: str = attrs.field(default="big", validator=one_of("big", "little"),
-                                  metadata=doc("byte order for integer: big | little"))
+    type: str = key(None, attrs.validators.optional(one_of("integer", "string", "hex", "ip", "mac")),
+        "how the value is decoded: integer | string | hex | ip | mac; absent: hex, as the Datadog"
+        " Agent (a 2-byte 0x2d0c gives \"2d0c\"), except integer for the built-in integer"
+        " destinations (direction, source.port, ...)")
+    endianness: str = key("big", one_of("big", "little"), "byte order for integer: big | little")
 
     def __attrs_post_init__(self) -> None:
         parse_field_id(self.field)
@@ -75,14 +73,12 @@ def parse_field_id(value: int | str) -> tuple[int, int]:
 class SamplingRule:
     """Sampling rate for exporters that announce none, or whatever they announce."""
 
-    exporters: list[str] = attrs.field(factory=lambda: ["0.0.0.0/0", "::/0"], metadata=doc(
-        "CIDRs of the exporters this rule is for; the first matching rule applies"))
-    default: int = attrs.field(default=0, validator=non_negative, metadata=doc(
-        "rate (1 in N) for flows whose exporter announced none; 0 = no default"))
-    override: int = attrs.field(default=0, validator=non_negative, metadata=doc(
-        "rate (1 in N) used whatever the exporter announced; 0 = no override"))
-    sampler_id: int = attrs.field(default=-1, metadata=doc(
-        "NetFlow v9/IPFIX sampler id (IE 48/302) the rule is for; -1 = the exporter as a whole"))
+    exporters: list[str] = key(["0.0.0.0/0", "::/0"], None,
+        "CIDRs of the exporters this rule is for; the first matching rule applies")
+    default: int = key(0, non_negative, "rate (1 in N) for flows whose exporter announced none; 0 = no default")
+    override: int = key(0, non_negative, "rate (1 in N) used whatever the exporter announced; 0 = no override")
+    sampler_id: int = key(-1, None,
+        "NetFlow v9/IPFIX sampler id (IE 48/302) the rule is for; -1 = the exporter as a whole")
 
     def __attrs_post_init__(self) -> None:
         networks("exporters", self.exporters)
@@ -92,28 +88,28 @@ class SamplingRule:
 class DecoderConfig:
     """NetFlow v9 / IPFIX template state, shared by all listeners."""
 
-    template_timeout: float = attrs.field(default=1800.0, validator=positive, metadata=doc(
-        "seconds a template is kept without being refreshed"))
-    max_templates_per_exporter: int = attrs.field(default=1024, validator=positive, metadata=doc(
-        "templates kept per exporter (all domains); past it new ones are refused and counted"))
-    max_exporters: int = attrs.field(default=10000, validator=positive, metadata=doc(
-        "exporters whose template state is kept; past it new exporters' templates are refused and counted"))
-    max_templates: int = attrs.field(default=65536, validator=positive, metadata=doc(
+    # One sections.key a line: a declaration table, alike in shape to every section's on purpose (not logic).
+    template_timeout: float = key(1800.0, positive, "seconds a template is kept without being refreshed")
+    max_templates_per_exporter: int = key(1024, positive,
+        "templates kept per exporter (all domains); past it new ones are refused and counted")
+    max_exporters: int = key(10000, positive,
+        "exporters whose template state is kept; past it new exporters' templates are refused and counted")
+    max_templates: int = key(65536, positive,
         "templates kept in all (all exporters; a used template takes ~2-5 KB); past it new ones are refused and "
-        "counted"))
-    hold_timeout: float = attrs.field(default=60.0, validator=non_negative, metadata=doc(
-        "seconds data that arrived before its template is held waiting for it (0 disables holding)"))
-    hold_max_per_exporter: int = attrs.field(default=256, validator=non_negative, metadata=doc(
-        "datagrams held per exporter waiting for templates; the oldest is dropped past it"))
-    hold_max_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=non_negative, metadata=doc(
+        "counted")
+    hold_timeout: float = key(60.0, non_negative,
+        "seconds data that arrived before its template is held waiting for it (0 disables holding)")
+    hold_max_per_exporter: int = key(256, non_negative,
+        "datagrams held per exporter waiting for templates; the oldest is dropped past it")
+    hold_max_bytes: int = key(16 * 1024 * 1024, non_negative,
         "memory held in all by data waiting for templates (its bytes plus ~0.5 KB per datagram and more per "
-        "set); the oldest is dropped past it"))
-    state_file: str = attrs.field(default="", metadata=doc(
-        "file where templates and sampling rates are saved and reloaded at start; \"\" = off"))
-    nsel_max_connections_per_exporter: int = attrs.field(default=65536, validator=positive, metadata=doc(
+        "set); the oldest is dropped past it")
+    state_file: str = key("", None,
+        "file where templates and sampling rates are saved and reloaded at start; \"\" = off")
+    nsel_max_connections_per_exporter: int = key(65536, positive,
         "Cisco ASA NSEL: connections whose flow-update counts are remembered per export stream (so that"
         " their teardown is not counted twice; ~400 bytes each); past it the stream's least recently"
-        " updated one is forgotten and counted (docs/payload.md, Vendor rules)"))
-    nsel_max_connections: int = attrs.field(default=131072, validator=positive, metadata=doc(
+        " updated one is forgotten and counted (docs/payload.md, Vendor rules)")
+    nsel_max_connections: int = key(131072, positive,
         "Cisco ASA NSEL: such connections remembered in all (all exporters; 131072 take ~50 MB); past it"
-        " an exporter forgets its own oldest, never another's"))
+        " an exporter forgets its own oldest, never another's")

@@ -6,10 +6,9 @@ functions parse. A template record with field count 0 is a withdrawal (returned 
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
-from flowpipe.decode.base import DecodeError
-from flowpipe.decode.templates import TemplateRecord
+from flowpipe.decode.base import DecodeError, unpack_header
+from flowpipe.decode.templates import MessageHeader, TemplateRecord
 
 HEADER = struct.Struct("!HHIII")  # version, length, export time, sequence, observation domain
 HEADER_LEN = HEADER.size
@@ -18,20 +17,11 @@ _HH = struct.Struct("!HH")
 _I = struct.Struct("!I")
 
 
-class Header(NamedTuple):
-    length: int
-    secs: int
-    sequence: int
-    domain: int
-
-
-def header(data: bytes) -> Header:
-    if len(data) < HEADER_LEN:
-        raise DecodeError("short", f"{len(data)}-byte IPFIX message, the header alone is 16")
-    _, length, secs, seq, domain = HEADER.unpack_from(data)
+def header(data: bytes) -> MessageHeader:
+    _, length, secs, seq, domain = unpack_header(data, HEADER, "IPFIX message")
     if length < HEADER_LEN or length > len(data):
         raise DecodeError("bad_length", f"message length {length}, datagram {len(data)} bytes")
-    return Header(length, secs, seq, domain)
+    return MessageHeader(secs, 0, seq, domain, length)
 
 
 def is_reserved(set_id: int) -> bool:

@@ -8,10 +8,9 @@ vendors (H3C) send length 65535 with the IPFIX length prefix: the templates acce
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
-from flowpipe.decode.base import DecodeError
-from flowpipe.decode.templates import TemplateRecord
+from flowpipe.decode.base import unpack_header
+from flowpipe.decode.templates import MessageHeader, TemplateRecord
 
 HEADER = struct.Struct("!HHIIII")  # version, count, sysUptime ms, unix secs, sequence, source id
 HEADER_LEN = HEADER.size
@@ -20,18 +19,9 @@ _HH = struct.Struct("!HH")
 _HHH = struct.Struct("!HHH")
 
 
-class Header(NamedTuple):
-    uptime: int
-    secs: int
-    sequence: int
-    source_id: int
-
-
-def header(data: bytes) -> Header:
-    if len(data) < HEADER_LEN:
-        raise DecodeError("short", f"{len(data)}-byte NetFlow v9 datagram, the header alone is 20")
-    _, _, uptime, secs, seq, source_id = HEADER.unpack_from(data)
-    return Header(uptime, secs, seq, source_id)
+def header(data: bytes) -> MessageHeader:
+    _, _, uptime, secs, seq, source_id = unpack_header(data, HEADER, "NetFlow v9 datagram")
+    return MessageHeader(secs, uptime, seq, source_id, len(data))
 
 
 def is_reserved(set_id: int) -> bool:

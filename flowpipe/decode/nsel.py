@@ -43,6 +43,7 @@ from typing import Any
 
 from flowpipe.decode.elements import Field
 from flowpipe.decode.reverse import FieldReader, first, swapped
+from flowpipe.decode.stats import NselStats
 from flowpipe.flow import BYTES, EXTRAS, PACKETS
 
 FW_EVENT, FW_EVENT_84, FW_EXT_EVENT, CONN_ID = 233, 40005, 33002, 148
@@ -53,8 +54,6 @@ EVENT_NAMES = {IGNORE: "ignore", CREATE: "create", TEARDOWN: "teardown", DENY: "
 IDLE_SECONDS = 3600.0   # an open connection with no event for this long is forgotten
 CLOSED_SECONDS = 300.0  # a torn-down connection is remembered this long (a late update counts nothing)
 U64_MAX = (1 << 64) - 1
-OUTCOMES = ("flow", "create", "counted_before")  # what became of an NSEL record
-DROP_REASONS = ("evicted", "untracked", "expired")
 
 
 class ConnTable:
@@ -97,17 +96,14 @@ def of(fields: Sequence[Field]) -> NselFields | None:
 class Nsel:
     """Counts NSEL records once per connection (see the module doc), for one decoder.
 
-    ``stats``: ``nsel_flow``, ``nsel_create``, ``nsel_counted_before`` (records by outcome),
-    ``nsel_connections`` (tracked now), ``nsel_evicted``, ``nsel_untracked``, ``nsel_expired``.
+    ``stats`` (:class:`~flowpipe.decode.stats.NselStats`): records by outcome, connections tracked
+    now, connections forgotten and why.
     """
 
-    def __init__(self, per_stream: int, total: int, stats: dict[str, int]) -> None:
+    def __init__(self, per_stream: int, total: int) -> None:
         self.per_stream, self.total_max = per_stream, total
-        self.stats = stats
+        self.stats = NselStats()
         self.total = 0
-        for k in ("nsel_flow", "nsel_create", "nsel_counted_before", "nsel_connections") + tuple(
-                f"nsel_{r}" for r in DROP_REASONS):
-            stats.setdefault(k, 0)
 
     def flows(self, table: ConnTable, f: NselFields, rows: list[tuple], body: bytes, now: float,
               split: bool) -> list[tuple]:
@@ -123,14 +119,14 @@ class Nsel:
             counts = [ib or 0, rb or 0, ip or 0, rp or 0]
             ev = IGNORE if ev is None else ev
             if ev == CREATE and not any(counts):
-                st["nsel_create"] += 1
+                st.create += 1
                 continue
             if conn is not None and ev in (UPDATE, TEARDOWN):
                 counts = self._once(table, conn, ev, counts, now)
                 if not any(counts):
-                    st["nsel_counted_before"] += 1
+                    st.counted_before += 1
                     continue
-            st["nsel_flow"] += 1
+            st.flow += 1
             extras = dict(row[EXTRAS]) if row[EXTRAS] else {}
             extras.setdefault("fw_event", EVENT_NAMES.get(ev, str(ev)))
             if f.has_ext and ext is not None:
@@ -145,7 +141,7 @@ class Nsel:
                     out.append(swapped(row, rb, rp)[:EXTRAS] + (extras,))
             else:  # (two 8-byte counters may add up past 64 bits: held at the largest)
                 out.append(head + (min(ib + rb, U64_MAX), min(ip + rp, U64_MAX)) + mid + (extras,))
-        self.stats["nsel_connections"] = self.total
+        st.connections = self.total
         return out
 
     def _once(self, t: ConnTable, conn: int, ev: int, counts: list[int], now: float) -> list[int]:
@@ -158,7 +154,7 @@ class Nsel:
                 if not any(counts):
                     return counts  # nothing to remember (a quiet interval)
                 if not self._room(t):
-                    self.stats["nsel_untracked"] += 1
+                    self.stats.untracked += 1
                     return counts
                 t.open[conn] = [*counts, now]
                 self.total += 1
@@ -182,7 +178,7 @@ class Nsel:
                 t.closed.popitem(last=False)
             elif t.open:
                 t.open.popitem(last=False)
-                self.stats["nsel_evicted"] += 1
+                self.stats.evicted += 1
             else:
                 return False
             self.total -= 1
@@ -203,7 +199,7 @@ class Nsel:
                 if seen[4] > now - IDLE_SECONDS:
                     break
                 del t.open[conn]
-                self.stats["nsel_expired"] += 1
+                self.stats.expired += 1
             total += len(t)
         self.total = total
-        self.stats["nsel_connections"] = total
+        self.stats.connections = total

@@ -169,6 +169,9 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
     off = hdr.size
     spans: list[int] | None = [] if columnar else None
     unrated = rate = 0  # columnar: samples with sampling rate 0, the last sample's rate
+    # The same walk as a sample's records (_flow_sample, _counter_sample), kept inline: as one shared
+    # generator of (format, start, end) it cost the service's columnar decode 11-13% (764-816 -> 847-919
+    # ns a flow sample; bench_decode_sflow's datagrams, A/B best of 40).
     for _ in range(nsamples):
         if n - off < 8:
             skipped.append("sample_truncated")
@@ -282,6 +285,9 @@ def _flow_sample(data: bytes, off: int, end: int, expanded: bool, agent: str, ns
     gw_next_hop = b""
     src_mask = dst_mask = 0
     extras: dict[str, Any] | None = None
+    # The sample head and record walk are _counter_sample's, written again on purpose: shared (a
+    # generator of (format, start, end) and a head helper) they cost 10% here (2,830 -> 3,060 ns a
+    # flow sample for the walk, +70 ns for the head; bench_decode_sflow's datagrams, A/B best of 40).
     for _ in range(nrec):
         if end - off < 8:
             skipped.append("record_truncated")
@@ -413,7 +419,7 @@ def _counter_sample(data: bytes, off: int, end: int, expanded: bool, counters: l
         _seq, source, nrec = _CTR.unpack_from(data, off)
         index = source & 0xFFFFFF
         off += 12
-    for _ in range(nrec):
+    for _ in range(nrec):  # the walk of _flow_sample, which keeps its own copy (measured there)
         if end - off < 8:
             skipped.append("record_truncated")
             return

@@ -20,6 +20,7 @@ from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.decode.facts import SamplingSeen
+from flowpipe.decode.stats import HoldStats
 from flowpipe.flow import SAMPLING_RATE
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
@@ -172,11 +173,11 @@ class DecoderStage:
         self._held = now
 
     def expire(self, now: float) -> None:
-        stats = self.decoder.templates.stats if self.decoder.templates is not None else {}
-        full_before = stats.get("held_dropped_full", 0)
+        hold = self.decoder.templates.hold.stats if self.decoder.templates is not None else HoldStats()
+        full_before = hold.dropped_full
         dropped = self.decoder.expire(now)
         if dropped:
-            full = min(dropped, stats.get("held_dropped_full", 0) - full_before)
+            full = min(dropped, hold.dropped_full - full_before)
             if full:
                 self.metrics.datagrams_dropped.labels("hold_full").inc(full)
             if dropped - full:

@@ -9,7 +9,7 @@ One datagram ends up in exactly one bucket:
   are appended there), or given up on: :meth:`TemplateDecoder.expire` returns the held
   datagrams past ``hold_timeout`` plus those the hold caps dropped since its last call;
 - **decoded**: everything else. Sets of a decoded datagram that wait for a template are held
-  as uncounted *parts* (``stats['held_parts_dropped']`` when they are given up on). When data
+  as uncounted *parts* (``hold.stats.parts_dropped`` when they are given up on). When data
   cannot be held at all (holding off, or too big) its sets are listed in ``skipped`` as
   ``no_template`` and the datagram counts as decoded. At most ``HOLD_MAX_SETS`` sets of one
   datagram are held; the others are skipped as ``no_template`` too.
@@ -61,6 +61,7 @@ from flowpipe.decode.elements import (
     option_rate,
     option_values,
 )
+from flowpipe.decode.stats import DecoderStats
 from flowpipe.decode.templates import (
     HOLD_MAX_SETS,
     WITHDRAW_ALL_DATA,
@@ -109,15 +110,10 @@ MAX_RECORDS_PER_DATAGRAM = 4096
 class TemplateDecoder:
     """Decodes NetFlow v9 and IPFIX datagrams of any number of exporters (see the module doc).
 
-    ``stats`` (cumulative counters and gauges, for metrics): ``templates``, ``exporters``,
-    ``templates_learned``, ``templates_redefined``, ``templates_withdrawn``, ``templates_expired``,
-    ``templates_refused_cap`` (per-exporter cap), ``templates_refused_exporters`` (exporter cap),
-    ``templates_refused_total_cap`` (``max_templates``), ``templates_refused_memory``, ``templates_bad``,
-    ``options_records``, ``sampling_rates_learned``, ``held``, ``held_bytes``, ``held_released``,
-    ``held_expired``, ``held_dropped_full``, ``held_parts_dropped``, ``held_refused``,
-    ``exporter_identities_learned`` (in-band 130/131 addresses a domain announced, or changed to);
-    Cisco ASA NSEL: ``nsel_flow``, ``nsel_create``, ``nsel_counted_before``, ``nsel_connections``,
-    ``nsel_evicted``, ``nsel_untracked``, ``nsel_expired`` (see :mod:`flowpipe.decode.nsel`).
+    What it counts, for metrics (:mod:`flowpipe.decode.stats`): its own ``stats`` (malformed
+    templates, options records, in-band exporter addresses learned), its ``registry``'s (templates
+    and why some were refused), its ``hold``'s (data waiting for templates) and its ``nsel``'s
+    (Cisco ASA NSEL records and connections).
     """
 
     def __init__(self, cfg: DecoderConfig, mapping: Sequence[MappingConfig] = (),
@@ -139,12 +135,12 @@ class TemplateDecoder:
         self.exporters = dict(exporters or {}) if in_band else {}
         self.passthrough = passthrough
         self.sampler_rules = sampler_rules if sampler_rules else None  # flowpipe.decode.exporters.SamplerRules
-        self.stats: dict[str, int] = {"options_records": 0, "exporter_identities_learned": 0}
-        self.registry = Registry(cfg, self.stats)
-        self.hold = HoldQueue(cfg, self.stats)
+        self.stats = DecoderStats()
+        self.registry = Registry(cfg)
+        self.hold = HoldQueue(cfg)
         self._compiled: dict[tuple[int, tuple[Field, ...]], RecordDecoder] = {}
         self.reverse = reverse
-        self.nsel = nsel.Nsel(cfg.nsel_max_connections_per_exporter, cfg.nsel_max_connections, self.stats)
+        self.nsel = nsel.Nsel(cfg.nsel_max_connections_per_exporter, cfg.nsel_max_connections)
 
     # ---- the interface --------------------------------------------------------------------------
 
@@ -186,12 +182,10 @@ class TemplateDecoder:
             raise DecodeError("short", f"{len(data)}-byte datagram")
         version = (data[0] << 8) | data[1]
         if version == 9:
-            h9 = netflow9.header(data)
-            secs, uptime, seq, did, end = h9.secs, h9.uptime, h9.sequence, h9.source_id, len(data)
+            secs, uptime, seq, did, end = netflow9.header(data)
             start, ftype = netflow9.HEADER_LEN, "netflow9"
         elif version == 10:
-            h10 = ipfix.header(data)
-            secs, uptime, seq, did, end = h10.secs, 0, h10.sequence, h10.domain, h10.length
+            secs, uptime, seq, did, end = ipfix.header(data)
             start, ftype = ipfix.HEADER_LEN, "ipfix"
         else:
             raise DecodeError("bad_version", f"version {version} is not NetFlow v9 or IPFIX")
@@ -270,7 +264,7 @@ class TemplateDecoder:
                 continue
             why = check(rec, msg.version)
             if why:
-                self.stats["templates_bad"] += 1
+                self.stats.bad_templates += 1
                 skipped.append(why)
                 continue
             dom = dom or reg.domain_for_update(msg.owner, msg.key, now)
@@ -311,7 +305,7 @@ class TemplateDecoder:
                     self.registry.learn(dom, sampler, rate, init, now)
                 if self.in_band and (addr := option_exporter(rec)) is not None:
                     self._identify(dom, addr, msg)
-            self.stats["options_records"] += len(recs)
+            self.stats.options_records += len(recs)
             msg.records += len(recs)
         else:
             dec = t.layout.decoder or self._compile(t.layout)
@@ -370,7 +364,7 @@ class TemplateDecoder:
         """The domain announced its exporter address in-band: remember it, use it from now on."""
         if dom.identity != addr:
             dom.identity = addr
-            self.stats["exporter_identities_learned"] += 1
+            self.stats.identities_learned += 1
         msg.exporter = addr
 
     def _compile(self, layout: Layout) -> RecordDecoder:
@@ -442,7 +436,7 @@ class TemplateDecoder:
                 self.hold.shrink(hid, b"".join(keep))
             else:
                 if h.counted:
-                    self.stats["held_released"] += 1
+                    self.hold.stats.released += 1
                 self.hold.remove(hid)
         return released
 

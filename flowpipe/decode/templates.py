@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 from flowpipe.decode.config import DecoderConfig
 from flowpipe.decode.elements import VARLEN, Field, RecordDecoder
+from flowpipe.decode.stats import HoldStats, TemplateStats
 
 MAX_FIELDS = 512              # fields in one template; more is refused as bad_template
 MAX_TOTAL_FIELDS = 8_000_000  # fields over all templates (a bound on the work their fields take)
@@ -53,6 +54,16 @@ class TemplateRecord(NamedTuple):
     fields: tuple[Field, ...]
     scope: int
     options: bool
+
+
+class MessageHeader(NamedTuple):
+    """What the decoder needs of a v9 or IPFIX message header."""
+
+    secs: int      # export time, UNIX seconds
+    uptime: int    # v9: the exporter's uptime in ms; IPFIX: 0
+    sequence: int
+    domain: int    # v9 source id, IPFIX observation domain
+    end: int       # where the message ends in the datagram
 
 
 def check(rec: TemplateRecord, version: int) -> str | None:
@@ -157,19 +168,14 @@ class Exporter:
 class Registry:
     """Templates and sampling state of all exporters, within the configured caps."""
 
-    def __init__(self, cfg: DecoderConfig, stats: dict[str, int]) -> None:
+    def __init__(self, cfg: DecoderConfig) -> None:
         self.cfg = cfg
-        self.stats = stats
+        self.stats = TemplateStats()
         self.exporters: dict[str, Exporter] = {}
         self.ntemplates = 0           # templates of all exporters (max_templates)
         self.fields_stored = 0        # fields of all templates (MAX_TOTAL_FIELDS)
         self.layouts: dict[tuple[int, tuple[Field, ...]], Layout] = {}
         self.layout_fields = 0        # fields of all distinct layouts (MAX_LAYOUT_FIELDS)
-        for k in ("templates", "exporters", "templates_learned", "templates_redefined", "templates_withdrawn",
-                  "templates_expired", "templates_refused_cap", "templates_refused_exporters",
-                  "templates_refused_total_cap", "templates_refused_memory", "templates_bad",
-                  "sampling_rates_learned"):
-            stats.setdefault(k, 0)
 
     # ---- lookups ------------------------------------------------------------------------------
 
@@ -182,14 +188,14 @@ class Registry:
         ex = self.exporters.get(exporter)
         if ex is None:
             if len(self.exporters) >= self.cfg.max_exporters:
-                self.stats["templates_refused_exporters"] += 1
+                self.stats.refused_exporters += 1
                 return None
             ex = self.exporters[exporter] = Exporter()
-            self.stats["exporters"] = len(self.exporters)
+            self.stats.exporters = len(self.exporters)
         dom = ex.domains.get(key)
         if dom is None:
             if len(ex.domains) >= self.cfg.max_templates_per_exporter:
-                self.stats["templates_refused_cap"] += 1
+                self.stats.refused_cap += 1
                 return None
             dom = ex.domains[key] = Domain(now, key[1])
         return dom
@@ -204,22 +210,22 @@ class Registry:
             if old.fields == rec.fields and old.scope == rec.scope and old.options == rec.options:
                 old.seen = now
                 return None
-            self.stats["templates_redefined"] += 1
+            self.stats.redefined += 1
             self._drop(ex, dom, rec.tid)
         elif ex.ntemplates >= self.cfg.max_templates_per_exporter:
-            self.stats["templates_refused_cap"] += 1
+            self.stats.refused_cap += 1
             return "template_cap"
         elif self.ntemplates >= self.cfg.max_templates:
-            self.stats["templates_refused_total_cap"] += 1
+            self.stats.refused_total_cap += 1
             return "template_cap"
         if self.fields_stored + len(rec.fields) > MAX_TOTAL_FIELDS:
-            self.stats["templates_refused_memory"] += 1
+            self.stats.refused_memory += 1
             return "template_cap"
         lk = (dom.version, rec.fields)
         layout = self.layouts.get(lk)
         if layout is None:
             if self.layout_fields + len(rec.fields) > MAX_LAYOUT_FIELDS:
-                self.stats["templates_refused_memory"] += 1
+                self.stats.refused_memory += 1
                 return "template_cap"
             layout = self.layouts[lk] = Layout(rec.fields, dom.version)
             self.layout_fields += len(rec.fields)
@@ -229,8 +235,8 @@ class Registry:
         ex.ntemplates += 1
         self.ntemplates += 1
         self.fields_stored += len(rec.fields)
-        self.stats["templates"] += 1
-        self.stats["templates_learned"] += 1
+        self.stats.templates += 1
+        self.stats.learned += 1
         return None
 
     def withdraw(self, exporter: str, dom: Domain, tid: int) -> None:
@@ -240,10 +246,10 @@ class Registry:
             opts = tid == WITHDRAW_ALL_OPTIONS
             for t in [t.tid for t in dom.templates.values() if t.options == opts]:
                 self._drop(ex, dom, t)
-                self.stats["templates_withdrawn"] += 1
+                self.stats.withdrawn += 1
         elif tid in dom.templates:
             self._drop(ex, dom, tid)
-            self.stats["templates_withdrawn"] += 1
+            self.stats.withdrawn += 1
 
     def _drop(self, ex: Exporter, dom: Domain, tid: int) -> None:
         t = dom.templates.pop(tid)
@@ -255,7 +261,7 @@ class Registry:
         if layout.refs == 0:
             del self.layouts[(layout.version, layout.fields)]
             self.layout_fields -= len(layout.fields)
-        self.stats["templates"] -= 1
+        self.stats.templates -= 1
 
     def learn(self, dom: Domain, sampler: int | None, rate: int, init_ms: int | None, now: float) -> None:
         """Remember what an options record says: a sampler's (or the system's) rate, the init time."""
@@ -265,7 +271,7 @@ class Registry:
             elif sampler in dom.samplers or len(dom.samplers) < MAX_SAMPLERS:
                 dom.samplers[sampler] = rate
             dom.last_rate = rate
-            self.stats["sampling_rates_learned"] += 1
+            self.stats.sampling_rates_learned += 1
         if init_ms is not None:
             dom.init_ms = init_ms
         dom.touched = now
@@ -287,8 +293,8 @@ class Registry:
                     del ex.domains[key]
             if not ex.domains:
                 del self.exporters[addr]
-        self.stats["templates_expired"] += n
-        self.stats["exporters"] = len(self.exporters)
+        self.stats.expired += n
+        self.stats.exporters = len(self.exporters)
         return n
 
     def is_live(self, t: Template, now: float) -> bool:
@@ -469,9 +475,9 @@ class HoldQueue:
     ``bytes`` is the sum of the entries' ``size`` (what they cost, see :class:`Held`).
     """
 
-    def __init__(self, cfg: DecoderConfig, stats: dict[str, int]) -> None:
+    def __init__(self, cfg: DecoderConfig) -> None:
         self.cfg = cfg
-        self.stats = stats
+        self.stats = HoldStats()
         self.entries: dict[int, Held] = {}  # arrival order
         self.by_domain: dict[tuple[str, DomainKey], DomainHold] = {}
         self.by_exporter: dict[str, list[int]] = {}  # entry ids, ascending (arrival order)
@@ -479,9 +485,6 @@ class HoldQueue:
         self.held = 0           # entries with counted=True: datagrams held
         self.dropped = 0        # counted entries dropped by a cap, not yet reported by take_dropped()
         self._next = 0
-        for k in ("held", "held_bytes", "held_released", "held_expired", "held_dropped_full",
-                  "held_parts_dropped", "held_refused"):
-            stats.setdefault(k, 0)
 
     @property
     def enabled(self) -> bool:
@@ -491,7 +494,7 @@ class HoldQueue:
     def add(self, h: Held) -> bool:
         """Hold ``h`` (dropping the oldest past the caps); False when it cannot be held at all."""
         if not self.enabled or h.size > self.cfg.hold_max_bytes:
-            self.stats["held_refused"] += 1
+            self.stats.refused += 1
             return False
         mine = self.by_exporter.get(h.exporter)
         while mine and len(mine) >= self.cfg.hold_max_per_exporter:
@@ -565,7 +568,7 @@ class HoldQueue:
         if h.counted:
             h.counted = False
             self.held -= 1
-            self.stats["held_released"] += 1
+            self.stats.released += 1
         before = h.template_ids()
         old = h.size
         h.set_blob(blob)
@@ -581,9 +584,9 @@ class HoldQueue:
         h = self.remove(hid)
         if h.counted:
             self.dropped += 1
-            self.stats["held_dropped_full"] += 1
+            self.stats.dropped_full += 1
         else:
-            self.stats["held_parts_dropped"] += h.nsets
+            self.stats.parts_dropped += h.nsets
 
     def expire(self, now: float) -> int:
         """Drop entries older than hold_timeout; returns how many of them were whole datagrams.
@@ -603,8 +606,8 @@ class HoldQueue:
             if h.counted:
                 n += 1
             else:
-                self.stats["held_parts_dropped"] += h.nsets
-        self.stats["held_expired"] += n
+                self.stats.parts_dropped += h.nsets
+        self.stats.expired += n
         return n
 
     def take_dropped(self) -> int:
@@ -612,5 +615,5 @@ class HoldQueue:
         return n
 
     def _gauges(self) -> None:
-        self.stats["held"] = self.held
-        self.stats["held_bytes"] = self.bytes
+        self.stats.held = self.held
+        self.stats.bytes = self.bytes

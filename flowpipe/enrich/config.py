@@ -5,32 +5,30 @@ import ipaddress
 
 import attrs
 
-from flowpipe.sections import doc, non_negative, positive, split_host_port
+from flowpipe.sections import key, non_negative, positive, split_host_port
 
 
 @attrs.define(slots=True, kw_only=True)
 class ReverseDnsConfig:
     """Reverse-DNS enrichment of source/destination addresses."""
 
-    enabled: bool = attrs.field(default=False, metadata=doc("look up PTR names for flow endpoints"))
-    nameservers: list[str] = attrs.field(factory=list, metadata=doc(
-        "[\"host:port\", ...]; [] = the system resolver"))
-    timeout: float = attrs.field(default=1.0, validator=positive, metadata=doc("seconds per query"))
-    private_only: bool = attrs.field(default=True, metadata=doc(
-        "only look up private, shared (RFC 6598), unique-local and link-local addresses"))
-    cache_ttl: float = attrs.field(default=3600.0, validator=positive, metadata=doc(
-        "seconds a name is cached (shorter when the record's TTL is)"))
-    cache_size: int = attrs.field(default=100000, validator=positive, metadata=doc("cache entries at most"))
-    negative_cache_ttl: float = attrs.field(default=300.0, validator=positive, metadata=doc(
-        "seconds an address without a name is cached (shorter when the zone's negative TTL is)"))
-    failure_cache_ttl: float = attrs.field(default=30.0, validator=positive, metadata=doc(
-        "seconds an address whose lookup failed (timeout, SERVFAIL, REFUSED, error) is not retried"))
-    max_wait: float = attrs.field(default=1.0, validator=non_negative, metadata=doc(
-        "seconds a flush waits at most for lookups; later answers fill the cache for the next flush"))
-    concurrency: int = attrs.field(default=32, validator=positive, metadata=doc("queries in flight at most"))
-    rate_limit: float = attrs.field(default=1000.0, validator=positive, metadata=doc("queries per second at most"))
-    max_pending: int = attrs.field(default=10000, validator=positive, metadata=doc(
-        "addresses waiting to be looked up at most; more are skipped and counted"))
+    # One sections.key a line: a declaration table, alike in shape to every section's on purpose (not logic).
+    enabled: bool = key(False, None, "look up PTR names for flow endpoints")
+    nameservers: list[str] = key([], None, "[\"host:port\", ...]; [] = the system resolver")
+    timeout: float = key(1.0, positive, "seconds per query")
+    private_only: bool = key(True, None,
+        "only look up private, shared (RFC 6598), unique-local and link-local addresses")
+    cache_ttl: float = key(3600.0, positive, "seconds a name is cached (shorter when the record's TTL is)")
+    cache_size: int = key(100000, positive, "cache entries at most")
+    negative_cache_ttl: float = key(300.0, positive,
+        "seconds an address without a name is cached (shorter when the zone's negative TTL is)")
+    failure_cache_ttl: float = key(30.0, positive,
+        "seconds an address whose lookup failed (timeout, SERVFAIL, REFUSED, error) is not retried")
+    max_wait: float = key(1.0, non_negative,
+        "seconds a flush waits at most for lookups; later answers fill the cache for the next flush")
+    concurrency: int = key(32, positive, "queries in flight at most")
+    rate_limit: float = key(1000.0, positive, "queries per second at most")
+    max_pending: int = key(10000, positive, "addresses waiting to be looked up at most; more are skipped and counted")
 
     def __attrs_post_init__(self) -> None:
         for ns in self.nameservers:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from itertools import chain
 from typing import NamedTuple
 
-# name, protocol, server port, weight, request packet size, response packet size (bytes)
+# name, protocol, server port, weight, request packet size, response packet size (bytes); a data table,
+# one service a row: its rows share a shape because they are data, not repeated logic.
 SERVICES = [
     ("https", 6, 443, 34, 180, 1150),
     ("http", 6, 80, 7, 320, 980),

@@ -186,7 +186,7 @@ def test_set_without_template_is_held_as_a_part() -> None:
     assert [d.held for d in results] == [0, 0]
     assert len(flows) == 3 and dec.held == 0
     assert dec.expire(2000.0) == 0
-    assert dec.stats["held_parts_dropped"] == 1
+    assert dec.hold.stats.parts_dropped == 1
 
 
 def test_times_match_tshark_absolute_times() -> None:
@@ -223,7 +223,7 @@ def test_truncated_captures_raise_only_decode_error() -> None:
                     dec.decode(g.payload[:cut], Source(g.src, g.sport))
                 except DecodeError:
                     pass
-    assert dec.stats["exporters"] <= 8
+    assert dec.registry.stats.exporters <= 8
 
 
 ALL = [(n, g.src, g.sport, g.payload) for n in NAMES for g in captures.datagrams(n)] if NAMES else []
@@ -273,10 +273,10 @@ def test_mutated_captures_raise_only_decode_error_and_stay_within_caps(steps: li
             continue
         assert d.held in (0, 1) and d.released >= 0
         assert all(len(t) == 25 for t in d.flows)
-    s = dec.stats
-    assert s["exporters"] <= 3 and len(dec.registry.exporters) <= 3
+    s = dec.registry.stats
+    assert s.exporters <= 3 and len(dec.registry.exporters) <= 3
     assert all(e.ntemplates <= 20 for e in dec.registry.exporters.values())
     domains = [dm for e in dec.registry.exporters.values() for dm in e.domains.values()]
-    assert s["templates"] == sum(len(dm.templates) for dm in domains)
-    assert s["held_bytes"] <= 20_000 and all(len(v) <= 4 for v in dec.hold.by_exporter.values())
+    assert s.templates == sum(len(dm.templates) for dm in domains)
+    assert dec.hold.stats.bytes <= 20_000 and all(len(v) <= 4 for v in dec.hold.by_exporter.values())
     assert dec.held == sum(1 for h in dec.hold.entries.values() if h.counted)

@@ -83,11 +83,11 @@ def test_variable_length_record_overrun_keeps_earlier_records() -> None:
 def test_withdrawal_removes_templates() -> None:
     dec = TemplateDecoder(DecoderConfig())
     dec.decode(msg(tpl(300, [(1, 4)]), tpl(301, [(1, 4)]), opt_tpl(302, [(149, 4)], [(34, 4)])), SRC)
-    assert dec.stats["templates"] == 3
+    assert dec.registry.stats.templates == 3
     dec.decode(msg(iset(2, struct.pack("!HH", 300, 0))), SRC)
-    assert dec.stats["templates"] == 2 and dec.decode(msg(iset(300, bytes(4))), SRC).held == 1
+    assert dec.registry.stats.templates == 2 and dec.decode(msg(iset(300, bytes(4))), SRC).held == 1
     dec.decode(msg(iset(2, struct.pack("!HH", 2, 0))), SRC)  # all data templates
-    assert dec.stats["templates"] == 1 and dec.stats["templates_withdrawn"] == 2
+    assert dec.registry.stats.templates == 1 and dec.registry.stats.withdrawn == 2
 
 
 @pytest.mark.parametrize("fields, values, start, end", [
@@ -137,7 +137,7 @@ def test_selector_id_names_the_sampler() -> None:
     d = dec.decode(msg(*sets), SRC)
     assert [f.sampling_rate for f in flows(d)] == [1000, 100]
     assert d.sequence is not None and d.sequence.units == 4  # options records are data records too
-    assert dec.stats["options_records"] == 2
+    assert dec.stats.options_records == 2
     other = dec.decode(msg(tpl(300, [(302, 4), (1, 4)]), iset(300, struct.pack("!II", 1, 2)), domain=4), SRC)
     assert flows(other)[0].sampling_rate == 0  # another observation domain knows no sampler
 
@@ -172,7 +172,7 @@ def test_message_lengths_that_lie() -> None:
 def test_bad_options_templates(body: bytes) -> None:
     dec = TemplateDecoder(DecoderConfig())
     d = dec.decode(msg(iset(3, body)), SRC)
-    assert d.skipped == ["bad_template"] and dec.stats["templates"] == 0
+    assert d.skipped == ["bad_template"] and dec.registry.stats.templates == 0
 
 
 def test_enterprise_mapping_and_hex() -> None:

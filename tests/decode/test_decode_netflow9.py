@@ -144,7 +144,7 @@ def test_redefinition_replaces() -> None:
     dec.decode(v9(tpl(256, [(2, 2), (1, 2)])), SRC)
     (f,) = flows(dec.decode(v9(fset(256, struct.pack("!HH", 3, 40))), SRC))
     assert (f.packets, f.bytes) == (3, 40)
-    assert dec.stats["templates"] == 1 and dec.stats["templates_redefined"] == 1
+    assert dec.registry.stats.templates == 1 and dec.registry.stats.redefined == 1
 
 
 def test_template_expires_without_refresh() -> None:
@@ -158,7 +158,7 @@ def test_template_expires_without_refresh() -> None:
     now[0] = 1111
     assert dec.decode(v9(fset(256, bytes(4))), SRC).held == 1  # expired (even before expire() ran)
     dec.expire(now[0])
-    assert dec.stats["templates"] == 0 and dec.stats["templates_expired"] == 1
+    assert dec.registry.stats.templates == 0 and dec.registry.stats.expired == 1
 
 
 def test_system_sampling_interval_from_options() -> None:
@@ -196,7 +196,7 @@ def test_data_before_its_template_is_held_then_released() -> None:
     d3 = dec.decode(v9(tpl(256, V4_FIELDS), fset(256, v4rec(nbytes=13))), SRC)
     assert (d3.held, d3.released, dec.held) == (0, 2, 0)
     assert [f.bytes for f in flows(d3)] == [13, 11, 12]
-    assert dec.stats["held_released"] == 2 and dec.expire(1e12) == 0
+    assert dec.hold.stats.released == 2 and dec.expire(1e12) == 0
 
 
 def test_data_before_template_in_the_same_datagram() -> None:
@@ -210,7 +210,7 @@ def test_hold_gives_up_after_hold_timeout() -> None:
     assert dec.decode(v9(fset(256, bytes(8))), SRC).held == 1
     assert dec.expire(29) == 0 and dec.held == 1
     assert dec.expire(31) == 1 and dec.held == 0
-    assert dec.stats["held_expired"] == 1
+    assert dec.hold.stats.expired == 1
 
 
 def test_hold_caps_drop_the_oldest_and_expire_reports_them() -> None:
@@ -224,7 +224,7 @@ def test_hold_caps_drop_the_oldest_and_expire_reports_them() -> None:
     dec = decoder(hold_max_bytes=2000)  # a held datagram counts at its cost: ~0.6 KB beyond its 300 bytes
     for _ in range(10):
         dec.decode(v9(fset(256, bytes(300))), SRC)
-    assert dec.stats["held_bytes"] <= 2000 and dec.held == 2
+    assert dec.hold.stats.bytes <= 2000 and dec.held == 2
 
 
 def test_holding_disabled_skips_with_no_template() -> None:
@@ -244,7 +244,7 @@ def test_bad_parts_are_skipped_with_a_reason(sets: list[bytes], reason: str) -> 
     dec = decoder()
     d = dec.decode(v9(tpl(300, [(1, 4)]), *sets, fset(300, bytes(4))), SRC)
     assert d.skipped == [reason] and len(d.flows) == 1
-    assert dec.stats["templates"] == 1
+    assert dec.registry.stats.templates == 1
 
 
 def test_set_lengths_that_lie() -> None:
@@ -280,7 +280,7 @@ def test_thousands_of_template_ids_hit_the_cap_and_spare_other_exporters() -> No
     body = b"".join(struct.pack("!HHHH", tid, 1, 1, 4) for tid in range(256, 256 + 5000))
     d = dec.decode(v9(fset(0, body)), SRC)
     assert d.skipped == ["template_cap"]
-    assert dec.stats["templates"] == 101 and dec.stats["templates_refused_cap"] == 4900
+    assert dec.registry.stats.templates == 101 and dec.registry.stats.refused_cap == 4900
     assert len(dec.decode(v9(fset(256, bytes(4))), other).flows) == 1
 
 
@@ -288,7 +288,7 @@ def test_exporter_cap() -> None:
     dec = decoder(max_exporters=2)
     for i in range(4):
         dec.decode(v9(tpl(256, [(1, 4)])), Source(f"192.0.2.{i}", 2055))
-    assert dec.stats["exporters"] == 2 and dec.stats["templates_refused_exporters"] == 2
+    assert dec.registry.stats.exporters == 2 and dec.registry.stats.refused_exporters == 2
 
 
 def test_mapping_fills_extras_and_overrides_builtins() -> None:

@@ -192,7 +192,7 @@ def test_identity_revealed_late_in_a_datagram_applies_to_all_of_it() -> None:
     d = dec.decode(ipfix(template(256, A_LAYOUT), fset(256, a_record(1)), options_template(400, [(130, 4)], [(34, 4)]),
                          fset(400, struct.pack("!4sI", A4, 1)), domain=1), SRC)
     assert d.exporter == "192.0.2.1" and [f[1] for f in d.flows] == ["192.0.2.1"]
-    assert dec.stats["exporter_identities_learned"] == 1
+    assert dec.stats.identities_learned == 1
 
 
 def test_ipv6_exporter_address_and_per_record_values() -> None:
@@ -234,11 +234,11 @@ def test_mapped_exporters_have_their_own_template_caps() -> None:
                           exporters={1: "r1", 2: "r2"})
     for did in (1, 2):
         dec.decode(v9(template(256, V9_A, sid=0), source_id=did), SRC)
-    assert dec.stats["templates"] == 2 and dec.stats["templates_refused_cap"] == 0
+    assert dec.registry.stats.templates == 2 and dec.registry.stats.refused_cap == 0
     udp = TemplateDecoder(DecoderConfig(max_templates_per_exporter=1))
     for did in (1, 2):
         udp.decode(v9(template(256, V9_A, sid=0), source_id=did), SRC)
-    assert udp.stats["templates"] == 1 and udp.stats["templates_refused_cap"] == 1
+    assert udp.registry.stats.templates == 1 and udp.registry.stats.refused_cap == 1
 
 
 def test_identity_survives_a_snapshot() -> None:

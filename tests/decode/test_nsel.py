@@ -33,7 +33,7 @@ def send(dec: TemplateDecoder, exporter: str, *records: tuple) -> list[int]:
 def test_an_evicted_connection_is_counted_and_only_the_exporters_own_state_goes() -> None:
     dec = TemplateDecoder(DecoderConfig(nsel_max_connections_per_exporter=2), clock=Clock())
     assert send(dec, "a", *(asa(c, *CONN, UPDATE, counts=(100, 0)) for c in (1, 2, 3))) == [100, 100, 100]
-    assert dec.stats["nsel_evicted"] == 1 and dec.stats["nsel_connections"] == 2
+    assert dec.nsel.stats.evicted == 1 and dec.nsel.stats.connections == 2
     # connection 1 was forgotten: its teardown counts its totals again (what the counter warns of);
     # connection 3 is still known: only what its update did not count
     assert send(dec, "a", asa(1, *CONN, TEARDOWN, counts=(150, 0)), asa(3, *CONN, TEARDOWN, counts=(150, 0))) == \
@@ -44,7 +44,7 @@ def test_the_total_cap_never_takes_another_exporters_state() -> None:
     dec = TemplateDecoder(DecoderConfig(nsel_max_connections=2), clock=Clock())
     send(dec, "a", asa(1, *CONN, UPDATE, counts=(100, 0)), asa(2, *CONN, UPDATE, counts=(100, 0)))
     assert send(dec, "b", asa(1, *CONN, UPDATE, counts=(10, 0))) == [10]
-    assert dec.stats["nsel_untracked"] == 1 and dec.stats["nsel_evicted"] == 0
+    assert dec.nsel.stats.untracked == 1 and dec.nsel.stats.evicted == 0
     assert send(dec, "a", asa(1, *CONN, TEARDOWN, counts=(100, 0))) == []  # still counted once
     assert send(dec, "b", asa(1, *CONN, TEARDOWN, counts=(30, 0))) == [30]
 
@@ -55,7 +55,7 @@ def test_idle_connections_expire_and_are_counted() -> None:
     send(dec, "a", asa(1, *CONN, UPDATE, counts=(100, 5)))
     clock.now += IDLE_SECONDS + 1
     dec.expire(clock.now)
-    assert dec.stats["nsel_expired"] == 1 and dec.stats["nsel_connections"] == 0
+    assert dec.nsel.stats.expired == 1 and dec.nsel.stats.connections == 0
 
 
 def test_initiator_plus_responder_past_64_bits_is_held_at_the_largest_count() -> None:

@@ -54,23 +54,22 @@ def test_check(r: TemplateRecord, version: int, ok: bool) -> None:
 
 
 def test_registry_caps_and_expiry() -> None:
-    stats: dict[str, int] = {}
-    reg = Registry(DecoderConfig(max_templates_per_exporter=2, max_exporters=1, template_timeout=10), stats)
+    reg = Registry(DecoderConfig(max_templates_per_exporter=2, max_exporters=1, template_timeout=10))
+    stats = reg.stats
     dom = reg.domain_for_update("a", (1, 9, 0), 0.0)
     assert dom is not None
     assert [reg.add("a", dom, rec(t, (0, 1, 4)), 0.0) for t in (256, 257, 258)] == [None, None, "template_cap"]
     assert reg.add("a", dom, rec(256, (0, 2, 4)), 5.0) is None  # redefinition is never refused
     assert reg.domain_for_update("b", (1, 9, 0), 0.0) is None
-    assert stats["templates"] == 2 and stats["templates_refused_cap"] == 1
-    assert stats["templates_refused_exporters"] == 1
-    assert reg.expire(12.0) == 1 and stats["templates"] == 1
+    assert stats.templates == 2 and stats.refused_cap == 1
+    assert stats.refused_exporters == 1
+    assert reg.expire(12.0) == 1 and stats.templates == 1
     assert reg.expire(16.0) == 1 and reg.exporters == {}
     assert reg.domain_for_update("b", (1, 9, 0), 16.0) is not None  # room again
 
 
 def test_sampling_state_expires_with_its_domain() -> None:
-    stats: dict[str, int] = {}
-    reg = Registry(DecoderConfig(template_timeout=10), stats)
+    reg = Registry(DecoderConfig(template_timeout=10))
     dom = reg.domain_for_update("a", (1, 9, 0), 0.0)
     assert dom is not None
     reg.learn(dom, None, 100, None, 0.0)
@@ -87,28 +86,28 @@ def held(exporter: str, size: int, t: float = 0.0, counted: bool = True) -> Held
 
 
 def test_hold_queue_caps() -> None:
-    stats: dict[str, int] = {}
-    q = HoldQueue(DecoderConfig(hold_max_per_exporter=3, hold_max_bytes=2000), stats)
+    q = HoldQueue(DecoderConfig(hold_max_per_exporter=3, hold_max_bytes=2000))
+    stats = q.stats
     for _ in range(5):
         assert q.add(held("a", 10))
     assert q.held == 3 and q.take_dropped() == 2 and q.take_dropped() == 0
     assert not q.add(held("b", 5000))  # bigger than the whole budget: refused, nothing dropped
     for _ in range(4):
         q.add(held("c", 500))
-    assert q.bytes <= 2000 and stats["held_dropped_full"] > 2
-    assert stats["held_refused"] == 1
+    assert q.bytes <= 2000 and stats.dropped_full > 2
+    assert stats.refused == 1
 
 
 def test_hold_queue_expiry_counts_only_whole_datagrams() -> None:
-    stats: dict[str, int] = {}
-    q = HoldQueue(DecoderConfig(hold_timeout=10), stats)
+    q = HoldQueue(DecoderConfig(hold_timeout=10))
+    stats = q.stats
     q.add(held("a", 10, t=0.0))
     q.add(held("a", 10, t=0.0, counted=False))
     q.add(held("a", 10, t=5.0))
     assert q.expire(11.0) == 1 and q.held == 1
-    assert stats["held_parts_dropped"] == 1 and stats["held_expired"] == 1
+    assert stats.parts_dropped == 1 and stats.expired == 1
     assert q.expire(16.0) == 1 and q.entries == {} and q.by_domain == {} and q.by_exporter == {}
-    assert stats["held_bytes"] == 0
+    assert stats.bytes == 0
 
 
 def test_snapshot_restore_keeps_templates_and_sampling_rates() -> None:
@@ -122,7 +121,7 @@ def test_snapshot_restore_keeps_templates_and_sampling_rates() -> None:
     d = fresh.decode(v9(fset(256, struct.pack("!HI", 3, 99))), SRC)
     assert [(t[3], t[7]) for t in d.flows] == [(128, 99)]
     assert fresh.decode(v9(fset(256, struct.pack("!I", 5)), source_id=4), SRC).flows[0][8] == 5
-    assert fresh.stats["templates"] == 3
+    assert fresh.registry.stats.templates == 3
 
 
 @pytest.mark.parametrize("junk", [None, 1, "x", {}, {"format": 1}, {"format": 1, "domains": "x"},
@@ -134,7 +133,7 @@ def test_snapshot_restore_keeps_templates_and_sampling_rates() -> None:
 def test_restore_of_malformed_snapshots_never_raises(junk: object) -> None:
     dec = TemplateDecoder(DecoderConfig())
     dec.restore(junk)  # type: ignore[arg-type]
-    assert dec.stats["templates"] == 0
+    assert dec.registry.stats.templates == 0
 
 
 def test_restore_respects_caps() -> None:
@@ -142,7 +141,7 @@ def test_restore_respects_caps() -> None:
     big.decode(v9(*[tpl(t, [(1, 4)]) for t in range(256, 300)]), SRC)
     small = TemplateDecoder(DecoderConfig(max_templates_per_exporter=10))
     small.restore(big.snapshot())
-    assert small.stats["templates"] == 10
+    assert small.registry.stats.templates == 10
 
 
 def test_state_file_round_trip_is_atomic(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -183,11 +182,11 @@ def test_max_templates_caps_all_exporters_together_and_is_counted() -> None:
     assert dec.decode(v9(tpl(256, [(1, 4)]), tpl(257, [(2, 4)])), a).skipped == []
     d = dec.decode(v9(tpl(256, [(1, 4)]), tpl(257, [(2, 4)])), b)
     assert d.skipped == ["template_cap"]
-    assert dec.stats["templates"] == 3 and dec.stats["templates_refused_total_cap"] == 1
-    assert dec.stats["templates_refused_cap"] == 0  # not the per-exporter cap
+    assert dec.registry.stats.templates == 3 and dec.registry.stats.refused_total_cap == 1
+    assert dec.registry.stats.refused_cap == 0  # not the per-exporter cap
     # refreshing or redefining a stored template is never refused by it
     assert dec.decode(v9(tpl(256, [(1, 4)]), tpl(257, [(1, 4)])), a).skipped == []
-    assert dec.stats["templates_refused_total_cap"] == 1 and dec.stats["templates"] == 3
+    assert dec.registry.stats.refused_total_cap == 1 and dec.registry.stats.templates == 3
     # the refused template's data waits (held), and gets decoded once there is room for it
     assert dec.decode(v9(fset(257, struct.pack("!I", 7))), b).held == 1
     dom = dec.registry.domain("192.0.2.1", (2055, 9, 0))
@@ -258,7 +257,7 @@ def test_fields_of_distinct_layouts_are_bounded(monkeypatch) -> None:  # type: i
     monkeypatch.setattr(templates, "MAX_LAYOUT_FIELDS", 3)
     dec = TemplateDecoder(DecoderConfig())
     d = dec.decode(v9(tpl(256, [(1, 4), (2, 4)]), tpl(257, [(1, 4), (8, 4)]), tpl(258, [(1, 4), (2, 4)])), SRC)
-    assert d.skipped == ["template_cap"] and dec.stats["templates_refused_memory"] == 1
+    assert d.skipped == ["template_cap"] and dec.registry.stats.refused_memory == 1
     assert sorted(dec.registry.domain(SRC.exporter, (2055, 9, 0)).templates) == [256, 258]  # type: ignore[union-attr]
     assert dec.registry.layout_fields == 2
 
@@ -349,7 +348,7 @@ def test_a_template_releases_only_the_data_waiting_for_it_in_arrival_order() -> 
     assert d.flows == [] and d.released == 0
     d = dec.decode(v9(tpl(256, [(2, 4)])), SRC)
     assert [f[8] for f in d.flows] == [1, 3, 5] and d.released == 1
-    assert dec.held == 2 and dec.stats["held_released"] == 3
+    assert dec.held == 2 and dec.hold.stats.released == 3
     entries = list(dec.hold.entries.values())
     assert [(h.exporter, h.sets) for h in entries] == [(SRC.exporter, [(258, struct.pack("!I", 6))]),
                                                        ("192.0.2.9", [(257, struct.pack("!I", 7))])]
