@@ -28,7 +28,7 @@ from flowpipe.listen import UdpListener
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
 from flowpipe.pipeline import Datagram, FlowQueue
-from flowpipe.render import render_batch, render_json_batch
+from flowpipe.render import render_batch, render_json_batch, render_top_level, render_top_level_json
 from flowpipe.summary import totals
 
 DATAGRAM_QUEUE = 256  # datagram batches (up to 256 datagrams each) waiting per listener
@@ -226,9 +226,7 @@ class Service:
         fwd = self.cfg.forwarder
         render = render_json_batch if fwd.format == "json" or not fwd.url else render_batch
         if fwd.additional_fields == "top_level":
-            from flowpipe import layout  # noqa: PLC0415
-
-            render = layout.render_top_level_json if render is render_json_batch else layout.render_top_level
+            render = render_top_level_json if render is render_json_batch else render_top_level
         async with receive, send:
             async for batch in receive:
                 flows = batch.columns

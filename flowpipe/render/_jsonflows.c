@@ -5,11 +5,11 @@
  *
  * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine lists, the KEY fields), kept
  * (a tuple of the KEPT fields per flow) and six lists. Each flow becomes the JSON text that orjson.dumps makes
- * of flowpipe.render's payload object for it, byte for byte. The common values are written here
+ * of flowpipe.render.payload's object for it, byte for byte. The common values are written here
  * (IPv4 addresses and networks, integers, ports, MACs, interfaces, the name tables); anything
  * else (IPv6 and odd addresses, values out of 64-bit range, unusual types) is asked of the Python
  * helpers, and a flow this code cannot write at all is rendered whole by helpers.flow(flow). The
- * pure-Python renderer (flowpipe/render.py) is the reference and the fallback when this module is
+ * pure-Python renderer (flowpipe/render/payload.py) is the reference and the fallback when this module is
  * not built; tests hold the two to the same bytes.
  */
 #define PY_SSIZE_T_CLEAN
