@@ -106,7 +106,7 @@ def test_the_rule_covers_every_stage_module() -> None:
     for stage, prefixes in STAGES.items():
         assert any(_is_module(p) for p in prefixes), stage
     assert {"flowpipe.decode.stage", "flowpipe.aggregate.stage", "flowpipe.forward.forwarder",
-            "flowpipe.enrich.rdns", "flowpipe.listen", "flowpipe.render.payload"} <= staged
+            "flowpipe.enrich.rdns", "flowpipe.listen", "flowpipe.render.payload", "flowpipe.render.stage"} <= staged
     assert all(_is_module(m) for m in NEUTRAL | PUBLIC)
 
 
