@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 
 from flowpipe.flow import FlushBatch
+from flowpipe.render import payload
 from flowpipe.render.payload import (
     _FLAG_LISTS,
     _PROTO_TEXT,
-    CACHE_LIMIT,
     ETHER_TYPES,
     _address,
     _render_flows,
@@ -32,7 +32,8 @@ COMPILED = _jsonflows is not None  # which renderer runs (flowpipe_build_info an
 
 class _JsonHelpers:
     """What the compiled loop asks of Python: JSON of strings and of the rarer values, bounded caches
-    of them (emptied when full), and whole flows it does not write itself (``flow``)."""
+    of them (``limit`` entries at most, emptied when full as by flowpipe.cache.bounded_put), and whole
+    flows it does not write itself (``flow``)."""
 
     protos = tuple(orjson.dumps(_PROTO_TEXT[n]) for n in range(256))
     flags = tuple(orjson.dumps(names) for names in _FLAG_LISTS)
@@ -43,6 +44,7 @@ class _JsonHelpers:
         self.exporters: dict[str, bytes] = {}
         self.ethers: dict[int, bytes] = {}
         self.next_hops: dict[bytes, bytes] = {}
+        self.limit = payload.CACHE_LIMIT
         # of the call under way
         self.flow_ms, self.host = 0, ""
         self.hostnames: dict[bytes, str] = {}
@@ -105,9 +107,7 @@ def _render_json(batch: FlushBatch, host: str, tags: dict[str, str] | None) -> l
     if _jsonflows is None:
         return list(map(orjson.dumps, _render_flows(batch.flows, flush_ms, host, batch.hostnames, tags)))
     h = _HELPERS
-    if len(h.strs) >= CACHE_LIMIT:
-        h.strs.clear()
-    h.flow_ms, h.host, h.hostnames, h.tags = flush_ms, host, batch.hostnames, tags
+    h.flow_ms, h.host, h.hostnames, h.tags, h.limit = flush_ms, host, batch.hostnames, tags, payload.CACHE_LIMIT
     tags_only = b',"additional_fields":' + orjson.dumps(tags) if tags else b""
     c = batch.columns
     out: list[bytes] = _jsonflows.render(c.key, c.kept, c.start, c.end, c.bytes, c.packets, c.flags, c.extras,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from flowpipe.cache import bounded_put
 from flowpipe.flow import (
     BYTES,
     DIRECTION,
@@ -105,8 +106,9 @@ def _address(raw: bytes, bits: int) -> tuple[str, int, str]:
     return ip_text(raw), bits, mask_text(raw, bits)
 
 
-# Bounded caches of rendered pieces keyed by the flow fields they are made of (a cache reaching
-# its limit is emptied). Dict values are shared by every flow with those fields.
+# Bounded caches of rendered pieces keyed by the flow fields they are made of (flowpipe.cache:
+# a hit is one dict lookup, a miss goes through bounded_put). Dict values are shared by every flow
+# with those fields.
 ADDRESS_CACHE_LIMIT = 65536  # addresses: as many as the lru_caches this replaces held
 CACHE_LIMIT = 4096           # MACs, ether types, namespaces, exporters, interfaces, next hops
 _PROTO_TEXT = {n: PROTOCOLS.get(n) or str(n) for n in range(256)}
@@ -153,15 +155,11 @@ def _render_flows(flows: list[list[Any]], flush_ms: int, host: str, hostnames: d
         raw, bits = flow[SRC_IP], flow[SRC_MASK]
         a = addresses.get(raw)
         if a is None or a[1] != bits:
-            if len(addresses) >= addr_limit:
-                addresses.clear()
-            a = addresses[raw] = address(raw, bits)
+            a = bounded_put(addresses, addr_limit, raw, address(raw, bits))
         mac = flow[SRC_MAC]
         mac_str = macs.get(mac)
         if mac_str is None:
-            if len(macs) >= limit:
-                macs.clear()
-            mac_str = macs[mac] = mac_text(mac)
+            mac_str = bounded_put(macs, limit, mac, mac_text(mac))
         port = flow[SRC_PORT]
         src = {"ip": a[0], "port": "*" if port < 0 else str(port), "mac": mac_str, "mask": a[2]}
         if name_of is not None and (name := name_of(raw)):
@@ -170,15 +168,11 @@ def _render_flows(flows: list[list[Any]], flush_ms: int, host: str, hostnames: d
         raw, bits = flow[DST_IP], flow[DST_MASK]
         a = addresses.get(raw)
         if a is None or a[1] != bits:
-            if len(addresses) >= addr_limit:
-                addresses.clear()
-            a = addresses[raw] = address(raw, bits)
+            a = bounded_put(addresses, addr_limit, raw, address(raw, bits))
         mac = flow[DST_MAC]
         mac_str = macs.get(mac)
         if mac_str is None:
-            if len(macs) >= limit:
-                macs.clear()
-            mac_str = macs[mac] = mac_text(mac)
+            mac_str = bounded_put(macs, limit, mac, mac_text(mac))
         port = flow[DST_PORT]
         dst = {"ip": a[0], "port": "*" if port < 0 else str(port), "mac": mac_str, "mask": a[2]}
         if name_of is not None and (name := name_of(raw)):
@@ -187,9 +181,7 @@ def _render_flows(flows: list[list[Any]], flush_ms: int, host: str, hostnames: d
         ether = flow[ETHER_TYPE]
         ether_str = ethers.get(ether)
         if ether_str is None:
-            if len(ethers) >= limit:
-                ethers.clear()
-            ether_str = ethers[ether] = ETHER_TYPES.get(ether) or str(ether)
+            ether_str = bounded_put(ethers, limit, ether, ETHER_TYPES.get(ether) or str(ether))
         proto = flow[IP_PROTOCOL]
         proto_str = proto_text.get(proto)
         if proto_str is None:
@@ -197,33 +189,23 @@ def _render_flows(flows: list[list[Any]], flush_ms: int, host: str, hostnames: d
         ns = flow[NAMESPACE]
         device = namespaces.get(ns)
         if device is None:
-            if len(namespaces) >= limit:
-                namespaces.clear()
-            device = namespaces[ns] = {"namespace": ns}
+            device = bounded_put(namespaces, limit, ns, {"namespace": ns})
         exp = flow[EXPORTER]
         exporter = exporters.get(exp)
         if exporter is None:
-            if len(exporters) >= limit:
-                exporters.clear()
-            exporter = exporters[exp] = {"ip": exp}
+            exporter = bounded_put(exporters, limit, exp, {"ip": exp})
         index = flow[IN_IF]
         ingress = interfaces.get(index)
         if ingress is None:
-            if len(interfaces) >= limit:
-                interfaces.clear()
-            ingress = interfaces[index] = {"interface": {"index": index}}
+            ingress = bounded_put(interfaces, limit, index, {"interface": {"index": index}})
         index = flow[OUT_IF]
         egress = interfaces.get(index)
         if egress is None:
-            if len(interfaces) >= limit:
-                interfaces.clear()
-            egress = interfaces[index] = {"interface": {"index": index}}
+            egress = bounded_put(interfaces, limit, index, {"interface": {"index": index}})
         raw = flow[NEXT_HOP]
         next_hop = next_hops.get(raw)
         if next_hop is None:
-            if len(next_hops) >= limit:
-                next_hops.clear()
-            next_hop = next_hops[raw] = {"ip": ip_text(raw)}
+            next_hop = bounded_put(next_hops, limit, raw, {"ip": ip_text(raw)})
         nbytes, npackets = flow[BYTES], flow[PACKETS]
         o: dict[str, Any] = {
             "flush_timestamp": flush_ms,

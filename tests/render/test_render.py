@@ -244,6 +244,20 @@ def test_identical_when_caches_overflow(monkeypatch: pytest.MonkeyPatch) -> None
     assert all(len(c) <= 3 for c in payload._CACHES)
 
 
+@pytest.mark.parametrize("which", ["compiled", "python"])
+def test_json_text_identical_when_caches_overflow(which: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled loop's caches take their bound from the renderer's CACHE_LIMIT too."""
+    _json_renderer(which, monkeypatch)
+    monkeypatch.setattr(payload, "CACHE_LIMIT", 3)
+    render.clear_caches()
+    flows = _variety()
+    want = [orjson.dumps(o) for o in _ref_render_batch(FlushBatch(5, flows, HOSTNAMES), "h", {"env": "prod"})]
+    assert render.render_json_batch(FlushBatch(5, flows, HOSTNAMES), "h", {"env": "prod"}) == want
+    h = jsontext._HELPERS
+    caches = (h.strs, h.devices, h.exporters, h.ethers, h.next_hops)
+    assert all(len(c) <= 3 for c in caches) and (which == "python" or any(len(c) == 3 for c in caches))
+
+
 def test_shared_sub_objects_serialize_to_each_flows_values() -> None:
     render.clear_caches()
     a = list(make_flow(exporter="192.0.2.1", src_ip=V4, dst_ip=V4B, src_port=1000, dst_port=443, src_mask=24,
