@@ -11,6 +11,7 @@ is. They are only ever serialized: never mutate a rendered object.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from flowpipe.cache import bounded_put
@@ -139,73 +140,51 @@ def render_batch(batch: FlushBatch, host: str, tags: dict[str, str] | None = Non
     return _render_flows(batch.flows, int(batch.flush_time * 1000), host, batch.hostnames, tags)
 
 
+def _endpoint(raw: bytes, bits: int, mac: int, port: int,
+              name_of: Callable[[bytes], str | None] | None) -> dict[str, Any]:
+    """A flow's ``source`` or ``destination`` object (address and network texts, MAC text cached)."""
+    a = _ADDRESSES.get(raw)
+    if a is None or a[1] != bits:
+        a = bounded_put(_ADDRESSES, ADDRESS_CACHE_LIMIT, raw, _address(raw, bits))
+    mac_str = _MACS.get(mac) or bounded_put(_MACS, CACHE_LIMIT, mac, mac_text(mac))
+    end = {"ip": a[0], "port": "*" if port < 0 else str(port), "mac": mac_str, "mask": a[2]}
+    if name_of is not None and (name := name_of(raw)):
+        end["reverse_dns_hostname"] = name
+    return end
+
+
+def _interface(index: int) -> dict[str, dict[str, int]]:
+    """``ingress`` / ``egress`` of interface ``index``: a new entry of the interfaces cache."""
+    return bounded_put(_INTERFACES, CACHE_LIMIT, index, {"interface": {"index": index}})
+
+
 def _render_flows(flows: list[list[Any]], flush_ms: int, host: str, hostnames: dict[bytes, str],
                   tags: dict[str, str] | None) -> list[dict[str, Any]]:
-    # One loop with everything inlined: this runs for every flow the collector emits.
+    # One loop, the shared sub-objects' cache hits inlined: this runs for every flow the collector emits.
+    # (Source and destination share _endpoint: ~0.15 µs a flow more than two inlined copies, ~5%.)
     name_of = hostnames.get if hostnames else None
-    u64, limit, addr_limit = U64_MAX, CACHE_LIMIT, ADDRESS_CACHE_LIMIT
-    flag_lists, proto_text, address = _FLAG_LISTS, _PROTO_TEXT, _address
-    addresses, macs, ethers = _ADDRESSES, _MACS, _ETHERS
-    namespaces, exporters, interfaces, next_hops = _NAMESPACES, _EXPORTERS, _INTERFACES, _NEXT_HOPS
+    u64, limit, endpoint, interface = U64_MAX, CACHE_LIMIT, _endpoint, _interface
+    flag_lists, proto_text = _FLAG_LISTS, _PROTO_TEXT
+    ethers, namespaces, exporters, interfaces, next_hops = _ETHERS, _NAMESPACES, _EXPORTERS, _INTERFACES, _NEXT_HOPS
     tags_only = dict(tags) if tags else None
     out: list[dict[str, Any]] = []
     append = out.append
     for flow in flows:
-        # source
-        raw, bits = flow[SRC_IP], flow[SRC_MASK]
-        a = addresses.get(raw)
-        if a is None or a[1] != bits:
-            a = bounded_put(addresses, addr_limit, raw, address(raw, bits))
-        mac = flow[SRC_MAC]
-        mac_str = macs.get(mac)
-        if mac_str is None:
-            mac_str = bounded_put(macs, limit, mac, mac_text(mac))
-        port = flow[SRC_PORT]
-        src = {"ip": a[0], "port": "*" if port < 0 else str(port), "mac": mac_str, "mask": a[2]}
-        if name_of is not None and (name := name_of(raw)):
-            src["reverse_dns_hostname"] = name
-        # destination
-        raw, bits = flow[DST_IP], flow[DST_MASK]
-        a = addresses.get(raw)
-        if a is None or a[1] != bits:
-            a = bounded_put(addresses, addr_limit, raw, address(raw, bits))
-        mac = flow[DST_MAC]
-        mac_str = macs.get(mac)
-        if mac_str is None:
-            mac_str = bounded_put(macs, limit, mac, mac_text(mac))
-        port = flow[DST_PORT]
-        dst = {"ip": a[0], "port": "*" if port < 0 else str(port), "mac": mac_str, "mask": a[2]}
-        if name_of is not None and (name := name_of(raw)):
-            dst["reverse_dns_hostname"] = name
-        # shared sub-objects
+        src = endpoint(flow[SRC_IP], flow[SRC_MASK], flow[SRC_MAC], flow[SRC_PORT], name_of)
+        dst = endpoint(flow[DST_IP], flow[DST_MASK], flow[DST_MAC], flow[DST_PORT], name_of)
+        # shared sub-objects (every cached value is truthy: a hit is the dict.get alone)
         ether = flow[ETHER_TYPE]
-        ether_str = ethers.get(ether)
-        if ether_str is None:
-            ether_str = bounded_put(ethers, limit, ether, ETHER_TYPES.get(ether) or str(ether))
+        ether_str = ethers.get(ether) or bounded_put(ethers, limit, ether, ETHER_TYPES.get(ether) or str(ether))
         proto = flow[IP_PROTOCOL]
-        proto_str = proto_text.get(proto)
-        if proto_str is None:
-            proto_str = PROTOCOLS.get(proto) or str(proto)
+        proto_str = proto_text.get(proto) or PROTOCOLS.get(proto) or str(proto)
         ns = flow[NAMESPACE]
-        device = namespaces.get(ns)
-        if device is None:
-            device = bounded_put(namespaces, limit, ns, {"namespace": ns})
+        device = namespaces.get(ns) or bounded_put(namespaces, limit, ns, {"namespace": ns})
         exp = flow[EXPORTER]
-        exporter = exporters.get(exp)
-        if exporter is None:
-            exporter = bounded_put(exporters, limit, exp, {"ip": exp})
-        index = flow[IN_IF]
-        ingress = interfaces.get(index)
-        if ingress is None:
-            ingress = bounded_put(interfaces, limit, index, {"interface": {"index": index}})
-        index = flow[OUT_IF]
-        egress = interfaces.get(index)
-        if egress is None:
-            egress = bounded_put(interfaces, limit, index, {"interface": {"index": index}})
+        exporter = exporters.get(exp) or bounded_put(exporters, limit, exp, {"ip": exp})
+        ingress = interfaces.get(flow[IN_IF]) or interface(flow[IN_IF])
+        egress = interfaces.get(flow[OUT_IF]) or interface(flow[OUT_IF])
         raw = flow[NEXT_HOP]
-        next_hop = next_hops.get(raw)
-        if next_hop is None:
-            next_hop = bounded_put(next_hops, limit, raw, {"ip": ip_text(raw)})
+        next_hop = next_hops.get(raw) or bounded_put(next_hops, limit, raw, {"ip": ip_text(raw)})
         nbytes, npackets = flow[BYTES], flow[PACKETS]
         o: dict[str, Any] = {
             "flush_timestamp": flush_ms,
