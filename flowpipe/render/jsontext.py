@@ -27,7 +27,7 @@ try:
     from flowpipe.render import _jsonflows  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - built without a C compiler
     _jsonflows = None
-COMPILED = _jsonflows is not None  # which renderer runs (flowpipe_build_info and the tests read it)
+COMPILED = _jsonflows is not None  # which renderer runs (the tests read it)
 
 
 class _JsonHelpers:
