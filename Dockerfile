@@ -16,7 +16,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /opt/flowpipe
-# A C compiler for flowpipe's one compiled module (payload JSON, flowpipe/_jsonflows.c); the final
+# A C compiler for flowpipe's one compiled module (payload JSON, flowpipe/render/_jsonflows.c); the final
 # image takes only the built virtualenv. Without it the build still succeeds and renders in Python.
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \

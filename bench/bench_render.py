@@ -12,7 +12,7 @@ Not a test.
                                            [--unique] [--module PATH]
 
 ``--module PATH`` times a render module loaded from a file instead (e.g. a copy of an older
-``flowpipe/render.py``), so before/after figures come from the same script. "gc off" is the
+``flowpipe/render/payload.py``), so before/after figures come from the same script. "gc off" is the
 warm pass with the cyclic garbage collector disabled: the rendering work alone, without the
 collections that the retained output triggers.
 """
@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--tags", action="store_true", help="top-level tags (additional_fields on every flow)")
     ap.add_argument("--no-names", action="store_true", help="no reverse-DNS names")
     ap.add_argument("--unique", action="store_true", help="every address new (worst case for caches)")
-    ap.add_argument("--module", help="a render.py to load instead of flowpipe.render")
+    ap.add_argument("--module", help="a copy of flowpipe/render/payload.py to load instead of flowpipe.render")
     args = ap.parse_args()
 
     mod = load_module(args.module)

@@ -28,7 +28,7 @@ from flowpipe.listen import UdpListener
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
 from flowpipe.pipeline import Datagram, FlowQueue
-from flowpipe.render import render_batch, render_json_batch
+from flowpipe.render.stage import RenderStage
 from flowpipe.summary import totals
 
 DATAGRAM_QUEUE = 256  # datagram batches (up to 256 datagrams each) waiting per listener
@@ -200,7 +200,8 @@ class Service:
             flush_receive = named_receive
             self._expected.add("reverse_dns")
         out_send, out_receive = trio.open_memory_channel[list[Any]](64)
-        pipe.start_soon(self._stage, "renderer", self._render, flush_receive, out_send)
+        renderer = RenderStage(self.cfg.forwarder, m, host=self.cfg.host, tags=self.cfg.tags)
+        pipe.start_soon(self._stage, "renderer", renderer.run, flush_receive, out_send)
         pipe.start_soon(self._stage, "forwarder", self.forwarder.run, out_receive)
         self._expected |= {"accumulator", "renderer", "forwarder"}
 
@@ -212,32 +213,3 @@ class Service:
         with scope:
             await self._stage(name, lst.run, send)
         await send.aclose()
-
-    async def _render(self, receive: trio.MemoryReceiveChannel[FlushBatch],
-                      send: trio.MemorySendChannel[list[Any]]) -> None:
-        """Render flushed flows into payload batches of at most ``max_batch_flows``.
-
-        Rendering yields to the scheduler every few thousand flows, so a big flush never holds
-        up the listeners for long.
-        """
-        host, size, tags = self.cfg.host, self.cfg.forwarder.max_batch_flows, self.cfg.tags
-        step = min(size, 2000)
-        # Every output but msgpack bodies is JSON: render the flows' JSON text straight away.
-        fwd = self.cfg.forwarder
-        render = render_json_batch if fwd.format == "json" or not fwd.url else render_batch
-        if fwd.additional_fields == "top_level":
-            from flowpipe import layout  # noqa: PLC0415
-
-            render = layout.render_top_level_json if render is render_json_batch else layout.render_top_level
-        async with receive, send:
-            async for batch in receive:
-                flows = batch.columns
-                out: list[Any] = []
-                for i in range(0, len(flows), step):
-                    out += render(FlushBatch(batch.flush_time, flows[i:i + step], batch.hostnames), host, tags)
-                    if len(out) >= size:
-                        await send.send(out[:size])
-                        out = out[size:]
-                    await trio.lowlevel.checkpoint()
-                if out:
-                    await send.send(out)

@@ -156,7 +156,7 @@ def test_dockerfile_install_step_is_the_readmes() -> None:
     assert install == "python3 -m venv .venv && .venv/bin/pip install ."
     runs = [a for k, a in stages()[0] if k == "RUN"]
     assert runs[-1] == install
-    # before it, only the C compiler for the optional compiled module (flowpipe/_jsonflows.c)
+    # before it, only the C compiler for the optional compiled module (flowpipe/render/_jsonflows.c)
     assert [r.split(" && rm -rf")[0] for r in runs[:-1]] == [
         "apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev "]
 
@@ -222,7 +222,7 @@ def test_build_context_builds_the_wheel(tmp_path: Path) -> None:
     assert modules <= names, sorted(modules - names)
     assert any(n.endswith("entry_points.txt") for n in names)
     if shutil.which("cc") or shutil.which("gcc"):  # the optional compiled renderer is built with it
-        assert any(n.startswith("flowpipe/_jsonflows.") and n.endswith(".so") for n in names), sorted(names)
+        assert any(n.startswith("flowpipe/render/_jsonflows.") and n.endswith(".so") for n in names), sorted(names)
 
 
 # ---- Kubernetes ----------------------------------------------------------------------------

@@ -5,11 +5,11 @@
  *
  * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine lists, the KEY fields), kept
  * (a tuple of the KEPT fields per flow) and six lists. Each flow becomes the JSON text that orjson.dumps makes
- * of flowpipe.render's payload object for it, byte for byte. The common values are written here
+ * of flowpipe.render.payload's object for it, byte for byte. The common values are written here
  * (IPv4 addresses and networks, integers, ports, MACs, interfaces, the name tables); anything
  * else (IPv6 and odd addresses, values out of 64-bit range, unusual types) is asked of the Python
  * helpers, and a flow this code cannot write at all is rendered whole by helpers.flow(flow). The
- * pure-Python renderer (flowpipe/render.py) is the reference and the fallback when this module is
+ * pure-Python renderer (flowpipe/render/payload.py) is the reference and the fallback when this module is
  * not built; tests hold the two to the same bytes.
  */
 #define PY_SSIZE_T_CLEAN
@@ -119,14 +119,16 @@ static unsigned long long get_counter(PyObject *o, int *ok) {
     return (unsigned long long)v;
 }
 
-/* cache[key], else helper(*args) stored in cache; a new reference, NULL on error. */
-static PyObject *cached(PyObject *cache, PyObject *key, PyObject *helper, PyObject *arg2) {
+/* cache[key], else helper(*args) stored in cache, first emptied when it holds ``limit`` entries (what
+ * flowpipe.cache.bounded_put does; the limit is the renderer's CACHE_LIMIT, helpers.limit); a new
+ * reference, NULL on error. */
+static PyObject *cached(PyObject *cache, Py_ssize_t limit, PyObject *key, PyObject *helper, PyObject *arg2) {
     PyObject *v = PyDict_GetItemWithError(cache, key);
     if (v) { Py_INCREF(v); return v; }
     if (PyErr_Occurred()) return NULL;
     v = arg2 ? PyObject_CallFunctionObjArgs(helper, key, arg2, NULL) : PyObject_CallOneArg(helper, key);
     if (!v) return NULL;
-    if (PyDict_Size(cache) >= 4096) PyDict_Clear(cache);
+    if (PyDict_Size(cache) >= limit) PyDict_Clear(cache);
     if (PyDict_SetItem(cache, key, v) < 0) { Py_DECREF(v); return NULL; }
     return v;
 }
@@ -141,6 +143,7 @@ typedef struct {
     PyObject *extras;                  /* extras dict -> ',"additional_fields":{...}' */
     PyObject *flow;                    /* a whole flow the loop cannot write -> JSON */
     PyObject *protos, *flags;          /* tuples of 256 JSON texts */
+    Py_ssize_t limit;                  /* entries a cache holds at most (flowpipe.render.payload.CACHE_LIMIT) */
 } Helpers;
 
 static const char HEX[] = "0123456789abcdef";
@@ -205,7 +208,7 @@ static int put_endpoint(Buf *b, Helpers *h, PyObject *raw, PyObject *bits_o, PyO
             if (truth < 0) goto fail;
             if (truth) {
                 if (!PyUnicode_Check(name)) return 0;
-                PyObject *q = cached(h->strs, name, h->quote, NULL);
+                PyObject *q = cached(h->strs, h->limit, name, h->quote, NULL);
                 if (!q) goto fail;
                 int r = PUTS(b, ",\"reverse_dns_hostname\":") < 0 ? -1 : put_bytes(b, q);
                 Py_DECREF(q);
@@ -220,8 +223,8 @@ fail:
     return -1;
 }
 
-static int put_cached(Buf *b, PyObject *cache, PyObject *key, PyObject *helper) {
-    PyObject *v = cached(cache, key, helper, NULL);
+static int put_cached(Buf *b, Py_ssize_t limit, PyObject *cache, PyObject *key, PyObject *helper) {
+    PyObject *v = cached(cache, limit, key, helper, NULL);
     if (!v) return -1;
     int r = put_bytes(b, v);
     Py_DECREF(v);
@@ -242,7 +245,8 @@ static int put_flow(Buf *b, Helpers *h, PyObject **v, PyObject *head, PyObject *
         return 0;
     Py_ssize_t mark = b->len;
     int r;
-    if (buf_grow(b, RESERVE) < 0 || put_bytes(b, head) < 0 || put_cached(b, h->strs, v[TYPE], h->quote) < 0) return -1;
+    if (buf_grow(b, RESERVE) < 0 || put_bytes(b, head) < 0) return -1;
+    if (put_cached(b, h->limit, h->strs, v[TYPE], h->quote) < 0) return -1;
     if (PUTS(b, ",\"sampling_rate\":") < 0 || put_i64(b, rate) < 0) return -1;
     r = get_ll(v[DIRECTION], &ok) == 1;
     if ((r ? PUTS(b, ",\"direction\":\"egress\"") : PUTS(b, ",\"direction\":\"ingress\"")) < 0) return -1;
@@ -250,10 +254,10 @@ static int put_flow(Buf *b, Helpers *h, PyObject **v, PyObject *head, PyObject *
     if (PUTS(b, ",\"end\":") < 0 || put_i64(b, end) < 0) return -1;
     if (PUTS(b, ",\"bytes\":") < 0 || put_u64(b, nbytes) < 0) return -1;
     if (PUTS(b, ",\"packets\":") < 0 || put_u64(b, npackets) < 0) return -1;
-    if (PUTS(b, ",\"ether_type\":") < 0 || put_cached(b, h->ethers, v[ETHER_TYPE], h->ether) < 0) return -1;
+    if (PUTS(b, ",\"ether_type\":") < 0 || put_cached(b, h->limit, h->ethers, v[ETHER_TYPE], h->ether) < 0) return -1;
     if (PUTS(b, ",\"ip_protocol\":") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->protos, proto)) < 0) return -1;
-    if (PUTS(b, ",\"device\":") < 0 || put_cached(b, h->devices, v[NAMESPACE], h->device) < 0) return -1;
-    if (PUTS(b, ",\"exporter\":") < 0 || put_cached(b, h->exporters, v[EXPORTER], h->exporter) < 0) return -1;
+    if (PUTS(b, ",\"device\":") < 0 || put_cached(b, h->limit, h->devices, v[NAMESPACE], h->device) < 0) return -1;
+    if (PUTS(b, ",\"exporter\":") < 0 || put_cached(b, h->limit, h->exporters, v[EXPORTER], h->exporter) < 0) return -1;
     if (PUTS(b, ",\"source\":") < 0) return -1;
     r = put_endpoint(b, h, v[SRC_IP], v[SRC_MASK], v[SRC_PORT], v[SRC_MAC], hostnames);
     if (r <= 0) { b->len = mark; return r; }
@@ -269,7 +273,7 @@ static int put_flow(Buf *b, Helpers *h, PyObject **v, PyObject *head, PyObject *
         if (PUTS(b, "{\"ip\":\"") < 0 || put_v4(b, (const unsigned char *)PyBytes_AS_STRING(v[NEXT_HOP])) < 0
             || PUTS(b, "\"}") < 0)
             return -1;
-    } else if (put_cached(b, h->next_hops, v[NEXT_HOP], h->next_hop) < 0) {
+    } else if (put_cached(b, h->limit, h->next_hops, v[NEXT_HOP], h->next_hop) < 0) {
         return -1;
     }
     PyObject *extras = v[EXTRAS];
@@ -351,7 +355,15 @@ static PyObject *render(PyObject *self, PyObject *args) {
         helpers_clear(&h);
         return NULL;
     }
-    if (!PyDict_Check(h.strs) || !PyDict_Check(h.devices) || !PyDict_Check(h.exporters) || !PyDict_Check(h.ethers)
+    PyObject *limit = PyObject_GetAttrString(helpers, "limit");
+    if (!limit) {
+        helpers_clear(&h);
+        return NULL;
+    }
+    h.limit = PyLong_Check(limit) ? PyLong_AsSsize_t(limit) : -1;
+    Py_DECREF(limit);
+    if (h.limit < 0) PyErr_Clear();
+    if (h.limit < 0 || !PyDict_Check(h.strs) || !PyDict_Check(h.devices) || !PyDict_Check(h.exporters) || !PyDict_Check(h.ethers)
         || !PyDict_Check(h.next_hops) || !PyTuple_Check(h.protos) || PyTuple_GET_SIZE(h.protos) != 256
         || !PyTuple_Check(h.flags) || PyTuple_GET_SIZE(h.flags) != 256) {
         PyErr_SetString(PyExc_TypeError, "bad helpers");

@@ -42,7 +42,7 @@ from flowpipe.flow import (
     FlushBatch,
     make_flow,
 )
-from flowpipe.render import ETHER_TYPES, PROTOCOLS, TCP_FLAG_NAMES, U64_MAX, mask_text, render_batch
+from flowpipe.render import ETHER_TYPES, PROTOCOLS, TCP_FLAG_NAMES, U64_MAX, jsontext, mask_text, payload, render_batch
 
 
 def test_flow_object_has_the_contract_shape() -> None:
@@ -88,7 +88,7 @@ def test_counters_past_64_bits_saturate() -> None:
 
 
 # ---- the optimized renderer against the algorithm it replaced ------------------------------------
-# A verbatim copy (minus lru_cache) of flowpipe/render.py's render() before the rendering caches:
+# A verbatim copy (minus lru_cache) of the renderer's render() (then flowpipe/render.py) before the rendering caches:
 # the reference every rendered flow must match exactly (keys, key order, values, types).
 
 def _ref_ip_text(raw: bytes) -> str:
@@ -235,13 +235,27 @@ def test_output_identical_to_the_reference(hostnames: dict[bytes, str], tags: di
 
 
 def test_identical_when_caches_overflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render, "CACHE_LIMIT", 3)
-    monkeypatch.setattr(render, "ADDRESS_CACHE_LIMIT", 3)
+    monkeypatch.setattr(payload, "CACHE_LIMIT", 3)
+    monkeypatch.setattr(payload, "ADDRESS_CACHE_LIMIT", 3)
     render.clear_caches()
     flows = _variety()
     got = render_batch(FlushBatch(5, flows, HOSTNAMES), "h", {"env": "prod"})
     _assert_identical(got, _ref_render_batch(FlushBatch(5, flows, HOSTNAMES), "h", {"env": "prod"}))
-    assert all(len(c) <= 3 for c in render._CACHES)
+    assert all(len(c) <= 3 for c in payload._CACHES)
+
+
+@pytest.mark.parametrize("which", ["compiled", "python"])
+def test_json_text_identical_when_caches_overflow(which: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled loop's caches take their bound from the renderer's CACHE_LIMIT too."""
+    _json_renderer(which, monkeypatch)
+    monkeypatch.setattr(payload, "CACHE_LIMIT", 3)
+    render.clear_caches()
+    flows = _variety()
+    want = [orjson.dumps(o) for o in _ref_render_batch(FlushBatch(5, flows, HOSTNAMES), "h", {"env": "prod"})]
+    assert render.render_json_batch(FlushBatch(5, flows, HOSTNAMES), "h", {"env": "prod"}) == want
+    h = jsontext._HELPERS
+    caches = (h.strs, h.devices, h.exporters, h.ethers, h.next_hops)
+    assert all(len(c) <= 3 for c in caches) and (which == "python" or any(len(c) == 3 for c in caches))
 
 
 def test_shared_sub_objects_serialize_to_each_flows_values() -> None:
@@ -278,7 +292,7 @@ def test_ipv4_address_and_network_text_agree_with_inet_ntop_for_every_prefix() -
     for raw in addresses:
         value = int.from_bytes(raw, "big")
         for bits in range(0, 34):
-            text, got_bits, mask = render._address(raw, bits)
+            text, got_bits, mask = payload._address(raw, bits)
             assert text == socket.inet_ntop(socket.AF_INET, raw) and got_bits == bits
             if bits > 32:
                 assert mask == f"/{bits}"
@@ -294,9 +308,9 @@ RENDERERS = ["compiled", "python"]
 
 def _json_renderer(which: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if which == "compiled" and not render.COMPILED:
-        pytest.skip("flowpipe._jsonflows was not built (no C compiler at install time)")
+        pytest.skip("flowpipe.render._jsonflows was not built (no C compiler at install time)")
     if which == "python":
-        monkeypatch.setattr(render, "_jsonflows", None)
+        monkeypatch.setattr(jsontext, "_jsonflows", None)
 
 
 @pytest.mark.slow

@@ -1,0 +1,116 @@
+"""Payload JSON text: each flow's object as the JSON text ``orjson.dumps`` makes of it.
+
+The service sends JSON (HTTP bodies, JSON lines): it needs each flow's object only as JSON text.
+``render_json_batch`` gives that text directly, byte for byte ``orjson.dumps`` of the
+:func:`flowpipe.render.payload.render_batch` object, from the compiled loop in ``_jsonflows.c`` when
+it was built (``pip install`` builds it where a C compiler is at hand), else from the objects.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from flowpipe.flow import FlushBatch
+from flowpipe.render import payload
+from flowpipe.render.payload import (
+    _FLAG_LISTS,
+    _PROTO_TEXT,
+    ETHER_TYPES,
+    _address,
+    _render_flows,
+    ip_text,
+    render_batch,
+)
+
+try:
+    from flowpipe.render import _jsonflows  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without a C compiler
+    _jsonflows = None
+COMPILED = _jsonflows is not None  # which renderer runs (the tests read it)
+
+
+class _JsonHelpers:
+    """What the compiled loop asks of Python: JSON of strings and of the rarer values, bounded caches
+    of them (``limit`` entries at most, emptied when full as by flowpipe.cache.bounded_put), and whole
+    flows it does not write itself (``flow``)."""
+
+    protos = tuple(orjson.dumps(_PROTO_TEXT[n]) for n in range(256))
+    flags = tuple(orjson.dumps(names) for names in _FLAG_LISTS)
+
+    def __init__(self) -> None:
+        self.strs: dict[str, bytes] = {}
+        self.devices: dict[str, bytes] = {}
+        self.exporters: dict[str, bytes] = {}
+        self.ethers: dict[int, bytes] = {}
+        self.next_hops: dict[bytes, bytes] = {}
+        self.limit = payload.CACHE_LIMIT
+        # of the call under way
+        self.flow_ms, self.host = 0, ""
+        self.hostnames: dict[bytes, str] = {}
+        self.tags: dict[str, str] | None = None
+        self.quote = orjson.dumps
+
+    def clear(self) -> None:
+        for cache in (self.strs, self.devices, self.exporters, self.ethers, self.next_hops):
+            cache.clear()
+
+    @staticmethod
+    def device(ns: str) -> bytes:
+        return orjson.dumps({"namespace": ns})
+
+    @staticmethod
+    def exporter(exp: str) -> bytes:
+        return orjson.dumps({"ip": exp})
+
+    @staticmethod
+    def ether(ether: int) -> bytes:
+        return orjson.dumps(ETHER_TYPES.get(ether) or str(ether))
+
+    @staticmethod
+    def address(raw: bytes, bits: int) -> tuple[bytes, bytes]:
+        text, _, mask = _address(raw, bits)
+        return orjson.dumps(text), orjson.dumps(mask)
+
+    @staticmethod
+    def next_hop(raw: bytes) -> bytes:
+        return orjson.dumps({"ip": ip_text(raw)})
+
+    def extras(self, extras: dict[str, Any]) -> bytes:
+        tags = self.tags
+        return b',"additional_fields":' + orjson.dumps({**tags, **extras} if tags else extras)
+
+    def flow(self, flow: list[Any]) -> bytes:
+        return orjson.dumps(_render_flows([flow], self.flow_ms, self.host, self.hostnames, self.tags)[0])
+
+
+_HELPERS = _JsonHelpers()
+
+
+def clear_caches() -> None:
+    """Empty the JSON text's caches (benchmarks, tests)."""
+    _HELPERS.clear()
+
+
+def render_json_batch(batch: FlushBatch, host: str, tags: dict[str, str] | None = None) -> list[bytes]:
+    """:func:`render_batch` as JSON text: one ``bytes`` object per flow, what ``orjson.dumps`` makes
+    of its payload object. A batch with a value JSON cannot hold (an integer past 64 bits...) is
+    returned as payload objects instead, for the forwarder to count as unencodable as before."""
+    try:
+        return _render_json(batch, host, tags)
+    except (TypeError, ValueError, OverflowError):
+        return render_batch(batch, host, tags)  # type: ignore[return-value]
+
+
+def _render_json(batch: FlushBatch, host: str, tags: dict[str, str] | None) -> list[bytes]:
+    flush_ms = int(batch.flush_time * 1000)
+    if _jsonflows is None:
+        return list(map(orjson.dumps, _render_flows(batch.flows, flush_ms, host, batch.hostnames, tags)))
+    h = _HELPERS
+    h.flow_ms, h.host, h.hostnames, h.tags, h.limit = flush_ms, host, batch.hostnames, tags, payload.CACHE_LIMIT
+    tags_only = b',"additional_fields":' + orjson.dumps(tags) if tags else b""
+    c = batch.columns
+    out: list[bytes] = _jsonflows.render(c.key, c.kept, c.start, c.end, c.bytes, c.packets, c.flags, c.extras,
+                                         b'{"flush_timestamp":%d,"type":' % flush_ms, orjson.dumps(host),
+                                         batch.hostnames or None, tags_only, h)
+    return out

@@ -1,0 +1,57 @@
+"""The renderer stage: flushed flow batches in, payload batches of at most ``max_batch_flows`` out."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from flowpipe.flow import FlushBatch
+from flowpipe.forward.config import ForwarderConfig
+from flowpipe.metrics import Metrics
+from flowpipe.render.jsontext import render_json_batch
+from flowpipe.render.layout import render_top_level, render_top_level_json
+from flowpipe.render.payload import render_batch
+
+STEP = 2000  # flows rendered at most between two checkpoints (a big flush never holds up the listeners long)
+
+Renderer = Callable[[FlushBatch, str, dict[str, str] | None], list[Any]]
+
+
+def renderer_for(fwd: ForwarderConfig) -> Renderer:
+    """What the forwarder's output takes: JSON text for every output but msgpack bodies, else payload
+    objects; with ``additional_fields = "top_level"``, the same with the fields at the top level."""
+    json = fwd.format == "json" or not fwd.url
+    if fwd.additional_fields == "top_level":
+        return render_top_level_json if json else render_top_level
+    return render_json_batch if json else render_batch
+
+
+class RenderStage:
+    def __init__(self, cfg: ForwarderConfig, metrics: Metrics, *, host: str, tags: dict[str, str]) -> None:
+        """``cfg``: the forwarder's section (batch size, body format, URL, where additional fields go);
+        ``host`` and ``tags``: the payload's ``host`` and the top-level ``[tags]``. The renderer has
+        no series of its own (the service sets its ``flowpipe_stage_up``)."""
+        self.metrics = metrics
+        self.host, self.tags = host, tags
+        self.size = cfg.max_batch_flows
+        self.render = renderer_for(cfg)
+
+    async def run(self, receive: trio.MemoryReceiveChannel[FlushBatch],
+                  send: trio.MemorySendChannel[list[Any]]) -> None:
+        """Render every flushed batch, in payload batches of at most ``max_batch_flows`` (a batch's
+        remainder goes on its own), with a checkpoint every :data:`STEP` flows; closes ``send`` at the end."""
+        host, tags, size, render = self.host, self.tags, self.size, self.render
+        step = min(size, STEP)
+        async with receive, send:
+            async for batch in receive:
+                flows = batch.columns
+                out: list[Any] = []
+                for i in range(0, len(flows), step):
+                    out += render(FlushBatch(batch.flush_time, flows[i:i + step], batch.hostnames), host, tags)
+                    if len(out) >= size:
+                        await send.send(out[:size])
+                        out = out[size:]
+                    await trio.lowlevel.checkpoint()
+                if out:
+                    await send.send(out)
