@@ -90,6 +90,8 @@ class ReferenceAccumulator:
     observed for every flow, in order. Pure (no I/O, no clock of its own): callers pass ``now``."""
 
     def __init__(self, cfg: AggregatorConfig) -> None:
+        # the same settings as the Accumulator's, read the same way on purpose (the rules themselves are
+        # shared: Cadence, rollup.verdict and roll_up); the structures below are this oracle's own
         cadence = Cadence.of(cfg)
         self.interval, self.ttl, self.jitter = cadence.interval, cadence.ttl, cadence.jitter
         self.max_contexts = cfg.max_contexts
