@@ -7,6 +7,10 @@ memory and everything that arrives goes to disk until a probe succeeds, then the
 oldest first. Memory past ``queue_max_flows`` spills to the spool (without one: the oldest batches
 are dropped). The input is always drained at once, so the stage before never blocks on us.
 
+Batches may come packed (:mod:`.packed`: the renderer makes each request body as soon as it has a
+batch, so what waits here is ~15 times smaller than JSON text); they are posted as they are, never
+merged, and unpacked only for the spool and the file copy.
+
 Each request carries an ``Idempotency-Key`` header that stays the same for a batch across retries,
 restarts and the spool, so a backend can discard the duplicate that follows an answer lost in transit.
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import zlib
 from collections import deque
 
 import httpx
@@ -37,8 +42,6 @@ from flowpipe.startup import SettingError
 
 Flows = list[Flow]  # payload objects or their JSON text
 STAGE = "forwarder"
-PACK_BEHIND = 2       # batches next in line left as they are (the sender takes them soon)
-PACK_MIN_FLOWS = 1000  # smaller batches are left to be merged into one request
 FILE_STAGE = "forwarder_file"
 FILE_QUEUE_BATCHES = 256
 BODY_LOG_CHARS = 200
@@ -83,14 +86,6 @@ class _Memory:
         """The next batch joins one of ``n`` flows (a packed one stays whole)."""
         return bool(self._q) and type(self._q[0].flows) is list and n + len(self._q[0].flows) <= max_flows
 
-    def to_pack(self, behind: int, min_flows: int, skip: set[int]) -> Batch | None:
-        """The oldest batch past the first ``behind`` still held as flows, of ``min_flows`` or more
-        (and not one of the seqs in ``skip``)."""
-        for k, batch in enumerate(self._q):
-            if k >= behind and type(batch.flows) is list and len(batch.flows) >= min_flows and batch.seq not in skip:
-                return batch
-        return None
-
     def pop_oldest(self) -> Batch:
         batch = self._q.popleft()
         self.flows -= len(batch.flows)
@@ -129,7 +124,6 @@ class Forwarder:
         self._lot = trio.lowlevel.ParkingLot()
         self._spool_lock = trio.Lock()
         self._next_seq = 0
-        self.packed_batches = 0  # batches held as their request body while waiting (see _packer)
         metrics.forwarder_backend_up.set(1)
         if self._spool is not None:
             self._recover(self._spool)
@@ -202,8 +196,6 @@ class Forwarder:
                                   limits=httpx.Limits(max_connections=2)) as client:
                     async with trio.open_nursery() as inner:
                         inner.start_soon(self._sender, client)
-                        if self.cfg.compression == "gzip":
-                            inner.start_soon(self._packer)
                         if self._spool is not None:
                             inner.start_soon(self._spiller)
                         task_status.started()
@@ -226,9 +218,12 @@ class Forwarder:
                 if not flows:
                     continue
                 self._pending += len(flows)
-                for i in range(0, len(flows), step):
-                    self._memory.append(Batch(self._next_seq, flows[i:i + step] if len(flows) > step else flows))
+                for i in range(0, len(flows), step):  # a packed batch is one request already (the renderer's)
+                    whole = len(flows) <= step or type(flows) is Packed
+                    self._memory.append(Batch(self._next_seq, flows if whole else flows[i:i + step]))
                     self._next_seq += 1
+                    if whole:
+                        break
                 if file_send is not None:
                     try:
                         file_send.send_nowait(flows)
@@ -401,27 +396,6 @@ class Forwarder:
             if not settled:
                 await self._pause(delay)
 
-    async def _packer(self) -> None:
-        """While the backend is up, turn the batches waiting behind the next few into their request
-        bodies (in a worker thread), so a burst of flushes waits in ~15 times less memory. The
-        sender posts a packed body as it is; the spool unpacks it (an outage spills instead)."""
-        unencodable: set[int] = set()  # seqs the sender is left to count as unencodable
-        while True:
-            version = self._version
-            batch = None if self._down else self._memory.to_pack(PACK_BEHIND, PACK_MIN_FLOWS, unencodable)
-            if batch is None:
-                await self._wait_change(version)
-                continue
-            flows = batch.flows
-            try:
-                body = await trio.to_thread.run_sync(encode_body, flows, self.cfg.format, self.cfg.compression)
-            except (TypeError, ValueError, OverflowError):
-                unencodable.add(batch.seq)
-                continue
-            if batch.flows is flows:  # else merged or spooled meanwhile: that copy went on as flows
-                batch.flows = Packed(body, len(flows), self.cfg.format)  # type: ignore[assignment]
-                self.packed_batches += 1
-
     async def _pause(self, delay: float) -> None:
         """Wait ``delay`` before the next probe; during shutdown give up when it would pass the deadline."""
         if not self._closing.is_set():
@@ -479,18 +453,27 @@ class Forwarder:
                     self.m.forwarder_file_flows.inc(len(flows))
                 self._sent(len(flows))
 
+    def _write_file(self, flows: Flows | Packed) -> None:
+        assert self._file is not None
+        self._file.write(_flows_of(flows))
+
     async def _file_writer(self, receive: trio.MemoryReceiveChannel[Flows]) -> None:
         """The optional file copy next to HTTP delivery (its own drop counters, stage forwarder_file)."""
         assert self._file is not None
         async with receive:
             async for flows in receive:
                 try:
-                    await trio.to_thread.run_sync(self._file.write, flows)
-                except (OSError, TypeError, ValueError) as e:
+                    await trio.to_thread.run_sync(self._write_file, flows)
+                except (OSError, TypeError, ValueError, zlib.error) as e:
                     self._log(logging.ERROR, "file_write_failed", path=self.cfg.file, error=str(e))
                     self.m.flows_dropped.labels(stage=FILE_STAGE, reason="write_error").inc(len(flows))
                 else:
                     self.m.forwarder_file_flows.inc(len(flows))
+
+
+def _flows_of(flows: Flows | Packed) -> Flows:
+    """Flows one by one (a packed batch unpacked)."""
+    return flows.unpack() if type(flows) is Packed else flows  # type: ignore[return-value]
 
 
 def _unpacked(batch: Batch) -> Batch:

@@ -1,8 +1,9 @@
-"""Waiting batches held as their request body: what stays in memory while delivery catches up.
+"""Batches held as their request body: what waits in memory while delivery catches up.
 
 A flush of a million contexts renders flows faster than one sender posts them, so hundreds of
 thousands can wait at once, ~600 bytes each as JSON text. Compressed into the body they will be
-sent as, they take ~15 times less, and the body is made once either way.
+sent as (:func:`pack`, done by the renderer as soon as it has a batch), they take ~15 times less,
+and the body is made once either way.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import msgpack
 import orjson
 
-from flowpipe.forward.encode import Flow
+from flowpipe.forward.encode import Flow, encode_body
 
 
 class Packed:
@@ -32,3 +33,9 @@ class Packed:
         data = zlib.decompress(self.body, 31)  # a gzip member
         flows: list[Any] = msgpack.unpackb(data, raw=False) if self.fmt == "msgpack" else orjson.loads(data)
         return flows
+
+
+def pack(flows: list[Flow], fmt: str) -> Packed:
+    """``flows`` as the gzip request body of ``fmt`` (TypeError/ValueError/OverflowError: a value the
+    format cannot hold)."""
+    return Packed(encode_body(flows, fmt, "gzip"), len(flows), fmt)

@@ -5,6 +5,7 @@ sent + pending + dropped{stage="forwarder"}.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import trio
 import trio.testing
 
 from flowpipe.config import ForwarderConfig
-from flowpipe.forward import Forwarder
+from flowpipe.forward import Forwarder, pack
 from flowpipe.forward.spool import HEADER
 from flowpipe.metrics import Metrics
 from tests.support.backend import HANG, Backend, sample_flows, seqs
@@ -526,24 +527,32 @@ def test_spool_lock_released_after_run(tmp_path: Path) -> None:
     assert os.path.exists(tmp_path / "spool.lock")
 
 
-# ---- batches waiting as their request body ---------------------------------------------------
+# ---- batches that come as their request body (the renderer packs them for gzip'd HTTP) ----------
 
-async def test_waiting_batches_are_held_as_their_body_and_arrive_whole() -> None:
-    """While the sender is stuck on a request, the batches behind it wait compressed into the body
-    they will be posted as (~15x less memory than JSON text); each arrives whole, exactly once."""
+async def feed_packed(f: Feeder, start: int, n: int, batch: int, fmt: str = "json") -> None:
+    for i in range(start, start + n, batch):
+        flows = sample_flows(i, min(batch, start + n - i))
+        await f.send.send(pack(flows, fmt))  # type: ignore[arg-type]
+        f.handed += len(flows)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_packed_batches_are_posted_whole_and_exactly_once() -> None:
+    """A packed batch is posted as its body, never merged with the next (its body is made); a batch
+    of flows among them still is; each arrives whole, exactly once, and the accounting holds."""
     m = Metrics()
     with Backend() as be:
         be.hang(1, seconds=3)
         async with running(fcfg(be.url, timeout=1.5, max_batch_flows=2000), m) as f:
-            await f.feed(0, 12_000, batch=1000)
-            # all but those in flight (one request, of up to two batches) and the next two
-            await until(lambda: f.fw.packed_batches >= 12 - 2 - 2)
+            await feed_packed(f, 0, 6_000, batch=1000)
+            await f.feed(6_000, 1_000, batch=500)
+            await feed_packed(f, 7_000, 5_000, batch=1000)
             assert value(m, "forwarder_queue_flows") == 12_000
             check_accounting(m, 12_000)
             await until(lambda: value(m, "forwarder_flows_pending") == 0, timeout=15)
         assert_exactly_once(be, range(12_000))
         sizes = [r.flows for r in be.snapshot()[1] if r.status == 200]
-        assert sizes.count(1000) >= 8, sizes  # a packed batch is posted as it is, not merged with the next
+        assert sizes.count(1000) == 12, sizes  # 11 packed batches, and the two of 500 merged into one request
     check_accounting(m, 12_000)
 
 
@@ -555,8 +564,7 @@ async def test_packed_batches_spill_to_the_spool_and_arrive_whole(tmp_path: Path
         be.hang(1, seconds=3)
         async with running(fcfg(be.url, timeout=1.5, max_batch_flows=1000, format=fmt,
                                 spool_dir=str(tmp_path / "spool")), m) as f:
-            await f.feed(0, 8_000, batch=1000)
-            await until(lambda: f.fw.packed_batches >= 8 - 1 - 2)
+            await feed_packed(f, 0, 8_000, batch=1000, fmt=fmt)
             be.stop()  # the retries fail: down, and everything waiting goes to disk
             await until(lambda: value(m, "forwarder_backend_up") == 0 and value(m, "forwarder_queue_flows") == 0,
                         timeout=15)
@@ -568,3 +576,15 @@ async def test_packed_batches_spill_to_the_spool_and_arrive_whole(tmp_path: Path
         check_accounting(m, 8_000)
     finally:
         be.stop()
+
+
+async def test_packed_batches_are_copied_to_the_file_as_json_lines(tmp_path: Path) -> None:
+    m = Metrics()
+    path = tmp_path / "flows.jsonl"
+    with Backend() as be:
+        async with running(fcfg(be.url, file=str(path)), m) as f:
+            await feed_packed(f, 0, 3_000, batch=1000)
+            await until(lambda: value(m, "forwarder_flows_pending") == 0 and value(m, "forwarder_file_flows_total")
+                        == 3_000, timeout=15)
+        assert_exactly_once(be, range(3_000))
+    assert [json.loads(line) for line in path.read_text().splitlines()] == sample_flows(0, 3_000)
