@@ -29,27 +29,19 @@ STAGES: dict[str, tuple[str, ...]] = {
     "render": ("flowpipe.render",),
     "forward": ("flowpipe.forward",),
 }
-NEUTRAL = {"flowpipe", "flowpipe.flow", "flowpipe.pipeline", "flowpipe.config", "flowpipe.schema",
+NEUTRAL = {"flowpipe", "flowpipe.flow", "flowpipe.pipeline", "flowpipe.cidr", "flowpipe.config", "flowpipe.schema",
            "flowpipe.sections", "flowpipe.metrics", "flowpipe.runtime", "flowpipe.cache", "flowpipe.logs",
            "flowpipe.startup", "flowpipe.atomicfile", "flowpipe.protocols", "flowpipe.secrets",
            "flowpipe.httpd_config"}
-# What a stage offers the others: its config section (the TOML contract) and its package's names.
-PUBLIC = {"flowpipe.listen_config", "flowpipe.decode", "flowpipe.decode.config", "flowpipe.aggregate",
-          "flowpipe.aggregate.config", "flowpipe.enrich", "flowpipe.enrich.config", "flowpipe.forward",
-          "flowpipe.forward.config", "flowpipe.render"}
+# What a stage offers the others: its config section (the TOML contract) and its package's names; the
+# decoder also publishes the format of the undecoded chunks it hands the accumulator, with their
+# column readers (flowpipe.decode.columns: the columnar path, docs/performance.md).
+PUBLIC = {"flowpipe.listen_config", "flowpipe.decode", "flowpipe.decode.config", "flowpipe.decode.columns",
+          "flowpipe.aggregate", "flowpipe.aggregate.config", "flowpipe.enrich", "flowpipe.enrich.config",
+          "flowpipe.forward", "flowpipe.forward.config", "flowpipe.render"}
 # (importer, imported) -> why it remains
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("flowpipe.aggregate.accumulator", "flowpipe.decode.columns"):
-        "the columnar path: the accumulator reads the decoder's undecoded chunks in bulk with the decoder's"
-        " column readers (docs/performance.md); accumulator.py is being rewritten elsewhere",
-    ("flowpipe.aggregate.dedup", "flowpipe.decode.exporters"):
-        "Allowlist (CIDR membership) for dedup_groups; dedup.py is being rewritten elsewhere: the helper"
-        " belongs in a neutral module",
-}
-NEUTRAL_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("flowpipe.pipeline", "flowpipe.decode.columns"):
-        "annotation only (TYPE_CHECKING): FlowBatch carries the decoder's chunks to the accumulator",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
+NEUTRAL_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> Iterator[tuple[str, Path]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowpipe.decode.exporters import Allowlist
+from flowpipe.cidr import Allowlist
 from flowpipe.flow import BYTES, DST_IP, DST_PORT, EXPORTER, IP_PROTOCOL, SRC_IP, SRC_PORT
 
 

@@ -5,42 +5,13 @@ dict lookup.
 """
 from __future__ import annotations
 
-import ipaddress
-
 from flowpipe.cache import bounded_put
+from flowpipe.cidr import Allowlist, address, networks
 from flowpipe.decode.config import SamplingRule
 from flowpipe.flow import BYTES, EXTRAS, PACKETS, SAMPLING_RATE
 
 MAX_CACHED = 100_000
-
-
-def _nets(cidrs: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(c, strict=False) for c in cidrs]
-
-
-def _addr(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-class Allowlist:
-    """``allowed(host)`` is true when ``host`` is in one of the CIDRs (always, when there are none)."""
-
-    def __init__(self, cidrs: list[str]) -> None:
-        self.nets = _nets(cidrs)
-        self._cache: dict[str, bool] = {}  # bounded: MAX_CACHED
-
-    def allowed(self, host: str) -> bool:
-        if not self.nets:
-            return True
-        hit = self._cache.get(host)
-        if hit is None:
-            a = _addr(host)
-            hit = a is not None and any(a.version == n.version and a in n for n in self.nets)
-            bounded_put(self._cache, MAX_CACHED, host, hit)
-        return hit
+__all__ = ["Allowlist", "SamplingPolicy", "with_tags"]
 
 
 class SamplingPolicy:
@@ -48,7 +19,7 @@ class SamplingPolicy:
 
     def __init__(self, rules: list[SamplingRule], scale: bool = False) -> None:
         # rules for one sampler id are applied by the template decoder (see SamplerRules)
-        self.rules = [(_nets(r.exporters), r.default, r.override) for r in rules if r.sampler_id < 0]
+        self.rules = [(networks(r.exporters), r.default, r.override) for r in rules if r.sampler_id < 0]
         self.scale = scale
         self._cache: dict[str, tuple[int, int]] = {}  # bounded: MAX_CACHED
 
@@ -61,7 +32,7 @@ class SamplingPolicy:
         hit = self._cache.get(exporter)
         if hit is None:
             hit = (0, 0)
-            a = _addr(exporter)
+            a = address(exporter)
             if a is not None:
                 for nets, default, override in self.rules:
                     if any(a.version == n.version and a in n for n in nets):
@@ -106,7 +77,7 @@ class SamplerRules:
     """``[[sampling]]`` rules naming a sampler id, applied to an exporter domain's known samplers."""
 
     def __init__(self, rules: list[SamplingRule]) -> None:
-        self.rules = [(_nets(r.exporters), r.sampler_id, r.default, r.override) for r in rules if r.sampler_id >= 0]
+        self.rules = [(networks(r.exporters), r.sampler_id, r.default, r.override) for r in rules if r.sampler_id >= 0]
         self._cache: dict[str, list[tuple[int, int, int]]] = {}  # bounded: MAX_CACHED
 
     def __bool__(self) -> bool:
@@ -116,7 +87,7 @@ class SamplerRules:
         """(sampler id, default, override) of the rules matching ``exporter``."""
         hit = self._cache.get(exporter)
         if hit is None:
-            a = _addr(exporter)
+            a = address(exporter)
             hit = [(sid, d, o) for nets, sid, d, o in self.rules
                    if a is not None and any(a.version == n.version and a in n for n in nets)]
             bounded_put(self._cache, MAX_CACHED, exporter, hit)
