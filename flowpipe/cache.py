@@ -20,3 +20,11 @@ def bounded_put(cache: dict[K, V], limit: int, key: K, value: V) -> V:
         cache.clear()
     cache[key] = value
     return value
+
+
+def room(cache: dict[K, V], limit: int) -> dict[K, V]:
+    """``cache``, emptied first when it already holds ``limit`` entries: for a caller that then adds
+    entries in bulk (a batch's worth past the limit at most) without a check per entry."""
+    if len(cache) >= limit:
+        cache.clear()
+    return cache

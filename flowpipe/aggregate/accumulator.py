@@ -40,6 +40,7 @@ import numpy as np
 from flowpipe.aggregate.cadence import Cadence
 from flowpipe.aggregate.keys import Key, KeyCodec
 from flowpipe.aggregate.rollup import PairKey, PortRollup, Token, pair_keys, roll_up
+from flowpipe.cache import room
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
 from flowpipe.decode.columns import Chunk
@@ -643,10 +644,8 @@ class Accumulator:
         self._set(i, (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS]))
 
     def _interner(self) -> Callable[[tuple, tuple], tuple]:
-        """``setdefault`` of the cache that stores equal kept-field tuples once (bounded)."""
-        if len(self._interned) >= INTERN_MAX:
-            self._interned.clear()
-        return self._interned.setdefault
+        """``setdefault`` of the cache that stores equal kept-field tuples once (bounded per batch)."""
+        return room(self._interned, INTERN_MAX).setdefault
 
     def _set(self, i: int, values: tuple) -> None:
         """The window's values, in the columns or, when one does not fit int64, in ``_big``."""
