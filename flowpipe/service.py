@@ -13,15 +13,13 @@ from typing import Any
 
 import trio
 
-from flowpipe import supervisor
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import Config, split_host_port
-from flowpipe.decode import state
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import SamplerRules, SamplingPolicy
 from flowpipe.decode.facts import SamplingSeen, template_domains
 from flowpipe.decode.stage import DecoderStage
-from flowpipe.decode.template_metrics import TemplateMetrics
+from flowpipe.decode.upkeep import DecoderUpkeep
 from flowpipe.flow import FlushBatch
 from flowpipe.httpd import MetricsServer
 from flowpipe.listen import UdpListener
@@ -46,7 +44,7 @@ class Service:
         sampler_rules = SamplerRules(cfg.sampling)
         self.decoders = [DatagramDecoder(lc.flow_type, cfg.decoder, lc.mapping, listener=lc,
                                          sampler_rules=sampler_rules, columnar=True) for lc in cfg.listeners]
-        self.template_metrics = TemplateMetrics(self.metrics)
+        self.upkeep = DecoderUpkeep(cfg.decoder, self.metrics, listeners=cfg.listeners, decoders=self.decoders)
         self.queue = FlowQueue(cfg.aggregator.buffer_size)
         self.sampling = SamplingPolicy(cfg.sampling, cfg.aggregator.scale_by_sampling)
         self.accumulator = AccumulatorStage(cfg.aggregator, self.metrics, queue=self.queue,
@@ -128,14 +126,14 @@ class Service:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         for lst in self.listeners:
             lst.open()
-        self._load_templates()
+        self.upkeep.load()
         try:
             if self.metrics_server is not None:
                 await self.metrics_server.open()
             async with trio.open_nursery() as outer:
                 if self.metrics_server is not None:
                     outer.start_soon(self.metrics_server.run)
-                outer.start_soon(self._housekeeping)
+                outer.start_soon(self.upkeep.run)
                 if self.metadata is not None:
                     outer.start_soon(self.metadata.run)
                 async with trio.open_nursery() as pipe:
@@ -145,41 +143,8 @@ class Service:
         finally:
             for lst in self.listeners:
                 lst.close()
-            self._save_templates()
+            self.upkeep.save()
         event(logging.INFO, "stopped", **totals(self.metrics))
-
-    # ---- template state and decoder statistics
-
-    def _keyed_decoders(self) -> list[tuple[str, DatagramDecoder]]:
-        return [(state.listener_key(lc), d) for lc, d in zip(self.cfg.listeners, self.decoders, strict=True)]
-
-    def _load_templates(self) -> None:
-        path = self.cfg.decoder.state_file
-        if not path:
-            return
-        restored = state.restore_decoders(supervisor.state_files(path), self._keyed_decoders())
-        if restored:
-            event(logging.INFO, "templates_restored", file=path, listeners=restored)
-        self.template_metrics.update(self.decoders)
-
-    def _save_templates(self) -> None:
-        path = self.cfg.decoder.state_file
-        if not path:
-            return
-        try:
-            state.save_decoders(path, self._keyed_decoders())
-        except (OSError, TypeError, ValueError) as e:
-            event(logging.WARNING, "templates_not_saved", file=path, error=str(e))
-
-    async def _housekeeping(self) -> None:
-        """Decoder statistics every 2 s; template state saved every minute."""
-        saved_at = trio.current_time()
-        while True:
-            await trio.sleep(2.0)
-            self.template_metrics.update(self.decoders)
-            if self.cfg.decoder.state_file and trio.current_time() - saved_at >= 60:
-                saved_at = trio.current_time()
-                self._save_templates()
 
     def _start_pipeline(self, pipe: trio.Nursery) -> None:
         m = self.metrics

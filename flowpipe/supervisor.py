@@ -10,10 +10,8 @@ holds), and serves /metrics as the union of the workers' metrics with a ``worker
 from __future__ import annotations
 
 import copy
-import glob
 import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -26,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flowpipe import summary
 from flowpipe.config import Config, split_host_port
+from flowpipe.decode.state import worker_state_file
 from flowpipe.httpd import MetricsServer
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
@@ -46,20 +45,6 @@ def worker_config(cfg: Config, index: int) -> Config:
     if c.forwarder.spool_dir:
         c.forwarder.spool_dir = os.path.join(c.forwarder.spool_dir, f"w{index}")
     return c
-
-
-def worker_state_file(path: str, index: int) -> str:
-    """Worker ``index``'s own template state file: ``path`` with ``.w<index>`` added."""
-    return f"{path}.w{index}"
-
-
-def state_files(path: str) -> list[str]:
-    """The template state files a process with ``state_file = path`` reads at start: its own first
-    (there or not), then, for a worker, its siblings' and the single-process file that exist; after a
-    restart the kernel may hand an exporter to another worker than before."""
-    base = re.sub(r"\.w\d+$", "", path)
-    found = [path, *sorted(glob.glob(glob.escape(base) + ".w*")), base]
-    return [p for p in dict.fromkeys(found) if p == path or os.path.exists(p)]
 
 
 async def _http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:

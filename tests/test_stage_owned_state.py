@@ -1,11 +1,12 @@
-"""The supervisor names the workers' template state files; the decoder stage turns its template
-registries' statistics into metrics (neither is the service's business)."""
+"""The decoder's state files (one per worker, named by decode/state.py, which the supervisor asks)
+and its template registries' statistics turned into metrics (decode/upkeep.py, decode/
+template_metrics.py): none of it is the service's business."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from flowpipe import supervisor
 from flowpipe.config import DecoderConfig, ListenerConfig
+from flowpipe.decode import state
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.state import listener_key
 from flowpipe.decode.template_metrics import REFUSED_REASONS, TemplateMetrics
@@ -14,15 +15,15 @@ from flowpipe.metrics import Metrics
 
 def test_a_worker_reads_its_own_file_first_then_the_others_that_exist(tmp_path: Path) -> None:
     base = str(tmp_path / "t.state")
-    assert supervisor.worker_state_file(base, 2) == base + ".w2"
-    own = supervisor.worker_state_file(base, 1)
-    assert supervisor.state_files(own) == [own]  # its own even when missing, nothing else yet
+    assert state.worker_state_file(base, 2) == base + ".w2"
+    own = state.worker_state_file(base, 1)
+    assert state.state_files(own) == [own]  # its own even when missing, nothing else yet
     for p in (base + ".w0", base + ".w2", base):
         Path(p).write_bytes(b"")
-    assert supervisor.state_files(own) == [own, base + ".w0", base + ".w2", base]
+    assert state.state_files(own) == [own, base + ".w0", base + ".w2", base]
     Path(own).write_bytes(b"")
-    assert supervisor.state_files(own) == [own, base + ".w0", base + ".w2", base]
-    assert supervisor.state_files(base) == [base, base + ".w0", base + ".w1", base + ".w2"]
+    assert state.state_files(own) == [own, base + ".w0", base + ".w2", base]
+    assert state.state_files(base) == [base, base + ".w0", base + ".w1", base + ".w2"]
 
 
 def test_listener_key() -> None:

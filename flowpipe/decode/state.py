@@ -7,8 +7,10 @@ foreign file as (None, why) instead of raising, and :func:`load` logs that and r
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
@@ -100,3 +102,17 @@ def restore_decoders(paths: Sequence[str], decoders: Iterable[tuple[str, Datagra
 def save_decoders(path: str, decoders: Iterable[tuple[str, DatagramDecoder]]) -> None:
     """Save each (key, decoder)'s template state to ``path`` (see :func:`save`)."""
     save(path, {key: d.templates.snapshot() for key, d in decoders if d.templates is not None})
+
+
+def worker_state_file(path: str, index: int) -> str:
+    """Worker ``index``'s own template state file: ``path`` with ``.w<index>`` added."""
+    return f"{path}.w{index}"
+
+
+def state_files(path: str) -> list[str]:
+    """The template state files a process with ``state_file = path`` reads at start: its own first
+    (there or not), then, for a worker, its siblings' and the single-process file that exist; after a
+    restart the kernel may hand an exporter to another worker than before."""
+    base = re.sub(r"\.w\d+$", "", path)
+    found = [path, *sorted(glob.glob(glob.escape(base) + ".w*")), base]
+    return [p for p in dict.fromkeys(found) if p == path or os.path.exists(p)]
