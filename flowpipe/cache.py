@@ -16,9 +16,7 @@ V = TypeVar("V")
 
 def bounded_put(cache: dict[K, V], limit: int, key: K, value: V) -> V:
     """``cache[key] = value``, first emptying ``cache`` when it already holds ``limit`` entries; returns ``value``."""
-    if len(cache) >= limit:
-        cache.clear()
-    cache[key] = value
+    room(cache, limit)[key] = value
     return value
 
 

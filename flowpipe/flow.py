@@ -91,7 +91,7 @@ class FlowColumns(Sequence[list[Any]]):
     """Flows as columns: what a flush emits, laid out as the accumulator holds them.
 
     ``key``: nine lists, the :data:`KEY` fields; ``kept``: per flow, the tuple of its :data:`KEPT`
-    fields (flows of one exporter share one); ``start``, ``end``, ``bytes``, ``packets``,
+    fields (equal ones are one shared tuple); ``start``, ``end``, ``bytes``, ``packets``,
     ``flags``: ints; ``extras``: dict or None. The renderer and the enrichment read the columns;
     read as a sequence, each flow is a list laid out as :class:`Flow` (made on demand, for tools,
     tests and the flush filters).
@@ -121,16 +121,20 @@ class FlowColumns(Sequence[list[Any]]):
 
     @classmethod
     def join(cls, parts: Sequence[FlowColumns]) -> FlowColumns:
-        """One batch of several, in order."""
+        """One batch of several (none: empty), in order."""
         if len(parts) == 1:
             return parts[0]
         out = cls.empty()
         for part in parts:
             for mine, theirs in zip(out.key, part.key, strict=True):
                 mine += theirs
-            for name in ("kept", "start", "end", "bytes", "packets", "flags", "extras"):
-                getattr(out, name).extend(getattr(part, name))
+            for mine, theirs in zip(out._lists(), part._lists(), strict=True):
+                mine += theirs
         return out
+
+    def _lists(self) -> tuple[list[Any], ...]:
+        """The columns besides the key, in the constructor's order."""
+        return self.kept, self.start, self.end, self.bytes, self.packets, self.flags, self.extras
 
     def rows(self) -> list[list[Any]]:
         """Every flow as a list laid out as :class:`Flow`."""
@@ -163,10 +167,9 @@ class FlowColumns(Sequence[list[Any]]):
 
     def __getitem__(self, i: int | slice) -> list[Any] | FlowColumns:
         if isinstance(i, slice):
-            return FlowColumns([c[i] for c in self.key], self.kept[i], self.start[i], self.end[i], self.bytes[i],
-                               self.packets[i], self.flags[i], self.extras[i])
-        return FlowColumns([[c[i]] for c in self.key], [self.kept[i]], [self.start[i]], [self.end[i]],
-                           [self.bytes[i]], [self.packets[i]], [self.flags[i]], [self.extras[i]]).rows()[0]
+            return FlowColumns([c[i] for c in self.key], *(c[i] for c in self._lists()))
+        j = range(len(self))[i]  # IndexError out of range; negative from the end
+        return self[j:j + 1].rows()[0]
 
     def __iter__(self) -> Iterator[list[Any]]:
         return iter(self.rows())

@@ -32,7 +32,7 @@ import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any
 
 import numpy as np
@@ -538,7 +538,7 @@ class Accumulator:
         if None in opening[0]:  # records of an undecodable chunk: one by one (and dropped there)
             good = np.fromiter(map(operator.is_not, opening[0], repeat(None)), bool, len(openers))
             openers = openers[good]
-            opening = cols.kept_at(openers)
+            opening = (list(compress(opening[0], good)), list(compress(opening[1], good)))
             if not len(openers):
                 return rest
         pos = openers.tolist()
@@ -782,7 +782,7 @@ class Accumulator:
 
     def drain(self) -> FlowColumns:
         """Emit every context that holds a flow, due or not (shutdown)."""
-        return FlowColumns.join(list(self.drain_parts(len(self.contexts) or 1)) or [FlowColumns.empty()])
+        return FlowColumns.join(list(self.drain_parts(len(self.contexts) or 1)))
 
     def drain_parts(self, size: int) -> Iterator[FlowColumns]:
         """:meth:`drain` ``size`` contexts at a time (a million contexts emitted at once would hold all

@@ -80,7 +80,7 @@ class AccumulatorStage:
 
     async def tick_in_parts(self, now: float) -> FlowColumns:
         """:meth:`tick`, letting the other tasks run every FLUSH_PART contexts (see :meth:`flush_parts`)."""
-        return FlowColumns.join([part async for part in self.flush_parts(now)] or [FlowColumns.empty()])
+        return FlowColumns.join([part async for part in self.flush_parts(now)])
 
     async def flush_parts(self, now: float) -> AsyncIterator[FlowColumns]:
         """The flows of a tick, FLUSH_PART contexts at a time, the other tasks running in between: a

@@ -218,12 +218,11 @@ class Forwarder:
                 if not flows:
                     continue
                 self._pending += len(flows)
-                for i in range(0, len(flows), step):  # a packed batch is one request already (the renderer's)
-                    whole = len(flows) <= step or type(flows) is Packed
-                    self._memory.append(Batch(self._next_seq, flows if whole else flows[i:i + step]))
+                # a packed batch is one request already (the renderer's); a longer list is split
+                whole = len(flows) <= step or type(flows) is Packed
+                for part in [flows] if whole else [flows[i:i + step] for i in range(0, len(flows), step)]:
+                    self._memory.append(Batch(self._next_seq, part))
                     self._next_seq += 1
-                    if whole:
-                        break
                 if file_send is not None:
                     try:
                         file_send.send_nowait(flows)
