@@ -12,9 +12,14 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+def network(text: str) -> Network:
+    """The network of a CIDR text or an address (host bits allowed); ValueError when it is neither."""
+    return ipaddress.ip_network(text, strict=False)
+
+
 def networks(cidrs: list[str]) -> list[Network]:
-    """The networks of CIDR texts (host bits allowed)."""
-    return [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    """The networks of CIDR texts (see :func:`network`)."""
+    return [network(c) for c in cidrs]
 
 
 def address(text: str) -> Address | None:

@@ -7,11 +7,12 @@ here imports a stage.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 import attrs
+
+from flowpipe.cidr import Network, network
 
 Check = Callable[[Any, attrs.Attribute, Any], None]
 
@@ -58,12 +59,12 @@ def port(inst: Any, att: attrs.Attribute, value: Any) -> None:
         raise ValueError("must be a port number 0..65535")
 
 
-def networks(key: str, cidrs: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """``cidrs`` parsed; ValueError naming ``key`` and the bad entry."""
+def networks(key: str, cidrs: list[str]) -> list[Network]:
+    """``cidrs`` parsed (:func:`flowpipe.cidr.network`); ValueError naming ``key`` and the bad entry."""
     out = []
     for c in cidrs:
         try:
-            out.append(ipaddress.ip_network(c, strict=False))
+            out.append(network(c))
         except ValueError:
             raise ValueError(f"{key}: {c!r} is not an address or CIDR") from None
     return out
