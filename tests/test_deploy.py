@@ -666,12 +666,19 @@ async def test_intake_prints_what_a_running_flowpipe_delivers(tmp_path: Path) ->
             await trio.run_process([sys.executable, "-m", "flowpipe.cli", "generate", "--target",
                                     f"127.0.0.1:{svc.listeners[0].cfg.port}", "--protocol", "netflow9",
                                     "--flows", "50", "--seed", "1"], capture_stdout=True)
+            # the intake prints a batch when the POST arrives; flowpipe counts it sent once the
+            # response is back, so wait for both to agree (the counter may trail the print)
+            def printed() -> list[dict]:
+                lines = [json.loads(x) for x in out.read_text().splitlines() if x.startswith("{")]
+                return [x for x in lines if "flows" in x]
+
             with trio.fail_after(15):
-                while '"flows"' not in out.read_text():
+                while True:
+                    batches = printed()
+                    sent = svc.metrics.registry.get_sample_value("flowpipe_forwarder_flows_sent_total")
+                    if batches and sent == sum(b["flows"] for b in batches):
+                        break
                     await trio.sleep(0.1)
-            sent = svc.metrics.registry.get_sample_value("flowpipe_forwarder_flows_sent_total")
-        lines = [json.loads(x) for x in out.read_text().splitlines() if x.startswith("{")]
-        batches = [x for x in lines if "flows" in x]
         assert batches and all(b["path"] == "/api/v2/flows" for b in batches)
         assert sum(b["flows"] for b in batches) == sent
         assert batches[0]["first"]["type"] == "netflow9" and batches[0]["exporters"] == ["127.0.0.1"]
