@@ -1,10 +1,14 @@
-"""The optional compiled part of flowpipe (everything else is in pyproject.toml).
+"""The optional compiled parts of flowpipe (everything else is in pyproject.toml).
 
-``flowpipe/render/_jsonflows.c`` renders payload JSON straight from aggregated flows. It is optional:
-where no C compiler is at hand the build goes on without it and flowpipe renders in Python, the
-same bytes, more slowly (``flowpipe.render.COMPILED`` tells which one runs).
+- ``flowpipe/render/_jsonflows.c`` renders payload JSON straight from aggregated flows;
+- ``flowpipe/aggregate/_trackers.c`` holds the port rollup's trackers and observes flows in one C loop.
+
+Both are optional: where no C compiler is at hand the build goes on without them and flowpipe runs
+the pure-Python code instead, with the same results, more slowly (``flowpipe.render.COMPILED`` and
+``flowpipe.aggregate.rollup.COMPILED`` tell which one runs).
 """
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("flowpipe.render._jsonflows", ["flowpipe/render/_jsonflows.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension(name, [path], optional=True, extra_compile_args=["-O2"])
+                   for name, path in (("flowpipe.render._jsonflows", "flowpipe/render/_jsonflows.c"),
+                                      ("flowpipe.aggregate._trackers", "flowpipe/aggregate/_trackers.c"))])

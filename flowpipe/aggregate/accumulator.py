@@ -18,28 +18,27 @@ once). A flush emits :class:`flowpipe.flow.FlowColumns`: the keys read back as c
 kept tuples and counters as they are held, no object per flow. Key addresses and ports are
 stored once per distinct value.
 
-Port rollup is skipped for a flow whose raw key hits a context holding a valid stability token of
-the rollup (see :mod:`flowpipe.aggregate.rollup`): the rollup would change nothing for it and
-keep its ports, so the outcome is the same as observing it. How the records of undecoded data sets
-(chunks) are taken in bulk with the same outcome: :meth:`Accumulator.add_chunks`; the per-record
-reference they are tested against: :mod:`flowpipe.aggregate.reference`.
+Every flow is observed by the port rollup (:mod:`flowpipe.aggregate.rollup`) before its context
+work, a batch at a time and in order: the rollup reads nothing of the contexts, and the context
+work reads only the verdicts. How the records of undecoded data sets (chunks) are taken in bulk
+with the same outcome: :meth:`Accumulator.add_chunks`; the per-record reference they are tested
+against: :mod:`flowpipe.aggregate.reference`.
 """
 from __future__ import annotations
 
-import heapq
 import operator
 import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, MutableSequence, Sequence
-from itertools import compress, repeat
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from flowpipe.aggregate.cadence import Cadence
 from flowpipe.aggregate.keys import Key, KeyCodec
-from flowpipe.aggregate.rollup import PairKey, PortRollup, Token, pair_keys, roll_up
+from flowpipe.aggregate.rollup import Trackers, roll_up
 from flowpipe.cache import room
 from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
@@ -59,10 +58,6 @@ from flowpipe.flow import (
     kept_fields,
 )
 
-NO_TOKEN = Token(-2)  # a context holding no rollup token (never valid)
-OPEN = Token(-3)      # without rollup: what ``_live`` holds for a context with an open window
-_gen = operator.attrgetter("gen")
-MAX_RECHECKS = 8  # token re-checks of a chunk's later flows before they all take the tuple path
 I64_MAX = (1 << 63) - 1
 INTERN_MAX = 1 << 18  # distinct kept-field tuples shared before the cache starts over
 
@@ -95,8 +90,8 @@ class Accumulator:
         cadence = Cadence.of(cfg)
         self.interval, self.ttl, self.jitter = cadence.interval, cadence.ttl, cadence.jitter
         self.max_contexts = cfg.max_contexts
-        self.rollup = None if cfg.port_rollup_disabled else PortRollup(cfg.port_rollup_threshold,
-                                                                         cfg.max_rollup_entries)
+        self.rollup = None if cfg.port_rollup_disabled else Trackers(cfg.port_rollup_threshold,
+                                                                       cfg.max_rollup_entries)
         self.keys = KeyCodec()
         self._rng = np.random.default_rng()
         self.contexts: dict[Key, int] = {}  # key (see flowpipe.aggregate.keys) -> slot in the columns
@@ -116,39 +111,31 @@ class Accumulator:
         self._base: list[tuple | None] = []  # None: the window is empty (emitted, no flow since)
         # The window's additional fields; while the window is empty, the time of its last emission.
         self._extras: list[Any] = []
-        self._token: list[Token] = []  # only with port rollup; NO_TOKEN when none
-        # The token while the window is open (OPEN without rollup), else NO_TOKEN: the one thing the
-        # columnar path looks at per record to tell a plain merge.
-        self._live: list[Token] = []
         self._free: list[int] = []
         self._interned: dict[Any, Any] = {}
 
     # ---- aggregation
 
     def add(self, flows: list[tuple], now: float | None = None) -> None:
-        """Aggregate a batch of flow tuples.
-
-        A flow whose context exists and needs no rollup work (a valid token, or no rollup) opens
-        or joins its window right here; any other goes through :meth:`_add_one`. A token outlives
-        the window's emission (emission changes nothing the rollup reads), so after a flush the
-        first flow of a context opens its new window without rollup work too.
-        """
+        """Aggregate a batch of flow tuples: every flow observed by the rollup first, in order (the
+        rollup reads nothing of the contexts, so this is what observing each at its turn gives), then
+        each merged into its context, in order."""
         if now is None:
             now = time.time()
         self.received += len(flows)
         rollup = self._tracking()
+        if rollup is not None:
+            observe = rollup.observe
+            verdicts = [observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT]) for f in flows]
+            if any(verdicts):
+                flows = [roll_up(f, v) if v else f for f, v in zip(flows, verdicts, strict=True)]
         keys = list(map(self.keys.of_flow, flows))
         slots = list(map(self.contexts.get, keys))
-        slow = self._add_one
         B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
-        # With rollup the token must be valid (checked at the flow's turn: an earlier flow of the
-        # batch may have spent it).
-        tokens = self._token if rollup is not None else None
-        gen = rollup.gen if rollup is not None else 0
         base_col, big = self._base, self._big
         for f, key, i in zip(flows, keys, slots, strict=True):
-            if i is None or (tokens is not None and tokens[i].gen != gen):
-                slow(f, key, i, now)
+            if i is None:
+                self._put(f, key, now)
                 continue
             if base_col[i] is None:
                 self._open(i, f)
@@ -180,22 +167,18 @@ class Accumulator:
         """Aggregate data sets left undecoded (:mod:`flowpipe.decode.columns`), as :meth:`add` would
         their flows.
 
-        Three kinds of record, read with numpy (chunks of one template layout together):
+        The records of chunks of one template layout are read together with numpy
+        (:class:`flowpipe.decode.columns.Columns`) and observed by the rollup in one call, in record
+        order (:meth:`_observe`); keyed with their rolled-up ports, they are of two kinds:
 
-        - *merge*: its context holds an open window and needs no rollup work (a valid token, or no
-          rollup): added with numpy;
-        - *brand new* (:meth:`_make_new`): a new key whose outcome no other record of the batch can
-          change (with rollup: an address pair no tracker and no other record has): the contexts
-          made and the pairs tracked all at once;
-        - *the rest* (:meth:`_in_order`): observed by the rollup one by one in record order, their
-          context work (keys, contexts made up to ``max_contexts``, windows opened, merges,
-          tokens) done afterwards all at once.
+        - *merge*: its context holds an open window: added with numpy, after the others;
+        - *the rest*: contexts made in order of first appearance up to ``max_contexts``, windows
+          opened by their first record, all at once (:meth:`_settle`); with records numpy cannot
+          read among them (a v9 time from before an uptime wrap, a counter near 64 bits, an sFlow
+          sample of an unusual shape), one by one in record order from their flow tuples instead.
 
-        Merges commute (sums, min, max, OR; no additional fields in chunks) and change no rollup
-        state, so doing them last is the same as doing them in order, as long as their token was
-        still valid at their turn: an observation that invalidates tokens sends the later records
-        whose token it was to be observed too. A batch with records numpy cannot read (a v9 time
-        from before an uptime wrap, a counter near 64 bits) takes the tuple loop for the rest.
+        Merges commute (sums, min, max, OR) and change nothing the others read, so doing them last
+        is the same as doing them in order; additional fields (sFlow) are joined in record order.
         """
         if now is None:
             now = time.time()
@@ -230,59 +213,45 @@ class Accumulator:
     def _add_columns(self, cols: columns.Columns, now: float) -> None:
         n = cols.n
         self.received += n
-        owners = cols.owner_ids(self.keys.owner)
-        keys = self.keys.of_columns(owners, cols.parts, n)
+        rollup = self._tracking()
+        parts, roll, rows = cols.parts, None, None
+        if rollup is not None:
+            verdicts, rows = self._observe(cols, rollup)
+            if verdicts.any():
+                roll = verdicts
+                parts = list(parts)
+                for side, v in ((2, 1), (3, 2)):  # the port called ephemeral is keyed as 0, the side in ``roll``
+                    col = parts[side]
+                    if col is not None:
+                        parts[side] = np.where(verdicts == v, 0, col)
+        keys = self.keys.of_columns(cols.owner_ids(self.keys.owner), parts, n, roll=roll)
         slots = list(map(self.contexts.get, keys, repeat(-1)))
         idx = np.array(slots, dtype=np.int64)
-        fast = cols.ok.copy()
-        rollup = self._tracking()
+        fast = cols.ok & (idx >= 0)
         if not self._base:
             fast[:] = False
-        else:
-            fast &= idx >= 0
-            fast &= np.fromiter(map(_gen, map(self._live.__getitem__, slots)), np.int64, n) == (
-                rollup.gen if rollup is not None else OPEN.gen)
+        else:  # an open window
+            fast &= np.fromiter(map(operator.is_not, map(self._base.__getitem__, slots), repeat(None)), bool, n)
             if self._big:  # windows outside int64 merge one by one
                 fast &= ~np.isin(idx, np.fromiter(self._big, np.int64, len(self._big)))
         rest = np.flatnonzero(~fast)
-        pairs = pair_keys(cols.parts[0], cols.parts[1], n) if len(rest) and rollup is not None else []
-        if len(rest):
-            rest = self._make_new(cols, keys, slots, idx, rest, fast, rollup, pairs, now)
         if len(rest) and cols.ok[rest].all():
-            self._in_order(cols, owners, keys, slots, idx, rest, fast, rollup, pairs, now)
+            self._settle(cols, keys, slots, idx, rest, fast, now)
             rest = rest[:0]
         xb = cols.extra_bits()  # records with additional fields: merged in record order (see _add_extras)
         xk = None if xb is None else xb[0] != 0
-        if len(rest) and xk is not None:  # the tuple loop: all of them there, at their turn
-            moved = np.flatnonzero(fast & xk)
-            fast[moved] = False
-            rest = np.union1d(rest, moved)
-        heap = rest.tolist()  # sorted: a valid heap
         row: Callable[[int], tuple | None] = cols.row
-        add_one = self._add_one
-        if len(heap) > n // 2:  # mostly new contexts: decode every record at once
-            row = cols.rows().__getitem__
-        if heap:
-            seen = rollup.invalidated if rollup is not None else 0
-            gen = rollup.gen if rollup is not None else 0
-            tokens, base = self._token, self._base
-            rechecks = 0
-            while heap:
-                p = heapq.heappop(heap)
-                f = row(p)
-                if f is None:  # its chunk could not be decoded
-                    self.dropped_undecodable += 1
-                    continue
-                i = slots[p]
-                if i < 0 or (rollup is not None and tokens[i].gen != gen):
-                    add_one(f, keys[p], None, now)  # keys[p] is of_flow(f), made in bulk
-                elif base[i] is None:  # the context exists and needs no rollup work: see add()
-                    self._open(i, f)
-                else:
-                    self._merge(i, f)
-                if rollup is not None and rollup.invalidated != seen and rechecks <= MAX_RECHECKS:
-                    seen = rollup.invalidated
-                    rechecks = self._spent(p, fast, idx, heap, rechecks, rollup)
+        if rows:  # decoded already while observing
+            decoded = rows
+            row = lambda p: decoded[p] if p in decoded else cols.row(p)  # noqa: E731
+        if len(rest):
+            if xk is not None:  # then all of them one by one, at their turn
+                moved = np.flatnonzero(fast & xk)
+                fast[moved] = False
+                rest = np.union1d(rest, moved)
+            if len(rest) > n // 2:  # mostly: decode every record at once
+                row = cols.rows().__getitem__
+            self._one_by_one(rest.tolist(), row, roll, now)
         done = np.flatnonzero(fast)
         if not len(done):
             return
@@ -313,6 +282,63 @@ class Accumulator:
         for p, i in zip(done.tolist(), at.tolist(), strict=True):  # near 64 bits: one by one, exactly
             self._merge_row(i, row(p))
 
+    def _observe(self, cols: columns.Columns, rollup: Any) -> tuple[Any, dict[int, tuple | None] | None]:
+        """Every record of ``cols`` observed by the rollup, in record order: those numpy read from
+        the columns in one call per run, the others (``ok`` False: their columns may not hold their
+        ports) from their flow tuples, which are returned too (position -> tuple; None: no such
+        record). A record whose chunk cannot be decoded is not observed (it is dropped)."""
+        n = cols.n
+        src, dst, sp, dp = (None if c is None else np.ascontiguousarray(c) for c in cols.parts[:4])
+        src = None if src is None else src.view(np.uint8)
+        dst = None if dst is None else dst.view(np.uint8)
+        sp = None if sp is None else sp.astype(np.uint64)
+        dp = None if dp is None else dp.astype(np.uint64)
+
+        def run(a: int, b: int) -> bytes:
+            if a >= b:
+                return b""
+            ws = 0 if src is None else src.size // n
+            wd = 0 if dst is None else dst.size // n
+            return rollup.observe_columns(None if src is None else src[a * ws:b * ws],  # type: ignore[no-any-return]
+                                          None if dst is None else dst[a * wd:b * wd],
+                                          None if sp is None else sp[a:b], None if dp is None else dp[a:b], b - a)
+
+        bad = np.flatnonzero(~cols.ok).tolist()
+        if not bad:
+            return np.frombuffer(run(0, n), np.uint8), None
+        rows = dict(zip(bad, cols.rows_at(bad), strict=True))
+        out = bytearray()
+        start = 0
+        for p in bad:
+            out += run(start, p)
+            f = rows[p]
+            out.append(0 if f is None else rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT]))
+            start = p + 1
+        out += run(start, n)
+        return np.frombuffer(bytes(out), np.uint8), rows
+
+    def _one_by_one(self, positions: list[int], row: Callable[[int], tuple | None], roll: Any, now: float) -> None:
+        """The records at ``positions`` (ascending), observed already (``roll``: their verdicts, None:
+        all 0), merged one by one from their flow tuples; those whose chunk cannot be decoded are
+        dropped and counted."""
+        verdicts = [0] * len(positions) if roll is None else roll[positions].tolist()
+        get = self.contexts.get
+        for p, v in zip(positions, verdicts, strict=True):
+            f = row(p)
+            if f is None:
+                self.dropped_undecodable += 1
+                continue
+            if v:
+                f = roll_up(f, v)
+            key = self.keys.of_flow(f)
+            i = get(key)
+            if i is None:
+                self._put(f, key, now)
+            elif self._base[i] is None:
+                self._open(i, f)
+            else:
+                self._merge(i, f)
+
     def _add_extras(self, cols: columns.Columns, records: Any, idx: Any, bits: Any,
                     groups: tuple[tuple[str, ...], ...]) -> None:
         """The additional fields of records merged with numpy (positions ``records``, ascending), into
@@ -340,100 +366,10 @@ class Accumulator:
         else:
             self._merge(i, f)
 
-    def _in_order(self, cols: columns.Columns, owners: Any, keys: list[Key], slots: list[int], idx: Any, rest: Any,
-                  fast: Any, rollup: PortRollup | None, pairs: list[PairKey], now: float) -> Any:
-        """The records no bulk step could take (``rest``, all readable by numpy), observed one by
-        one in record order, their context work done afterwards all at once (:meth:`_settle`);
-        with the trackers full, those the rollup refuses whatever the order
-        (:meth:`PortRollup.refusals`) all at once too.
-        Observing reads and changes only the rollup, so keying them (ports rolled up or not),
-        making contexts in record order while ``max_contexts`` allows, opening windows, merging
-        and handing out tokens afterwards gives what doing it at each record's turn gives (the
-        last token given to a context stays). A record whose context holds a valid token at its
-        turn needs no observation (as in :meth:`add`); an observation that invalidates tokens
-        sends the later records merging under them to be observed too, at their turn."""
-        if rollup is None:  # nothing to observe: every record keeps its key
-            self._settle(cols, keys, slots, idx, rest, [OPEN] * len(rest), fast, now)
-            return
-        n = cols.n
-        parts = cols.parts
-        src = [b""] * n if parts[0] is None else parts[0].tolist()
-        dst = [b""] * n if parts[1] is None else parts[1].tolist()
-        sp = [0] * n if parts[2] is None else parts[2].tolist()
-        dp = [0] * n if parts[3] is None else parts[3].tolist()
-        observe, tokens = rollup.observe, self._token
-        heap = rest.tolist()
-        seen, gen, rechecks = rollup.invalidated, rollup.gen, 0
-        refused = rollup.refusals(pairs, heap)
-        if refused is not None:  # a record whose context holds a valid token needs no observation
-            refused = [r and (slots[p] < 0 or tokens[slots[p]].gen != gen) for p, r in zip(heap, refused, strict=True)]
-            heap, refused = ([p for p, r in zip(heap, refused, strict=True) if not r],
-                             [p for p, r in zip(heap, refused, strict=True) if r])
-            rollup.refused += 2 * len(refused)
-        pos = []
-        verdicts: list[int] = []
-        toks: list[Token] = []
-        while heap:
-            p = heapq.heappop(heap)
-            i = slots[p]
-            pos.append(p)
-            if i >= 0 and tokens[i].gen == gen:
-                verdicts.append(0)
-                toks.append(tokens[i])
-                continue
-            v = observe(src[p], dst[p], sp[p], dp[p])
-            verdicts.append(v)
-            toks.append((rollup.stable or NO_TOKEN) if v == 0 else NO_TOKEN)
-            if rollup.invalidated != seen and rechecks <= MAX_RECHECKS:
-                seen = rollup.invalidated
-                rechecks = self._spent(p, fast, idx, heap, rechecks, rollup)
-        at = np.array(pos, dtype=np.int64)
-        vs = np.array(verdicts, dtype=np.int64)
-        if refused:  # verdict 0, no token: in record order with the others
-            at = np.concatenate((at, np.array(refused, dtype=np.int64)))
-            vs = np.concatenate((vs, np.zeros(len(refused), dtype=np.int64)))
-            toks += [NO_TOKEN] * len(refused)
-            order = np.argsort(at, kind="stable")
-            at, vs = at[order], vs[order]
-            toks = [toks[k] for k in order.tolist()]
-        rolled = np.flatnonzero(vs)
-        if len(rolled):
-            r_at, r_v = at[rolled], vs[rolled]
-            r_parts: list[Any] = [None if c is None else c[r_at] for c in parts]
-            r_sp = np.zeros(len(r_at), np.int64) if parts[2] is None else r_parts[2].astype(np.int64)
-            r_dp = np.zeros(len(r_at), np.int64) if parts[3] is None else r_parts[3].astype(np.int64)
-            r_sp[r_v == 1] = 0
-            r_dp[r_v == 2] = 0
-            r_parts[2], r_parts[3] = r_sp, r_dp
-            get = self.contexts.get
-            for p, key in zip(r_at.tolist(), self.keys.of_columns(owners[r_at], r_parts, len(r_at),
-                                                                  roll=r_v.astype(np.uint8)), strict=True):
-                keys[p] = key
-                slots[p] = get(key, -1)
-            idx[r_at] = [slots[p] for p in r_at.tolist()]
-        self._settle(cols, keys, slots, idx, at, toks, fast, now)
-
-    def _spent(self, p: int, fast: Any, idx: Any, heap: list[int], rechecks: int, rollup: PortRollup) -> int:
-        """Record ``p``'s observation invalidated tokens: the later records merging under a token no
-        longer valid leave ``fast`` for ``heap``, to be observed at their turn; at the
-        (MAX_RECHECKS + 1)-th such check of a batch all later merging records do, unchecked, and no
-        later check is needed. Returns the checks made so far."""
-        later = np.flatnonzero(fast[p + 1:]) + (p + 1)
-        if not len(later):
-            return rechecks
-        rechecks += 1
-        if rechecks <= MAX_RECHECKS:  # which of the later records lost their token?
-            gens = np.fromiter(map(_gen, map(self._live.__getitem__, idx[later].tolist())), np.int64, len(later))
-            later = later[gens != rollup.gen]
-        fast[later] = False
-        for q in later.tolist():
-            heapq.heappush(heap, q)
-        return rechecks
-
     def _settle(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, at: Any,
-                toks: list[Token], fast: Any, now: float) -> None:
+                fast: Any, now: float) -> None:
         """The context work of records at positions ``at`` (ascending), observed already, keyed
-        ``keys[p]`` (ports rolled up or not), the token of record k being ``toks[k]``: each context
+        ``keys[p]`` (ports rolled up or not): each context
         they find gone is made by its first record while ``max_contexts`` allows, in order of first
         appearance (the records of later new keys are dropped and counted, as one by one); a window
         found empty is opened by its first record; the others merge (``fast``). The records of a
@@ -461,8 +397,7 @@ class Accumulator:
         if None in reopening[0] or None in making[0]:  # an undecodable chunk (a decoder bug)
             keep = ~cols.failed_positions()[at]
             self.dropped_undecodable += int(np.count_nonzero(~keep))
-            self._settle(cols, keys, slots, idx, at[keep], [t for t, k in zip(toks, keep.tolist(), strict=True) if k],
-                         fast, now)
+            self._settle(cols, keys, slots, idx, at[keep], fast, now)
             return
         if len(make):
             self._create(cols, keys, slots, idx, make, making, now)
@@ -476,14 +411,7 @@ class Accumulator:
         n_lost = int(lost.sum())
         if n_lost:
             self.dropped_full += n_lost
-        settled = at[~lost]
-        token, live = self._token, self._live
-        for i, tok in zip(idx[settled].tolist(), [t for t, x in zip(toks, lost.tolist(), strict=True) if not x],
-                          strict=True):
-            if token:
-                token[i] = tok
-            live[i] = tok
-        fast[settled] = True
+        fast[at[~lost]] = True
         fast[make] = False
         fast[reopen] = False
 
@@ -502,71 +430,6 @@ class Accumulator:
         for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
                             (self._end, cols.end), (self._flags, cols.flags)):
             _view(col)[at] = values[records]
-
-    def _make_new(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, rest: Any, fast: Any,
-                  rollup: PortRollup | None, pairs: list[PairKey], now: float) -> Any:
-        """Make, all at once, the contexts of records whose key is new and whose outcome no other
-        record of the batch can change: without rollup, every such record (the first of a key opens
-        the context, the others join ``fast``); with rollup, those whose address pair has no tracker
-        in either generation and no other record in the batch (:meth:`PortRollup.track_new` then
-        gives each the same verdict, 0, as :meth:`PortRollup.observe` would at its turn). Only when
-        neither cap (``max_contexts``, the rollup's ``max_entries``) can be reached by the batch, so
-        no record's fate depends on the order. Returns the positions still for the tuple path."""
-        new = rest[idx[rest] < 0]
-        if not len(new) or len(self.contexts) + len(new) > self.max_contexts:
-            return rest
-        ok = cols.ok
-        if rollup is not None:
-            new = new[ok[new]]
-            lone = rollup.lone_new_pairs(pairs, new) if len(new) else None
-            if lone is None:
-                return rest
-            new = new[lone]
-            if not len(new):
-                return rest
-            openers = new
-        else:  # a key's first record opens its context (if numpy can read it), the others merge
-            first: dict[Key, int] = {}
-            for p in new.tolist():
-                first.setdefault(keys[p], p)
-            openers = np.fromiter(first.values(), np.int64, len(first))
-            openers = openers[ok[openers]]
-            if not len(openers):
-                return rest
-            new = new[ok[new]]
-        opening = cols.kept_at(openers)
-        if None in opening[0]:  # records of an undecodable chunk: one by one (and dropped there)
-            good = np.fromiter(map(operator.is_not, opening[0], repeat(None)), bool, len(openers))
-            openers = openers[good]
-            opening = (list(compress(opening[0], good)), list(compress(opening[1], good)))
-            if not len(openers):
-                return rest
-        pos = openers.tolist()
-        m = len(pos)
-        if rollup is not None:
-            sp, dp = (None if c is None else c[openers] for c in cols.parts[2:4])
-            rollup.track_new([pairs[p] for p in pos], sp, dp)
-        made = self._create(cols, keys, slots, idx, openers, opening, now)
-        _fill(self._live, made, NO_TOKEN if rollup is not None else OPEN)
-        if rollup is not None:
-            _fill(self._token, made, NO_TOKEN)
-        taken = np.zeros(cols.n, dtype=bool)
-        taken[openers] = True
-        if rollup is None and len(new) > m:  # later records of a new key: merged with the others
-            get = self.contexts.get
-            pos_l, got_l = [], []
-            for p in new[~taken[new]].tolist():
-                j = get(keys[p])
-                if j is not None:  # opened here (a key whose first record was not opened keeps the tuple path)
-                    pos_l.append(p)
-                    got_l.append(j)
-            later, got = np.array(pos_l, dtype=np.int64), np.array(got_l, dtype=np.int64)
-            idx[later] = got
-            for p, i in zip(later.tolist(), got.tolist(), strict=True):
-                slots[p] = i
-            fast[later] = True
-            taken[later] = True
-        return rest[~taken[rest]]
 
     def _create(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, openers: Any,
                 opening: tuple[list[tuple | None], list[dict[str, Any] | None]], now: float) -> list[int]:
@@ -594,51 +457,36 @@ class Accumulator:
         idx[openers] = at
         return made
 
-    def _tracking(self) -> PortRollup | None:
+    def _tracking(self) -> Any:
         """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
         r = self.rollup
         return r if r is not None and r.threshold > 1 else None
 
-    def _add_one(self, f: tuple, key: Key, i: int | None, now: float) -> None:
-        """One flow, the whole way: rollup, context made or window opened, merge; token kept.
-        ``i``: the slot of ``key`` when the batch began (None: none then)."""
+    def _put(self, f: tuple, key: Key, now: float) -> None:
+        """A flow (observed already) whose context had no slot when its batch began: made by an
+        earlier flow of the batch, or made now while ``max_contexts`` allows (else dropped, counted)."""
         contexts = self.contexts
-        if i is None:
-            i = contexts.get(key)  # made by an earlier flow of this batch?
-        rollup = self._tracking()
-        tok = NO_TOKEN
-        if rollup is not None:
-            verdict = rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT])
-            if verdict:
-                f = roll_up(f, verdict)
-                key = self.keys.of_flow(f)
-                i = contexts.get(key)
+        i = contexts.get(key)
+        if i is not None:
+            if self._base[i] is None:
+                self._open(i, f)
             else:
-                tok = rollup.stable or NO_TOKEN
-        if i is None:
-            if len(contexts) >= self.max_contexts:
-                self.dropped_full += 1
-                return
-            if not self._free:
-                self._grow()
-            i = self._free.pop()
-            self._next[i] = now + self._rng.random() * self.jitter if self.jitter else now
-            contexts[key] = i
-            self.keys.hold(key)
-            self._open(i, f)
-        elif self._base[i] is None:
-            self._open(i, f)
-        else:
-            self._merge(i, f)
-        if rollup is not None:
-            self._token[i] = self._live[i] = tok
-        else:
-            self._live[i] = OPEN
+                self._merge(i, f)
+            return
+        if len(contexts) >= self.max_contexts:
+            self.dropped_full += 1
+            return
+        if not self._free:
+            self._grow()
+        i = self._free.pop()
+        self._next[i] = now + self._rng.random() * self.jitter if self.jitter else now
+        contexts[key] = i
+        self.keys.hold(key)
+        self._open(i, f)
 
     def _open(self, i: int, f: tuple) -> None:
         """The first flow of a window becomes its accumulator."""
         base = kept_fields(f)
-        self._live[i] = self._token[i] if self._token else OPEN
         self._base[i] = self._interner()(base, base)
         self._extras[i] = f[EXTRAS]
         self._set(i, (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS]))
@@ -688,9 +536,6 @@ class Accumulator:
         nones: list[Any] = [None] * chunk
         self._base.extend(nones)
         self._extras.extend(nones)
-        if self.rollup is not None and self.rollup.threshold > 1:
-            self._token.extend([NO_TOKEN] * chunk)
-        self._live.extend([NO_TOKEN] * chunk)
         self._free.extend(range(n + chunk - 1, n - 1, -1))
 
     # ---- emission
@@ -765,7 +610,6 @@ class Accumulator:
                 self._big.pop(i, None)
         _fill(base, emit_slots, None)
         _fill(extras, emit_slots, now)  # the last emission (one object for all emitted now)
-        _fill(self._live, emit_slots, NO_TOKEN)
         return out, expired
 
     def _expire(self, expired: list[Key]) -> None:
@@ -775,9 +619,6 @@ class Accumulator:
             for i in slots:
                 self._big.pop(i, None)
         _fill(self._extras, slots, None)
-        if self._token:
-            _fill(self._token, slots, NO_TOKEN)
-        _fill(self._live, slots, NO_TOKEN)
         self._free += slots
 
     def drain(self) -> FlowColumns:

@@ -14,66 +14,15 @@ import time
 from typing import Any
 
 from flowpipe.aggregate.cadence import Cadence
-from flowpipe.aggregate.rollup import roll_up, verdict
+from flowpipe.aggregate.rollup import PyTrackers, roll_up
 from flowpipe.config import AggregatorConfig
 from flowpipe.flow import BYTES, DST_IP, DST_PORT, END, EXTRAS, PACKETS, SRC_IP, SRC_PORT, START, TCP_FLAGS, key_fields
 
-S, D = 0, 1
 # The Datadog context key, as a tuple of the flow's fields.
 context_key = key_fields
-
-
-class ReferenceRollup:
-    """Port rollup as the spec states it: one flat tracker dict per generation, observed for every flow."""
-
-    def __init__(self, threshold: int, max_entries: int = 2_000_000) -> None:
-        self.threshold = threshold
-        self.max_entries = max_entries
-        self.cur: dict[tuple, list[int]] = {}
-        self.new: dict[tuple, list[int]] = {}
-        self.refused = 0  # observations not tracked because the tracker was full
-
-    def rotate(self) -> None:
-        self.cur, self.new = self.new, {}
-
-    def _add(self, store: dict[tuple, list[int]], src: bytes, dst: bytes, sp: int, dp: int,
-             src_ephemeral: bool, dst_ephemeral: bool) -> None:
-        t = self.threshold
-        ks, kd = (src, dst, S, sp), (src, dst, D, dp)
-        s_list, d_list = store.get(ks), store.get(kd)
-        a = len(s_list) if s_list else 0
-        b = len(d_list) if d_list else 0
-        if a >= t or b >= t:
-            return
-        # S(sport) gets dport unless the source side is ephemeral, then D(dport) gets sport
-        for tried, key, ports, port, peer in ((b + 1 < t and not src_ephemeral, ks, s_list, dp, D),
-                                              (a + 1 < t and not dst_ephemeral, kd, d_list, sp, S)):
-            if not tried:
-                continue
-            if ports is None:
-                if len(self.cur) + len(self.new) >= self.max_entries:
-                    self.refused += 1
-                    return
-                ports = store[key] = []
-            if port not in ports:
-                ports.append(port)
-            if len(ports) >= t:
-                for p in ports:
-                    store.pop((src, dst, peer, p), None)
-
-    def classify(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
-        """0: keep both ports; 1: source port is ephemeral; 2: destination port is ephemeral."""
-        s_list = self.cur.get((src, dst, S, sp))
-        d_list = self.cur.get((src, dst, D, dp))
-        return verdict(len(s_list) if s_list else 0, len(d_list) if d_list else 0, self.threshold)
-
-    def observe(self, src: bytes, dst: bytes, sp: int, dp: int) -> int:
-        """Track one flow's ports and classify it (see :meth:`classify`)."""
-        self._add(self.cur, src, dst, sp, dp, False, False)
-        v = self.classify(src, dst, sp, dp)
-        self._add(self.new, src, dst, sp, dp, v == 1, v == 2)
-        return v
-
+# The rollup as the spec states it, observed for every flow (also the service's fallback when the
+# compiled trackers are not built; the tests hold the compiled ones to it).
+ReferenceRollup = PyTrackers
 
 
 class _Context:

@@ -104,8 +104,8 @@ class AccumulatorStage:
         m = self.metrics
         m.aggregator_contexts.set(len(self.acc.contexts))
         r = self.acc.rollup
-        m.rollup_entries.labels("current").set(len(r.cur) if r else 0)
-        m.rollup_entries.labels("new").set(len(r.new) if r else 0)
+        m.rollup_entries.labels("current").set(r.entries(0) if r else 0)
+        m.rollup_entries.labels("new").set(r.entries(1) if r else 0)
         if r is not None and r.refused > self._reported_rollup:
             m.limits_hit.labels("rollup_entries").inc(r.refused - self._reported_rollup)
             self._reported_rollup = r.refused

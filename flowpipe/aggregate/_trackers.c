@@ -1,0 +1,763 @@
+/* Port rollup trackers (two generations), compiled: the rollup's per-record work in one C loop.
+ *
+ * Trackers(threshold, max_entries)
+ *     .observe(src: bytes, dst: bytes, sport: int, dport: int) -> int     (0 keep, 1 src "*", 2 dst "*")
+ *     .observe_columns(src, dst, sport, dport, n) -> bytes               (n verdicts, in record order)
+ *     .rotate(); .entries(gen) -> int; .trackers(gen) -> dict; .refused (read/write)
+ *
+ * The algorithm is the spec's (datadog-netflow.md section 4), exactly as flowpipe.aggregate.rollup.PyTrackers
+ * states it in Python (the reference and the fallback when this module is not built; tests hold the two
+ * to the same verdicts, trackers and refusals): Add on the current generation, Classify on it, Add on the
+ * new one without re-tracking the side called ephemeral.
+ *
+ * Layout of a generation (memory: a conversation seen once, the common case, costs ~30 bytes here):
+ *   - pairs: an open-addressing table of address pairs; a pair's key bytes (two lengths, then the two
+ *     addresses) live in an append-only arena, freed at rotation;
+ *   - a pair observed once is a *seed* (its two trackers S(sport) = {dport} and D(dport) = {sport}, held
+ *     as two ports in the pair record); the first change to it makes the two trackers real;
+ *   - trackers: an open-addressing table keyed by (pair, S|D, port) holding the distinct peer ports in the
+ *     order seen (one inline, more in a heap array), linear probing with backward-shift deletion.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KIND_S 0
+#define KIND_D 1
+#define KIND_BIT 0x80000000u
+
+typedef struct {
+    uint64_t port;   /* the tracker's own port */
+    uint32_t pair;   /* pair index + 1; 0: empty slot */
+    uint32_t meta;   /* KIND_BIT: a D tracker; low bits: number of ports */
+    union {
+        uint64_t one;      /* the port, while there is one */
+        uint64_t *many;    /* more: capacity is the next power of two >= n */
+    } p;
+} Tracker;
+
+typedef struct {
+    /* pairs */
+    uint32_t *ptab;      /* pair index + 1, 0: empty */
+    size_t pmask;
+    uint32_t *poff;      /* pair -> offset of its key in the arena */
+    uint32_t *phash;     /* pair -> hash of its key */
+    uint32_t *pseed;     /* pair -> sport << 16 | dport while a seed */
+    uint8_t *pstate;     /* pair -> 1: a seed, 0: trackers in the table (or none) */
+    size_t npairs, pcap;
+    uint8_t *arena;
+    size_t alen, acap;
+    /* trackers */
+    Tracker *tt;
+    size_t tmask, tused;
+    Py_ssize_t entries;  /* trackers, seeds counting two */
+} Gen;
+
+typedef struct {
+    PyObject_HEAD
+    Gen g[2];            /* g[cur], g[1 - cur] */
+    int cur;
+    Py_ssize_t threshold, max_entries, refused;
+    uint8_t *key;        /* scratch key */
+    size_t keycap;
+} Trackers;
+
+/* ---- hashing */
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint32_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = mix64(h ^ w) + 0x632BE59BD9B4E019ULL;
+        p += 8; n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, p, n);
+        h = mix64(h ^ w ^ ((uint64_t)n << 56));
+    }
+    return (uint32_t)(mix64(h) >> 32);
+}
+
+static inline size_t thash(uint32_t pair, int kind, uint64_t port) {
+    return (size_t)mix64(((uint64_t)pair << 1 | (uint64_t)kind) * 0x9E3779B97F4A7C15ULL ^ port);
+}
+
+/* ---- a generation */
+
+static void gen_free(Gen *g) {
+    if (g->tt) {
+        for (size_t i = 0; i <= g->tmask; i++) {
+            Tracker *t = &g->tt[i];
+            if (t->pair && (t->meta & ~KIND_BIT) > 1)
+                free(t->p.many);
+        }
+    }
+    free(g->tt); free(g->ptab); free(g->poff); free(g->phash); free(g->pseed); free(g->pstate); free(g->arena);
+    memset(g, 0, sizeof(*g));
+}
+
+static int gen_init(Gen *g) {
+    memset(g, 0, sizeof(*g));
+    g->pmask = 1023;
+    g->ptab = calloc(g->pmask + 1, sizeof(uint32_t));
+    g->tmask = 1023;
+    g->tt = calloc(g->tmask + 1, sizeof(Tracker));
+    if (!g->ptab || !g->tt) {
+        gen_free(g);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static inline int pair_eq(const Gen *g, uint32_t idx, const uint8_t *key, size_t klen) {
+    const uint8_t *k = g->arena + g->poff[idx];
+    size_t ls = (size_t)k[0] | (size_t)k[1] << 8, ld = (size_t)k[2] | (size_t)k[3] << 8;
+    return 4 + ls + ld == klen && memcmp(k, key, klen) == 0;
+}
+
+/* The pair's index, or -1. */
+static long find_pair(const Gen *g, const uint8_t *key, size_t klen, uint32_t h) {
+    size_t i = h & g->pmask;
+    for (;;) {
+        uint32_t v = g->ptab[i];
+        if (!v)
+            return -1;
+        if (g->phash[v - 1] == h && pair_eq(g, v - 1, key, klen))
+            return (long)(v - 1);
+        i = (i + 1) & g->pmask;
+    }
+}
+
+static int grow_pairs(Gen *g) {
+    size_t n = (g->pmask + 1) * 2;
+    uint32_t *tab = calloc(n, sizeof(uint32_t));
+    if (!tab) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t p = 0; p < g->npairs; p++) {
+        size_t i = g->phash[p] & (n - 1);
+        while (tab[i])
+            i = (i + 1) & (n - 1);
+        tab[i] = (uint32_t)(p + 1);
+    }
+    free(g->ptab);
+    g->ptab = tab;
+    g->pmask = n - 1;
+    return 0;
+}
+
+static void *grow_array(void *a, size_t n, size_t size) {
+    void *b = realloc(a, n * size);
+    if (!b)
+        PyErr_NoMemory();
+    return b;
+}
+
+/* A new pair (absent), index returned, or -1 with an exception set. */
+static long add_pair(Gen *g, const uint8_t *key, size_t klen, uint32_t h) {
+    if ((g->npairs + 1) * 10 > (g->pmask + 1) * 7 && grow_pairs(g) < 0)
+        return -1;
+    if (g->npairs == g->pcap) {
+        size_t n = g->pcap ? g->pcap * 2 : 1024;
+        uint32_t *a;
+        if (n > 0xFFFFFFF0u) {
+            PyErr_SetString(PyExc_MemoryError, "too many rollup pairs");
+            return -1;
+        }
+        if (!(a = grow_array(g->poff, n, 4))) return -1;
+        g->poff = a;
+        if (!(a = grow_array(g->phash, n, 4))) return -1;
+        g->phash = a;
+        if (!(a = grow_array(g->pseed, n, 4))) return -1;
+        g->pseed = a;
+        uint8_t *s = grow_array(g->pstate, n, 1);
+        if (!s) return -1;
+        g->pstate = s;
+        g->pcap = n;
+    }
+    if (g->alen + klen > g->acap) {
+        size_t n = g->acap ? g->acap : 4096;
+        while (n < g->alen + klen)
+            n *= 2;
+        if (n > 0xFFFFFFFFu) {
+            PyErr_SetString(PyExc_MemoryError, "rollup pair keys past 4 GiB");
+            return -1;
+        }
+        uint8_t *a = grow_array(g->arena, n, 1);
+        if (!a) return -1;
+        g->arena = a;
+        g->acap = n;
+    }
+    size_t p = g->npairs++;
+    memcpy(g->arena + g->alen, key, klen);
+    g->poff[p] = (uint32_t)g->alen;
+    g->alen += klen;
+    g->phash[p] = h;
+    g->pseed[p] = 0;
+    g->pstate[p] = 0;
+    size_t i = h & g->pmask;
+    while (g->ptab[i])
+        i = (i + 1) & g->pmask;
+    g->ptab[i] = (uint32_t)(p + 1);
+    return (long)p;
+}
+
+static Tracker *find_tracker(const Gen *g, uint32_t pair1, int kind, uint64_t port) {
+    size_t i = thash(pair1, kind, port) & g->tmask;
+    uint32_t meta_kind = kind ? KIND_BIT : 0;
+    for (;;) {
+        Tracker *t = &g->tt[i];
+        if (!t->pair)
+            return NULL;
+        if (t->pair == pair1 && t->port == port && (t->meta & KIND_BIT) == meta_kind)
+            return t;
+        i = (i + 1) & g->tmask;
+    }
+}
+
+static int grow_trackers(Gen *g) {
+    size_t n = (g->tmask + 1) * 2;
+    Tracker *tab = calloc(n, sizeof(Tracker));
+    if (!tab) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t j = 0; j <= g->tmask; j++) {
+        Tracker *t = &g->tt[j];
+        if (!t->pair)
+            continue;
+        size_t i = thash(t->pair, (t->meta & KIND_BIT) != 0, t->port) & (n - 1);
+        while (tab[i].pair)
+            i = (i + 1) & (n - 1);
+        tab[i] = *t;
+    }
+    free(g->tt);
+    g->tt = tab;
+    g->tmask = n - 1;
+    return 0;
+}
+
+/* A new tracker (absent) holding one port; NULL with an exception set. */
+static Tracker *add_tracker(Gen *g, uint32_t pair1, int kind, uint64_t port, uint64_t first) {
+    if ((g->tused + 1) * 10 > (g->tmask + 1) * 7 && grow_trackers(g) < 0)
+        return NULL;
+    size_t i = thash(pair1, kind, port) & g->tmask;
+    while (g->tt[i].pair)
+        i = (i + 1) & g->tmask;
+    Tracker *t = &g->tt[i];
+    t->pair = pair1;
+    t->port = port;
+    t->meta = (kind ? KIND_BIT : 0) | 1u;
+    t->p.one = first;
+    g->tused++;
+    return t;
+}
+
+static void del_tracker(Gen *g, Tracker *t) {
+    if ((t->meta & ~KIND_BIT) > 1)
+        free(t->p.many);
+    size_t i = (size_t)(t - g->tt), j = i;
+    for (;;) {  /* backward shift: no tombstones */
+        j = (j + 1) & g->tmask;
+        Tracker *u = &g->tt[j];
+        if (!u->pair)
+            break;
+        size_t home = thash(u->pair, (u->meta & KIND_BIT) != 0, u->port) & g->tmask;
+        /* u may move to i when its home is not in (i, j] cyclically */
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            g->tt[i] = *u;
+            i = j;
+        }
+    }
+    memset(&g->tt[i], 0, sizeof(Tracker));
+    g->tused--;
+}
+
+static inline uint32_t t_len(const Tracker *t) { return t->meta & ~KIND_BIT; }
+static inline const uint64_t *t_ports(const Tracker *t) { return t_len(t) > 1 ? t->p.many : &t->p.one; }
+
+static int t_has(const Tracker *t, uint64_t port) {
+    const uint64_t *ps = t_ports(t);
+    for (uint32_t k = 0, n = t_len(t); k < n; k++)
+        if (ps[k] == port)
+            return 1;
+    return 0;
+}
+
+static int t_append(Tracker *t, uint64_t port) {
+    uint32_t n = t_len(t);
+    if (n == 1) {
+        uint64_t *a = malloc(2 * sizeof(uint64_t));
+        if (!a) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        a[0] = t->p.one;
+        t->p.many = a;
+    } else if ((n & (n - 1)) == 0) {  /* full at a power of two */
+        uint64_t *a = realloc(t->p.many, 2 * (size_t)n * sizeof(uint64_t));
+        if (!a) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->p.many = a;
+    }
+    t->p.many[n] = port;
+    t->meta++;
+    return 0;
+}
+
+/* A seed's two trackers made real. */
+static int materialize(Gen *g, long pair) {
+    if (!g->pstate[pair])
+        return 0;
+    uint32_t s = g->pseed[pair];
+    uint64_t sp = s >> 16, dp = s & 0xFFFF;
+    g->pstate[pair] = 0;
+    if (!add_tracker(g, (uint32_t)pair + 1, KIND_S, sp, dp) || !add_tracker(g, (uint32_t)pair + 1, KIND_D, dp, sp))
+        return -1;
+    return 0;
+}
+
+/* How many ports the pair's tracker (kind, port) holds in g (0: none). */
+static uint32_t count(const Gen *g, long pair, int kind, uint64_t port) {
+    if (pair < 0)
+        return 0;
+    if (g->pstate[pair]) {
+        uint32_t s = g->pseed[pair];
+        return (kind == KIND_S ? (s >> 16) : (s & 0xFFFF)) == port;
+    }
+    const Tracker *t = find_tracker(g, (uint32_t)pair + 1, kind, port);
+    return t ? t_len(t) : 0;
+}
+
+/* The spec's Add of one flow on generation g; -1 on error (an exception set). */
+static int add(Trackers *r, Gen *g, const uint8_t *key, size_t klen, uint32_t h, uint64_t sp, uint64_t dp,
+               int src_eph, int dst_eph) {
+    Py_ssize_t t = r->threshold;
+    long pair = find_pair(g, key, klen, h);
+    Py_ssize_t a = count(g, pair, KIND_S, sp), b = count(g, pair, KIND_D, dp);
+    if (a >= t || b >= t)
+        return 0;
+    int s_tried = b + 1 < t && !src_eph, d_tried = a + 1 < t && !dst_eph;
+    if (!s_tried && !d_tried)
+        return 0;
+    Py_ssize_t total = r->g[0].entries + r->g[1].entries;
+    if (pair < 0 && s_tried && d_tried && total + 2 <= r->max_entries && sp <= 0xFFFF && dp <= 0xFFFF) {
+        /* the common case: a new pair, its two trackers one seed */
+        if ((pair = add_pair(g, key, klen, h)) < 0)
+            return -1;
+        g->pseed[pair] = (uint32_t)(sp << 16 | dp);
+        g->pstate[pair] = 1;
+        g->entries += 2;
+        return 0;
+    }
+    if (pair >= 0 && g->pstate[pair]) {
+        /* a seed seeing its own observation again changes nothing (each tracker holds its port) */
+        uint32_t s = g->pseed[pair];
+        if ((s >> 16) == sp && (s & 0xFFFF) == dp)
+            return 0;
+        if (materialize(g, pair) < 0)
+            return -1;
+    }
+    for (int side = 0; side < 2; side++) {
+        int kind = side == 0 ? KIND_S : KIND_D;
+        if (!(side == 0 ? s_tried : d_tried))
+            continue;
+        uint64_t own = side == 0 ? sp : dp, peer = side == 0 ? dp : sp;
+        Tracker *tr = pair >= 0 ? find_tracker(g, (uint32_t)pair + 1, kind, own) : NULL;
+        if (!tr) {
+            if (r->g[0].entries + r->g[1].entries >= r->max_entries) {
+                r->refused++;
+                return 0;  /* a refused tracker ends this Add (spec) */
+            }
+            if (pair < 0 && (pair = add_pair(g, key, klen, h)) < 0)
+                return -1;
+            if (!(tr = add_tracker(g, (uint32_t)pair + 1, kind, own, peer)))
+                return -1;
+            g->entries++;
+        } else if (!t_has(tr, peer)) {
+            if (t_append(tr, peer) < 0)
+                return -1;
+        }
+        if ((Py_ssize_t)t_len(tr) >= t) {
+            /* this side's peer ports are ephemeral: the peer side's trackers of those ports go */
+            uint32_t n = t_len(tr);
+            uint64_t *ports = malloc(n * sizeof(uint64_t));
+            if (!ports) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            memcpy(ports, t_ports(tr), n * sizeof(uint64_t));
+            int other = kind == KIND_S ? KIND_D : KIND_S;
+            for (uint32_t k = 0; k < n; k++) {
+                Tracker *u = find_tracker(g, (uint32_t)pair + 1, other, ports[k]);
+                if (u) {
+                    del_tracker(g, u);
+                    g->entries--;
+                }
+            }
+            free(ports);
+        }
+    }
+    return 0;
+}
+
+static inline int verdict(Py_ssize_t s, Py_ssize_t d, Py_ssize_t t) {
+    if (s < t && d < t)
+        return 0;
+    return d > s ? 1 : 2;
+}
+
+/* Observe one flow whose pair key is key[0:klen]; the verdict, or -1 with an exception set. */
+static int observe_key(Trackers *r, const uint8_t *key, size_t klen, uint64_t sp, uint64_t dp) {
+    uint32_t h = hash_bytes(key, klen);
+    Gen *cur = &r->g[r->cur], *nw = &r->g[1 - r->cur];
+    if (add(r, cur, key, klen, h, sp, dp, 0, 0) < 0)
+        return -1;
+    long pair = find_pair(cur, key, klen, h);
+    int v = verdict(count(cur, pair, KIND_S, sp), count(cur, pair, KIND_D, dp), r->threshold);
+    if (add(r, nw, key, klen, h, sp, dp, v == 1, v == 2) < 0)
+        return -1;
+    return v;
+}
+
+static uint8_t *scratch(Trackers *r, size_t n) {
+    if (n > r->keycap) {
+        uint8_t *k = realloc(r->key, n);
+        if (!k) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        r->key = k;
+        r->keycap = n;
+    }
+    return r->key;
+}
+
+static size_t make_key(uint8_t *k, const uint8_t *src, size_t ls, const uint8_t *dst, size_t ld) {
+    k[0] = (uint8_t)ls; k[1] = (uint8_t)(ls >> 8); k[2] = (uint8_t)ld; k[3] = (uint8_t)(ld >> 8);
+    if (ls) memcpy(k + 4, src, ls);
+    if (ld) memcpy(k + 4 + ls, dst, ld);
+    return 4 + ls + ld;
+}
+
+/* ---- the Python type */
+
+static PyObject *Trackers_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *names[] = {"threshold", "max_entries", NULL};
+    Py_ssize_t threshold, max_entries = 2000000;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "n|n", names, &threshold, &max_entries))
+        return NULL;
+    Trackers *r = (Trackers *)type->tp_alloc(type, 0);
+    if (!r)
+        return NULL;
+    r->threshold = threshold;
+    r->max_entries = max_entries;
+    if (gen_init(&r->g[0]) < 0 || gen_init(&r->g[1]) < 0 || !scratch(r, 64)) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    return (PyObject *)r;
+}
+
+static void Trackers_dealloc(Trackers *r) {
+    gen_free(&r->g[0]);
+    gen_free(&r->g[1]);
+    free(r->key);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static int get_port(PyObject *o, uint64_t *out) {
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static PyObject *Trackers_observe(Trackers *r, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "observe(src, dst, sport, dport)");
+        return NULL;
+    }
+    char *src, *dst;
+    Py_ssize_t ls, ld;
+    uint64_t sp, dp;
+    if (PyBytes_AsStringAndSize(args[0], &src, &ls) < 0 || PyBytes_AsStringAndSize(args[1], &dst, &ld) < 0)
+        return NULL;
+    if (ls > 0xFFFF || ld > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "address longer than 65535 bytes");
+        return NULL;
+    }
+    if (get_port(args[2], &sp) < 0 || get_port(args[3], &dp) < 0)
+        return NULL;
+    uint8_t *k = scratch(r, 4 + (size_t)ls + (size_t)ld);
+    if (!k)
+        return NULL;
+    size_t klen = make_key(k, (uint8_t *)src, (size_t)ls, (uint8_t *)dst, (size_t)ld);
+    int v = observe_key(r, k, klen, sp, dp);
+    if (v < 0)
+        return NULL;
+    return PyLong_FromLong(v);
+}
+
+static PyObject *Trackers_classify(Trackers *r, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "classify(src, dst, sport, dport)");
+        return NULL;
+    }
+    char *src, *dst;
+    Py_ssize_t ls, ld;
+    uint64_t sp, dp;
+    if (PyBytes_AsStringAndSize(args[0], &src, &ls) < 0 || PyBytes_AsStringAndSize(args[1], &dst, &ld) < 0 ||
+        get_port(args[2], &sp) < 0 || get_port(args[3], &dp) < 0)
+        return NULL;
+    if (ls > 0xFFFF || ld > 0xFFFF)
+        return PyLong_FromLong(0);  /* never tracked */
+    uint8_t *k = scratch(r, 4 + (size_t)ls + (size_t)ld);
+    if (!k)
+        return NULL;
+    size_t klen = make_key(k, (uint8_t *)src, (size_t)ls, (uint8_t *)dst, (size_t)ld);
+    Gen *cur = &r->g[r->cur];
+    long pair = find_pair(cur, k, klen, hash_bytes(k, klen));
+    return PyLong_FromLong(verdict(count(cur, pair, KIND_S, sp), count(cur, pair, KIND_D, dp), r->threshold));
+}
+
+/* observe_columns(src, dst, sport, dport, n): src/dst contiguous buffers of n addresses of one width
+ * each (None: absent, b""), ports contiguous uint64 buffers (None: 0). */
+static PyObject *Trackers_observe_columns(Trackers *r, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "observe_columns(src, dst, sport, dport, n)");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[4]);
+    if (n < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "n < 0");
+        return NULL;
+    }
+    Py_buffer b[4];
+    int got[4] = {0, 0, 0, 0};
+    PyObject *out = NULL;
+    size_t width[2] = {0, 0};
+    for (int k = 0; k < 4; k++) {
+        if (args[k] == Py_None)
+            continue;
+        if (PyObject_GetBuffer(args[k], &b[k], PyBUF_C_CONTIGUOUS) < 0)
+            goto done;
+        got[k] = 1;
+        if (k < 2) {
+            if (n == 0 || b[k].len % n) {
+                if (n == 0 && b[k].len == 0)
+                    continue;
+                PyErr_SetString(PyExc_ValueError, "address column not n addresses of one width");
+                goto done;
+            }
+            width[k] = (size_t)(b[k].len / n);
+            if (width[k] > 0xFFFF) {
+                PyErr_SetString(PyExc_ValueError, "address longer than 65535 bytes");
+                goto done;
+            }
+        } else if (b[k].len != n * 8) {
+            PyErr_SetString(PyExc_ValueError, "port column not n uint64");
+            goto done;
+        }
+    }
+    out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out)
+        goto done;
+    uint8_t *v = (uint8_t *)PyBytes_AS_STRING(out);
+    uint8_t *key = scratch(r, 4 + width[0] + width[1]);
+    if (!key) {
+        Py_CLEAR(out);
+        goto done;
+    }
+    const uint8_t *src = got[0] ? b[0].buf : NULL, *dst = got[1] ? b[1].buf : NULL;
+    const uint64_t *sps = got[2] ? b[2].buf : NULL, *dps = got[3] ? b[3].buf : NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        size_t klen = make_key(key, src ? src + i * width[0] : NULL, width[0], dst ? dst + i * width[1] : NULL,
+                               width[1]);
+        int x = observe_key(r, key, klen, sps ? sps[i] : 0, dps ? dps[i] : 0);
+        if (x < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        v[i] = (uint8_t)x;
+    }
+done:
+    for (int k = 0; k < 4; k++)
+        if (got[k])
+            PyBuffer_Release(&b[k]);
+    return out;
+}
+
+static PyObject *Trackers_rotate(Trackers *r, PyObject *unused) {
+    Gen *old = &r->g[r->cur];
+    gen_free(old);
+    if (gen_init(old) < 0)
+        return NULL;
+    r->cur = 1 - r->cur;  /* the new generation becomes the current one; the freed one is the new */
+    Py_RETURN_NONE;
+}
+
+static Gen *gen_arg(Trackers *r, PyObject *arg) {
+    long which = PyLong_AsLong(arg);
+    if (which == -1 && PyErr_Occurred())
+        return NULL;
+    if (which != 0 && which != 1) {
+        PyErr_SetString(PyExc_ValueError, "generation is 0 (current) or 1 (new)");
+        return NULL;
+    }
+    return &r->g[which == 0 ? r->cur : 1 - r->cur];
+}
+
+static PyObject *Trackers_entries(Trackers *r, PyObject *arg) {
+    Gen *g = gen_arg(r, arg);
+    return g ? PyLong_FromSsize_t(g->entries) : NULL;
+}
+
+static int put_tracker(PyObject *d, const Gen *g, uint32_t pair, int kind, uint64_t port, const uint64_t *ports,
+                       uint32_t n) {
+    const uint8_t *k = g->arena + g->poff[pair];
+    size_t ls = (size_t)k[0] | (size_t)k[1] << 8, ld = (size_t)k[2] | (size_t)k[3] << 8;
+    PyObject *ps = PyTuple_New(n), *key = NULL;
+    if (!ps)
+        return -1;
+    for (uint32_t j = 0; j < n; j++) {
+        PyObject *x = PyLong_FromUnsignedLongLong(ports[j]);
+        if (!x) {
+            Py_DECREF(ps);
+            return -1;
+        }
+        PyTuple_SET_ITEM(ps, j, x);
+    }
+    key = Py_BuildValue("(y#y#iK)", (const char *)k + 4, (Py_ssize_t)ls, (const char *)k + 4 + ls,
+                        (Py_ssize_t)ld, kind, (unsigned long long)port);
+    int rc = key ? PyDict_SetItem(d, key, ps) : -1;
+    Py_XDECREF(key);
+    Py_DECREF(ps);
+    return rc;
+}
+
+/* trackers(gen) -> {(src, dst, 0 S | 1 D, port): (ports in the order seen)} */
+static PyObject *Trackers_trackers(Trackers *r, PyObject *arg) {
+    Gen *g = gen_arg(r, arg);
+    if (!g)
+        return NULL;
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    for (size_t p = 0; p < g->npairs; p++) {
+        if (!g->pstate[p])
+            continue;
+        uint64_t sp = g->pseed[p] >> 16, dp = g->pseed[p] & 0xFFFF;
+        if (put_tracker(d, g, (uint32_t)p, KIND_S, sp, &dp, 1) < 0 ||
+            put_tracker(d, g, (uint32_t)p, KIND_D, dp, &sp, 1) < 0)
+            goto fail;
+    }
+    for (size_t i = 0; i <= g->tmask; i++) {
+        const Tracker *t = &g->tt[i];
+        if (t->pair && put_tracker(d, g, t->pair - 1, (t->meta & KIND_BIT) ? KIND_D : KIND_S, t->port, t_ports(t),
+                                   t_len(t)) < 0)
+            goto fail;
+    }
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyObject *Trackers_memory(Trackers *r, PyObject *unused) {
+    size_t total = sizeof(Trackers) + r->keycap;
+    for (int k = 0; k < 2; k++) {
+        const Gen *g = &r->g[k];
+        total += (g->pmask + 1) * 4 + g->pcap * 13 + g->acap + (g->tmask + 1) * sizeof(Tracker);
+        for (size_t i = 0; i <= g->tmask; i++) {
+            uint32_t n = g->tt[i].pair ? t_len(&g->tt[i]) : 0;
+            if (n > 1) {
+                size_t cap = 2;
+                while (cap < n) cap *= 2;
+                total += cap * 8;
+            }
+        }
+    }
+    return PyLong_FromSize_t(total);
+}
+
+static PyMethodDef Trackers_methods[] = {
+    {"observe", (PyCFunction)(void (*)(void))Trackers_observe, METH_FASTCALL,
+     "observe(src, dst, sport, dport) -> verdict: track one flow's ports and classify it"},
+    {"observe_columns", (PyCFunction)(void (*)(void))Trackers_observe_columns, METH_FASTCALL,
+     "observe_columns(src, dst, sport, dport, n) -> bytes: observe n flows in order, their verdicts"},
+    {"classify", (PyCFunction)(void (*)(void))Trackers_classify, METH_FASTCALL,
+     "classify(src, dst, sport, dport) -> verdict on the current generation, tracking nothing"},
+    {"rotate", (PyCFunction)Trackers_rotate, METH_NOARGS, "the new generation becomes the current one"},
+    {"entries", (PyCFunction)Trackers_entries, METH_O, "entries(gen) -> trackers held (0 current, 1 new)"},
+    {"trackers", (PyCFunction)Trackers_trackers, METH_O, "trackers(gen) -> {(src, dst, kind, port): ports}"},
+    {"memory", (PyCFunction)Trackers_memory, METH_NOARGS, "bytes held by the tables"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *get_refused(Trackers *r, void *c) { return PyLong_FromSsize_t(r->refused); }
+static int set_refused(Trackers *r, PyObject *v, void *c) {
+    Py_ssize_t x = v ? PyLong_AsSsize_t(v) : -1;
+    if (x == -1 && (!v || PyErr_Occurred())) {
+        if (!v)
+            PyErr_SetString(PyExc_TypeError, "cannot delete refused");
+        return -1;
+    }
+    r->refused = x;
+    return 0;
+}
+static PyObject *get_threshold(Trackers *r, void *c) { return PyLong_FromSsize_t(r->threshold); }
+static PyObject *get_max_entries(Trackers *r, void *c) { return PyLong_FromSsize_t(r->max_entries); }
+
+static PyGetSetDef Trackers_getset[] = {
+    {"refused", (getter)get_refused, (setter)set_refused, "trackers not made because the tables were full", NULL},
+    {"threshold", (getter)get_threshold, NULL, "distinct peer ports that make a side ephemeral", NULL},
+    {"max_entries", (getter)get_max_entries, NULL, "trackers both generations may hold together", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TrackersType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "flowpipe.aggregate._trackers.Trackers",
+    .tp_basicsize = sizeof(Trackers),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Port rollup trackers, two generations (see flowpipe.aggregate.rollup)",
+    .tp_new = Trackers_new,
+    .tp_dealloc = (destructor)Trackers_dealloc,
+    .tp_methods = Trackers_methods,
+    .tp_getset = Trackers_getset,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_trackers", "Port rollup trackers, compiled.", -1, NULL};
+
+PyMODINIT_FUNC PyInit__trackers(void) {
+    if (PyType_Ready(&TrackersType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&TrackersType);
+    if (PyModule_AddObject(m, "Trackers", (PyObject *)&TrackersType) < 0) {
+        Py_DECREF(&TrackersType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
