@@ -517,13 +517,16 @@ class Accumulator:
 
     def _join_extras(self, i: int, extras: dict[str, Any]) -> None:
         """A later flow's additional fields into window ``i``'s: a field the window lacks is added,
-        one it has is kept."""
+        one it has is kept. A window's dict may be shared (with its first flow, with other windows:
+        see :mod:`flowpipe.decode.sflow_columns`), so it is never changed: a new one replaces it."""
         mine = self._extras[i]
         if mine is None:
-            self._extras[i] = dict(extras)
-        else:
+            self._extras[i] = extras
+        elif not mine.keys() >= extras.keys():
+            joined = dict(mine)
             for k, v in extras.items():
-                mine.setdefault(k, v)
+                joined.setdefault(k, v)
+            self._extras[i] = joined
 
     def _grow(self) -> None:
         """Room for more contexts: every column grows by a chunk of free slots."""

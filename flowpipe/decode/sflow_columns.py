@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from flowpipe.cache import room
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
     BYTES,
@@ -47,6 +48,13 @@ _SPREAD = {w: np.arange(w, dtype=np.int64) for w in (2, 4, 6, 16)}
 _PAD = bytes(64)
 # The additional fields a sample can have, in groups that come together (see SampleColumns.extra_bits).
 EXTRA_GROUPS: tuple[tuple[str, ...], ...] = (("src_as", "dst_as"), ("egress_format",))
+
+# Equal additional fields are one dict shared by every record and window that has them (AS numbers
+# repeat: a context costs a pointer, not a dict); shared, so never changed (the accumulator copies a
+# window's dict before adding a field to it).
+_EXTRAS: dict[tuple[int, int, int, int], dict[str, Any]] = {}
+_HOPS: dict[bytes, bytes] = {}  # likewise the next hops, kept by every window
+MAX_SHARED_EXTRAS = 1 << 16
 
 
 class _Reader:
@@ -268,7 +276,8 @@ class _Samples:
             for k, v in zip(gw.tolist(), found, strict=True):
                 if not hop[k]:
                     hop[k] = v
-        return hop
+        same = room(_HOPS, MAX_SHARED_EXTRAS).setdefault  # a handful of next hops: one bytes object each
+        return list(map(same, hop, hop))
 
     def extras(self, g: Any) -> list[dict[str, Any] | None]:
         """The additional fields of the samples ``g`` (AS numbers, egress format), None for none."""
@@ -278,14 +287,20 @@ class _Samples:
         if not len(some):
             return out
         h = g[some]
+        memo = room(_EXTRAS, MAX_SHARED_EXTRAS)
         for k, a, src, dst, fmt in zip(some.tolist(), has_as[some].tolist(), self.src_as[h].tolist(),
                                        self.dst_as[h].tolist(), out_fmt[some].tolist(), strict=True):
-            if not fmt:
-                out[k] = {"src_as": src, "dst_as": dst}
-            elif a:
-                out[k] = {"src_as": src, "dst_as": dst, "egress_format": _EGRESS_FORMAT.get(fmt, str(fmt))}
-            else:
-                out[k] = {"egress_format": _EGRESS_FORMAT.get(fmt, str(fmt))}
+            key = (a, src, dst, fmt)
+            d = memo.get(key)
+            if d is None:
+                if not fmt:
+                    d = {"src_as": src, "dst_as": dst}
+                elif a:
+                    d = {"src_as": src, "dst_as": dst, "egress_format": _EGRESS_FORMAT.get(fmt, str(fmt))}
+                else:
+                    d = {"egress_format": _EGRESS_FORMAT.get(fmt, str(fmt))}
+                memo[key] = d
+            out[k] = d
         return out
 
     def split(self, chunks: list[SampleChunk], chunk_of: Any, first: Any) -> list[SampleColumns]:
