@@ -11,8 +11,9 @@
  * new one without re-tracking the side called ephemeral.
  *
  * Layout of a generation (memory: a conversation seen once, the common case, costs ~30 bytes here):
- *   - pairs: an open-addressing table of address pairs; a pair's key bytes (two lengths, then the two
- *     addresses) live in an append-only arena, freed at rotation;
+ *   - pairs: an open-addressing table of address pairs (with each key's hash); an IPv4 pair's two
+ *     addresses are held in its record, other pairs' keys (two lengths, then the two addresses) in an
+ *     append-only arena, freed at rotation;
  *   - a pair observed once is a *seed* (its two trackers S(sport) = {dport} and D(dport) = {sport}, held
  *     as two ports in the pair record); the first change to it makes the two trackers real;
  *   - trackers: an open-addressing table keyed by (pair, S|D, port) holding the distinct peer ports in the
@@ -27,6 +28,7 @@
 #define KIND_S 0
 #define KIND_D 1
 #define KIND_BIT 0x80000000u
+#define PREFETCH 6  /* records ahead whose pair buckets observe_columns asks the cache for */
 
 typedef struct {
     uint64_t port;   /* the tracker's own port */
@@ -39,13 +41,17 @@ typedef struct {
 } Tracker;
 
 typedef struct {
+    uint64_t key;        /* an IPv4 pair's two addresses (inl), else the offset of the key in the arena */
+    uint32_t seed;       /* sport << 16 | dport while a seed */
+    uint8_t state;       /* 1: a seed, 0: trackers in the table (or none) */
+    uint8_t inl;         /* key holds the addresses */
+} Pair;
+
+typedef struct {
     /* pairs */
-    uint32_t *ptab;      /* pair index + 1, 0: empty */
+    uint64_t *ptab;      /* hash << 32 | pair index + 1; 0: empty */
     size_t pmask;
-    uint32_t *poff;      /* pair -> offset of its key in the arena */
-    uint32_t *phash;     /* pair -> hash of its key */
-    uint32_t *pseed;     /* pair -> sport << 16 | dport while a seed */
-    uint8_t *pstate;     /* pair -> 1: a seed, 0: trackers in the table (or none) */
+    Pair *pairs;         /* by pair index */
     size_t npairs, pcap;
     uint8_t *arena;
     size_t alen, acap;
@@ -103,14 +109,14 @@ static void gen_free(Gen *g) {
                 free(t->p.many);
         }
     }
-    free(g->tt); free(g->ptab); free(g->poff); free(g->phash); free(g->pseed); free(g->pstate); free(g->arena);
+    free(g->tt); free(g->ptab); free(g->pairs); free(g->arena);
     memset(g, 0, sizeof(*g));
 }
 
 static int gen_init(Gen *g) {
     memset(g, 0, sizeof(*g));
     g->pmask = 1023;
-    g->ptab = calloc(g->pmask + 1, sizeof(uint32_t));
+    g->ptab = calloc(g->pmask + 1, sizeof(uint64_t));
     g->tmask = 1023;
     g->tt = calloc(g->tmask + 1, sizeof(Tracker));
     if (!g->ptab || !g->tt) {
@@ -121,8 +127,20 @@ static int gen_init(Gen *g) {
     return 0;
 }
 
+static inline int is_v4_pair(const uint8_t *key, size_t klen) {
+    return klen == 12 && key[0] == 4 && key[1] == 0 && key[2] == 4 && key[3] == 0;
+}
+
 static inline int pair_eq(const Gen *g, uint32_t idx, const uint8_t *key, size_t klen) {
-    const uint8_t *k = g->arena + g->poff[idx];
+    const Pair *pr = &g->pairs[idx];
+    if (pr->inl) {
+        uint64_t w;
+        if (!is_v4_pair(key, klen))
+            return 0;
+        memcpy(&w, key + 4, 8);
+        return w == pr->key;
+    }
+    const uint8_t *k = g->arena + pr->key;
     size_t ls = (size_t)k[0] | (size_t)k[1] << 8, ld = (size_t)k[2] | (size_t)k[3] << 8;
     return 4 + ls + ld == klen && memcmp(k, key, klen) == 0;
 }
@@ -131,27 +149,31 @@ static inline int pair_eq(const Gen *g, uint32_t idx, const uint8_t *key, size_t
 static long find_pair(const Gen *g, const uint8_t *key, size_t klen, uint32_t h) {
     size_t i = h & g->pmask;
     for (;;) {
-        uint32_t v = g->ptab[i];
+        uint64_t v = g->ptab[i];
         if (!v)
             return -1;
-        if (g->phash[v - 1] == h && pair_eq(g, v - 1, key, klen))
-            return (long)(v - 1);
+        uint32_t p = (uint32_t)v - 1;
+        if ((uint32_t)(v >> 32) == h && pair_eq(g, p, key, klen))
+            return (long)p;
         i = (i + 1) & g->pmask;
     }
 }
 
 static int grow_pairs(Gen *g) {
     size_t n = (g->pmask + 1) * 2;
-    uint32_t *tab = calloc(n, sizeof(uint32_t));
+    uint64_t *tab = calloc(n, sizeof(uint64_t));
     if (!tab) {
         PyErr_NoMemory();
         return -1;
     }
-    for (size_t p = 0; p < g->npairs; p++) {
-        size_t i = g->phash[p] & (n - 1);
+    for (size_t j = 0; j <= g->pmask; j++) {
+        uint64_t v = g->ptab[j];
+        if (!v)
+            continue;
+        size_t i = (uint32_t)(v >> 32) & (n - 1);
         while (tab[i])
             i = (i + 1) & (n - 1);
-        tab[i] = (uint32_t)(p + 1);
+        tab[i] = v;
     }
     free(g->ptab);
     g->ptab = tab;
@@ -172,23 +194,16 @@ static long add_pair(Gen *g, const uint8_t *key, size_t klen, uint32_t h) {
         return -1;
     if (g->npairs == g->pcap) {
         size_t n = g->pcap ? g->pcap * 2 : 1024;
-        uint32_t *a;
         if (n > 0xFFFFFFF0u) {
             PyErr_SetString(PyExc_MemoryError, "too many rollup pairs");
             return -1;
         }
-        if (!(a = grow_array(g->poff, n, 4))) return -1;
-        g->poff = a;
-        if (!(a = grow_array(g->phash, n, 4))) return -1;
-        g->phash = a;
-        if (!(a = grow_array(g->pseed, n, 4))) return -1;
-        g->pseed = a;
-        uint8_t *s = grow_array(g->pstate, n, 1);
-        if (!s) return -1;
-        g->pstate = s;
+        Pair *a = grow_array(g->pairs, n, sizeof(Pair));
+        if (!a) return -1;
+        g->pairs = a;
         g->pcap = n;
     }
-    if (g->alen + klen > g->acap) {
+    if (!is_v4_pair(key, klen) && g->alen + klen > g->acap) {
         size_t n = g->acap ? g->acap : 4096;
         while (n < g->alen + klen)
             n *= 2;
@@ -202,16 +217,21 @@ static long add_pair(Gen *g, const uint8_t *key, size_t klen, uint32_t h) {
         g->acap = n;
     }
     size_t p = g->npairs++;
-    memcpy(g->arena + g->alen, key, klen);
-    g->poff[p] = (uint32_t)g->alen;
-    g->alen += klen;
-    g->phash[p] = h;
-    g->pseed[p] = 0;
-    g->pstate[p] = 0;
+    Pair *pr = &g->pairs[p];
+    pr->seed = 0;
+    pr->state = 0;
+    pr->inl = is_v4_pair(key, klen);
+    if (pr->inl) {
+        memcpy(&pr->key, key + 4, 8);
+    } else {
+        memcpy(g->arena + g->alen, key, klen);
+        pr->key = g->alen;
+        g->alen += klen;
+    }
     size_t i = h & g->pmask;
     while (g->ptab[i])
         i = (i + 1) & g->pmask;
-    g->ptab[i] = (uint32_t)(p + 1);
+    g->ptab[i] = (uint64_t)h << 32 | (uint64_t)(p + 1);
     return (long)p;
 }
 
@@ -322,11 +342,11 @@ static int t_append(Tracker *t, uint64_t port) {
 
 /* A seed's two trackers made real. */
 static int materialize(Gen *g, long pair) {
-    if (!g->pstate[pair])
+    if (!g->pairs[pair].state)
         return 0;
-    uint32_t s = g->pseed[pair];
+    uint32_t s = g->pairs[pair].seed;
     uint64_t sp = s >> 16, dp = s & 0xFFFF;
-    g->pstate[pair] = 0;
+    g->pairs[pair].state = 0;
     if (!add_tracker(g, (uint32_t)pair + 1, KIND_S, sp, dp) || !add_tracker(g, (uint32_t)pair + 1, KIND_D, dp, sp))
         return -1;
     return 0;
@@ -336,23 +356,43 @@ static int materialize(Gen *g, long pair) {
 static uint32_t count(const Gen *g, long pair, int kind, uint64_t port) {
     if (pair < 0)
         return 0;
-    if (g->pstate[pair]) {
-        uint32_t s = g->pseed[pair];
+    if (g->pairs[pair].state) {
+        uint32_t s = g->pairs[pair].seed;
         return (kind == KIND_S ? (s >> 16) : (s & 0xFFFF)) == port;
     }
     const Tracker *t = find_tracker(g, (uint32_t)pair + 1, kind, port);
     return t ? t_len(t) : 0;
 }
 
-/* The spec's Add of one flow on generation g; -1 on error (an exception set). */
+/* The pair's trackers (kind, port) in g, their number of ports in *n (0: none); NULL for a seed's. */
+static Tracker *lookup(const Gen *g, long pair, int kind, uint64_t port, uint32_t *n) {
+    if (g->pairs[pair].state) {
+        *n = count(g, pair, kind, port);
+        return NULL;
+    }
+    Tracker *t = find_tracker(g, (uint32_t)pair + 1, kind, port);
+    *n = t ? t_len(t) : 0;
+    return t;
+}
+
+/* The spec's Add of one flow on generation g; -1 on error (an exception set). Leaves in *s and *d the
+ * ports the flow's S and D trackers hold afterwards (what Classify reads). Each lookup is made once
+ * and again only after a change that may have moved the tables. */
 static int add(Trackers *r, Gen *g, const uint8_t *key, size_t klen, uint32_t h, uint64_t sp, uint64_t dp,
-               int src_eph, int dst_eph) {
+               int src_eph, int dst_eph, uint32_t *s, uint32_t *d) {
     Py_ssize_t t = r->threshold;
     long pair = find_pair(g, key, klen, h);
-    Py_ssize_t a = count(g, pair, KIND_S, sp), b = count(g, pair, KIND_D, dp);
-    if (a >= t || b >= t)
+    uint32_t a = 0, b = 0;
+    Tracker *ts = NULL, *td = NULL;
+    if (pair >= 0) {
+        ts = lookup(g, pair, KIND_S, sp, &a);
+        td = lookup(g, pair, KIND_D, dp, &b);
+    }
+    *s = a;
+    *d = b;
+    if ((Py_ssize_t)a >= t || (Py_ssize_t)b >= t)
         return 0;
-    int s_tried = b + 1 < t && !src_eph, d_tried = a + 1 < t && !dst_eph;
+    int s_tried = (Py_ssize_t)b + 1 < t && !src_eph, d_tried = (Py_ssize_t)a + 1 < t && !dst_eph;
     if (!s_tried && !d_tried)
         return 0;
     Py_ssize_t total = r->g[0].entries + r->g[1].entries;
@@ -360,39 +400,48 @@ static int add(Trackers *r, Gen *g, const uint8_t *key, size_t klen, uint32_t h,
         /* the common case: a new pair, its two trackers one seed */
         if ((pair = add_pair(g, key, klen, h)) < 0)
             return -1;
-        g->pseed[pair] = (uint32_t)(sp << 16 | dp);
-        g->pstate[pair] = 1;
+        g->pairs[pair].seed = (uint32_t)(sp << 16 | dp);
+        g->pairs[pair].state = 1;
         g->entries += 2;
+        *s = *d = 1;
         return 0;
     }
-    if (pair >= 0 && g->pstate[pair]) {
+    if (pair >= 0 && g->pairs[pair].state) {
         /* a seed seeing its own observation again changes nothing (each tracker holds its port) */
-        uint32_t s = g->pseed[pair];
-        if ((s >> 16) == sp && (s & 0xFFFF) == dp)
+        uint32_t seed = g->pairs[pair].seed;
+        if ((seed >> 16) == sp && (seed & 0xFFFF) == dp)
             return 0;
         if (materialize(g, pair) < 0)
             return -1;
+        ts = a ? find_tracker(g, (uint32_t)pair + 1, KIND_S, sp) : NULL;
+        td = b ? find_tracker(g, (uint32_t)pair + 1, KIND_D, dp) : NULL;
     }
+    int moved = 0;  /* the tables changed: pointers into them are stale */
     for (int side = 0; side < 2; side++) {
         int kind = side == 0 ? KIND_S : KIND_D;
         if (!(side == 0 ? s_tried : d_tried))
             continue;
         uint64_t own = side == 0 ? sp : dp, peer = side == 0 ? dp : sp;
-        Tracker *tr = pair >= 0 ? find_tracker(g, (uint32_t)pair + 1, kind, own) : NULL;
+        Tracker *tr = side == 0 ? ts : (moved && pair >= 0 ? find_tracker(g, (uint32_t)pair + 1, kind, own) : td);
         if (!tr) {
             if (r->g[0].entries + r->g[1].entries >= r->max_entries) {
                 r->refused++;
-                return 0;  /* a refused tracker ends this Add (spec) */
+                break;  /* a refused tracker ends this Add (spec) */
             }
             if (pair < 0 && (pair = add_pair(g, key, klen, h)) < 0)
                 return -1;
             if (!(tr = add_tracker(g, (uint32_t)pair + 1, kind, own, peer)))
                 return -1;
             g->entries++;
+            moved = 1;
         } else if (!t_has(tr, peer)) {
             if (t_append(tr, peer) < 0)
                 return -1;
         }
+        if (side == 0)
+            *s = t_len(tr);
+        else
+            *d = t_len(tr);
         if ((Py_ssize_t)t_len(tr) >= t) {
             /* this side's peer ports are ephemeral: the peer side's trackers of those ports go */
             uint32_t n = t_len(tr);
@@ -408,6 +457,11 @@ static int add(Trackers *r, Gen *g, const uint8_t *key, size_t klen, uint32_t h,
                 if (u) {
                     del_tracker(g, u);
                     g->entries--;
+                    moved = 1;
+                    if (other == KIND_D && ports[k] == dp)
+                        *d = 0;
+                    else if (other == KIND_S && ports[k] == sp)
+                        *s = 0;
                 }
             }
             free(ports);
@@ -426,11 +480,11 @@ static inline int verdict(Py_ssize_t s, Py_ssize_t d, Py_ssize_t t) {
 static int observe_key(Trackers *r, const uint8_t *key, size_t klen, uint64_t sp, uint64_t dp) {
     uint32_t h = hash_bytes(key, klen);
     Gen *cur = &r->g[r->cur], *nw = &r->g[1 - r->cur];
-    if (add(r, cur, key, klen, h, sp, dp, 0, 0) < 0)
+    uint32_t s, d, s2, d2;
+    if (add(r, cur, key, klen, h, sp, dp, 0, 0, &s, &d) < 0)
         return -1;
-    long pair = find_pair(cur, key, klen, h);
-    int v = verdict(count(cur, pair, KIND_S, sp), count(cur, pair, KIND_D, dp), r->threshold);
-    if (add(r, nw, key, klen, h, sp, dp, v == 1, v == 2) < 0)
+    int v = verdict(s, d, r->threshold);  /* Classify on the current generation, as Add left it */
+    if (add(r, nw, key, klen, h, sp, dp, v == 1, v == 2, &s2, &d2) < 0)
         return -1;
     return v;
 }
@@ -589,6 +643,13 @@ static PyObject *Trackers_observe_columns(Trackers *r, PyObject *const *args, Py
     const uint8_t *src = got[0] ? b[0].buf : NULL, *dst = got[1] ? b[1].buf : NULL;
     const uint64_t *sps = got[2] ? b[2].buf : NULL, *dps = got[3] ? b[3].buf : NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + PREFETCH < n) {  /* the pair table buckets of a record a few ahead: memory latency hidden */
+            size_t kl = make_key(key, src ? src + (i + PREFETCH) * width[0] : NULL, width[0],
+                                 dst ? dst + (i + PREFETCH) * width[1] : NULL, width[1]);
+            uint32_t h = hash_bytes(key, kl);
+            __builtin_prefetch(&r->g[0].ptab[h & r->g[0].pmask]);
+            __builtin_prefetch(&r->g[1].ptab[h & r->g[1].pmask]);
+        }
         size_t klen = make_key(key, src ? src + i * width[0] : NULL, width[0], dst ? dst + i * width[1] : NULL,
                                width[1]);
         int x = observe_key(r, key, klen, sps ? sps[i] : 0, dps ? dps[i] : 0);
@@ -632,7 +693,12 @@ static PyObject *Trackers_entries(Trackers *r, PyObject *arg) {
 
 static int put_tracker(PyObject *d, const Gen *g, uint32_t pair, int kind, uint64_t port, const uint64_t *ports,
                        uint32_t n) {
-    const uint8_t *k = g->arena + g->poff[pair];
+    uint8_t inl[12] = {4, 0, 4, 0};
+    const uint8_t *k = inl;
+    if (g->pairs[pair].inl)
+        memcpy(inl + 4, &g->pairs[pair].key, 8);
+    else
+        k = g->arena + g->pairs[pair].key;
     size_t ls = (size_t)k[0] | (size_t)k[1] << 8, ld = (size_t)k[2] | (size_t)k[3] << 8;
     PyObject *ps = PyTuple_New(n), *key = NULL;
     if (!ps)
@@ -662,9 +728,9 @@ static PyObject *Trackers_trackers(Trackers *r, PyObject *arg) {
     if (!d)
         return NULL;
     for (size_t p = 0; p < g->npairs; p++) {
-        if (!g->pstate[p])
+        if (!g->pairs[p].state)
             continue;
-        uint64_t sp = g->pseed[p] >> 16, dp = g->pseed[p] & 0xFFFF;
+        uint64_t sp = g->pairs[p].seed >> 16, dp = g->pairs[p].seed & 0xFFFF;
         if (put_tracker(d, g, (uint32_t)p, KIND_S, sp, &dp, 1) < 0 ||
             put_tracker(d, g, (uint32_t)p, KIND_D, dp, &sp, 1) < 0)
             goto fail;
@@ -685,7 +751,7 @@ static PyObject *Trackers_memory(Trackers *r, PyObject *unused) {
     size_t total = sizeof(Trackers) + r->keycap;
     for (int k = 0; k < 2; k++) {
         const Gen *g = &r->g[k];
-        total += (g->pmask + 1) * 4 + g->pcap * 13 + g->acap + (g->tmask + 1) * sizeof(Tracker);
+        total += (g->pmask + 1) * 8 + g->pcap * sizeof(Pair) + g->acap + (g->tmask + 1) * sizeof(Tracker);
         for (size_t i = 0; i <= g->tmask; i++) {
             uint32_t n = g->tt[i].pair ? t_len(&g->tt[i]) : 0;
             if (n > 1) {
