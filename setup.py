@@ -1,7 +1,8 @@
 """The optional compiled parts of flowpipe (everything else is in pyproject.toml).
 
 - ``flowpipe/render/_jsonflows.c`` renders payload JSON straight from aggregated flows;
-- ``flowpipe/aggregate/_trackers.c`` holds the port rollup's trackers and observes flows in one C loop.
+- ``flowpipe/aggregate/_tables.c`` holds the port rollup's trackers (observing a batch's flows in one C
+  loop) and the flow context table.
 
 Both are optional: where no C compiler is at hand the build goes on without them and flowpipe runs
 the pure-Python code instead, with the same results, more slowly (``flowpipe.render.COMPILED`` and
@@ -11,4 +12,4 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[Extension(name, [path], optional=True, extra_compile_args=["-O2"])
                    for name, path in (("flowpipe.render._jsonflows", "flowpipe/render/_jsonflows.c"),
-                                      ("flowpipe.aggregate._trackers", "flowpipe/aggregate/_trackers.c"))])
+                                      ("flowpipe.aggregate._tables", "flowpipe/aggregate/_tables.c"))])

@@ -158,7 +158,7 @@ def memory_child(n: int, rollup: bool, trace: bool) -> dict[str, Any]:
         acc.add(distinct_flows(i, min(n, i + 8192)), T0)
     gc.collect()
     out: dict[str, Any] = {"contexts": len(acc.contexts),
-                           "rollup_entries": (len(acc.rollup.cur) + len(acc.rollup.new)) if acc.rollup else 0}
+                           "rollup_entries": (acc.rollup.entries(0) + acc.rollup.entries(1)) if acc.rollup else 0}
     if trace:
         out["bytes_per_context"] = (tracemalloc.get_traced_memory()[0] - before) / max(n, 1)
         tracemalloc.stop()

@@ -30,13 +30,14 @@ import operator
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, MutableSequence, Sequence
+from collections.abc import Callable, Iterator, MutableSequence
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from flowpipe.aggregate.cadence import Cadence
+from flowpipe.aggregate.contexts import ContextTable
 from flowpipe.aggregate.keys import Key, KeyCodec
 from flowpipe.aggregate.rollup import Trackers, roll_up
 from flowpipe.cache import room
@@ -94,7 +95,7 @@ class Accumulator:
                                                                        cfg.max_rollup_entries)
         self.keys = KeyCodec()
         self._rng = np.random.default_rng()
-        self.contexts: dict[Key, int] = {}  # key (see flowpipe.aggregate.keys) -> slot in the columns
+        self.contexts: Any = ContextTable()  # key (see flowpipe.aggregate.keys) -> slot in the columns
         self.dropped_full = 0  # flows refused because max_contexts was reached
         self.dropped_undecodable = 0  # records of chunks their record decoder failed on (a decoder bug)
         self.decode_errors: list[tuple[Chunk, BaseException]] = []  # those failures, for the stage to log
@@ -111,7 +112,6 @@ class Accumulator:
         self._base: list[tuple | None] = []  # None: the window is empty (emitted, no flow since)
         # The window's additional fields; while the window is empty, the time of its last emission.
         self._extras: list[Any] = []
-        self._free: list[int] = []
         self._interned: dict[Any, Any] = {}
 
     # ---- aggregation
@@ -224,9 +224,12 @@ class Accumulator:
                     col = parts[side]
                     if col is not None:
                         parts[side] = np.where(verdicts == v, 0, col)
-        keys = self.keys.of_columns(cols.owner_ids(self.keys.owner), parts, n, roll=roll)
-        slots = list(map(self.contexts.get, keys, repeat(-1)))
-        idx = np.array(slots, dtype=np.int64)
+        owners = cols.owner_ids(self.keys.owner)
+        k = self.keys.of_columns(owners, parts, n, roll=roll)
+        keys, width = k.view(np.uint8), k.dtype.itemsize
+        idx = np.empty(n, dtype=np.int64)
+        self.contexts.lookup(keys, width, idx)
+        slots = idx.tolist()
         fast = cols.ok & (idx >= 0)
         if not self._base:
             fast[:] = False
@@ -236,7 +239,7 @@ class Accumulator:
                 fast &= ~np.isin(idx, np.fromiter(self._big, np.int64, len(self._big)))
         rest = np.flatnonzero(~fast)
         if len(rest) and cols.ok[rest].all():
-            self._settle(cols, keys, slots, idx, rest, fast, now)
+            self._settle(cols, keys, width, owners, idx, rest, fast, now)
             rest = rest[:0]
         xb = cols.extra_bits()  # records with additional fields: merged in record order (see _add_extras)
         xk = None if xb is None else xb[0] != 0
@@ -366,46 +369,45 @@ class Accumulator:
         else:
             self._merge(i, f)
 
-    def _settle(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, at: Any,
-                fast: Any, now: float) -> None:
-        """The context work of records at positions ``at`` (ascending), observed already, keyed
-        ``keys[p]`` (ports rolled up or not): each context
-        they find gone is made by its first record while ``max_contexts`` allows, in order of first
-        appearance (the records of later new keys are dropped and counted, as one by one); a window
-        found empty is opened by its first record; the others merge (``fast``). The records of a
-        chunk whose record decoder failed on a record to open with (a decoder bug) are dropped and
-        counted (:attr:`dropped_undecodable`)."""
-        room = self.max_contexts - len(self.contexts)
+    def _settle(self, cols: columns.Columns, keys: Any, width: int, owners: Any, idx: Any, at: Any, fast: Any,
+                now: float) -> None:
+        """The context work of records at positions ``at`` (ascending), observed already, keyed by
+        ``keys`` (the batch's keys, ``width`` bytes each, ports rolled up or not; ``owners``: their
+        owner ids), ``idx`` their slots (-1: none): each context they find gone is made by its first
+        record while ``max_contexts`` allows, in order of first appearance (the records of later new
+        keys are dropped and counted, as one by one); a window found empty is opened by its first
+        record; the others merge (``fast``). The records of a chunk whose record decoder failed on
+        a record to open with (a decoder bug) are dropped and counted (:attr:`dropped_undecodable`)."""
+        gone = at[idx[at] < 0]
+        opened = np.zeros(cols.n, dtype=np.uint8)
+        if len(gone):
+            room = max(self.max_contexts - len(self.contexts), 0)
+            if self.contexts.insert_many(keys, width, gone, idx, opened, room):
+                self._fit()
+        make = np.flatnonzero(opened)  # the records that made a context (ascending)
         where = idx[at]
-        gone = where < 0
-        makers: dict[Key, int] = {}
-        if gone.any():
-            for p in at[gone].tolist():
-                makers.setdefault(keys[p], p)
-        lost = np.zeros(len(at), dtype=bool)
-        if len(makers) > room:
-            kept = set(list(makers)[:max(room, 0)])
-            lost = gone & np.fromiter((keys[p] not in kept for p in at.tolist()), bool, len(at))
-            makers = {k: p for k, p in makers.items() if k in kept}
+        lost = where < 0
         _, first = np.unique(where, return_index=True)
         first = first[where[first] >= 0]
         base = self._base
-        reopen = at[first[np.fromiter((base[i] is None for i in where[first].tolist()), bool, len(first))]]
+        firsts = at[first]
+        reopen = firsts[np.fromiter((base[i] is None for i in where[first].tolist()), bool, len(first))
+                        & (opened[firsts] == 0)]
         reopening = cols.kept_at(reopen)
-        make = np.fromiter(makers.values(), np.int64, len(makers))
         making = cols.kept_at(make)
-        if None in reopening[0] or None in making[0]:  # an undecodable chunk (a decoder bug)
+        if None in reopening[0] or None in making[0]:  # an undecodable chunk (a decoder bug): undo, without it
+            if len(make):
+                self.contexts.remove(idx[make])
+            idx[gone] = -1
             keep = ~cols.failed_positions()[at]
             self.dropped_undecodable += int(np.count_nonzero(~keep))
-            self._settle(cols, keys, slots, idx, at[keep], fast, now)
+            self._settle(cols, keys, width, owners, idx, at[keep], fast, now)
             return
         if len(make):
-            self._create(cols, keys, slots, idx, make, making, now)
-            made = gone & ~lost
-            get = self.contexts.__getitem__
-            for p in at[made].tolist():
-                slots[p] = get(keys[p])
-            idx[at[made]] = [slots[p] for p in at[made].tolist()]
+            made = idx[make]
+            self._open_many(cols, make, made, making)
+            _dview(self._next)[made] = now + self._rng.random(len(make)) * self.jitter if self.jitter else now
+            self.keys.hold_ids(owners[make])
         if len(reopen):
             self._open_many(cols, reopen, idx[reopen], reopening)
         n_lost = int(lost.sum())
@@ -431,32 +433,6 @@ class Accumulator:
                             (self._end, cols.end), (self._flags, cols.flags)):
             _view(col)[at] = values[records]
 
-    def _create(self, cols: columns.Columns, keys: Sequence[Key], slots: list[int], idx: Any, openers: Any,
-                opening: tuple[list[tuple | None], list[dict[str, Any] | None]], now: float) -> list[int]:
-        """Make the contexts of the records at positions ``openers`` (distinct new keys; ``opening``:
-        their kept and additional fields, none None), each window opened with its record, next
-        emission at the next tick (with the top-N cap: within one interval, see :attr:`jitter`);
-        ``slots``/``idx`` of those records set. Returns the slots made (token and live state are the
-        caller's)."""
-        m = len(openers)
-        while len(self._free) < m:
-            self._grow()
-        free = self._free
-        made = free[len(free) - m:]
-        del free[len(free) - m:]
-        made.reverse()
-        at = np.array(made, dtype=np.int64)
-        pos = openers.tolist()
-        new_keys = [keys[p] for p in pos]
-        self.contexts.update(zip(new_keys, made, strict=True))
-        self.keys.hold_many(new_keys)
-        self._open_many(cols, openers, at, opening)
-        _dview(self._next)[at] = now + self._rng.random(m) * self.jitter if self.jitter else now
-        for p, i in zip(pos, made, strict=True):
-            slots[p] = i
-        idx[openers] = at
-        return made
-
     def _tracking(self) -> Any:
         """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
         r = self.rollup
@@ -476,11 +452,9 @@ class Accumulator:
         if len(contexts) >= self.max_contexts:
             self.dropped_full += 1
             return
-        if not self._free:
-            self._grow()
-        i = self._free.pop()
+        i = contexts.add(key)
+        self._fit()
         self._next[i] = now + self._rng.random() * self.jitter if self.jitter else now
-        contexts[key] = i
         self.keys.hold(key)
         self._open(i, f)
 
@@ -528,23 +502,24 @@ class Accumulator:
                 joined.setdefault(k, v)
             self._extras[i] = joined
 
-    def _grow(self) -> None:
-        """Room for more contexts: every column grows by a chunk of free slots."""
-        n = len(self._base)
-        chunk = max(1024, n >> 4)
-        zeros = array("q", bytes(8 * chunk))
-        for c in (self._bytes, self._packets, self._start, self._end, self._flags):
-            c.extend(zeros)
-        self._next.extend(array("d", bytes(8 * chunk)))
-        nones: list[Any] = [None] * chunk
-        self._base.extend(nones)
-        self._extras.extend(nones)
-        self._free.extend(range(n + chunk - 1, n - 1, -1))
+    def _fit(self) -> None:
+        """Room in the columns for every slot the context table has handed out: each column grows by
+        a chunk (an empty window in each new slot)."""
+        while len(self._base) < self.contexts.capacity:
+            n = len(self._base)
+            chunk = max(1024, n >> 4)
+            zeros = array("q", bytes(8 * chunk))
+            for c in (self._bytes, self._packets, self._start, self._end, self._flags):
+                c.extend(zeros)
+            self._next.extend(array("d", bytes(8 * chunk)))
+            nones: list[Any] = [None] * chunk
+            self._base.extend(nones)
+            self._extras.extend(nones)
 
     # ---- emission
 
-    def _emit(self, keys: list[Key], slots: list[int]) -> FlowColumns:
-        """The windows of these contexts as flow columns (no object per flow)."""
+    def _emit(self, slots: list[int]) -> FlowColumns:
+        """The windows of the contexts in these slots as flow columns (no object per flow)."""
         if not slots:
             return FlowColumns.empty()
         at = np.array(slots, dtype=np.int64)
@@ -557,11 +532,16 @@ class Accumulator:
                 if held is not None:
                     B[k], P[k], S[k], E[k], F[k] = held
         kept: list[tuple] = list(map(self._base.__getitem__, slots))  # type: ignore[arg-type]  # open windows
-        return FlowColumns(self.keys.columns_of(keys), kept, S, E, B, P, F, list(map(self._extras.__getitem__, slots)))
+        return FlowColumns(self.keys.columns_of(self.contexts.keys(at)), kept, S, E, B, P, F,
+                           list(map(self._extras.__getitem__, slots)))
+
+    def _order(self) -> Any:
+        """The slots of the contexts held, oldest first (an int64 array)."""
+        return np.frombuffer(self.contexts.order(), np.int64)
 
     def flush(self, now: float) -> FlowColumns:
         """Emit the contexts that are due at ``now`` and drop the expired ones."""
-        out, expired = self._visit(now, list(self.contexts), list(self.contexts.values()))
+        out, expired = self._visit(now, self._order())
         self._expire(expired)
         self.keys.sweep()
         return out
@@ -571,29 +551,24 @@ class Accumulator:
 
         The contexts are those held when the first part is asked for, in the same order; flows
         added between parts land in the windows of the contexts not visited yet, as if they had
-        come just before the flush. Contexts made in between are left for the next flush.
+        come just before the flush. Contexts made in between are left for the next flush (a slot
+        freed by an earlier part and taken by a new context is in no later part).
         """
-        keys = list(self.contexts)
-        get = self.contexts.get
-        for a in range(0, len(keys), size):
-            part = keys[a:a + size]
-            slots = list(map(get, part))
-            if None in slots:  # expired by an earlier part? (never: each context is visited once)
-                part = [k for k, i in zip(part, slots, strict=True) if i is not None]
-                slots = [i for i in slots if i is not None]
-            out, expired = self._visit(now, part, slots)  # type: ignore[arg-type]
+        order = self._order()
+        for a in range(0, len(order), size):
+            out, expired = self._visit(now, order[a:a + size])
             self._expire(expired)
             yield out
         self.keys.sweep()
 
-    def _visit(self, now: float, keys: list[Key], slots: list[int]) -> tuple[FlowColumns, list[Key]]:
-        """Emit the open windows due at ``now`` among these contexts, move their next emission on by
-        the interval (and that of due empty windows), and list the contexts whose empty window
-        outlived the TTL; with numpy over the slot columns."""
-        if not slots:
-            return FlowColumns.empty(), []
+    def _visit(self, now: float, at: Any) -> tuple[FlowColumns, Any]:
+        """Emit the open windows due at ``now`` among the contexts in slots ``at``, move their next
+        emission on by the interval (and that of due empty windows), and give the slots of the
+        contexts whose empty window outlived the TTL; with numpy over the slot columns."""
+        if not len(at):
+            return FlowColumns.empty(), at
         base, extras = self._base, self._extras
-        at = np.array(slots, dtype=np.int64)
+        slots = at.tolist()
         held = list(map(base.__getitem__, slots))
         is_open = np.fromiter(map(operator.is_not, held, repeat(None)), bool, len(slots))
         nxt = _dview(self._next)
@@ -604,25 +579,26 @@ class Accumulator:
             last = np.fromiter(map(extras.__getitem__, at[closed].tolist()), np.float64, len(closed))
             gone[closed[last + self.ttl < now]] = True
         nxt[at[due & ~gone]] += self.interval
-        emit = np.flatnonzero(is_open & due).tolist()
-        expired = [keys[p] for p in np.flatnonzero(gone).tolist()]
-        emit_slots = [slots[p] for p in emit]
-        out = self._emit([keys[p] for p in emit], emit_slots)
+        emit_slots = at[is_open & due].tolist()
+        out = self._emit(emit_slots)
         if self._big:
             for i in emit_slots:
                 self._big.pop(i, None)
         _fill(base, emit_slots, None)
         _fill(extras, emit_slots, now)  # the last emission (one object for all emitted now)
-        return out, expired
+        return out, at[gone]
 
-    def _expire(self, expired: list[Key]) -> None:
-        slots = list(map(self.contexts.pop, expired))
-        self.keys.release_many(expired)
+    def _expire(self, slots: Any) -> None:
+        """The contexts in these slots are gone (their windows are empty)."""
+        if not len(slots):
+            return
+        self.keys.release_many(self.contexts.keys(slots))
+        self.contexts.remove(slots)
+        gone = slots.tolist()
         if self._big:
-            for i in slots:
+            for i in gone:
                 self._big.pop(i, None)
-        _fill(self._extras, slots, None)
-        self._free += slots
+        _fill(self._extras, gone, None)
 
     def drain(self) -> FlowColumns:
         """Emit every context that holds a flow, due or not (shutdown)."""
@@ -632,10 +608,9 @@ class Accumulator:
         """:meth:`drain` ``size`` contexts at a time (a million contexts emitted at once would hold all
         their rendered flows in memory together); nothing is held once the last part is out."""
         base = self._base
-        held = [(key, i) for key, i in self.contexts.items() if base[i] is not None]
+        held = [i for i in self._order().tolist() if base[i] is not None]
         for a in range(0, len(held), size):
-            part = held[a:a + size]
-            yield self._emit([k for k, _ in part], [i for _, i in part])
+            yield self._emit(held[a:a + size])
         self.contexts.clear()
         self.keys.clear()
         self._clear_columns()
@@ -643,7 +618,7 @@ class Accumulator:
     def context_keys(self) -> Iterator[tuple]:
         """The contexts' keys as (namespace, exporter, src ip, dst ip, src port, dst port, protocol,
         tos, input interface), in the order they were made."""
-        return zip(*self.keys.columns_of(list(self.contexts)), strict=True)
+        return zip(*self.keys.columns_of(self.contexts.keys(self._order())), strict=True)
 
     def rotate_rollup(self) -> None:
         if self.rollup is not None:

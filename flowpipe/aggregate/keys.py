@@ -9,12 +9,14 @@ the flow came in (a decoded tuple or a columnar chunk), so one dict lookup finds
 
 big-endian; 25 bytes for IPv4 (half the memory of the tuple, and one hash and one compare per
 lookup). The owner id stands for (namespace, exporter), counted per context so ids are reused
-(:meth:`KeyCodec.release`, :meth:`KeyCodec.sweep`). A flow with a value that does not fit
-(a port past 65535, an address longer than 255 bytes...) is keyed by the plain 9-tuple instead:
-never equal to a bytes key, so it is still exactly one context.
+(:meth:`KeyCodec.release_many`, :meth:`KeyCodec.sweep`). A flow with a value that does not fit
+(a port past 65535, an address longer than 255 bytes...) is keyed by the owner id ``PLAIN``
+followed by the text of the plain 9-tuple: never equal to another layout's key, so it is still
+exactly one context, and read back with :func:`ast.literal_eval`.
 """
 from __future__ import annotations
 
+import ast
 import operator
 import struct
 from collections import Counter
@@ -36,16 +38,19 @@ from flowpipe.flow import (
     TOS,
 )
 
+PLAIN = 0xFFFFFFFF  # the owner id of keys holding the plain 9-tuple (never an exporter's)
+_PLAIN = PLAIN.to_bytes(4, "big")
 _TAIL = struct.Struct(">HHBBIB")
 _HEAD = 6
 _OWNER = operator.itemgetter(slice(0, 4))
 
 
 def _owners(keys: list[Key]) -> list[tuple[int, int]]:
-    """(owner id, count) of the bytes keys among ``keys`` (a plain tuple key has no owner id: its
-    first four items, counted alike, are left out)."""
-    return [(int.from_bytes(o, "big"), n) for o, n in Counter(map(_OWNER, keys)).items() if type(o) is bytes]
-Key = bytes | tuple
+    """(owner id, count) of ``keys`` (plain keys have no owner: left out)."""
+    return [(int.from_bytes(o, "big"), n) for o, n in Counter(map(_OWNER, keys)).items() if o != _PLAIN]
+
+
+Key = bytes
 
 
 class KeyCodec:
@@ -83,13 +88,15 @@ class KeyCodec:
 
     def hold(self, key: Key) -> None:
         """A context now has ``key``."""
-        if type(key) is bytes:
-            self._refs[int.from_bytes(key[:4], "big")] += 1
+        owner = int.from_bytes(key[:4], "big")
+        if owner != PLAIN:
+            self._refs[owner] += 1
 
-    def hold_many(self, keys: list[Key]) -> None:
-        """Contexts now have ``keys``."""
+    def hold_ids(self, owners: Any) -> None:
+        """Contexts now have keys of these owner ids (an array, one per context)."""
+        ids, counts = np.unique(owners, return_counts=True)
         refs = self._refs
-        for owner, n in _owners(keys):
+        for owner, n in zip(ids.tolist(), counts.tolist(), strict=True):
             refs[owner] += n
 
     def release_many(self, keys: list[Key]) -> None:
@@ -143,11 +150,12 @@ class KeyCodec:
         except (struct.error, TypeError):
             return _plain(f)
 
-    def of_columns(self, owners: Any, parts: Sequence[Any], n: int, roll: Any = None) -> list[Key]:
+    def of_columns(self, owners: Any, parts: Sequence[Any], n: int, roll: Any = None) -> Any:
         """Keys of ``n`` flows from their owner ids (:meth:`owner`) and key columns (src ip, dst ip,
         src port, dst port, protocol, tos, input interface; numpy arrays, addresses as
         ``V4``/``V16``, None for absent: empty address, 0), every value in range; ``roll``: the
-        rolled-up side of each (0 none, 1 source, 2 destination; that port's column holding 0)."""
+        rolled-up side of each (0 none, 1 source, 2 destination; that port's column holding 0).
+        As one numpy array of ``n`` keys of one width (a key is ``bytes(a[p])``), no object per key."""
         src, dst = parts[0], parts[1]
         lens = (0 if src is None else src.dtype.itemsize, 0 if dst is None else dst.dtype.itemsize)
         dt = self._dtype(lens)
@@ -159,8 +167,7 @@ class KeyCodec:
                 k[name] = col
         if roll is not None:
             k["roll"] = roll
-        keys: list[Key] = k.view(f"V{dt.itemsize}").tolist()
-        return keys
+        return k
 
     def columns_of(self, keys: Sequence[Key]) -> list[list[Any]]:
         """The :meth:`fields` of many keys as nine columns (namespace, exporter, src ip, dst ip, src
@@ -186,12 +193,14 @@ class KeyCodec:
 
     def _group_columns(self, keys: Sequence[Key], size: int) -> list[list[Any]] | None:
         """:meth:`columns_of` keys of one length, when they are bytes keys of one layout (else None)."""
-        if size < _HEAD + _TAIL.size or not keys or type(keys[0]) is not bytes:
-            return None  # plain tuple keys
-        ls, ld = keys[0][4], keys[0][5]  # type: ignore[index]
-        a = np.frombuffer(b"".join(keys), dtype=self._dtype((ls, ld)))  # type: ignore[arg-type]
-        if not (np.all(a["ls"] == ls) and np.all(a["ld"] == ld)):  # same length, other address sizes
+        if size < _HEAD + _TAIL.size or not keys:
             return None
+        ls, ld = keys[0][4], keys[0][5]
+        if _HEAD + ls + ld + _TAIL.size != size:
+            return None  # a plain key
+        a = np.frombuffer(b"".join(keys), dtype=self._dtype((ls, ld)))
+        if not (np.all(a["ls"] == ls) and np.all(a["ld"] == ld)) or np.any(a["o"] == PLAIN):
+            return None  # same length, other address sizes, or plain keys among them
         n = len(a)
         sp, dp = a["sp"].astype(np.int64), a["dp"].astype(np.int64)
         roll = a["roll"]
@@ -207,8 +216,8 @@ class KeyCodec:
     def fields(self, key: Key) -> tuple:
         """(namespace, exporter, src ip, dst ip, src port, dst port, protocol, tos, input interface),
         ports rolled up as ``ROLLED_UP``."""
-        if type(key) is not bytes:
-            return key  # type: ignore[return-value]
+        if key[:4] == _PLAIN:
+            return ast.literal_eval(key[4:].decode("utf-8", "surrogatepass"))  # type: ignore[no-any-return]
         ls, ld = key[4], key[5]
         a = _HEAD + ls
         b = a + ld
@@ -221,6 +230,9 @@ class KeyCodec:
         return (ns, exporter, key[_HEAD:a], key[a:b], sp, dp, proto, tos, in_if)
 
 
-def _plain(f: tuple) -> tuple:
-    return (f[NAMESPACE], f[EXPORTER], f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT], f[IP_PROTOCOL], f[TOS],
-            f[IN_IF])
+def _plain(f: tuple) -> bytes:
+    """The key of a flow whose values do not fit the packed layout: ``PLAIN`` and the 9-tuple's text
+    (equal tuples of decoded values, str, bytes and int, have equal texts)."""
+    fields = (f[NAMESPACE], f[EXPORTER], f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT], f[IP_PROTOCOL], f[TOS],
+              f[IN_IF])
+    return _PLAIN + repr(fields).encode("utf-8", "surrogatepass")

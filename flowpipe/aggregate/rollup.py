@@ -9,7 +9,7 @@ trackers; a tracker that cannot be made is refused (counted), and a refused S tr
 flow's Add.
 
 :data:`Trackers` is the implementation the service uses: the compiled one
-(``flowpipe/aggregate/_trackers.c``: every flow of a batch observed in one C loop, a conversation
+(``flowpipe/aggregate/_tables.c``: every flow of a batch observed in one C loop, a conversation
 seen once held in ~60 bytes) when it is built, else :class:`PyTrackers`, the spec's algorithm as
 plainly as Python states it, which is also the reference the tests hold the compiled one to.
 """
@@ -100,7 +100,7 @@ class PyTrackers:
 
 
 try:
-    from flowpipe.aggregate._trackers import Trackers  # type: ignore[import-not-found]
+    from flowpipe.aggregate._tables import Trackers  # type: ignore[import-not-found]
 except ImportError:  # not built (no C compiler where it was installed): the same results, in Python
     Trackers = PyTrackers
 COMPILED = Trackers is not PyTrackers  # which implementation runs (the tests read it)

@@ -272,3 +272,23 @@ def test_connections_of_a_rolled_up_client_merge_in_bulk(threshold: int) -> None
     assert _trackers(acc_c) == _trackers(acc_t)
     assert sum(f.count("'*'") + f.count(", -1,") for tick in out_t for f in tick) > 0
     assert per_flow == 0
+
+
+@pytest.mark.parametrize("cfg", [dict(port_rollup_threshold=3), dict(port_rollup_threshold=2, max_rollup_entries=60),
+                                 dict(max_contexts=500), dict(port_rollup_disabled=True)])
+def test_without_the_compiled_tables_the_same_flows(cfg: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the compiled tables are not built, the pure-Python context table and trackers run the
+    same columnar path: the same flows, trackers, refusals and drops as the tuple path."""
+    import flowpipe.aggregate.accumulator as accumulator  # noqa: PLC0415
+    from flowpipe.aggregate.contexts import PyContextTable  # noqa: PLC0415
+
+    monkeypatch.setattr(accumulator, "ContextTable", PyContextTable)
+    monkeypatch.setattr(accumulator, "Trackers", PyTrackers)
+    out_c, out_t, acc_c, acc_t, per_flow = aggregate_both(new_load(3, 600, hosts=40), AggregatorConfig(
+        flush_interval=10.0, **cfg), batch=30)
+    assert type(acc_c.contexts) is PyContextTable
+    assert out_c == out_t and sum(map(len, out_t)) >= 500
+    if acc_t.rollup is not None:
+        assert _trackers(acc_c) == _trackers(acc_t)
+    assert acc_c.dropped_full == acc_t.dropped_full
+    assert per_flow == 0

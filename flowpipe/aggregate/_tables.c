@@ -1,4 +1,6 @@
-/* Port rollup trackers (two generations), compiled: the rollup's per-record work in one C loop.
+/* The accumulator's tables, compiled: the port rollup's trackers and the flow context table.
+ *
+ * Port rollup trackers (two generations): the rollup's per-record work in one C loop.
  *
  * Trackers(threshold, max_entries)
  *     .observe(src: bytes, dst: bytes, sport: int, dport: int) -> int     (0 keep, 1 src "*", 2 dst "*")
@@ -801,7 +803,7 @@ static PyGetSetDef Trackers_getset[] = {
 
 static PyTypeObject TrackersType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "flowpipe.aggregate._trackers.Trackers",
+    .tp_name = "flowpipe.aggregate._tables.Trackers",
     .tp_basicsize = sizeof(Trackers),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Port rollup trackers, two generations (see flowpipe.aggregate.rollup)",
@@ -811,17 +813,474 @@ static PyTypeObject TrackersType = {
     .tp_getset = Trackers_getset,
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_trackers", "Port rollup trackers, compiled.", -1, NULL};
+/* ==== the context table ==================================================================== */
 
-PyMODINIT_FUNC PyInit__trackers(void) {
-    if (PyType_Ready(&TrackersType) < 0)
+/* A context's key (bytes, see flowpipe.aggregate.keys) held in its slot: up to INLINE bytes in place,
+ * longer ones (IPv6) in a heap copy. */
+#define INLINE 28
+typedef struct {
+    uint32_t len;
+    union {
+        uint8_t b[INLINE];
+        uint8_t *p;
+    } k;
+} SlotKey;
+
+typedef struct {
+    PyObject_HEAD
+    uint64_t *index;          /* hash << 32 | slot + 1; 0: empty */
+    size_t imask;
+    Py_ssize_t n;             /* contexts held */
+    SlotKey *keys;            /* by slot */
+    int32_t *prev, *next;     /* the order contexts were made in (-1: none) */
+    int32_t head, tail;
+    int32_t *free;            /* slots given back, reused last first */
+    size_t nfree;
+    size_t cap;               /* slots the arrays have room for */
+    size_t high;              /* slots handed out so far (the columns' length must cover it) */
+} ContextTable;
+
+static inline const uint8_t *skey(const SlotKey *k) { return k->len <= INLINE ? k->k.b : k->k.p; }
+
+static int ct_reserve_index(ContextTable *t) {
+    if ((size_t)(t->n + 1) * 10 <= (t->imask + 1) * 7)
+        return 0;
+    size_t n = (t->imask + 1) * 2;
+    uint64_t *tab = calloc(n, sizeof(uint64_t));
+    if (!tab) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t j = 0; j <= t->imask; j++) {
+        uint64_t v = t->index[j];
+        if (!v)
+            continue;
+        size_t i = (uint32_t)(v >> 32) & (n - 1);
+        while (tab[i])
+            i = (i + 1) & (n - 1);
+        tab[i] = v;
+    }
+    free(t->index);
+    t->index = tab;
+    t->imask = n - 1;
+    return 0;
+}
+
+/* The slot holding key, or -1; *at: where it is in the index (or the empty bucket it would take). */
+static long ct_find(const ContextTable *t, const uint8_t *key, size_t len, uint32_t h, size_t *at) {
+    size_t i = h & t->imask;
+    for (;;) {
+        uint64_t v = t->index[i];
+        if (!v) {
+            *at = i;
+            return -1;
+        }
+        if ((uint32_t)(v >> 32) == h) {
+            uint32_t s = (uint32_t)v - 1;
+            const SlotKey *k = &t->keys[s];
+            if (k->len == len && memcmp(skey(k), key, len) == 0) {
+                *at = i;
+                return (long)s;
+            }
+        }
+        i = (i + 1) & t->imask;
+    }
+}
+
+static int ct_grow_slots(ContextTable *t) {
+    size_t n = t->cap ? t->cap + (t->cap >> 1) : 1024;
+    if (n > 0x7FFFFFF0u) {
+        PyErr_SetString(PyExc_MemoryError, "too many contexts");
+        return -1;
+    }
+    SlotKey *k = realloc(t->keys, n * sizeof(SlotKey));
+    if (!k) goto nomem;
+    t->keys = k;
+    int32_t *a = realloc(t->prev, n * sizeof(int32_t));
+    if (!a) goto nomem;
+    t->prev = a;
+    if (!(a = realloc(t->next, n * sizeof(int32_t)))) goto nomem;
+    t->next = a;
+    if (!(a = realloc(t->free, n * sizeof(int32_t)))) goto nomem;
+    t->free = a;
+    t->cap = n;
+    return 0;
+nomem:
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* A new context for key (absent; *at from ct_find), at the end of the order: its slot, or -1. */
+static long ct_insert(ContextTable *t, const uint8_t *key, size_t len, uint32_t h, size_t at) {
+    if ((size_t)(t->n + 1) * 10 > (t->imask + 1) * 7) {
+        if (ct_reserve_index(t) < 0)
+            return -1;
+        ct_find(t, key, len, h, &at);
+    }
+    long s;
+    if (t->nfree) {
+        s = t->free[--t->nfree];
+    } else {
+        if (t->high == t->cap && ct_grow_slots(t) < 0)
+            return -1;
+        s = (long)t->high++;
+    }
+    SlotKey *k = &t->keys[s];
+    k->len = (uint32_t)len;
+    if (len <= INLINE) {
+        memcpy(k->k.b, key, len);
+    } else {
+        uint8_t *p = malloc(len);
+        if (!p) {
+            t->free[t->nfree++] = (int32_t)s;
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(p, key, len);
+        k->k.p = p;
+    }
+    t->index[at] = (uint64_t)h << 32 | (uint64_t)(s + 1);
+    t->prev[s] = t->tail;
+    t->next[s] = -1;
+    if (t->tail >= 0)
+        t->next[t->tail] = (int32_t)s;
+    else
+        t->head = (int32_t)s;
+    t->tail = (int32_t)s;
+    t->n++;
+    return s;
+}
+
+static void ct_remove(ContextTable *t, long s) {
+    SlotKey *k = &t->keys[s];
+    size_t at;
+    const uint8_t *key = skey(k);
+    if (ct_find(t, key, k->len, hash_bytes(key, k->len), &at) != s)
+        return;  /* not held */
+    size_t i = at, j = at;
+    for (;;) {  /* backward shift: no tombstones */
+        j = (j + 1) & t->imask;
+        uint64_t v = t->index[j];
+        if (!v)
+            break;
+        size_t home = (uint32_t)(v >> 32) & t->imask;
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            t->index[i] = v;
+            i = j;
+        }
+    }
+    t->index[i] = 0;
+    if (k->len > INLINE)
+        free(k->k.p);
+    k->len = 0;
+    int32_t p = t->prev[s], n = t->next[s];
+    if (p >= 0) t->next[p] = n; else t->head = n;
+    if (n >= 0) t->prev[n] = p; else t->tail = p;
+    t->free[t->nfree++] = (int32_t)s;
+    t->n--;
+}
+
+static void ct_clear(ContextTable *t) {
+    for (int32_t s = t->head; s >= 0; s = t->next[s])
+        if (t->keys[s].len > INLINE)
+            free(t->keys[s].k.p);
+    free(t->index); free(t->keys); free(t->prev); free(t->next); free(t->free);
+    t->index = NULL; t->keys = NULL; t->prev = t->next = t->free = NULL;
+    t->imask = 0; t->n = 0; t->nfree = t->cap = t->high = 0;
+    t->head = t->tail = -1;
+}
+
+static int ct_init(ContextTable *t) {
+    t->head = t->tail = -1;
+    t->imask = 1023;
+    t->index = calloc(t->imask + 1, sizeof(uint64_t));
+    if (!t->index) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *CT_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    if (!PyArg_ParseTuple(args, ":ContextTable"))
+        return NULL;
+    ContextTable *t = (ContextTable *)type->tp_alloc(type, 0);
+    if (!t)
+        return NULL;
+    if (ct_init(t) < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    return (PyObject *)t;
+}
+
+static void CT_dealloc(ContextTable *t) {
+    ct_clear(t);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static Py_ssize_t CT_len(ContextTable *t) { return t->n; }
+
+static PyObject *CT_get(ContextTable *t, PyObject *key) {
+    char *b;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(key, &b, &len) < 0)
+        return NULL;
+    size_t at;
+    long s = ct_find(t, (uint8_t *)b, (size_t)len, hash_bytes((uint8_t *)b, (size_t)len), &at);
+    if (s < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(s);
+}
+
+static PyObject *CT_add(ContextTable *t, PyObject *key) {
+    char *b;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(key, &b, &len) < 0)
+        return NULL;
+    uint32_t h = hash_bytes((uint8_t *)b, (size_t)len);
+    size_t at;
+    long s = ct_find(t, (uint8_t *)b, (size_t)len, h, &at);
+    if (s < 0 && (s = ct_insert(t, (uint8_t *)b, (size_t)len, h, at)) < 0)
+        return NULL;
+    return PyLong_FromLong(s);
+}
+
+/* Buffers of the batch calls; a format check is left to the Python side (flowpipe.aggregate.contexts). */
+static int ct_buffers(PyObject *const *args, int nb, Py_buffer *b, int writable_from) {
+    for (int k = 0; k < nb; k++) {
+        int flags = PyBUF_C_CONTIGUOUS | (k >= writable_from ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(args[k], &b[k], flags) < 0) {
+            while (k--)
+                PyBuffer_Release(&b[k]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void ct_release(Py_buffer *b, int nb) {
+    for (int k = 0; k < nb; k++)
+        PyBuffer_Release(&b[k]);
+}
+
+/* lookup(keys, width, out): out[p] = the slot of key p (keys: n keys of width bytes end to end), -1 when absent */
+static PyObject *CT_lookup(ContextTable *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "lookup(keys, width, out)");
+        return NULL;
+    }
+    Py_ssize_t w = PyLong_AsSsize_t(args[1]);
+    if (w <= 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "width > 0");
+        return NULL;
+    }
+    PyObject *bufs[2] = {args[0], args[2]};
+    Py_buffer b[2];
+    if (ct_buffers(bufs, 2, b, 1) < 0)
+        return NULL;
+    Py_ssize_t n = b[0].len / w;
+    if (b[1].len != n * 8) {
+        ct_release(b, 2);
+        PyErr_SetString(PyExc_ValueError, "out: one int64 a key");
+        return NULL;
+    }
+    const uint8_t *keys = b[0].buf;
+    int64_t *out = b[1].buf;
+    for (Py_ssize_t p = 0; p < n; p++) {
+        if (p + 4 < n)
+            __builtin_prefetch(&t->index[hash_bytes(keys + (p + 4) * w, (size_t)w) & t->imask]);
+        size_t at;
+        const uint8_t *k = keys + p * w;
+        out[p] = ct_find(t, k, (size_t)w, hash_bytes(k, (size_t)w), &at);
+    }
+    ct_release(b, 2);
+    Py_RETURN_NONE;
+}
+
+/* insert_many(keys, width, positions, out, opened, limit) -> made: for each position p (ascending) of a
+ * key not held: made (its slot in out[p], opened[p] = 1) while fewer than limit were made, else
+ * out[p] = -1; a key made earlier in the call gets its slot. */
+static PyObject *CT_insert_many(ContextTable *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "insert_many(keys, width, positions, out, opened, limit)");
+        return NULL;
+    }
+    Py_ssize_t w = PyLong_AsSsize_t(args[1]), limit = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (w <= 0) {
+        PyErr_SetString(PyExc_ValueError, "width > 0");
+        return NULL;
+    }
+    PyObject *bufs[4] = {args[0], args[2], args[3], args[4]};
+    Py_buffer b[4];
+    if (ct_buffers(bufs, 4, b, 2) < 0)
+        return NULL;
+    Py_ssize_t n = b[0].len / w, m = b[1].len / 8, made = 0;
+    if (b[2].len != n * 8 || b[3].len != n) {
+        ct_release(b, 4);
+        PyErr_SetString(PyExc_ValueError, "out: int64 a key, opened: a byte a key");
+        return NULL;
+    }
+    const uint8_t *keys = b[0].buf;
+    const int64_t *pos = b[1].buf;
+    int64_t *out = b[2].buf;
+    uint8_t *opened = b[3].buf;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        int64_t p = pos[j];
+        if (p < 0 || p >= n) {
+            ct_release(b, 4);
+            PyErr_SetString(PyExc_IndexError, "position out of range");
+            return NULL;
+        }
+        const uint8_t *k = keys + p * w;
+        uint32_t h = hash_bytes(k, (size_t)w);
+        size_t at;
+        long s = ct_find(t, k, (size_t)w, h, &at);
+        if (s < 0 && made < limit) {
+            if ((s = ct_insert(t, k, (size_t)w, h, at)) < 0) {
+                ct_release(b, 4);
+                return NULL;
+            }
+            made++;
+            opened[p] = 1;
+        }
+        out[p] = s;
+    }
+    ct_release(b, 4);
+    return PyLong_FromSsize_t(made);
+}
+
+static int ct_slots(PyObject *arg, Py_buffer *b, const ContextTable *t) {
+    if (PyObject_GetBuffer(arg, b, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (b->len % 8) {
+        PyBuffer_Release(b);
+        PyErr_SetString(PyExc_ValueError, "slots: int64");
+        return -1;
+    }
+    const int64_t *s = b->buf;
+    for (Py_ssize_t j = 0; j < b->len / 8; j++) {
+        if (s[j] < 0 || (size_t)s[j] >= t->high || !t->keys[s[j]].len) {
+            PyBuffer_Release(b);
+            PyErr_SetString(PyExc_KeyError, "no context in that slot");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* remove(slots): the contexts in these slots are gone (their slots are reused) */
+static PyObject *CT_remove(ContextTable *t, PyObject *arg) {
+    Py_buffer b;
+    if (ct_slots(arg, &b, t) < 0)
+        return NULL;
+    const int64_t *s = b.buf;
+    for (Py_ssize_t j = 0; j < b.len / 8; j++)
+        ct_remove(t, (long)s[j]);
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
+/* keys(slots) -> [bytes]: the keys of the contexts in these slots */
+static PyObject *CT_keys(ContextTable *t, PyObject *arg) {
+    Py_buffer b;
+    if (ct_slots(arg, &b, t) < 0)
+        return NULL;
+    const int64_t *s = b.buf;
+    Py_ssize_t m = b.len / 8;
+    PyObject *out = PyList_New(m);
+    for (Py_ssize_t j = 0; out && j < m; j++) {
+        const SlotKey *k = &t->keys[s[j]];
+        PyObject *x = PyBytes_FromStringAndSize((const char *)skey(k), k->len);
+        if (!x)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, j, x);
+    }
+    PyBuffer_Release(&b);
+    return out;
+}
+
+/* order() -> bytes: the slots of the contexts held, as int64, in the order they were made */
+static PyObject *CT_order(ContextTable *t, PyObject *unused) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, t->n * 8);
+    if (!out)
+        return NULL;
+    int64_t *o = (int64_t *)PyBytes_AS_STRING(out);
+    Py_ssize_t j = 0;
+    for (int32_t s = t->head; s >= 0 && j < t->n; s = t->next[s])
+        o[j++] = s;
+    return out;
+}
+
+static PyObject *CT_clear(ContextTable *t, PyObject *unused) {
+    ct_clear(t);
+    if (ct_init(t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *CT_memory(ContextTable *t, PyObject *unused) {
+    size_t total = sizeof(ContextTable) + (t->imask + 1) * 8 + t->cap * (sizeof(SlotKey) + 12);
+    for (int32_t s = t->head; s >= 0; s = t->next[s])
+        if (t->keys[s].len > INLINE)
+            total += t->keys[s].len;
+    return PyLong_FromSize_t(total);
+}
+
+static PyObject *CT_capacity(ContextTable *t, void *c) { return PyLong_FromSize_t(t->high); }
+
+static PyMethodDef CT_methods[] = {
+    {"get", (PyCFunction)CT_get, METH_O, "get(key) -> the slot of key's context, or None"},
+    {"add", (PyCFunction)CT_add, METH_O, "add(key) -> the slot of key's context, made at the end of the order if new"},
+    {"lookup", (PyCFunction)(void (*)(void))CT_lookup, METH_FASTCALL,
+     "lookup(keys, width, out): out[p] = the slot of key p, -1 when absent"},
+    {"insert_many", (PyCFunction)(void (*)(void))CT_insert_many, METH_FASTCALL,
+     "insert_many(keys, width, positions, out, opened, limit) -> contexts made"},
+    {"remove", (PyCFunction)CT_remove, METH_O, "remove(slots): the contexts in these slots are gone"},
+    {"keys", (PyCFunction)CT_keys, METH_O, "keys(slots) -> the keys of the contexts in these slots"},
+    {"order", (PyCFunction)CT_order, METH_NOARGS, "order() -> the slots held (int64 bytes), oldest first"},
+    {"clear", (PyCFunction)CT_clear, METH_NOARGS, "forget every context"},
+    {"memory", (PyCFunction)CT_memory, METH_NOARGS, "bytes held by the table"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef CT_getset[] = {
+    {"capacity", (getter)CT_capacity, NULL, "slots handed out so far (every slot is below it)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods CT_as_sequence = {.sq_length = (lenfunc)CT_len};
+
+static PyTypeObject ContextTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "flowpipe.aggregate._tables.ContextTable",
+    .tp_basicsize = sizeof(ContextTable),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Flow contexts: key -> slot, in the order they were made (see flowpipe.aggregate.contexts)",
+    .tp_new = CT_new,
+    .tp_dealloc = (destructor)CT_dealloc,
+    .tp_methods = CT_methods,
+    .tp_getset = CT_getset,
+    .tp_as_sequence = &CT_as_sequence,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tables", "The accumulator's tables, compiled.", -1,
+                                     NULL, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__tables(void) {
+    if (PyType_Ready(&TrackersType) < 0 || PyType_Ready(&ContextTableType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
     Py_INCREF(&TrackersType);
-    if (PyModule_AddObject(m, "Trackers", (PyObject *)&TrackersType) < 0) {
-        Py_DECREF(&TrackersType);
+    Py_INCREF(&ContextTableType);
+    if (PyModule_AddObject(m, "Trackers", (PyObject *)&TrackersType) < 0 ||
+        PyModule_AddObject(m, "ContextTable", (PyObject *)&ContextTableType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
