@@ -157,7 +157,7 @@ class Service:
             self._expected |= {f"listener:{lst.name}", f"decoder:{i}"}
             pipe.start_soon(self._stage, f"decoder:{i}", stage.run, receive, flow_send.clone())
         flow_send.close()
-        flush_send, flush_receive = trio.open_memory_channel[FlushBatch](16)
+        flush_send, flush_receive = trio.open_memory_channel[FlushBatch](4)
         pipe.start_soon(self._stage, "accumulator", self.accumulator.run, self.queue.receive_channel, flush_send)
         if self.rdns is not None:
             named_send, named_receive = trio.open_memory_channel[FlushBatch](16)

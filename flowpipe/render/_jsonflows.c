@@ -1,7 +1,7 @@
 /* Payload JSON straight from aggregated flows: the renderer's hot loop, compiled.
  *
- * render(key, kept, start, end, bytes, packets, flags, extras, head, host, hostnames, tags_only, helpers)
- *     -> list[bytes]
+ * render(key, kept, start, end, bytes, packets, flags, extras, head, host, hostnames, tags_only, helpers
+ *        [, joined]) -> list[bytes] (joined: bytes, the texts separated by commas: a JSON array's inside)
  *
  * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine lists, the KEY fields), kept
  * (a tuple of the KEPT fields per flow) and six lists. Each flow becomes the JSON text that orjson.dumps makes
@@ -323,9 +323,10 @@ static PyObject *flow_list(PyObject **v) {
 
 static PyObject *render(PyObject *self, PyObject *args) {
     PyObject *key, *kept, *other[N_OTHER], *head, *host, *hostnames, *tags_only, *helpers;
-    if (!PyArg_ParseTuple(args, "O!O!OOOOOOSSOSO:render", &PyList_Type, &key, &PyList_Type, &kept, &other[0],
+    int joined = 0;
+    if (!PyArg_ParseTuple(args, "O!O!OOOOOOSSOSO|p:render", &PyList_Type, &key, &PyList_Type, &kept, &other[0],
                           &other[1], &other[2], &other[3], &other[4], &other[5], &head, &host, &hostnames, &tags_only,
-                          &helpers))
+                          &helpers, &joined))
         return NULL;
     if (hostnames != Py_None && !PyDict_Check(hostnames)) {
         PyErr_SetString(PyExc_TypeError, "hostnames must be a dict or None");
@@ -370,9 +371,9 @@ static PyObject *render(PyObject *self, PyObject *args) {
         helpers_clear(&h);
         return NULL;
     }
-    PyObject *out = PyList_New(n);
+    PyObject *out = joined ? NULL : PyList_New(n);
     Buf b = {0};
-    if (!out) goto error;
+    if (!joined && !out) goto error;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v[N_FIELDS], *t = PyList_GET_ITEM(kept, i), *item;
         if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != N_KEPT) {
@@ -382,19 +383,35 @@ static PyObject *render(PyObject *self, PyObject *args) {
         for (int k = 0; k < N_KEY; k++) v[KEY_FIELDS[k]] = PyList_GET_ITEM(keys[k], i);
         for (int k = 0; k < N_KEPT; k++) v[KEPT_FIELDS[k]] = PyTuple_GET_ITEM(t, k);
         for (int k = 0; k < N_OTHER; k++) v[OTHER_FIELDS[k]] = PyList_GET_ITEM(other[k], i);
-        b.len = 0;
+        if (!joined)
+            b.len = 0;
+        else if (i && put(&b, ",", 1) < 0)
+            goto error;
+        Py_ssize_t start = b.len;
         int r = put_flow(&b, &h, v, head, host, hostnames, tags_only);
         if (r < 0) goto error;
         if (r) {
+            if (joined) continue;
             item = PyBytes_FromStringAndSize(b.p, b.len);
         } else {
+            b.len = start;  /* what was written of it goes: the helper renders it whole */
             PyObject *f = flow_list(v);
             item = f ? PyObject_CallOneArg(h.flow, f) : NULL;
             Py_XDECREF(f);
+            if (item && joined) {
+                int bad = !PyBytes_Check(item) || put_bytes(&b, item) < 0;
+                if (bad && !PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "helpers.flow must give bytes");
+                Py_DECREF(item);
+                if (bad) goto error;
+                continue;
+            }
         }
         if (!item) goto error;
         PyList_SET_ITEM(out, i, item);
     }
+    if (joined)
+        out = PyBytes_FromStringAndSize(b.p ? b.p : "", b.len);
     PyMem_Free(b.p);
     helpers_clear(&h);
     return out;
@@ -406,7 +423,9 @@ error:
 }
 
 static PyMethodDef methods[] = {
-    {"render", render, METH_VARARGS, "Aggregated flows -> their payload objects as JSON texts (see the module doc)."},
+    {"render", render, METH_VARARGS,
+     "Aggregated flows -> their payload objects as JSON texts (see the module doc); joined: one text, the flows"
+     " separated by commas."},
     {NULL, NULL, 0, NULL},
 };
 

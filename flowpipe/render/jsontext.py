@@ -97,20 +97,29 @@ def render_json_batch(batch: FlushBatch, host: str, tags: dict[str, str] | None 
     of its payload object. A batch with a value JSON cannot hold (an integer past 64 bits...) is
     returned as payload objects instead, for the forwarder to count as unencodable as before."""
     try:
-        return _render_json(batch, host, tags)
+        return _render_json(batch, host, tags)  # type: ignore[return-value]
     except (TypeError, ValueError, OverflowError):
         return render_batch(batch, host, tags)  # type: ignore[return-value]
 
 
-def _render_json(batch: FlushBatch, host: str, tags: dict[str, str] | None) -> list[bytes]:
+def render_json_joined(batch: FlushBatch, host: str, tags: dict[str, str] | None = None) -> bytes:
+    """:func:`render_json_batch`'s texts joined by commas (a JSON array's inside), made as one
+    ``bytes`` with no object per flow; TypeError/ValueError/OverflowError for a batch with a value
+    JSON cannot hold."""
+    return _render_json(batch, host, tags, joined=True)  # type: ignore[return-value]
+
+
+def _render_json(batch: FlushBatch, host: str, tags: dict[str, str] | None,
+                 joined: bool = False) -> list[bytes] | bytes:
     flush_ms = int(batch.flush_time * 1000)
     if _jsonflows is None:
-        return list(map(orjson.dumps, _render_flows(batch.flows, flush_ms, host, batch.hostnames, tags)))
+        texts = list(map(orjson.dumps, _render_flows(batch.flows, flush_ms, host, batch.hostnames, tags)))
+        return b",".join(texts) if joined else texts
     h = _HELPERS
     h.flow_ms, h.host, h.hostnames, h.tags, h.limit = flush_ms, host, batch.hostnames, tags, payload.CACHE_LIMIT
     tags_only = b',"additional_fields":' + orjson.dumps(tags) if tags else b""
     c = batch.columns
-    out: list[bytes] = _jsonflows.render(c.key, c.kept, c.start, c.end, c.bytes, c.packets, c.flags, c.extras,
-                                         b'{"flush_timestamp":%d,"type":' % flush_ms, orjson.dumps(host),
-                                         batch.hostnames or None, tags_only, h)
+    out: list[bytes] | bytes = _jsonflows.render(c.key, c.kept, c.start, c.end, c.bytes, c.packets, c.flags, c.extras,
+                                                 b'{"flush_timestamp":%d,"type":' % flush_ms, orjson.dumps(host),
+                                                 batch.hostnames or None, tags_only, h, joined)
     return out

@@ -357,6 +357,8 @@ def test_json_text_of_random_flows_is_orjson_of_their_objects(which: str, flows:
     batch = FlushBatch(1700000000.5, flows, names)
     want = [orjson.dumps(o) for o in render_batch(batch, host, tags)]
     assert render.render_json_batch(batch, host, tags) == want
+    # made as one text (gzip'd JSON bodies): the same texts, joined by commas
+    assert jsontext.render_json_joined(batch, host, tags) == b",".join(want)
 
 
 @pytest.mark.parametrize("which", RENDERERS)
@@ -369,3 +371,5 @@ def test_a_value_json_cannot_hold_leaves_the_batch_as_objects(which: str, monkey
     assert got == render_batch(FlushBatch(1.0, flows), "h")
     with pytest.raises(TypeError):
         orjson.dumps(got)
+    with pytest.raises((TypeError, ValueError, OverflowError)):  # joined: the caller takes the objects
+        jsontext.render_json_joined(FlushBatch(1.0, flows), "h")

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import trio
 
-from flowpipe.flow import FlushBatch, make_flow
+from flowpipe.flow import START, FlushBatch, make_flow
 from flowpipe.forward import Packed
 from flowpipe.forward.config import ForwarderConfig
 from flowpipe.metrics import Metrics
@@ -129,3 +129,30 @@ async def test_gzip_http_batches_leave_as_their_request_body(fmt: str) -> None:
     assert [o for out in got for o in out.unpack()] == render_batch(batches[0], "node-1", TAGS)
     text = b"".join(render_json_batch(batches[0], "node-1", TAGS))
     assert sum(len(out.body) for out in got) * 8 < len(text)  # gzip'd: far smaller than the JSON text
+
+
+@pytest.mark.parametrize("max_batch_flows", [999, 2000, 2500])
+async def test_gzip_json_bodies_are_made_from_joined_texts_in_exact_batches(max_batch_flows: int) -> None:
+    """gzip'd JSON: each request body is made from a few joined texts, never a text per flow; the
+    batches are those without packing (at most ``max_batch_flows``, a flush's remainder on its own)
+    and hold every flow once, in order."""
+    batches = flushes(4321, 0, 1, 2000, 6)
+    packed = await run_stage(stage(max_batch_flows, url="http://127.0.0.1:9/"), batches)
+    plain = await run_stage(stage(max_batch_flows), batches)
+    assert [len(out) for out in packed] == [len(out) for out in plain]
+    assert all(isinstance(out, Packed) for out in packed)
+    assert [o for out in packed for o in out.unpack()] == [o for b in batches for o in render_batch(b, "node-1", TAGS)]
+
+
+async def test_gzip_json_a_step_json_cannot_hold_goes_as_objects_the_rest_packed() -> None:
+    """A flow JSON cannot hold (a start time past 64 bits) sends its step as payload objects, for the
+    forwarder to count as unencodable; the flows before and after it still leave packed, none twice."""
+    (batch,) = flushes(3 * STEP)
+    flows = [list(f) for f in batch.flows]
+    flows[STEP + 5][START] = 2**80
+    got = await run_stage(stage(10 * STEP, url="http://127.0.0.1:9/"), [FlushBatch(batch.flush_time, flows,
+                                                                                    batch.hostnames)])
+    kinds = [type(out).__name__ for out in got]
+    assert kinds == ["Packed", "list", "Packed"]
+    assert [len(out) for out in got] == [STEP, STEP, STEP]
+    assert got[1] == render_batch(FlushBatch(batch.flush_time, flows[STEP:2 * STEP], batch.hostnames), "node-1", TAGS)
