@@ -16,8 +16,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /opt/flowpipe
-# A C compiler for flowpipe's one compiled module (payload JSON, flowpipe/render/_jsonflows.c); the final
-# image takes only the built virtualenv. Without it the build still succeeds and renders in Python.
+# A C compiler for flowpipe's compiled modules (payload JSON, flowpipe/render/_jsonflows.c; the context
+# table and rollup trackers, flowpipe/aggregate/_tables.c); the final image takes only the built
+# virtualenv. Without it the build still succeeds and runs the same code paths in Python.
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*

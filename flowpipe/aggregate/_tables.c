@@ -101,6 +101,37 @@ static inline size_t thash(uint32_t pair, int kind, uint64_t port) {
     return (size_t)mix64(((uint64_t)pair << 1 | (uint64_t)kind) * 0x9E3779B97F4A7C15ULL ^ port);
 }
 
+/* ---- hash indexes: uint64 entries hash << 32 | value (0: empty), linear probing, sizes powers of two */
+
+/* The index twice as big, every entry moved to its place there; -1 (an exception set) without memory. */
+static int index_double(uint64_t **tab, size_t *mask) {
+    size_t n = (*mask + 1) * 2;
+    uint64_t *bigger = calloc(n, sizeof(uint64_t));
+    if (!bigger) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t j = 0; j <= *mask; j++) {
+        uint64_t v = (*tab)[j];
+        if (!v)
+            continue;
+        size_t i = (uint32_t)(v >> 32) & (n - 1);
+        while (bigger[i])
+            i = (i + 1) & (n - 1);
+        bigger[i] = v;
+    }
+    free(*tab);
+    *tab = bigger;
+    *mask = n - 1;
+    return 0;
+}
+
+/* Deleting at i, the entry at j (after i) whose home bucket is home moves back to i: unless its home
+ * lies cyclically in (i, j] (backward-shift deletion, no tombstones). */
+static inline int moves_back(size_t i, size_t j, size_t home) {
+    return (j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j));
+}
+
 /* ---- a generation */
 
 static void gen_free(Gen *g) {
@@ -161,27 +192,6 @@ static long find_pair(const Gen *g, const uint8_t *key, size_t klen, uint32_t h)
     }
 }
 
-static int grow_pairs(Gen *g) {
-    size_t n = (g->pmask + 1) * 2;
-    uint64_t *tab = calloc(n, sizeof(uint64_t));
-    if (!tab) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (size_t j = 0; j <= g->pmask; j++) {
-        uint64_t v = g->ptab[j];
-        if (!v)
-            continue;
-        size_t i = (uint32_t)(v >> 32) & (n - 1);
-        while (tab[i])
-            i = (i + 1) & (n - 1);
-        tab[i] = v;
-    }
-    free(g->ptab);
-    g->ptab = tab;
-    g->pmask = n - 1;
-    return 0;
-}
 
 static void *grow_array(void *a, size_t n, size_t size) {
     void *b = realloc(a, n * size);
@@ -192,7 +202,7 @@ static void *grow_array(void *a, size_t n, size_t size) {
 
 /* A new pair (absent), index returned, or -1 with an exception set. */
 static long add_pair(Gen *g, const uint8_t *key, size_t klen, uint32_t h) {
-    if ((g->npairs + 1) * 10 > (g->pmask + 1) * 7 && grow_pairs(g) < 0)
+    if ((g->npairs + 1) * 10 > (g->pmask + 1) * 7 && index_double(&g->ptab, &g->pmask) < 0)
         return -1;
     if (g->npairs == g->pcap) {
         size_t n = g->pcap ? g->pcap * 2 : 1024;
@@ -297,9 +307,7 @@ static void del_tracker(Gen *g, Tracker *t) {
         Tracker *u = &g->tt[j];
         if (!u->pair)
             break;
-        size_t home = thash(u->pair, (u->meta & KIND_BIT) != 0, u->port) & g->tmask;
-        /* u may move to i when its home is not in (i, j] cyclically */
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+        if (moves_back(i, j, thash(u->pair, (u->meta & KIND_BIT) != 0, u->port) & g->tmask)) {
             g->tt[i] = *u;
             i = j;
         }
@@ -842,30 +850,6 @@ typedef struct {
 
 static inline const uint8_t *skey(const SlotKey *k) { return k->len <= INLINE ? k->k.b : k->k.p; }
 
-static int ct_reserve_index(ContextTable *t) {
-    if ((size_t)(t->n + 1) * 10 <= (t->imask + 1) * 7)
-        return 0;
-    size_t n = (t->imask + 1) * 2;
-    uint64_t *tab = calloc(n, sizeof(uint64_t));
-    if (!tab) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (size_t j = 0; j <= t->imask; j++) {
-        uint64_t v = t->index[j];
-        if (!v)
-            continue;
-        size_t i = (uint32_t)(v >> 32) & (n - 1);
-        while (tab[i])
-            i = (i + 1) & (n - 1);
-        tab[i] = v;
-    }
-    free(t->index);
-    t->index = tab;
-    t->imask = n - 1;
-    return 0;
-}
-
 /* The slot holding key, or -1; *at: where it is in the index (or the empty bucket it would take). */
 static long ct_find(const ContextTable *t, const uint8_t *key, size_t len, uint32_t h, size_t *at) {
     size_t i = h & t->imask;
@@ -913,7 +897,7 @@ nomem:
 /* A new context for key (absent; *at from ct_find), at the end of the order: its slot, or -1. */
 static long ct_insert(ContextTable *t, const uint8_t *key, size_t len, uint32_t h, size_t at) {
     if ((size_t)(t->n + 1) * 10 > (t->imask + 1) * 7) {
-        if (ct_reserve_index(t) < 0)
+        if (index_double(&t->index, &t->imask) < 0)
             return -1;
         ct_find(t, key, len, h, &at);
     }
@@ -963,8 +947,7 @@ static void ct_remove(ContextTable *t, long s) {
         uint64_t v = t->index[j];
         if (!v)
             break;
-        size_t home = (uint32_t)(v >> 32) & t->imask;
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+        if (moves_back(i, j, (uint32_t)(v >> 32) & t->imask)) {
             t->index[i] = v;
             i = j;
         }
