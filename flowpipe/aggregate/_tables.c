@@ -83,16 +83,19 @@ static inline uint64_t mix64(uint64_t x) {
 
 static uint32_t hash_bytes(const uint8_t *p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
-    while (n >= 8) {
+    while (n >= 8) {  /* a multiply and a shift a word, one full mix at the end */
         uint64_t w;
         memcpy(&w, p, 8);
-        h = mix64(h ^ w) + 0x632BE59BD9B4E019ULL;
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
         p += 8; n -= 8;
     }
     if (n) {
         uint64_t w = 0;
-        memcpy(&w, p, n);
-        h = mix64(h ^ w ^ ((uint64_t)n << 56));
+        for (size_t k = 0; k < n; k++)
+            w |= (uint64_t)p[k] << (8 * k);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 32;
     }
     return (uint32_t)(mix64(h) >> 32);
 }
@@ -487,8 +490,7 @@ static inline int verdict(Py_ssize_t s, Py_ssize_t d, Py_ssize_t t) {
 }
 
 /* Observe one flow whose pair key is key[0:klen]; the verdict, or -1 with an exception set. */
-static int observe_key(Trackers *r, const uint8_t *key, size_t klen, uint64_t sp, uint64_t dp) {
-    uint32_t h = hash_bytes(key, klen);
+static int observe_key(Trackers *r, const uint8_t *key, size_t klen, uint32_t h, uint64_t sp, uint64_t dp) {
     Gen *cur = &r->g[r->cur], *nw = &r->g[1 - r->cur];
     uint32_t s, d, s2, d2;
     if (add(r, cur, key, klen, h, sp, dp, 0, 0, &s, &d) < 0)
@@ -573,7 +575,7 @@ static PyObject *Trackers_observe(Trackers *r, PyObject *const *args, Py_ssize_t
     if (!k)
         return NULL;
     size_t klen = make_key(k, (uint8_t *)src, (size_t)ls, (uint8_t *)dst, (size_t)ld);
-    int v = observe_key(r, k, klen, sp, dp);
+    int v = observe_key(r, k, klen, hash_bytes(k, klen), sp, dp);
     if (v < 0)
         return NULL;
     return PyLong_FromLong(v);
@@ -652,17 +654,20 @@ static PyObject *Trackers_observe_columns(Trackers *r, PyObject *const *args, Py
     }
     const uint8_t *src = got[0] ? b[0].buf : NULL, *dst = got[1] ? b[1].buf : NULL;
     const uint64_t *sps = got[2] ? b[2].buf : NULL, *dps = got[3] ? b[3].buf : NULL;
+    uint32_t ring[8];  /* hashes of the records i .. i + PREFETCH (PREFETCH < 8) */
+    Py_ssize_t ahead = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (i + PREFETCH < n) {  /* the pair table buckets of a record a few ahead: memory latency hidden */
-            size_t kl = make_key(key, src ? src + (i + PREFETCH) * width[0] : NULL, width[0],
-                                 dst ? dst + (i + PREFETCH) * width[1] : NULL, width[1]);
-            uint32_t h = hash_bytes(key, kl);
+        /* the hash of a record a few ahead, kept for its turn, and its pair buckets asked of the cache */
+        for (; ahead < n && ahead <= i + PREFETCH; ahead++) {
+            size_t kl = make_key(key, src ? src + ahead * width[0] : NULL, width[0],
+                                 dst ? dst + ahead * width[1] : NULL, width[1]);
+            uint32_t h = ring[ahead & 7] = hash_bytes(key, kl);
             __builtin_prefetch(&r->g[0].ptab[h & r->g[0].pmask]);
             __builtin_prefetch(&r->g[1].ptab[h & r->g[1].pmask]);
         }
         size_t klen = make_key(key, src ? src + i * width[0] : NULL, width[0], dst ? dst + i * width[1] : NULL,
                                width[1]);
-        int x = observe_key(r, key, klen, sps ? sps[i] : 0, dps ? dps[i] : 0);
+        int x = observe_key(r, key, klen, ring[i & 7], sps ? sps[i] : 0, dps ? dps[i] : 0);
         if (x < 0) {
             Py_CLEAR(out);
             goto done;
@@ -1071,12 +1076,15 @@ static PyObject *CT_lookup(ContextTable *t, PyObject *const *args, Py_ssize_t na
     }
     const uint8_t *keys = b[0].buf;
     int64_t *out = b[1].buf;
+    uint32_t ring[8];  /* hashes of the keys p .. p + 4, their buckets asked of the cache ahead */
+    Py_ssize_t ahead = 0;
     for (Py_ssize_t p = 0; p < n; p++) {
-        if (p + 4 < n)
-            __builtin_prefetch(&t->index[hash_bytes(keys + (p + 4) * w, (size_t)w) & t->imask]);
+        for (; ahead < n && ahead <= p + 4; ahead++) {
+            uint32_t h = ring[ahead & 7] = hash_bytes(keys + ahead * w, (size_t)w);
+            __builtin_prefetch(&t->index[h & t->imask]);
+        }
         size_t at;
-        const uint8_t *k = keys + p * w;
-        out[p] = ct_find(t, k, (size_t)w, hash_bytes(k, (size_t)w), &at);
+        out[p] = ct_find(t, keys + p * w, (size_t)w, ring[p & 7], &at);
     }
     ct_release(b, 2);
     Py_RETURN_NONE;
