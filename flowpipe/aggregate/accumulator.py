@@ -26,7 +26,6 @@ against: :mod:`flowpipe.aggregate.reference`.
 """
 from __future__ import annotations
 
-import operator
 import time
 from array import array
 from collections import Counter, deque
@@ -70,6 +69,11 @@ def _view(c: Column) -> Any:
     return np.frombuffer(c, np.int64)  # type: ignore[call-overload]
 
 
+def _bview(c: Column) -> Any:
+    """A numpy view of an ``array('B')`` column."""
+    return np.frombuffer(c, np.uint8)  # type: ignore[call-overload]
+
+
 def _dview(c: Column) -> Any:
     """A numpy view of an ``array('d')`` column."""
     return np.frombuffer(c, np.float64)  # type: ignore[call-overload]
@@ -110,6 +114,7 @@ class Accumulator:
         self._big: dict[int, list[int]] = {}
         self._next: Column = array("d")    # next emission time
         self._base: list[tuple | None] = []  # None: the window is empty (emitted, no flow since)
+        self._isopen: Column = array("B")  # 1 where _base is not None: what numpy reads of it
         # The window's additional fields; while the window is empty, the time of its last emission.
         self._extras: list[Any] = []
         self._interned: dict[Any, Any] = {}
@@ -229,12 +234,11 @@ class Accumulator:
         keys, width = k.view(np.uint8), k.dtype.itemsize
         idx = np.empty(n, dtype=np.int64)
         self.contexts.lookup(keys, width, idx)
-        slots = idx.tolist()
         fast = cols.ok & (idx >= 0)
         if not self._base:
             fast[:] = False
         else:  # an open window
-            fast &= np.fromiter(map(operator.is_not, map(self._base.__getitem__, slots), repeat(None)), bool, n)
+            fast &= _bview(self._isopen)[idx] != 0
             if self._big:  # windows outside int64 merge one by one
                 fast &= ~np.isin(idx, np.fromiter(self._big, np.int64, len(self._big)))
         rest = np.flatnonzero(~fast)
@@ -389,10 +393,8 @@ class Accumulator:
         lost = where < 0
         _, first = np.unique(where, return_index=True)
         first = first[where[first] >= 0]
-        base = self._base
         firsts = at[first]
-        reopen = firsts[np.fromiter((base[i] is None for i in where[first].tolist()), bool, len(first))
-                        & (opened[firsts] == 0)]
+        reopen = firsts[(_bview(self._isopen)[where[first]] == 0) & (opened[firsts] == 0)]
         reopening = cols.kept_at(reopen)
         making = cols.kept_at(make)
         if None in reopening[0] or None in making[0]:  # an undecodable chunk (a decoder bug): undo, without it
@@ -432,6 +434,7 @@ class Accumulator:
         for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
                             (self._end, cols.end), (self._flags, cols.flags)):
             _view(col)[at] = values[records]
+        _bview(self._isopen)[at] = 1
 
     def _tracking(self) -> Any:
         """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
@@ -462,6 +465,7 @@ class Accumulator:
         """The first flow of a window becomes its accumulator."""
         base = kept_fields(f)
         self._base[i] = self._interner()(base, base)
+        self._isopen[i] = 1
         self._extras[i] = f[EXTRAS]
         self._set(i, (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS]))
 
@@ -514,6 +518,7 @@ class Accumulator:
             self._next.extend(array("d", bytes(8 * chunk)))
             nones: list[Any] = [None] * chunk
             self._base.extend(nones)
+            self._isopen.extend(bytes(chunk))
             self._extras.extend(nones)
 
     # ---- emission
@@ -568,13 +573,12 @@ class Accumulator:
         if not len(at):
             return FlowColumns.empty(), at
         base, extras = self._base, self._extras
-        slots = at.tolist()
-        held = list(map(base.__getitem__, slots))
-        is_open = np.fromiter(map(operator.is_not, held, repeat(None)), bool, len(slots))
+        isopen = _bview(self._isopen)
+        is_open = isopen[at] != 0
         nxt = _dview(self._next)
         due = nxt[at] <= now
         closed = np.flatnonzero(~is_open)
-        gone = np.zeros(len(slots), dtype=bool)
+        gone = np.zeros(len(at), dtype=bool)
         if len(closed):  # an empty window holds the time of its last emission in ``extras``
             last = np.fromiter(map(extras.__getitem__, at[closed].tolist()), np.float64, len(closed))
             gone[closed[last + self.ttl < now]] = True
@@ -585,6 +589,7 @@ class Accumulator:
             for i in emit_slots:
                 self._big.pop(i, None)
         _fill(base, emit_slots, None)
+        isopen[at[is_open & due]] = 0
         _fill(extras, emit_slots, now)  # the last emission (one object for all emitted now)
         return out, at[gone]
 
@@ -607,8 +612,8 @@ class Accumulator:
     def drain_parts(self, size: int) -> Iterator[FlowColumns]:
         """:meth:`drain` ``size`` contexts at a time (a million contexts emitted at once would hold all
         their rendered flows in memory together); nothing is held once the last part is out."""
-        base = self._base
-        held = [i for i in self._order().tolist() if base[i] is not None]
+        order = self._order()
+        held = order[_bview(self._isopen)[order] != 0].tolist() if len(order) else []
         for a in range(0, len(held), size):
             yield self._emit(held[a:a + size])
         self.contexts.clear()
