@@ -424,13 +424,15 @@ class Accumulator:
         """Open the windows of slots ``at`` with the records at positions ``records`` of ``cols``
         (``opening``: their kept and additional fields, :meth:`Columns.kept_at`, none None), values
         from the columns; a window held aside (``_big``) is back in the columns."""
-        base, extras, big, intern = self._base, self._extras, self._big, self._interner()
         kept, more = opening
-        for b, e, i in zip(kept, more, at.tolist(), strict=True):
-            if big:
-                big.pop(i, None)
-            base[i] = intern(b, b)  # type: ignore[arg-type]  # the callers left out undecodable records
-            extras[i] = e
+        slots = at.tolist()
+        if self._big:
+            for i in slots:
+                self._big.pop(i, None)
+        intern = self._interner()
+        # the callers left out undecodable records (no None in kept); the loops in C
+        deque(map(self._base.__setitem__, slots, map(intern, kept, kept)), maxlen=0)  # type: ignore[arg-type]
+        deque(map(self._extras.__setitem__, slots, more), maxlen=0)
         for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
                             (self._end, cols.end), (self._flags, cols.flags)):
             _view(col)[at] = values[records]
