@@ -359,6 +359,10 @@ static int materialize(Gen *g, long pair) {
         return 0;
     uint32_t s = g->pairs[pair].seed;
     uint64_t sp = s >> 16, dp = s & 0xFFFF;
+    /* room for both first: once the table has it, adding them cannot fail (the seed stays on failure) */
+    while ((g->tused + 2) * 10 > (g->tmask + 1) * 7)
+        if (grow_trackers(g) < 0)
+            return -1;
     g->pairs[pair].state = 0;
     if (!add_tracker(g, (uint32_t)pair + 1, KIND_S, sp, dp) || !add_tracker(g, (uint32_t)pair + 1, KIND_D, dp, sp))
         return -1;
@@ -682,10 +686,12 @@ done:
 }
 
 static PyObject *Trackers_rotate(Trackers *r, PyObject *unused) {
+    Gen fresh;  /* made first: on failure nothing changes (a MemoryError, never a half-freed table) */
+    if (gen_init(&fresh) < 0)
+        return NULL;
     Gen *old = &r->g[r->cur];
     gen_free(old);
-    if (gen_init(old) < 0)
-        return NULL;
+    *old = fresh;
     r->cur = 1 - r->cur;  /* the new generation becomes the current one; the freed one is the new */
     Py_RETURN_NONE;
 }
@@ -1208,9 +1214,12 @@ static PyObject *CT_order(ContextTable *t, PyObject *unused) {
 }
 
 static PyObject *CT_clear(ContextTable *t, PyObject *unused) {
+    uint64_t *index = calloc(1024, sizeof(uint64_t));  /* made first: on failure the table stays as it was */
+    if (!index)
+        return PyErr_NoMemory();
     ct_clear(t);
-    if (ct_init(t) < 0)
-        return NULL;
+    t->index = index;
+    t->imask = 1023;
     Py_RETURN_NONE;
 }
 

@@ -233,6 +233,16 @@ class KeyCodec:
 def _plain(f: tuple) -> bytes:
     """The key of a flow whose values do not fit the packed layout: ``PLAIN`` and the 9-tuple's text
     (equal tuples of decoded values, str, bytes and int, have equal texts)."""
-    fields = (f[NAMESPACE], f[EXPORTER], f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT], f[IP_PROTOCOL], f[TOS],
-              f[IN_IF])
+    fields = tuple(map(_plain_value, (f[NAMESPACE], f[EXPORTER], f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT],
+                                      f[IP_PROTOCOL], f[TOS], f[IN_IF])))
     return _PLAIN + repr(fields).encode("utf-8", "surrogatepass")
+
+
+def _plain_value(v: Any) -> Any:
+    """A key value as the plain type its text reads back as: integers of any kind (bool, numpy) as
+    ``int``, byte strings as ``bytes``; equal values then have equal texts."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v)
+    if not isinstance(v, str) and hasattr(v, "__index__"):
+        return operator.index(v)
+    return v

@@ -23,3 +23,16 @@ def test_a_shared_dict_is_never_changed_and_each_window_gets_what_it_saw() -> No
     assert out[1000] == {"src_as": 64500, "dst_as": 64501, "egress_format": "single"}  # first value kept
     assert list(out[1000]) == ["src_as", "dst_as", "egress_format"]  # the window's fields first (payload order)
     assert out[1001] == {"src_as": 64500, "dst_as": 64501}
+
+
+def test_keys_of_values_past_the_packed_layout_read_back_and_match_equal_values() -> None:
+    """A flow whose key values do not fit the packed key (a port past 16 bits, a tos past 8 bits) is
+    keyed by its values' text: integers of another type (numpy, bool) key the same context as the
+    equal int, and the flush reads the values back."""
+    import numpy as np  # noqa: PLC0415
+
+    acc = Accumulator(AggregatorConfig(port_rollup_disabled=True))
+    acc.add([make_flow(exporter="x", src_ip=A, dst_ip=B, dst_port=np.int64(70000), tos=512, in_if=True, bytes=1),
+             make_flow(exporter="x", src_ip=A, dst_ip=B, dst_port=70000, tos=512, in_if=1, bytes=2)], 0)
+    (f,) = acc.drain()
+    assert (f[14], f[23], f[19], f[7]) == (70000, 512, 1, 3)
