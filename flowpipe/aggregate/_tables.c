@@ -559,49 +559,52 @@ static int get_port(PyObject *o, uint64_t *out) {
     return 0;
 }
 
-static PyObject *Trackers_observe(Trackers *r, PyObject *const *args, Py_ssize_t nargs) {
+/* The arguments (src, dst, sport, dport) of observe and classify: the pair's key in the scratch buffer
+ * (*key, *klen) and the ports. 0, or 1 when an address is longer than a key holds (65535 bytes), or -1
+ * with an exception set. */
+static int flow_args(Trackers *r, PyObject *const *args, Py_ssize_t nargs, const char *usage, uint8_t **key,
+                     size_t *klen, uint64_t *sp, uint64_t *dp) {
     if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "observe(src, dst, sport, dport)");
-        return NULL;
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
     }
     char *src, *dst;
     Py_ssize_t ls, ld;
+    if (PyBytes_AsStringAndSize(args[0], &src, &ls) < 0 || PyBytes_AsStringAndSize(args[1], &dst, &ld) < 0 ||
+        get_port(args[2], sp) < 0 || get_port(args[3], dp) < 0)
+        return -1;
+    if (ls > 0xFFFF || ld > 0xFFFF)
+        return 1;
+    if (!(*key = scratch(r, 4 + (size_t)ls + (size_t)ld)))
+        return -1;
+    *klen = make_key(*key, (uint8_t *)src, (size_t)ls, (uint8_t *)dst, (size_t)ld);
+    return 0;
+}
+
+static PyObject *Trackers_observe(Trackers *r, PyObject *const *args, Py_ssize_t nargs) {
+    uint8_t *k;
+    size_t klen;
     uint64_t sp, dp;
-    if (PyBytes_AsStringAndSize(args[0], &src, &ls) < 0 || PyBytes_AsStringAndSize(args[1], &dst, &ld) < 0)
+    int got = flow_args(r, args, nargs, "observe(src, dst, sport, dport)", &k, &klen, &sp, &dp);
+    if (got < 0)
         return NULL;
-    if (ls > 0xFFFF || ld > 0xFFFF) {
+    if (got) {
         PyErr_SetString(PyExc_ValueError, "address longer than 65535 bytes");
         return NULL;
     }
-    if (get_port(args[2], &sp) < 0 || get_port(args[3], &dp) < 0)
-        return NULL;
-    uint8_t *k = scratch(r, 4 + (size_t)ls + (size_t)ld);
-    if (!k)
-        return NULL;
-    size_t klen = make_key(k, (uint8_t *)src, (size_t)ls, (uint8_t *)dst, (size_t)ld);
     int v = observe_key(r, k, klen, hash_bytes(k, klen), sp, dp);
-    if (v < 0)
-        return NULL;
-    return PyLong_FromLong(v);
+    return v < 0 ? NULL : PyLong_FromLong(v);
 }
 
 static PyObject *Trackers_classify(Trackers *r, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "classify(src, dst, sport, dport)");
-        return NULL;
-    }
-    char *src, *dst;
-    Py_ssize_t ls, ld;
+    uint8_t *k;
+    size_t klen;
     uint64_t sp, dp;
-    if (PyBytes_AsStringAndSize(args[0], &src, &ls) < 0 || PyBytes_AsStringAndSize(args[1], &dst, &ld) < 0 ||
-        get_port(args[2], &sp) < 0 || get_port(args[3], &dp) < 0)
+    int got = flow_args(r, args, nargs, "classify(src, dst, sport, dport)", &k, &klen, &sp, &dp);
+    if (got < 0)
         return NULL;
-    if (ls > 0xFFFF || ld > 0xFFFF)
+    if (got)
         return PyLong_FromLong(0);  /* never tracked */
-    uint8_t *k = scratch(r, 4 + (size_t)ls + (size_t)ld);
-    if (!k)
-        return NULL;
-    size_t klen = make_key(k, (uint8_t *)src, (size_t)ls, (uint8_t *)dst, (size_t)ld);
     Gen *cur = &r->g[r->cur];
     long pair = find_pair(cur, k, klen, hash_bytes(k, klen));
     return PyLong_FromLong(verdict(count(cur, pair, KIND_S, sp), count(cur, pair, KIND_D, dp), r->threshold));

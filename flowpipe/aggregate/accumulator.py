@@ -219,9 +219,9 @@ class Accumulator:
         n = cols.n
         self.received += n
         rollup = self._tracking()
-        parts, roll, rows = cols.parts, None, None
+        parts, roll = cols.parts, None
         if rollup is not None:
-            verdicts, rows = self._observe(cols, rollup)
+            verdicts = self._observe(cols, rollup)
             if verdicts.any():
                 roll = verdicts
                 parts = list(parts)
@@ -247,10 +247,7 @@ class Accumulator:
             rest = rest[:0]
         xb = cols.extra_bits()  # records with additional fields: merged in record order (see _add_extras)
         xk = None if xb is None else xb[0] != 0
-        row: Callable[[int], tuple | None] = cols.row
-        if rows:  # decoded already while observing
-            decoded = rows
-            row = lambda p: decoded[p] if p in decoded else cols.row(p)  # noqa: E731
+        row: Callable[[int], tuple | None] = cols.row  # (rows decoded while observing are kept by cols)
         if len(rest):
             if xk is not None:  # then all of them one by one, at their turn
                 moved = np.flatnonzero(fast & xk)
@@ -289,47 +286,45 @@ class Accumulator:
         for p, i in zip(done.tolist(), at.tolist(), strict=True):  # near 64 bits: one by one, exactly
             self._merge_row(i, row(p))
 
-    def _observe(self, cols: columns.Columns, rollup: Any) -> tuple[Any, dict[int, tuple | None] | None]:
-        """Every record of ``cols`` observed by the rollup, in record order: those numpy read from
-        the columns in one call per run, the others (``ok`` False: their columns may not hold their
-        ports) from their flow tuples, which are returned too (position -> tuple; None: no such
-        record). A record whose chunk cannot be decoded is not observed (it is dropped)."""
+    def _observe(self, cols: columns.Columns, rollup: Any) -> Any:
+        """The rollup's verdict on every record of ``cols`` (a uint8 array), each observed in record
+        order: those numpy read from the columns in one call per run, the others (``ok`` False:
+        their columns may not hold their ports) from their flow tuples (decoded here, and kept by
+        ``cols``). Of a chunk whose record decoder raises (a bug), the records numpy reads are
+        observed, as the failure shows only where a flow tuple is needed; the others are not."""
         n = cols.n
         src, dst, sp, dp = (None if c is None else np.ascontiguousarray(c) for c in cols.parts[:4])
         src = None if src is None else src.view(np.uint8)
         dst = None if dst is None else dst.view(np.uint8)
         sp = None if sp is None else sp.astype(np.uint64)
         dp = None if dp is None else dp.astype(np.uint64)
+        ws = 0 if src is None else src.size // n
+        wd = 0 if dst is None else dst.size // n
 
         def run(a: int, b: int) -> bytes:
             if a >= b:
                 return b""
-            ws = 0 if src is None else src.size // n
-            wd = 0 if dst is None else dst.size // n
             return rollup.observe_columns(None if src is None else src[a * ws:b * ws],  # type: ignore[no-any-return]
                                           None if dst is None else dst[a * wd:b * wd],
                                           None if sp is None else sp[a:b], None if dp is None else dp[a:b], b - a)
 
         bad = np.flatnonzero(~cols.ok).tolist()
         if not bad:
-            return np.frombuffer(run(0, n), np.uint8), None
-        rows = dict(zip(bad, cols.rows_at(bad), strict=True))
+            return np.frombuffer(run(0, n), np.uint8)
         out = bytearray()
         start = 0
-        for p in bad:
+        for p, f in zip(bad, cols.rows_at(bad), strict=True):
             out += run(start, p)
-            f = rows[p]
             out.append(0 if f is None else rollup.observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT]))
             start = p + 1
         out += run(start, n)
-        return np.frombuffer(bytes(out), np.uint8), rows
+        return np.frombuffer(bytes(out), np.uint8)
 
     def _one_by_one(self, positions: list[int], row: Callable[[int], tuple | None], roll: Any, now: float) -> None:
         """The records at ``positions`` (ascending), observed already (``roll``: their verdicts, None:
         all 0), merged one by one from their flow tuples; those whose chunk cannot be decoded are
         dropped and counted."""
         verdicts = [0] * len(positions) if roll is None else roll[positions].tolist()
-        get = self.contexts.get
         for p, v in zip(positions, verdicts, strict=True):
             f = row(p)
             if f is None:
@@ -337,14 +332,7 @@ class Accumulator:
                 continue
             if v:
                 f = roll_up(f, v)
-            key = self.keys.of_flow(f)
-            i = get(key)
-            if i is None:
-                self._put(f, key, now)
-            elif self._base[i] is None:
-                self._open(i, f)
-            else:
-                self._merge(i, f)
+            self._put(f, self.keys.of_flow(f), now)
 
     def _add_extras(self, cols: columns.Columns, records: Any, idx: Any, bits: Any,
                     groups: tuple[tuple[str, ...], ...]) -> None:
@@ -444,8 +432,8 @@ class Accumulator:
         return r if r is not None and r.threshold > 1 else None
 
     def _put(self, f: tuple, key: Key, now: float) -> None:
-        """A flow (observed already) whose context had no slot when its batch began: made by an
-        earlier flow of the batch, or made now while ``max_contexts`` allows (else dropped, counted)."""
+        """A flow (observed already) into the context of ``key``: its window opened or joined, or the
+        context made while ``max_contexts`` allows (else the flow is dropped, counted)."""
         contexts = self.contexts
         i = contexts.get(key)
         if i is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
@@ -47,8 +48,15 @@ def serialize(flows: list[Flow], fmt: str) -> bytes:
 
 def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
     """A gzip member holding ``data``."""
+    return gzip_parts((data,), level)
+
+
+def gzip_parts(parts: Iterable[bytes], level: int = GZIP_LEVEL) -> bytes:
+    """A gzip member holding ``parts`` end to end, compressed one after the other (no copy of the whole)."""
     comp = _deflate.compressobj(level, zlib.DEFLATED, 31)
-    return comp.compress(data) + comp.flush()
+    out = [comp.compress(p) for p in parts]
+    out.append(comp.flush())
+    return b"".join(out)
 
 
 def encode_body(flows: list[Flow], fmt: str, compression: str) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any
 import msgpack
 import orjson
 
-from flowpipe.forward.encode import GZIP_LEVEL, Flow, _deflate, encode_body
+from flowpipe.forward.encode import Flow, encode_body, gzip_parts
 
 
 class Packed:
@@ -43,13 +43,10 @@ def pack(flows: list[Flow], fmt: str) -> Packed:
 
 def pack_json(parts: list[bytes], count: int) -> Packed:
     """``count`` flows given as JSON texts already joined by commas, a few ``parts`` of them (what
-    ``render_json_batch(..., joined=True)`` gives), as the gzip JSON request body: the same body
-    :func:`pack` makes of the flows' texts, compressed part by part with no copy of the whole."""
-    comp = _deflate.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    out = [comp.compress(b"[")]
+    :func:`flowpipe.render.jsontext.render_json_joined` gives), as the gzip JSON request body: the
+    same JSON array :func:`pack` makes of the flows' texts, compressed part by part."""
+    pieces = [b"["]
     for k, part in enumerate(parts):
-        if k:
-            out.append(comp.compress(b","))
-        out.append(comp.compress(part))
-    out += [comp.compress(b"]"), comp.flush()]
-    return Packed(b"".join(out), count, "json")
+        pieces += (b",", part) if k else (part,)
+    pieces.append(b"]")
+    return Packed(gzip_parts(pieces), count, "json")

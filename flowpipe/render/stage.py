@@ -79,16 +79,12 @@ class RenderStage:
                 parts.append(render_json_joined(chunk, self.host, self.tags))
                 count += k
             except (TypeError, ValueError, OverflowError):
-                if parts:
-                    await send.send(await trio.to_thread.run_sync(pack_json, parts, count))
-                    parts, count = [], 0
+                parts, count = await _send_packed(send, parts, count)
                 await send.send(render_batch(chunk, self.host, self.tags))
             if count == size:
-                await send.send(await trio.to_thread.run_sync(pack_json, parts, count))
-                parts, count = [], 0
+                parts, count = await _send_packed(send, parts, count)
             await trio.lowlevel.checkpoint()
-        if parts:
-            await send.send(await trio.to_thread.run_sync(pack_json, parts, count))
+        await _send_packed(send, parts, count)
 
     async def _send(self, send: trio.MemorySendChannel[Any], flows: list[Any]) -> None:
         """``flows`` on their way, packed in a worker thread when the output takes gzip bodies (a batch
@@ -100,3 +96,11 @@ class RenderStage:
             except (TypeError, ValueError, OverflowError):
                 pass
         await send.send(flows)
+
+
+async def _send_packed(send: trio.MemorySendChannel[Any], parts: list[bytes], count: int) -> tuple[list[bytes], int]:
+    """The ``count`` flows of joined JSON ``parts`` on their way as one gzip JSON body (packed in a
+    worker thread), if there are any; returns the empty parts and count to go on with."""
+    if parts:
+        await send.send(await trio.to_thread.run_sync(pack_json, parts, count))
+    return [], 0
