@@ -383,8 +383,9 @@ class Accumulator:
         first = first[where[first] >= 0]
         firsts = at[first]
         reopen = firsts[(_bview(self._isopen)[where[first]] == 0) & (opened[firsts] == 0)]
-        reopening = cols.kept_at(reopen)
-        making = cols.kept_at(make)
+        intern = self._interner()
+        reopening = cols.kept_at(reopen, intern)
+        making = cols.kept_at(make, intern)
         if None in reopening[0] or None in making[0]:  # an undecodable chunk (a decoder bug): undo, without it
             if len(make):
                 self.contexts.remove(idx[make])
@@ -417,9 +418,8 @@ class Accumulator:
         if self._big:
             for i in slots:
                 self._big.pop(i, None)
-        intern = self._interner()
         # the callers left out undecodable records (no None in kept); the loops in C
-        deque(map(self._base.__setitem__, slots, map(intern, kept, kept)), maxlen=0)  # type: ignore[arg-type]
+        deque(map(self._base.__setitem__, slots, kept), maxlen=0)
         deque(map(self._extras.__setitem__, slots, more), maxlen=0)
         for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
                             (self._end, cols.end), (self._flags, cols.flags)):

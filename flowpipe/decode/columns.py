@@ -17,7 +17,7 @@ rate or sampler id in the records, no in-band exporter identity, no mapping over
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -42,6 +42,41 @@ _NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never ap
 # masks, output interface, next hop (type and sampling rate come from the decoder and the chunk).
 KEPT_SLOTS = (4, 9, 15, 16, 17, 18, 20, 22)
 _KEPT_DEFAULT: dict[int, Any] = {22: b""}
+
+Intern = Callable[[tuple, tuple], tuple]  # setdefault of a cache of equal tuples
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
+    """Which rows of these equal-length numpy columns (integers, or ``V<n>`` bytes) are alike: the
+    position of one row of each distinct one and each row's index among those; None when two
+    distinct rows share a hash (rare; the caller then takes every row as it is)."""
+    words: list[Any] = []
+    for c in columns:
+        w = c.dtype.itemsize
+        if c.dtype.kind != "V":
+            words.append(c.astype(np.uint64))
+        elif w in (1, 2, 4, 8):
+            words.append(c.view(f"u{w}").astype(np.uint64))
+        else:
+            b = np.zeros((len(c), -(-w // 8) * 8), dtype=np.uint8)
+            b[:, :w] = np.ascontiguousarray(c).view(np.uint8).reshape(len(c), w)
+            words.extend(b.view(np.uint64).T)
+    h = np.zeros(len(columns[0]), dtype=np.uint64)
+    for w in words:
+        h = (h ^ w) * _MIX
+        h ^= h >> np.uint64(29)
+    if not len(h):
+        return h.astype(np.int64), h.astype(np.int64)
+    s = np.sort(h)  # (np.unique with the first rows and the inverse took twice as long)
+    which = np.searchsorted(s[np.concatenate(([True], s[1:] != s[:-1]))], h)
+    first = np.empty(int(which.max()) + 1, dtype=np.int64)
+    first[which] = np.arange(len(h))  # a row of each (the check below makes any of them right)
+    for w in words:
+        if not np.array_equal(w[first][which], w):
+            return None
+    return first, which
+
 
 
 class VectorPlan:
@@ -269,31 +304,44 @@ class Columns:
         ids = np.fromiter((owner(c.namespace, c.exporter) for c in self.chunks), np.int64, len(self.chunks))
         return np.repeat(ids, self.counts)
 
-    def kept_at(self, positions: Any) -> tuple[list[tuple | None], list[dict[str, Any] | None]]:
+    def kept_at(self, positions: Any, intern: Intern | None = None) -> tuple[list[tuple | None],
+                                                                           list[dict[str, Any] | None]]:
         """The kept fields (:data:`flowpipe.flow.kept_fields`) of the records at ``positions`` and
         their additional fields (none in chunks): read from the records when the plan can (see
         :class:`VectorPlan`), else from their flow tuples (None for one whose chunk could not be
-        decoded)."""
+        decoded). Equal kept fields are one tuple, passed through ``intern`` (``setdefault`` of a
+        cache) when given."""
         how = self._plan.kept
         if how is None:
             rows = self.rows_at(positions)
-            return [None if f is None else kept_fields(f) for f in rows], [None] * len(rows)
+            made = [None if f is None else kept_fields(f) for f in rows]
+            return (made if intern is None else [None if k is None else intern(k, k) for k in made]), [None] * len(rows)
         at = np.asarray(positions, dtype=np.int64)
         m = len(at)
-        a = self._records[at]
-        rates = np.repeat(np.fromiter((c.rate for c in self.chunks), np.int64, len(self.chunks)), self.counts)
-        values: list[Any] = [repeat(self._plan.kind, m), rates[at].tolist()]
+        rates = np.repeat(np.fromiter((c.rate for c in self.chunks), np.int64, len(self.chunks)), self.counts)[at]
+        a = {v: self._records[v][at] for kind, v in how.values() if kind != "const"}  # (field by field: faster)
+        alike = unique_rows([rates, *a.values()])
+        if alike is not None:  # a tuple per distinct kept fields (a batch holds few), not per record
+            a = {v: c[alike[0]] for v, c in a.items()}
+            rates = rates[alike[0]]
+        u = len(rates)
+        values: list[Any] = [repeat(self._plan.kind, u), rates.tolist()]
         for slot in KEPT_SLOTS:
             kind, v = how[slot]
             if kind == "const":
-                values.append(repeat(v, m))
+                values.append(repeat(v, u))
             elif kind == "field":
                 values.append(a[v].tolist())
             else:  # a 6-byte MAC as its 48-bit int
-                wide = np.zeros((m, 8), dtype=np.uint8)
-                wide[:, 2:] = np.ascontiguousarray(a[v]).view(np.uint8).reshape(m, 6)
+                wide = np.zeros((u, 8), dtype=np.uint8)
+                wide[:, 2:] = np.ascontiguousarray(a[v]).view(np.uint8).reshape(u, 6)
                 values.append(wide.view(">u8").ravel().tolist())
-        return list(zip(*values, strict=True)), [None] * m
+        kept: list[Any] = list(zip(*values, strict=True))
+        if intern is not None:
+            kept = list(map(intern, kept, kept))  # type: ignore[arg-type]
+        if alike is not None:
+            kept = list(map(kept.__getitem__, alike[1].tolist()))
+        return kept, [None] * m
 
     def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]] | None:
         """Which additional fields each record has (see SampleColumns.extra_bits); None: no record has."""

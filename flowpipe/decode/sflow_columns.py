@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.cache import room
+from flowpipe.decode.columns import Intern
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
     BYTES,
@@ -424,10 +425,11 @@ class SampleColumns:
         bad[self._failed_lanes()] = True
         return bad
 
-    def kept_at(self, positions: Any) -> tuple[list[tuple | None], list[dict[str, Any] | None]]:
+    def kept_at(self, positions: Any, intern: Intern | None = None) -> tuple[list[tuple | None],
+                                                                           list[dict[str, Any] | None]]:
         """The kept fields (:data:`flowpipe.flow.kept_fields`) and the additional fields of the
         records at ``positions``, from the columns (records not read here: from their flow tuples;
-        None for one whose decoding failed)."""
+        None for one whose decoding failed); each passed through ``intern`` when given."""
         s = self.s
         at = np.asarray(positions, dtype=np.int64)
         g = self.lanes[at]
@@ -439,6 +441,8 @@ class SampleColumns:
                 if not self.ok[p]:
                     f = self.row(p)
                     kept[k] = None if f is None else kept_fields(f)
+        if intern is not None:
+            kept = [None if k is None else intern(k, k) for k in kept]
         return kept, self.extras_at(at)
 
     def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]]:

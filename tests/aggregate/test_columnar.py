@@ -5,10 +5,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig, MappingConfig
+from flowpipe.decode import columns
 from flowpipe.decode.base import Source
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
@@ -499,13 +503,18 @@ KEPT_WIDE = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), 
 
 @pytest.mark.parametrize("protocol", [9, 10])
 @pytest.mark.parametrize("rollup", [False, True])
-def test_new_windows_read_their_kept_fields_from_the_records(protocol: int, rollup: bool) -> None:
+@pytest.mark.parametrize("collide", [False, True])
+def test_new_windows_read_their_kept_fields_from_the_records(protocol: int, rollup: bool, collide: bool,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """When each kept field is one plain field of the template, a new window takes MACs, masks,
     output interface, next hop and direction straight from the records (numpy), not from the
     decoded record: the flows equal the per-record reference's, and a record decoder that fails
-    costs nothing when no record needs it (no rollup: every new key opened in bulk)."""
+    costs nothing when no record needs it (no rollup: every new key opened in bulk). ``collide``:
+    every record's kept fields hash alike, so telling equal ones apart falls back to each record's."""
     from flowpipe.aggregate.reference import ReferenceAccumulator  # noqa: PLC0415
 
+    if collide:
+        monkeypatch.setattr(columns, "_MIX", np.uint64(0))
     rng = random.Random(protocol)
     exp = Exporter("127.0.0.1:9", protocol=protocol, source_id=3, records_per_packet=12, boot_time=T0 - 3600,
                    clock=lambda: T0)
@@ -537,3 +546,43 @@ def test_new_windows_read_their_kept_fields_from_the_records(protocol: int, roll
 
 def _bug(*args: Any) -> list[tuple]:
     raise ZeroDivisionError("a record decoder bug")
+
+
+def test_equal_kept_fields_of_new_windows_are_one_object() -> None:
+    """Thousands of new contexts whose kept fields (type, rate, MACs, masks, interfaces, next hop)
+    take a few distinct values hold a few tuples between them, not one each: the memory of a
+    context does not grow with what its flows have in common."""
+    rng = random.Random(5)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=3, records_per_packet=24, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    recs = [(_v4(rng, 250), _v4(rng, 250), rng.randrange(1024, 65536), 443, 6, rng.randrange(1, 10**5),
+             rng.randrange(1, 100), 0x0A0B0C0D0E0F, 0x0102030405 * (1 + k % 3), 24, 16, 7,
+             bytes((192, 0, 2, 1 + k % 2)), 0, 2) for k in range(3000)]
+    stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(),
+                         decoder=DatagramDecoder("netflow9", DecoderConfig(), [], columnar=True),
+                         queue=FlowQueue(10**9))
+    acc = Accumulator(AggregatorConfig(port_rollup_disabled=True))
+    grams = exp.encode(KEPT_WIDE, recs)
+    for a in range(0, len(grams), 16):
+        acc.add_chunks(stage.decode_batch([(g, "198.51.100.9", 2055, T0) for g in grams[a:a + 16]]).chunks, T0)
+    held = [k for k in acc._base if k is not None]
+    assert len(held) > 2900
+    assert len({id(k) for k in held}) == len(set(held)) == 6
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**64 - 1), st.binary(min_size=6, max_size=6),
+                          st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_size=16)),
+                min_size=0, max_size=60))
+def test_unique_rows_tells_equal_rows_apart(rows: list[tuple]) -> None:
+    """Rows share an index exactly when they are equal, and the row named for an index is one of them."""
+    rows = [r if i % 3 else rows[0] for i, r in enumerate(rows)]  # some repeated
+    cols = [np.array([r[0] for r in rows], dtype=np.uint8), np.array([r[1] for r in rows], dtype=np.uint64),
+            *(np.array([r[k] for r in rows], dtype=f"V{w}") for k, w in ((2, 6), (3, 4), (4, 16)))]
+    got = columns.unique_rows(cols)
+    assert got is not None
+    first, which = got
+    for i, r in enumerate(rows):
+        assert rows[first[which[i]]] == r
+        for j, q in enumerate(rows):
+            assert (which[i] == which[j]) == (r == q)
