@@ -90,17 +90,19 @@ def make_flow(**fields: Any) -> tuple:
 class FlowColumns(Sequence[list[Any]]):
     """Flows as columns: what a flush emits, laid out as the accumulator holds them.
 
-    ``key``: nine lists, the :data:`KEY` fields; ``kept``: per flow, the tuple of its :data:`KEPT`
+    ``key``: nine columns, the :data:`KEY` fields; ``kept``: per flow, the tuple of its :data:`KEPT`
     fields (equal ones are one shared tuple); ``start``, ``end``, ``bytes``, ``packets``,
-    ``flags``: ints; ``extras``: dict or None. The renderer and the enrichment read the columns;
-    read as a sequence, each flow is a list laid out as :class:`Flow` (made on demand, for tools,
-    tests and the flush filters).
+    ``flags``: ints; ``extras``: dict or None. A column is a list, or a numpy array where the
+    accumulator has one: addresses as ``V4``/``V16`` values, the key's integers and the counters as
+    int64 (``kept``, ``extras``, namespaces and exporters are always lists). The renderer and the
+    enrichment read the columns; read as a sequence, each flow is a list laid out as :class:`Flow`
+    of plain Python values (made on demand, for tools, tests and the flush filters).
     """
 
     __slots__ = ("key", "kept", "start", "end", "bytes", "packets", "flags", "extras")
 
-    def __init__(self, key: list[list[Any]], kept: list[tuple], start: list[int], end: list[int], nbytes: list[Any],
-                 packets: list[Any], flags: list[int], extras: list[dict[str, Any] | None]) -> None:
+    def __init__(self, key: list[Any], kept: list[tuple], start: Any, end: Any, nbytes: Any, packets: Any, flags: Any,
+                 extras: list[dict[str, Any] | None]) -> None:
         self.key, self.kept, self.extras = key, kept, extras
         self.start, self.end, self.bytes, self.packets, self.flags = start, end, nbytes, packets, flags
 
@@ -124,37 +126,34 @@ class FlowColumns(Sequence[list[Any]]):
         """One batch of several (none: empty), in order."""
         if len(parts) == 1:
             return parts[0]
-        out = cls.empty()
-        for part in parts:
-            for mine, theirs in zip(out.key, part.key, strict=True):
-                mine += theirs
-            for mine, theirs in zip(out._lists(), part._lists(), strict=True):
-                mine += theirs
-        return out
+        if not parts:
+            return cls.empty()
+        key = [_joined([p.key[k] for p in parts]) for k in range(len(KEY))]
+        return cls(key, *(_joined(list(cols)) for cols in zip(*(p._lists() for p in parts), strict=True)))
 
-    def _lists(self) -> tuple[list[Any], ...]:
+    def _lists(self) -> tuple[Any, ...]:
         """The columns besides the key, in the constructor's order."""
         return self.kept, self.start, self.end, self.bytes, self.packets, self.flags, self.extras
 
     def rows(self) -> list[list[Any]]:
         """Every flow as a list laid out as :class:`Flow`."""
-        ns, exp, src, dst, sp, dp, proto, tos, in_if = self.key
+        ns, exp, src, dst, sp, dp, proto, tos, in_if = map(_listed, self.key)
         return [[ty, e, n, rate, direction, st, en, b, p, ether, pr, s, d, sport, dport, smac, dmac, smask, dmask,
                  i, out_if, fl, nh, t, ex]
                 for n, e, s, d, sport, dport, pr, t, i,
                 (ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh), st, en, b, p, fl, ex
-                in zip(ns, exp, src, dst, sp, dp, proto, tos, in_if, self.kept, self.start, self.end, self.bytes,
-                       self.packets, self.flags, self.extras, strict=True)]
+                in zip(ns, exp, src, dst, sp, dp, proto, tos, in_if, self.kept, *map(_listed, self._lists()[1:6]),
+                       self.extras, strict=True)]
 
     def column(self, field: int) -> list[Any]:
-        """The values of one :class:`Flow` field (a position such as :data:`SRC_IP`), a list per call
-        except for key fields (the key's own column: do not mutate)."""
+        """The values of one :class:`Flow` field (a position such as :data:`SRC_IP`) as a list of plain
+        values (for a key field given as a list: the key's own column, do not mutate)."""
         if field in _KEY_AT:
-            return self.key[_KEY_AT[field]]
+            return _listed(self.key[_KEY_AT[field]])
         if field in _KEPT_AT:
             return list(map(operator.itemgetter(_KEPT_AT[field]), self.kept))
-        return list({START: self.start, END: self.end, BYTES: self.bytes, PACKETS: self.packets,
-                     TCP_FLAGS: self.flags, EXTRAS: self.extras}[field])
+        return list(_listed({START: self.start, END: self.end, BYTES: self.bytes, PACKETS: self.packets,
+                             TCP_FLAGS: self.flags, EXTRAS: self.extras}[field]))
 
     def __len__(self) -> int:
         return len(self.start)
@@ -180,6 +179,22 @@ class FlowColumns(Sequence[list[Any]]):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _listed(col: Any) -> list[Any]:
+    """A column as a list of plain values (an array's ``tolist``: ints, address bytes)."""
+    return col if isinstance(col, list) else col.tolist()  # type: ignore[no-any-return]
+
+
+def _joined(cols: list[Any]) -> Any:
+    """Columns end to end: one array when all are numpy arrays of one dtype, else a list."""
+    if not any(isinstance(c, list) for c in cols) and len({c.dtype for c in cols}) == 1:
+        import numpy as np  # noqa: PLC0415 - arrays come only from the accumulator, which has loaded it
+        return np.concatenate(cols)
+    out: list[Any] = []
+    for c in cols:
+        out += _listed(c)
+    return out
 
 
 class FlushBatch:

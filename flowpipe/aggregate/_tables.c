@@ -1204,6 +1204,46 @@ static PyObject *CT_keys(ContextTable *t, PyObject *arg) {
     return out;
 }
 
+/* keys_into(slots, width, out) -> bool: the keys of the contexts in these slots written end to end into
+ * out (width bytes each), when every one is width bytes long; False (out partly written) when one is not */
+static PyObject *CT_keys_into(ContextTable *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "keys_into(slots, width, out)");
+        return NULL;
+    }
+    Py_ssize_t w = PyLong_AsSsize_t(args[1]);
+    if (w <= 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "width > 0");
+        return NULL;
+    }
+    Py_buffer b[2];
+    if (ct_slots(args[0], &b[0], t) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[2], &b[1], PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&b[0]);
+        return NULL;
+    }
+    const int64_t *s = b[0].buf;
+    Py_ssize_t m = b[0].len / 8;
+    if (b[1].len != m * w) {
+        ct_release(b, 2);
+        PyErr_SetString(PyExc_ValueError, "out: width bytes a slot");
+        return NULL;
+    }
+    uint8_t *out = b[1].buf;
+    int all = 1;
+    for (Py_ssize_t j = 0; j < m && all; j++) {
+        const SlotKey *k = &t->keys[s[j]];
+        if ((Py_ssize_t)k->len != w)
+            all = 0;
+        else
+            memcpy(out + j * w, skey(k), (size_t)w);
+    }
+    ct_release(b, 2);
+    return PyBool_FromLong(all);
+}
+
 /* order() -> bytes: the slots of the contexts held, as int64, in the order they were made */
 static PyObject *CT_order(ContextTable *t, PyObject *unused) {
     PyObject *out = PyBytes_FromStringAndSize(NULL, t->n * 8);
@@ -1245,6 +1285,8 @@ static PyMethodDef CT_methods[] = {
      "insert_many(keys, width, positions, out, opened, limit) -> contexts made"},
     {"remove", (PyCFunction)CT_remove, METH_O, "remove(slots): the contexts in these slots are gone"},
     {"keys", (PyCFunction)CT_keys, METH_O, "keys(slots) -> the keys of the contexts in these slots"},
+    {"keys_into", (PyCFunction)(void (*)(void))CT_keys_into, METH_FASTCALL,
+     "keys_into(slots, width, out) -> whether every key is width bytes (then written end to end into out)"},
     {"order", (PyCFunction)CT_order, METH_NOARGS, "order() -> the slots held (int64 bytes), oldest first"},
     {"clear", (PyCFunction)CT_clear, METH_NOARGS, "forget every context"},
     {"memory", (PyCFunction)CT_memory, METH_NOARGS, "bytes held by the table"},

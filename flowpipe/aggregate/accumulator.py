@@ -518,16 +518,16 @@ class Accumulator:
         if not slots:
             return FlowColumns.empty()
         at = np.array(slots, dtype=np.int64)
-        B, P, S, E, F = (_view(c)[at].tolist() for c in (self._bytes, self._packets, self._start, self._end,
-                                                         self._flags))
+        B, P, S, E, F = (_view(c)[at] for c in (self._bytes, self._packets, self._start, self._end, self._flags))
         big = self._big
-        if big:
+        if big and any(i in big for i in slots):  # values past int64: these columns as lists of ints
+            B, P, S, E, F = (c.tolist() for c in (B, P, S, E, F))
             for k, i in enumerate(slots):
                 held = big.get(i)
                 if held is not None:
                     B[k], P[k], S[k], E[k], F[k] = held
         kept: list[tuple] = list(map(self._base.__getitem__, slots))  # type: ignore[arg-type]  # open windows
-        return FlowColumns(self.keys.columns_of(self.contexts.keys(at)), kept, S, E, B, P, F,
+        return FlowColumns(self.keys.columns_at(self.contexts, at), kept, S, E, B, P, F,
                            list(map(self._extras.__getitem__, slots)))
 
     def _order(self) -> Any:

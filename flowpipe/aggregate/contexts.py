@@ -90,6 +90,15 @@ class PyContextTable:
             raise KeyError("no context in that slot")
         return got  # type: ignore[return-value]
 
+    def keys_into(self, slots: Any, width: int, out: Any) -> bool:
+        """The keys of the contexts in these slots written end to end into ``out`` (``width`` bytes
+        each), when every one is ``width`` bytes long; False (``out`` partly written) when one is not."""
+        got = self.keys(slots)
+        if any(len(k) != width for k in got):
+            return False
+        np.frombuffer(out, np.uint8)[:] = np.frombuffer(b"".join(got), np.uint8)
+        return True
+
     def order(self) -> bytes:
         """The slots held, oldest context first (int64)."""
         return np.fromiter(self._slots.values(), np.int64, len(self._slots)).tobytes()

@@ -191,14 +191,42 @@ class KeyCodec:
                     col[p] = v
         return out
 
+    def columns_at(self, table: Any, slots: Any) -> list[Any]:
+        """The key columns (as :meth:`columns_of`) of the contexts in ``slots`` (int64) of ``table``
+        (:class:`flowpipe.aggregate.contexts.ContextTable`): when every key is of one packed layout,
+        read from the table in one buffer, addresses as ``V4``/``V16`` arrays and the integer columns
+        as int64 arrays (no object per flow); else lists."""
+        n = len(slots)
+        if n:
+            first = table.keys(slots[:1])[0]
+            size = len(first)
+            if self._layout(first) is not None:
+                buf = np.empty(n * size, dtype=np.uint8)
+                if table.keys_into(slots, size, buf):
+                    got = self._arrays(buf, first[4], first[5])
+                    if got is not None:
+                        return got
+        return self.columns_of(table.keys(slots))
+
+    @staticmethod
+    def _layout(key: Key) -> tuple[int, int] | None:
+        """The address lengths of a packed key (None: a plain key)."""
+        if len(key) < _HEAD + _TAIL.size or key[:4] == _PLAIN or _HEAD + key[4] + key[5] + _TAIL.size != len(key):
+            return None
+        return key[4], key[5]
+
     def _group_columns(self, keys: Sequence[Key], size: int) -> list[list[Any]] | None:
         """:meth:`columns_of` keys of one length, when they are bytes keys of one layout (else None)."""
-        if size < _HEAD + _TAIL.size or not keys:
+        if not keys or len(keys[0]) != size:
             return None
-        ls, ld = keys[0][4], keys[0][5]
-        if _HEAD + ls + ld + _TAIL.size != size:
-            return None  # a plain key
-        a = np.frombuffer(b"".join(keys), dtype=self._dtype((ls, ld)))
+        lens = self._layout(keys[0])
+        got = None if lens is None else self._arrays(b"".join(keys), *lens)
+        return None if got is None else [c if isinstance(c, list) else c.tolist() for c in got]
+
+    def _arrays(self, buf: Any, ls: int, ld: int) -> list[Any] | None:
+        """The key columns of packed keys end to end in ``buf``, all with these address lengths (None
+        when some are not, or are plain): namespaces and exporters as lists, the rest as arrays."""
+        a = np.frombuffer(buf, dtype=self._dtype((ls, ld)))
         if not (np.all(a["ls"] == ls) and np.all(a["ld"] == ld)) or np.any(a["o"] == PLAIN):
             return None  # same length, other address sizes, or plain keys among them
         n = len(a)
@@ -210,8 +238,9 @@ class KeyCodec:
         owners = [self._owners[i] for i in ids.tolist()]
         ns = np.array([o[0] for o in owners], dtype=object)[which].tolist()  # type: ignore[index]
         exporters = np.array([o[1] for o in owners], dtype=object)[which].tolist()  # type: ignore[index]
-        return [ns, exporters, a["src"].tolist() if ls else [b""] * n, a["dst"].tolist() if ld else [b""] * n,
-                sp.tolist(), dp.tolist(), a["pr"].tolist(), a["tos"].tolist(), a["inif"].tolist()]
+        return [ns, exporters, np.ascontiguousarray(a["src"]) if ls else [b""] * n,
+                np.ascontiguousarray(a["dst"]) if ld else [b""] * n, sp, dp, a["pr"].astype(np.int64),
+                a["tos"].astype(np.int64), a["inif"].astype(np.int64)]
 
     def fields(self, key: Key) -> tuple:
         """(namespace, exporter, src ip, dst ip, src port, dst port, protocol, tos, input interface),

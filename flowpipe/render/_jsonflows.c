@@ -3,8 +3,11 @@
  * render(key, kept, start, end, bytes, packets, flags, extras, head, host, hostnames, tags_only, helpers
  *        [, joined]) -> list[bytes] (joined: bytes, the texts separated by commas: a JSON array's inside)
  *
- * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine lists, the KEY fields), kept
- * (a tuple of the KEPT fields per flow) and six lists. Each flow becomes the JSON text that orjson.dumps makes
+ * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine columns, the KEY fields), kept
+ * (a list: a tuple of the KEPT fields per flow) and six columns. A column is a list of objects; the
+ * address columns (source, destination) may also be an array of 4- or 16-byte values, and the integer
+ * ones (ports, protocol, ToS, input interface, start, end, bytes, packets, flags) an array of int64, read
+ * in place with no object per flow. Each flow becomes the JSON text that orjson.dumps makes
  * of flowpipe.render.payload's object for it, byte for byte. The common values are written here
  * (IPv4 addresses and networks, integers, ports, MACs, interfaces, the name tables); anything
  * else (IPv6 and odd addresses, values out of 64-bit range, unusual types) is asked of the Python
@@ -29,6 +32,15 @@ static const int KEPT_FIELDS[N_KEPT] = {TYPE, SAMPLING_RATE, DIRECTION, ETHER_TY
                                         DST_MASK, OUT_IF, NEXT_HOP};
 #define N_OTHER 6
 static const int OTHER_FIELDS[N_OTHER] = {START, END, BYTES, PACKETS, TCP_FLAGS, EXTRAS};
+
+/* One flow's values: each field as an object (o), or, for the fields read from an array column (o
+ * NULL), an int64 (ll) or an address's bytes in the array (raw, rawlen). */
+typedef struct {
+    PyObject *o[N_FIELDS];
+    long long ll[N_FIELDS];
+    const unsigned char *raw[N_FIELDS];
+    Py_ssize_t rawlen[N_FIELDS];
+} Row;
 
 typedef struct {
     char *p;
@@ -119,6 +131,34 @@ static unsigned long long get_counter(PyObject *o, int *ok) {
     return (unsigned long long)v;
 }
 
+/* Field f as an int (see get_ll). */
+static inline long long row_ll(const Row *r, int f, int *ok) {
+    return r->o[f] ? get_ll(r->o[f], ok) : r->ll[f];
+}
+
+/* Field f as a counter (see get_counter). */
+static inline unsigned long long row_counter(const Row *r, int f, int *ok) {
+    if (r->o[f]) return get_counter(r->o[f], ok);
+    if (r->ll[f] < 0) { *ok = 0; return 0; }
+    return (unsigned long long)r->ll[f];
+}
+
+/* Address field f's bytes; 0 when it is not a bytes object. */
+static inline int row_address(const Row *r, int f, const unsigned char **a, Py_ssize_t *n) {
+    if (!r->o[f]) { *a = r->raw[f]; *n = r->rawlen[f]; return 1; }
+    if (!PyBytes_CheckExact(r->o[f])) return 0;
+    *a = (const unsigned char *)PyBytes_AS_STRING(r->o[f]);
+    *n = PyBytes_GET_SIZE(r->o[f]);
+    return 1;
+}
+
+/* Field f as an object (made from an array's value where it came from one); a new reference. */
+static PyObject *row_object(const Row *r, int f) {
+    if (r->o[f]) { Py_INCREF(r->o[f]); return r->o[f]; }
+    if (r->raw[f]) return PyBytes_FromStringAndSize((const char *)r->raw[f], r->rawlen[f]);
+    return PyLong_FromLongLong(r->ll[f]);
+}
+
 /* cache[key], else helper(*args) stored in cache, first emptied when it holds ``limit`` entries (what
  * flowpipe.cache.bounded_put does; the limit is the renderer's CACHE_LIMIT, helpers.limit); a new
  * reference, NULL on error. */
@@ -149,21 +189,24 @@ typedef struct {
 static const char HEX[] = "0123456789abcdef";
 
 /* ',"ip":..,"port":..,"mac":..,"mask":..' part of source/destination; 1 written, 0 not writable, -1 error */
-static int put_endpoint(Buf *b, Helpers *h, PyObject *raw, PyObject *bits_o, PyObject *port_o, PyObject *mac_o,
+static int put_endpoint(Buf *b, Helpers *h, const Row *row, int ip, PyObject *bits_o, int port_f, PyObject *mac_o,
                         PyObject *hostnames) {
     int ok = 1;
     long long bits = get_ll(bits_o, &ok);
-    long long port = get_ll(port_o, &ok);
+    long long port = row_ll(row, port_f, &ok);
     long long mac = get_ll(mac_o, &ok);
-    if (!ok || !PyBytes_CheckExact(raw) || mac < 0) return 0;
-    Py_ssize_t n = PyBytes_GET_SIZE(raw);
-    const unsigned char *a = (const unsigned char *)PyBytes_AS_STRING(raw);
+    const unsigned char *a;
+    Py_ssize_t n;
+    if (!ok || !row_address(row, ip, &a, &n) || mac < 0) return 0;
     if (PUTS(b, "{\"ip\":") < 0) return -1;
     PyObject *mask_json = NULL;
     if (n == 4 && bits >= 0 && bits <= 32) {
         if (PUTS(b, "\"") < 0 || put_v4(b, a) < 0 || PUTS(b, "\"") < 0) return -1;
     } else {
+        PyObject *raw = row_object(row, ip);
+        if (!raw) return -1;
         PyObject *pair = PyObject_CallFunctionObjArgs(h->address, raw, bits_o, NULL);
+        Py_DECREF(raw);
         if (!pair) return -1;
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) { Py_DECREF(pair); return 0; }
         int r = put_bytes(b, PyTuple_GET_ITEM(pair, 0));
@@ -201,7 +244,10 @@ static int put_endpoint(Buf *b, Helpers *h, PyObject *raw, PyObject *bits_o, PyO
             goto fail;
     }
     if (hostnames != Py_None) {
+        PyObject *raw = row_object(row, ip);
+        if (!raw) goto fail;
         PyObject *name = PyDict_GetItemWithError(hostnames, raw);
+        Py_DECREF(raw);  /* (name, if any, is held by hostnames) */
         if (!name && PyErr_Occurred()) goto fail;
         if (name) {
             int truth = PyObject_IsTrue(name);
@@ -231,14 +277,15 @@ static int put_cached(Buf *b, Py_ssize_t limit, PyObject *cache, PyObject *key, 
     return r;
 }
 
-/* One flow (its fields in Flow order); 1 written, 0 to be rendered by helpers.flow, -1 error. */
-static int put_flow(Buf *b, Helpers *h, PyObject **v, PyObject *head, PyObject *host, PyObject *hostnames,
+/* One flow; 1 written, 0 to be rendered by helpers.flow, -1 error. */
+static int put_flow(Buf *b, Helpers *h, const Row *row, PyObject *head, PyObject *host, PyObject *hostnames,
                     PyObject *tags_only) {
+    PyObject *const *v = row->o;  /* the kept fields and the extras are always objects */
     int ok = 1;
-    long long rate = get_ll(v[SAMPLING_RATE], &ok), start = get_ll(v[START], &ok), end = get_ll(v[END], &ok);
-    long long proto = get_ll(v[IP_PROTOCOL], &ok), in_if = get_ll(v[IN_IF], &ok), out_if = get_ll(v[OUT_IF], &ok);
-    long long fl = get_ll(v[TCP_FLAGS], &ok);
-    unsigned long long nbytes = get_counter(v[BYTES], &ok), npackets = get_counter(v[PACKETS], &ok);
+    long long rate = get_ll(v[SAMPLING_RATE], &ok), start = row_ll(row, START, &ok), end = row_ll(row, END, &ok);
+    long long proto = row_ll(row, IP_PROTOCOL, &ok), in_if = row_ll(row, IN_IF, &ok), out_if = get_ll(v[OUT_IF], &ok);
+    long long fl = row_ll(row, TCP_FLAGS, &ok);
+    unsigned long long nbytes = row_counter(row, BYTES, &ok), npackets = row_counter(row, PACKETS, &ok);
     if (!ok || proto < 0 || proto > 255 || !PyUnicode_CheckExact(v[TYPE]) || !PyUnicode_CheckExact(v[EXPORTER])
         || !PyUnicode_CheckExact(v[NAMESPACE]) || !PyLong_CheckExact(v[DIRECTION]) || !PyLong_CheckExact(v[ETHER_TYPE])
         || !PyBytes_CheckExact(v[NEXT_HOP]))
@@ -259,10 +306,10 @@ static int put_flow(Buf *b, Helpers *h, PyObject **v, PyObject *head, PyObject *
     if (PUTS(b, ",\"device\":") < 0 || put_cached(b, h->limit, h->devices, v[NAMESPACE], h->device) < 0) return -1;
     if (PUTS(b, ",\"exporter\":") < 0 || put_cached(b, h->limit, h->exporters, v[EXPORTER], h->exporter) < 0) return -1;
     if (PUTS(b, ",\"source\":") < 0) return -1;
-    r = put_endpoint(b, h, v[SRC_IP], v[SRC_MASK], v[SRC_PORT], v[SRC_MAC], hostnames);
+    r = put_endpoint(b, h, row, SRC_IP, v[SRC_MASK], SRC_PORT, v[SRC_MAC], hostnames);
     if (r <= 0) { b->len = mark; return r; }
     if (PUTS(b, ",\"destination\":") < 0) return -1;
-    r = put_endpoint(b, h, v[DST_IP], v[DST_MASK], v[DST_PORT], v[DST_MAC], hostnames);
+    r = put_endpoint(b, h, row, DST_IP, v[DST_MASK], DST_PORT, v[DST_MAC], hostnames);
     if (r <= 0) { b->len = mark; return r; }
     if (PUTS(b, ",\"ingress\":{\"interface\":{\"index\":") < 0 || put_i64(b, in_if) < 0) return -1;
     if (PUTS(b, "}},\"egress\":{\"interface\":{\"index\":") < 0 || put_i64(b, out_if) < 0) return -1;
@@ -303,20 +350,62 @@ static void helpers_clear(Helpers *h) {
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) Py_CLEAR(*all[i]);
 }
 
-/* A list of n items, else a TypeError naming it. */
-static int check_column(PyObject *col, Py_ssize_t n, const char *name) {
-    if (PyList_CheckExact(col) && PyList_GET_SIZE(col) == n) return 0;
-    PyErr_Format(PyExc_TypeError, "column %s must be a list of %zd items", name, n);
+/* A column: a list of objects, or an array read in place (see the module doc). */
+typedef struct {
+    PyObject *list;   /* borrowed; NULL for an array */
+    Py_buffer view;   /* an array's (held while view.obj is set) */
+} Col;
+
+/* Column ``o`` of n items; ``addresses``: an array of it holds 4- or 16-byte values, else int64. */
+static int col_open(Col *c, PyObject *o, Py_ssize_t n, int addresses, const char *name) {
+    c->list = NULL;
+    c->view.obj = NULL;
+    if (PyList_CheckExact(o)) {
+        if (PyList_GET_SIZE(o) == n) { c->list = o; return 0; }
+    } else if (PyObject_CheckBuffer(o) && PyObject_GetBuffer(o, &c->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) == 0) {
+        const char *f = c->view.format ? c->view.format : "B";
+        if (*f == '<' || *f == '=' || *f == '@') f++;
+        int fits = c->view.ndim == 1 && c->view.shape && c->view.shape[0] == n
+                   && (addresses ? (c->view.itemsize == 4 || c->view.itemsize == 16)
+                                 : (c->view.itemsize == 8 && (strcmp(f, "q") == 0 || strcmp(f, "l") == 0)));
+        if (fits) return 0;
+        PyBuffer_Release(&c->view);
+        c->view.obj = NULL;
+    }
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "column %s must be a list of %zd items or an array of as many %s", name, n,
+                 addresses ? "4- or 16-byte addresses" : "int64");
     return -1;
 }
 
-/* The flow at row i of the columns as a list laid out as Flow (for helpers.flow); NULL on error. */
-static PyObject *flow_list(PyObject **v) {
+static void col_close(Col *c) {
+    if (c->view.obj) PyBuffer_Release(&c->view);
+    c->view.obj = NULL;
+}
+
+/* Row i of column c into field f of ``r``. */
+static inline void col_get(const Col *c, Py_ssize_t i, Row *r, int f) {
+    if (c->list) {
+        r->o[f] = PyList_GET_ITEM(c->list, i);
+    } else if (f != SRC_IP && f != DST_IP) {
+        r->o[f] = NULL;
+        r->raw[f] = NULL;
+        r->ll[f] = ((const int64_t *)c->view.buf)[i];
+    } else {
+        r->o[f] = NULL;
+        r->rawlen[f] = c->view.itemsize;
+        r->raw[f] = (const unsigned char *)c->view.buf + i * c->view.itemsize;
+    }
+}
+
+/* The flow as a list laid out as Flow (for helpers.flow); NULL on error. */
+static PyObject *flow_list(const Row *r) {
     PyObject *f = PyList_New(N_FIELDS);
     if (!f) return NULL;
     for (int k = 0; k < N_FIELDS; k++) {
-        Py_INCREF(v[k]);
-        PyList_SET_ITEM(f, k, v[k]);
+        PyObject *x = row_object(r, k);
+        if (!x) { Py_DECREF(f); return NULL; }
+        PyList_SET_ITEM(f, k, x);
     }
     return f;
 }
@@ -337,13 +426,19 @@ static PyObject *render(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "key must hold nine columns");
         return NULL;
     }
-    PyObject *keys[N_KEY];
-    for (int k = 0; k < N_KEY; k++) {
-        keys[k] = PyList_GET_ITEM(key, k);
-        if (check_column(keys[k], n, "key") < 0) return NULL;
+    Col cols[N_KEY + N_OTHER];
+    int opened = 0;
+    for (; opened < N_KEY + N_OTHER; opened++) {
+        int f = opened < N_KEY ? KEY_FIELDS[opened] : OTHER_FIELDS[opened - N_KEY];
+        PyObject *o = opened < N_KEY ? PyList_GET_ITEM(key, opened) : other[opened - N_KEY];
+        int lists_only = f == NAMESPACE || f == EXPORTER || f == EXTRAS;
+        if (col_open(&cols[opened], o, n, f == SRC_IP || f == DST_IP, opened < N_KEY ? "key" : "of counters") < 0
+            || (lists_only && !cols[opened].list)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "namespace, exporter and extras must be lists");
+            while (opened >= 0) col_close(&cols[opened--]);
+            return NULL;
+        }
     }
-    for (int k = 0; k < N_OTHER; k++)
-        if (check_column(other[k], n, "of counters") < 0) return NULL;
     Helpers h = {0};
     if (get_helper(helpers, "quote", &h.quote) < 0 || get_helper(helpers, "strs", &h.strs) < 0
         || get_helper(helpers, "device", &h.device) < 0 || get_helper(helpers, "devices", &h.devices) < 0
@@ -352,15 +447,11 @@ static PyObject *render(PyObject *self, PyObject *args) {
         || get_helper(helpers, "address", &h.address) < 0 || get_helper(helpers, "next_hop", &h.next_hop) < 0
         || get_helper(helpers, "next_hops", &h.next_hops) < 0 || get_helper(helpers, "extras", &h.extras) < 0
         || get_helper(helpers, "flow", &h.flow) < 0 || get_helper(helpers, "protos", &h.protos) < 0
-        || get_helper(helpers, "flags", &h.flags) < 0) {
-        helpers_clear(&h);
-        return NULL;
-    }
+        || get_helper(helpers, "flags", &h.flags) < 0)
+        goto early;
     PyObject *limit = PyObject_GetAttrString(helpers, "limit");
-    if (!limit) {
-        helpers_clear(&h);
-        return NULL;
-    }
+    if (!limit)
+        goto early;
     h.limit = PyLong_Check(limit) ? PyLong_AsSsize_t(limit) : -1;
     Py_DECREF(limit);
     if (h.limit < 0) PyErr_Clear();
@@ -368,34 +459,34 @@ static PyObject *render(PyObject *self, PyObject *args) {
         || !PyDict_Check(h.next_hops) || !PyTuple_Check(h.protos) || PyTuple_GET_SIZE(h.protos) != 256
         || !PyTuple_Check(h.flags) || PyTuple_GET_SIZE(h.flags) != 256) {
         PyErr_SetString(PyExc_TypeError, "bad helpers");
-        helpers_clear(&h);
-        return NULL;
+        goto early;
     }
     PyObject *out = joined ? NULL : PyList_New(n);
     Buf b = {0};
     if (!joined && !out) goto error;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v[N_FIELDS], *t = PyList_GET_ITEM(kept, i), *item;
+        Row row;
+        PyObject *t = PyList_GET_ITEM(kept, i), *item;
         if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != N_KEPT) {
             PyErr_SetString(PyExc_TypeError, "kept fields must be a tuple of ten");
             goto error;
         }
-        for (int k = 0; k < N_KEY; k++) v[KEY_FIELDS[k]] = PyList_GET_ITEM(keys[k], i);
-        for (int k = 0; k < N_KEPT; k++) v[KEPT_FIELDS[k]] = PyTuple_GET_ITEM(t, k);
-        for (int k = 0; k < N_OTHER; k++) v[OTHER_FIELDS[k]] = PyList_GET_ITEM(other[k], i);
+        for (int k = 0; k < N_KEY; k++) col_get(&cols[k], i, &row, KEY_FIELDS[k]);
+        for (int k = 0; k < N_KEPT; k++) row.o[KEPT_FIELDS[k]] = PyTuple_GET_ITEM(t, k);
+        for (int k = 0; k < N_OTHER; k++) col_get(&cols[N_KEY + k], i, &row, OTHER_FIELDS[k]);
         if (!joined)
             b.len = 0;
         else if (i && put(&b, ",", 1) < 0)
             goto error;
         Py_ssize_t start = b.len;
-        int r = put_flow(&b, &h, v, head, host, hostnames, tags_only);
+        int r = put_flow(&b, &h, &row, head, host, hostnames, tags_only);
         if (r < 0) goto error;
         if (r) {
             if (joined) continue;
             item = PyBytes_FromStringAndSize(b.p, b.len);
         } else {
             b.len = start;  /* what was written of it goes: the helper renders it whole */
-            PyObject *f = flow_list(v);
+            PyObject *f = flow_list(&row);
             item = f ? PyObject_CallOneArg(h.flow, f) : NULL;
             Py_XDECREF(f);
             if (item && joined) {
@@ -414,11 +505,14 @@ static PyObject *render(PyObject *self, PyObject *args) {
         out = PyBytes_FromStringAndSize(b.p ? b.p : "", b.len);
     PyMem_Free(b.p);
     helpers_clear(&h);
+    for (int k = 0; k < N_KEY + N_OTHER; k++) col_close(&cols[k]);
     return out;
 error:
     PyMem_Free(b.p);
-    helpers_clear(&h);
     Py_XDECREF(out);
+early:
+    helpers_clear(&h);
+    for (int k = 0; k < N_KEY + N_OTHER; k++) col_close(&cols[k]);
     return NULL;
 }
 

@@ -292,3 +292,24 @@ def test_without_the_compiled_tables_the_same_flows(cfg: dict[str, Any], monkeyp
         assert _trackers(acc_c) == _trackers(acc_t)
     assert acc_c.dropped_full == acc_t.dropped_full
     assert per_flow == 0
+
+
+@pytest.mark.parametrize("table", ["compiled", "python"])
+def test_keys_read_back_in_one_buffer_only_when_all_are_that_wide(table: str) -> None:
+    """A flush reads its contexts' keys into one buffer when they share a width (no object per key),
+    and is told when they do not (then it reads them one by one)."""
+    import numpy as np  # noqa: PLC0415
+
+    from flowpipe.aggregate import contexts  # noqa: PLC0415
+
+    if table == "compiled" and contexts.ContextTable is contexts.PyContextTable:
+        pytest.skip("flowpipe.aggregate._tables was not built (no C compiler at install time)")
+    t = contexts.ContextTable() if table == "compiled" else contexts.PyContextTable()
+    keys = [bytes([k]) * 25 for k in range(6)] + [b"\x09" * 40]  # 40 bytes: held out of line in C
+    slots = [t.add(k) for k in keys]
+    out = np.zeros(4 * 25, np.uint8)
+    assert t.keys_into(np.array(slots[2:6], np.int64), 25, out) is True
+    assert out.tobytes() == b"".join(keys[2:6])
+    assert t.keys_into(np.array(slots[5:7], np.int64), 25, np.zeros(50, np.uint8)) is False
+    wide = np.zeros(40, np.uint8)
+    assert t.keys_into(np.array(slots[6:], np.int64), 40, wide) is True and wide.tobytes() == keys[6]
