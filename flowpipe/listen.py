@@ -115,7 +115,12 @@ class UdpListener:
         return bounded_put(self._hosts, MAX_HOSTS, addr, host)
 
     async def _read(self, sock: socket.socket, send: trio.MemorySendChannel[list[Datagram]]) -> None:
-        recvfrom = sock.recvfrom
+        # Into one reused buffer, then copied at its size: recvfrom(65535) allocates 64 KiB per datagram
+        # and shrinks it, and the datagrams queued while the pipeline is busy (a flush) then leave the
+        # heap fragmented for good (+60 MiB on a 1M-context flush at 150k flows/s).
+        recv_into = sock.recvfrom_into
+        buf = bytearray(MAX_DATAGRAM)
+        view = memoryview(buf)
         hosts = self._hosts
         async with send:
             while True:
@@ -126,7 +131,8 @@ class UdpListener:
                 now = time.time()
                 while len(batch) < BATCH:
                     try:
-                        data, addr = recvfrom(MAX_DATAGRAM)
+                        size, addr = recv_into(buf)
+                        data = bytes(view[:size])
                     except BlockingIOError:
                         break
                     except OSError as e:  # e.g. ICMP errors surfacing on UDP sockets

@@ -18,9 +18,14 @@ async def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, s
     """POST ``body`` to ``url``; (status, response, error): status is the HTTP status as text, or
     "timeout", "connect_error" or "error" (then no response, and the exception). A request cut short
     by the deadline ends in its thread, unawaited."""
+    # The body goes as a one-item iterator, with its Content-Length (the same request on the wire):
+    # httpx's response and its stream refer to each other, a cycle the garbage collector frees late,
+    # and a body the request held stayed in memory until then (~400 bodies, 90 MiB, after a flush of
+    # 1M flows); the iterator lets go of it once sent.
+    headers = {**headers, "Content-Length": str(len(body))}
     try:
         with trio.fail_after(timeout):
-            resp = await trio.to_thread.run_sync(partial(client.post, url, content=body, headers=headers),
+            resp = await trio.to_thread.run_sync(partial(client.post, url, content=iter((body,)), headers=headers),
                                                  abandon_on_cancel=True)
     except (trio.TooSlowError, httpx.TimeoutException) as e:
         return "timeout", None, e
