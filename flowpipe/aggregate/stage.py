@@ -11,7 +11,7 @@ import trio
 from flowpipe import runtime
 from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.flushfilter import FlushFilter
-from flowpipe.aggregate.sequence import SequenceTracker
+from flowpipe.aggregate.sequence import DomainKey, Seen, SequenceTracker
 from flowpipe.config import AggregatorConfig
 from flowpipe.flow import FlowColumns, FlushBatch
 from flowpipe.logs import RateLimited
@@ -38,6 +38,15 @@ class AccumulatorStage:
         self._reported_full = 0
         self._reported_undecodable = 0
         self._reported_rollup = 0
+
+    def exporter_domains(self) -> dict[DomainKey, Any]:
+        """The sequence state of each exporter domain seen (:meth:`SequenceTracker.domains`), for the
+        exporter inventory."""
+        return self.sequences.domains()
+
+    def exporters_seen(self) -> list[Seen]:
+        """(namespace, exporter, flow type, last seen) of each exporter domain seen, for exporter metadata."""
+        return self.sequences.seen()
 
     def take(self, batch: FlowBatch, now: float) -> None:
         """Aggregate one batch (flows and sequence notes)."""
