@@ -10,9 +10,9 @@ import trio
 
 from flowpipe import runtime
 from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.aggregate.config import AggregatorConfig
 from flowpipe.aggregate.flushfilter import FlushFilter
 from flowpipe.aggregate.sequence import DomainKey, Seen, SequenceTracker
-from flowpipe.config import AggregatorConfig
 from flowpipe.flow import FlowColumns, FlushBatch
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics

@@ -11,12 +11,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flowpipe.config import ListenerConfig
 from flowpipe.decode import netflow5, sflow
 from flowpipe.decode.base import Decoded, DecodeError, Source
 from flowpipe.decode.config import DecoderConfig, MappingConfig
 from flowpipe.decode.template_decoder import TemplateDecoder
 from flowpipe.decode.templates import DomainView
+from flowpipe.listen_config import ListenerConfig
 
 
 class DatagramDecoder:
