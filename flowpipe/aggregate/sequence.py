@@ -12,10 +12,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from flowpipe.pipeline import SequenceObs
+from flowpipe.pipeline import ExporterSeen, SequenceObs
 
 DomainKey = tuple[str, str, str, Any]  # (namespace, exporter, flow type, domain): one tracked stream
-Seen = tuple[str, str, str, float]      # (namespace, exporter, flow type, last seen)
 
 WRAP = 1 << 32
 # A jump back by more than this is an exporter restart, not reordering (Datadog's thresholds).
@@ -54,7 +53,7 @@ class SequenceTracker:
         domain), for the exporter inventory (:mod:`flowpipe.inventory`); read its states, do not change them."""
         return dict(self.states)
 
-    def seen(self) -> list[Seen]:
+    def seen(self) -> list[ExporterSeen]:
         """(namespace, exporter, flow type, last seen) of every exporter domain tracked (an exporter
         with several domains appears once for each): what exporter metadata reports."""
         return [(ns, exporter, flow_type, st.last_seen) for (ns, exporter, flow_type, _), st in
