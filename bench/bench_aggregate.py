@@ -198,7 +198,11 @@ def main() -> None:
     if a.memory_child is not None:
         print(json.dumps(memory_child(a.memory_child, a.rollup, a.trace)))
         return
-    gc.set_threshold(runtime.GC_YOUNG, *gc.get_threshold()[1:])  # what the service sets while it runs
+    with runtime.fewer_collections():  # the young-collection threshold the service runs with
+        run(a)
+
+
+def run(a: argparse.Namespace) -> None:
     grams = datagrams(a.flows, a.per_packet, a.pool)
     if a.profile:
         profile(grams, a.seconds, a.batch)

@@ -1,12 +1,15 @@
 """Configuration: loaded from TOML, validated strictly, dumped back (check-config).
 
-Every key is optional. A bad file raises :class:`ConfigError` naming the file, the key and the
-reason; unknown keys are errors that suggest the nearest known key.
+Every key has a default but those that say what an array entry is (a listener's ``flow_type``, a
+mapping's ``field`` and ``destination``). A bad file raises :class:`ConfigError` naming the file,
+the key and the reason; unknown keys are errors that suggest the nearest known key.
 
 The sections themselves are declared by the stages they configure (``flowpipe/decode/config.py``,
 ``flowpipe/forward/config.py``, ...) and gathered by :class:`flowpipe.schema.Config`; this module
-finds them there (:func:`sections`) and names none of them. Their classes are importable from here
-as before.
+finds them there (:func:`sections`) and works from their fields alone: types, defaults, validators
+and metadata (``dump`` masks what a field's ``secret`` metadata declares secret). It names no
+section and no key. The section classes are re-exported here for the old import paths; the stages
+import their own section modules.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from flowpipe import secrets
 from flowpipe.aggregate.config import AggregatorConfig
 from flowpipe.decode.config import DecoderConfig, MappingConfig, SamplingRule, parse_field_id
 from flowpipe.enrich.config import ReverseDnsConfig
-from flowpipe.forward.config import ForwarderConfig, MetadataConfig
+from flowpipe.forward.config import SECRET_HEADER_WORDS, ForwarderConfig, MetadataConfig
 from flowpipe.httpd_config import MetricsConfig
 from flowpipe.listen_config import DEFAULT_PORTS, FLOW_TYPES, ListenerConfig
 from flowpipe.schema import Config
@@ -32,8 +35,6 @@ __all__ = ["DEFAULT_PORTS", "FLOW_TYPES", "SECRET_HEADER_WORDS", "AggregatorConf
            "ConfigErrors", "DecoderConfig", "ForwarderConfig", "ListenerConfig", "MappingConfig", "MetadataConfig",
            "MetricsConfig", "ReverseDnsConfig", "SamplingRule", "dump", "load", "parse_field_id", "sections",
            "split_host_port"]
-
-SECRET_HEADER_WORDS = ("key", "token", "auth", "secret", "password", "cookie")
 
 
 class ConfigError(Exception):
@@ -264,12 +265,19 @@ def _toml_value(v: Any) -> str:
     raise TypeError(type(v))
 
 
-def _masked_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {k: ("***" if any(w in k.lower() for w in SECRET_HEADER_WORDS) else v) for k, v in headers.items()}
+def _shown(f: attrs.Attribute, value: Any) -> Any:
+    """``value`` as check-config may show it: what field ``f``'s ``secret`` metadata declares secret
+    (:func:`flowpipe.sections.key`) replaced by ``***``."""
+    secret = f.metadata.get("secret")
+    if not secret or value is None:
+        return value
+    if secret is True:
+        return "***"
+    return {k: ("***" if any(w in k.lower() for w in secret) else v) for k, v in value.items()}
 
 
 def dump(cfg: Config) -> str:
-    """The effective config as TOML, with secret header values masked."""
+    """The effective config as TOML, with the values its sections declare secret masked."""
     out: list[str] = []
 
     def scalars(obj: Any) -> list[str]:
@@ -278,8 +286,7 @@ def dump(cfg: Config) -> str:
             v = getattr(obj, f.name)
             if (f.type is not None and attrs.has(f.type)) or _item_class(f.type) is not None:
                 continue
-            if f.name == "headers":
-                v = _masked_headers(v)
+            v = _shown(f, v)
             if v is None:
                 continue
             lines.append(f"{f.name} = {_toml_value(v)}")

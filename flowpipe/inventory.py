@@ -2,8 +2,9 @@
 flow type) the sequence tracker has seen, with its traffic counts and sequence state, the last sampling
 rate it announced and its live NetFlow v9 / IPFIX templates.
 
-It is built from :class:`flowpipe.aggregate.sequence.SequenceTracker`'s state and what the decoders
-report through :mod:`flowpipe.decode.facts` (read-only). One entry per (namespace, exporter, flow
+It is built from what the stages report, read-only: the accumulator stage's exporter domains
+(``AccumulatorStage.exporter_domains``: the sequence tracker's state) and the decoders' sampling
+rates and template domains (:mod:`flowpipe.decode.facts`). One entry per (namespace, exporter, flow
 type); an exporter with several observation domains has one ``domains`` entry per domain, and one
 ``templates`` entry per template domain (UDP source port and source id / observation domain).
 Template id lists are cut at ``MAX_IDS`` and domains at ``MAX_DOMAINS`` (``truncated`` says so).
@@ -15,12 +16,10 @@ from typing import Any
 
 import orjson
 
-from flowpipe.decode.templates import DomainView
+from flowpipe.decode.facts import DomainView, ExporterKey, TemplateDomains
 
 MAX_IDS = 64      # template ids listed per kind and domain
 MAX_DOMAINS = 64  # template domains listed per exporter
-Key = tuple[str, str, str]
-Domains = dict[Key, list[tuple[DomainView, list[int]]]]
 
 
 def _iso(t: float) -> str:
@@ -51,12 +50,14 @@ def templates_entry(domains: list[tuple[DomainView, list[int]]]) -> tuple[list[d
     return out, cut
 
 
-def exporters(states: dict[tuple, Any], rates: Callable[[Key], int] | None = None,
-              domains: Domains | None = None) -> list[dict[str, Any]]:
+def exporters(states: dict[tuple, Any], rates: Callable[[ExporterKey], int] | None = None,
+              domains: TemplateDomains | None = None) -> list[dict[str, Any]]:
     """The inventory as a list of JSON objects, sorted by namespace, address and flow type.
 
-    ``rates``: the last sampling rate an exporter announced (0 when none); ``domains``: the live
-    template domains by exporter key (:func:`flowpipe.decode.facts.template_domains`)."""
+    ``states``: the sequence state by (namespace, exporter, flow type, domain)
+    (``AccumulatorStage.exporter_domains()``); ``rates``: the last sampling rate an exporter
+    announced (0 when none); ``domains``: the live template domains by exporter key
+    (:func:`flowpipe.decode.facts.template_domains`)."""
     by: dict[tuple[str, str, str], dict[str, Any]] = {}
     for (ns, exporter, flow_type, domain), st in sorted(states.items(), key=lambda kv: kv[0]):
         e = by.get((ns, exporter, flow_type))
@@ -79,6 +80,6 @@ def exporters(states: dict[tuple, Any], rates: Callable[[Key], int] | None = Non
     return out
 
 
-def render(states: dict[tuple, Any], rates: Callable[[Key], int] | None = None,
-           domains: Domains | None = None) -> bytes:
+def render(states: dict[tuple, Any], rates: Callable[[ExporterKey], int] | None = None,
+           domains: TemplateDomains | None = None) -> bytes:
     return orjson.dumps(exporters(states, rates, domains), option=orjson.OPT_INDENT_2) + b"\n"

@@ -11,7 +11,10 @@ import sys
 import time
 from typing import Any
 
+from flowpipe.cache import bounded_put
+
 log = logging.getLogger("flowpipe")
+MAX_EVENTS = 1000  # event names a RateLimited keeps windows for (emptied past it)
 
 
 def _fmt(v: Any) -> str:
@@ -57,9 +60,8 @@ class RateLimited:
         if w is None or now - w[0] >= self.interval:
             if w is not None and w[2] > 0:
                 event(logging.INFO, "log_suppressed", suppressed_event=name, count=int(w[2]))
-            w = self._windows[name] = [now, 0.0, 0.0]
-            if len(self._windows) > 1000:  # event names are code constants, but stay bounded
-                self._windows = {name: w}
+            # event names are code constants, but the windows stay bounded all the same
+            w = bounded_put(self._windows, MAX_EVENTS, name, [now, 0.0, 0.0])
         if w[1] < self.burst:
             w[1] += 1
             event(level, name, exc_info=exc_info, **fields)

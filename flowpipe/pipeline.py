@@ -1,4 +1,5 @@
-"""What the stages hand each other: datagram batches, flow batches, and the bounded flow queue.
+"""What the stages hand each other: datagram batches, flow batches, the bounded flow queue, and the
+exporters the accumulator has seen (for exporter metadata).
 
 Neutral ground between the stages: the listener, decoder and accumulator import these names from
 here, never from one another. (A tick's worth of aggregated flows, :class:`flowpipe.flow.FlushBatch`,
@@ -17,6 +18,9 @@ if TYPE_CHECKING:  # only the annotations name it
 
 # One datagram as the listener hands it on: (payload, source address, source port, receive time).
 Datagram = tuple[bytes, str, int, float]
+# One exporter domain as the accumulator reports it to exporter metadata (through the service):
+# (namespace, exporter address, flow type, last seen).
+ExporterSeen = tuple[str, str, str, float]
 
 
 @attrs.define(slots=True)

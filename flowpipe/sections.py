@@ -22,14 +22,19 @@ def doc(text: str, **kw: Any) -> dict[str, Any]:
     return {"doc": text, **kw}
 
 
-def key(default: Any, check: Check | None, text: str) -> Any:
+def key(default: Any, check: Check | None, text: str, *, secret: bool | tuple[str, ...] = False) -> Any:
     """One optional key of a section: its default (a list or dict default is copied for each
     instance), the validator its value must pass (None: any value of its type), and ``text``, its
-    meaning in docs/configuration.md."""
+    meaning in docs/configuration.md.
+
+    ``secret``: what ``flowpipe check-config`` must not show (field metadata ``"secret"``, which
+    :func:`flowpipe.config.dump` reads): True, the value; a tuple of words, for a table, the values of
+    the entries whose name contains one of the words (in any case)."""
+    meta = doc(text, secret=secret) if secret else doc(text)
     if isinstance(default, (list, dict)):
         kind, items = type(default), default
-        return attrs.field(factory=lambda: kind(items), validator=check, metadata=doc(text))
-    return attrs.field(default=default, validator=check, metadata=doc(text))
+        return attrs.field(factory=lambda: kind(items), validator=check, metadata=meta)
+    return attrs.field(default=default, validator=check, metadata=meta)
 
 
 def positive(inst: Any, att: attrs.Attribute, value: Any) -> None:

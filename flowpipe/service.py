@@ -65,7 +65,7 @@ class Service:
         if cfg.metadata.url:
             from flowpipe.forward.metadata import MetadataSender  # noqa: PLC0415
             self.metadata = MetadataSender(cfg.metadata, self.metrics, forwarder=cfg.forwarder,
-                                           seen=self._exporters_seen)
+                                           seen=self.accumulator.exporters_seen)
         self._listen_scopes: list[trio.CancelScope] = []
         self._expected: set[str] = set()
         self._running: set[str] = set()
@@ -75,14 +75,8 @@ class Service:
         """``GET /exporters``: the exporters seen, with their sampling rates and live templates."""
         from flowpipe import inventory  # noqa: PLC0415
 
-        domains = template_domains((lc.namespace, d.templates) for lc, d in zip(self.cfg.listeners, self.decoders,
-                                                                                 strict=True))
-        return inventory.render(self.accumulator.sequences.states, self.rates_seen.get, domains)
-
-    def _exporters_seen(self) -> list[tuple[str, str, str, float]]:
-        """(namespace, exporter, flow type, last seen) of every exporter domain the sequence tracker holds."""
-        return [(ns, exporter, ft, st.last_seen) for (ns, exporter, ft, _), st in
-                list(self.accumulator.sequences.states.items())]
+        return inventory.render(self.accumulator.exporter_domains(), self.rates_seen.get,
+                                template_domains(self.decoders))
 
     # ---- control
 

@@ -6,7 +6,8 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flowpipe.config import SECRET_HEADER_WORDS, Config
+from flowpipe.config import Config
+from flowpipe.forward.config import SECRET_HEADER_WORDS
 from flowpipe.logs import event
 from flowpipe.metrics import Metrics
 from flowpipe.startup import address_text

@@ -104,3 +104,48 @@ def test_sampling_rates_remembered_are_bounded_and_the_refusals_counted() -> Non
     seen.note(("default", "192.0.2.0", "netflow5"), 50)  # a known exporter's new rate is taken
     assert [seen.get(("default", f"192.0.2.{i}", "netflow5")) for i in range(3)] == [50, 200, 0]
     assert m.registry.get_sample_value("flowpipe_limits_hit_total", {"limit": "exporter_sampling_rates"}) == 1
+
+
+def test_the_inventory_is_built_from_what_the_stages_report() -> None:
+    """The accumulator stage reports its exporter domains and when each was last seen, a decoder its
+    template domains under its listener's namespace: what the service hands the inventory and exporter
+    metadata, without reading either stage's internals."""
+    from flowpipe.aggregate.config import AggregatorConfig
+    from flowpipe.aggregate.stage import AccumulatorStage
+    from flowpipe.decode.base import Source
+    from flowpipe.decode.config import DecoderConfig
+    from flowpipe.decode.dispatch import DatagramDecoder
+    from flowpipe.decode.facts import template_domains
+    from flowpipe.inventory import render
+    from flowpipe.listen_config import ListenerConfig
+    from flowpipe.metrics import Metrics
+    from flowpipe.pipeline import FlowBatch, FlowQueue, SequenceObs
+
+    stage = AccumulatorStage(AggregatorConfig(), Metrics(), queue=FlowQueue(100), max_sequence_keys=10)
+    stage.take(FlowBatch([], [("lab", "192.0.2.1", "netflow9", SequenceObs(7, 10, 1), 3),
+                              ("lab", "192.0.2.1", "netflow9", SequenceObs(8, 50, 1), 2),
+                              ("lab", "192.0.2.1", "netflow9", SequenceObs(7, 11, 1), 3)]), 0.0)
+    domains = stage.exporter_domains()
+    assert sorted(domains) == [("lab", "192.0.2.1", "netflow9", 7), ("lab", "192.0.2.1", "netflow9", 8)]
+    assert domains[("lab", "192.0.2.1", "netflow9", 7)].datagrams == 2
+    seen = stage.exporters_seen()
+    assert sorted(s[:3] for s in seen) == [("lab", "192.0.2.1", "netflow9")] * 2 and all(s[3] > 0 for s in seen)
+    domains.clear()  # a copy: the stage's own state is untouched
+    assert len(stage.exporter_domains()) == 2
+
+    nf9 = DatagramDecoder("netflow9", DecoderConfig(), [], listener=ListenerConfig(flow_type="netflow9",
+                                                                                  namespace="lab"))
+    sflow = DatagramDecoder("sflow5", DecoderConfig(), [])
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=7)
+    for datagram in exp.encode(DEFAULT_TEMPLATE, records(exp)):
+        nf9.decode(datagram, Source("192.0.2.1", 2055, "lab"))
+    assert sflow.template_domains() == []
+    ((view, waiting),) = nf9.template_domains()
+    assert (view.exporter, view.domain, view.data_ids, waiting) == ("192.0.2.1", 7, (DEFAULT_TEMPLATE.template_id,), [])
+    by_exporter = template_domains([nf9, sflow])
+    assert list(by_exporter) == [("lab", "192.0.2.1", "netflow9")]
+
+    (entry,) = json.loads(render(stage.exporter_domains(), lambda key: 0, by_exporter))
+    assert (entry["id"], entry["datagrams"], entry["flows"]) == ("lab:192.0.2.1:netflow9", 3, 8)
+    assert [d["domain"] for d in entry["domains"]] == [7, 8]
+    assert [t["domain"] for t in entry["templates"]] == [7]

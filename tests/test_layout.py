@@ -2,10 +2,10 @@
 package (tests/support) or in conftest.py fixtures, and no module imports a test module."""
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 from tests.support import ROOT
+from tests.support.imports import imported_names, package_of
 
 TESTS = ROOT / "tests"
 PACKAGE = ROOT / "flowpipe"
@@ -21,24 +21,9 @@ def is_test_module(dotted: str) -> bool:
     return any(part.startswith("test_") for part in dotted.split("."))
 
 
-def imported_modules(path: Path) -> list[str]:
-    """Every module an import statement in ``path`` names (at any depth, relative ones resolved)."""
-    package = ".".join(path.relative_to(ROOT).parent.parts)
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            out += [base] + [f"{base}.{a.name}" for a in node.names]
-    return out
-
-
 def test_no_module_imports_a_test_module() -> None:
-    found = [f"{p.relative_to(ROOT)}: {m}" for p in python_files() for m in imported_modules(p) if is_test_module(m)]
+    found = [f"{p.relative_to(ROOT)}:{line}: {m}" for p in python_files()
+             for line, m in imported_names(p.read_text(), package_of(p, ROOT), strings=("tests",)) if is_test_module(m)]
     assert not found, "a test module imported elsewhere: move what it shares to tests/support or a fixture"
 
 

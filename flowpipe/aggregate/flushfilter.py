@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowpipe.aggregate.config import AggregatorConfig
 from flowpipe.aggregate.dedup import Deduplicator
 from flowpipe.aggregate.topn import TopN
-from flowpipe.config import AggregatorConfig
 from flowpipe.metrics import Metrics
 
 

@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from flowpipe.aggregate.cadence import Cadence
+from flowpipe.aggregate.config import AggregatorConfig
 from flowpipe.aggregate.rollup import PyTrackers, roll_up
-from flowpipe.config import AggregatorConfig
 from flowpipe.flow import BYTES, DST_IP, DST_PORT, END, EXTRAS, PACKETS, SRC_IP, SRC_PORT, START, TCP_FLAGS, key_fields
 
 # The Datadog context key, as a tuple of the flow's fields.

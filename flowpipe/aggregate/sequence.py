@@ -12,7 +12,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from flowpipe.pipeline import SequenceObs
+from flowpipe.pipeline import ExporterSeen, SequenceObs
+
+DomainKey = tuple[str, str, str, Any]  # (namespace, exporter, flow type, domain): one tracked stream
 
 WRAP = 1 << 32
 # A jump back by more than this is an exporter restart, not reordering (Datadog's thresholds).
@@ -43,8 +45,19 @@ class SequenceTracker:
     def __init__(self, metrics: Any, max_keys: int = 100_000) -> None:
         self.metrics = metrics
         self.max_keys = max_keys
-        self.states: dict[tuple, _State] = {}
+        self.states: dict[DomainKey, _State] = {}
         self.refused = 0
+
+    def domains(self) -> dict[DomainKey, _State]:
+        """A copy of the state of every exporter domain tracked, by (namespace, exporter, flow type,
+        domain), for the exporter inventory (:mod:`flowpipe.inventory`); read its states, do not change them."""
+        return dict(self.states)
+
+    def seen(self) -> list[ExporterSeen]:
+        """(namespace, exporter, flow type, last seen) of every exporter domain tracked (an exporter
+        with several domains appears once for each): what exporter metadata reports."""
+        return [(ns, exporter, flow_type, st.last_seen) for (ns, exporter, flow_type, _), st in
+                list(self.states.items())]
 
     def observe_all(self, notes: Iterable[tuple[str, str, str, SequenceObs, int]]) -> None:
         """:meth:`observe` each (namespace, exporter, flow type, observation, flows); the delta

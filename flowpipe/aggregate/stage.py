@@ -10,13 +10,13 @@ import trio
 
 from flowpipe import runtime
 from flowpipe.aggregate.accumulator import Accumulator
+from flowpipe.aggregate.config import AggregatorConfig
 from flowpipe.aggregate.flushfilter import FlushFilter
-from flowpipe.aggregate.sequence import SequenceTracker
-from flowpipe.config import AggregatorConfig
+from flowpipe.aggregate.sequence import DomainKey, SequenceTracker
 from flowpipe.flow import FlowColumns, FlushBatch
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
-from flowpipe.pipeline import FlowBatch, FlowQueue
+from flowpipe.pipeline import ExporterSeen, FlowBatch, FlowQueue
 
 DRAIN_FLOWS = 20_000  # flows taken at most before yielding to the other tasks
 FLUSH_PART = 4096     # contexts a flush looks at before yielding (~6 ms when all are due)
@@ -38,6 +38,15 @@ class AccumulatorStage:
         self._reported_full = 0
         self._reported_undecodable = 0
         self._reported_rollup = 0
+
+    def exporter_domains(self) -> dict[DomainKey, Any]:
+        """The sequence state of each exporter domain seen (:meth:`SequenceTracker.domains`), for the
+        exporter inventory."""
+        return self.sequences.domains()
+
+    def exporters_seen(self) -> list[ExporterSeen]:
+        """(namespace, exporter, flow type, last seen) of each exporter domain seen, for exporter metadata."""
+        return self.sequences.seen()
 
     def take(self, batch: FlowBatch, now: float) -> None:
         """Aggregate one batch (flows and sequence notes)."""

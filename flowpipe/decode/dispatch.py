@@ -11,11 +11,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flowpipe.config import ListenerConfig
 from flowpipe.decode import netflow5, sflow
 from flowpipe.decode.base import Decoded, DecodeError, Source
 from flowpipe.decode.config import DecoderConfig, MappingConfig
 from flowpipe.decode.template_decoder import TemplateDecoder
+from flowpipe.decode.templates import DomainView
+from flowpipe.listen_config import ListenerConfig
 
 
 class DatagramDecoder:
@@ -32,6 +33,7 @@ class DatagramDecoder:
         self.templates: TemplateDecoder | None = None
         self._sflow: Callable[[bytes, Source], Decoded] | None = None
         lc = listener if listener is not None else ListenerConfig(flow_type=flow_type)
+        self.namespace = lc.namespace
         if flow_type == "sflow5":
             self._sflow = functools.partial(sflow.decode, udp_identity=lc.exporter_address == "udp",
                                             columnar=columnar)
@@ -60,6 +62,11 @@ class DatagramDecoder:
     def expire(self, now: float) -> int:
         """Give up on held data past its time; returns how many held datagrams were dropped."""
         return int(self.templates.expire(now)) if self.templates is not None else 0
+
+    def template_domains(self) -> list[tuple[DomainView, list[int]]]:
+        """Read-only: this listener's NetFlow v9 / IPFIX template domains, each with the template ids
+        its held data waits for (``TemplateDecoder.domains``); none for sFlow. For the exporter inventory."""
+        return self.templates.domains() if self.templates is not None else []
 
     @property
     def held(self) -> int:

@@ -5,11 +5,19 @@ NetFlow v9 / IPFIX templates. Read-only towards decoder state; bounded.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowpipe.decode.templates import DomainView
 
+if TYPE_CHECKING:
+    from flowpipe.decode.dispatch import DatagramDecoder
+
+__all__ = ["DomainView", "ExporterKey", "SamplingSeen", "TemplateDomains", "template_domains"]
+
 ExporterKey = tuple[str, str, str]  # (namespace, exporter address, flow type): the inventory's key
+# An exporter's template domains (what flowpipe.inventory lists), each with the template ids its held
+# data waits for, by exporter key.
+TemplateDomains = dict[ExporterKey, list[tuple[DomainView, list[int]]]]
 
 
 class SamplingSeen:
@@ -38,14 +46,12 @@ class SamplingSeen:
         return self.rates.get(key, 0)
 
 
-def template_domains(decoders: Iterable[tuple[str, Any]]) -> dict[ExporterKey, list[tuple[DomainView, list[int]]]]:
-    """(namespace, template decoder or None) of each listener -> its domains by exporter key, with the
-    template ids their held data waits for (see ``TemplateDecoder.domains``)."""
-    out: dict[ExporterKey, list[tuple[DomainView, list[int]]]] = {}
-    for namespace, dec in decoders:
-        if dec is None:
-            continue
-        for view, waiting in dec.domains():
+def template_domains(decoders: Iterable[DatagramDecoder]) -> TemplateDomains:
+    """The live template domains of every listener's decoder by exporter key (its listener's
+    namespace, the exporter, netflow9 or ipfix), with the template ids their held data waits for."""
+    out: TemplateDomains = {}
+    for dec in decoders:
+        for view, waiting in dec.template_domains():
             flow_type = "netflow9" if view.version == 9 else "ipfix"
-            out.setdefault((namespace, view.exporter, flow_type), []).append((view, waiting))
+            out.setdefault((dec.namespace, view.exporter, flow_type), []).append((view, waiting))
     return out

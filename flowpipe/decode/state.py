@@ -19,8 +19,8 @@ from typing import Any
 import msgpack
 
 from flowpipe.atomicfile import sync_dir, write_atomic
-from flowpipe.config import ListenerConfig
 from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.listen_config import ListenerConfig
 
 MAGIC = "flowpipe-template-state"
 FORMAT = 1

@@ -17,11 +17,12 @@ import dns.resolver
 import dns.reversename
 import trio
 
-from flowpipe.config import ReverseDnsConfig, split_host_port
 from flowpipe.enrich.cache import TtlLruCache
+from flowpipe.enrich.config import ReverseDnsConfig
 from flowpipe.enrich.ratelimit import TokenBucket
 from flowpipe.flow import DST_IP, SRC_IP, FlushBatch
 from flowpipe.metrics import Metrics
+from flowpipe.sections import split_host_port
 
 log = logging.getLogger("flowpipe.enrich.rdns")
 

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from flowpipe.cache import bounded_put
-from flowpipe.export._errors import RecordError, TemplateError
+from flowpipe.export._errors import ConfigError, RecordError, TemplateError
 from flowpipe.export._template import Template
 from flowpipe.export._values import to_address
 
@@ -38,12 +38,21 @@ def _xdr_opaque(data: bytes) -> bytes:
 
 
 def _address(addr: bytes) -> bytes:
-    """An XDR address: type (1 IPv4, 2 IPv6) then the bytes."""
+    """An XDR address: type (1 IPv4, 2 IPv6) then the bytes; RecordError for any other length."""
     if len(addr) == 4:
         return _U32.pack(1) + addr
     if len(addr) == 16:
         return _U32.pack(2) + addr
-    raise ValueError(f"address of {len(addr)} bytes")
+    raise RecordError(f"address of {len(addr)} bytes (IPv4: 4, IPv6: 16)", field="next_hop")
+
+
+def _agent(address: Any) -> bytes:
+    """An agent address as 4 or 16 bytes (bytes, text, ``ipaddress`` object or int); ConfigError when
+    it cannot be one."""
+    try:
+        return to_address(address, 16 if _is_v6(address) else 4)
+    except ValueError as e:
+        raise ConfigError(f"sFlow agent address: {e}") from None
 
 
 def _record(fmt: int, body: bytes) -> bytes:
@@ -53,8 +62,9 @@ def _record(fmt: int, body: bytes) -> bytes:
 def encode_sflow(agent_address: Any, sub_agent_id: int, sequence: int, uptime_ms: int,
                  samples: Sequence[bytes]) -> bytes:
     """One sFlow v5 datagram holding already encoded ``samples`` (see :func:`flow_sample`,
-    :func:`counter_sample`). ``sequence`` counts datagrams from this sub-agent."""
-    agent = to_address(agent_address, 16 if _is_v6(agent_address) else 4)
+    :func:`counter_sample`). ``sequence`` counts datagrams from this sub-agent. ConfigError when
+    ``agent_address`` is not an IPv4 or IPv6 address."""
+    agent = _agent(agent_address)
     head = _U32.pack(5) + _address(agent) + struct.pack(">IIII", sub_agent_id & 0xFFFFFFFF, sequence & 0xFFFFFFFF,
                                                         uptime_ms & 0xFFFFFFFF, len(samples))
     return head + b"".join(samples)
@@ -108,6 +118,7 @@ _IP6 = struct.Struct(">IHBB16s16s")
 _TCP = struct.Struct(">HHIIHHHH")
 _UDP = struct.Struct(">HHHH")
 _ICMP = struct.Struct(">BBHI")
+_L4_LENGTH = {6: _TCP.size, 17: _UDP.size, 1: _ICMP.size, 58: _ICMP.size}  # by IP protocol; others: none
 
 
 def _ip4_checksum(tos: int, length: int, protocol: int, src: bytes, dst: bytes) -> int:
@@ -133,18 +144,21 @@ def _l4_header(protocol: int, src_port: int, dst_port: int, tcp_flags: int, l4_l
 def packet_header(src: bytes, dst: bytes, protocol: int, src_port: int, dst_port: int, tcp_flags: int,
                   tos: int, frame_length: int, src_mac: bytes, dst_mac: bytes, vlan: int = 0) -> bytes:
     """The Ethernet (optionally 802.1Q), IPv4/IPv6 and TCP/UDP/ICMP headers of a packet of
-    ``frame_length`` bytes (FCS included); ValueError when the frame is too short to hold them."""
+    ``frame_length`` bytes (FCS included); RecordError (field ``frame_length``) when the frame is too
+    short to hold them, or longer than the IP length field can say (IPv4's total length, IPv6's
+    payload length: 16 bits)."""
     v6 = len(dst) == 16
     eth_length = 18 if vlan else 14
     ip_length = frame_length - FCS - eth_length
     ip_header_length = 40 if v6 else 20
+    l4_length = _L4_LENGTH.get(protocol, 0)
+    if ip_length < ip_header_length + l4_length:
+        raise RecordError(f"frame length {frame_length} is too short for its headers "
+                          f"({eth_length + ip_header_length + l4_length + FCS} bytes)", field="frame_length")
+    if ip_length - (ip_header_length if v6 else 0) > 0xFFFF:
+        raise RecordError(f"frame length {frame_length} is too long for IPv{6 if v6 else 4}", field="frame_length")
     l4 = _l4_header(protocol, src_port, dst_port, tcp_flags, ip_length - ip_header_length)
-    if ip_length < ip_header_length + len(l4):
-        raise ValueError(f"frame length {frame_length} is too short for its headers "
-                         f"({eth_length + ip_header_length + len(l4) + FCS} bytes)")
     ether_type = 0x86DD if v6 else 0x0800
-    if not v6 and ip_length > 0xFFFF:
-        raise ValueError(f"frame length {frame_length} is too long for IPv4")
     if not v6 and not vlan:
         return _ETH_IP4.pack(dst_mac, src_mac, ether_type, 0x45, tos, ip_length, 0, 0x4000, 64, protocol,
                              _ip4_checksum(tos, ip_length, protocol, src, dst), src, dst) + l4
@@ -250,13 +264,14 @@ class SflowEncoder:
 
     The datagram sequence counts datagrams (the first is 1); each data source (``0:ifIndex`` of the
     input interface for flow samples, of the interface for counters) has its own sample sequence,
-    and its sample pool grows by the sampling rate with every flow sample.
+    and its sample pool grows by the sampling rate with every flow sample. ConfigError when the agent
+    address is not an IPv4 or IPv6 address or the sampling rate is below 1.
     """
 
     def __init__(self, agent_address: Any, sub_agent_id: int = 0, sampling_rate: int = 1) -> None:
         if sampling_rate < 1:
-            raise ValueError(f"sampling rate must be at least 1, not {sampling_rate}")
-        self.agent = to_address(agent_address, 16 if _is_v6(agent_address) else 4)
+            raise ConfigError(f"sampling rate must be at least 1, not {sampling_rate}")
+        self.agent = _agent(agent_address)
         self.sub_agent_id = sub_agent_id
         self.sampling_rate = sampling_rate
         self.sequence = 0
@@ -311,8 +326,8 @@ class SflowEncoder:
         try:
             header = packet_header(src, dst, proto, sport, dport, flags, tos, frame, src_mac or _default_mac(src),
                                    dst_mac or _default_mac(dst), vlan)
-        except ValueError as e:
-            raise RecordError(str(e), index, "octetDeltaCount") from None
+        except RecordError as e:  # the frame length is the record's byte count
+            raise RecordError(e.detail, index, "octetDeltaCount") from None
         recs = [raw_header_record(header, frame)]
         if lay.router:
             recs.append(extended_router(next_hop, src_mask, dst_mask))

@@ -8,6 +8,10 @@ import attrs
 
 from flowpipe.sections import http_url, key, non_negative, one_of, positive
 
+# A header whose name contains one of these (in any case) carries a secret: check-config shows its value
+# as ***, and so does the start-up line for URL query values so named (flowpipe/summary.py).
+SECRET_HEADER_WORDS = ("key", "token", "auth", "secret", "password", "cookie")
+
 
 @attrs.define(slots=True, kw_only=True)
 class ForwarderConfig:
@@ -22,7 +26,8 @@ class ForwarderConfig:
         "where mapped/extra fields go: nested (an additional_fields object) | top_level (current Datadog"
         " Agents; a name a payload field already uses stays nested)")
     timeout: float = key(10.0, positive, "seconds per request")
-    headers: dict[str, str] = key({}, None, "extra request headers, e.g. {\"DD-API-KEY\" = \"...\"}")
+    headers: dict[str, str] = key({}, None, "extra request headers, e.g. {\"DD-API-KEY\" = \"...\"}",
+        secret=SECRET_HEADER_WORDS)
     stop_timeout: float = key(10.0, non_negative,
         "seconds delivery may take at shutdown; what is left goes to the spool")
     queue_max_flows: int = key(1_000_000, positive,

@@ -29,11 +29,11 @@ from flowpipe.forward.encode import content_headers, gzip_bytes
 from flowpipe.forward.request import post, tls_context
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
+from flowpipe.pipeline import ExporterSeen
 
 BATCH_EXPORTERS = 100        # exporters per payload (the Agent's PayloadMetadataBatchSize)
 PAYLOADS_PER_REQUEST = 250   # payloads per POST (the Agent's event-platform batch max size)
 MAX_SKIPPED_REMEMBERED = 10_000  # non-IP exporters remembered as already counted
-Seen = tuple[str, str, str, float]  # (namespace, exporter address, flow type, last seen)
 
 
 def payloads(exporters: Iterable[tuple[str, str, str]], collect_timestamp: int) -> list[dict[str, Any]]:
@@ -65,7 +65,7 @@ class MetadataSender:
     delivered round."""
 
     def __init__(self, cfg: MetadataConfig, metrics: Metrics, *, forwarder: ForwarderConfig,
-                 seen: Callable[[], Iterable[Seen]]) -> None:
+                 seen: Callable[[], Iterable[ExporterSeen]]) -> None:
         """``forwarder``: whose headers, TLS settings, timeout and compression apply; ``seen``: the
         exporters seen so far."""
         self.cfg, self.fwd, self.m, self.seen = cfg, forwarder, metrics, seen

@@ -3,7 +3,6 @@ nothing outside the package imports its private modules, errors form one hierarc
 package ships ``py.typed``."""
 from __future__ import annotations
 
-import ast
 import re
 import tomllib
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 import flowpipe.config
 import flowpipe.export as export
 from tests.support import ROOT
+from tests.support.imports import imported_names, package_of
 
 EXPORT_DIR = ROOT / "flowpipe" / "export"
 SOURCE_DIRS = ("flowpipe", "tests", "bench", "fuzz", "tools")
@@ -66,7 +66,7 @@ def test_one_error_hierarchy() -> None:
     for kind in (export.ConfigError, export.TargetError, export.TemplateError, export.RecordError):
         assert issubclass(kind, export.ExportError), kind
     assert issubclass(export.ExportError, Exception)
-    # The collector's YAML configuration error is a different class, outside the exporter's hierarchy.
+    # The collector's TOML configuration error is a different class, outside the exporter's hierarchy.
     assert flowpipe.config.ConfigError is not export.ConfigError
     assert not issubclass(flowpipe.config.ConfigError, export.ExportError)
     assert not issubclass(export.ConfigError, flowpipe.config.ConfigError)
@@ -79,31 +79,13 @@ def _sources() -> Iterator[Path]:
                 yield path
 
 
-def _imported_modules(text: str, package: tuple[str, ...] = ()) -> Iterator[tuple[int, str]]:
-    """(line, dotted name) of every module and name a source imports; relative imports are resolved
-    against ``package``, the dotted package the source lives in."""
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else ()
-            module = ".".join([*base, *([node.module] if node.module else [])])
-            yield node.lineno, module
-            for alias in node.names:
-                yield node.lineno, f"{module}.{alias.name}"
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if re.fullmatch(r"flowpipe\.export\._?[A-Za-z]\w*(\.\w+)*", node.value):  # importlib.import_module("...")
-                yield node.lineno, node.value
-
-
 def _private_imports(text: str, package: tuple[str, ...] = ()) -> list[tuple[int, str]]:
-    return [(line, name) for line, name in _imported_modules(text, package) if name.startswith("flowpipe.export._")]
+    return [(line, name) for line, name in imported_names(text, package) if name.startswith("flowpipe.export._")]
 
 
 def test_nothing_outside_the_package_imports_its_private_modules() -> None:
     offenders = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in _sources()
-                 for line, name in _private_imports(path.read_text(), path.relative_to(ROOT).parts[:-1])]
+                 for line, name in _private_imports(path.read_text(), package_of(path, ROOT))]
     assert not offenders, "import these from flowpipe.export instead:\n" + "\n".join(offenders)
 
 

@@ -9,6 +9,8 @@ import pytest
 from flowpipe.export import (
     DEFAULT_TEMPLATE,
     DEFAULT_TEMPLATE_V6,
+    ConfigError,
+    Exporter,
     ExportError,
     InterfaceCounters,
     IpfixEncoder,
@@ -19,6 +21,7 @@ from flowpipe.export import (
     counter_sample,
     encode_sflow,
     encode_v5,
+    extended_router,
     interface_counters_record,
     packet_header,
 )
@@ -134,7 +137,7 @@ def test_packet_header_ipv6_udp_vlan_icmp() -> None:
     assert struct.unpack(">HHH", h[58:64]) == (5353, 53, plen)
     icmp = packet_header(A, B, 1, 0, 8 << 8 | 3, 0, 0, 98, b"\x02" * 6, b"\x04" * 6)
     assert icmp[34:36] == b"\x08\x03"
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(RecordError, match="too short"):
         packet_header(A, B, 6, 1, 2, 0, 0, 57, b"\x02" * 6, b"\x04" * 6)
 
 
@@ -169,6 +172,42 @@ def test_sflow_ipv6_agent_and_template_checks() -> None:
     with pytest.raises(RecordError):
         enc.flow_samples(DEFAULT_TEMPLATE, [REC, REC._replace(bytes=40)])
     assert enc._flow_seq == before  # nothing advanced for the batch that failed
+
+
+def test_sflow_encoders_raise_the_librarys_own_errors() -> None:
+    """What the sFlow encoders refuse is an ExportError of the kind that says why (docs/exporter.md,
+    Errors), as for the rest of the library; none of it a bare ValueError."""
+    with pytest.raises(RecordError, match=r"^record 0: frame length 57 is too short for its headers \(58 bytes\)$") \
+            as short:
+        packet_header(A, B, 6, 1, 2, 0, 0, 57, b"\x02" * 6, b"\x04" * 6)
+    assert short.value.field == "frame_length"
+    with pytest.raises(RecordError, match="frame length 70000 is too long for IPv4") as long:
+        packet_header(A, B, 17, 1, 2, 0, 0, 70_000, b"\x02" * 6, b"\x04" * 6)
+    assert long.value.field == "frame_length"
+    with pytest.raises(RecordError, match="frame length 65594 is too long for IPv6"):
+        packet_header(V6A, V6B, 17, 1, 2, 0, 0, 65_594, b"\x02" * 6, b"\x04" * 6)
+    assert len(packet_header(V6A, V6B, 17, 1, 2, 0, 0, 65_593, b"\x02" * 6, b"\x04" * 6)) == 14 + 40 + 8
+    with pytest.raises(RecordError, match=r"frame length 30 is too short for its headers \(46 bytes\)"):
+        packet_header(A, B, 17, 1, 2, 0, 0, 30, b"\x02" * 6, b"\x04" * 6)  # before any header is packed
+    with pytest.raises(ConfigError, match="sampling rate must be at least 1, not 0"):
+        SflowEncoder("192.0.2.9", sampling_rate=0)
+    with pytest.raises(ConfigError, match="sFlow agent address: address is 3 bytes, expected 4"):
+        encode_sflow(b"\xc0\x00\x02", 0, 1, 0, [])
+    with pytest.raises(ConfigError, match="sFlow agent address: 'agent-1' is not an IP address"):
+        SflowEncoder("agent-1")
+    with pytest.raises(RecordError, match="address of 3 bytes"):
+        extended_router(b"\x0a\x00\x00", 24, 16)
+    for kind in (RecordError, ConfigError):
+        assert issubclass(kind, ExportError) and not issubclass(kind, ValueError)
+
+
+def test_an_exporter_refuses_an_unusable_sflow_agent_and_frame_lengths_as_its_own_errors() -> None:
+    with pytest.raises(ConfigError, match="sFlow agent address"):
+        Exporter("127.0.0.1:6343", protocol="sflow5", agent="not-an-address")
+    exp = Exporter("127.0.0.1:6343", protocol="sflow5", agent="192.0.2.9")
+    with pytest.raises(RecordError, match=r"^record 1: frame length 70000 is too long for IPv4$") as e:
+        exp.encode(DEFAULT_TEMPLATE, [REC._replace(protocol=17), REC._replace(protocol=17, bytes=70_000)])
+    assert e.value.field == "octetDeltaCount"
 
 
 def test_counter_samples() -> None:

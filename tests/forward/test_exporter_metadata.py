@@ -32,7 +32,7 @@ async def wait_requests(be: Backend, n: int, timeout: float = 10) -> None:
 async def until_seen(svc: Any, exporters: int) -> None:
     """Until the service knows ``exporters`` exporters and a metadata round has failed since."""
     with trio.move_on_after(10):
-        while len(svc.accumulator.sequences.states) < exporters:
+        while len(svc.accumulator.exporter_domains()) < exporters:
             await trio.sleep(0.05)
     failed = metric(svc, "flowpipe_metadata_requests_total", status="connect_error")
     with trio.move_on_after(10):

@@ -537,6 +537,7 @@ async def feed_packed(f: Feeder, start: int, n: int, batch: int, fmt: str = "jso
     await trio.testing.wait_all_tasks_blocked()
 
 
+@pytest.mark.slow  # ~2 s: the first request hangs until its 1.5 s timeout, so that the batches queue up behind it
 async def test_packed_batches_are_posted_whole_and_exactly_once() -> None:
     """A packed batch is posted as its body, never merged with the next (its body is made); a batch
     of flows among them still is; each arrives whole, exactly once, and the accounting holds."""

@@ -12,12 +12,14 @@ import pytest
                                  "flowpipe.telemetry.sflow_counters"])
 def test_a_missing_own_module_fails_the_import_of_the_decoder_stage(monkeypatch: pytest.MonkeyPatch,
                                                                     own: str) -> None:
+    decode = importlib.import_module("flowpipe.decode")
+    # the modules in use, imported before anything is broken (when this test runs first too); they come back after
+    in_use = {name: importlib.import_module(f"flowpipe.decode.{name}") for name in ("dispatch", "stage")}
     package, _, leaf = own.rpartition(".")
     monkeypatch.setitem(sys.modules, own, None)  # makes "import own" raise ImportError
     monkeypatch.delattr(importlib.import_module(package), leaf, raising=False)
-    decode = importlib.import_module("flowpipe.decode")
-    for name in ("dispatch", "stage"):  # imported afresh here; the modules in use come back after
-        monkeypatch.setattr(decode, name, importlib.import_module(f"flowpipe.decode.{name}"))
+    for name, module in in_use.items():  # imported afresh below
+        monkeypatch.setattr(decode, name, module)
         monkeypatch.delitem(sys.modules, f"flowpipe.decode.{name}")
     with pytest.raises(ImportError):
         importlib.import_module("flowpipe.decode.stage")
