@@ -65,12 +65,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {}
 # A stage imports config sections from their own modules (its own, or another stage's public one), not
 # through the loader, flowpipe.config (which only re-exports them for old import paths). Stage module ->
 # why it still does.
-THROUGH_THE_LOADER: dict[str, str] = {
-    "flowpipe.aggregate.accumulator": "being changed elsewhere: its AggregatorConfig import moves to "
-                                      "flowpipe.aggregate.config once that change is in",
-    "flowpipe.decode.stage": "being changed elsewhere: its ListenerConfig import moves to "
-                             "flowpipe.listen_config once that change is in",
-}
+THROUGH_THE_LOADER: dict[str, str] = {}
 
 
 def _modules() -> Iterator[tuple[str, Path]]:

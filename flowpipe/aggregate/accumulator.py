@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 
 from flowpipe.aggregate.cadence import Cadence
+from flowpipe.aggregate.config import AggregatorConfig
 from flowpipe.aggregate.contexts import ContextTable
 from flowpipe.aggregate.keys import Key, KeyCodec
 from flowpipe.aggregate.rollup import Trackers, roll_up
 from flowpipe.cache import room
-from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
 from flowpipe.decode.columns import Chunk
 from flowpipe.flow import (

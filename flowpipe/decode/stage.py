@@ -14,7 +14,6 @@ from typing import Any
 
 import trio
 
-from flowpipe.config import ListenerConfig
 from flowpipe.decode.base import DecodeError, Source
 from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
@@ -22,6 +21,7 @@ from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.decode.facts import SamplingSeen
 from flowpipe.decode.stats import HoldStats
 from flowpipe.flow import SAMPLING_RATE
+from flowpipe.listen_config import ListenerConfig
 from flowpipe.logs import RateLimited
 from flowpipe.metrics import Metrics
 from flowpipe.pipeline import Datagram, FlowBatch, FlowQueue, SequenceNote
