@@ -155,6 +155,7 @@ def test_rollup_matches_the_flat_reference(threshold: int, max_entries: int, scr
             assert new.trackers(gen) == ref.trackers(gen)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not COMPILED, reason="the compiled trackers are not built (no C compiler at install)")
 @settings(max_examples=300, deadline=None)
 @given(st.integers(2, 4), st.sampled_from([6, 40, 2_000_000]),
