@@ -45,12 +45,14 @@ _KEPT_DEFAULT: dict[int, Any] = {22: b""}
 
 Intern = Callable[[tuple, tuple], tuple]  # setdefault of a cache of equal tuples
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+PROBE = 128  # rows looked at first by unique_rows
 
 
 def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
     """Which rows of these equal-length numpy columns (integers, or ``V<n>`` bytes) are alike: the
     position of one row of each distinct one and each row's index among those; None when two
-    distinct rows share a hash (rare; the caller then takes every row as it is)."""
+    distinct rows share a hash (rare), or when the first :data:`PROBE` rows are mostly distinct (the
+    caller then takes every row as it is)."""
     words: list[Any] = []
     for c in columns:
         w = c.dtype.itemsize
@@ -68,6 +70,8 @@ def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
         h ^= h >> np.uint64(29)
     if not len(h):
         return h.astype(np.int64), h.astype(np.int64)
+    if len(h) > PROBE and len(np.unique(h[:PROBE])) > PROBE // 2:
+        return None  # mostly distinct (MACs per flow, say): sorting them all would only cost
     s = np.sort(h)  # (np.unique with the first rows and the inverse took twice as long)
     which = np.searchsorted(s[np.concatenate(([True], s[1:] != s[:-1]))], h)
     first = np.empty(int(which.max()) + 1, dtype=np.int64)

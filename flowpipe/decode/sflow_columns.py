@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.cache import room
-from flowpipe.decode.columns import Intern
+from flowpipe.decode.columns import Intern, unique_rows
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
     BYTES,
@@ -267,6 +267,19 @@ class _Samples:
         self.dport[lanes] = np.where(ported, r.u16(l4 + 2), 0)
         self.flags[lanes] = np.where(ported & tcp & (e - l4 >= 14), r.u8(l4 + 13), 0)
 
+    def kept_columns(self, g: Any) -> list[Any]:
+        """What the kept and additional fields of the samples ``g`` are made of, as integer columns
+        (the next hop as its size and four words): equal rows, equal fields."""
+        r = self.r
+        rs, gs = self.router_size[g], self.gw_size[g]
+        router = (rs == 4) | (rs == 16)
+        size = np.where(router, rs, np.where((gs == 4) | (gs == 16), gs, 0))
+        at = np.where(router, self.router_at[g], self.gw_at[g]) + 4
+        hop = [np.where(size != 0, r.u32(at), 0)] + [np.where(size == 16, r.u32(at + 4 * k), 0) for k in (1, 2, 3)]
+        return [self.rate[g], self.ether_type[g], self.src_mac[g], self.dst_mac[g], self.src_mask[g],
+                self.dst_mask[g], self.out_if[g], size, *hop, self.has_as[g], self.src_as[g], self.dst_as[g],
+                self.out_fmt[g]]
+
     def hops(self, g: Any) -> list[bytes]:
         """The next hop of the samples ``g``: the router's, else the gateway's, else ``b""``."""
         r = self.r
@@ -429,21 +442,33 @@ class SampleColumns:
                                                                            list[dict[str, Any] | None]]:
         """The kept fields (:data:`flowpipe.flow.kept_fields`) and the additional fields of the
         records at ``positions``, from the columns (records not read here: from their flow tuples;
-        None for one whose decoding failed); each passed through ``intern`` when given."""
+        None for one whose decoding failed); equal ones are one object, each kept tuple passed
+        through ``intern`` when given."""
         s = self.s
         at = np.asarray(positions, dtype=np.int64)
         g = self.lanes[at]
-        kept: list[tuple | None] = list(zip(repeat(FLOW_TYPE), s.rate[g].tolist(), repeat(0), s.ether_type[g].tolist(),
-                                            s.src_mac[g].tolist(), s.dst_mac[g].tolist(), s.src_mask[g].tolist(),
-                                            s.dst_mask[g].tolist(), s.out_if[g].tolist(), s.hops(g)))
+        alike = unique_rows(s.kept_columns(g)) if len(g) else None
+        one = g if alike is None else g[alike[0]]  # a sample of each distinct kept and additional fields
+        kept: list[tuple | None] = list(zip(repeat(FLOW_TYPE), s.rate[one].tolist(), repeat(0),
+                                            s.ether_type[one].tolist(), s.src_mac[one].tolist(),
+                                            s.dst_mac[one].tolist(), s.src_mask[one].tolist(),
+                                            s.dst_mask[one].tolist(), s.out_if[one].tolist(), s.hops(one)))
+        more = s.extras(one)
+        if intern is not None:
+            kept = list(map(intern, kept, kept))  # type: ignore[arg-type]
+        if alike is not None:
+            which = alike[1].tolist()
+            kept, more = list(map(kept.__getitem__, which)), list(map(more.__getitem__, which))
         if not self.ok.all():
             for k, p in enumerate(at.tolist()):
                 if not self.ok[p]:
                     f = self.row(p)
-                    kept[k] = None if f is None else kept_fields(f)
-        if intern is not None:
-            kept = [None if k is None else intern(k, k) for k in kept]
-        return kept, self.extras_at(at)
+                    if f is None:
+                        kept[k] = more[k] = None
+                        continue
+                    t = kept_fields(f)
+                    kept[k], more[k] = t if intern is None else intern(t, t), f[EXTRAS]
+        return kept, more
 
     def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]]:
         """Which additional fields each record has, as bits over :data:`EXTRA_GROUPS` (bit k: the

@@ -29,7 +29,7 @@ from flowpipe.export import (
     packet_header,
     raw_header_record,
 )
-from flowpipe.flow import Flow
+from flowpipe.flow import Flow, kept_fields
 from tests.support import captures, equivalence
 from tests.support.backend import Backend
 from tests.support.service_helpers import make_config, metric, running, send_udp
@@ -164,6 +164,35 @@ def test_columns_equal_the_per_sample_decoder(grams: list[list[dict[str, Any]]],
     plain, cols, skipped_plain, skipped_cols, _ = read([(bytes(d), SRC) for d in datagrams])
     assert [Flow._make(f) for f in cols] == [Flow._make(f) for f in plain]
     assert skipped_cols == skipped_plain
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_equal_kept_fields_are_shared_and_told_apart_exactly(collide: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Samples whose kept and additional fields are alike share one tuple and one dict; those that
+    differ anywhere (next hop from the router or the gateway, v4 or v6, AS numbers, egress format,
+    rate) do not. ``collide``: every sample's fields hash alike, so each is taken as it is."""
+    from flowpipe.decode import columns  # noqa: PLC0415
+
+    if collide:
+        monkeypatch.setattr(columns, "_MIX", np.uint64(0))
+    base = {"v6": False, "src": 0, "dst": 1, "proto": 6, "sport": 443, "dport": 32768, "flags": 0x18, "tos": 0,
+            "vlan": 0, "frame": 300, "cut": None, "router": None, "gateway": None, "switch": False, "odd": None,
+            "expanded": False, "out_fmt": 0, "rate": 512, "in_if": 1}
+    shapes = [{"router": r, "gateway": g, "out_fmt": o, "rate": rate, "v6": v6}
+              for r in (None, 4, 16) for g in (None, 1, 2) for o in (0, 1) for rate in (0, 512) for v6 in (False, True)]
+    values = [{**base, **shapes[k % len(shapes)], "src": k % 3} for k in range(3 * len(shapes))]
+    grams = [(datagram([sample(v) for v in values[a:a + 6]]), SRC) for a in range(0, len(values), 6)]
+    plain, cols, _, _, _ = read(grams)
+    assert [Flow._make(f) for f in cols] == [Flow._make(f) for f in plain]
+    chunks = [c for d, src in grams for c in sflow.decode(d, src, columnar=True).chunks]
+    distinct = 0
+    for c in sflow_columns.columns(chunks):
+        kept, extras = c.kept_at(np.arange(c.n), {}.setdefault)
+        assert len({id(k) for k in kept}) == len(set(kept))  # equal tuples are one object
+        if not collide:
+            assert len({id(e) for e in extras if e is not None}) == len({repr(e) for e in extras if e is not None})
+        distinct += len(set(kept))
+    assert distinct == len(set(map(kept_fields, plain))) == 20  # rate x family x 5 next hops
 
 
 @pytest.mark.parametrize("values, read_here", [
