@@ -314,7 +314,7 @@ class Columns:
         their additional fields (none in chunks): read from the records when the plan can (see
         :class:`VectorPlan`), else from their flow tuples (None for one whose chunk could not be
         decoded). Equal kept fields are one tuple, passed through ``intern`` (``setdefault`` of a
-        cache) when given."""
+        cache) when given, unless the batch's are mostly distinct (see :func:`unique_rows`)."""
         how = self._plan.kept
         if how is None:
             rows = self.rows_at(positions)
@@ -341,7 +341,7 @@ class Columns:
                 wide[:, 2:] = np.ascontiguousarray(a[v]).view(np.uint8).reshape(u, 6)
                 values.append(wide.view(">u8").ravel().tolist())
         kept: list[Any] = list(zip(*values, strict=True))
-        if intern is not None:
+        if intern is not None and alike is not None:  # (mostly distinct: nothing to share)
             kept = list(map(intern, kept, kept))  # type: ignore[arg-type]
         if alike is not None:
             kept = list(map(kept.__getitem__, alike[1].tolist()))

@@ -443,7 +443,8 @@ class SampleColumns:
         """The kept fields (:data:`flowpipe.flow.kept_fields`) and the additional fields of the
         records at ``positions``, from the columns (records not read here: from their flow tuples;
         None for one whose decoding failed); equal ones are one object, each kept tuple passed
-        through ``intern`` when given."""
+        through ``intern`` when given, unless the batch's are mostly distinct (see
+        :func:`flowpipe.decode.columns.unique_rows`)."""
         s = self.s
         at = np.asarray(positions, dtype=np.int64)
         g = self.lanes[at]
@@ -454,7 +455,7 @@ class SampleColumns:
                                             s.dst_mac[one].tolist(), s.src_mask[one].tolist(),
                                             s.dst_mask[one].tolist(), s.out_if[one].tolist(), s.hops(one)))
         more = s.extras(one)
-        if intern is not None:
+        if intern is not None and alike is not None:  # (mostly distinct: nothing to share)
             kept = list(map(intern, kept, kept))  # type: ignore[arg-type]
         if alike is not None:
             which = alike[1].tolist()
