@@ -1061,18 +1061,27 @@ static void ct_release(Py_buffer *b, int nb) {
         PyBuffer_Release(&b[k]);
 }
 
-/* lookup(keys, width, out): out[p] = the slot of key p (keys: n keys of width bytes end to end), -1 when absent */
-static PyObject *CT_lookup(ContextTable *t, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "lookup(keys, width, out)");
-        return NULL;
+/* The width (args[1]) of a call of ``want`` arguments, else -1 with an exception set (``usage`` when
+ * the count is wrong). */
+static Py_ssize_t width_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage) {
+    if (nargs != want) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
     }
     Py_ssize_t w = PyLong_AsSsize_t(args[1]);
     if (w <= 0) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_ValueError, "width > 0");
-        return NULL;
+        return -1;
     }
+    return w;
+}
+
+/* lookup(keys, width, out): out[p] = the slot of key p (keys: n keys of width bytes end to end), -1 when absent */
+static PyObject *CT_lookup(ContextTable *t, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t w = width_arg(args, nargs, 3, "lookup(keys, width, out)");
+    if (w < 0)
+        return NULL;
     PyObject *bufs[2] = {args[0], args[2]};
     Py_buffer b[2];
     if (ct_buffers(bufs, 2, b, 1) < 0)
@@ -1103,17 +1112,12 @@ static PyObject *CT_lookup(ContextTable *t, PyObject *const *args, Py_ssize_t na
  * key not held: made (its slot in out[p], opened[p] = 1) while fewer than limit were made, else
  * out[p] = -1; a key made earlier in the call gets its slot. */
 static PyObject *CT_insert_many(ContextTable *t, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "insert_many(keys, width, positions, out, opened, limit)");
+    Py_ssize_t w = width_arg(args, nargs, 6, "insert_many(keys, width, positions, out, opened, limit)");
+    if (w < 0)
         return NULL;
-    }
-    Py_ssize_t w = PyLong_AsSsize_t(args[1]), limit = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[5]);
     if (PyErr_Occurred())
         return NULL;
-    if (w <= 0) {
-        PyErr_SetString(PyExc_ValueError, "width > 0");
-        return NULL;
-    }
     PyObject *bufs[4] = {args[0], args[2], args[3], args[4]};
     Py_buffer b[4];
     if (ct_buffers(bufs, 4, b, 2) < 0)
@@ -1207,16 +1211,9 @@ static PyObject *CT_keys(ContextTable *t, PyObject *arg) {
 /* keys_into(slots, width, out) -> bool: the keys of the contexts in these slots written end to end into
  * out (width bytes each), when every one is width bytes long; False (out partly written) when one is not */
 static PyObject *CT_keys_into(ContextTable *t, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "keys_into(slots, width, out)");
+    Py_ssize_t w = width_arg(args, nargs, 3, "keys_into(slots, width, out)");
+    if (w < 0)
         return NULL;
-    }
-    Py_ssize_t w = PyLong_AsSsize_t(args[1]);
-    if (w <= 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "width > 0");
-        return NULL;
-    }
     Py_buffer b[2];
     if (ct_slots(args[0], &b[0], t) < 0)
         return NULL;
