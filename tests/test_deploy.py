@@ -43,7 +43,7 @@ UDP_PORTS = {2055, 4739, 6343}
 K8S_VERSIONS = ("1.29", "latest")
 # deploy/sizing/measure.py on x86_64 CPython 3.11: idle RSS and memory per flow context (see
 # docs/operations.md); a memory limit must hold max_contexts at this rate with headroom.
-IDLE_MIB, CONTEXT_KIB = 50, 1.0
+IDLE_MIB, CONTEXT_KIB = 60, 0.5
 
 
 def bin_path(name: str) -> str | None:
