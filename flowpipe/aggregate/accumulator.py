@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, MutableSequence
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -83,9 +82,11 @@ def _ints() -> Column:
     return array("q")
 
 
-def _fill(col: list[Any], slots: list[int], value: Any) -> None:
-    """``col[i] = value`` for each slot (the loop in C)."""
-    deque(map(col.__setitem__, slots, repeat(value)), maxlen=0)
+def _grown(col: Any, n: int) -> Any:
+    """An object column of ``n`` slots holding ``col``'s values, then None."""
+    out = np.empty(n, dtype=object)  # (None-filled)
+    out[:len(col)] = col
+    return out
 
 
 class Accumulator:
@@ -113,10 +114,12 @@ class Accumulator:
         # end, flags] as Python ints, read instead of the columns until the window is emptied.
         self._big: dict[int, list[int]] = {}
         self._next: Column = array("d")    # next emission time
-        self._base: list[tuple | None] = []  # None: the window is empty (emitted, no flow since)
+        # Object columns (numpy, so many slots are set or read at once): the window's kept fields, None
+        # while it is empty (emitted, no flow since); its additional fields, while it is empty the
+        # time of its last emission. They may hold more slots than the others (grown by a quarter).
+        self._base: Any = np.empty(0, dtype=object)
         self._isopen: Column = array("B")  # 1 where _base is not None: what numpy reads of it
-        # The window's additional fields; while the window is empty, the time of its last emission.
-        self._extras: list[Any] = []
+        self._extras: Any = np.empty(0, dtype=object)
         self._interned: dict[Any, Any] = {}
 
     # ---- aggregation
@@ -137,12 +140,12 @@ class Accumulator:
         keys = list(map(self.keys.of_flow, flows))
         slots = list(map(self.contexts.get, keys))
         B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
-        base_col, big = self._base, self._big
+        isopen, big = self._isopen, self._big
         for f, key, i in zip(flows, keys, slots, strict=True):
             if i is None:
                 self._put(f, key, now)
                 continue
-            if base_col[i] is None:
+            if not isopen[i]:
                 self._open(i, f)
                 continue
             if big and i in big:
@@ -235,7 +238,7 @@ class Accumulator:
         idx = np.empty(n, dtype=np.int64)
         self.contexts.lookup(keys, width, idx)
         fast = cols.ok & (idx >= 0)
-        if not self._base:
+        if not len(self._isopen):
             fast[:] = False
         else:  # an open window
             fast &= _bview(self._isopen)[idx] != 0
@@ -344,7 +347,7 @@ class Accumulator:
             return
         extras = self._extras
         windows, which = np.unique(idx[records], return_inverse=True)
-        held = list(map(extras.__getitem__, windows.tolist()))
+        held = extras[windows].tolist()
         has = np.zeros(len(held), dtype=np.int64)  # a window's fields of no group cover no record's
         for bit, names in enumerate(groups):
             need = frozenset(names)
@@ -386,7 +389,8 @@ class Accumulator:
         intern = self._interner()
         reopening = cols.kept_at(reopen, intern)
         making = cols.kept_at(make, intern)
-        if None in reopening[0] or None in making[0]:  # an undecodable chunk (a decoder bug): undo, without it
+        if not (reopening[0].astype(bool).all() and making[0].astype(bool).all()):  # a None: an undecodable
+            # chunk (a decoder bug): undo, without it
             if len(make):
                 self.contexts.remove(idx[make])
             idx[gone] = -1
@@ -408,19 +412,16 @@ class Accumulator:
         fast[make] = False
         fast[reopen] = False
 
-    def _open_many(self, cols: columns.Columns, records: Any, at: Any,
-                   opening: tuple[list[tuple | None], list[dict[str, Any] | None]]) -> None:
+    def _open_many(self, cols: columns.Columns, records: Any, at: Any, opening: tuple[Any, Any]) -> None:
         """Open the windows of slots ``at`` with the records at positions ``records`` of ``cols``
-        (``opening``: their kept and additional fields, :meth:`Columns.kept_at`, none None), values
+        (``opening``: their kept and additional fields, :meth:`Columns.kept_at`, no kept None), values
         from the columns; a window held aside (``_big``) is back in the columns."""
         kept, more = opening
-        slots = at.tolist()
         if self._big:
-            for i in slots:
+            for i in at.tolist():
                 self._big.pop(i, None)
-        # the callers left out undecodable records (no None in kept); the loops in C
-        deque(map(self._base.__setitem__, slots, kept), maxlen=0)
-        deque(map(self._extras.__setitem__, slots, more), maxlen=0)
+        self._base[at] = kept
+        self._extras[at] = more  # (None: none has any)
         for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
                             (self._end, cols.end), (self._flags, cols.flags)):
             _view(col)[at] = values[records]
@@ -437,7 +438,7 @@ class Accumulator:
         contexts = self.contexts
         i = contexts.get(key)
         if i is not None:
-            if self._base[i] is None:
+            if not self._isopen[i]:
                 self._open(i, f)
             else:
                 self._merge(i, f)
@@ -499,17 +500,18 @@ class Accumulator:
     def _fit(self) -> None:
         """Room in the columns for every slot the context table has handed out: each column grows by
         a chunk (an empty window in each new slot)."""
-        while len(self._base) < self.contexts.capacity:
-            n = len(self._base)
+        cap = self.contexts.capacity
+        while len(self._isopen) < cap:
+            n = len(self._isopen)
             chunk = max(1024, n >> 4)
             zeros = array("q", bytes(8 * chunk))
             for c in (self._bytes, self._packets, self._start, self._end, self._flags):
                 c.extend(zeros)
             self._next.extend(array("d", bytes(8 * chunk)))
-            nones: list[Any] = [None] * chunk
-            self._base.extend(nones)
             self._isopen.extend(bytes(chunk))
-            self._extras.extend(nones)
+        if len(self._base) < len(self._isopen):  # (a copy each time: grown by a quarter at least)
+            n = max(len(self._isopen), len(self._base) + (len(self._base) >> 2))
+            self._base, self._extras = _grown(self._base, n), _grown(self._extras, n)
 
     # ---- emission
 
@@ -526,9 +528,8 @@ class Accumulator:
                 held = big.get(i)
                 if held is not None:
                     B[k], P[k], S[k], E[k], F[k] = held
-        kept: list[tuple] = list(map(self._base.__getitem__, slots))  # type: ignore[arg-type]  # open windows
-        return FlowColumns(self.keys.columns_at(self.contexts, at), kept, S, E, B, P, F,
-                           list(map(self._extras.__getitem__, slots)))
+        return FlowColumns(self.keys.columns_at(self.contexts, at), self._base[at].tolist(), S, E, B, P, F,
+                           self._extras[at].tolist())
 
     def _order(self) -> Any:
         """The slots of the contexts held, oldest first (an int64 array)."""
@@ -570,17 +571,17 @@ class Accumulator:
         closed = np.flatnonzero(~is_open)
         gone = np.zeros(len(at), dtype=bool)
         if len(closed):  # an empty window holds the time of its last emission in ``extras``
-            last = np.fromiter(map(extras.__getitem__, at[closed].tolist()), np.float64, len(closed))
+            last = extras[at[closed]].astype(np.float64)
             gone[closed[last + self.ttl < now]] = True
         nxt[at[due & ~gone]] += self.interval
-        emit_slots = at[is_open & due].tolist()
-        out = self._emit(emit_slots)
+        emitted = at[is_open & due]
+        out = self._emit(emitted.tolist())
         if self._big:
-            for i in emit_slots:
+            for i in emitted.tolist():
                 self._big.pop(i, None)
-        _fill(base, emit_slots, None)
-        isopen[at[is_open & due]] = 0
-        _fill(extras, emit_slots, now)  # the last emission (one object for all emitted now)
+        base[emitted] = None
+        isopen[emitted] = 0
+        extras[emitted] = now  # the last emission (one object for all emitted now)
         return out, at[gone]
 
     def _expire(self, slots: Any) -> None:
@@ -589,11 +590,10 @@ class Accumulator:
             return
         self.keys.release_many(self.contexts.keys(slots))
         self.contexts.remove(slots)
-        gone = slots.tolist()
         if self._big:
-            for i in gone:
+            for i in slots.tolist():
                 self._big.pop(i, None)
-        _fill(self._extras, gone, None)
+        self._extras[slots] = None
 
     def drain(self) -> FlowColumns:
         """Emit every context that holds a flow, due or not (shutdown)."""

@@ -48,6 +48,11 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 PROBE = 128  # rows looked at first by unique_rows
 
 
+def objects(values: list[Any]) -> Any:
+    """``values`` as a numpy object array, each value one element as it is (tuples too)."""
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
 def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
     """Which rows of these equal-length numpy columns (integers, or ``V<n>`` bytes) are alike: the
     position of one row of each distinct one and each row's index among those; None when two
@@ -308,20 +313,21 @@ class Columns:
         ids = np.fromiter((owner(c.namespace, c.exporter) for c in self.chunks), np.int64, len(self.chunks))
         return np.repeat(ids, self.counts)
 
-    def kept_at(self, positions: Any, intern: Intern | None = None) -> tuple[list[tuple | None],
-                                                                           list[dict[str, Any] | None]]:
-        """The kept fields (:data:`flowpipe.flow.kept_fields`) of the records at ``positions`` and
-        their additional fields (none in chunks): read from the records when the plan can (see
-        :class:`VectorPlan`), else from their flow tuples (None for one whose chunk could not be
-        decoded). Equal kept fields are one tuple, passed through ``intern`` (``setdefault`` of a
-        cache) when given, unless the batch's are mostly distinct (see :func:`unique_rows`)."""
+    def kept_at(self, positions: Any, intern: Intern | None = None) -> tuple[Any, Any]:
+        """The kept fields (:data:`flowpipe.flow.kept_fields`) of the records at ``positions`` (a numpy
+        object array) and their additional fields (None: no record has any, as in chunks): read from
+        the records when the plan can (see :class:`VectorPlan`), else from their flow tuples (None
+        for one whose chunk could not be decoded). Equal kept fields are one tuple, passed through
+        ``intern`` (``setdefault`` of a cache) when given, unless the batch's are mostly distinct
+        (see :func:`unique_rows`)."""
         how = self._plan.kept
         if how is None:
             rows = self.rows_at(positions)
             made = [None if f is None else kept_fields(f) for f in rows]
-            return (made if intern is None else [None if k is None else intern(k, k) for k in made]), [None] * len(rows)
+            if intern is not None:
+                made = [None if k is None else intern(k, k) for k in made]
+            return objects(made), None
         at = np.asarray(positions, dtype=np.int64)
-        m = len(at)
         rates = np.repeat(np.fromiter((c.rate for c in self.chunks), np.int64, len(self.chunks)), self.counts)[at]
         a = {v: self._records[v][at] for kind, v in how.values() if kind != "const"}  # (field by field: faster)
         alike = unique_rows([rates, *a.values()])
@@ -341,11 +347,11 @@ class Columns:
                 wide[:, 2:] = np.ascontiguousarray(a[v]).view(np.uint8).reshape(u, 6)
                 values.append(wide.view(">u8").ravel().tolist())
         kept: list[Any] = list(zip(*values, strict=True))
-        if intern is not None and alike is not None:  # (mostly distinct: nothing to share)
+        if alike is None:  # (mostly distinct: nothing to share)
+            return objects(kept), None
+        if intern is not None:
             kept = list(map(intern, kept, kept))  # type: ignore[arg-type]
-        if alike is not None:
-            kept = list(map(kept.__getitem__, alike[1].tolist()))
-        return kept, [None] * m
+        return objects(kept)[alike[1]], None
 
     def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]] | None:
         """Which additional fields each record has (see SampleColumns.extra_bits); None: no record has."""

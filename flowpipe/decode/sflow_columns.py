@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.cache import room
-from flowpipe.decode.columns import Intern, unique_rows
+from flowpipe.decode.columns import Intern, objects, unique_rows
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
     BYTES,
@@ -438,28 +438,25 @@ class SampleColumns:
         bad[self._failed_lanes()] = True
         return bad
 
-    def kept_at(self, positions: Any, intern: Intern | None = None) -> tuple[list[tuple | None],
-                                                                           list[dict[str, Any] | None]]:
+    def kept_at(self, positions: Any, intern: Intern | None = None) -> tuple[Any, Any]:
         """The kept fields (:data:`flowpipe.flow.kept_fields`) and the additional fields of the
-        records at ``positions``, from the columns (records not read here: from their flow tuples;
-        None for one whose decoding failed); equal ones are one object, each kept tuple passed
-        through ``intern`` when given, unless the batch's are mostly distinct (see
+        records at ``positions``, as numpy object arrays, from the columns (records not read here:
+        from their flow tuples; None for one whose decoding failed); equal ones are one object, each
+        kept tuple passed through ``intern`` when given, unless the batch's are mostly distinct (see
         :func:`flowpipe.decode.columns.unique_rows`)."""
         s = self.s
         at = np.asarray(positions, dtype=np.int64)
         g = self.lanes[at]
         alike = unique_rows(s.kept_columns(g)) if len(g) else None
         one = g if alike is None else g[alike[0]]  # a sample of each distinct kept and additional fields
-        kept: list[tuple | None] = list(zip(repeat(FLOW_TYPE), s.rate[one].tolist(), repeat(0),
-                                            s.ether_type[one].tolist(), s.src_mac[one].tolist(),
-                                            s.dst_mac[one].tolist(), s.src_mask[one].tolist(),
-                                            s.dst_mask[one].tolist(), s.out_if[one].tolist(), s.hops(one)))
-        more = s.extras(one)
+        made = list(zip(repeat(FLOW_TYPE), s.rate[one].tolist(), repeat(0), s.ether_type[one].tolist(),
+                        s.src_mac[one].tolist(), s.dst_mac[one].tolist(), s.src_mask[one].tolist(),
+                        s.dst_mask[one].tolist(), s.out_if[one].tolist(), s.hops(one)))
         if intern is not None and alike is not None:  # (mostly distinct: nothing to share)
-            kept = list(map(intern, kept, kept))  # type: ignore[arg-type]
+            made = list(map(intern, made, made))
+        kept, more = objects(made), objects(s.extras(one))
         if alike is not None:
-            which = alike[1].tolist()
-            kept, more = list(map(kept.__getitem__, which)), list(map(more.__getitem__, which))
+            kept, more = kept[alike[1]], more[alike[1]]
         if not self.ok.all():
             for k, p in enumerate(at.tolist()):
                 if not self.ok[p]:
