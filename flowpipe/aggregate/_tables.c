@@ -1223,7 +1223,7 @@ static PyObject *CT_keys_into(ContextTable *t, PyObject *const *args, Py_ssize_t
     }
     const int64_t *s = b[0].buf;
     Py_ssize_t m = b[0].len / 8;
-    if (b[1].len != m * w) {
+    if (m ? (b[1].len % m || b[1].len / m != w) : b[1].len != 0) {  /* (m * w could overflow) */
         ct_release(b, 2);
         PyErr_SetString(PyExc_ValueError, "out: width bytes a slot");
         return NULL;

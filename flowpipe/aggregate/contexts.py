@@ -92,7 +92,8 @@ class PyContextTable:
 
     def keys_into(self, slots: Any, width: int, out: Any) -> bool:
         """The keys of the contexts in these slots written end to end into ``out`` (``width`` bytes
-        each), when every one is ``width`` bytes long; False (``out`` partly written) when one is not."""
+        each), when every one is ``width`` bytes long; False when one is not (``out`` then holds nothing
+        to read: the compiled table may have written part of it)."""
         got = self.keys(slots)
         if any(len(k) != width for k in got):
             return False

@@ -60,6 +60,8 @@ def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
     caller then takes every row as it is)."""
     words: list[Any] = []
     for c in columns:
+        if c.dtype.kind not in "biuV":
+            raise TypeError(f"unique_rows takes integer or V<n> columns, not {c.dtype}")
         w = c.dtype.itemsize
         if c.dtype.kind != "V":
             words.append(c.astype(np.uint64))

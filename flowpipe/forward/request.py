@@ -21,7 +21,8 @@ async def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, s
     # The body goes as a one-item iterator, with its Content-Length (the same request on the wire):
     # httpx's response and its stream refer to each other, a cycle the garbage collector frees late,
     # and a body the request held stayed in memory until then (~400 bodies, 90 MiB, after a flush of
-    # 1M flows); the iterator lets go of it once sent.
+    # 1M flows); the iterator lets go of it once sent. It cannot be sent twice: the clients must not
+    # follow redirects (httpx's default; a 307/308 comes back as its status, a refusal).
     headers = {**headers, "Content-Length": str(len(body))}
     try:
         with trio.fail_after(timeout):

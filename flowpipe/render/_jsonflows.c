@@ -5,7 +5,8 @@
  *
  * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine columns, the KEY fields), kept
  * (a list: a tuple of the KEPT fields per flow) and six columns. A column is a list of objects; the
- * address columns (source, destination) may also be an array of 4- or 16-byte values, and the integer
+ * address columns (source, destination) may also be an array of 4- or 16-byte values (numpy V4/V16: their
+ * bytes as they are), and the integer
  * ones (ports, protocol, ToS, input interface, start, end, bytes, packets, flags) an array of int64, read
  * in place with no object per flow. Each flow becomes the JSON text that orjson.dumps makes
  * of flowpipe.render.payload's object for it, byte for byte. The common values are written here
@@ -372,6 +373,8 @@ static int col_open(Col *c, PyObject *o, Py_ssize_t n, int addresses, const char
         PyBuffer_Release(&c->view);
         c->view.obj = NULL;
     }
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_BufferError))
+        return -1;  /* (a MemoryError stays one) */
     PyErr_Clear();
     PyErr_Format(PyExc_TypeError, "column %s must be a list of %zd items or an array of as many %s", name, n,
                  addresses ? "4- or 16-byte addresses" : "int64");
@@ -390,7 +393,7 @@ static inline void col_get(const Col *c, Py_ssize_t i, Row *r, int f) {
     } else if (f != SRC_IP && f != DST_IP) {
         r->o[f] = NULL;
         r->raw[f] = NULL;
-        r->ll[f] = ((const int64_t *)c->view.buf)[i];
+        memcpy(&r->ll[f], (const char *)c->view.buf + i * 8, 8);  /* (any alignment) */
     } else {
         r->o[f] = NULL;
         r->rawlen[f] = c->view.itemsize;

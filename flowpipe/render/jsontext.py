@@ -119,7 +119,21 @@ def _render_json(batch: FlushBatch, host: str, tags: dict[str, str] | None,
     h.flow_ms, h.host, h.hostnames, h.tags, h.limit = flush_ms, host, batch.hostnames, tags, payload.CACHE_LIMIT
     tags_only = b',"additional_fields":' + orjson.dumps(tags) if tags else b""
     c = batch.columns
-    out: list[bytes] | bytes = _jsonflows.render(c.key, c.kept, c.start, c.end, c.bytes, c.packets, c.flags, c.extras,
+    key = [c.key[0], c.key[1], *map(_in_place, c.key[2:])]
+    start, end, nbytes, packets, flags = map(_in_place, (c.start, c.end, c.bytes, c.packets, c.flags))
+    out: list[bytes] | bytes = _jsonflows.render(key, c.kept, start, end, nbytes, packets, flags, c.extras,
                                                  b'{"flush_timestamp":%d,"type":' % flush_ms, orjson.dumps(host),
                                                  batch.hostnames or None, tags_only, h, joined)
     return out
+
+
+def _in_place(col: Any) -> Any:
+    """A column as the compiled loop reads it in place: a list as it is; an array C-contiguous, its
+    integers as native int64 where that cast is exact (others are left to the loop to refuse)."""
+    if type(col) is list:
+        return col
+    import numpy as np  # noqa: PLC0415 - arrays come only from the accumulator, which has loaded it
+
+    if col.dtype.kind == "V":
+        return np.ascontiguousarray(col)
+    return np.ascontiguousarray(col, dtype=np.int64) if np.can_cast(col.dtype, np.int64) else col

@@ -598,3 +598,9 @@ def test_unique_rows_gives_up_early_on_mostly_distinct_rows() -> None:
     assert got is not None and len(got[0]) == 21
     which = got[1]
     assert len(set(which[:21].tolist())) == 21 and (which == which[np.arange(n) % 21]).all()  # row i is (i%7, i%3)
+
+
+def test_unique_rows_refuses_columns_it_would_hash_wrong() -> None:
+    """Floats would be truncated into one another: refused, not grouped wrong."""
+    with pytest.raises(TypeError):
+        columns.unique_rows([np.array([1.25, 1.5])])
