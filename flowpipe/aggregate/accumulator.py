@@ -7,16 +7,18 @@ A new context is emitted at the next tick, then every ``flush_interval`` on its 
 it gets flows; a context with no flow for ``flow_context_ttl`` after its last emission is dropped.
 Unlike the Agent, everything held is emitted at shutdown (:meth:`Accumulator.drain`).
 
-Layout, for speed and memory (about 270 bytes a context instead of 800): ``contexts`` maps the
-key to a slot number, and a context's state lives in per-field columns at that slot: bytes,
-packets, start, end and TCP flags in ``array('q')`` (unboxed; a window holding a value that does
-not fit, such as a sum past 2**63, keeps its values as Python ints aside until it is emptied, and
-only its own records merge one by one meanwhile), next/last emission times in
-``array('d')``, and the fields kept from the window's first flow (type, sampling rate, direction,
-ether type, MACs, masks, output interface, next hop) as one shared tuple (equal ones are stored
-once). A flush emits :class:`flowpipe.flow.FlowColumns`: the keys read back as columns, the
-kept tuples and counters as they are held, no object per flow. Key addresses and ports are
-stored once per distinct value.
+Layout, for speed and memory (135-166 bytes a context at 1 M contexts; ~800 as Python objects):
+``contexts`` (the compiled table, :mod:`flowpipe.aggregate.contexts`) holds each key in its slot
+and maps it to the slot number, and a context's state lives in per-field columns at that slot:
+bytes, packets, start, end and TCP flags in ``array('q')`` (unboxed; a window holding a value that
+does not fit, such as a sum past 2**63, keeps its values as Python ints aside until it is
+emptied, and only its own records merge one by one meanwhile), the next emission time in
+``array('d')``, which windows are open in a byte column, and in numpy object columns the fields
+kept from the window's first flow (type, sampling rate, direction, ether type, MACs, masks,
+output interface, next hop) as one shared tuple (equal ones are stored once) and its additional
+fields (while the window is empty: the time of its last emission). A flush emits
+:class:`flowpipe.flow.FlowColumns`: the keys read back from the table in one buffer, addresses,
+ports and counters as numpy arrays, the kept tuples as they are held; no object per flow.
 
 Every flow is observed by the port rollup (:mod:`flowpipe.aggregate.rollup`) before its context
 work, a batch at a time and in order: the rollup reads nothing of the contexts, and the context
