@@ -23,16 +23,38 @@ from typing import Any
 
 import numpy as np
 
-from flowpipe.flow import kept_fields
+from flowpipe.flow import (
+    BYTES,
+    DIRECTION,
+    DST_IP,
+    DST_MAC,
+    DST_MASK,
+    DST_PORT,
+    END,
+    ETHER_TYPE,
+    IN_IF,
+    IP_PROTOCOL,
+    NEXT_HOP,
+    OUT_IF,
+    PACKETS,
+    SRC_IP,
+    SRC_MAC,
+    SRC_MASK,
+    SRC_PORT,
+    START,
+    TCP_FLAGS,
+    TOS,
+    kept_fields,
+)
 
 # Flow slots (see flowpipe.flow) the fast path reads: the context key's record fields ...
-KEY_SLOTS = (11, 12, 13, 14, 10, 23, 19)  # src ip, dst ip, src port, dst port, protocol, tos, in if
+KEY_SLOTS = (SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
 # ... and what merging adds up.
-BYTES_SLOT, PACKETS_SLOT, START_SLOT, END_SLOT, FLAGS_SLOT = 7, 8, 5, 6, 21
+BYTES_SLOT, PACKETS_SLOT, START_SLOT, END_SLOT, FLAGS_SLOT = BYTES, PACKETS, START, END, TCP_FLAGS
 _INT_FORMATS = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
 # Widest field a key slot may come from: its value must fit the compact key (flowpipe.aggregate.keys),
 # or a longer field's value would be cut where the tuple path keys it exactly.
-_KEY_WIDTH = {13: 2, 14: 2, 10: 1, 23: 1, 19: 4}
+_KEY_WIDTH = {SRC_PORT: 2, DST_PORT: 2, IP_PROTOCOL: 1, TOS: 1, IN_IF: 4}
 COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
 _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
 _NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never appended to)
@@ -40,8 +62,8 @@ _NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never ap
 
 # The kept fields (flowpipe.flow.kept_fields) a plan may read too: direction, ether type, MACs,
 # masks, output interface, next hop (type and sampling rate come from the decoder and the chunk).
-KEPT_SLOTS = (4, 9, 15, 16, 17, 18, 20, 22)
-_KEPT_DEFAULT: dict[int, Any] = {22: b""}
+KEPT_SLOTS = (DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, OUT_IF, NEXT_HOP)
+_KEPT_DEFAULT: dict[int, Any] = {NEXT_HOP: b""}
 
 Intern = Callable[[tuple, tuple], tuple]  # setdefault of a cache of equal tuples
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -107,7 +129,7 @@ class VectorPlan:
         # (source, destination) address lengths: records of plans with different ones can share
         # no context and no rollup address pair
         self.family = tuple(dtype.fields[names[s]][0].itemsize if s in names else 0  # type: ignore[index]
-                            for s in (11, 12))
+                            for s in (SRC_IP, DST_IP))
         self.times = times  # START_SLOT / END_SLOT -> "s" | "ms" | "up" | "v5" (absent: the export time)
 
 
@@ -150,7 +172,7 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
         names[slot] = f"s{slot}"
         formats.append(fmt)
         offs.append(offsets[i])
-    if 11 not in names and 12 not in names:
+    if SRC_IP not in names and DST_IP not in names:
         return None  # no address at all: not worth a plan
     kept: dict[int, tuple[str, Any]] | None = {}
     extra: list[tuple[str, str, int]] = []  # (name, format, offset) of the kept fields read

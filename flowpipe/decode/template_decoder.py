@@ -77,6 +77,7 @@ from flowpipe.decode.templates import (
     TemplateRecord,
     check,
 )
+from flowpipe.flow import EXPORTER
 
 _HH = struct.Struct("!HH")
 COMPILED_MAX = 4096  # compiled record decoders kept (~4-5 KB each), shared by the layouts that use them
@@ -233,7 +234,7 @@ class TemplateDecoder:
         if msg.exporter != ident:  # this datagram revealed the exporter's address: all of it is theirs
             new = msg.exporter
             out.exporter = new
-            out.flows[:] = [f if f[1] != ident else f[:1] + (new,) + f[2:] for f in out.flows]
+            out.flows[:] = [f if f[EXPORTER] != ident else f[:EXPORTER] + (new,) + f[EXPORTER + 1:] for f in out.flows]
         if learned and self.hold.has_waiting(owner, key):
             out.released = self._release(msg, now, learned, h)
         out.sequence = SequenceObs(did, seq, 1 if version == 9 else records)
