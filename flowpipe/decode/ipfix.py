@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 from flowpipe.decode.base import DecodeError, unpack_header
-from flowpipe.decode.templates import MessageHeader, TemplateRecord
+from flowpipe.decode.templates import MessageHeader, TemplateRecord, new_header
 
 HEADER = struct.Struct("!HHIII")  # version, length, export time, sequence, observation domain
 HEADER_LEN = HEADER.size
@@ -21,7 +21,7 @@ def header(data: bytes) -> MessageHeader:
     _, length, secs, seq, domain = unpack_header(data, HEADER, "IPFIX message")
     if length < HEADER_LEN or length > len(data):
         raise DecodeError("bad_length", f"message length {length}, datagram {len(data)} bytes")
-    return MessageHeader(secs, 0, seq, domain, length)
+    return new_header((secs, 0, seq, domain, length))
 
 
 def is_reserved(set_id: int) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from flowpipe.decode.base import unpack_header
-from flowpipe.decode.templates import MessageHeader, TemplateRecord
+from flowpipe.decode.templates import MessageHeader, TemplateRecord, new_header
 
 HEADER = struct.Struct("!HHIIII")  # version, count, sysUptime ms, unix secs, sequence, source id
 HEADER_LEN = HEADER.size
@@ -21,7 +21,7 @@ _HHH = struct.Struct("!HHH")
 
 def header(data: bytes) -> MessageHeader:
     _, _, uptime, secs, seq, source_id = unpack_header(data, HEADER, "NetFlow v9 datagram")
-    return MessageHeader(secs, uptime, seq, source_id, len(data))
+    return new_header((secs, uptime, seq, source_id, len(data)))
 
 
 def is_reserved(set_id: int) -> bool:

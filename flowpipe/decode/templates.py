@@ -66,6 +66,12 @@ class MessageHeader(NamedTuple):
     end: int       # where the message ends in the datagram
 
 
+def new_header(values: tuple[int, int, int, int, int]) -> MessageHeader:
+    """A :class:`MessageHeader` of (secs, uptime, sequence, domain, end), made in C: once a datagram,
+    where the class's own constructor (a Python function) costs ~110 ns more (260 vs 150 ns)."""
+    return tuple.__new__(MessageHeader, values)  # type: ignore[type-var,no-any-return]
+
+
 def check(rec: TemplateRecord, version: int) -> str | None:
     """Why a template record is unusable (a skip reason), or None.
 
