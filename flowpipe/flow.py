@@ -137,22 +137,22 @@ class FlowColumns(Sequence[list[Any]]):
 
     def rows(self) -> list[list[Any]]:
         """Every flow as a list laid out as :class:`Flow`."""
-        ns, exp, src, dst, sp, dp, proto, tos, in_if = map(_listed, self.key)
+        ns, exp, src, dst, sp, dp, proto, tos, in_if = map(as_list, self.key)
         return [[ty, e, n, rate, direction, st, en, b, p, ether, pr, s, d, sport, dport, smac, dmac, smask, dmask,
                  i, out_if, fl, nh, t, ex]
                 for n, e, s, d, sport, dport, pr, t, i,
                 (ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh), st, en, b, p, fl, ex
-                in zip(ns, exp, src, dst, sp, dp, proto, tos, in_if, self.kept, *map(_listed, self._lists()[1:6]),
+                in zip(ns, exp, src, dst, sp, dp, proto, tos, in_if, self.kept, *map(as_list, self._lists()[1:6]),
                        self.extras, strict=True)]
 
     def column(self, field: int) -> list[Any]:
         """The values of one :class:`Flow` field (a position such as :data:`SRC_IP`) as a list of plain
         values (for a key field given as a list: the key's own column, do not mutate)."""
         if field in _KEY_AT:
-            return _listed(self.key[_KEY_AT[field]])
+            return as_list(self.key[_KEY_AT[field]])
         if field in _KEPT_AT:
             return list(map(operator.itemgetter(_KEPT_AT[field]), self.kept))
-        return list(_listed({START: self.start, END: self.end, BYTES: self.bytes, PACKETS: self.packets,
+        return list(as_list({START: self.start, END: self.end, BYTES: self.bytes, PACKETS: self.packets,
                              TCP_FLAGS: self.flags, EXTRAS: self.extras}[field]))
 
     def __len__(self) -> int:
@@ -181,8 +181,9 @@ class FlowColumns(Sequence[list[Any]]):
     __hash__ = None  # type: ignore[assignment]
 
 
-def _listed(col: Any) -> list[Any]:
-    """A column as a list of plain values (an array's ``tolist``: ints, address bytes)."""
+def as_list(col: Any) -> list[Any]:
+    """A :class:`FlowColumns` column as a list of plain values (an array's ``tolist``: ints, address
+    bytes; a list as it is)."""
     return col if isinstance(col, list) else col.tolist()  # type: ignore[no-any-return]
 
 
@@ -193,7 +194,7 @@ def _joined(cols: list[Any]) -> Any:
         return np.concatenate(cols)
     out: list[Any] = []
     for c in cols:
-        out += _listed(c)
+        out += as_list(c)
     return out
 
 

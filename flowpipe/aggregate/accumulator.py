@@ -419,15 +419,19 @@ class Accumulator:
         (``opening``: their kept and additional fields, :meth:`Columns.kept_at`, no kept None), values
         from the columns; a window held aside (``_big``) is back in the columns."""
         kept, more = opening
-        if self._big:
-            for i in at.tolist():
-                self._big.pop(i, None)
+        self._back_in_columns(at)
         self._base[at] = kept
         self._extras[at] = more  # (None: none has any)
         for col, values in ((self._bytes, cols.bytes), (self._packets, cols.packets), (self._start, cols.start),
                             (self._end, cols.end), (self._flags, cols.flags)):
             _view(col)[at] = values[records]
         _bview(self._isopen)[at] = 1
+
+    def _back_in_columns(self, slots: Any) -> None:
+        """The windows of these slots (an int64 array) are read from the columns again, not ``_big``."""
+        if self._big:
+            for i in slots.tolist():
+                self._big.pop(i, None)
 
     def _tracking(self) -> Any:
         """The rollup, unless it is off or its threshold (1) never tracks nor rolls up anything (spec §4)."""
@@ -578,9 +582,7 @@ class Accumulator:
         nxt[at[due & ~gone]] += self.interval
         emitted = at[is_open & due]
         out = self._emit(emitted.tolist())
-        if self._big:
-            for i in emitted.tolist():
-                self._big.pop(i, None)
+        self._back_in_columns(emitted)
         base[emitted] = None
         isopen[emitted] = 0
         extras[emitted] = now  # the last emission (one object for all emitted now)
@@ -592,9 +594,7 @@ class Accumulator:
             return
         self.keys.release_many(self.contexts.keys(slots))
         self.contexts.remove(slots)
-        if self._big:
-            for i in slots.tolist():
-                self._big.pop(i, None)
+        self._back_in_columns(slots)
         self._extras[slots] = None
 
     def drain(self) -> FlowColumns:

@@ -36,6 +36,7 @@ from flowpipe.flow import (
     SRC_IP,
     SRC_PORT,
     TOS,
+    as_list,
 )
 
 PLAIN = 0xFFFFFFFF  # the owner id of keys holding the plain 9-tuple (never an exporter's)
@@ -221,7 +222,7 @@ class KeyCodec:
             return None
         lens = self._layout(keys[0])
         got = None if lens is None else self._arrays(b"".join(keys), *lens)
-        return None if got is None else [c if isinstance(c, list) else c.tolist() for c in got]
+        return None if got is None else list(map(as_list, got))
 
     def _arrays(self, buf: Any, ls: int, ld: int) -> list[Any] | None:
         """The key columns of packed keys end to end in ``buf``, all with these address lengths (None
