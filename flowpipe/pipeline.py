@@ -8,7 +8,7 @@ lives with the flow tuple.)
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 import trio
@@ -23,8 +23,7 @@ Datagram = tuple[bytes, str, int, float]
 ExporterSeen = tuple[str, str, str, float]
 
 
-@attrs.define(slots=True)
-class SequenceObs:
+class SequenceObs(NamedTuple):
     """One datagram's sequence information, for loss tracking at decode time.
 
     ``sequence`` is the header's sequence number and ``units`` what this datagram adds to it,

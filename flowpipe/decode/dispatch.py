@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowpipe.decode import netflow5, sflow
-from flowpipe.decode.base import Decoded, DecodeError, Source
+from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
 from flowpipe.decode.config import DecoderConfig, MappingConfig
 from flowpipe.decode.template_decoder import TemplateDecoder
 from flowpipe.decode.templates import DomainView
@@ -58,6 +58,13 @@ class DatagramDecoder:
             assert self.templates is not None  # made for every listener but sflow5
             return self.templates.decode(data, src)
         raise DecodeError("bad_version", f"version {version} is not NetFlow v5/v9 or IPFIX")
+
+    def plain(self, data: bytes, src: Source) -> tuple[list[Any], str, SequenceObs, int] | None:
+        """A datagram of the columnar path's common case decoded cheaply (see
+        :meth:`TemplateDecoder.plain`), or None: :meth:`decode` it."""
+        if self.templates is None or len(data) < 20 or data[0] or data[1] not in (9, 10):
+            return None
+        return self.templates.plain(data, src)
 
     def expire(self, now: float) -> int:
         """Give up on held data past its time; returns how many held datagrams were dropped."""

@@ -240,6 +240,44 @@ class TemplateDecoder:
         out.sequence = SequenceObs(did, seq, 1 if version == 9 else records)
         return out
 
+    def plain(self, data: bytes, src: Source) -> tuple[list[Chunk], str, SequenceObs, int] | None:
+        """A v9/IPFIX datagram of data sets only, each of a live template the columnar path takes,
+        as (chunks, flow type, sequence observation, records) with no other effect; None for any
+        other datagram (:meth:`decode` it). The service's common case, at a fraction of
+        :meth:`decode`'s cost (no hold, identity or template work to do)."""
+        if not self.columnar or self.sampler_rules is not None:
+            return None
+        got = _data_sets(data)
+        if got is None:
+            return None
+        version, secs, uptime, seq, did, sets = got
+        ex = self.registry.exporters.get(src.exporter)
+        dom = ex.domains.get((src.port, version, did)) if ex is not None else None
+        if dom is None:
+            return None
+        templates, oldest = dom.templates, self.clock() - self.cfg.template_timeout
+        exporter, ns = src.exporter, src.namespace
+        chunks: list[Chunk] = []
+        records = 0
+        for i in range(0, len(sets), 3):
+            t = templates.get(sets[i])
+            if t is None or t.seen < oldest or t.options:
+                return None
+            dec = t.layout.decoder or self._compile(t.layout)
+            if dec.plan is None:
+                return None
+            a, b = sets[i + 1], sets[i + 2]
+            count = (b - a) // dec.size
+            if count:
+                records += count
+                if records > MAX_RECORDS_PER_DATAGRAM:
+                    return None
+                chunks.append(Chunk(dec, data[a:a + count * dec.size], count, exporter, ns, dom.rate, dom.samplers,
+                                    secs, uptime, dom.init_ms))
+        if version == 9:
+            return chunks, "netflow9", tuple.__new__(SequenceObs, (did, seq, 1)), records
+        return chunks, "ipfix", tuple.__new__(SequenceObs, (did, seq, records)), records
+
     # ---- sets ---------------------------------------------------------------------------------
 
     def _template(self, owner: str, key: DomainKey, tid: int, now: float) -> Template | None:
@@ -462,3 +500,36 @@ def _walk(data: bytes, off: int, end: int, skipped: list[str]) -> list[tuple[int
         sets.append((sid, off + 4, off + ln))
         off += ln
     return sets
+
+
+_V9 = struct.Struct("!HHIIII")
+_V10 = struct.Struct("!HHIII")
+
+
+def _data_sets(data: bytes) -> tuple[int, int, int, int, int, list[int]] | None:
+    """(version, secs, uptime, sequence, domain, [set id, body start, body end, ...]) of a v9 or IPFIX
+    datagram whose sets are all well-formed data sets filling it exactly; None otherwise."""
+    n = len(data)
+    if n < 20:
+        return None
+    if data[1] == 9 and data[0] == 0:
+        _, _, uptime, secs, seq, did = _V9.unpack_from(data)
+        off = 20
+    elif data[1] == 10 and data[0] == 0 and n >= 16:
+        _, length, secs, seq, did = _V10.unpack_from(data)
+        if length != n:
+            return None
+        uptime, off = 0, 16
+    else:
+        return None
+    sets: list[int] = []
+    hh = _HH.unpack_from
+    while off < n:
+        if n - off < 4:
+            return None
+        sid, ln = hh(data, off)
+        if sid < 256 or ln < 4 or off + ln > n:
+            return None
+        sets += (sid, off + 4, off + ln)
+        off += ln
+    return (data[1], secs, uptime, seq, did, sets) if sets else None

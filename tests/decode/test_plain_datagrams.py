@@ -1,0 +1,128 @@
+"""The decoder's cheap path for data-only datagrams (``TemplateDecoder.plain``) against its full path.
+
+Every v9 / IPFIX datagram of the real captures and of the project's own exporter fixtures goes
+through one columnar decoder: where ``plain`` takes a datagram, what it returns must be what
+``decode`` makes of the same datagram (same data sets, same records, same sequence), and it must
+take the datagrams a real exporter sends most (data of known templates).
+"""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from flowpipe.config import DecoderConfig
+from flowpipe.decode.base import Source
+from flowpipe.decode.template_decoder import TemplateDecoder
+from tests.support import captures
+
+NAMES = captures.names("nf9_") + captures.names("ipfix_")
+OWN = captures.own_names("nf9_") + captures.own_names("ipfix_")
+
+
+def chunk_view(c: object) -> tuple:
+    return (id(c.dec), c.body, c.count, c.exporter, c.namespace, c.rate, dict(c.samplers), c.secs,  # type: ignore[attr-defined]
+            c.uptime, c.init)  # type: ignore[attr-defined]
+
+
+def set_ids(gram: bytes) -> list[int]:
+    """The set ids of a v9 / IPFIX datagram, walked here on their own."""
+    off = 20 if gram[1] == 9 else 16
+    ids = []
+    while off + 4 <= len(gram):
+        sid, ln = struct.unpack_from("!HH", gram, off)
+        if ln < 4:
+            break
+        ids.append(sid)
+        off += ln
+    return ids
+
+
+def compare(name: str) -> tuple[int, int]:
+    """(datagrams plain took, data datagrams decode turned into chunks only) over one capture."""
+    dec = TemplateDecoder(DecoderConfig(), columnar=True)
+    took = chunk_only = 0
+    for g in captures.datagrams(name):
+        src = Source(g.src, g.sport, "default", g.time)
+        got = dec.plain(g.payload, src)
+        d = dec.decode(g.payload, src)  # (plain changes nothing: the full path sees the same state)
+        if d.chunks and not d.flows and not d.skipped and min(set_ids(g.payload)) >= 256:
+            chunk_only += 1
+        if got is None:
+            continue
+        took += 1
+        chunks, flow_type, obs, records = got
+        assert flow_type == d.flow_type
+        assert [chunk_view(c) for c in chunks] == [chunk_view(c) for c in d.chunks]
+        assert (d.flows, d.held, d.released, d.skipped) == ([], 0, 0, [])
+        assert obs == d.sequence
+        assert records == sum(c.count for c in d.chunks)
+    return took, chunk_only
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_plain_is_decode_on_own_fixtures(name: str) -> None:
+    took, chunk_only = compare(name)
+    assert took == chunk_only  # every datagram that was only data of known templates, for the columnar path
+
+
+def test_plain_takes_most_of_a_real_v9_export() -> None:
+    for name in ("nf9_softflowd", "nf9_pmacct_nfprobe"):
+        took, _ = compare(name)
+        assert took == len(captures.datagrams(name)) - 1  # all but the first, which brings the templates
+
+
+@pytest.mark.parametrize("name", captures.cases(NAMES))
+def test_plain_is_decode_on_vendor_captures(name: str) -> None:
+    took, chunk_only = compare(name)
+    assert took <= chunk_only
+
+
+def v9(*sets: bytes, seq: int = 7) -> bytes:
+    return struct.pack("!HHIIII", 9, 1, 5000, 1_700_000_000, seq, 3) + b"".join(sets)
+
+
+def data_set(tid: int, body: bytes) -> bytes:
+    return struct.pack("!HH", tid, 4 + len(body)) + body
+
+
+TEMPLATE = struct.pack("!HH", 0, 16) + struct.pack("!HHHHHH", 256, 2, 8, 4, 12, 4)
+RECORD = bytes([10, 0, 0, 1, 10, 0, 0, 2])
+SRC = Source("192.0.2.9", 2055, "default", 1.0)
+
+
+@pytest.mark.parametrize("gram, why", [
+    (v9(TEMPLATE), "a template set"),
+    (v9(TEMPLATE, data_set(256, RECORD)), "data after a template set"),
+    (v9(data_set(257, RECORD)), "data of an unknown template"),
+    (v9(data_set(256, RECORD))[:-1], "a set that overruns the datagram"),
+    (v9(data_set(256, RECORD)) + b"\0\0", "trailing bytes"),
+    (v9(data_set(256, RECORD), struct.pack("!HH", 256, 2)), "a set length under 4"),
+    (struct.pack("!HHIII", 10, 20, 1, 2, 3) + b"\0" * 8, "an IPFIX length that is not the datagram's"),
+])
+def test_plain_leaves_every_other_datagram_to_decode(gram: bytes, why: str) -> None:
+    dec = TemplateDecoder(DecoderConfig(), columnar=True)
+    dec.decode(v9(TEMPLATE, data_set(256, RECORD)), SRC)  # template 256 known and its decoder compiled
+    assert dec.plain(v9(data_set(256, RECORD * 3)), SRC) is not None  # (the case it takes)
+    assert dec.plain(gram, SRC) is None, why
+
+
+def test_plain_leaves_expired_templates_and_other_exporters_to_decode() -> None:
+    now = [1000.0]
+    dec = TemplateDecoder(DecoderConfig(), clock=lambda: now[0], columnar=True)
+    dec.decode(v9(TEMPLATE, data_set(256, RECORD)), SRC)
+    gram = v9(data_set(256, RECORD * 2), seq=8)
+    chunks, flow_type, obs, records = dec.plain(gram, SRC)  # type: ignore[misc]
+    assert (flow_type, records, [c.count for c in chunks]) == ("netflow9", 2, [2])
+    assert (obs.domain, obs.sequence, obs.units) == (3, 8, 1)
+    assert dec.plain(gram, Source("192.0.2.10", 2055, "default", 1.0)) is None  # its template is not theirs
+    assert dec.plain(gram, Source("192.0.2.9", 2056, "default", 1.0)) is None   # another domain (port)
+    now[0] += DecoderConfig().template_timeout + 1
+    assert dec.plain(gram, SRC) is None  # expired: decode says what happens to the data (held)
+    assert dec.decode(gram, SRC).held == 1
+
+
+def test_plain_is_off_without_columnar_or_with_in_band_identity() -> None:
+    for dec in (TemplateDecoder(DecoderConfig()), TemplateDecoder(DecoderConfig(), columnar=True, in_band=True)):
+        dec.decode(v9(TEMPLATE, data_set(256, RECORD)), SRC)
+        assert dec.plain(v9(data_set(256, RECORD)), SRC) is None
