@@ -20,12 +20,56 @@
  *     as two ports in the pair record); the first change to it makes the two trackers real;
  *   - trackers: an open-addressing table keyed by (pair, S|D, port) holding the distinct peer ports in the
  *     order seen (one inline, more in a heap array), linear probing with backward-shift deletion.
+ *
+ * Memory: the hash tables of both kinds are probed at random; past 2 MiB they are mmap'd with
+ * MADV_HUGEPAGE (and the big arrays grown with realloc are advised so), since on 4 KiB pages nearly
+ * every probe into tens of MB also misses the TLB: the rollup load's trackers took 545 -> 340 ns a
+ * record with it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define HUGE_MIN (2u << 20)  /* tables this big take transparent huge pages where the kernel has them */
+
+/* A zeroed table of n * size bytes: from mmap, asking for huge pages, when it is big (random probes
+ * into tens of MB miss the TLB on 4 KiB pages), else calloc. Freed with table_free(p, n * size). */
+static void *table_alloc(size_t n, size_t size) {
+    size_t bytes = n * size;
+    if (bytes < HUGE_MIN)
+        return calloc(n, size);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+/* Asks for huge pages under a big array grown with realloc (what the kernel can give: whole 2 MiB
+ * pages inside it). Only a hint: nothing fails without them. */
+static void hint_huge(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+    if (bytes >= HUGE_MIN) {
+        uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, e = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
+        if (e > a)
+            madvise((void *)a, e - a, MADV_HUGEPAGE);
+    }
+#endif
+}
+
+static void table_free(void *p, size_t bytes) {
+    if (!p)
+        return;
+    if (bytes < HUGE_MIN)
+        free(p);
+    else
+        munmap(p, bytes);
+}
 
 #define KIND_S 0
 #define KIND_D 1
@@ -109,7 +153,7 @@ static inline size_t thash(uint32_t pair, int kind, uint64_t port) {
 /* The index twice as big, every entry moved to its place there; -1 (an exception set) without memory. */
 static int index_double(uint64_t **tab, size_t *mask) {
     size_t n = (*mask + 1) * 2;
-    uint64_t *bigger = calloc(n, sizeof(uint64_t));
+    uint64_t *bigger = table_alloc(n, sizeof(uint64_t));
     if (!bigger) {
         PyErr_NoMemory();
         return -1;
@@ -123,7 +167,7 @@ static int index_double(uint64_t **tab, size_t *mask) {
             i = (i + 1) & (n - 1);
         bigger[i] = v;
     }
-    free(*tab);
+    table_free(*tab, (*mask + 1) * sizeof(uint64_t));
     *tab = bigger;
     *mask = n - 1;
     return 0;
@@ -145,16 +189,18 @@ static void gen_free(Gen *g) {
                 free(t->p.many);
         }
     }
-    free(g->tt); free(g->ptab); free(g->pairs); free(g->arena);
+    table_free(g->tt, g->tt ? (g->tmask + 1) * sizeof(Tracker) : 0);
+    table_free(g->ptab, g->ptab ? (g->pmask + 1) * sizeof(uint64_t) : 0);
+    free(g->pairs); free(g->arena);
     memset(g, 0, sizeof(*g));
 }
 
 static int gen_init(Gen *g) {
     memset(g, 0, sizeof(*g));
     g->pmask = 1023;
-    g->ptab = calloc(g->pmask + 1, sizeof(uint64_t));
+    g->ptab = table_alloc(g->pmask + 1, sizeof(uint64_t));
     g->tmask = 1023;
-    g->tt = calloc(g->tmask + 1, sizeof(Tracker));
+    g->tt = table_alloc(g->tmask + 1, sizeof(Tracker));
     if (!g->ptab || !g->tt) {
         gen_free(g);
         PyErr_NoMemory();
@@ -200,6 +246,8 @@ static void *grow_array(void *a, size_t n, size_t size) {
     void *b = realloc(a, n * size);
     if (!b)
         PyErr_NoMemory();
+    else
+        hint_huge(b, n * size);
     return b;
 }
 
@@ -265,7 +313,7 @@ static Tracker *find_tracker(const Gen *g, uint32_t pair1, int kind, uint64_t po
 
 static int grow_trackers(Gen *g) {
     size_t n = (g->tmask + 1) * 2;
-    Tracker *tab = calloc(n, sizeof(Tracker));
+    Tracker *tab = table_alloc(n, sizeof(Tracker));
     if (!tab) {
         PyErr_NoMemory();
         return -1;
@@ -279,7 +327,7 @@ static int grow_trackers(Gen *g) {
             i = (i + 1) & (n - 1);
         tab[i] = *t;
     }
-    free(g->tt);
+    table_free(g->tt, (g->tmask + 1) * sizeof(Tracker));
     g->tt = tab;
     g->tmask = n - 1;
     return 0;
@@ -893,6 +941,7 @@ static int ct_grow_slots(ContextTable *t) {
     }
     SlotKey *k = realloc(t->keys, n * sizeof(SlotKey));
     if (!k) goto nomem;
+    hint_huge(k, n * sizeof(SlotKey));
     t->keys = k;
     int32_t *a = realloc(t->prev, n * sizeof(int32_t));
     if (!a) goto nomem;
@@ -981,7 +1030,8 @@ static void ct_clear(ContextTable *t) {
     for (int32_t s = t->head; s >= 0; s = t->next[s])
         if (t->keys[s].len > INLINE)
             free(t->keys[s].k.p);
-    free(t->index); free(t->keys); free(t->prev); free(t->next); free(t->free);
+    table_free(t->index, t->index ? (t->imask + 1) * sizeof(uint64_t) : 0);
+    free(t->keys); free(t->prev); free(t->next); free(t->free);
     t->index = NULL; t->keys = NULL; t->prev = t->next = t->free = NULL;
     t->imask = 0; t->n = 0; t->nfree = t->cap = t->high = 0;
     t->head = t->tail = -1;
@@ -990,7 +1040,7 @@ static void ct_clear(ContextTable *t) {
 static int ct_init(ContextTable *t) {
     t->head = t->tail = -1;
     t->imask = 1023;
-    t->index = calloc(t->imask + 1, sizeof(uint64_t));
+    t->index = table_alloc(t->imask + 1, sizeof(uint64_t));
     if (!t->index) {
         PyErr_NoMemory();
         return -1;
@@ -1254,7 +1304,7 @@ static PyObject *CT_order(ContextTable *t, PyObject *unused) {
 }
 
 static PyObject *CT_clear(ContextTable *t, PyObject *unused) {
-    uint64_t *index = calloc(1024, sizeof(uint64_t));  /* made first: on failure the table stays as it was */
+    uint64_t *index = table_alloc(1024, sizeof(uint64_t));  /* made first: on failure the table stays as it was */
     if (!index)
         return PyErr_NoMemory();
     ct_clear(t);
