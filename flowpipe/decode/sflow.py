@@ -41,7 +41,7 @@ from typing import Any
 import attrs
 
 from flowpipe.cache import bounded_put
-from flowpipe.decode import packet
+from flowpipe.decode import packet, walk
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk
 
@@ -54,6 +54,7 @@ _U32 = struct.Struct(">I")
 _FLOW = struct.Struct(">IIIIIIII")       # seq, source, rate, pool, drops, input, output, records
 _FLOW_X = struct.Struct(">IIIIIIIIIII")  # seq, src type, src index, rate, pool, drops,
 #                                          in format, in value, out format, out value, records
+_SPAN = struct.Struct("=qqq")            # a flow sample's start, end, expanded (SampleChunk.spans)
 _CTR = struct.Struct(">III")             # seq, source, records
 _CTR_X = struct.Struct(">IIII")          # seq, src type, src index, records
 _RAW = struct.Struct(">IIII")            # header protocol, frame length, stripped, header length
@@ -167,8 +168,17 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
     now = int(src.received)
     ns = src.namespace
     off = hdr.size
-    spans: list[int] | None = [] if columnar else None
-    unrated = rate = 0  # columnar: samples with sampling rate 0, the last sample's rate
+    if columnar:
+        spans, rate, unrated, rest = walk.flow_samples(data, off, nsamples)
+        if rest is not None:  # counter samples and skipped ones, in order
+            for e in rest:
+                if type(e) is str:
+                    skipped.append(e)
+                else:
+                    _counter_sample(data, e[1], e[2], e[0] == 4, counters, skipped)
+        if spans:
+            out.chunks.append(SampleChunk(data, spans, agent, ns, now, rate, unrated))
+        return out
     # The same walk as a sample's records (_flow_sample, _counter_sample), kept inline: as one shared
     # generator of (format, start, end) it cost the service's columnar decode 11-13% (764-816 -> 847-919
     # ns a flow sample; bench_decode_sflow's datagrams, A/B best of 40).
@@ -186,25 +196,15 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
         if fmt >> 12:
             skipped.append("sample_enterprise")
         elif fmt == 1 or fmt == 3:
-            if spans is None:
-                flow = _flow_sample(data, start, end, fmt == 3, agent, ns, now, skipped)
-                if flow is not None:
-                    flows.append(flow)
-            elif length < (44 if fmt == 3 else 32):
-                skipped.append("sample_short")
-            else:
-                spans += (start, end, fmt == 3)
-                rate = _U32.unpack_from(data, start + (12 if fmt == 3 else 8))[0]
-                if not rate:
-                    unrated += 1
+            flow = _flow_sample(data, start, end, fmt == 3, agent, ns, now, skipped)
+            if flow is not None:
+                flows.append(flow)
         elif fmt == 2 or fmt == 4:
             _counter_sample(data, start, end, fmt == 4, counters, skipped)
         elif fmt == 5:
             skipped.append("discard_sample")
         else:
             skipped.append("sample_unknown_format")
-    if spans:
-        out.chunks.append(SampleChunk(data, spans, agent, ns, now, rate, unrated))
     return out
 
 
@@ -224,14 +224,15 @@ SAMPLES = _SampleDecoder()
 
 class SampleChunk(Chunk):
     """The flow samples of one datagram, left undecoded: ``spans`` holds (start, end, expanded) of
-    each, flat. Decoding a sample (:meth:`row`) notes what it skipped in ``skipped``."""
+    each as native int64 (:func:`flowpipe.decode.walk.flow_samples`). Decoding a sample (:meth:`row`)
+    notes what it skipped in ``skipped``."""
 
     __slots__ = ("spans", "_decoded")
     flow_type = FLOW_TYPE
 
-    def __init__(self, data: bytes, spans: list[int], agent: str, ns: str, now: int, rate: int, unrated: int) -> None:
+    def __init__(self, data: bytes, spans: bytes, agent: str, ns: str, now: int, rate: int, unrated: int) -> None:
         """``rate``: the last sample's sampling rate (each record has its own)."""
-        super().__init__(SAMPLES, data, len(spans) // 3, agent, ns, rate, {}, now, 0, None)
+        super().__init__(SAMPLES, data, len(spans) // 24, agent, ns, rate, {}, now, 0, None)
         self.spans = spans
         self.unrated = unrated
         self.skipped = []
@@ -242,9 +243,9 @@ class SampleChunk(Chunk):
         :attr:`error`)."""
         got = self._decoded.get(k, _MISSING)
         if got is _MISSING:
-            s = self.spans
+            start, end, expanded = _SPAN.unpack_from(self.spans, 24 * k)
             try:
-                got = _flow_sample(self.body, s[3 * k], s[3 * k + 1], bool(s[3 * k + 2]), self.exporter, self.namespace,
+                got = _flow_sample(self.body, start, end, bool(expanded), self.exporter, self.namespace,
                                    self.secs, self.skipped)
             except Exception as e:  # noqa: BLE001 - any decoder bug: this sample is lost, counted
                 self.error = e

@@ -106,10 +106,7 @@ class _Reader:
 def columns(chunks: list[SampleChunk]) -> list[SampleColumns]:
     """The flow samples of ``chunks`` (in order) as columns, one :class:`SampleColumns` per address family."""
     counts = [c.count for c in chunks]
-    spans: list[int] = []
-    for c in chunks:
-        spans += c.spans
-    a = np.array(spans, dtype=np.int64).reshape(-1, 3)
+    a = np.frombuffer(b"".join([c.spans for c in chunks]), dtype=np.int64).reshape(-1, 3)
     bodies = [c.body if not len(c.body) & 3 else c.body + bytes(-len(c.body) & 3) for c in chunks]
     lens = np.fromiter(map(len, bodies), np.int64, len(chunks))
     base = np.repeat(np.cumsum(lens) - lens, counts)

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from flowpipe.decode import ipfix, netflow9, nsel
+from flowpipe.decode import ipfix, netflow9, nsel, walk
 from flowpipe.decode import reverse as biflow
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, flows_of
@@ -247,7 +247,7 @@ class TemplateDecoder:
         :meth:`decode`'s cost (no hold, identity or template work to do)."""
         if not self.columnar or self.sampler_rules is not None:
             return None
-        got = _data_sets(data)
+        got = walk.data_sets(data)
         if got is None:
             return None
         version, secs, uptime, seq, did, sets = got
@@ -501,35 +501,3 @@ def _walk(data: bytes, off: int, end: int, skipped: list[str]) -> list[tuple[int
         off += ln
     return sets
 
-
-_V9 = struct.Struct("!HHIIII")
-_V10 = struct.Struct("!HHIII")
-
-
-def _data_sets(data: bytes) -> tuple[int, int, int, int, int, list[int]] | None:
-    """(version, secs, uptime, sequence, domain, [set id, body start, body end, ...]) of a v9 or IPFIX
-    datagram whose sets are all well-formed data sets filling it exactly; None otherwise."""
-    n = len(data)
-    if n < 20:
-        return None
-    if data[1] == 9 and data[0] == 0:
-        _, _, uptime, secs, seq, did = _V9.unpack_from(data)
-        off = 20
-    elif data[1] == 10 and data[0] == 0 and n >= 16:
-        _, length, secs, seq, did = _V10.unpack_from(data)
-        if length != n:
-            return None
-        uptime, off = 0, 16
-    else:
-        return None
-    sets: list[int] = []
-    hh = _HH.unpack_from
-    while off < n:
-        if n - off < 4:
-            return None
-        sid, ln = hh(data, off)
-        if sid < 256 or ln < 4 or off + ln > n:
-            return None
-        sets += (sid, off + 4, off + ln)
-        off += ln
-    return (data[1], secs, uptime, seq, did, sets) if sets else None

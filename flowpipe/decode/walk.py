@@ -1,0 +1,114 @@
+"""Walks over a datagram's parts, for the service's columnar path: where each part is, nothing decoded.
+
+- :func:`data_sets`: a NetFlow v9 / IPFIX datagram made only of data sets, as its header values and
+  the sets' spans (None for any other datagram: the template decoder's full path then reads it);
+- :func:`flow_samples`: the samples of an sFlow v5 datagram, as the spans of its flow samples, their
+  sampling rates' summary, and in order what else it holds (counter samples, skip reasons).
+
+Both are pure (bytes in, positions out). ``flowpipe/decode/_walk.c`` has them compiled, with the same
+results (the tests hold the two to it); this module's are used where it was not built (``COMPILED``).
+"""
+from __future__ import annotations
+
+import struct
+from array import array
+from typing import Any
+
+__all__ = ["COMPILED", "data_sets", "flow_samples", "py_data_sets", "py_flow_samples"]
+
+_V9 = struct.Struct("!HHIIII")   # version, count, sysUptime ms, unix secs, sequence, source id
+_V10 = struct.Struct("!HHIII")   # version, length, export time, sequence, observation domain
+_HH = struct.Struct("!HH")
+_II = struct.Struct(">II")
+_U32 = struct.Struct(">I")
+
+DataSets = tuple[int, int, int, int, int, list[int]]
+# Counter sample (format, start, end) or skip reason, in the order the datagram has them.
+Event = tuple[int, int, int] | str
+FlowSamples = tuple[bytes, int, int, list[Event] | None]
+
+
+def py_data_sets(data: bytes) -> DataSets | None:
+    """(version, secs, uptime, sequence, domain, [set id, body start, body end, ...]) of a v9 or IPFIX
+    datagram that is only data sets (ids >= 256), well formed and filling it exactly (the IPFIX
+    length is the datagram's); None otherwise. v9 ``uptime`` is the header's sysUptime, IPFIX's 0."""
+    n = len(data)
+    if n < 20 or data[0]:
+        return None
+    if data[1] == 9:
+        _, _, uptime, secs, seq, did = _V9.unpack_from(data)
+        off = 20
+    elif data[1] == 10:
+        _, length, secs, seq, did = _V10.unpack_from(data)
+        if length != n:
+            return None
+        uptime, off = 0, 16
+    else:
+        return None
+    sets: list[int] = []
+    hh = _HH.unpack_from
+    while off < n:
+        if n - off < 4:
+            return None
+        sid, ln = hh(data, off)
+        if sid < 256 or ln < 4 or off + ln > n:
+            return None
+        sets += (sid, off + 4, off + ln)
+        off += ln
+    return (data[1], secs, uptime, seq, did, sets) if sets else None
+
+
+def py_flow_samples(data: bytes, off: int, nsamples: int) -> FlowSamples:
+    """The ``nsamples`` samples of an sFlow v5 datagram from ``off``: (the flow samples (formats 1 and 3,
+    header long enough) as native int64 (start, end, expanded) triplets; the last one's sampling rate;
+    how many have rate 0; the rest in order, or None: counter samples (formats 2 and 4) as (format,
+    start, end), and the skip reasons ``sample_truncated`` (ends the walk), ``sample_enterprise``,
+    ``sample_short``, ``discard_sample``, ``sample_unknown_format``)."""
+    n = len(data)
+    spans = array("q")
+    rate = unrated = 0
+    rest: list[Event] | None = None
+    for _ in range(nsamples):
+        if n - off < 8:
+            rest = (rest or []) + ["sample_truncated"]
+            break
+        fmt, length = _II.unpack_from(data, off)
+        start = off + 8
+        end = start + length
+        if end > n:
+            rest = (rest or []) + ["sample_truncated"]
+            break
+        off = end
+        why: Event | None = None
+        if fmt >> 12:
+            why = "sample_enterprise"
+        elif fmt == 1 or fmt == 3:
+            if length < (44 if fmt == 3 else 32):
+                why = "sample_short"
+            else:
+                spans.extend((start, end, fmt == 3))
+                rate = _U32.unpack_from(data, start + (12 if fmt == 3 else 8))[0]
+                if not rate:
+                    unrated += 1
+        elif fmt == 2 or fmt == 4:
+            why = (fmt, start, end)
+        elif fmt == 5:
+            why = "discard_sample"
+        else:
+            why = "sample_unknown_format"
+        if why is not None:
+            if rest is None:
+                rest = []
+            rest.append(why)
+    return spans.tobytes(), rate, unrated, rest
+
+
+data_sets: Any = py_data_sets
+flow_samples: Any = py_flow_samples
+try:
+    from flowpipe.decode import _walk  # type: ignore[attr-defined]
+except ImportError:  # not built (no C compiler where it was installed): the same results, in Python
+    _walk = None
+else:
+    data_sets, flow_samples = _walk.data_sets, _walk.flow_samples
+COMPILED = _walk is not None  # which implementation runs (the tests read it)

@@ -1,0 +1,125 @@
+"""The datagram walks of the columnar path (flowpipe.decode.walk): what they find, and the compiled
+walks (flowpipe/decode/_walk.c) giving exactly the Python ones' results on any bytes."""
+from __future__ import annotations
+
+import struct
+from array import array
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flowpipe.decode import walk
+from tests.support import captures
+
+IMPLS = [pytest.param((walk.py_data_sets, walk.py_flow_samples), id="python"),
+         pytest.param((walk.data_sets, walk.flow_samples), id="compiled",
+                      marks=pytest.mark.skipif(not walk.COMPILED, reason="flowpipe/decode/_walk.c is not built"))]
+compiled = pytest.mark.skipif(not walk.COMPILED, reason="flowpipe/decode/_walk.c is not built (no C compiler)")
+REAL = captures.names("nf9_") + captures.names("ipfix_") + captures.names("sflow")
+
+
+def v9(*sets: bytes) -> bytes:
+    return struct.pack("!HHIIII", 9, 2, 5000, 1_700_000_000, 42, 7) + b"".join(sets)
+
+
+def ipfix(*sets: bytes) -> bytes:
+    body = b"".join(sets)
+    return struct.pack("!HHIII", 10, 16 + len(body), 1_700_000_000, 43, 8) + body
+
+
+def fset(sid: int, body: bytes) -> bytes:
+    return struct.pack("!HH", sid, 4 + len(body)) + body
+
+
+def sample(fmt: int, body: bytes) -> bytes:
+    return struct.pack(">II", fmt, len(body)) + body
+
+
+def flow_sample(rate: int, expanded: bool = False) -> bytes:
+    if expanded:
+        return sample(3, struct.pack(">11I", 1, 0, 3, rate, 100, 0, 0, 5, 0, 6, 0))
+    return sample(1, struct.pack(">8I", 1, 3, rate, 100, 0, 5, 6, 0))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_data_sets_finds_the_header_and_every_data_set(impl: tuple) -> None:
+    data_sets = impl[0]
+    g = v9(fset(256, bytes(8)), fset(300, bytes(12)))
+    assert data_sets(g) == (9, 1_700_000_000, 5000, 42, 7, [256, 24, 32, 300, 36, 48])
+    g = ipfix(fset(400, bytes(4)))
+    assert data_sets(g) == (10, 1_700_000_000, 0, 43, 8, [400, 20, 24])
+
+
+@pytest.mark.parametrize("gram", [
+    v9(fset(0, bytes(12))),                        # a template set
+    v9(fset(256, bytes(8)), fset(1, bytes(8))),    # an options template set after data
+    v9(),                                          # no set at all
+    v9(fset(256, bytes(8)))[:-1],                  # a set past the end
+    v9(fset(256, bytes(8))) + b"\0\0",             # trailing bytes
+    v9(struct.pack("!HH", 256, 3)),                # a set length under 4
+    ipfix(fset(256, bytes(8))) + b"\0" * 4,        # IPFIX length is not the datagram's
+    b"\x00\x05" + bytes(30),                       # NetFlow v5
+    b"\x01\x09" + bytes(30),                       # not a version at all
+])
+def test_data_sets_refuses_every_other_datagram(gram: bytes) -> None:
+    assert walk.data_sets(gram) is None
+    assert walk.py_data_sets(gram) is None
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_flow_samples_spans_rates_and_the_rest_in_order(impl: tuple) -> None:
+    flow_samples = impl[1]
+    counter = sample(2, bytes(12))
+    body = flow_sample(64) + counter + sample(5, bytes(4)) + flow_sample(0, True) + sample(1 | 9 << 12, bytes(4))
+    spans, rate, unrated, rest = flow_samples(body, 0, 5)
+    first_end = len(flow_sample(64))
+    x_start = first_end + len(counter) + len(sample(5, bytes(4))) + 8
+    assert array("q", spans).tolist() == [8, first_end, 0, x_start, x_start + 44, 1]
+    assert (rate, unrated) == (0, 1)  # the last flow sample's rate (0), one sample without a rate
+    assert rest == [(2, first_end + 8, first_end + 8 + 12), "discard_sample", "sample_enterprise"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_flow_samples_names_short_truncated_and_unknown_samples(impl: tuple) -> None:
+    flow_samples = impl[1]
+    body = sample(1, bytes(20)) + sample(7, b"") + flow_sample(10)
+    assert flow_samples(body, 0, 3)[3] == ["sample_short", "sample_unknown_format"]
+    spans, rate, _, rest = flow_samples(body, 0, 4)  # one more than there are
+    assert (len(spans) // 24, rate, rest) == (1, 10, ["sample_short", "sample_unknown_format", "sample_truncated"])
+    assert flow_samples(body[:-4], 0, 3)[3] == ["sample_short", "sample_unknown_format", "sample_truncated"]
+    assert flow_samples(body, 0, 0) == (b"", 0, 0, None)
+    assert flow_samples(body, 0, 2**32 - 1)[3][-1] == "sample_truncated"  # a count that lies ends at the end
+
+
+@compiled
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from([b"\x00\x09", b"\x00\x0a"]))
+def test_compiled_data_sets_is_the_python_one(tail: bytes, version: bytes) -> None:
+    gram = version + struct.pack("!H", 18 + len(tail)) + bytes(16) + tail
+    assert walk.data_sets(gram) == walk.py_data_sets(gram)
+    assert walk.data_sets(gram[:19]) == walk.py_data_sets(gram[:19])
+
+
+@compiled
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1, 2, 3, 4, 5, 6, 1 << 12 | 1]), st.binary(max_size=60)), max_size=6),
+       st.integers(0, 8), st.integers(0, 6))
+def test_compiled_flow_samples_is_the_python_one(parts: list[tuple[int, bytes]], nsamples: int, cut: int) -> None:
+    body = b"".join(sample(f, b) for f, b in parts)
+    body = body[:len(body) - cut]
+    for off in (0, 4):
+        assert walk.flow_samples(body, off, nsamples) == walk.py_flow_samples(body, off, nsamples)
+
+
+@compiled
+@pytest.mark.parametrize("name", captures.cases(REAL))
+def test_compiled_walks_agree_on_real_captures(name: str) -> None:
+    grams = captures.datagrams(name)
+    for g in grams:
+        d = g.payload
+        assert walk.data_sets(d) == walk.py_data_sets(d)
+        if d[:4] == b"\0\0\0\5" and len(d) >= 28:
+            off = 28 if d[7] == 1 else 40  # after an IPv4 / IPv6 agent address
+            count = struct.unpack_from(">I", d, off - 4)[0]
+            assert walk.flow_samples(d, off, count) == walk.py_flow_samples(d, off, count)
