@@ -111,6 +111,16 @@ def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
     return first, which
 
 
+def per_distinct(columns: list[Any], make: Callable[[Any], list[Any]]) -> Any:
+    """``make(rows)`` (one object per row of ``rows``, positions into the equal-length numpy
+    ``columns``) for every row, as a numpy object array: made once per distinct row when the rows
+    repeat (:func:`unique_rows`), else for every row."""
+    n = len(columns[0])
+    alike = unique_rows(columns) if n else None
+    if alike is None:
+        return objects(make(np.arange(n)))
+    return objects(make(alike[0]))[alike[1]]
+
 
 class VectorPlan:
     """Where a template's records keep the fast path's values: a numpy dtype over the record.

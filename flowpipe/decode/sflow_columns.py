@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.cache import room
-from flowpipe.decode.columns import Intern, objects, unique_rows
+from flowpipe.decode.columns import Intern, objects, per_distinct, unique_rows
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
     BYTES,
@@ -268,50 +268,63 @@ class _Samples:
         """What the kept and additional fields of the samples ``g`` are made of, as integer columns
         (the next hop as its size and four words): equal rows, equal fields."""
         r = self.r
-        rs, gs = self.router_size[g], self.gw_size[g]
-        router = (rs == 4) | (rs == 16)
-        size = np.where(router, rs, np.where((gs == 4) | (gs == 16), gs, 0))
-        at = np.where(router, self.router_at[g], self.gw_at[g]) + 4
+        at, size = self._hop_where(g)
         hop = [np.where(size != 0, r.u32(at), 0)] + [np.where(size == 16, r.u32(at + 4 * k), 0) for k in (1, 2, 3)]
         return [self.rate[g], self.ether_type[g], self.src_mac[g], self.dst_mac[g], self.src_mask[g],
                 self.dst_mask[g], self.out_if[g], size, *hop, self.has_as[g], self.src_as[g], self.dst_as[g],
                 self.out_fmt[g]]
 
-    def hops(self, g: Any) -> list[bytes]:
-        """The next hop of the samples ``g``: the router's, else the gateway's, else ``b""``."""
-        r = self.r
-        hop = r.addresses(self.router_at[g] + 4, self.router_size[g])
-        gw = np.flatnonzero(self.gw_size[g] != 0)
-        if len(gw):
-            found = r.addresses(self.gw_at[g[gw]] + 4, self.gw_size[g[gw]])
-            for k, v in zip(gw.tolist(), found, strict=True):
-                if not hop[k]:
-                    hop[k] = v
-        same = room(_HOPS, MAX_SHARED_EXTRAS).setdefault  # a handful of next hops: one bytes object each
-        return list(map(same, hop, hop))
+    def _hop_where(self, g: Any) -> tuple[Any, Any]:
+        """Where the next hop of each of the samples ``g`` is and its size: the router's (1002), else
+        the gateway's (1003), else size 0 (none)."""
+        rs, gs = self.router_size[g], self.gw_size[g]
+        router = (rs == 4) | (rs == 16)
+        size = np.where(router, rs, np.where((gs == 4) | (gs == 16), gs, 0))
+        return np.where(router, self.router_at[g], self.gw_at[g]) + 4, size
 
-    def extras(self, g: Any) -> list[dict[str, Any] | None]:
-        """The additional fields of the samples ``g`` (AS numbers, egress format), None for none."""
-        out: list[dict[str, Any] | None] = [None] * len(g)
+    def hops(self, g: Any) -> Any:
+        """The next hop of the samples ``g`` (``b""`` for none), a numpy object array; equal ones are
+        one bytes object."""
+        at, size = self._hop_where(g)
+        r = self.r
+        words = [np.where(size != 0, r.u32(at), 0)] + [np.where(size == 16, r.u32(at + 4 * k), 0) for k in (1, 2, 3)]
+        same = room(_HOPS, MAX_SHARED_EXTRAS).setdefault  # a handful of next hops: one bytes object each
+
+        def make(rows: Any) -> list[bytes]:
+            hop = r.addresses(at[rows], size[rows])
+            return list(map(same, hop, hop))
+
+        return per_distinct([size, *words], make)
+
+    def extras(self, g: Any) -> Any:
+        """The additional fields of the samples ``g`` (AS numbers, egress format), None for none, as
+        a numpy object array; equal ones are one dict."""
+        out = np.full(len(g), None, dtype=object)
         has_as, out_fmt = self.has_as[g], self.out_fmt[g]
         some = np.flatnonzero(has_as | (out_fmt != 0))
         if not len(some):
             return out
         h = g[some]
+        cols = [has_as[some], self.src_as[h], self.dst_as[h], out_fmt[some]]
         memo = room(_EXTRAS, MAX_SHARED_EXTRAS)
-        for k, a, src, dst, fmt in zip(some.tolist(), has_as[some].tolist(), self.src_as[h].tolist(),
-                                       self.dst_as[h].tolist(), out_fmt[some].tolist(), strict=True):
-            key = (a, src, dst, fmt)
-            d = memo.get(key)
-            if d is None:
-                if not fmt:
-                    d = {"src_as": src, "dst_as": dst}
-                elif a:
-                    d = {"src_as": src, "dst_as": dst, "egress_format": _EGRESS_FORMAT.get(fmt, str(fmt))}
-                else:
-                    d = {"egress_format": _EGRESS_FORMAT.get(fmt, str(fmt))}
-                memo[key] = d
-            out[k] = d
+
+        def make(rows: Any) -> list[dict[str, Any]]:
+            made = []
+            for key in zip(*(c[rows].tolist() for c in cols), strict=True):
+                d = memo.get(key)
+                if d is None:
+                    a, src, dst, fmt = key
+                    if not fmt:
+                        d = {"src_as": src, "dst_as": dst}
+                    elif a:
+                        d = {"src_as": src, "dst_as": dst, "egress_format": _EGRESS_FORMAT.get(fmt, str(fmt))}
+                    else:
+                        d = {"egress_format": _EGRESS_FORMAT.get(fmt, str(fmt))}
+                    memo[key] = d
+                made.append(d)
+            return made
+
+        out[some] = per_distinct(cols, make)
         return out
 
     def split(self, chunks: list[SampleChunk], chunk_of: Any, first: Any) -> list[SampleColumns]:
@@ -451,7 +464,7 @@ class SampleColumns:
                         s.dst_mask[one].tolist(), s.out_if[one].tolist(), s.hops(one)))
         if intern is not None and alike is not None:  # (mostly distinct: nothing to share)
             made = list(map(intern, made, made))
-        kept, more = objects(made), objects(s.extras(one))
+        kept, more = objects(made), s.extras(one)
         if alike is not None:
             kept, more = kept[alike[1]], more[alike[1]]
         if not self.ok.all():
@@ -480,7 +493,7 @@ class SampleColumns:
         """The additional fields of the records at ``positions`` (what :meth:`kept_at` gives with the
         kept fields)."""
         at = np.asarray(positions, dtype=np.int64)
-        extras = self.s.extras(self.lanes[at])
+        extras: list[dict[str, Any] | None] = self.s.extras(self.lanes[at]).tolist()
         if not self.ok.all():
             for k, p in enumerate(at.tolist()):
                 if not self.ok[p]:
