@@ -182,6 +182,7 @@ typedef struct {
     PyObject *address;                 /* (raw, bits) -> (ip JSON, mask JSON), non-IPv4 */
     PyObject *next_hop, *next_hops;    /* raw -> {"ip": ...}, non-IPv4 */
     PyObject *extras;                  /* extras dict -> ',"additional_fields":{...}' */
+    PyObject *seen_extras;             /* of this call: id(extras dict) -> its text (dicts are shared, never changed) */
     PyObject *flow;                    /* a whole flow the loop cannot write -> JSON */
     PyObject *protos, *flags;          /* tuples of 256 JSON texts */
     Py_ssize_t limit;                  /* entries a cache holds at most (flowpipe.render.payload.CACHE_LIMIT) */
@@ -328,7 +329,16 @@ static int put_flow(Buf *b, Helpers *h, const Row *row, PyObject *head, PyObject
     int has = extras != Py_None && PyObject_IsTrue(extras);
     if (has < 0) return -1;
     if (has) {
-        PyObject *e = PyObject_CallOneArg(h->extras, extras);
+        PyObject *id = PyLong_FromVoidPtr(extras);  /* the batch holds every dict: ids stay theirs */
+        if (!id) return -1;
+        PyObject *e = PyDict_GetItemWithError(h->seen_extras, id);
+        if (e) {
+            Py_INCREF(e);
+        } else if (!PyErr_Occurred() && (e = PyObject_CallOneArg(h->extras, extras))
+                   && PyDict_SetItem(h->seen_extras, id, e) < 0) {
+            Py_CLEAR(e);
+        }
+        Py_DECREF(id);
         if (!e) return -1;
         r = put_bytes(b, e);
         Py_DECREF(e);
@@ -346,8 +356,8 @@ static int get_helper(PyObject *helpers, const char *name, PyObject **out) {
 
 static void helpers_clear(Helpers *h) {
     PyObject **all[] = {&h->quote, &h->strs, &h->device, &h->devices, &h->exporter, &h->exporters, &h->ether,
-                        &h->ethers, &h->address, &h->next_hop, &h->next_hops, &h->extras, &h->flow, &h->protos,
-                        &h->flags};
+                        &h->ethers, &h->address, &h->next_hop, &h->next_hops, &h->extras, &h->seen_extras, &h->flow,
+                        &h->protos, &h->flags};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) Py_CLEAR(*all[i]);
 }
 
@@ -451,6 +461,8 @@ static PyObject *render(PyObject *self, PyObject *args) {
         || get_helper(helpers, "next_hops", &h.next_hops) < 0 || get_helper(helpers, "extras", &h.extras) < 0
         || get_helper(helpers, "flow", &h.flow) < 0 || get_helper(helpers, "protos", &h.protos) < 0
         || get_helper(helpers, "flags", &h.flags) < 0)
+        goto early;
+    if (!(h.seen_extras = PyDict_New()))
         goto early;
     PyObject *limit = PyObject_GetAttrString(helpers, "limit");
     if (!limit)
