@@ -373,3 +373,21 @@ def test_a_value_json_cannot_hold_leaves_the_batch_as_objects(which: str, monkey
         orjson.dumps(got)
     with pytest.raises((TypeError, ValueError, OverflowError)):  # joined: the caller takes the objects
         jsontext.render_json_joined(FlushBatch(1.0, flows), "h")
+
+
+@pytest.mark.parametrize("which", RENDERERS)
+@pytest.mark.parametrize("tags", TAG_CHOICES)
+def test_shared_additional_fields_render_as_their_own(which: str, tags: dict[str, str] | None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """One dict shared by many flows (as sFlow's AS numbers are), equal dicts that are distinct objects,
+    and different ones: every flow's additional fields are its own, in each render call."""
+    _json_renderer(which, monkeypatch)
+    shared, twin, other = {"src_as": 64500, "dst_as": 15169}, {"src_as": 64500, "dst_as": 15169}, {"src_as": 1}
+    flows = [list(make_flow(src_port=1000 + i, extras=[shared, twin, other, None, shared][i % 5])) for i in range(25)]
+    for _ in range(2):
+        got = [json.loads(t) for t in render.render_json_batch(FlushBatch(1700000000.5, flows, {}), "node-1", tags)]
+        want = [{**(tags or {}), **f[EXTRAS]} if f[EXTRAS] else (dict(tags) if tags else None) for f in flows]
+        assert [g.get("additional_fields") for g in got] == want
+        shared = {"src_as": 7}  # a new call: what a dict said before does not stay
+        for f in flows[::5]:
+            f[EXTRAS] = shared
