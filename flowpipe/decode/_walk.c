@@ -3,6 +3,9 @@
  *
  *   data_sets(data) -> (version, secs, uptime, sequence, domain, [set id, start, end, ...]) | None
  *   flow_samples(data, off, nsamples) -> (spans: bytes, rate, unrated, rest: list | None)
+ *   read_samples(buf, start, end, expanded, out) -> None
+ *       flowpipe.decode.sflow_columns' reading of flow samples: every sample's header, records and
+ *       sampled frame, one column of out (int64, SAMPLE_COLUMNS x n, C order) per value (see there)
  *
  * Both only read data (any bytes-like object); every offset is checked against its length first.
  */
@@ -166,12 +169,195 @@ done:
     return out;
 }
 
+/* ---- sFlow flow samples read into columns (flowpipe.decode.sflow_columns._Samples, the same values) */
+
+enum {
+    C_RATE, C_IN_IF, C_OUT_FMT, C_OUT_IF, C_OK, C_ROUTER_AT, C_ROUTER_SIZE, C_SRC_MASK, C_DST_MASK, C_GW_AT,
+    C_GW_SIZE, C_HAS_AS, C_SRC_AS, C_DST_AS, C_FRAME_LEN, C_DST_MAC, C_SRC_MAC, C_ETHER_TYPE, C_PROTO, C_TOS,
+    C_SPORT, C_DPORT, C_FLAGS, C_FAMILY, C_L3, SAMPLE_COLUMNS
+};
+
+typedef struct {
+    const uint8_t *p;
+    int64_t n;
+} Bytes;
+
+/* Reads that are 0 outside the buffer (a sample whose offsets lie is marked not ok before its values count). */
+static inline int64_t r8(Bytes b, int64_t at) { return at >= 0 && at + 1 <= b.n ? b.p[at] : 0; }
+static inline int64_t r16(Bytes b, int64_t at) { return at >= 0 && at + 2 <= b.n ? (int64_t)be16(b.p + at) : 0; }
+static inline int64_t r32(Bytes b, int64_t at) { return at >= 0 && at + 4 <= b.n ? (int64_t)be32(b.p + at) : 0; }
+static inline int64_t address_size(int64_t kind) { return kind == 1 ? 4 : kind == 2 ? 16 : 0; }
+static inline int is_vlan(int64_t et) { return et == 0x8100 || et == 0x88A8 || et == 0x9100 || et == 0x9200; }
+static inline int is_v6_ext(int64_t h) {
+    return h == 0 || h == 43 || h == 44 || h == 51 || h == 60 || h == 135 || h == 139 || h == 140;
+}
+
+/* Protocol and ToS; ports (first fragment, TCP/UDP, 4 bytes there) and TCP flags (14). */
+static void transport(Bytes b, int64_t *v, int64_t l4, int64_t e, int64_t proto, int64_t tos, int first) {
+    v[C_PROTO] = proto;
+    v[C_TOS] = tos;
+    int tcp = proto == 6, ported = first && e - l4 >= 4 && (tcp || proto == 17);
+    v[C_SPORT] = ported ? r16(b, l4) : 0;
+    v[C_DPORT] = ported ? r16(b, l4 + 2) : 0;
+    v[C_FLAGS] = ported && tcp && e - l4 >= 14 ? r8(b, l4 + 13) : 0;
+}
+
+/* One sample at [start, end): its values into v[column]. */
+static void read_sample(Bytes b, int64_t start, int64_t end, int x, int64_t *v) {
+    v[C_RATE] = r32(b, start + (x ? 12 : 8));
+    int64_t word = r32(b, start + (x ? 28 : 20));
+    v[C_IN_IF] = x ? word : word & 0x3FFFFFFF;
+    word = r32(b, start + (x ? 36 : 24));
+    v[C_OUT_FMT] = x ? r32(b, start + 32) : word >> 30;
+    v[C_OUT_IF] = x ? word : word & 0x3FFFFFFF;
+    v[C_ROUTER_AT] = v[C_GW_AT] = -1;
+    int64_t nrec = r32(b, start + (x ? 40 : 28)), cur = start + (x ? 44 : 32);
+    int ok = nrec <= (end - cur) / 8 && (start & 3) == 0;  /* (end - cur >= 0: the walk checked the length) */
+    int64_t hdr = -1, hdr_end = 0, router_end = 0, gw_end = 0;
+    for (int64_t k = 0; ok && k < nrec; k++) {  /* the records */
+        if (end - cur < 8) {
+            ok = 0;
+            break;
+        }
+        int64_t fmt = r32(b, cur), length = r32(b, cur + 4), p = cur + 8, nxt = p + length;
+        int bad = nxt > end || (length & 3) || fmt == 2 || fmt == 3 || fmt == 4;
+        if (fmt == 1 && hdr < 0) {  /* the first raw header counts, later ones are ignored */
+            bad |= length < 16;
+            hdr = p;
+            hdr_end = nxt;
+        } else if (fmt == 1002) {
+            bad |= v[C_ROUTER_AT] >= 0;
+            v[C_ROUTER_AT] = p;
+            router_end = nxt;
+        } else if (fmt == 1003) {
+            bad |= v[C_GW_AT] >= 0;
+            v[C_GW_AT] = p;
+            gw_end = nxt;
+        }
+        if (bad)
+            ok = 0;
+        cur = nxt;
+    }
+    ok &= hdr >= 0;
+    if (ok && v[C_ROUTER_AT] >= 0) {  /* extended router: next hop (type word, address), the two masks */
+        int64_t p = v[C_ROUTER_AT], size = address_size(r32(b, p));
+        if (router_end - p < 4 + size + 8)
+            ok = 0;
+        v[C_SRC_MASK] = r32(b, p + 4 + size);
+        v[C_DST_MASK] = r32(b, p + 8 + size);
+        v[C_ROUTER_SIZE] = size;
+    }
+    if (ok && v[C_GW_AT] >= 0) {  /* extended gateway: next hop, own/source/peer AS, the AS path segments */
+        int64_t p = v[C_GW_AT], e = gw_end, size = address_size(r32(b, p));
+        p += 4 + size;
+        int bad = e - p < 16;
+        int64_t src_as = r32(b, p + 4), dst_as = r32(b, p), nseg = r32(b, p + 12);
+        p += 16;
+        if (!bad && nseg > (e - p) / 8)
+            bad = 1;
+        for (int64_t k = 0; !bad && k < nseg; k++) {
+            int64_t q = p + 8, count = r32(b, p + 4);
+            if (e - q < 0 || count > (e - q) >> 2) {
+                bad = 1;
+                break;
+            }
+            if (count > 0)
+                dst_as = r32(b, q + 4 * (count - 1));  /* the last AS of the path */
+            p = q + 4 * count;
+        }
+        if (bad)
+            ok = 0;
+        v[C_GW_SIZE] = size;
+        v[C_HAS_AS] = 1;
+        v[C_SRC_AS] = src_as;
+        v[C_DST_AS] = dst_as;
+    }
+    if (!ok) {
+        v[C_OK] = 0;
+        return;
+    }
+    /* the sampled frame: Ethernet, whole, long enough; one VLAN tag; IPv4/IPv6 and TCP/UDP */
+    v[C_FRAME_LEN] = r32(b, hdr + 4);
+    int64_t hlen = r32(b, hdr + 12), hp = hdr + 16, hend = hp + hlen;
+    if (r32(b, hdr) != 1 || hlen > hdr_end - hp || hlen < 14) {
+        v[C_OK] = 0;
+        return;
+    }
+    v[C_DST_MAC] = r16(b, hp) << 32 | r16(b, hp + 2) << 16 | r16(b, hp + 4);
+    v[C_SRC_MAC] = r16(b, hp + 6) << 32 | r16(b, hp + 8) << 16 | r16(b, hp + 10);
+    int64_t et = r16(b, hp + 12), l3 = hp + 14;
+    if (is_vlan(et)) {
+        int64_t inner = r16(b, l3 + 2);
+        if (hend - l3 < 4 || is_vlan(inner))
+            ok = 0;
+        et = inner;
+        l3 += 4;
+    }
+    if (et == 0x8847 || et == 0x8848 || et == 0x8864)
+        ok = 0;
+    v[C_ETHER_TYPE] = et;
+    if (ok && et == 0x0800) {
+        v[C_FAMILY] = 4;
+        v[C_L3] = l3;
+        int64_t vihl = r8(b, l3);
+        if (hend - l3 < 20 || vihl >> 4 != 4 || (vihl & 15) < 5)
+            ok = 0;
+        transport(b, v, l3 + ((vihl & 15) << 2), hend, r8(b, l3 + 9), r8(b, l3 + 1), (r16(b, l3 + 6) & 0x1FFF) == 0);
+    } else if (ok && et == 0x86DD) {
+        v[C_FAMILY] = 6;
+        v[C_L3] = l3;
+        int64_t vcl = r16(b, l3) << 16 | r16(b, l3 + 2), first = r8(b, l3 + 6);
+        if (hend - l3 < 40 || vcl >> 28 != 6 || is_v6_ext(first))
+            ok = 0;
+        transport(b, v, l3 + 40, hend, first, (vcl >> 20) & 0xFF, 1);
+    }
+    v[C_OK] = ok;
+}
+
+static PyObject *read_samples(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "read_samples(buf, start, end, expanded, out)");
+        return NULL;
+    }
+    Py_buffer bb[5];
+    int got = 0;
+    PyObject *res = NULL;
+    for (; got < 5; got++)
+        if (PyObject_GetBuffer(args[got], &bb[got], got == 4 ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS) < 0)
+            goto done;
+    Py_ssize_t n = bb[1].len / 8;
+    if (bb[1].len != n * 8 || bb[2].len != n * 8 || bb[3].len != n * 8 || bb[4].len != n * 8 * SAMPLE_COLUMNS) {
+        PyErr_SetString(PyExc_ValueError, "read_samples: start, end, expanded: n int64; out: SAMPLE_COLUMNS x n int64");
+        goto done;
+    }
+    Bytes b = {bb[0].buf, bb[0].len};
+    const int64_t *start = bb[1].buf, *end = bb[2].buf, *x = bb[3].buf;
+    int64_t *out = bb[4].buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t v[SAMPLE_COLUMNS] = {0};
+        read_sample(b, start[i], end[i], x[i] != 0, v);
+        for (int k = 0; k < SAMPLE_COLUMNS; k++)
+            out[k * n + i] = v[k];
+    }
+    res = Py_NewRef(Py_None);
+done:
+    while (got-- > 0)
+        PyBuffer_Release(&bb[got]);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"data_sets", (PyCFunction)data_sets, METH_O, "The header values and data set spans of a data-only v9/IPFIX datagram, or None."},
     {"flow_samples", (PyCFunction)(void (*)(void))flow_samples, METH_FASTCALL, "An sFlow datagram's flow sample spans and the rest, in order."},
+    {"read_samples", (PyCFunction)(void (*)(void))read_samples, METH_FASTCALL, "sFlow flow samples read into columns."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__walk(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__walk(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "SAMPLE_COLUMNS", SAMPLE_COLUMNS) < 0)
+        Py_CLEAR(m);
+    return m;
+}

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.cache import room
+from flowpipe.decode import walk
 from flowpipe.decode.columns import Intern, objects, per_distinct, unique_rows
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
@@ -121,10 +122,15 @@ class _Samples:
     """Every value of the flow tuples of the samples at ``start``..``end`` (expanded or not), read
     with numpy; ``ok`` False where a sample is not read here (see the module doc)."""
 
-    def __init__(self, r: _Reader, start: Any, end: Any, expanded: Any) -> None:
+    def __init__(self, r: _Reader, start: Any, end: Any, expanded: Any, compiled: bool | None = None) -> None:
+        """``compiled``: read by :mod:`flowpipe.decode.walk`'s compiled ``read_samples`` (the same
+        values, at a fraction of the cost), by numpy here, or (None) the first when it is built."""
         n = len(start)
         self.n = n
         self.r = r
+        if compiled or (compiled is None and walk.COMPILED):
+            self._compiled(r, start, end, expanded)
+            return
         u32 = r.u32
         x = expanded
         self.rate = u32(start + np.where(x, 12, 8))
@@ -169,6 +175,21 @@ class _Samples:
         ok &= (u32(hdr) == 1) & (hlen <= hdr_end - hp) & (hlen >= 14)  # Ethernet, whole, long enough
         self._ethernet(r, hp, hp + hlen, ok)
         self.ok = ok
+
+    def _compiled(self, r: _Reader, start: Any, end: Any, expanded: Any) -> None:
+        """What the numpy reading below gives, from one C loop over the samples (values of samples
+        that are not ok may differ: nothing reads them)."""
+        n = self.n
+        out = np.zeros((walk.SAMPLE_COLUMNS, n), dtype=np.int64)
+        walk.read_samples(r.buf, np.ascontiguousarray(start, dtype=np.int64), np.ascontiguousarray(end, dtype=np.int64),
+                          np.ascontiguousarray(expanded, dtype=np.int64), out)
+        (self.rate, self.in_if, self.out_fmt, self.out_if, ok, self.router_at, self.router_size, self.src_mask,
+         self.dst_mask, self.gw_at, self.gw_size, has_as, self.src_as, self.dst_as, self.frame_len, self.dst_mac,
+         self.src_mac, self.ether_type, self.proto, self.tos, self.sport, self.dport, self.flags, family, l3) = out
+        self.ok, self.has_as = ok.astype(bool), has_as.astype(bool)
+        self.v4, self.v6 = np.flatnonzero(family == 4), np.flatnonzero(family == 6)
+        self.src4, self.dst4 = r.raw(l3[self.v4] + 12, 4), r.raw(l3[self.v4] + 16, 4)
+        self.src6, self.dst6 = r.raw(l3[self.v6] + 8, 16), r.raw(l3[self.v6] + 24, 16)
 
     def _router(self, r: _Reader, at: Any, at_end: Any, ok: Any) -> None:
         """Extended router: next hop (type word, 4 or 16 bytes), then the two masks."""

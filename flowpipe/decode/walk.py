@@ -7,6 +7,8 @@
 
 Both are pure (bytes in, positions out). ``flowpipe/decode/_walk.c`` has them compiled, with the same
 results (the tests hold the two to it); this module's are used where it was not built (``COMPILED``).
+It also has ``read_samples``, which reads sFlow flow samples into the columns
+:mod:`flowpipe.decode.sflow_columns` otherwise reads with numpy (None when not built).
 """
 from __future__ import annotations
 
@@ -105,10 +107,13 @@ def py_flow_samples(data: bytes, off: int, nsamples: int) -> FlowSamples:
 
 data_sets: Any = py_data_sets
 flow_samples: Any = py_flow_samples
+read_samples: Any = None  # sFlow flow samples into columns: flowpipe.decode.sflow_columns reads them with numpy
+SAMPLE_COLUMNS = 0
 try:
     from flowpipe.decode import _walk  # type: ignore[attr-defined]
 except ImportError:  # not built (no C compiler where it was installed): the same results, in Python
     _walk = None
 else:
-    data_sets, flow_samples = _walk.data_sets, _walk.flow_samples
+    data_sets, flow_samples, read_samples = _walk.data_sets, _walk.flow_samples, _walk.read_samples
+    SAMPLE_COLUMNS = _walk.SAMPLE_COLUMNS
 COMPILED = _walk is not None  # which implementation runs (the tests read it)

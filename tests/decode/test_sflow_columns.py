@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowpipe.decode import sflow, sflow_columns
+from flowpipe.decode import sflow, sflow_columns, walk
 from flowpipe.decode.base import DecodeError, Source
 from flowpipe.export import (
     encode_sflow,
@@ -166,6 +166,80 @@ def test_columns_equal_the_per_sample_decoder(grams: list[list[dict[str, Any]]],
     assert skipped_cols == skipped_plain
 
 
+SAMPLE_VALUES = ("rate", "in_if", "out_fmt", "out_if", "router_size", "src_mask", "dst_mask", "gw_size", "has_as",
+                 "src_as", "dst_as", "frame_len", "dst_mac", "src_mac", "ether_type", "proto", "tos", "sport", "dport",
+                 "flags")
+
+
+def _both_readings(datagrams: list[bytes]) -> tuple[Any, Any] | None:
+    chunks = [c for d in datagrams for c in _chunks_of(d)]
+    if not chunks:
+        return None
+    counts = [c.count for c in chunks]
+    a = np.frombuffer(b"".join([c.spans for c in chunks]), dtype=np.int64).reshape(-1, 3)
+    bodies = [c.body + bytes(-len(c.body) & 3) for c in chunks]
+    lens = np.array([len(b) for b in bodies], dtype=np.int64)
+    base = np.repeat(np.cumsum(lens) - lens, counts)
+    r = sflow_columns._Reader(b"".join(bodies))
+    start, end, x = a[:, 0] + base, a[:, 1] + base, a[:, 2].astype(bool)
+    return (sflow_columns._Samples(r, start, end, x, compiled=False),
+            sflow_columns._Samples(r, start, end, x, compiled=True))
+
+
+def _chunks_of(d: bytes) -> list[Any]:
+    try:
+        return sflow.decode(d, SRC, columnar=True).chunks
+    except DecodeError:
+        return []
+
+
+@pytest.mark.skipif(not walk.COMPILED, reason="flowpipe/decode/_walk.c is not built (no C compiler)")
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(grams=st.lists(st.lists(sample_values, min_size=1, max_size=6), min_size=1, max_size=6),
+       damage=st.lists(st.tuples(st.integers(0, 5), st.integers(28, 2000), st.integers(0, 255)), max_size=6),
+       cut=st.none() | st.tuples(st.integers(0, 5), st.integers(28, 2000)))
+def test_the_compiled_reading_is_the_numpy_one(grams: list[list[dict[str, Any]]], damage: list[tuple[int, int, int]],
+                                               cut: tuple[int, int] | None) -> None:
+    """Every sample numpy reads (ok) is read by the C loop with every value the same, and the same
+    samples are; IPv4/IPv6 addresses of those too."""
+    datagrams = [bytearray(datagram([sample(v) for v in vs])) for vs in grams]
+    for which, at, value in damage:
+        d = datagrams[which % len(datagrams)]
+        d[at % len(d)] = value
+    if cut is not None:
+        d = datagrams[cut[0] % len(datagrams)]
+        del d[max(28, cut[1] % len(d)):]
+    both = _both_readings([bytes(d) for d in datagrams])
+    if both is None:
+        return
+    py, c = both
+    assert (c.ok == py.ok).all()
+    ok = py.ok
+    for name in SAMPLE_VALUES:
+        assert (getattr(c, name)[ok] == getattr(py, name)[ok]).all(), name
+    for name in ("router_at", "gw_at"):  # where the next hop is read from, for the samples that have one
+        has = ok & (py.router_size > 0 if name == "router_at" else py.gw_size > 0)
+        assert (getattr(c, name)[has] == getattr(py, name)[has]).all(), name
+    for lanes, src, dst in (("v4", "src4", "dst4"), ("v6", "src6", "dst6")):
+        mine, theirs = getattr(c, lanes), getattr(py, lanes)
+        read = theirs[ok[theirs]]
+        assert set(read.tolist()) <= set(mine.tolist())
+        at_c, at_py = np.searchsorted(mine, read), np.searchsorted(theirs, read)
+        assert (getattr(c, src)[at_c] == getattr(py, src)[at_py]).all()
+        assert (getattr(c, dst)[at_c] == getattr(py, dst)[at_py]).all()
+
+
+def test_both_readings_of_the_captures_agree(shared_captures: Path) -> None:
+    grams = [g.payload for name in captures.names("sflow5_") for g in captures.datagrams(name)]
+    both = _both_readings(grams)
+    if both is None or not walk.COMPILED:
+        pytest.skip("no flow samples in the captures, or flowpipe/decode/_walk.c is not built")
+    py, c = both
+    assert (c.ok == py.ok).all() and py.ok.sum() > 0
+    for name in SAMPLE_VALUES:
+        assert (getattr(c, name)[py.ok] == getattr(py, name)[py.ok]).all(), name
+
+
 @pytest.mark.parametrize("collide", [False, True])
 def test_equal_kept_fields_are_shared_and_told_apart_exactly(collide: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Samples whose kept and additional fields are alike share one tuple and one dict; those that
@@ -205,7 +279,11 @@ def test_equal_kept_fields_are_shared_and_told_apart_exactly(collide: bool, monk
     ({"odd": "ip_record"}, False),
     ({"cut": 20}, False),
 ])
-def test_the_common_shapes_are_read_by_numpy(values: dict[str, Any], read_here: bool) -> None:
+@pytest.mark.parametrize("reader", ["compiled", "numpy"])
+def test_the_common_shapes_are_read_by_numpy(values: dict[str, Any], read_here: bool, reader: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    if reader == "numpy":
+        monkeypatch.setattr(walk, "COMPILED", False)
     v = {"v6": False, "src": 0, "dst": 1, "proto": 6, "sport": 443, "dport": 32768, "flags": 0x18, "tos": 0,
          "vlan": 0, "frame": 600, "cut": None, "router": None, "gateway": None, "switch": False, "odd": None,
          "expanded": False, "out_fmt": 0, "rate": 512, "in_if": 1, **values}
@@ -214,7 +292,11 @@ def test_the_common_shapes_are_read_by_numpy(values: dict[str, Any], read_here: 
     assert n_read == int(read_here)
 
 
-def test_every_sflow_capture_reads_the_same(shared_captures: Path) -> None:
+@pytest.mark.parametrize("reader", ["compiled", "numpy"])
+def test_every_sflow_capture_reads_the_same(shared_captures: Path, reader: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    if reader == "numpy":
+        monkeypatch.setattr(walk, "COMPILED", False)
     names = captures.names("sflow5_")
     grams = [(g.payload, Source(g.src, g.sport, received=g.time)) for name in names for g in captures.datagrams(name)]
     plain, cols, skipped_plain, skipped_cols, n_read = read(grams)
