@@ -8,7 +8,11 @@ import attrs
 
 from flowpipe.pipeline import SequenceObs
 
-__all__ = ["DecodeError", "Decoded", "SequenceObs", "Source", "unpack_header"]
+__all__ = ["DecodeError", "Decoded", "Plain", "SequenceObs", "Source", "unpack_header"]
+
+# A datagram of the columnar path's common case, decoded without a Decoded: (chunks, exporter, flow
+# type, sequence observation, records); see DatagramDecoder.plain.
+Plain = tuple[list[Any], str, str, SequenceObs, int]
 
 
 class DecodeError(Exception):

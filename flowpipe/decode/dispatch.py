@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowpipe.decode import netflow5, sflow
-from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
+from flowpipe.decode.base import Decoded, DecodeError, Plain, Source
 from flowpipe.decode.config import DecoderConfig, MappingConfig
 from flowpipe.decode.template_decoder import TemplateDecoder
 from flowpipe.decode.templates import DomainView
@@ -34,9 +34,12 @@ class DatagramDecoder:
         self._sflow: Callable[[bytes, Source], Decoded] | None = None
         lc = listener if listener is not None else ListenerConfig(flow_type=flow_type)
         self.namespace = lc.namespace
+        self._sflow_plain: Callable[[bytes, Source], Any] | None = None
         if flow_type == "sflow5":
             self._sflow = functools.partial(sflow.decode, udp_identity=lc.exporter_address == "udp",
                                             columnar=columnar)
+            if columnar:
+                self._sflow_plain = functools.partial(sflow.plain, udp_identity=lc.exporter_address == "udp")
         else:
             self.templates = TemplateDecoder(
                 cfg, mapping, in_band=lc.exporter_address == "in-band", exporters=lc.exporter_ids(),
@@ -59,9 +62,12 @@ class DatagramDecoder:
             return self.templates.decode(data, src)
         raise DecodeError("bad_version", f"version {version} is not NetFlow v5/v9 or IPFIX")
 
-    def plain(self, data: bytes, src: Source) -> tuple[list[Any], str, SequenceObs, int] | None:
-        """A datagram of the columnar path's common case decoded cheaply (see
-        :meth:`TemplateDecoder.plain`), or None: :meth:`decode` it."""
+    def plain(self, data: bytes, src: Source) -> Plain | None:
+        """A datagram of the columnar path's common case decoded cheaply, as (chunks, exporter, flow
+        type, sequence observation, records) (see :meth:`TemplateDecoder.plain` and
+        :func:`flowpipe.decode.sflow.plain`), or None: :meth:`decode` it."""
+        if self._sflow_plain is not None:
+            return self._sflow_plain(data, src)
         if self.templates is None or len(data) < 20 or data[0] or data[1] not in (9, 10):
             return None
         return self.templates.plain(data, src)

@@ -42,7 +42,7 @@ import attrs
 
 from flowpipe.cache import bounded_put
 from flowpipe.decode import packet, walk
-from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
+from flowpipe.decode.base import Decoded, DecodeError, Plain, SequenceObs, Source
 from flowpipe.decode.columns import Chunk
 
 FLOW_TYPE = "sflow5"
@@ -206,6 +206,29 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
         else:
             skipped.append("sample_unknown_format")
     return out
+
+
+def plain(data: bytes, src: Source, udp_identity: bool = False) -> Plain | None:
+    """A datagram of flow samples only, as :func:`decode` (``columnar``) would leave it: (its
+    :class:`SampleChunk`, none without samples; the exporter; the flow type; the sequence
+    observation; samples),
+    without a :class:`Decoded` to make; None for any other datagram (:func:`decode` it): counter
+    samples, anything skipped, a bad header."""
+    if len(data) < 28 or data[:7] != b"\0\0\0\5\0\0\0" or data[7] not in (1, 2):
+        return None
+    hdr = _HDR4 if data[7] == 1 else _HDR6
+    if len(data) < hdr.size:
+        return None
+    _, _, raw_agent, sub_agent, seq, _uptime, nsamples = hdr.unpack_from(data)
+    spans, rate, unrated, rest = walk.flow_samples(data, hdr.size, nsamples)
+    if rest is not None:
+        return None
+    agent = src.exporter if udp_identity else _agent_text(raw_agent)
+    obs: SequenceObs = tuple.__new__(SequenceObs, (sub_agent, seq, 1))  # type: ignore[type-var]
+    if not spans:
+        return [], agent, FLOW_TYPE, obs, 0
+    chunk = SampleChunk(data, spans, agent, src.namespace, int(src.received), rate, unrated)
+    return [chunk], agent, FLOW_TYPE, obs, chunk.count
 
 
 class _SampleDecoder:

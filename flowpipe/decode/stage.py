@@ -84,9 +84,11 @@ class DecoderStage:
             if src is None or src.received != t:
                 src = sources[(host, port)] = Source(host, port, ns, t)
             try:
-                # The common case first: data sets only, all for the columnar path (no Decoded to make).
-                quick = plain(data, src) if plain is not None and host not in tupled else None
-                if quick is None:
+                # The common case first: data sets / flow samples only, all for the columnar path (no
+                # Decoded to make), unless the exporter's datagrams in this batch are flow tuples already.
+                quick = plain(data, src) if plain is not None else None
+                if quick is None or quick[1] in tupled:
+                    quick = None
                     d = decode(data, src)
             except DecodeError as e:
                 invalid[e.reason] += 1
@@ -98,17 +100,17 @@ class DecoderStage:
                 self._log(logging.ERROR, "decoder_bug", exc_info=True, exporter=host, error=repr(e))
                 continue
             if quick is not None:
-                pchunks, ftype, obs, n = quick
+                pchunks, exporter, ftype, obs, n = quick
                 decoded += 1
                 if pchunks:
-                    last_of[host, ftype] = pchunks[-1]
+                    last_of[exporter, ftype] = pchunks[-1]
                     for c in pchunks:
                         if c.unrated:
-                            unknown_rate[host] += c.unrated
+                            unknown_rate[exporter] += c.unrated
                     chunks += pchunks
                     chunked += n
-                    chunk_exporters.add(host)
-                notes.append((ns, host, ftype, obs, n))
+                    chunk_exporters.add(exporter)
+                notes.append((ns, exporter, ftype, obs, n))
                 continue
             if d.flows:
                 last_of[d.exporter, d.flow_type] = d.flows[-1]

@@ -48,7 +48,7 @@ from typing import Any
 
 from flowpipe.decode import ipfix, netflow9, nsel, walk
 from flowpipe.decode import reverse as biflow
-from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
+from flowpipe.decode.base import Decoded, DecodeError, Plain, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.config import DecoderConfig, MappingConfig
 from flowpipe.decode.elements import (
@@ -240,9 +240,9 @@ class TemplateDecoder:
         out.sequence = SequenceObs(did, seq, 1 if version == 9 else records)
         return out
 
-    def plain(self, data: bytes, src: Source) -> tuple[list[Chunk], str, SequenceObs, int] | None:
+    def plain(self, data: bytes, src: Source) -> Plain | None:
         """A v9/IPFIX datagram of data sets only, each of a live template the columnar path takes,
-        as (chunks, flow type, sequence observation, records) with no other effect; None for any
+        as (chunks, exporter, flow type, sequence observation, records) with no other effect; None for any
         other datagram (:meth:`decode` it). The service's common case, at a fraction of
         :meth:`decode`'s cost (no hold, identity or template work to do)."""
         if not self.columnar or self.sampler_rules is not None:
@@ -275,8 +275,8 @@ class TemplateDecoder:
                 chunks.append(Chunk(dec, data[a:a + count * dec.size], count, exporter, ns, dom.rate, dom.samplers,
                                     secs, uptime, dom.init_ms))
         if version == 9:
-            return chunks, "netflow9", tuple.__new__(SequenceObs, (did, seq, 1)), records
-        return chunks, "ipfix", tuple.__new__(SequenceObs, (did, seq, records)), records
+            return chunks, exporter, "netflow9", tuple.__new__(SequenceObs, (did, seq, 1)), records
+        return chunks, exporter, "ipfix", tuple.__new__(SequenceObs, (did, seq, records)), records
 
     # ---- sets ---------------------------------------------------------------------------------
 

@@ -51,8 +51,8 @@ def compare(name: str) -> tuple[int, int]:
         if got is None:
             continue
         took += 1
-        chunks, flow_type, obs, records = got
-        assert flow_type == d.flow_type
+        chunks, exporter, flow_type, obs, records = got
+        assert (exporter, flow_type) == (d.exporter, d.flow_type)
         assert [chunk_view(c) for c in chunks] == [chunk_view(c) for c in d.chunks]
         assert (d.flows, d.held, d.released, d.skipped) == ([], 0, 0, [])
         assert obs == d.sequence
@@ -112,8 +112,8 @@ def test_plain_leaves_expired_templates_and_other_exporters_to_decode() -> None:
     dec = TemplateDecoder(DecoderConfig(), clock=lambda: now[0], columnar=True)
     dec.decode(v9(TEMPLATE, data_set(256, RECORD)), SRC)
     gram = v9(data_set(256, RECORD * 2), seq=8)
-    chunks, flow_type, obs, records = dec.plain(gram, SRC)  # type: ignore[misc]
-    assert (flow_type, records, [c.count for c in chunks]) == ("netflow9", 2, [2])
+    chunks, exporter, flow_type, obs, records = dec.plain(gram, SRC)  # type: ignore[misc]
+    assert (exporter, flow_type, records, [c.count for c in chunks]) == ("192.0.2.9", "netflow9", 2, [2])
     assert (obs.domain, obs.sequence, obs.units) == (3, 8, 1)
     assert dec.plain(gram, Source("192.0.2.10", 2055, "default", 1.0)) is None  # its template is not theirs
     assert dec.plain(gram, Source("192.0.2.9", 2056, "default", 1.0)) is None   # another domain (port)
@@ -126,3 +126,49 @@ def test_plain_is_off_without_columnar_or_with_in_band_identity() -> None:
     for dec in (TemplateDecoder(DecoderConfig()), TemplateDecoder(DecoderConfig(), columnar=True, in_band=True)):
         dec.decode(v9(TEMPLATE, data_set(256, RECORD)), SRC)
         assert dec.plain(v9(data_set(256, RECORD)), SRC) is None
+
+
+# ---- sFlow ---------------------------------------------------------------------------------------
+
+SFLOW = captures.own_names("sflow5_") + captures.names("sflow5_")
+
+
+def sample_formats(gram: bytes) -> list[int]:
+    """The sample formats of an sFlow datagram, walked here on their own."""
+    off = 28 if gram[7] == 1 else 40
+    formats = []
+    for _ in range(struct.unpack_from(">I", gram, off - 4)[0]):
+        if off + 8 > len(gram):
+            break
+        fmt, ln = struct.unpack_from(">II", gram, off)
+        formats.append(fmt)
+        off += 8 + ln
+    return formats
+
+
+def sflow_view(c: object) -> tuple:
+    return (c.spans, c.body, c.count, c.exporter, c.namespace, c.rate, c.unrated, c.secs)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("udp_identity", [False, True])
+@pytest.mark.parametrize("name", SFLOW)
+def test_sflow_plain_is_decode(name: str, udp_identity: bool) -> None:
+    """Where sflow.plain takes a datagram it gives what decode (columnar) makes of it, and it takes
+    every datagram that is only flow samples."""
+    from flowpipe.decode import sflow  # noqa: PLC0415
+
+    for g in captures.datagrams(name):
+        src = Source(g.src, g.sport, "default", g.time)
+        got = sflow.plain(g.payload, src, udp_identity)
+        try:
+            d = sflow.decode(g.payload, src, udp_identity, columnar=True)
+        except Exception:  # noqa: BLE001 - invalid as a whole: plain must not have taken it
+            assert got is None
+            continue
+        only_flows = not d.skipped and set(sample_formats(g.payload)) <= {1, 3}
+        assert (got is not None) == only_flows
+        if got is not None:
+            chunks, exporter, flow_type, obs, n = got
+            assert (exporter, flow_type, obs) == (d.exporter, d.flow_type, d.sequence)
+            assert [sflow_view(c) for c in chunks] == [sflow_view(c) for c in d.chunks]
+            assert n == sum(c.count for c in d.chunks)
