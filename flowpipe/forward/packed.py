@@ -50,3 +50,17 @@ def pack_json(parts: list[bytes], count: int) -> Packed:
         pieces += (b",", part) if k else (part,)
     pieces.append(b"]")
     return Packed(gzip_parts(pieces), count, "json")
+
+
+def pack_msgpack(parts: list[bytes], count: int) -> Packed:
+    """``count`` flows given as msgpack maps end to end, a few ``parts`` of them (what
+    :func:`flowpipe.render.msgpacktext.render_msgpack_joined` gives), as the gzip msgpack request body:
+    the same msgpack array :func:`pack` makes of the flows' objects, compressed part by part."""
+    return Packed(gzip_parts([array_header(count), *parts]), count, "msgpack")
+
+
+def array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` items (what ``msgpack.packb`` writes first)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    return b"\xdc" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xdd" + n.to_bytes(4, "big")

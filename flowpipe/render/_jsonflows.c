@@ -1,7 +1,9 @@
 /* Payload JSON straight from aggregated flows: the renderer's hot loop, compiled.
  *
  * render(key, kept, start, end, bytes, packets, flags, extras, head, host, hostnames, tags_only, helpers
- *        [, joined]) -> list[bytes] (joined: bytes, the texts separated by commas: a JSON array's inside)
+ *        [, joined[, msgpack]]) -> list[bytes] (joined: bytes, the texts separated by commas: a JSON array's
+ *        inside; msgpack: each flow as msgpack.packb(object, use_bin_type=True) makes it, joined with nothing
+ *        between: a msgpack array's inside)
  *
  * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine columns, the KEY fields), kept
  * (a list: a tuple of the KEPT fields per flow) and six columns. A column is a list of objects; the
@@ -15,6 +17,11 @@
  * helpers, and a flow this code cannot write at all is rendered whole by helpers.flow(flow). The
  * pure-Python renderer (flowpipe/render/payload.py) is the reference and the fallback when this module is
  * not built; tests hold the two to the same bytes.
+ *
+ * In msgpack mode the helpers are msgpack's (flowpipe.render.msgpacktext: every cached piece packed, not
+ * JSON), head is the packed "flush_timestamp", its value and "type", and the loop writes msgpack where it
+ * writes JSON: the same walk, each piece in the other encoding (the KEY, STR_OPEN/STR_CLOSE, put_int and
+ * put_uint writers below take the mode).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -186,7 +193,59 @@ typedef struct {
     PyObject *flow;                    /* a whole flow the loop cannot write -> JSON */
     PyObject *protos, *flags;          /* tuples of 256 JSON texts */
     Py_ssize_t limit;                  /* entries a cache holds at most (flowpipe.render.payload.CACHE_LIMIT) */
+    int mp;                            /* write msgpack, not JSON */
 } Helpers;
+
+/* ---- the two encodings (into room reserved; never fail) */
+
+/* A msgpack unsigned / signed integer in its shortest form, as msgpack-python packs a Python int. */
+static inline int mp_uint(Buf *b, unsigned long long v) {
+    unsigned char *o = (unsigned char *)b->p + b->len;
+    int n;
+    if (v < 128) { o[0] = (unsigned char)v; n = 1; }
+    else if (v <= 0xFF) { o[0] = 0xcc; o[1] = (unsigned char)v; n = 2; }
+    else if (v <= 0xFFFF) { o[0] = 0xcd; n = 3; }
+    else if (v <= 0xFFFFFFFFULL) { o[0] = 0xce; n = 5; }
+    else { o[0] = 0xcf; n = 9; }
+    for (int k = n - 1, sh = 0; n > 2 && k >= 1; k--, sh += 8) o[k] = (unsigned char)(v >> sh);
+    b->len += n;
+    return 0;
+}
+
+static inline int mp_int(Buf *b, long long v) {
+    if (v >= 0) return mp_uint(b, (unsigned long long)v);
+    unsigned char *o = (unsigned char *)b->p + b->len;
+    unsigned long long u = (unsigned long long)v;
+    int n;
+    if (v >= -32) { o[0] = (unsigned char)v; n = 1; }
+    else if (v >= -128) { o[0] = 0xd0; o[1] = (unsigned char)v; n = 2; }
+    else if (v >= -32768) { o[0] = 0xd1; n = 3; }
+    else if (v >= -2147483648LL) { o[0] = 0xd2; n = 5; }
+    else { o[0] = 0xd3; n = 9; }
+    for (int k = n - 1, sh = 0; n > 2 && k >= 1; k--, sh += 8) o[k] = (unsigned char)(u >> sh);
+    b->len += n;
+    return 0;
+}
+
+static inline int put_int(Buf *b, int mp, long long v) { return mp ? mp_int(b, v) : put_i64(b, v); }
+static inline int put_uint(Buf *b, int mp, unsigned long long v) { return mp ? mp_uint(b, v) : put_u64(b, v); }
+
+/* One byte (a msgpack header), into room reserved. */
+static inline int PUTC(Buf *b, int c) { b->p[b->len++] = (char)c; return 0; }
+/* A map's key (a literal under 32 bytes): JSON ',"name":' (FIRST_KEY: '{"name":'), msgpack a fixstr. */
+#define KEY(b, mp, name) ((mp) ? (PUTC(b, 0xa0 | (int)(sizeof(name) - 1)), PUTS(b, name)) : PUTS(b, ",\"" name "\":"))
+#define FIRST_KEY(b, mp, name) ((mp) ? (PUTC(b, 0xa0 | (int)(sizeof(name) - 1)), PUTS(b, name)) : PUTS(b, "{\"" name "\":"))
+/* A map of n entries: JSON's '{' is written by its first key, msgpack's fixmap header here. */
+#define MAP(b, mp, n) ((mp) ? PUTC(b, 0x80 | (n)) : 0)
+#define END_MAP(b, mp) ((mp) ? 0 : PUTS(b, "}"))
+/* A short string written in place (under 32 bytes): STR_OPEN gives where it starts, STR_CLOSE ends it
+ * (JSON quotes; msgpack a fixstr header patched with the length). */
+static inline Py_ssize_t STR_OPEN(Buf *b, int mp) { Py_ssize_t at = b->len; PUTC(b, mp ? 0xa0 : '"'); return at; }
+static inline int STR_CLOSE(Buf *b, int mp, Py_ssize_t at) {
+    if (mp) b->p[at] = (char)(0xa0 | (b->len - at - 1));
+    else PUTC(b, '"');
+    return 0;
+}
 
 static const char HEX[] = "0123456789abcdef";
 
@@ -200,10 +259,13 @@ static int put_endpoint(Buf *b, Helpers *h, const Row *row, int ip, PyObject *bi
     const unsigned char *a;
     Py_ssize_t n;
     if (!ok || !row_address(row, ip, &a, &n) || mac < 0) return 0;
-    if (PUTS(b, "{\"ip\":") < 0) return -1;
+    int mp = h->mp;
+    Py_ssize_t head = b->len, at;  /* (msgpack: the map header, 4 entries or 5 with a name) */
+    if (MAP(b, mp, 4) < 0 || FIRST_KEY(b, mp, "ip") < 0) return -1;
     PyObject *mask_json = NULL;
     if (n == 4 && bits >= 0 && bits <= 32) {
-        if (PUTS(b, "\"") < 0 || put_v4(b, a) < 0 || PUTS(b, "\"") < 0) return -1;
+        at = STR_OPEN(b, mp);
+        if (put_v4(b, a) < 0 || STR_CLOSE(b, mp, at) < 0) return -1;
     } else {
         PyObject *raw = row_object(row, ip);
         if (!raw) return -1;
@@ -217,10 +279,12 @@ static int put_endpoint(Buf *b, Helpers *h, const Row *row, int ip, PyObject *bi
         Py_DECREF(pair);
         if (r < 0) { Py_DECREF(mask_json); return -1; }
     }
-    if (PUTS(b, ",\"port\":\"") < 0) goto fail;
+    if (KEY(b, mp, "port") < 0) goto fail;
+    at = STR_OPEN(b, mp);
     if (port < 0) { if (PUTS(b, "*") < 0) goto fail; }
     else if (put_u64(b, (unsigned long long)port) < 0) goto fail;
-    if (PUTS(b, "\",\"mac\":\"") < 0) goto fail;
+    if (STR_CLOSE(b, mp, at) < 0 || KEY(b, mp, "mac") < 0) goto fail;
+    at = STR_OPEN(b, mp);
     {
         char m[17];
         unsigned long long v = (unsigned long long)mac & 0xFFFFFFFFFFFFULL;
@@ -232,7 +296,7 @@ static int put_endpoint(Buf *b, Helpers *h, const Row *row, int ip, PyObject *bi
         }
         if (put(b, m, 17) < 0) goto fail;
     }
-    if (PUTS(b, "\",\"mask\":") < 0) goto fail;
+    if (STR_CLOSE(b, mp, at) < 0 || KEY(b, mp, "mask") < 0) goto fail;
     if (mask_json) {
         if (put_bytes(b, mask_json) < 0) goto fail;
         Py_CLEAR(mask_json);
@@ -241,8 +305,9 @@ static int put_endpoint(Buf *b, Helpers *h, const Row *row, int ip, PyObject *bi
         unsigned long long m = bits ? (0xFFFFFFFFULL << (32 - bits)) & 0xFFFFFFFFULL : 0;
         unsigned char net[4] = {(unsigned char)((v & m) >> 24), (unsigned char)((v & m) >> 16),
                                 (unsigned char)((v & m) >> 8), (unsigned char)(v & m)};
-        if (PUTS(b, "\"") < 0 || put_v4(b, net) < 0 || PUTS(b, "/") < 0 || put_u64(b, (unsigned long long)bits) < 0
-            || PUTS(b, "\"") < 0)
+        at = STR_OPEN(b, mp);
+        if (put_v4(b, net) < 0 || PUTS(b, "/") < 0 || put_u64(b, (unsigned long long)bits) < 0
+            || STR_CLOSE(b, mp, at) < 0)
             goto fail;
     }
     if (hostnames != Py_None) {
@@ -258,13 +323,14 @@ static int put_endpoint(Buf *b, Helpers *h, const Row *row, int ip, PyObject *bi
                 if (!PyUnicode_Check(name)) return 0;
                 PyObject *q = cached(h->strs, h->limit, name, h->quote, NULL);
                 if (!q) goto fail;
-                int r = PUTS(b, ",\"reverse_dns_hostname\":") < 0 ? -1 : put_bytes(b, q);
+                if (mp) b->p[head] = (char)(0x80 | 5);
+                int r = KEY(b, mp, "reverse_dns_hostname") < 0 ? -1 : put_bytes(b, q);
                 Py_DECREF(q);
                 if (r < 0) goto fail;
             }
         }
     }
-    if (PUTS(b, "}") < 0) goto fail;
+    if (END_MAP(b, mp) < 0) goto fail;
     return 1;
 fail:
     Py_XDECREF(mask_json);
@@ -292,42 +358,53 @@ static int put_flow(Buf *b, Helpers *h, const Row *row, PyObject *head, PyObject
         || !PyUnicode_CheckExact(v[NAMESPACE]) || !PyLong_CheckExact(v[DIRECTION]) || !PyLong_CheckExact(v[ETHER_TYPE])
         || !PyBytes_CheckExact(v[NEXT_HOP]))
         return 0;
-    Py_ssize_t mark = b->len;
-    int r;
-    if (buf_grow(b, RESERVE) < 0 || put_bytes(b, head) < 0) return -1;
+    PyObject *extras = v[EXTRAS];
+    int has = extras != Py_None && PyObject_IsTrue(extras);
+    if (has < 0) return -1;
+    Py_ssize_t mark = b->len, at;
+    int r, mp = h->mp;
+    if (buf_grow(b, RESERVE) < 0) return -1;
+    if (mp && (PUTC(b, 0xde) < 0 || PUTC(b, 0) < 0 || PUTC(b, 19 + (has || PyBytes_GET_SIZE(tags_only))) < 0))
+        return -1;  /* map16: 19 entries, 20 with additional fields */
+    if (put_bytes(b, head) < 0) return -1;
     if (put_cached(b, h->limit, h->strs, v[TYPE], h->quote) < 0) return -1;
-    if (PUTS(b, ",\"sampling_rate\":") < 0 || put_i64(b, rate) < 0) return -1;
+    if (KEY(b, mp, "sampling_rate") < 0 || put_int(b, mp, rate) < 0) return -1;
     r = get_ll(v[DIRECTION], &ok) == 1;
-    if ((r ? PUTS(b, ",\"direction\":\"egress\"") : PUTS(b, ",\"direction\":\"ingress\"")) < 0) return -1;
-    if (PUTS(b, ",\"start\":") < 0 || put_i64(b, start) < 0) return -1;
-    if (PUTS(b, ",\"end\":") < 0 || put_i64(b, end) < 0) return -1;
-    if (PUTS(b, ",\"bytes\":") < 0 || put_u64(b, nbytes) < 0) return -1;
-    if (PUTS(b, ",\"packets\":") < 0 || put_u64(b, npackets) < 0) return -1;
-    if (PUTS(b, ",\"ether_type\":") < 0 || put_cached(b, h->limit, h->ethers, v[ETHER_TYPE], h->ether) < 0) return -1;
-    if (PUTS(b, ",\"ip_protocol\":") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->protos, proto)) < 0) return -1;
-    if (PUTS(b, ",\"device\":") < 0 || put_cached(b, h->limit, h->devices, v[NAMESPACE], h->device) < 0) return -1;
-    if (PUTS(b, ",\"exporter\":") < 0 || put_cached(b, h->limit, h->exporters, v[EXPORTER], h->exporter) < 0) return -1;
-    if (PUTS(b, ",\"source\":") < 0) return -1;
+    if (KEY(b, mp, "direction") < 0) return -1;
+    at = STR_OPEN(b, mp);
+    if ((r ? PUTS(b, "egress") : PUTS(b, "ingress")) < 0 || STR_CLOSE(b, mp, at) < 0) return -1;
+    if (KEY(b, mp, "start") < 0 || put_int(b, mp, start) < 0) return -1;
+    if (KEY(b, mp, "end") < 0 || put_int(b, mp, end) < 0) return -1;
+    if (KEY(b, mp, "bytes") < 0 || put_uint(b, mp, nbytes) < 0) return -1;
+    if (KEY(b, mp, "packets") < 0 || put_uint(b, mp, npackets) < 0) return -1;
+    if (KEY(b, mp, "ether_type") < 0 || put_cached(b, h->limit, h->ethers, v[ETHER_TYPE], h->ether) < 0) return -1;
+    if (KEY(b, mp, "ip_protocol") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->protos, proto)) < 0) return -1;
+    if (KEY(b, mp, "device") < 0 || put_cached(b, h->limit, h->devices, v[NAMESPACE], h->device) < 0) return -1;
+    if (KEY(b, mp, "exporter") < 0 || put_cached(b, h->limit, h->exporters, v[EXPORTER], h->exporter) < 0) return -1;
+    if (KEY(b, mp, "source") < 0) return -1;
     r = put_endpoint(b, h, row, SRC_IP, v[SRC_MASK], SRC_PORT, v[SRC_MAC], hostnames);
     if (r <= 0) { b->len = mark; return r; }
-    if (PUTS(b, ",\"destination\":") < 0) return -1;
+    if (KEY(b, mp, "destination") < 0) return -1;
     r = put_endpoint(b, h, row, DST_IP, v[DST_MASK], DST_PORT, v[DST_MAC], hostnames);
     if (r <= 0) { b->len = mark; return r; }
-    if (PUTS(b, ",\"ingress\":{\"interface\":{\"index\":") < 0 || put_i64(b, in_if) < 0) return -1;
-    if (PUTS(b, "}},\"egress\":{\"interface\":{\"index\":") < 0 || put_i64(b, out_if) < 0) return -1;
-    if (PUTS(b, "}},\"host\":") < 0 || put_bytes(b, host) < 0) return -1;
-    if (PUTS(b, ",\"tcp_flags\":") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->flags, fl & 0xFF)) < 0) return -1;
-    if (PUTS(b, ",\"next_hop\":") < 0) return -1;
+    for (int side = 0; side < 2; side++) {  /* {"interface": {"index": n}} */
+        if ((side ? KEY(b, mp, "egress") : KEY(b, mp, "ingress")) < 0 || MAP(b, mp, 1) < 0
+            || FIRST_KEY(b, mp, "interface") < 0 || MAP(b, mp, 1) < 0 || FIRST_KEY(b, mp, "index") < 0
+            || put_int(b, mp, side ? out_if : in_if) < 0 || END_MAP(b, mp) < 0 || END_MAP(b, mp) < 0)
+            return -1;
+    }
+    if (KEY(b, mp, "host") < 0 || put_bytes(b, host) < 0) return -1;
+    if (KEY(b, mp, "tcp_flags") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->flags, fl & 0xFF)) < 0) return -1;
+    if (KEY(b, mp, "next_hop") < 0) return -1;
     if (PyBytes_GET_SIZE(v[NEXT_HOP]) == 4) {
-        if (PUTS(b, "{\"ip\":\"") < 0 || put_v4(b, (const unsigned char *)PyBytes_AS_STRING(v[NEXT_HOP])) < 0
-            || PUTS(b, "\"}") < 0)
+        if (MAP(b, mp, 1) < 0 || FIRST_KEY(b, mp, "ip") < 0) return -1;
+        at = STR_OPEN(b, mp);
+        if (put_v4(b, (const unsigned char *)PyBytes_AS_STRING(v[NEXT_HOP])) < 0 || STR_CLOSE(b, mp, at) < 0
+            || END_MAP(b, mp) < 0)
             return -1;
     } else if (put_cached(b, h->limit, h->next_hops, v[NEXT_HOP], h->next_hop) < 0) {
         return -1;
     }
-    PyObject *extras = v[EXTRAS];
-    int has = extras != Py_None && PyObject_IsTrue(extras);
-    if (has < 0) return -1;
     if (has) {
         PyObject *id = PyLong_FromVoidPtr(extras);  /* the batch holds every dict: ids stay theirs */
         if (!id) return -1;
@@ -346,7 +423,7 @@ static int put_flow(Buf *b, Helpers *h, const Row *row, PyObject *head, PyObject
     } else if (put_bytes(b, tags_only) < 0) {
         return -1;
     }
-    return PUTS(b, "}") < 0 ? -1 : 1;
+    return END_MAP(b, mp) < 0 ? -1 : 1;
 }
 
 static int get_helper(PyObject *helpers, const char *name, PyObject **out) {
@@ -425,10 +502,10 @@ static PyObject *flow_list(const Row *r) {
 
 static PyObject *render(PyObject *self, PyObject *args) {
     PyObject *key, *kept, *other[N_OTHER], *head, *host, *hostnames, *tags_only, *helpers;
-    int joined = 0;
-    if (!PyArg_ParseTuple(args, "O!O!OOOOOOSSOSO|p:render", &PyList_Type, &key, &PyList_Type, &kept, &other[0],
+    int joined = 0, mp = 0;
+    if (!PyArg_ParseTuple(args, "O!O!OOOOOOSSOSO|pp:render", &PyList_Type, &key, &PyList_Type, &kept, &other[0],
                           &other[1], &other[2], &other[3], &other[4], &other[5], &head, &host, &hostnames, &tags_only,
-                          &helpers, &joined))
+                          &helpers, &joined, &mp))
         return NULL;
     if (hostnames != Py_None && !PyDict_Check(hostnames)) {
         PyErr_SetString(PyExc_TypeError, "hostnames must be a dict or None");
@@ -453,6 +530,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
         }
     }
     Helpers h = {0};
+    h.mp = mp;
     if (get_helper(helpers, "quote", &h.quote) < 0 || get_helper(helpers, "strs", &h.strs) < 0
         || get_helper(helpers, "device", &h.device) < 0 || get_helper(helpers, "devices", &h.devices) < 0
         || get_helper(helpers, "exporter", &h.exporter) < 0 || get_helper(helpers, "exporters", &h.exporters) < 0
@@ -491,7 +569,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
         for (int k = 0; k < N_OTHER; k++) col_get(&cols[N_KEY + k], i, &row, OTHER_FIELDS[k]);
         if (!joined)
             b.len = 0;
-        else if (i && put(&b, ",", 1) < 0)
+        else if (i && !mp && put(&b, ",", 1) < 0)
             goto error;
         Py_ssize_t start = b.len;
         int r = put_flow(&b, &h, &row, head, host, hostnames, tags_only);

@@ -7,6 +7,7 @@ it was built (``pip install`` builds it where a C compiler is at hand), else fro
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -33,12 +34,14 @@ COMPILED = _jsonflows is not None  # which renderer runs (the tests read it)
 class _JsonHelpers:
     """What the compiled loop asks of Python: JSON of strings and of the rarer values, bounded caches
     of them (``limit`` entries at most, emptied when full as by flowpipe.cache.bounded_put), and whole
-    flows it does not write itself (``flow``)."""
+    flows it does not write itself (``flow``). ``encode`` and ``extras_key`` make them another
+    encoding's pieces instead (msgpack: flowpipe.render.msgpacktext)."""
 
-    protos = tuple(orjson.dumps(_PROTO_TEXT[n]) for n in range(256))
-    flags = tuple(orjson.dumps(names) for names in _FLAG_LISTS)
-
-    def __init__(self) -> None:
+    def __init__(self, encode: Callable[[Any], bytes] = orjson.dumps,
+                 extras_key: bytes = b',"additional_fields":') -> None:
+        self.protos = tuple(encode(_PROTO_TEXT[n]) for n in range(256))
+        self.flags = tuple(encode(names) for names in _FLAG_LISTS)
+        self.extras_key = extras_key
         self.strs: dict[str, bytes] = {}
         self.devices: dict[str, bytes] = {}
         self.exporters: dict[str, bytes] = {}
@@ -49,39 +52,34 @@ class _JsonHelpers:
         self.flow_ms, self.host = 0, ""
         self.hostnames: dict[bytes, str] = {}
         self.tags: dict[str, str] | None = None
-        self.quote = orjson.dumps
+        self.quote = encode
 
     def clear(self) -> None:
         for cache in (self.strs, self.devices, self.exporters, self.ethers, self.next_hops):
             cache.clear()
 
-    @staticmethod
-    def device(ns: str) -> bytes:
-        return orjson.dumps({"namespace": ns})
+    def device(self, ns: str) -> bytes:
+        return self.quote({"namespace": ns})
 
-    @staticmethod
-    def exporter(exp: str) -> bytes:
-        return orjson.dumps({"ip": exp})
+    def exporter(self, exp: str) -> bytes:
+        return self.quote({"ip": exp})
 
-    @staticmethod
-    def ether(ether: int) -> bytes:
-        return orjson.dumps(ETHER_TYPES.get(ether) or str(ether))
+    def ether(self, ether: int) -> bytes:
+        return self.quote(ETHER_TYPES.get(ether) or str(ether))
 
-    @staticmethod
-    def address(raw: bytes, bits: int) -> tuple[bytes, bytes]:
+    def address(self, raw: bytes, bits: int) -> tuple[bytes, bytes]:
         text, _, mask = _address(raw, bits)
-        return orjson.dumps(text), orjson.dumps(mask)
+        return self.quote(text), self.quote(mask)
 
-    @staticmethod
-    def next_hop(raw: bytes) -> bytes:
-        return orjson.dumps({"ip": ip_text(raw)})
+    def next_hop(self, raw: bytes) -> bytes:
+        return self.quote({"ip": ip_text(raw)})
 
     def extras(self, extras: dict[str, Any]) -> bytes:
         tags = self.tags
-        return b',"additional_fields":' + orjson.dumps({**tags, **extras} if tags else extras)
+        return self.extras_key + self.quote({**tags, **extras} if tags else extras)
 
     def flow(self, flow: list[Any]) -> bytes:
-        return orjson.dumps(_render_flows([flow], self.flow_ms, self.host, self.hostnames, self.tags)[0])
+        return self.quote(_render_flows([flow], self.flow_ms, self.host, self.hostnames, self.tags)[0])
 
 
 _HELPERS = _JsonHelpers()
@@ -115,16 +113,21 @@ def _render_json(batch: FlushBatch, host: str, tags: dict[str, str] | None,
     if _jsonflows is None:
         texts = list(map(orjson.dumps, _render_flows(batch.flows, flush_ms, host, batch.hostnames, tags)))
         return b",".join(texts) if joined else texts
-    h = _HELPERS
-    h.flow_ms, h.host, h.hostnames, h.tags, h.limit = flush_ms, host, batch.hostnames, tags, payload.CACHE_LIMIT
-    tags_only = b',"additional_fields":' + orjson.dumps(tags) if tags else b""
+    return render_compiled(batch, host, tags, _HELPERS, b'{"flush_timestamp":%d,"type":' % flush_ms, joined)
+
+
+def render_compiled(batch: FlushBatch, host: str, tags: dict[str, str] | None, h: _JsonHelpers, head: bytes,
+                    joined: bool, msgpack: bool = False) -> Any:
+    """The compiled loop over ``batch`` with helpers ``h`` (JSON's, or msgpack's with ``msgpack``) and
+    ``head``, the encoded start of every flow up to the type's value."""
+    h.flow_ms, h.host, h.hostnames, h.tags = int(batch.flush_time * 1000), host, batch.hostnames, tags
+    h.limit = payload.CACHE_LIMIT
+    tags_only = h.extras_key + h.quote(tags) if tags else b""
     c = batch.columns
     key = [c.key[0], c.key[1], *map(_in_place, c.key[2:])]
     start, end, nbytes, packets, flags = map(_in_place, (c.start, c.end, c.bytes, c.packets, c.flags))
-    out: list[bytes] | bytes = _jsonflows.render(key, c.kept, start, end, nbytes, packets, flags, c.extras,
-                                                 b'{"flush_timestamp":%d,"type":' % flush_ms, orjson.dumps(host),
-                                                 batch.hostnames or None, tags_only, h, joined)
-    return out
+    return _jsonflows.render(key, c.kept, start, end, nbytes, packets, flags, c.extras, head, h.quote(host),
+                             batch.hostnames or None, tags_only, h, joined, msgpack)
 
 
 def _in_place(col: Any) -> Any:

@@ -391,3 +391,61 @@ def test_shared_additional_fields_render_as_their_own(which: str, tags: dict[str
         shared = {"src_as": 7}  # a new call: what a dict said before does not stay
         for f in flows[::5]:
             f[EXTRAS] = shared
+
+
+# ---- msgpack bodies from the columns (compiled loop, msgpack mode) ----------------------------------
+
+msgpack_compiled = pytest.mark.skipif(not render.COMPILED, reason="flowpipe.render._jsonflows was not built")
+
+
+def _packed_both(batch: FlushBatch, host: str, tags: dict[str, str] | None) -> tuple[Any, Any]:
+    """(what msgpack.packb makes of the payload objects, the compiled msgpack array), or the exception each raised."""
+    from flowpipe.forward.packed import array_header  # noqa: PLC0415
+    from flowpipe.render.msgpacktext import render_msgpack_joined  # noqa: PLC0415
+
+    def want() -> Any:
+        return msgpack.packb(render_batch(batch, host, tags), use_bin_type=True)
+
+    def got() -> Any:
+        return array_header(len(batch)) + render_msgpack_joined(batch, host, tags)
+
+    out = []
+    for f in (want, got):
+        try:
+            out.append(f())
+        except (TypeError, ValueError, OverflowError) as e:
+            out.append(type(e))
+    return out[0], out[1]
+
+
+@msgpack_compiled
+@pytest.mark.parametrize("tags", TAG_CHOICES)
+@pytest.mark.parametrize("hostnames", [{}, HOSTNAMES])
+def test_msgpack_from_the_columns_is_msgpack_of_the_objects(hostnames: dict[bytes, str],
+                                                             tags: dict[str, str] | None) -> None:
+    """Byte for byte what msgpack.packb makes of render_batch's objects: every value kind the payload
+    has (IPv6, names, saturated counters, rolled-up ports, odd protocols, additional fields, tags)."""
+    from flowpipe.render import msgpacktext  # noqa: PLC0415
+
+    flows = _variety()
+    msgpacktext.clear_caches()
+    for _ in range(2):  # cold caches, then warm
+        want, got = _packed_both(FlushBatch(1700000000.1234, flows, hostnames), "node-1", tags)
+        assert isinstance(want, bytes) and got == want
+    for n in (1, 15, 16, 70_000):  # array headers: fixarray, array16, array32
+        many = [flows[0]] * n
+        want, got = _packed_both(FlushBatch(1700000000.5, many, {}), "h", None)
+        assert got == want
+
+
+@msgpack_compiled
+@pytest.mark.slow
+@given(flows=st.lists(json_flow, min_size=1, max_size=20), host=texts,
+       names=st.dictionaries(addresses, texts, max_size=4),
+       tags=st.none() | st.dictionaries(texts, texts, max_size=2))
+@settings(max_examples=200, deadline=None)
+def test_msgpack_of_random_flows_is_msgpack_of_their_objects(flows: list[list[Any]], host: str,
+                                                             names: dict[bytes, str],
+                                                             tags: dict[str, str] | None) -> None:
+    want, got = _packed_both(FlushBatch(1700000000.5, flows, names), host, tags)
+    assert got == want  # (or both refused the batch with the same kind of error)

@@ -156,3 +156,17 @@ async def test_gzip_json_a_step_json_cannot_hold_goes_as_objects_the_rest_packed
     assert kinds == ["Packed", "list", "Packed"]
     assert [len(out) for out in got] == [STEP, STEP, STEP]
     assert got[1] == render_batch(FlushBatch(batch.flush_time, flows[STEP:2 * STEP], batch.hostnames), "node-1", TAGS)
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+async def test_gzip_bodies_hold_every_flow_once_in_order(fmt: str) -> None:
+    """gzip'd HTTP bodies (the renderer packs them): JSON texts or msgpack maps made straight from the
+    columns where the compiled loop is built, in bodies of at most max_batch_flows that unpack to
+    render_batch's objects, each flow once, in order."""
+    batches = flushes(4321, 1, 2000)
+    got = await run_stage(stage(1000, url="http://127.0.0.1:9/", format=fmt, compression="gzip"), batches)
+    assert all(isinstance(out, Packed) and out.fmt == fmt for out in got)
+    assert [len(out) for out in got] == [1000, 1000, 1000, 1000, 321, 1, 1000, 1000]
+    flows = [f for out in got for f in out.unpack()]  # type: ignore[attr-defined]
+    want = [o for b in batches for o in render_batch(b, "node-1", TAGS)]
+    assert flows == orjson.loads(orjson.dumps(want))  # (what a backend reads: tuples as lists)
