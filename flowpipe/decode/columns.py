@@ -75,11 +75,8 @@ def objects(values: list[Any]) -> Any:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
-def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
-    """Which rows of these equal-length numpy columns (integers, or ``V<n>`` bytes) are alike: the
-    position of one row of each distinct one and each row's index among those; None when two
-    distinct rows share a hash (rare), or when the first :data:`PROBE` rows are mostly distinct (the
-    caller then takes every row as it is)."""
+def _words(columns: list[Any]) -> list[Any]:
+    """The columns as uint64 words (a ``V<n>`` column over n > 8 bytes as several)."""
     words: list[Any] = []
     for c in columns:
         if c.dtype.kind not in "biuV":
@@ -93,14 +90,36 @@ def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
             b = np.zeros((len(c), -(-w // 8) * 8), dtype=np.uint8)
             b[:, :w] = np.ascontiguousarray(c).view(np.uint8).reshape(len(c), w)
             words.extend(b.view(np.uint64).T)
-    h = np.zeros(len(columns[0]), dtype=np.uint64)
+    return words
+
+
+def _hashes(words: list[Any], n: int) -> Any:
+    h = np.zeros(n, dtype=np.uint64)
     for w in words:
         h = (h ^ w) * _MIX
         h ^= h >> np.uint64(29)
+    return h
+
+
+def mostly_distinct(columns: list[Any]) -> bool:
+    """The first :data:`PROBE` rows of these columns (as :func:`unique_rows` takes them) are mostly
+    distinct, when there are more rows than that: :func:`unique_rows` would give None."""
+    if len(columns[0]) <= PROBE:
+        return False
+    return len(np.unique(_hashes(_words([c[:PROBE] for c in columns]), PROBE))) > PROBE // 2
+
+
+def unique_rows(columns: list[Any]) -> tuple[Any, Any] | None:
+    """Which rows of these equal-length numpy columns (integers, or ``V<n>`` bytes) are alike: the
+    position of one row of each distinct one and each row's index among those; None when two
+    distinct rows share a hash (rare), or when the first :data:`PROBE` rows are mostly distinct (the
+    caller then takes every row as it is; :func:`mostly_distinct` tells that first, for less)."""
+    if mostly_distinct(columns):
+        return None  # mostly distinct (MACs per flow, say): sorting them all would only cost
+    words = _words(columns)
+    h = _hashes(words, len(columns[0]))
     if not len(h):
         return h.astype(np.int64), h.astype(np.int64)
-    if len(h) > PROBE and len(np.unique(h[:PROBE])) > PROBE // 2:
-        return None  # mostly distinct (MACs per flow, say): sorting them all would only cost
     s = np.sort(h)  # (np.unique with the first rows and the inverse took twice as long)
     which = np.searchsorted(s[np.concatenate(([True], s[1:] != s[:-1]))], h)
     first = np.empty(int(which.max()) + 1, dtype=np.int64)

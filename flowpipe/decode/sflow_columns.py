@@ -27,7 +27,7 @@ import numpy as np
 
 from flowpipe.cache import room
 from flowpipe.decode import walk
-from flowpipe.decode.columns import Intern, objects, per_distinct, unique_rows
+from flowpipe.decode.columns import PROBE, Intern, mostly_distinct, objects, per_distinct, unique_rows
 from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
 from flowpipe.flow import (
     BYTES,
@@ -390,6 +390,14 @@ def _extra_bits_of(extras: dict[str, Any] | None, groups: tuple[tuple[str, ...],
     return bits
 
 
+def _listed(column: Any) -> Any:
+    """A column's values for ``zip``: one int repeated when they are all one (the batch's rate, ether
+    type...: one object shared by every tuple, not one each), else the list of them."""
+    if len(column) and column[0] == column[-1] and (column == column[0]).all():
+        return repeat(int(column[0]))
+    return column.tolist()
+
+
 def _address_size(kind: Any) -> Any:
     """Bytes of an sFlow address of type ``kind`` (1 IPv4, 2 IPv6, else none)."""
     return np.where(kind == 1, 4, np.where(kind == 2, 16, 0))
@@ -478,11 +486,14 @@ class SampleColumns:
         s = self.s
         at = np.asarray(positions, dtype=np.int64)
         g = self.lanes[at]
-        alike = unique_rows(s.kept_columns(g)) if len(g) else None
+        if not len(g) or mostly_distinct(s.kept_columns(g[:PROBE + 1])):
+            alike = None  # (a MAC pair per sample, say: not worth reading every row's to find none alike)
+        else:
+            alike = unique_rows(s.kept_columns(g))
         one = g if alike is None else g[alike[0]]  # a sample of each distinct kept and additional fields
-        made = list(zip(repeat(FLOW_TYPE), s.rate[one].tolist(), repeat(0), s.ether_type[one].tolist(),
-                        s.src_mac[one].tolist(), s.dst_mac[one].tolist(), s.src_mask[one].tolist(),
-                        s.dst_mask[one].tolist(), s.out_if[one].tolist(), s.hops(one)))
+        made = list(zip(repeat(FLOW_TYPE), _listed(s.rate[one]), repeat(0), _listed(s.ether_type[one]),
+                        s.src_mac[one].tolist(), s.dst_mac[one].tolist(), _listed(s.src_mask[one]),
+                        _listed(s.dst_mask[one]), _listed(s.out_if[one]), s.hops(one)))
         if intern is not None and alike is not None:  # (mostly distinct: nothing to share)
             made = list(map(intern, made, made))
         kept, more = objects(made), s.extras(one)
