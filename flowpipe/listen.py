@@ -30,6 +30,13 @@ BATCH = 256
 # meanwhile: 10 ms of 200k flows/s is ~85 datagrams, ~200 KB. A full batch is handed on at once.
 COALESCE = 0.010
 MAX_HOSTS = 65536  # exporter addresses whose text is shared before the cache starts over
+RECV_CALL = 64  # datagrams read per system call where recvmmsg is at hand (flowpipe/_udp.c)
+
+try:
+    from flowpipe._udp import Receiver  # type: ignore[import-not-found]
+except ImportError:  # not built (no C compiler, or no recvmmsg): one recvfrom_into per datagram
+    Receiver = None
+RECV_MANY = Receiver is not None  # which reader runs (the tests read it)
 
 
 def _rmem_max() -> int | None:
@@ -121,6 +128,7 @@ class UdpListener:
         recv_into = sock.recvfrom_into
         buf = bytearray(MAX_DATAGRAM)
         view = memoryview(buf)
+        many = Receiver(RECV_CALL) if Receiver is not None else None
         hosts = self._hosts
         async with send:
             while True:
@@ -131,22 +139,28 @@ class UdpListener:
                 now = time.time()
                 while len(batch) < BATCH:
                     try:
-                        size, addr = recv_into(buf)
-                        data = bytes(view[:size])
+                        if many is not None:  # up to RECV_CALL datagrams a system call
+                            got = many.recv(sock, BATCH - len(batch))
+                        else:
+                            size, source = recv_into(buf)
+                            got = [(bytes(view[:size]), source[0], source[1])]
                     except BlockingIOError:
                         break
                     except OSError as e:  # e.g. ICMP errors surfacing on UDP sockets
                         if e.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
                             self._log(logging.WARNING, "receive_error", listener=self.name, error=str(e))
                         break
-                    if not data:
-                        empty += 1
-                        continue
-                    host = hosts.get(addr[0])
-                    if host is None:
-                        host = self._host(addr[0])
-                    batch.append((data, host, addr[1], now))
-                    nbytes += len(data)
+                    for data, addr, port in got:
+                        if not data:
+                            empty += 1
+                            continue
+                        host = hosts.get(addr)
+                        if host is None:
+                            host = self._host(addr)
+                        batch.append((data, host, port, now))
+                        nbytes += len(data)
+                    if not got or (many is not None and len(got) < RECV_CALL):
+                        break  # (drained: what recvmmsg found is all there was)
                 if empty:
                     self._received.inc(empty)
                     self._empty.inc(empty)
