@@ -29,7 +29,7 @@ PACKAGE = ROOT / "flowpipe"
 
 # stage -> the modules (and packages, with everything under them) that make it up
 STAGES: dict[str, tuple[str, ...]] = {
-    "listen": ("flowpipe.listen", "flowpipe.listen_config"),
+    "listen": ("flowpipe.listen", "flowpipe.listen_config", "flowpipe._udp"),  # _udp: its compiled reader
     "decode": ("flowpipe.decode", "flowpipe.telemetry"),  # telemetry: the sFlow counters the decoder stage feeds
     "aggregate": ("flowpipe.aggregate",),
     "enrich": ("flowpipe.enrich",),
