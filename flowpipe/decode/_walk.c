@@ -99,13 +99,14 @@ static PyObject *flow_samples(PyObject *mod, PyObject *const *args, Py_ssize_t n
     Py_ssize_t off0 = PyLong_AsSsize_t(args[1]);
     if (off0 == -1 && PyErr_Occurred())
         return NULL;
-    unsigned long long nsamples = PyLong_AsUnsignedLongLong(args[2]);
-    if (nsamples == (unsigned long long)-1 && PyErr_Occurred())
+    long long nsigned = PyLong_AsLongLong(args[2]);
+    if (nsigned == -1 && PyErr_Occurred())
         return NULL;
-    if (off0 < 0) {
-        PyErr_SetString(PyExc_ValueError, "off < 0");
+    if (off0 < 0 || nsigned < 0) {
+        PyErr_Format(PyExc_ValueError, "offset %zd and sample count %lld must not be negative", off0, nsigned);
         return NULL;
     }
+    unsigned long long nsamples = (unsigned long long)nsigned;
     Py_buffer b;
     if (PyObject_GetBuffer(args[0], &b, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -202,15 +203,18 @@ static void transport(Bytes b, int64_t *v, int64_t l4, int64_t e, int64_t proto,
     v[C_FLAGS] = ported && tcp && e - l4 >= 14 ? r8(b, l4 + 13) : 0;
 }
 
-/* One sample at [start, end): its values into v[column]. */
+/* One sample at [start, end): its values into v[column]. A span outside the buffer is not ok, unread
+ * (offsets then stay within the buffer plus 32-bit lengths: no sum below comes near overflowing). */
 static void read_sample(Bytes b, int64_t start, int64_t end, int x, int64_t *v) {
+    v[C_ROUTER_AT] = v[C_GW_AT] = -1;
+    if (start < 0 || end < start || end > b.n)
+        return;  /* (v[C_OK] stays 0) */
     v[C_RATE] = r32(b, start + (x ? 12 : 8));
     int64_t word = r32(b, start + (x ? 28 : 20));
     v[C_IN_IF] = x ? word : word & 0x3FFFFFFF;
     word = r32(b, start + (x ? 36 : 24));
     v[C_OUT_FMT] = x ? r32(b, start + 32) : word >> 30;
     v[C_OUT_IF] = x ? word : word & 0x3FFFFFFF;
-    v[C_ROUTER_AT] = v[C_GW_AT] = -1;
     int64_t nrec = r32(b, start + (x ? 40 : 28)), cur = start + (x ? 44 : 32);
     int ok = nrec <= (end - cur) / 8 && (start & 3) == 0;  /* (end - cur >= 0: the walk checked the length) */
     int64_t hdr = -1, hdr_end = 0, router_end = 0, gw_end = 0;

@@ -66,6 +66,8 @@ def py_flow_samples(data: bytes, off: int, nsamples: int) -> FlowSamples:
     how many have rate 0; the rest in order, or None: counter samples (formats 2 and 4) as (format,
     start, end), and the skip reasons ``sample_truncated`` (ends the walk), ``sample_enterprise``,
     ``sample_short``, ``discard_sample``, ``sample_unknown_format``)."""
+    if off < 0 or nsamples < 0:
+        raise ValueError(f"offset {off} and sample count {nsamples} must not be negative")
     n = len(data)
     spans = array("q")
     rate = unrated = 0

@@ -147,21 +147,31 @@ def read(grams: list[tuple[bytes, Source]]) -> tuple[list[tuple], list[tuple], C
     return plain, [got[g] for g in sorted(got)], skipped_plain, skipped_cols, read_here
 
 
-@pytest.mark.slow
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(grams=st.lists(st.lists(sample_values, min_size=1, max_size=6), min_size=1, max_size=6),
-       damage=st.lists(st.tuples(st.integers(0, 5), st.integers(28, 2000), st.integers(0, 255)), max_size=4),
-       cut=st.none() | st.tuples(st.integers(0, 5), st.integers(28, 2000)))
-def test_columns_equal_the_per_sample_decoder(grams: list[list[dict[str, Any]]], damage: list[tuple[int, int, int]],
-                                              cut: tuple[int, int] | None) -> None:
+def _damaged(grams: list[list[dict[str, Any]]], damage: list[tuple[int, int, int]],
+             cut: tuple[int, int] | None) -> list[bytes]:
+    """sFlow datagrams of these samples, with bytes overwritten anywhere past the datagram header
+    (``damage``: datagram, offset, value) and one of them cut short (``cut``)."""
     datagrams = [bytearray(datagram([sample(v) for v in vs])) for vs in grams]
-    for which, at, value in damage:  # bytes overwritten anywhere past the datagram header
+    for which, at, value in damage:
         d = datagrams[which % len(datagrams)]
         d[at % len(d)] = value
     if cut is not None:
         d = datagrams[cut[0] % len(datagrams)]
         del d[max(28, cut[1] % len(d)):]
-    plain, cols, skipped_plain, skipped_cols, _ = read([(bytes(d), SRC) for d in datagrams])
+    return [bytes(d) for d in datagrams]
+
+
+damaged_exports = st.builds(
+    _damaged, st.lists(st.lists(sample_values, min_size=1, max_size=6), min_size=1, max_size=6),
+    st.lists(st.tuples(st.integers(0, 5), st.integers(28, 2000), st.integers(0, 255)), max_size=6),
+    st.none() | st.tuples(st.integers(0, 5), st.integers(28, 2000)))
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(datagrams=damaged_exports)
+def test_columns_equal_the_per_sample_decoder(datagrams: list[bytes]) -> None:
+    plain, cols, skipped_plain, skipped_cols, _ = read([(d, SRC) for d in datagrams])
     assert [Flow._make(f) for f in cols] == [Flow._make(f) for f in plain]
     assert skipped_cols == skipped_plain
 
@@ -195,21 +205,11 @@ def _chunks_of(d: bytes) -> list[Any]:
 
 @pytest.mark.skipif(not walk.COMPILED, reason="flowpipe/decode/_walk.c is not built (no C compiler)")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(grams=st.lists(st.lists(sample_values, min_size=1, max_size=6), min_size=1, max_size=6),
-       damage=st.lists(st.tuples(st.integers(0, 5), st.integers(28, 2000), st.integers(0, 255)), max_size=6),
-       cut=st.none() | st.tuples(st.integers(0, 5), st.integers(28, 2000)))
-def test_the_compiled_reading_is_the_numpy_one(grams: list[list[dict[str, Any]]], damage: list[tuple[int, int, int]],
-                                               cut: tuple[int, int] | None) -> None:
+@given(datagrams=damaged_exports)
+def test_the_compiled_reading_is_the_numpy_one(datagrams: list[bytes]) -> None:
     """Every sample numpy reads (ok) is read by the C loop with every value the same, and the same
     samples are; IPv4/IPv6 addresses of those too."""
-    datagrams = [bytearray(datagram([sample(v) for v in vs])) for vs in grams]
-    for which, at, value in damage:
-        d = datagrams[which % len(datagrams)]
-        d[at % len(d)] = value
-    if cut is not None:
-        d = datagrams[cut[0] % len(datagrams)]
-        del d[max(28, cut[1] % len(d)):]
-    both = _both_readings([bytes(d) for d in datagrams])
+    both = _both_readings(datagrams)
     if both is None:
         return
     py, c = both

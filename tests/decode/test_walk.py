@@ -123,3 +123,25 @@ def test_compiled_walks_agree_on_real_captures(name: str) -> None:
             off = 28 if d[7] == 1 else 40  # after an IPv4 / IPv6 agent address
             count = struct.unpack_from(">I", d, off - 4)[0]
             assert walk.flow_samples(d, off, count) == walk.py_flow_samples(d, off, count)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_flow_samples_refuses_negative_arguments(impl: tuple) -> None:
+    flow_samples = impl[1]
+    for off, nsamples in ((-1, 1), (0, -1)):
+        with pytest.raises(ValueError):
+            flow_samples(flow_sample(5), off, nsamples)
+
+
+@compiled
+def test_read_samples_leaves_spans_outside_the_buffer_unread() -> None:
+    """Spans past the buffer (or reversed, or near 2**63) are samples not read (ok 0), never reads outside it."""
+    import numpy as np  # noqa: PLC0415
+
+    body = flow_sample(5) + bytes(64)
+    big = 2**63 - 1
+    start = np.array([8, big - 9, 0, 40, -8], np.int64)
+    end = np.array([len(flow_sample(5)), big, 2**40, 8, 8], np.int64)
+    out = np.zeros((walk.SAMPLE_COLUMNS, len(start)), np.int64)
+    walk.read_samples(np.frombuffer(body, np.uint8), start, end, np.zeros(len(start), np.int64), out)
+    assert out[0].tolist()[1:] == [0, 0, 0, 0] and out[0][0] == 5  # rate read only from the real one
