@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from flowpipe.cache import bounded_put
 from flowpipe.decode.base import unpack_header
 from flowpipe.decode.templates import MessageHeader, TemplateRecord, new_header
 
@@ -28,8 +29,19 @@ def is_reserved(set_id: int) -> bool:
     return 1 < set_id < 256
 
 
+# Fields of templates as sent (their bytes) -> as a tuple: exporters resend the same templates every
+# few datagrams, and reading one anew cost ~3 us of a template datagram's ~7.6 (the bench's repeat load).
+_FIELDS: dict[bytes, tuple[tuple[int, int, int], ...]] = {}
+MAX_FIELDS_CACHED = 4096
+
+
 def _fields(data: bytes, off: int, n: int) -> tuple[tuple[int, int, int], ...]:
-    return tuple((0, t, ln) for t, ln in struct.iter_unpack("!HH", data[off:off + 4 * n]))
+    raw = data[off:off + 4 * n]
+    got = _FIELDS.get(raw)
+    if got is None:
+        got = bounded_put(_FIELDS, MAX_FIELDS_CACHED, raw,
+                          tuple((0, t, ln) for t, ln in struct.iter_unpack("!HH", raw)))
+    return got
 
 
 def templates(data: bytes, off: int, end: int, skipped: list[str]) -> list[TemplateRecord]:
