@@ -181,6 +181,17 @@ static PyObject *cached(PyObject *cache, Py_ssize_t limit, PyObject *key, PyObje
     return v;
 }
 
+/* The last key a cache was asked for and its value, both held: consecutive flows mostly share their
+ * type, ether type, namespace and exporter objects, and a pointer compare is cheaper than a lookup. */
+typedef struct {
+    PyObject *key, *value;
+} Memo;
+
+static void memo_clear(Memo *m) {
+    Py_CLEAR(m->key);
+    Py_CLEAR(m->value);
+}
+
 typedef struct {
     PyObject *quote, *strs;            /* str -> JSON string (orjson.dumps), cached in strs */
     PyObject *device, *devices;        /* namespace -> {"namespace": ...} */
@@ -194,6 +205,8 @@ typedef struct {
     PyObject *protos, *flags;          /* tuples of 256 JSON texts */
     Py_ssize_t limit;                  /* entries a cache holds at most (flowpipe.render.payload.CACHE_LIMIT) */
     int mp;                            /* write msgpack, not JSON */
+    Memo memo[4];                      /* put_cached's last type, ether type, namespace, exporter */
+    Memo next_hop_memo;                /* ... and next hop (not IPv4) */
 } Helpers;
 
 /* ---- the two encodings (into room reserved; never fail) */
@@ -337,11 +350,15 @@ fail:
     return -1;
 }
 
-static int put_cached(Buf *b, Py_ssize_t limit, PyObject *cache, PyObject *key, PyObject *helper) {
+static int put_cached(Buf *b, Py_ssize_t limit, PyObject *cache, PyObject *key, PyObject *helper, Memo *m) {
+    if (key == m->key) return put_bytes(b, m->value);
     PyObject *v = cached(cache, limit, key, helper, NULL);
     if (!v) return -1;
     int r = put_bytes(b, v);
-    Py_DECREF(v);
+    memo_clear(m);
+    Py_INCREF(key);
+    m->key = key;
+    m->value = v;  /* (the reference cached() gave) */
     return r;
 }
 
@@ -367,7 +384,7 @@ static int put_flow(Buf *b, Helpers *h, const Row *row, PyObject *head, PyObject
     if (mp && (PUTC(b, 0xde) < 0 || PUTC(b, 0) < 0 || PUTC(b, 19 + (has || PyBytes_GET_SIZE(tags_only))) < 0))
         return -1;  /* map16: 19 entries, 20 with additional fields */
     if (put_bytes(b, head) < 0) return -1;
-    if (put_cached(b, h->limit, h->strs, v[TYPE], h->quote) < 0) return -1;
+    if (put_cached(b, h->limit, h->strs, v[TYPE], h->quote, &h->memo[0]) < 0) return -1;
     if (KEY(b, mp, "sampling_rate") < 0 || put_int(b, mp, rate) < 0) return -1;
     r = get_ll(v[DIRECTION], &ok) == 1;
     if (KEY(b, mp, "direction") < 0) return -1;
@@ -377,10 +394,10 @@ static int put_flow(Buf *b, Helpers *h, const Row *row, PyObject *head, PyObject
     if (KEY(b, mp, "end") < 0 || put_int(b, mp, end) < 0) return -1;
     if (KEY(b, mp, "bytes") < 0 || put_uint(b, mp, nbytes) < 0) return -1;
     if (KEY(b, mp, "packets") < 0 || put_uint(b, mp, npackets) < 0) return -1;
-    if (KEY(b, mp, "ether_type") < 0 || put_cached(b, h->limit, h->ethers, v[ETHER_TYPE], h->ether) < 0) return -1;
+    if (KEY(b, mp, "ether_type") < 0 || put_cached(b, h->limit, h->ethers, v[ETHER_TYPE], h->ether, &h->memo[1]) < 0) return -1;
     if (KEY(b, mp, "ip_protocol") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->protos, proto)) < 0) return -1;
-    if (KEY(b, mp, "device") < 0 || put_cached(b, h->limit, h->devices, v[NAMESPACE], h->device) < 0) return -1;
-    if (KEY(b, mp, "exporter") < 0 || put_cached(b, h->limit, h->exporters, v[EXPORTER], h->exporter) < 0) return -1;
+    if (KEY(b, mp, "device") < 0 || put_cached(b, h->limit, h->devices, v[NAMESPACE], h->device, &h->memo[2]) < 0) return -1;
+    if (KEY(b, mp, "exporter") < 0 || put_cached(b, h->limit, h->exporters, v[EXPORTER], h->exporter, &h->memo[3]) < 0) return -1;
     if (KEY(b, mp, "source") < 0) return -1;
     r = put_endpoint(b, h, row, SRC_IP, v[SRC_MASK], SRC_PORT, v[SRC_MAC], hostnames);
     if (r <= 0) { b->len = mark; return r; }
@@ -402,7 +419,7 @@ static int put_flow(Buf *b, Helpers *h, const Row *row, PyObject *head, PyObject
         if (put_v4(b, (const unsigned char *)PyBytes_AS_STRING(v[NEXT_HOP])) < 0 || STR_CLOSE(b, mp, at) < 0
             || END_MAP(b, mp) < 0)
             return -1;
-    } else if (put_cached(b, h->limit, h->next_hops, v[NEXT_HOP], h->next_hop) < 0) {
+    } else if (put_cached(b, h->limit, h->next_hops, v[NEXT_HOP], h->next_hop, &h->next_hop_memo) < 0) {
         return -1;
     }
     if (has) {
@@ -436,6 +453,8 @@ static void helpers_clear(Helpers *h) {
                         &h->ethers, &h->address, &h->next_hop, &h->next_hops, &h->extras, &h->seen_extras, &h->flow,
                         &h->protos, &h->flags};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) Py_CLEAR(*all[i]);
+    for (int k = 0; k < 4; k++) memo_clear(&h->memo[k]);
+    memo_clear(&h->next_hop_memo);
 }
 
 /* A column: a list of objects, or an array read in place (see the module doc). */
