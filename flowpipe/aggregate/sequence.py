@@ -63,10 +63,16 @@ class SequenceTracker:
         """:meth:`observe` each (namespace, exporter, flow type, observation, flows); the delta
         counter is added to once per exporter domain."""
         changed: dict[int, _State] = {}
-        observe = self._observe
+        observe, advance, states = self._observe, self._advance, self.states
         now = time.time()
         for ns, exporter, flow_type, obs, flows in notes:
-            st = observe(ns, exporter, flow_type, obs, flows)
+            st = states.get((ns, exporter, flow_type, obs[0]))
+            seq = obs[1] % WRAP
+            if st is not None and seq == st.expected:  # in order, the common case: what _observe does then
+                st.last_seq, st.late_next = seq, -1
+                advance(st, seq, obs[2], obs[2], flow_type, flows)
+            else:
+                st = observe(ns, exporter, flow_type, obs, flows)
             if st is not None:
                 changed[id(st)] = st
                 st.datagrams += 1
@@ -125,12 +131,14 @@ class SequenceTracker:
             m.sequence_reset.labels(*labels).inc()
             st.resets += 1
             delta = units
-        st.expected = (seq + units) % WRAP
-        self._per_unit(st, flow_type, flows, units)
-        st.pending += delta
+        self._advance(st, seq, units, delta, flow_type, flows)
         return st
 
     @staticmethod
-    def _per_unit(st: _State, flow_type: str, flows: int, units: int) -> None:
-        if flow_type in ("netflow9", "sflow5") and units:
+    def _advance(st: _State, seq: int, units: int, delta: int, flow_type: str, flows: int) -> None:
+        """A datagram taken as the stream's next: expected after it, ``delta`` units to count."""
+        st.expected = (seq + units) % WRAP
+        if flow_type in ("netflow9", "sflow5") and units:  # flows carried per unit: a running mean
             st.units_per_flow += (flows / units - st.units_per_flow) * 0.1
+        st.pending += delta
+
