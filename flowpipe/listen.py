@@ -23,12 +23,15 @@ from flowpipe.pipeline import Datagram
 from flowpipe.startup import bind_error
 
 MAX_DATAGRAM = 65535
-BATCH = 256
-# After a batch shorter than BATCH the reader waits this long before looking again, so datagrams
-# arriving in a steady stream are handed on a few dozen at a time (one wake-up of the listener,
-# decoder and accumulator per batch instead of per datagram). The socket buffer holds them
-# meanwhile: 10 ms of 200k flows/s is ~85 datagrams, ~200 KB. A full batch is handed on at once.
-COALESCE = 0.010
+BATCH = 1024  # datagrams a listener hands on at most at once
+# After a batch shorter than BATCH the reader waits before looking again (coalesce_wait), so datagrams
+# arriving in a steady stream are handed on many at a time: each batch costs the listener, decoder
+# and accumulator a fixed amount (wake-ups, numpy calls), which at a few dozen datagrams a batch was
+# a fifth of the service's CPU. A full batch is handed on at once.
+COALESCE_MAX = 0.050  # the longest wait
+COALESCE_MIN = 0.001
+QUEUED_OVERHEAD = 1024  # what the kernel counts against the socket buffer per queued datagram, beyond its bytes
+BURST_RATE = 20_000  # datagrams a second the socket buffer is sized against while waiting (a burst may start)
 MAX_HOSTS = 65536  # exporter addresses whose text is shared before the cache starts over
 RECV_CALL = 64  # datagrams read per system call where recvmmsg is at hand (flowpipe/_udp.c)
 
@@ -37,6 +40,16 @@ try:
 except ImportError:  # not built (no C compiler, or no recvmmsg): one recvfrom_into per datagram
     Receiver = None
 RECV_MANY = Receiver is not None  # which reader runs (the tests read it)
+
+
+def coalesce_wait(rate: float, size: float, buffer: int) -> float:
+    """How long to wait after a short batch, at ``rate`` datagrams a second of ``size`` bytes with a
+    socket buffer of ``buffer`` bytes: about as long as a full batch takes to queue, never longer
+    than :data:`COALESCE_MAX` nor than arrivals at ``rate`` or a burst of :data:`BURST_RATE` take to
+    fill half the buffer (a small buffer: short waits, no kernel drops from waiting)."""
+    fits = buffer / (size + QUEUED_OVERHEAD)
+    full = 0.9 * BATCH / rate if rate > 0 else COALESCE_MAX
+    return max(COALESCE_MIN, min(COALESCE_MAX, full, 0.5 * fits / max(rate, BURST_RATE)))
 
 
 def _rmem_max() -> int | None:
@@ -69,6 +82,7 @@ class UdpListener:
         self._empty = metrics.datagrams_invalid.labels(cfg.flow_type, "empty")
         self._last_drops: dict[int, int] = {}
         self._hosts: dict[str, str] = {}  # bounded: MAX_HOSTS
+        self._buffer = 0  # the sockets' receive buffer, bytes (set by open)
 
     def open(self) -> None:
         """Bind the sockets now, so a bad address or busy port fails at start-up."""
@@ -93,7 +107,8 @@ class UdpListener:
             self.cfg.port = self.sockets[0].getsockname()[1]
             self.name = f"{self.cfg.flow_type}:{self.cfg.port}"
         self._kernel_drops = self.metrics.socket_drops.labels(self.name)
-        granted = self.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        self._buffer = self.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # what queued datagrams take
+        granted = self._buffer // 2
         self.metrics.socket_buffer.labels(self.name).set(granted)
         if granted < self.cfg.receive_buffer:
             cap = _rmem_max()
@@ -130,6 +145,7 @@ class UdpListener:
         view = memoryview(buf)
         many = Receiver(RECV_CALL) if Receiver is not None else None
         hosts = self._hosts
+        rate, last = 0.0, time.monotonic()  # datagrams a second arriving (a running mean), last read
         async with send:
             while True:
                 await trio.lowlevel.wait_readable(sock)
@@ -173,8 +189,12 @@ class UdpListener:
                 except trio.WouldBlock:
                     self._dropped.inc(len(batch))
                     self._log(logging.WARNING, "decoder_queue_full", listener=self.name, dropped=len(batch))
+                t = time.monotonic()
+                if t > last:
+                    rate += (len(batch) / (t - last) - rate) * 0.25
+                last = t
                 if len(batch) < BATCH:
-                    await trio.sleep(COALESCE)
+                    await trio.sleep(coalesce_wait(rate, nbytes / len(batch), self._buffer))
                 else:
                     await trio.lowlevel.checkpoint()
 

@@ -29,7 +29,7 @@ from flowpipe.pipeline import Datagram, FlowQueue
 from flowpipe.render.stage import RenderStage
 from flowpipe.summary import totals
 
-DATAGRAM_QUEUE = 256  # datagram batches (up to 256 datagrams each) waiting per listener
+DATAGRAM_QUEUE = 64  # datagram batches (up to listen.BATCH = 1,024 datagrams each) waiting per listener
 
 
 class Service:

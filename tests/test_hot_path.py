@@ -39,7 +39,7 @@ async def test_queued_listener_batches_are_decoded_together_never_past_a_listene
 
     stage.decode_batch = spy  # type: ignore[method-assign]
     send, receive = trio.open_memory_channel[list[Datagram]](1000)
-    shapes = [3, 100, 200, 5, 256, 1, 1]
+    shapes = [3, 400, 800, 5, 1024, 1, 1]  # (MERGE_DATAGRAMS: listen.BATCH, 1,024)
     seq = 0
     for n in shapes:  # all queued before the stage runs: it finds them waiting
         send.send_nowait([(v5(seq + k), "192.0.2.1", 9999, time.time()) for k in range(n)])
@@ -48,7 +48,7 @@ async def test_queued_listener_batches_are_decoded_together_never_past_a_listene
     with trio.fail_after(10):
         await stage.run(receive, queue.send_channel)
     batches = [b async for b in queue.receive_channel]
-    assert sizes == [103, 205, 256, 2]  # merged while they fit in MERGE_DATAGRAMS; order kept
+    assert sizes == [403, 805, 1024, 2]  # merged while they fit in MERGE_DATAGRAMS; order kept
     assert max(sizes) <= MERGE_DATAGRAMS
     ports = [f[SRC_PORT] for b in batches for f in b.flows]
     assert ports == [1000 + s * 10 + k for s in range(seq) for k in range(2)]

@@ -79,3 +79,20 @@ async def test_ipv6_sources_are_their_text(reader: str, monkeypatch: pytest.Monk
         pytest.skip(f"IPv6 loopback not usable here: {e}")
     got = [d for b in batches for d in b]
     assert [(d[0], d[1], d[2]) for d in got] == [(b"v6 %d" % k, "::1", sources[0][1]) for k in range(5)]
+
+
+def test_the_wait_after_a_short_batch_fits_the_rate_and_the_buffer() -> None:
+    """About a full batch's worth of arrivals, at most COALESCE_MAX, and never long enough for the
+    arrivals (or a burst) to fill half the socket buffer."""
+    from flowpipe.listen import BURST_RATE, COALESCE_MAX, COALESCE_MIN, QUEUED_OVERHEAD, coalesce_wait  # noqa: PLC0415
+
+    big = 64 << 20
+    assert coalesce_wait(0, 1400, big) == COALESCE_MAX  # idle: the longest wait
+    assert coalesce_wait(100, 1400, big) == COALESCE_MAX
+    at = coalesce_wait(30_000, 1400, big)
+    assert at == pytest.approx(0.9 * BATCH / 30_000) and at < COALESCE_MAX  # a full batch's worth
+    assert coalesce_wait(60_000, 1400, big) < at  # faster arrivals: shorter
+    small = 416 * 1024  # the kernel's default buffer
+    wait = coalesce_wait(1_000, 1400, small)
+    assert wait * BURST_RATE * (1400 + QUEUED_OVERHEAD) <= small / 2 + 1  # even a burst fills half of it at most
+    assert coalesce_wait(10**9, 1400, small) == COALESCE_MIN

@@ -28,7 +28,7 @@ from flowpipe.pipeline import Datagram, FlowBatch, FlowQueue, SequenceNote
 from flowpipe.telemetry.sflow_counters import InterfaceCounterMetrics
 
 _rate = operator.itemgetter(SAMPLING_RATE)
-MERGE_DATAGRAMS = 256  # queued listener batches are decoded together up to this many datagrams (listen.BATCH)
+MERGE_DATAGRAMS = 1024  # queued listener batches are decoded together up to this many datagrams (listen.BATCH)
 
 # Distinct exporter label values one stage gives a per-exporter metric; the rest go under "other".
 MAX_EXPORTER_LABELS = 10_000

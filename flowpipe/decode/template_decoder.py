@@ -104,8 +104,9 @@ class _Msg:
 
 
 # Flow records decoded from one datagram at most (a 9000-byte jumbo datagram of 20-byte records is
-# 450); the rest are skipped as too_many_records. Bounds what one listener batch can decode to.
-MAX_RECORDS_PER_DATAGRAM = 4096
+# 450); the rest are skipped as too_many_records. Bounds what one listener batch (listen.BATCH
+# datagrams) can decode to: ~1 M flows.
+MAX_RECORDS_PER_DATAGRAM = 1024
 
 
 class TemplateDecoder:

@@ -79,7 +79,7 @@ def test_one_listener_batch_of_worst_case_datagrams_stays_within_memory() -> Non
     stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(), decoder=dec, queue=FlowQueue(10_000))
     dec.decode(_v9([_set(0, struct.pack("!HHHH", 256, 1, 4, 1))]), SRC)
     data = _v9([_set(256, bytes(MAX_DGRAM - 24))])
-    batch = [(data, "192.0.2.1", 50000, 1_700_000_000.0)] * 16  # a sixteenth of a full batch
+    batch = [(data, "192.0.2.1", 50000, 1_700_000_000.0)] * 64  # a sixteenth of a full batch (listen.BATCH)
     tracemalloc.start()
     try:
         out = stage.decode_batch(batch)
