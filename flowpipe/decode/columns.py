@@ -339,6 +339,13 @@ class Columns:
                 up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
                 ok &= up >= v
                 times.append(secs - (up - v) // 1000)
+            elif how == "init":  # IPFIX sysUpTime ms from systemInitTimeMilliseconds; without it, the export time
+                init = np.repeat(np.array([-1 if c.init is None or c.init >= _WIDE_MAX else c.init for c in chunks],
+                                          dtype=np.int64), counts)
+                ok &= np.repeat(np.array([c.init is None or c.init < _WIDE_MAX for c in chunks]), counts)
+                if secs is None:
+                    secs = np.repeat(np.array([c.secs for c in chunks], dtype=np.int64), counts)
+                times.append(np.where(init >= 0, (init + v) // 1000, secs))
             else:  # "v5": secs - (uptime - v) / 1000, divided toward zero (the Agent's); before a wrap: tuple path
                 up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
                 if secs is None:

@@ -467,7 +467,9 @@ def _time(g: _Gen, cands: Sequence[tuple[int, str]], version: int, slot: int) ->
         k = g.find(SYSTEM_INIT_MS)
         if k is not None:
             return f"(({g.val(g.need(k, 'int'), 'int')} + {v}) // 1000)"
-        return f"(T if I is None else (I + {v}) // 1000)"  # _init() inlined
+        e = f"(T if I is None else (I + {v}) // 1000)"  # _init() inlined
+        g.simple[slot] = (e, i, "init")
+        return e
     return None
 
 

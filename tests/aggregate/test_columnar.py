@@ -18,6 +18,7 @@ from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, Exporter, Template
 from flowpipe.metrics import Metrics
+from tests.support import captures
 
 T0 = 1_700_000_000.0
 # IPFIX with 8-byte counters and absolute millisecond times (a plan with "ms" times and wide fields).
@@ -604,3 +605,38 @@ def test_unique_rows_refuses_columns_it_would_hash_wrong() -> None:
     """Floats would be truncated into one another: refused, not grouped wrong."""
     with pytest.raises(TypeError):
         columns.unique_rows([np.array([1.25, 1.5])])
+
+
+@pytest.mark.parametrize("name", ["ipfix_softflowd", "ipfix_pmacct_nfprobe"] + captures.names("ipfix_mikrotik"))
+def test_ipfix_uptime_templates_aggregate_like_tuples(name: str) -> None:
+    """IPFIX templates timed by flowStart/EndSysUpTime (21/22; absolute by the domain's
+    systemInitTimeMilliseconds, else the export time) take the columnar path, with the flows the
+    tuple path makes of them."""
+    load = [(g.payload, Source(g.src, g.sport, "default", g.time)) for g in captures.datagrams(name)]
+    cfg = AggregatorConfig(flush_interval=10.0)
+    out_c, out_t, chunked = aggregate_both(load, cfg, batch=3)
+    assert chunked > 0  # the columnar path really was taken
+    _same(out_c, out_t)
+
+
+UPTIME = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (22, 4), (21, 4)], template_id=310)
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_ipfix_uptime_times_come_from_the_announced_system_init_time(batch: int) -> None:
+    """An exporter announcing systemInitTimeMilliseconds (160): its records' flowStart/EndSysUpTime
+    become absolute times the same way on the columnar path as on the tuple path."""
+    rng = random.Random(5)
+    exp = Exporter("127.0.0.1:9", protocol=10, source_id=6, records_per_packet=8, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    recs = []
+    for _ in range(300):
+        up = 3_600_000 - rng.randrange(200_000)
+        recs.append((_v4(rng, 2), _v4(rng, 2), rng.choice((443, 40000)), 53, 17, rng.randrange(1, 10**6),
+                     rng.randrange(1, 100), up - rng.randrange(5000), up))
+    load = [(g, Source("198.51.100.9", 4739, "default", T0 + 30)) for g in exp.encode(UPTIME, recs)]
+    out_c, out_t, chunked = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=batch)
+    assert chunked >= 290  # all but what came with the templates
+    _same(out_c, out_t)
+    starts = {f[5] for tick in out_t for f in tick}
+    assert min(starts) < int(T0) - 100  # times from the init time, not the export time
