@@ -141,4 +141,3 @@ class SequenceTracker:
         if flow_type in ("netflow9", "sflow5") and units:  # flows carried per unit: a running mean
             st.units_per_flow += (flows / units - st.units_per_flow) * 0.1
         st.pending += delta
-

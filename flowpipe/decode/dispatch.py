@@ -68,9 +68,7 @@ class DatagramDecoder:
         :func:`flowpipe.decode.sflow.plain`), or None: :meth:`decode` it."""
         if self._sflow_plain is not None:
             return self._sflow_plain(data, src)
-        if self.templates is None or len(data) < 20 or data[0] or data[1] not in (9, 10):
-            return None
-        return self.templates.plain(data, src)
+        return self.templates.plain(data, src) if self.templates is not None else None
 
     def expire(self, now: float) -> int:
         """Give up on held data past its time; returns how many held datagrams were dropped."""

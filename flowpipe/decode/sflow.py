@@ -141,12 +141,9 @@ def _agent_text(raw: bytes) -> str:
     return text
 
 
-def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool = False) -> Decoded:
-    """Decode one sFlow v5 datagram (see the module docstring for what comes out).
-
-    ``columnar``: the flow samples are not decoded here but left in one :class:`SampleChunk` in
-    ``Decoded.chunks`` (decoded with numpy in the accumulator, :mod:`flowpipe.decode.sflow_columns`);
-    samples with a short header are still skipped here."""
+def _header(data: bytes) -> tuple[int, bytes, int, int, int]:
+    """(header length, agent address, sub-agent id, sequence number, samples) of an sFlow v5
+    datagram; DecodeError ``short``, ``bad_version`` or ``bad_address_type``."""
     n = len(data)
     if n < 8:
         raise DecodeError("short", f"{n}-byte datagram is shorter than an sFlow header")
@@ -162,12 +159,22 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
     if n < hdr.size:
         raise DecodeError("short", f"{n}-byte datagram is shorter than its {hdr.size}-byte header")
     _, _, raw_agent, sub_agent, seq, _uptime, nsamples = hdr.unpack_from(data)
+    return hdr.size, raw_agent, sub_agent, seq, nsamples
+
+
+def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool = False) -> Decoded:
+    """Decode one sFlow v5 datagram (see the module docstring for what comes out).
+
+    ``columnar``: the flow samples are not decoded here but left in one :class:`SampleChunk` in
+    ``Decoded.chunks`` (decoded with numpy in the accumulator, :mod:`flowpipe.decode.sflow_columns`);
+    samples with a short header are still skipped here."""
+    n = len(data)
+    off, raw_agent, sub_agent, seq, nsamples = _header(data)
     agent = src.exporter if udp_identity else _agent_text(raw_agent)
     out = Decoded(FLOW_TYPE, agent, sequence=SequenceObs(sub_agent, seq, 1))
     flows, counters, skipped = out.flows, out.counters, out.skipped
     now = int(src.received)
     ns = src.namespace
-    off = hdr.size
     if columnar:
         spans, rate, unrated, rest = walk.flow_samples(data, off, nsamples)
         if rest is not None:  # counter samples and skipped ones, in order
@@ -214,13 +221,11 @@ def plain(data: bytes, src: Source, udp_identity: bool = False) -> Plain | None:
     observation; samples),
     without a :class:`Decoded` to make; None for any other datagram (:func:`decode` it): counter
     samples, anything skipped, a bad header."""
-    if len(data) < 28 or data[:7] != b"\0\0\0\5\0\0\0" or data[7] not in (1, 2):
+    try:
+        off, raw_agent, sub_agent, seq, nsamples = _header(data)
+    except DecodeError:
         return None
-    hdr = _HDR4 if data[7] == 1 else _HDR6
-    if len(data) < hdr.size:
-        return None
-    _, _, raw_agent, sub_agent, seq, _uptime, nsamples = hdr.unpack_from(data)
-    spans, rate, unrated, rest = walk.flow_samples(data, hdr.size, nsamples)
+    spans, rate, unrated, rest = walk.flow_samples(data, off, nsamples)
     if rest is not None:
         return None
     agent = src.exporter if udp_identity else _agent_text(raw_agent)

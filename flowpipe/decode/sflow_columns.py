@@ -288,27 +288,27 @@ class _Samples:
     def kept_columns(self, g: Any) -> list[Any]:
         """What the kept and additional fields of the samples ``g`` are made of, as integer columns
         (the next hop as its size and four words): equal rows, equal fields."""
-        r = self.r
-        at, size = self._hop_where(g)
-        hop = [np.where(size != 0, r.u32(at), 0)] + [np.where(size == 16, r.u32(at + 4 * k), 0) for k in (1, 2, 3)]
+        _, size, hop = self._hop(g)
         return [self.rate[g], self.ether_type[g], self.src_mac[g], self.dst_mac[g], self.src_mask[g],
                 self.dst_mask[g], self.out_if[g], size, *hop, self.has_as[g], self.src_as[g], self.dst_as[g],
                 self.out_fmt[g]]
 
-    def _hop_where(self, g: Any) -> tuple[Any, Any]:
-        """Where the next hop of each of the samples ``g`` is and its size: the router's (1002), else
-        the gateway's (1003), else size 0 (none)."""
+    def _hop(self, g: Any) -> tuple[Any, Any, list[Any]]:
+        """Where the next hop of each of the samples ``g`` is, its size and its four words (0 past its
+        size): the router's (1002), else the gateway's (1003), else size 0 (none)."""
         rs, gs = self.router_size[g], self.gw_size[g]
         router = (rs == 4) | (rs == 16)
         size = np.where(router, rs, np.where((gs == 4) | (gs == 16), gs, 0))
-        return np.where(router, self.router_at[g], self.gw_at[g]) + 4, size
+        at = np.where(router, self.router_at[g], self.gw_at[g]) + 4
+        u32 = self.r.u32
+        words = [np.where(size != 0, u32(at), 0)] + [np.where(size == 16, u32(at + 4 * k), 0) for k in (1, 2, 3)]
+        return at, size, words
 
     def hops(self, g: Any) -> Any:
         """The next hop of the samples ``g`` (``b""`` for none), a numpy object array; equal ones are
         one bytes object."""
-        at, size = self._hop_where(g)
+        at, size, words = self._hop(g)
         r = self.r
-        words = [np.where(size != 0, r.u32(at), 0)] + [np.where(size == 16, r.u32(at + 4 * k), 0) for k in (1, 2, 3)]
         same = room(_HOPS, MAX_SHARED_EXTRAS).setdefault  # a handful of next hops: one bytes object each
 
         def make(rows: Any) -> list[bytes]:

@@ -501,4 +501,3 @@ def _walk(data: bytes, off: int, end: int, skipped: list[str]) -> list[tuple[int
         sets.append((sid, off + 4, off + ln))
         off += ln
     return sets
-

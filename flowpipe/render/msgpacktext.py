@@ -33,4 +33,3 @@ def render_msgpack_joined(batch: FlushBatch, host: str, tags: dict[str, str] | N
     head = _pack("flush_timestamp") + _pack(int(batch.flush_time * 1000)) + _pack("type")
     out: bytes = render_compiled(batch, host, tags, _HELPERS, head, True, msgpack=True)
     return out
-

@@ -47,7 +47,6 @@ class RenderStage:
             self._joined = (render_json_joined, pack_json)
         elif self.fmt == "msgpack" and self.render is render_batch and COMPILED:
             self._joined = (render_msgpack_joined, pack_msgpack)
-        self.joined = self._joined is not None
 
     async def run(self, receive: trio.MemoryReceiveChannel[FlushBatch],
                   send: trio.MemorySendChannel[list[Any]]) -> None:
@@ -57,7 +56,7 @@ class RenderStage:
         step = min(size, STEP)
         async with receive, send:
             async for batch in receive:
-                if self.joined:
+                if self._joined is not None:
                     await self._run_joined(batch, send)
                     continue
                 flows = batch.columns
