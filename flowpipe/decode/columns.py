@@ -11,8 +11,9 @@ without chunks.
 
 A template has a plan when every one of those values comes straight from one field of the record
 (or is absent): fixed-length records, addresses of 4 or 16 bytes, integers of 1, 2, 4 or 8 bytes,
-times in seconds, milliseconds or v9 sysUptime milliseconds, no additional fields, no sampling
-rate or sampler id in the records, no in-band exporter identity, no mapping over those slots.
+times in seconds, milliseconds, NTP, microseconds before the export, v9 sysUptime or IPFIX
+sysUpTime milliseconds; a sampling rate from the domain, a sampler id and/or one rate field in the
+record; no additional fields, no in-band exporter identity, no mapping over those slots.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ _INT_FORMATS = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
 # Widest field a key slot may come from: its value must fit the compact key (flowpipe.aggregate.keys),
 # or a longer field's value would be cut where the tuple path keys it exactly.
 _KEY_WIDTH = {SRC_PORT: 2, DST_PORT: 2, IP_PROTOCOL: 1, TOS: 1, IN_IF: 4}
+NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01, in seconds
 COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
 _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
 _NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never appended to)
@@ -148,27 +150,36 @@ class VectorPlan:
     ("mac", name)), for the flow type ``kind``; None when some kept field is not one plain field,
     and then a new window's kept fields come from the record's flow tuple."""
 
-    __slots__ = ("dtype", "names", "times", "family", "kept", "kind")
+    __slots__ = ("dtype", "names", "times", "family", "kept", "kind", "rate")
 
     def __init__(self, dtype: np.dtype[Any], names: dict[int, str], times: dict[int, str],
-                 kept: dict[int, tuple[str, Any]] | None = None, kind: str = "") -> None:
+                 kept: dict[int, tuple[str, Any]] | None = None, kind: str = "",
+                 rate: tuple[str | None, str | None] | None = None) -> None:
         self.kept, self.kind = kept, kind
+        # the sampling rate's fields in the record, (rate, sampler id) names in dtype (None: absent);
+        # None: every record has its domain's rate
+        self.rate = rate
         self.dtype = dtype
         self.names = names  # slot -> field name in dtype (absent slots take the tuple's default)
         # (source, destination) address lengths: records of plans with different ones can share
         # no context and no rollup address pair
         self.family = tuple(dtype.fields[names[s]][0].itemsize if s in names else 0  # type: ignore[index]
                             for s in (SRC_IP, DST_IP))
-        self.times = times  # START_SLOT / END_SLOT -> "s" | "ms" | "up" | "v5" (absent: the export time)
+        # START_SLOT / END_SLOT -> "s" | "ms" | "up" | "init" | "ntp" | "delta" | "v5" (absent: the export time)
+        self.times = times
 
 
 def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
-         simple: dict[int, tuple[str, int, str]], kind: str = "") -> VectorPlan | None:
+         simple: dict[int, tuple[str, int, str]], kind: str = "",
+         rate: tuple[int | None, int | None] = (None, None)) -> VectorPlan | None:
     """The plan of a fixed-length template, or None when some value is not one field as it is.
 
     ``expressions``: slot -> the record decoder's final expression (after mapping);
     ``simple``: slot -> (expression, field index, how) for slots filled straight from a field;
-    ``kind``: the flow type the records are (their kept fields are read too when they can be).
+    ``kind``: the flow type the records are (their kept fields are read too when they can be);
+    ``rate``: the indexes of the fields a record's sampling rate comes from, (rate in the record,
+    sampler id), None where absent: the rate is the record's if not 0, else its sampler's, else
+    the domain's.
     """
     offsets, off = [], 0
     for _, _, ln in fields:
@@ -203,6 +214,18 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
         offs.append(offsets[i])
     if SRC_IP not in names and DST_IP not in names:
         return None  # no address at all: not worth a plan
+    rated: list[str | None] = []
+    for name, at, widest in (("r_rate", rate[0], 4), ("r_sampler", rate[1], 8)):
+        if at is None:
+            rated.append(None)
+            continue
+        ln = fields[at][2]
+        if ln not in _INT_FORMATS or ln > widest:
+            return None  # (a rate past 2**32, or an odd width: the record decoder's)
+        rated.append(name)
+        formats.append(_INT_FORMATS[ln])
+        offs.append(offsets[at])
+    rate_names = (rated[0], rated[1]) if rated != [None, None] else None
     kept: dict[int, tuple[str, Any]] | None = {}
     extra: list[tuple[str, str, int]] = []  # (name, format, offset) of the kept fields read
     for slot in KEPT_SLOTS:
@@ -227,9 +250,34 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
         extra.append((f"k{slot}", fmt, offsets[s[1]]))  # type: ignore[index]
     if kept is None:
         extra = []
-    dtype = np.dtype({"names": list(names.values()) + [x[0] for x in extra], "formats": formats + [x[1] for x in extra],
-                      "offsets": offs + [x[2] for x in extra], "itemsize": off})
-    return VectorPlan(dtype, names, times, kept, kind)
+    dtype = np.dtype({"names": list(names.values()) + [r for r in rated if r] + [x[0] for x in extra],
+                      "formats": formats + [x[1] for x in extra], "offsets": offs + [x[2] for x in extra],
+                      "itemsize": off})
+    return VectorPlan(dtype, names, times, kept, kind, rate_names)
+
+
+def sampling_rates(p: VectorPlan, records: Any, domains: list[tuple[dict[int, int], int]], which: Any) -> Any:
+    """The sampling rate of each of ``records`` (of ``p.dtype``, ``p.rate`` not None), as the record
+    decoder makes it: the record's own when not 0, else its sampler's, else its domain's.
+    ``domains``: (sampler id -> rate, rate) of each domain; ``which``: each record's domain."""
+    own, sampler = p.rate  # type: ignore[misc]
+    base = np.fromiter((r for _, r in domains), np.int64, len(domains))[which]
+    if sampler is not None:
+        ids = records[sampler].astype(np.uint64)
+        if len(domains) == 1:
+            u, at = np.unique(ids, return_inverse=True)
+            rates = [domains[0][0].get(k, domains[0][1]) for k in u.tolist()]
+        elif int(ids.max(initial=0)) < 1 << 32:  # (domain, sampler id) as one word
+            u, at = np.unique((which.astype(np.uint64) << np.uint64(32)) | ids, return_inverse=True)
+            rates = [domains[k >> 32][0].get(k & 0xFFFFFFFF, domains[k >> 32][1]) for k in u.tolist()]
+        else:
+            u, at = np.unique(np.stack([which.astype(np.uint64), ids], axis=1), axis=0, return_inverse=True)
+            rates = [domains[d][0].get(i, domains[d][1]) for d, i in u.tolist()]
+        base = np.array(rates, dtype=np.int64)[at.ravel()]
+    if own is not None:
+        mine = records[own].astype(np.int64)
+        base = np.where(mine != 0, mine, base)
+    return base
 
 
 class Chunk:
@@ -249,6 +297,10 @@ class Chunk:
         self.secs, self.uptime, self.init = secs, uptime, init
         self.error: BaseException | None = None  # what the record decoder raised (a decoder bug)
         self.unrated = 0 if rate else count  # records with an unknown sampling rate
+        if not rate and dec.plan is not None and dec.plan.rate is not None:  # rates in the records
+            a = np.frombuffer(body, dec.plan.dtype, count)
+            self.unrated = count - int(np.count_nonzero(sampling_rates(dec.plan, a, [(samplers, 0)],
+                                                                       np.zeros(count, np.int64))))
         self.skipped: list[str] = _NONE  # parts skipped while decoding records, for metrics (see flow_type)
 
     def rows(self) -> list[tuple | None]:
@@ -330,7 +382,16 @@ class Columns:
             if how is None:
                 times.append(secs)
                 continue
+            if how == "ntp":  # 64-bit NTP time (seconds since 1900 in the high word); 0: none
+                w = a[names[slot]].astype(np.uint64)
+                times.append(np.where(w != 0, (w >> np.uint64(32)).astype(np.int64) - NTP_EPOCH, 0))
+                continue
             v = ints(slot)
+            if how == "delta":  # microseconds before the export
+                if secs is None:
+                    secs = np.repeat(np.array([c.secs for c in chunks], dtype=np.int64), counts)
+                times.append(secs - v // 1_000_000)
+                continue
             if how == "s":
                 times.append(v)
             elif how == "ms":
@@ -388,7 +449,7 @@ class Columns:
                 made = [None if k is None else intern(k, k) for k in made]
             return objects(made), None
         at = np.asarray(positions, dtype=np.int64)
-        rates = np.repeat(np.fromiter((c.rate for c in self.chunks), np.int64, len(self.chunks)), self.counts)[at]
+        rates = self._rates_at(at)
         a = {v: self._records[v][at] for kind, v in how.values() if kind != "const"}  # (field by field: faster)
         alike = unique_rows([rates, *a.values()])
         if alike is not None:  # a tuple per distinct kept fields (a batch holds few), not per record
@@ -412,6 +473,18 @@ class Columns:
         if intern is not None:
             kept = list(map(intern, kept, kept))  # type: ignore[arg-type]
         return objects(kept)[alike[1]], None
+
+    def _rates_at(self, at: Any) -> Any:
+        """The sampling rate of the records at ``at`` (an int64 array)."""
+        chunks = self.chunks
+        if self._plan.rate is None:
+            return np.repeat(np.fromiter((c.rate for c in chunks), np.int64, len(chunks)), self.counts)[at]
+        domains: dict[tuple[int, int], int] = {}  # a domain's chunks share its samplers (a new dict once changed)
+        ids = [domains.setdefault((id(c.samplers), c.rate), len(domains)) for c in chunks]
+        which = np.repeat(np.array(ids, dtype=np.int64), self.counts)[at]
+        first = {k: c for k, c in zip(ids, chunks, strict=True)}
+        return sampling_rates(self._plan, self._records[at], [(first[k].samplers, first[k].rate)
+                                                               for k in range(len(domains))], which)
 
     def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]] | None:
         """Which additional fields each record has (see SampleColumns.extra_bits); None: no record has."""

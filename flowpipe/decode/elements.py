@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 VARLEN = 65535
 REVERSE_PEN = 29305
-NTP_EPOCH = 2208988800
+NTP_EPOCH = columns.NTP_EPOCH
 
 Field = tuple[int, int, int]  # (enterprise number, element id, length); length VARLEN = variable
 
@@ -288,6 +288,9 @@ class _Gen:
         # slot -> (expression, field index, how): slots filled straight from one field, for the
         # columnar plan (see :func:`_vector_plan`)
         self.simple: dict[int, tuple[str, int, str]] = {}
+        # the sampling rate's expression and its fields (in the record, sampler id; None: absent) when a
+        # plan can read it (not a ratio of two fields)
+        self.rate: tuple[str, int | None, int | None] | None = None
 
     def find(self, eid: int, lengths: tuple[int, ...] = ()) -> int | None:
         i = self.first.get((0, eid))
@@ -457,8 +460,10 @@ def _time(g: _Gen, cands: Sequence[tuple[int, str]], version: int, slot: int) ->
             g.simple[slot] = (f"({v} // 1000)", i, "ms")
             return f"({v} // 1000)"
         if how == "ntp":
+            g.simple[slot] = (f"_ntp({v})", i, "ntp")
             return f"_ntp({v})"
         if how == "delta":
+            g.simple[slot] = (f"(T - {v} // 1000000)", i, "delta")
             return f"(T - {v} // 1000000)"
         if version == 9:  # the common case inline, wrap and skew in _up()
             e = f"(T - (U - {v}) // 1000 if U >= {v} else _up(T, U, {v}))"
@@ -474,21 +479,34 @@ def _time(g: _Gen, cands: Sequence[tuple[int, str]], version: int, slot: int) ->
 
 
 def _rate(g: _Gen) -> str:
-    def iv(eid: int) -> str | None:
+    def find(eid: int) -> int | None:
         i = g.find(eid)
-        return None if i is None else g.val(g.need(i, "int"), "int")
+        if i is not None:
+            g.need(i, "int")
+        return i
+
+    def iv(i: int | None) -> str | None:
+        return None if i is None else g.val(i, "int")
 
     in_record: str | None = None
-    size, pop, interval, space = iv(309), iv(310), iv(305), iv(306)
+    size, pop, interval, space = iv(find(309)), iv(find(310)), iv(find(305)), iv(find(306))
+    plain = True  # the rate is one field of the record, a sampler's, or the domain's: a plan can read it
+    rec: int | None = None
     if size and pop:
-        in_record = f"_ratio_ps({size}, {pop})"
+        in_record, plain = f"_ratio_ps({size}, {pop})", False
     elif interval and space:
-        in_record = f"_ratio_is({interval}, {space})"
+        in_record, plain = f"_ratio_is({interval}, {space})", False
     else:
-        in_record = iv(34) or iv(50)
-    sid = next((e for e in (iv(x) for x in SAMPLER_ID_IES) if e), None)
-    base = f"RS.get({sid}, R)" if sid else "R"
-    return f"({in_record} or {base})" if in_record else base
+        rec = find(34)
+        if rec is None:
+            rec = find(50)
+        in_record = iv(rec)
+    sid = next((i for i in (find(x) for x in SAMPLER_ID_IES) if i is not None), None)
+    base = f"RS.get({iv(sid)}, R)" if sid is not None else "R"
+    e = f"({in_record} or {base})" if in_record else base
+    if plain:
+        g.rate = (e, rec, sid)
+    return e
 
 
 def _mapped(g: _Gen, mapping: Mapping, ex: dict[int, str], ns: dict[str, Any]) -> list[tuple[str, str]]:
@@ -590,8 +608,9 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
         slots.append("{" + ", ".join(f"{k}: {e}" for k, e in extras) + "}")
     else:
         slots.append("_extras((" + "".join(f"({k}, {e}), " for k, e in extras) + "))")
-    vector = (columns.plan(fields, ex, g.simple, ns["TY"]) if fixed and not extras and identity is None
-              and ex.get(3) == "R" and 1 not in ex and 2 not in ex else None)
+    rate = g.rate if g.rate is not None and ex.get(3) == g.rate[0] else None  # (a mapping may replace it)
+    vector = (columns.plan(fields, ex, g.simple, ns["TY"], rate[1:]) if fixed and not extras and identity is None
+              and rate is not None and 1 not in ex and 2 not in ex else None)
     row = "(" + ", ".join(slots) + ")"
     clauses = " ".join(pre)
     size = sum(ln for _, _, ln in fields if ln != VARLEN)

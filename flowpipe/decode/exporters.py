@@ -93,10 +93,12 @@ class SamplerRules:
             bounded_put(self._cache, MAX_CACHED, exporter, hit)
         return hit
 
-    def apply(self, samplers: dict[int, int], exporter: str) -> None:
-        """Set the rates of ``samplers`` (sampler id -> rate) as the rules for ``exporter`` say."""
+    def apply(self, samplers: dict[int, int], exporter: str) -> dict[int, int]:
+        """``samplers`` (sampler id -> rate) with the rates the rules for ``exporter`` set: the same
+        dict when they change nothing, else a new one (``samplers`` is never changed in place)."""
+        out = samplers
         for sid, default, override in self.for_exporter(exporter):
-            if override:
-                samplers[sid] = override
-            elif default and not samplers.get(sid):
-                samplers[sid] = default
+            rate = override or (default if not out.get(sid) else 0)
+            if rate and out.get(sid) != rate:
+                out = {**out, sid: rate}
+        return out

@@ -351,7 +351,7 @@ class TemplateDecoder:
             dec = t.layout.decoder or self._compile(t.layout)
             overran = False
             if self.sampler_rules is not None:
-                self.sampler_rules.apply(dom.samplers, msg.exporter)
+                dom.samplers = self.sampler_rules.apply(dom.samplers, msg.exporter)
             room = MAX_RECORDS_PER_DATAGRAM - msg.records
             if len(body) // dec.min_size > room:
                 # More records than any real export carries (a 64 KB datagram of 1-byte records is

@@ -274,8 +274,10 @@ class Registry:
         if rate > 0:
             if sampler is None:
                 dom.system_rate = rate
-            elif sampler in dom.samplers or len(dom.samplers) < MAX_SAMPLERS:
-                dom.samplers[sampler] = rate
+            elif dom.samplers.get(sampler) != rate and (sampler in dom.samplers or len(dom.samplers) < MAX_SAMPLERS):
+                # a new dict, never changed in place: data sets of earlier records hold the old one
+                # (flowpipe.decode.columns.Chunk), to be read with the rates of their time
+                dom.samplers = {**dom.samplers, sampler: rate}
             dom.last_rate = rate
             self.stats.sampling_rates_learned += 1
         if init_ms is not None:

@@ -119,11 +119,12 @@ def test_sampler_rules_default_fills_only_unknown_samplers() -> None:
                           SamplingRule(exporters=["192.0.2.0/24"], sampler_id=2, default=100),
                           SamplingRule(sampler_id=3, override=5)])
     samplers = {2: 4000}
-    rules.apply(samplers, "192.0.2.9")
-    assert samplers == {1: 100, 2: 4000, 3: 5}
+    assert rules.apply(samplers, "192.0.2.9") == {1: 100, 2: 4000, 3: 5}
+    assert samplers == {2: 4000}  # never changed in place: data sets decoded later hold the old dict
     other = {1: 0}
-    rules.apply(other, "198.51.100.1")
-    assert other == {1: 0, 3: 5}
+    assert rules.apply(other, "198.51.100.1") == {1: 0, 3: 5}
+    same = {3: 5}
+    assert rules.apply(same, "198.51.100.1") is same  # nothing to change: no new dict
 
 
 def test_exporter_label_values_are_capped() -> None:
