@@ -146,6 +146,7 @@ def memory_child(n: int, rollup: bool, trace: bool) -> dict[str, Any]:
     """
     import flowpipe.service  # noqa: F401, PLC0415 - the baseline of a running flowpipe
     from flowpipe.aggregate.accumulator import Accumulator  # noqa: PLC0415
+    from flowpipe.decode.rows import rows  # noqa: PLC0415
     runtime.tune_allocator()  # as the running service does
 
     acc = Accumulator(AggregatorConfig(max_contexts=max(n, 1), port_rollup_disabled=not rollup))
@@ -155,7 +156,7 @@ def memory_child(n: int, rollup: bool, trace: bool) -> dict[str, Any]:
         tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0] if trace else 0
     for i in range(0, n, 8192):  # decoded batches come and go; what stays is what the contexts hold
-        acc.add(distinct_flows(i, min(n, i + 8192)), T0)
+        acc.add(rows(distinct_flows(i, min(n, i + 8192))), T0)
     gc.collect()
     out: dict[str, Any] = {"contexts": len(acc.contexts),
                            "rollup_entries": (acc.rollup.entries(0) + acc.rollup.entries(1)) if acc.rollup else 0}

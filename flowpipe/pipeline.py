@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import attrs
 import trio
 
-if TYPE_CHECKING:  # only the annotations name it
+if TYPE_CHECKING:  # only the annotations name them
     from flowpipe.decode.columns import Chunk
+    from flowpipe.decode.rows import Rows
 
 # One datagram as the listener hands it on: (payload, source address, source port, receive time).
 Datagram = tuple[bytes, str, int, float]
@@ -43,20 +44,16 @@ SequenceNote = tuple[str, str, str, SequenceObs, int]
 
 @attrs.define(slots=True)
 class FlowBatch:
-    """Decoded flows of one or more datagrams, with their sequence notes, in arrival order.
+    """The records of one or more datagrams, with their sequence notes, in arrival order.
 
-    ``chunks``: data sets left for columnar decoding (:mod:`flowpipe.decode.columns`), holding
-    ``chunked`` flows; ``size`` counts both.
+    ``chunks``: the record sources (data sets and sFlow samples left for columnar decoding,
+    :mod:`flowpipe.decode.columns`; flow tuples as :class:`flowpipe.decode.rows.Rows`), holding
+    ``size`` records.
     """
 
-    flows: list[tuple]
+    chunks: list[Chunk | Rows]
     sequences: list[SequenceNote]
-    chunks: list[Chunk] = attrs.field(factory=list)
-    chunked: int = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.flows) + self.chunked
+    size: int = 0
 
 
 class FlowQueue:

@@ -101,11 +101,12 @@ def check_pipeline(flows: list[tuple]) -> None:
         return
     flows = flows[:PIPELINE_MAX]
     from flowpipe.aggregate.accumulator import Accumulator
+    from flowpipe.decode.rows import rows
     from flowpipe.flow import FlushBatch
     from flowpipe.render import render_batch
 
     acc = Accumulator(_AGG)
-    acc.add(flows, T0)
+    acc.add(rows(flows), T0)
     out = render_batch(FlushBatch(T0, acc.drain()), "fuzz")
     json.dumps(out, separators=(",", ":"), allow_nan=False)
 

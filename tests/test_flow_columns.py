@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.config import AggregatorConfig
+from flowpipe.decode.rows import rows
 from flowpipe.flow import BYTES, DST_IP, KEPT, KEY, NEXT_HOP, SRC_IP, SRC_PORT, FlowColumns, FlushBatch, make_flow
 from flowpipe.render import render_batch, render_json_batch
 from flowpipe.render.jsontext import render_json_joined
@@ -57,9 +58,9 @@ def test_json_from_columns_is_the_payload_of_each_flow(rows: list[list]) -> None
 
 def test_a_flush_emits_columns_and_no_object_per_flow() -> None:
     acc = Accumulator(AggregatorConfig(flush_interval=10.0, port_rollup_disabled=True))
-    acc.add([make_flow(exporter="192.0.2.1", src_ip=bytes([10, 0, i >> 8, i & 255]), dst_ip=b"\x0a\x01\x00\x01",
+    acc.add(rows([make_flow(exporter="192.0.2.1", src_ip=bytes([10, 0, i >> 8, i & 255]), dst_ip=b"\x0a\x01\x00\x01",
                        src_port=40000 + i % 1000, dst_port=443, bytes=100 + i, packets=1, ip_protocol=6,
-                       start=1, end=2) for i in range(20_000)], now=1000.0)
+                       start=1, end=2) for i in range(20_000)]), now=1000.0)
     gc.collect()
     before = sys.getallocatedblocks()
     out = acc.flush(1011.0)
@@ -79,13 +80,13 @@ def test_shutdown_drains_in_parts_what_one_drain_gives() -> None:
     rendered flows together), the same flows a whole drain gives, and nothing is held afterwards."""
     def filled() -> Accumulator:
         acc = Accumulator(AggregatorConfig(flush_interval=10.0))
-        acc.add([make_flow(exporter="192.0.2.1", src_ip=bytes([10, 0, i >> 8, i & 255]), dst_ip=b"\x0a\x01\x00\x01",
+        acc.add(rows([make_flow(exporter="192.0.2.1", src_ip=bytes([10, 0, i >> 8, i & 255]), dst_ip=b"\n\x01\x00\x01",
                            src_port=40000 + i, dst_port=53, bytes=60 + i, packets=1, ip_protocol=17, start=1, end=2)
-                 for i in range(10_000)], now=1000.0)
+                 for i in range(10_000)]), now=1000.0)
         acc.flush(1011.0)  # emitted: these windows are empty now
-        acc.add([make_flow(exporter="192.0.2.1", src_ip=bytes([10, 0, i >> 8, i & 255]), dst_ip=b"\x0a\x01\x00\x01",
+        acc.add(rows([make_flow(exporter="192.0.2.1", src_ip=bytes([10, 0, i >> 8, i & 255]), dst_ip=b"\n\x01\x00\x01",
                            src_port=40000 + i, dst_port=53, bytes=7, packets=1, ip_protocol=17, start=3, end=4)
-                 for i in range(0, 10_000, 3)], now=1012.0)
+                 for i in range(0, 10_000, 3)]), now=1012.0)
         return acc
 
     whole = filled().drain()

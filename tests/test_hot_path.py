@@ -11,6 +11,7 @@ from flowpipe.aggregate import stage as agg_stage
 from flowpipe.aggregate.stage import AccumulatorStage
 from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
 from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.rows import rows
 from flowpipe.decode.stage import MERGE_DATAGRAMS, DecoderStage, FlowBatch, FlowQueue
 from flowpipe.export import DefaultRecord, encode_v5
 from flowpipe.flow import BYTES, SRC_PORT, FlushBatch, make_flow
@@ -50,7 +51,7 @@ async def test_queued_listener_batches_are_decoded_together_never_past_a_listene
     batches = [b async for b in queue.receive_channel]
     assert sizes == [403, 805, 1024, 2]  # merged while they fit in MERGE_DATAGRAMS; order kept
     assert max(sizes) <= MERGE_DATAGRAMS
-    ports = [f[SRC_PORT] for b in batches for f in b.flows]
+    ports = [f[SRC_PORT] for b in batches for c in b.chunks for f in c.rows()]
     assert ports == [1000 + s * 10 + k for s in range(seq) for k in range(2)]
 
 
@@ -60,7 +61,7 @@ async def test_a_tick_in_parts_emits_what_a_tick_emits_and_lets_others_run() -> 
              for p in range(3 * agg_stage.FLUSH_PART + 5)]
     one, parts = (AccumulatorStage(cfg, Metrics(), queue=FlowQueue(10**9), max_sequence_keys=10) for _ in range(2))
     for s in (one, parts):
-        s.acc.add(flows, 0.0)
+        s.acc.add(rows(flows), 0.0)
     ran = 0
 
     async def other() -> None:
@@ -91,7 +92,7 @@ async def test_young_collections_are_rarer_while_the_accumulator_runs_and_restor
         nursery.start_soon(stage.run, flow_receive, out_send)
         await trio.sleep(0.05)
         seen.append(gc.get_threshold())
-        await flow_send.send(FlowBatch([make_flow(exporter="x", src_ip=A, dst_ip=B, bytes=5, packets=1)], []))
+        await flow_send.send(FlowBatch(rows([make_flow(exporter="x", src_ip=A, dst_ip=B, bytes=5, packets=1)]), [], 1))
         await flow_send.aclose()
         batches = [b async for b in out_receive]
     assert seen[0][0] == max(before[0], runtime.GC_YOUNG) or before[0] == 0

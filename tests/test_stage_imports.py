@@ -41,9 +41,11 @@ NEUTRAL = {"flowpipe", "flowpipe.flow", "flowpipe.pipeline", "flowpipe.cidr", "f
            "flowpipe.startup", "flowpipe.atomicfile", "flowpipe.protocols", "flowpipe.secrets",
            "flowpipe.httpd_config"}
 # What a stage offers the others: its config section (the TOML contract) and its package's names; the
-# decoder also publishes the format of the undecoded chunks it hands the accumulator, with their
-# column readers (flowpipe.decode.columns: the columnar path, docs/performance.md).
+# decoder also publishes the format of the record sources it hands the accumulator, with their
+# column readers (flowpipe.decode.columns: undecoded data sets; flowpipe.decode.rows: flow tuples;
+# docs/performance.md).
 PUBLIC = {"flowpipe.listen_config", "flowpipe.decode", "flowpipe.decode.config", "flowpipe.decode.columns",
+          "flowpipe.decode.rows",
           "flowpipe.aggregate", "flowpipe.aggregate.config", "flowpipe.enrich", "flowpipe.enrich.config",
           "flowpipe.forward", "flowpipe.forward.config", "flowpipe.render"}
 # What application modules may use beyond the public names: module -> what it offers them.

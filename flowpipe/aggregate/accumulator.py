@@ -22,9 +22,9 @@ ports and counters as numpy arrays, the kept tuples as they are held; no object 
 
 Every flow is observed by the port rollup (:mod:`flowpipe.aggregate.rollup`) before its context
 work, a batch at a time and in order: the rollup reads nothing of the contexts, and the context
-work reads only the verdicts. How the records of undecoded data sets (chunks) are taken in bulk
-with the same outcome: :meth:`Accumulator.add_chunks`; the per-record reference they are tested
-against: :mod:`flowpipe.aggregate.reference`.
+work reads only the verdicts. How a batch's records (undecoded data sets, sFlow samples, flow
+tuples) are taken in bulk with the same outcome: :meth:`Accumulator.add`; the per-record
+reference it is tested against: :mod:`flowpipe.aggregate.reference`.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from flowpipe.aggregate.contexts import ContextTable
 from flowpipe.aggregate.keys import Key, KeyCodec
 from flowpipe.aggregate.rollup import Trackers, roll_up
 from flowpipe.cache import room
-from flowpipe.decode import columns
+from flowpipe.decode import columns, rows
 from flowpipe.decode.columns import Chunk
 from flowpipe.flow import (
     BYTES,
@@ -126,69 +126,27 @@ class Accumulator:
 
     # ---- aggregation
 
-    def add(self, flows: list[tuple], now: float | None = None) -> None:
-        """Aggregate a batch of flow tuples: every flow observed by the rollup first, in order (the
-        rollup reads nothing of the contexts, so this is what observing each at its turn gives), then
-        each merged into its context, in order."""
-        if now is None:
-            now = time.time()
-        self.received += len(flows)
-        rollup = self._tracking()
-        if rollup is not None:
-            observe = rollup.observe
-            verdicts = [observe(f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT]) for f in flows]
-            if any(verdicts):
-                flows = [roll_up(f, v) if v else f for f, v in zip(flows, verdicts, strict=True)]
-        keys = list(map(self.keys.of_flow, flows))
-        slots = list(map(self.contexts.get, keys))
-        B, P, S, E, F = self._bytes, self._packets, self._start, self._end, self._flags
-        isopen, big = self._isopen, self._big
-        for f, key, i in zip(flows, keys, slots, strict=True):
-            if i is None:
-                self._put(f, key, now)
-                continue
-            if not isopen[i]:
-                self._open(i, f)
-                continue
-            if big and i in big:
-                self._merge(i, f)
-                continue
-            nb = B[i] + f[BYTES]
-            npk = P[i] + f[PACKETS]
-            st = f[START]
-            en = f[END]
-            fl = f[TCP_FLAGS]
-            try:
-                B[i] = nb
-                P[i] = npk
-                if st < S[i]:
-                    S[i] = st
-                if en > E[i]:
-                    E[i] = en
-                if fl:
-                    F[i] |= fl
-            except (OverflowError, TypeError):  # the window leaves the columns (min/max/OR are idempotent)
-                big[i] = [nb, npk, min(S[i], st), max(E[i], en), F[i] | fl]
-            extras = f[EXTRAS]
-            if extras:
-                self._join_extras(i, extras)
+    def add(self, chunks: list[Any], now: float | None = None) -> None:
+        """Aggregate a batch: its record sources in arrival order, data sets left undecoded
+        (:class:`flowpipe.decode.columns.Chunk`, sFlow's samples) and flow tuples
+        (:class:`flowpipe.decode.rows.Rows`), as if each record were aggregated at its turn.
 
-    def add_chunks(self, chunks: list[Chunk], now: float | None = None) -> None:
-        """Aggregate data sets left undecoded (:mod:`flowpipe.decode.columns`), as :meth:`add` would
-        their flows.
-
-        The records of chunks of one template layout are read together with numpy
-        (:class:`flowpipe.decode.columns.Columns`) and observed by the rollup in one call, in record
-        order (:meth:`_observe`); keyed with their rolled-up ports, they are of two kinds:
+        The records of chunks of one layout are read together into columns
+        (:func:`flowpipe.decode.columns.group`), observed by the rollup in one call, in record order
+        (:meth:`_observe`); keyed with their rolled-up ports, they are of two kinds:
 
         - *merge*: its context holds an open window: added with numpy, after the others;
         - *the rest*: contexts made in order of first appearance up to ``max_contexts``, windows
           opened by their first record, all at once (:meth:`_settle`); with records numpy cannot
-          read among them (a v9 time from before an uptime wrap, a counter near 64 bits, an sFlow
-          sample of an unusual shape), one by one in record order from their flow tuples instead.
+          read among them (a v9 time from before an uptime wrap, a counter near 64 bits, a key
+          value wider than the compact key, an sFlow sample of an unusual shape), one by one in
+          record order from their flow tuples instead.
 
         Merges commute (sums, min, max, OR) and change nothing the others read, so doing them last
-        is the same as doing them in order; additional fields (sFlow) are joined in record order.
+        is the same as doing them in order; additional fields are joined in record order. Flow
+        tuples, and the records of an exporter whose chunks cannot be grouped so (two layouts of
+        one address family, or flow tuples and chunks), are read into columns from their flow
+        tuples, in order (:func:`flowpipe.decode.rows.columns_of`).
         """
         if now is None:
             now = time.time()
@@ -196,12 +154,12 @@ class Accumulator:
         if ordered:
             flows: list[tuple] = []
             for c in ordered:
-                rows = c.rows()
+                got = c.rows()
                 if c.error is None:
-                    flows += rows  # type: ignore[arg-type]
+                    flows += got
                 else:
                     self._undecodable([c], c.count)
-            self.add(flows, now)
+            groups = rows.columns_of(flows, in_order=self._may_fill(len(flows))) + groups
         failed: dict[int, Chunk] = {}
         for cols in groups:
             self._add_columns(cols, now)
@@ -212,6 +170,14 @@ class Accumulator:
             if c.skipped:
                 self.skipped.update((c.flow_type, reason) for reason in c.skipped)
                 c.skipped = []
+
+    def _may_fill(self, n: int) -> bool:
+        """``n`` records may fill the context table or the rollup's trackers: which of them are then
+        refused depends on their order, even between address families."""
+        if n > self.max_contexts - len(self.contexts):
+            return True
+        r = self._tracking()
+        return r is not None and r.entries(0) + r.entries(1) + 4 * n > r.max_entries  # (at most 2 per generation)
 
     def _undecodable(self, chunks: list[Chunk], records: int) -> None:
         """Note chunks whose record decoder raised, and ``records`` of theirs dropped."""

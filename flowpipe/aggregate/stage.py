@@ -49,12 +49,11 @@ class AccumulatorStage:
         return self.sequences.seen()
 
     def take(self, batch: FlowBatch, now: float) -> None:
-        """Aggregate one batch (flows and sequence notes)."""
+        """Aggregate one batch (its records and sequence notes)."""
         if batch.sequences:
             self.sequences.observe_all(batch.sequences)
-        self.acc.add(batch.flows, now)
         if batch.chunks:
-            self.acc.add_chunks(batch.chunks, now)
+            self.acc.add(batch.chunks, now)
         size = batch.size
         self.metrics.aggregator_flows_received.inc(size)
         full = self.acc.dropped_full - self._reported_full

@@ -6,6 +6,8 @@
  *   read_samples(buf, start, end, expanded, out) -> None
  *       flowpipe.decode.sflow_columns' reading of flow samples: every sample's header, records and
  *       sampled frame, one column of out (int64, SAMPLE_COLUMNS x n, C order) per value (see there)
+ *   tuple_columns(flows, ints, lengths) -> (columns, ok)
+ *       flow tuples read into int64 columns (flowpipe.decode.rows; see below)
  *
  * Both only read data (any bytes-like object); every offset is checked against its length first.
  */
@@ -350,10 +352,94 @@ done:
     return res;
 }
 
+/* tuple_columns(flows, ints, lengths) -> (columns: bytes, ok: bytes)
+ * Flow tuples read into int64 columns (column-major, len(ints) + len(lengths) columns of n):
+ * ints: ((slot, lo, hi), ...), the integer at that slot (an int, or any object with __index__), 0
+ * where it is none or outside [lo, hi], and then that flow's ok byte 0; lengths: (slot, ...), the
+ * length of the bytes at that slot, -1 where it is not bytes. */
+#define MAX_COLUMNS 32
+static PyObject *tuple_columns(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "tuple_columns(flows: list, ints: tuple, lengths: tuple)");
+        return NULL;
+    }
+    PyObject *flows = args[0];
+    Py_ssize_t n = PyList_GET_SIZE(flows), k = PyTuple_GET_SIZE(args[1]), m = PyTuple_GET_SIZE(args[2]);
+    if (k + m > MAX_COLUMNS) {
+        PyErr_SetString(PyExc_ValueError, "tuple_columns: too many columns");
+        return NULL;
+    }
+    Py_ssize_t slot[MAX_COLUMNS], need = 0;
+    long long lo[MAX_COLUMNS], hi[MAX_COLUMNS];
+    for (Py_ssize_t j = 0; j < k + m; j++) {
+        PyObject *e = j < k ? PyTuple_GET_ITEM(args[1], j) : PyTuple_GET_ITEM(args[2], j - k);
+        if (j < k) {
+            if (!PyArg_ParseTuple(e, "nLL", &slot[j], &lo[j], &hi[j]))
+                return NULL;
+        } else if ((slot[j] = PyLong_AsSsize_t(e)) == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (slot[j] < 0) {
+            PyErr_SetString(PyExc_ValueError, "tuple_columns: negative slot");
+            return NULL;
+        }
+        if (slot[j] >= need)
+            need = slot[j] + 1;
+    }
+    PyObject *cols = PyBytes_FromStringAndSize(NULL, (k + m) * n * 8);
+    PyObject *oks = PyBytes_FromStringAndSize(NULL, n);
+    if (!cols || !oks)
+        goto fail;
+    int64_t *c = (int64_t *)PyBytes_AS_STRING(cols);
+    char *ok = PyBytes_AS_STRING(oks);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = PyList_GET_ITEM(flows, i);
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < need) {
+            PyErr_SetString(PyExc_TypeError, "tuple_columns: a flow is not a tuple long enough");
+            goto fail;
+        }
+        char good = 1;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            PyObject *v = PyTuple_GET_ITEM(f, slot[j]);
+            long long x = 0;
+            int over = 0, fits = 0;
+            if (PyLong_Check(v)) {
+                x = PyLong_AsLongLongAndOverflow(v, &over);
+                fits = !over && !(x == -1 && PyErr_Occurred());
+            } else if (PyIndex_Check(v)) {
+                PyObject *ix = PyNumber_Index(v);
+                if (ix) {
+                    x = PyLong_AsLongLongAndOverflow(ix, &over);
+                    fits = !over && !(x == -1 && PyErr_Occurred());
+                    Py_DECREF(ix);
+                }
+            }
+            if (PyErr_Occurred())
+                PyErr_Clear();
+            if (!fits || x < lo[j] || x > hi[j]) {
+                x = 0;
+                good = 0;
+            }
+            c[j * n + i] = x;
+        }
+        for (Py_ssize_t j = k; j < k + m; j++) {
+            PyObject *v = PyTuple_GET_ITEM(f, slot[j]);
+            c[j * n + i] = PyBytes_Check(v) ? PyBytes_GET_SIZE(v) : -1;
+        }
+        ok[i] = good;
+    }
+    return Py_BuildValue("(NN)", cols, oks);
+fail:
+    Py_XDECREF(cols);
+    Py_XDECREF(oks);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"data_sets", (PyCFunction)data_sets, METH_O, "The header values and data set spans of a data-only v9/IPFIX datagram, or None."},
     {"flow_samples", (PyCFunction)(void (*)(void))flow_samples, METH_FASTCALL, "An sFlow datagram's flow sample spans and the rest, in order."},
     {"read_samples", (PyCFunction)(void (*)(void))read_samples, METH_FASTCALL, "sFlow flow samples read into columns."},
+    {"tuple_columns", (PyCFunction)(void (*)(void))tuple_columns, METH_FASTCALL, "Flow tuples read into int64 columns."},
     {NULL, NULL, 0, NULL},
 };
 

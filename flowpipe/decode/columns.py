@@ -523,28 +523,34 @@ class Columns:
         return rows[p - self.starts[c]]
 
 
-def group(chunks: list[Chunk]) -> tuple[list[Columns], list[Chunk]]:
-    """The chunks as :class:`Columns`, one per template decoder (shared by the exporters whose
-    templates have the same layout), and, in order, the chunks of the exporters that must not be
-    grouped: those with chunks of two layouts of the same address family (grouping would
-    aggregate one exporter's records out of order where they can meet)."""
-    groups: dict[int, list[Chunk]] = {}
+def group(chunks: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The chunks as columns (:class:`Columns`, one per template decoder, shared by the exporters
+    whose templates have the same layout; sFlow's per address family), and, in order, those to take
+    as flow tuples: flow tuples (:class:`flowpipe.decode.rows.Rows`), and the chunks of the
+    exporters that must not be grouped: those with chunks of two layouts of the same address
+    family, or with flow tuples too (grouping would aggregate one exporter's records out of order
+    where they can meet)."""
+    groups: dict[int, list[Any]] = {}
     layouts: dict[tuple[str, tuple[int, ...]], int] = {}
+    tupled: set[str] = set()  # exporters with flow tuples
     mixed: set[str] = set()
     for c in chunks:
+        if getattr(c.dec, "tuples", False):
+            tupled.add(c.exporter)
+            continue
         k = id(c.dec)
         g = groups.get(k)
         if g is None:
             groups[k] = [c]
         else:
             g.append(c)
-        if c.dec.plan is not None:
-            seen = layouts.setdefault((c.exporter, c.dec.plan.family), k)
-            if seen != k:
-                mixed.add(c.exporter)
-    if not mixed:
+        p = c.dec.plan
+        if p is not None and layouts.setdefault((c.exporter, p.family), k) != k:
+            mixed.add(c.exporter)
+    if not mixed and not tupled:
         return [cols for g in groups.values() for cols in _columns(g)], []
-    ordered = [c for c in chunks if c.exporter in mixed]
+    mixed |= tupled
+    ordered = [c for c in chunks if c.exporter in mixed or getattr(c.dec, "tuples", False)]
     rest = [g for g in ([c for c in g if c.exporter not in mixed] for g in groups.values()) if g]
     return [cols for g in rest for cols in _columns(g)], ordered
 

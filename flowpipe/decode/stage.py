@@ -19,6 +19,7 @@ from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.decode.facts import SamplingSeen
+from flowpipe.decode.rows import Rows
 from flowpipe.decode.stats import HoldStats
 from flowpipe.flow import SAMPLING_RATE
 from flowpipe.listen_config import ListenerConfig
@@ -61,12 +62,14 @@ class DecoderStage:
             self._counters = InterfaceCounterMetrics(metrics.registry)
 
     def decode_batch(self, batch: list[Datagram]) -> FlowBatch:
-        """Decode a batch of datagrams; never raises for bad input."""
-        flows: list[tuple] = []
-        chunks: list[Chunk] = []
-        chunked = 0
-        tupled: set[str] = set()          # exporters with flow tuples in this batch
-        chunk_exporters: set[str] = set()  # exporters with chunks in it
+        """Decode a batch of datagrams; never raises for bad input.
+
+        Its records leave as one list of record sources in arrival order: data sets and sFlow
+        samples left undecoded (chunks), and, as :class:`flowpipe.decode.rows.Rows`, the flow
+        tuples of what was decoded one by one (or had per-flow work to do: [[sampling]] rules,
+        tags)."""
+        chunks: list[Any] = []
+        records = 0
         notes: list[SequenceNote] = []
         invalid: Tally[str] = Tally()
         skipped: Tally[str] = Tally()
@@ -85,10 +88,9 @@ class DecoderStage:
                 src = sources[(host, port)] = Source(host, port, ns, t)
             try:
                 # The common case first: data sets / flow samples only, all for the columnar path (no
-                # Decoded to make), unless the exporter's datagrams in this batch are flow tuples already.
+                # Decoded to make).
                 quick = plain(data, src) if plain is not None else None
-                if quick is None or quick[1] in tupled:
-                    quick = None
+                if quick is None:
                     d = decode(data, src)
             except DecodeError as e:
                 invalid[e.reason] += 1
@@ -108,55 +110,38 @@ class DecoderStage:
                         if c.unrated:
                             unknown_rate[exporter] += c.unrated
                     chunks += pchunks
-                    chunked += n
-                    chunk_exporters.add(exporter)
+                    records += n
                 notes.append((ns, exporter, ftype, obs, n))
                 continue
-            if d.flows:
-                last_of[d.exporter, d.flow_type] = d.flows[-1]
-            elif d.chunks:
-                last_of[d.exporter, d.flow_type] = d.chunks[-1]
             if d.held:
                 held += 1
             else:
                 decoded += 1
             released += d.released
-            nchunked = 0
-            if d.chunks:
-                # As tuples: per-flow work to do, or this exporter already has flow tuples in the
-                # batch (they are aggregated before chunks: its datagrams must stay in order).
-                if sampling is not None or tags is not None or d.exporter in tupled:
-                    d.flows.extend(flows_of(d.chunks, d.skipped))
-                else:
-                    for c in d.chunks:
-                        nchunked += c.count
-                        if c.unrated:
-                            unknown_rate[d.exporter] += c.unrated
-                    chunks.extend(d.chunks)
-                    chunked += nchunked
-                    chunk_exporters.add(d.exporter)
-            if d.flows:
-                if d.exporter not in tupled:
-                    tupled.add(d.exporter)
-                    if d.exporter in chunk_exporters:  # its earlier chunks go first, as tuples
-                        mine = [c for c in chunks if c.exporter == d.exporter]
-                        chunks[:] = [c for c in chunks if c.exporter != d.exporter]
-                        chunked -= sum(c.count for c in mine)
-                        flows.extend(flows_of(mine, d.skipped))
-                got = d.flows
+            got = d.chunks
+            if d.flows or (got and (sampling is not None or tags is not None)):
+                flows = d.flows or flows_of(got, d.skipped)  # (a datagram has flows or chunks, not both)
                 if sampling is not None:
-                    got, unknown = sampling.apply(got, d.exporter)
+                    flows, unknown = sampling.apply(flows, d.exporter)
                 else:
-                    unknown = sum(map(operator.not_, map(_rate, got)))
-                if unknown:
-                    unknown_rate[d.exporter] += unknown
+                    unknown = sum(map(operator.not_, map(_rate, flows)))
                 if tags is not None:
-                    got = with_tags(got, tags)
-                flows.extend(got)
+                    flows = with_tags(flows, tags)
+                got = [Rows(flows, d.exporter, ns, unknown)]
+                last_of[d.exporter, d.flow_type] = flows[-1]
+            elif got:
+                last_of[d.exporter, d.flow_type] = got[-1]
+            n = 0
+            for c in got:
+                n += c.count
+                if c.unrated:
+                    unknown_rate[d.exporter] += c.unrated
+            chunks += got
+            records += n
             if d.skipped:
                 skipped.update(d.skipped)
             if d.sequence is not None:
-                notes.append((ns, d.exporter, d.flow_type, d.sequence, len(d.flows) + nchunked))
+                notes.append((ns, d.exporter, d.flow_type, d.sequence, n))
             if d.counters and self._counters is not None:
                 self._counters.update(d.exporter, d.counters)
         if self.rates_seen is not None:  # once per exporter and batch: its last datagram with flows
@@ -182,11 +167,11 @@ class DecoderStage:
             m.datagrams_invalid.labels(self.flow_type, reason).inc(n)
         for reason, n in skipped.items():
             m.parts_skipped.labels(self.flow_type, reason).inc(n)
-        if flows or chunked:
-            self._flows.inc(len(flows) + chunked)
+        if records:
+            self._flows.inc(records)
         if held or released:
             self._set_held()
-        return FlowBatch(flows, notes, chunks, chunked)
+        return FlowBatch(chunks, notes, records)
 
     def _set_held(self) -> None:
         now = self.decoder.held
@@ -233,7 +218,7 @@ class DecoderStage:
                         break
                     batch = batch + more
                 out = self.decode_batch(batch)
-                if out.flows or out.chunks or out.sequences:
+                if out.chunks or out.sequences:
                     await self.queue.put(send, out)
             nursery.cancel_scope.cancel()
 

@@ -8,15 +8,18 @@
 Both are pure (bytes in, positions out). ``flowpipe/decode/_walk.c`` has them compiled, with the same
 results (the tests hold the two to it); this module's are used where it was not built (``COMPILED``).
 It also has ``read_samples``, which reads sFlow flow samples into the columns
-:mod:`flowpipe.decode.sflow_columns` otherwise reads with numpy (None when not built).
+:mod:`flowpipe.decode.sflow_columns` otherwise reads with numpy (None when not built), and
+``tuple_columns``, which reads flow tuples into columns for :mod:`flowpipe.decode.rows`.
 """
 from __future__ import annotations
 
+import operator
 import struct
 from array import array
 from typing import Any
 
-__all__ = ["COMPILED", "data_sets", "flow_samples", "py_data_sets", "py_flow_samples"]
+__all__ = ["COMPILED", "data_sets", "flow_samples", "py_data_sets", "py_flow_samples", "py_tuple_columns",
+           "tuple_columns"]
 
 _V9 = struct.Struct("!HHIIII")   # version, count, sysUptime ms, unix secs, sequence, source id
 _V10 = struct.Struct("!HHIII")   # version, length, export time, sequence, observation domain
@@ -107,9 +110,35 @@ def py_flow_samples(data: bytes, off: int, nsamples: int) -> FlowSamples:
     return spans.tobytes(), rate, unrated, rest
 
 
+def py_tuple_columns(flows: list[tuple], ints: tuple[tuple[int, int, int], ...],
+                     lengths: tuple[int, ...]) -> tuple[bytes, bytes]:
+    """Flow tuples read into int64 columns, column after column (``len(ints) + len(lengths)`` of
+    ``len(flows)`` each), and an ok byte per flow. ``ints``: (slot, lo, hi) each: the integer at that
+    slot (an int, or anything with ``__index__``), 0 where it is not one or is outside [lo, hi],
+    and then that flow's ok is 0; ``lengths``: slots whose bytes' length is read (-1: not bytes)."""
+    n, k = len(flows), len(ints)
+    cols = array("q", bytes(8 * (k + len(lengths)) * n))
+    ok = bytearray(b"\x01" * n)
+    for i, f in enumerate(flows):
+        for j, (slot, lo, hi) in enumerate(ints):
+            try:
+                x = operator.index(f[slot])
+            except TypeError:
+                x = None
+            if x is None or not lo <= x <= hi:
+                ok[i] = 0
+                x = 0
+            cols[j * n + i] = x
+        for j, slot in enumerate(lengths, k):
+            v = f[slot]
+            cols[j * n + i] = len(v) if isinstance(v, bytes) else -1
+    return cols.tobytes(), bytes(ok)
+
+
 data_sets: Any = py_data_sets
 flow_samples: Any = py_flow_samples
 read_samples: Any = None  # sFlow flow samples into columns: flowpipe.decode.sflow_columns reads them with numpy
+tuple_columns: Any = py_tuple_columns
 SAMPLE_COLUMNS = 0
 try:
     from flowpipe.decode import _walk  # type: ignore[attr-defined]
@@ -117,5 +146,6 @@ except ImportError:  # not built (no C compiler where it was installed): the sam
     _walk = None
 else:
     data_sets, flow_samples, read_samples = _walk.data_sets, _walk.flow_samples, _walk.read_samples
+    tuple_columns = _walk.tuple_columns
     SAMPLE_COLUMNS = _walk.SAMPLE_COLUMNS
 COMPILED = _walk is not None  # which implementation runs (the tests read it)

@@ -10,6 +10,7 @@ import trio
 from flowpipe.aggregate.dedup import Deduplicator
 from flowpipe.aggregate.topn import TopN
 from flowpipe.config import ConfigError, ListenerConfig, load
+from flowpipe.decode.rows import rows
 from flowpipe.export import DEFAULT_TEMPLATE, DefaultRecord, Exporter
 from flowpipe.flow import make_flow
 from tests.support.backend import Backend
@@ -85,10 +86,10 @@ def test_with_the_cap_new_conversations_are_first_emitted_over_one_interval(cap:
         fb = stage.decode_batch([(g, "192.0.2.1", 2055, t0) for g in
                                  exp.encode(DEFAULT_TEMPLATE, [rec(exp, 1000, 1024 + i) for i in range(1000)])])
         assert fb.chunks
-        acc.add_chunks(fb.chunks, t0)
+        acc.add(fb.chunks, t0)
     else:
-        acc.add([make_flow(src_ip=b"\n\0\0\1", dst_ip=b"\n\0\0\2", src_port=1024 + i, dst_port=443, bytes=100,
-                           packets=1) for i in range(1000)], t0)
+        acc.add(rows([make_flow(src_ip=b"\n\0\0\1", dst_ip=b"\n\0\0\2", src_port=1024 + i, dst_port=443, bytes=100,
+                           packets=1) for i in range(1000)]), t0)
     per_tick = [len(acc.flush(t0 + 10 * k)) for k in range(1, 31)]  # the ticks of one interval
     assert sum(per_tick) == 1000
     if cap:

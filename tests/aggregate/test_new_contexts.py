@@ -14,6 +14,7 @@ from flowpipe.aggregate.rollup import COMPILED, PyTrackers, Trackers
 from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
 from flowpipe.decode.base import Source
 from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.rows import rows
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, Exporter
 from flowpipe.metrics import Metrics
@@ -88,10 +89,9 @@ def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig,
     for b, a in enumerate(range(0, len(load), batch)):
         part = load[a:a + batch]
         fb = stage.decode_batch([(d, s.exporter, s.port, s.received) for d, s in part])
-        acc_c.add(fb.flows, now)
-        acc_c.add_chunks(fb.chunks, now)
+        acc_c.add(fb.chunks, now)
         for d, s in part:
-            acc_t.add(plain.decode(d, s).flows, now)
+            acc_t.add(rows(plain.decode(d, s).flows), now)
         if b % 4 == 3:
             now += cfg.flush_interval / 2
             out_c.append(sorted(map(repr, acc_c.flush(now))))
@@ -196,10 +196,9 @@ def test_a_conversation_exported_again_after_its_context_expired_is_made_in_bulk
         for a in range(0, len(load), 20):
             part = load[a:a + 20]
             fb = stage.decode_batch([(d, s.exporter, s.port, s.received) for d, s in part])
-            acc_c.add(fb.flows, now)
-            acc_c.add_chunks(fb.chunks, now)
+            acc_c.add(fb.chunks, now)
             for d, s in part:
-                acc_t.add(plain.decode(d, s).flows, now)
+                acc_t.add(rows(plain.decode(d, s).flows), now)
 
     feed(T0)
     for now in (T0 + 10, T0 + 25):  # emitted, then gone after the TTL

@@ -9,6 +9,7 @@ from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.reference import ReferenceRollup
 from flowpipe.aggregate.rollup import COMPILED, PyTrackers, Trackers
 from flowpipe.config import AggregatorConfig
+from flowpipe.decode.rows import rows
 from flowpipe.flow import ROLLED_UP, Flow, make_flow
 
 CLIENT, SERVER = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
@@ -64,7 +65,7 @@ def test_busy_dns_resolver_ends_up_as_a_handful_of_contexts() -> None:
     a = Accumulator(AggregatorConfig(flush_interval=60))
     flows = [make_flow(exporter="192.0.2.1", src_ip=CLIENT, dst_ip=SERVER, src_port=1024 + i, dst_port=53,
                        ip_protocol=17, bytes=80, packets=1) for i in range(5000)]
-    a.add(flows, now=0)
+    a.add(rows(flows), now=0)
     out = [Flow._make(f) for f in a.flush(1)]
     assert len(out) == 10                     # 9 real source ports, then one "*" context
     star = [f for f in out if f.src_port == ROLLED_UP]

@@ -15,17 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowpipe.config import AggregatorConfig
 from flowpipe.decode import columns
-from flowpipe.decode.base import Source
 from flowpipe.decode.columns import Chunk, Columns
 from flowpipe.decode.elements import compile_records
 from flowpipe.flow import END, SAMPLING_RATE, START
-from tests.aggregate.test_columnar import T0, _same, aggregate_both
-from tests.support import captures
 
 # v9: addresses, ports, protocol, bytes, packets, then sampler id (48) and/or a rate (34)
 BASE = [(0, 8, 4), (0, 12, 4), (0, 7, 2), (0, 11, 2), (0, 4, 1), (0, 1, 4), (0, 2, 4)]
+T0 = 1_700_000_000.0
 RATED = {
     "sampler": BASE + [(0, 48, 2)],
     "sampler8": BASE + [(0, 48, 8)],
@@ -103,26 +100,6 @@ def test_a_data_set_keeps_the_sampler_rates_of_its_time() -> None:
     same = dom.samplers
     reg.learn(dom, 1, 250, None, T0)
     assert dom.samplers is same  # nothing changed: no new dict
-
-
-RATES = {"nf9_akvorado_sampler_options", "nf9_akvorado_multi_sampling_rates", "ipfix_pmacct_cisco_ipv6_sampling",
-}
-SAMPLED = ["nf9_cisco_asr9k", "nf9_akvorado_sampler_options", "nf9_akvorado_multi_sampling_rates",
-           "ipfix_pmacct_cisco_ipv6_sampling", "ipfix_akvorado_ipfixprobe"]
-
-
-@pytest.mark.parametrize("batch", [1, 4, 1000])
-@pytest.mark.parametrize("name", captures.cases([n for n in SAMPLED if n in captures.names()]))
-def test_sampled_vendor_captures_aggregate_like_tuples(name: str, batch: int) -> None:
-    """Real exports with sampler ids (Cisco ASR 9000, pmacct relaying Cisco, Akvorado's samples) or
-    NTP times (ipfixprobe): their data sets travel as chunks, and every flush is what flow tuples
-    make of the same datagrams, with the options records in the same batch or not."""
-    load = [(g.payload, Source(g.src, g.sport, "default", g.time)) for g in captures.datagrams(name)]
-    out_c, out_t, chunked = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=batch)
-    assert chunked > 0  # the columnar path really was taken
-    if name in RATES:  # (the others' options records are not in the capture)
-        assert any(f[SAMPLING_RATE] for tick in out_t for f in tick)
-    _same(out_c, out_t)
 
 
 @pytest.mark.parametrize("how,eid", [("ntp", 154), ("delta", 158)])

@@ -28,8 +28,7 @@ def step(fast: Accumulator, ref: ReferenceAccumulator, batch: Any, flows: list[t
     """The decoder stage's ``batch`` into ``fast`` and the same datagrams' flow tuples into ``ref``;
     then, if asked, a flush tick 5 s later (both emit the same flows) and a rollup rotation. Returns
     the time now."""
-    fast.add(batch.flows, now)
-    fast.add_chunks(batch.chunks, now)
+    fast.add(batch.chunks, now)
     ref.add(flows, now)
     if tick:
         now += 5.0
