@@ -22,7 +22,58 @@ from typing import Any, NamedTuple, overload
 ROLLED_UP = -1
 
 
+class FieldSpec(NamedTuple):
+    """One field of the flow record: what aggregation does with it, and where the payload has it.
+
+    ``role``: ``"key"`` (in the context key, at position ``key``), ``"kept"`` (a window keeps its
+    first flow's), ``"sum"``, ``"min"``, ``"max"``, ``"or"`` (how a window merges later flows'),
+    ``"join"`` (additional fields: a name the window lacks is added, one it has is kept);
+    ``width``: bytes an integer key field takes in the compact key (:mod:`flowpipe.aggregate.keys`:
+    wider values key the flow by its plain values instead); ``payload``: the dotted path of its
+    value in a payload flow (docs/payload.md; "" when it is not sent)."""
+
+    name: str
+    role: str
+    key: int = -1
+    width: int = 0
+    payload: str = ""
+
+
+# The flow record, field by field: the one table the record layout (:class:`Flow`, the positions
+# below), the context key (:data:`KEY`, the compact key's layout and widths), the kept fields, the
+# merge rules and the payload paths are read from (tests/test_schema.py holds the renderer to it).
+SCHEMA: tuple[FieldSpec, ...] = (
+    FieldSpec("type", "kept", payload="type"),
+    FieldSpec("exporter", "key", 1, payload="exporter.ip"),
+    FieldSpec("namespace", "key", 0, payload="device.namespace"),
+    FieldSpec("sampling_rate", "kept", payload="sampling_rate"),
+    FieldSpec("direction", "kept", payload="direction"),
+    FieldSpec("start", "min", payload="start"),
+    FieldSpec("end", "max", payload="end"),
+    FieldSpec("bytes", "sum", payload="bytes"),
+    FieldSpec("packets", "sum", payload="packets"),
+    FieldSpec("ether_type", "kept", payload="ether_type"),
+    FieldSpec("ip_protocol", "key", 6, 1, payload="ip_protocol"),
+    FieldSpec("src_ip", "key", 2, payload="source.ip"),
+    FieldSpec("dst_ip", "key", 3, payload="destination.ip"),
+    FieldSpec("src_port", "key", 4, 2, payload="source.port"),
+    FieldSpec("dst_port", "key", 5, 2, payload="destination.port"),
+    FieldSpec("src_mac", "kept", payload="source.mac"),
+    FieldSpec("dst_mac", "kept", payload="destination.mac"),
+    FieldSpec("src_mask", "kept", payload="source.mask"),
+    FieldSpec("dst_mask", "kept", payload="destination.mask"),
+    FieldSpec("in_if", "key", 8, 4, payload="ingress.interface.index"),
+    FieldSpec("out_if", "kept", payload="egress.interface.index"),
+    FieldSpec("tcp_flags", "or", payload="tcp_flags"),
+    FieldSpec("next_hop", "kept", payload="next_hop.ip"),
+    FieldSpec("tos", "key", 7, 1),
+    FieldSpec("extras", "join", payload="additional_fields"),
+)
+
+
 class Flow(NamedTuple):
+    """A flow tuple with names (:data:`SCHEMA`'s fields, in its order)."""
+
     type: str
     exporter: str
     namespace: str
@@ -50,20 +101,26 @@ class Flow(NamedTuple):
     extras: dict[str, Any] | None
 
 
+if Flow._fields != tuple(f.name for f in SCHEMA):  # (typed by hand for mypy: held to the table here)
+    raise ImportError("flowpipe.flow: Flow's fields are not SCHEMA's")
+
+FIELD_INDEX: dict[str, int] = {f.name: i for i, f in enumerate(SCHEMA)}
 # Field positions, for code that indexes plain tuples on the hot path.
 (TYPE, EXPORTER, NAMESPACE, SAMPLING_RATE, DIRECTION, START, END, BYTES, PACKETS, ETHER_TYPE,
  IP_PROTOCOL, SRC_IP, DST_IP, SRC_PORT, DST_PORT, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, IN_IF,
- OUT_IF, TCP_FLAGS, NEXT_HOP, TOS, EXTRAS) = range(len(Flow._fields))
-
-FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(Flow._fields)}
+ OUT_IF, TCP_FLAGS, NEXT_HOP, TOS, EXTRAS) = (FIELD_INDEX[f.name] for f in SCHEMA)
 
 # What aggregation keeps from the first flow of a window: the fields neither in the context key
 # nor merged (as a tuple in this order).
-KEPT = (TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, OUT_IF, NEXT_HOP)
+KEPT = tuple(i for i, f in enumerate(SCHEMA) if f.role == "kept")
 kept_fields = operator.itemgetter(*KEPT)
 # The context key's fields, in the key's order (see flowpipe.aggregate.keys).
-KEY = (NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
+KEY = tuple(sorted((i for i, f in enumerate(SCHEMA) if f.role == "key"), key=lambda i: SCHEMA[i].key))
 key_fields = operator.itemgetter(*KEY)
+# The key's integer fields, in the key's order, and the bytes each takes in the compact key.
+KEY_WIDTH = {i: SCHEMA[i].width for i in KEY if SCHEMA[i].width}
+# How a window merges a later flow: rule -> the fields merged so.
+MERGED = {rule: tuple(i for i, f in enumerate(SCHEMA) if f.role == rule) for rule in ("sum", "min", "max", "or")}
 _KEY_AT = {field: k for k, field in enumerate(KEY)}
 _KEPT_AT = {field: k for k, field in enumerate(KEPT)}
 

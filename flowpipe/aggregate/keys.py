@@ -7,8 +7,9 @@ the flow came in (a decoded tuple or a columnar chunk), so one dict lookup finds
     owner id (4) | len(src) (1) | len(dst) (1) | src | dst | src port (2) | dst port (2)
     | protocol (1) | tos (1) | input interface (4) | rolled-up side (1: 0, 1 src, 2 dst)
 
-big-endian; 25 bytes for IPv4 (half the memory of the tuple, and one hash and one compare per
-lookup). The owner id stands for (namespace, exporter), counted per context so ids are reused
+big-endian, the integers in the key's order with the widths of :data:`flowpipe.flow.SCHEMA`;
+25 bytes for IPv4 (half the memory of the tuple, and one hash and one compare per lookup). The
+owner id stands for (namespace, exporter), counted per context so ids are reused
 (:meth:`KeyCodec.release_many`, :meth:`KeyCodec.sweep`). A flow with a value that does not fit
 (a port past 65535, an address longer than 255 bytes...) is keyed by the owner id ``PLAIN``
 followed by the text of the plain 9-tuple: never equal to another layout's key, so it is still
@@ -29,19 +30,26 @@ from flowpipe.flow import (
     DST_IP,
     DST_PORT,
     EXPORTER,
-    IN_IF,
-    IP_PROTOCOL,
+    KEY_WIDTH,
     NAMESPACE,
     ROLLED_UP,
+    SCHEMA,
     SRC_IP,
     SRC_PORT,
-    TOS,
     as_list,
+    key_fields,
 )
 
 PLAIN = 0xFFFFFFFF  # the owner id of keys holding the plain 9-tuple (never an exporter's)
 _PLAIN = PLAIN.to_bytes(4, "big")
-_TAIL = struct.Struct(">HHBBIB")
+# The key's integer fields (ports, protocol, tos, input interface: flowpipe.flow.KEY_WIDTH), then the
+# rolled-up side.
+_INTS = tuple(KEY_WIDTH)
+_NAMES = tuple(SCHEMA[i].name for i in _INTS)
+_CODES = {1: "B", 2: "H", 4: "I"}
+_TAIL_FORMAT = "".join(_CODES[KEY_WIDTH[i]] for i in _INTS) + "B"
+_TAIL = struct.Struct(">" + _TAIL_FORMAT)
+_SP, _DP = _INTS.index(SRC_PORT), _INTS.index(DST_PORT)
 _HEAD = 6
 _OWNER = operator.itemgetter(slice(0, 4))
 
@@ -126,28 +134,28 @@ class KeyCodec:
             fields = [("o", ">u4"), ("ls", "u1"), ("ld", "u1")]
             fields += [("src", f"V{lens[0]}")] if lens[0] else []
             fields += [("dst", f"V{lens[1]}")] if lens[1] else []
-            fields += [("sp", ">u2"), ("dp", ">u2"), ("pr", "u1"), ("tos", "u1"), ("inif", ">u4"), ("roll", "u1")]
+            fields += [(name, f">u{w}" if w > 1 else "u1") for name, w in zip(_NAMES, KEY_WIDTH.values(), strict=True)]
+            fields += [("roll", "u1")]
             dt = self._dtypes[lens] = np.dtype(fields)
         return dt
 
     def of_flow(self, f: tuple) -> Key:
         """The key of a flow tuple."""
         src, dst = f[SRC_IP], f[DST_IP]
-        sp, dp = f[SRC_PORT], f[DST_PORT]
+        ints = [f[i] for i in _INTS]
         roll = 0
-        if sp == ROLLED_UP:
-            sp, roll = 0, 1
-        elif dp == ROLLED_UP:
-            dp, roll = 0, 2
+        if ints[_SP] == ROLLED_UP:
+            ints[_SP], roll = 0, 1
+        elif ints[_DP] == ROLLED_UP:
+            ints[_DP], roll = 0, 2
         lens = (len(src), len(dst))
         st = self._structs.get(lens)
         if st is None:
             if lens[0] > 255 or lens[1] > 255:
                 return _plain(f)
-            st = self._structs[lens] = struct.Struct(f">IBB{lens[0]}s{lens[1]}sHHBBIB")
+            st = self._structs[lens] = struct.Struct(f">IBB{lens[0]}s{lens[1]}s{_TAIL_FORMAT}")
         try:
-            return st.pack(self.owner(f[NAMESPACE], f[EXPORTER]), lens[0], lens[1], src, dst, sp, dp,
-                           f[IP_PROTOCOL], f[TOS], f[IN_IF], roll)
+            return st.pack(self.owner(f[NAMESPACE], f[EXPORTER]), lens[0], lens[1], src, dst, *ints, roll)
         except (struct.error, TypeError):
             return _plain(f)
 
@@ -163,7 +171,7 @@ class KeyCodec:
         k = np.zeros(n, dtype=dt)
         k["o"] = owners
         k["ls"], k["ld"] = lens
-        for name, col in zip(("src", "dst", "sp", "dp", "pr", "tos", "inif"), parts, strict=True):
+        for name, col in zip(("src", "dst", *_NAMES), parts, strict=True):
             if col is not None:
                 k[name] = col
         if roll is not None:
@@ -231,17 +239,16 @@ class KeyCodec:
         if not (np.all(a["ls"] == ls) and np.all(a["ld"] == ld)) or np.any(a["o"] == PLAIN):
             return None  # same length, other address sizes, or plain keys among them
         n = len(a)
-        sp, dp = a["sp"].astype(np.int64), a["dp"].astype(np.int64)
+        ints = [a[name].astype(np.int64) for name in _NAMES]
         roll = a["roll"]
-        sp[roll == 1] = ROLLED_UP
-        dp[roll == 2] = ROLLED_UP
+        ints[_SP][roll == 1] = ROLLED_UP
+        ints[_DP][roll == 2] = ROLLED_UP
         ids, which = np.unique(a["o"], return_inverse=True)
         owners = [self._owners[i] for i in ids.tolist()]
         ns = np.array([o[0] for o in owners], dtype=object)[which].tolist()  # type: ignore[index]
         exporters = np.array([o[1] for o in owners], dtype=object)[which].tolist()  # type: ignore[index]
         return [ns, exporters, np.ascontiguousarray(a["src"]) if ls else [b""] * n,
-                np.ascontiguousarray(a["dst"]) if ld else [b""] * n, sp, dp, a["pr"].astype(np.int64),
-                a["tos"].astype(np.int64), a["inif"].astype(np.int64)]
+                np.ascontiguousarray(a["dst"]) if ld else [b""] * n, *ints]
 
     def fields(self, key: Key) -> tuple:
         """(namespace, exporter, src ip, dst ip, src port, dst port, protocol, tos, input interface),
@@ -251,20 +258,19 @@ class KeyCodec:
         ls, ld = key[4], key[5]
         a = _HEAD + ls
         b = a + ld
-        sp, dp, proto, tos, in_if, roll = _TAIL.unpack_from(key, b)
+        *ints, roll = _TAIL.unpack_from(key, b)
         if roll == 1:
-            sp = ROLLED_UP
+            ints[_SP] = ROLLED_UP
         elif roll == 2:
-            dp = ROLLED_UP
+            ints[_DP] = ROLLED_UP
         ns, exporter = self._owners[int.from_bytes(key[:4], "big")]  # type: ignore[misc]
-        return (ns, exporter, key[_HEAD:a], key[a:b], sp, dp, proto, tos, in_if)
+        return (ns, exporter, key[_HEAD:a], key[a:b], *ints)
 
 
 def _plain(f: tuple) -> bytes:
     """The key of a flow whose values do not fit the packed layout: ``PLAIN`` and the 9-tuple's text
     (equal tuples of decoded values, str, bytes and int, have equal texts)."""
-    fields = tuple(map(_plain_value, (f[NAMESPACE], f[EXPORTER], f[SRC_IP], f[DST_IP], f[SRC_PORT], f[DST_PORT],
-                                      f[IP_PROTOCOL], f[TOS], f[IN_IF])))
+    fields = tuple(map(_plain_value, key_fields(f)))
     return _PLAIN + repr(fields).encode("utf-8", "surrogatepass")
 
 

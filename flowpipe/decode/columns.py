@@ -26,36 +26,34 @@ import numpy as np
 
 from flowpipe.flow import (
     BYTES,
-    DIRECTION,
     DST_IP,
-    DST_MAC,
-    DST_MASK,
-    DST_PORT,
     END,
-    ETHER_TYPE,
-    IN_IF,
-    IP_PROTOCOL,
+    EXPORTER,
+    KEPT,
+    KEY,
+    KEY_WIDTH,
+    MERGED,
+    NAMESPACE,
     NEXT_HOP,
-    OUT_IF,
     PACKETS,
+    SAMPLING_RATE,
     SRC_IP,
-    SRC_MAC,
-    SRC_MASK,
-    SRC_PORT,
     START,
     TCP_FLAGS,
-    TOS,
+    TYPE,
     kept_fields,
 )
 
 # Flow slots (see flowpipe.flow) the fast path reads: the context key's record fields ...
-KEY_SLOTS = (SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF)
+KEY_SLOTS = tuple(i for i in KEY if i not in (NAMESPACE, EXPORTER))
 # ... and what merging adds up.
 BYTES_SLOT, PACKETS_SLOT, START_SLOT, END_SLOT, FLAGS_SLOT = BYTES, PACKETS, START, END, TCP_FLAGS
+if MERGED != {"sum": (BYTES, PACKETS), "min": (START,), "max": (END,), "or": (TCP_FLAGS,)}:  # (the accumulator's)
+    raise ImportError("flowpipe.decode.columns: flowpipe.flow.SCHEMA's merge rules are not the ones columns carry")
 _INT_FORMATS = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
 # Widest field a key slot may come from: its value must fit the compact key (flowpipe.aggregate.keys),
 # or a longer field's value would be cut where the tuple path keys it exactly.
-_KEY_WIDTH = {SRC_PORT: 2, DST_PORT: 2, IP_PROTOCOL: 1, TOS: 1, IN_IF: 4}
+_KEY_WIDTH = KEY_WIDTH
 NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01, in seconds
 COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
 _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
@@ -64,7 +62,9 @@ _NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never ap
 
 # The kept fields (flowpipe.flow.kept_fields) a plan may read too: direction, ether type, MACs,
 # masks, output interface, next hop (type and sampling rate come from the decoder and the chunk).
-KEPT_SLOTS = (DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, OUT_IF, NEXT_HOP)
+KEPT_SLOTS = KEPT[2:]
+if KEPT[:2] != (TYPE, SAMPLING_RATE):  # (Columns.kept_at makes a kept tuple as type, rate, then these)
+    raise ImportError("flowpipe.decode.columns: flowpipe.flow.SCHEMA's kept fields no longer start with type, rate")
 _KEPT_DEFAULT: dict[int, Any] = {NEXT_HOP: b""}
 
 Intern = Callable[[tuple, tuple], tuple]  # setdefault of a cache of equal tuples

@@ -20,19 +20,15 @@ from flowpipe.decode.columns import _NONE, COUNTER_MAX, Intern, objects
 from flowpipe.flow import (
     BYTES,
     DST_IP,
-    DST_PORT,
     END,
     EXPORTER,
     EXTRAS,
-    IN_IF,
-    IP_PROTOCOL,
+    KEY_WIDTH,
     NAMESPACE,
     PACKETS,
     SRC_IP,
-    SRC_PORT,
     START,
     TCP_FLAGS,
-    TOS,
     kept_fields,
 )
 
@@ -40,7 +36,7 @@ _TIME_MAX = 1 << 62
 # The integers read into columns, (slot, lowest, highest): a flow with a value outside takes the
 # one-by-one lane. Key fields: at most their width in the compact key (aggregate/keys.py);
 # counters: what numpy sums exactly (decode/columns.py); times and flags: far from 64 bits.
-_INTS = ((SRC_PORT, 0, 0xFFFF), (DST_PORT, 0, 0xFFFF), (IP_PROTOCOL, 0, 0xFF), (TOS, 0, 0xFF), (IN_IF, 0, 0xFFFFFFFF),
+_INTS = (*((i, 0, (1 << 8 * w) - 1) for i, w in KEY_WIDTH.items()),
          (BYTES, 0, COUNTER_MAX - 1), (PACKETS, 0, COUNTER_MAX - 1), (START, -_TIME_MAX, _TIME_MAX),
          (END, -_TIME_MAX, _TIME_MAX), (TCP_FLAGS, 0, _TIME_MAX))
 _MAX_GROUPS = 62  # distinct additional-field name sets told apart by extra_bits (the rest: "other")
@@ -129,10 +125,10 @@ class RowColumns:
         self.flows = flows
         self.n = len(flows)
         ok = ok.copy()
-        sp, dp, proto, tos, inif, self.bytes, self.packets, self.start, self.end, self.flags = ints[:len(_INTS)]
+        k = len(KEY_WIDTH)  # (the key's integers, in KEY_SLOTS' order, then the merged values)
+        self.bytes, self.packets, self.start, self.end, self.flags = ints[k:len(_INTS)]
         ls, ld = int(ints[-2][0]), int(ints[-1][0])  # (one pair of address lengths)
-        self.parts: list[Any] = [_address(flows, SRC_IP, ls, ok), _address(flows, DST_IP, ld, ok), sp, dp, proto, tos,
-                                 inif]
+        self.parts: list[Any] = [_address(flows, SRC_IP, ls, ok), _address(flows, DST_IP, ld, ok), *ints[:k]]
         self.ok = ok
 
     def rows(self) -> list[tuple]:
