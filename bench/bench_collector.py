@@ -463,7 +463,8 @@ def flowpipe_config(port: int, metrics_port: int, url: str, args: argparse.Names
         "[aggregator]", f"flush_interval = {args.flush_interval}",
         f"port_rollup_disabled = {'true' if args.no_rollup else 'false'}", "",
         "[forwarder]", f'url = "{url}"', 'format = "json"', 'compression = "gzip"', "",
-        "[metrics]", f'listen = "127.0.0.1:{metrics_port}"', ""])
+        "[metrics]", f'listen = "127.0.0.1:{metrics_port}"', "",
+        *(["[[sampling]]", "default = 1", ""] if args.per_flow else [])])
 
 
 def settle(read: Any, timeout: float = 30.0, quiet: float = 1.5) -> None:
@@ -684,6 +685,9 @@ def main() -> None:
     ap.add_argument("--flush-interval", type=float, default=10.0, help="flowpipe flush_interval and nfacctd "
                     "print_refresh_time [10]")
     ap.add_argument("--no-rollup", action="store_true", help="flowpipe with port rollup off (nfacctd has none)")
+    ap.add_argument("--per-flow", action="store_true", help="flowpipe with a [[sampling]] rule (default rate 1, "
+                    "every exporter): every record is decoded to a flow tuple, as templates with vendor rules or "
+                    "variable-length fields are")
     ap.add_argument("--rcvbuf", type=int, default=32 << 20, help="SO_RCVBUF both collectors ask for [32 MiB]")
     ap.add_argument("--rmem", type=int, help="as root: raise net.core.rmem_max to this for the run (restored after)")
     ap.add_argument("--nfacctd", default=shutil.which("nfacctd") or NFACCTD)
@@ -719,7 +723,8 @@ def main() -> None:
     print(f"load: {args.load}, {args.protocol}, {per}, {args.pool:,} distinct flows, "
           f"{args.exporters} exporters, "
           f"{args.rate:,.0f} flows/s for {args.duration:g} s; flowpipe workers={args.workers}, "
-          f"rollup {'off' if args.no_rollup else 'on'}; {cpus} CPUs; net.core.rmem_max={rmem} "
+          f"rollup {'off' if args.no_rollup else 'on'}{'; flow tuples' if args.per_flow else ''}; {cpus} CPUs; "
+          f"net.core.rmem_max={rmem} "
           f"(both ask SO_RCVBUF {args.rcvbuf})")
     peer = "sfacctd" if args.protocol == "sflow5" else "nfacctd"
     results: dict[str, Any] = {"args": vars(args), "load": args.load, "protocol": args.protocol, "peer": peer,

@@ -13,7 +13,8 @@ A template has a plan when every one of those values comes straight from one fie
 (or is absent): fixed-length records, addresses of 4 or 16 bytes, integers of 1, 2, 4 or 8 bytes,
 times in seconds, milliseconds, NTP, microseconds before the export, v9 sysUptime or IPFIX
 sysUpTime milliseconds; a sampling rate from the domain, a sampler id and/or one rate field in the
-record; no additional fields, no in-band exporter identity, no mapping over those slots.
+record; additional fields (mapping, passthrough) each from one fixed-length field; no in-band
+exporter identity, no mapping over those slots.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from flowpipe.flow import (
     DST_IP,
     END,
     EXPORTER,
+    EXTRAS,
     KEPT,
     KEY,
     KEY_WIDTH,
@@ -150,12 +152,16 @@ class VectorPlan:
     ("mac", name)), for the flow type ``kind``; None when some kept field is not one plain field,
     and then a new window's kept fields come from the record's flow tuple."""
 
-    __slots__ = ("dtype", "names", "times", "family", "kept", "kind", "rate")
+    __slots__ = ("dtype", "names", "times", "family", "kept", "kind", "rate", "extras")
 
     def __init__(self, dtype: np.dtype[Any], names: dict[int, str], times: dict[int, str],
                  kept: dict[int, tuple[str, Any]] | None = None, kind: str = "",
-                 rate: tuple[str | None, str | None] | None = None) -> None:
+                 rate: tuple[str | None, str | None] | None = None,
+                 extras: tuple[tuple[str, str, Callable[[bytes], Any] | None], ...] = ()) -> None:
         self.kept, self.kind = kept, kind
+        # the additional fields every record has: (name, field name in dtype, converter of its bytes,
+        # None for an integer), in the record decoder's order
+        self.extras = extras
         # the sampling rate's fields in the record, (rate, sampler id) names in dtype (None: absent);
         # None: every record has its domain's rate
         self.rate = rate
@@ -171,7 +177,8 @@ class VectorPlan:
 
 def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
          simple: dict[int, tuple[str, int, str]], kind: str = "",
-         rate: tuple[int | None, int | None] = (None, None)) -> VectorPlan | None:
+         rate: tuple[int | None, int | None] = (None, None),
+         extras: Sequence[tuple[str, int, str, Callable[[bytes], Any] | None]] = ()) -> VectorPlan | None:
     """The plan of a fixed-length template, or None when some value is not one field as it is.
 
     ``expressions``: slot -> the record decoder's final expression (after mapping);
@@ -179,7 +186,8 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
     ``kind``: the flow type the records are (their kept fields are read too when they can be);
     ``rate``: the indexes of the fields a record's sampling rate comes from, (rate in the record,
     sampler id), None where absent: the rate is the record's if not 0, else its sampler's, else
-    the domain's.
+    the domain's; ``extras``: the additional fields every record has, (name, field index, "int" |
+    "intle" | "bytes", the converter of the bytes), as the record decoder makes them.
     """
     offsets, off = [], 0
     for _, _, ln in fields:
@@ -226,6 +234,18 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
         formats.append(_INT_FORMATS[ln])
         offs.append(offsets[at])
     rate_names = (rated[0], rated[1]) if rated != [None, None] else None
+    more: list[tuple[str, str, Callable[[bytes], Any] | None]] = []
+    for k, (name, at, how, convert) in enumerate(extras):
+        ln = fields[at][2]
+        if how == "bytes" and ln > 0:
+            fmt = f"V{ln}"
+        elif how in ("int", "intle") and ln in _INT_FORMATS:
+            fmt = _INT_FORMATS[ln] if how == "int" or ln == 1 else f"<u{ln}"
+        else:
+            return None
+        more.append((name, f"x{k}", convert))
+        formats.append(fmt)
+        offs.append(offsets[at])
     kept: dict[int, tuple[str, Any]] | None = {}
     extra: list[tuple[str, str, int]] = []  # (name, format, offset) of the kept fields read
     for slot in KEPT_SLOTS:
@@ -250,10 +270,10 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
         extra.append((f"k{slot}", fmt, offsets[s[1]]))  # type: ignore[index]
     if kept is None:
         extra = []
-    dtype = np.dtype({"names": list(names.values()) + [r for r in rated if r] + [x[0] for x in extra],
-                      "formats": formats + [x[1] for x in extra], "offsets": offs + [x[2] for x in extra],
-                      "itemsize": off})
-    return VectorPlan(dtype, names, times, kept, kind, rate_names)
+    dtype = np.dtype({"names": list(names.values()) + [r for r in rated if r] + [x[1] for x in more]
+                      + [x[0] for x in extra], "formats": formats + [x[1] for x in extra],
+                      "offsets": offs + [x[2] for x in extra], "itemsize": off})
+    return VectorPlan(dtype, names, times, kept, kind, rate_names, tuple(more))
 
 
 def sampling_rates(p: VectorPlan, records: Any, domains: list[tuple[dict[int, int], int]], which: Any) -> Any:
@@ -447,8 +467,10 @@ class Columns:
             made = [None if f is None else kept_fields(f) for f in rows]
             if intern is not None:
                 made = [None if k is None else intern(k, k) for k in made]
-            return objects(made), None
+            more = objects([None if f is None else f[EXTRAS] for f in rows]) if self._plan.extras else None
+            return objects(made), more
         at = np.asarray(positions, dtype=np.int64)
+        more = self._extras_of(at) if self._plan.extras else None
         rates = self._rates_at(at)
         a = {v: self._records[v][at] for kind, v in how.values() if kind != "const"}  # (field by field: faster)
         alike = unique_rows([rates, *a.values()])
@@ -469,10 +491,26 @@ class Columns:
                 values.append(wide.view(">u8").ravel().tolist())
         kept: list[Any] = list(zip(*values, strict=True))
         if alike is None:  # (mostly distinct: nothing to share)
-            return objects(kept), None
+            return objects(kept), more
         if intern is not None:
             kept = list(map(intern, kept, kept))  # type: ignore[arg-type]
-        return objects(kept)[alike[1]], None
+        return objects(kept)[alike[1]], more
+
+    def _extras_of(self, at: Any) -> Any:
+        """The additional fields of the records at ``at`` (an int64 array), as the record decoder
+        makes them; records with equal values share one dict (never changed: see the accumulator)."""
+        spec = self._plan.extras
+        cols = [self._records[f][at] for _, f, _ in spec]
+        names = [name for name, _, _ in spec]
+
+        def make(rows: Any) -> list[Any]:
+            values = []
+            for (_, _, convert), c in zip(spec, cols, strict=True):
+                got = c[rows].tolist()
+                values.append(got if convert is None else list(map(convert, got)))
+            return [dict(zip(names, v, strict=True)) for v in zip(*values, strict=True)]
+
+        return per_distinct(cols, make) if len(at) else objects([])
 
     def _rates_at(self, at: Any) -> Any:
         """The sampling rate of the records at ``at`` (an int64 array)."""
@@ -487,11 +525,23 @@ class Columns:
                                                                for k in range(len(domains))], which)
 
     def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]] | None:
-        """Which additional fields each record has (see SampleColumns.extra_bits); None: no record has."""
-        return None
+        """Which additional fields each record has (see SampleColumns.extra_bits): all of its
+        template's, or none; None: no record has."""
+        if not self._plan.extras:
+            return None
+        return np.ones(self.n, dtype=np.int64), (tuple(name for name, _, _ in self._plan.extras),)
 
     def extras_at(self, positions: Any) -> list[dict[str, Any] | None]:
-        return [None] * len(positions)
+        if not self._plan.extras:
+            return [None] * len(positions)
+        at = np.asarray(positions, dtype=np.int64)
+        extras: list[dict[str, Any] | None] = self._extras_of(at).tolist()
+        if not self.ok[at].all():  # (their values may not be what the columns read: the record decoder's)
+            for k, p in enumerate(at.tolist()):
+                if not self.ok[p]:
+                    f = self.row(p)
+                    extras[k] = None if f is None else f[EXTRAS]
+        return extras
 
     def failed(self) -> list[Chunk]:
         """The chunks whose record decoder raised so far."""

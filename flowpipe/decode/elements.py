@@ -172,6 +172,13 @@ def _mac(b: bytes) -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
+def _hex_kept(b: bytes) -> str:
+    """An unknown element's value as passthrough keeps it: its first PASSTHROUGH_MAX bytes, as hex."""
+    return b[:PASSTHROUGH_MAX].hex()
+
+
+_CONVERT: dict[str, Callable[[bytes], Any]] = {"string": _str, "ip": _ip, "mac": _mac}
+
 _EXPORTERS: dict[bytes, str] = {}  # bounded: MAX_EXPORTER_TEXTS
 MAX_EXPORTER_TEXTS = 4096
 
@@ -291,6 +298,9 @@ class _Gen:
         # the sampling rate's expression and its fields (in the record, sampler id; None: absent) when a
         # plan can read it (not a ratio of two fields)
         self.rate: tuple[str, int | None, int | None] | None = None
+        # the additional fields, in the order of the extras made: (name, field index, how, converter)
+        # (how: "int" / "intle" integers, "bytes" converted by the converter), for the columnar plan
+        self.extra_fields: list[tuple[str, int, str, Callable[[bytes], Any] | None]] = []
 
     def find(self, eid: int, lengths: tuple[int, ...] = ()) -> int | None:
         i = self.first.get((0, eid))
@@ -545,9 +555,11 @@ def _mapped(g: _Gen, mapping: Mapping, ex: dict[int, str], ns: dict[str, Any]) -
                     continue
                 else:
                     e = g.val(g.need(i, "raw" if little else "int"), "intle" if little else "int")
+                g.extra_fields.append((m.destination, i, "intle" if little else "int", None))
             else:
                 raw = g.val(g.need(i, "raw"), "raw")
                 e = {"string": f"_str({raw})", "ip": f"_ip({raw})", "mac": f"_mac({raw})"}.get(m.type, f"{raw}.hex()")
+                g.extra_fields.append((m.destination, i, "bytes", _CONVERT.get(m.type, bytes.hex)))
             extras.append((key, e))
     return extras
 
@@ -576,6 +588,7 @@ def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[t
         raw = g.val(g.need(i, "raw"), "raw")
         ln = g.fields[i][2]
         extras.append((key, f"{raw}.hex()" if ln <= PASSTHROUGH_MAX else f"{raw}[:{PASSTHROUGH_MAX}].hex()"))
+        g.extra_fields.append((ns[key], i, "bytes", bytes.hex if ln <= PASSTHROUGH_MAX else _hex_kept))
     return extras
 
 
@@ -609,7 +622,8 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     else:
         slots.append("_extras((" + "".join(f"({k}, {e}), " for k, e in extras) + "))")
     rate = g.rate if g.rate is not None and ex.get(3) == g.rate[0] else None  # (a mapping may replace it)
-    vector = (columns.plan(fields, ex, g.simple, ns["TY"], rate[1:]) if fixed and not extras and identity is None
+    literal = fixed and not any("_intm" in e for _, e in extras)  # (every record has every additional field)
+    vector = (columns.plan(fields, ex, g.simple, ns["TY"], rate[1:], g.extra_fields) if literal and identity is None
               and rate is not None and 1 not in ex and 2 not in ex else None)
     row = "(" + ", ".join(slots) + ")"
     clauses = " ".join(pre)
