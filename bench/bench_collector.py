@@ -456,7 +456,7 @@ def run_driver(args: argparse.Namespace, port: int) -> dict:
 # ---- the collectors -----------------------------------------------------------------------------
 
 def flowpipe_config(port: int, metrics_port: int, url: str, args: argparse.Namespace) -> str:
-    return "\n".join([
+    text = "\n".join([
         'host = "bench"', "",
         "[[listeners]]", f'flow_type = "{args.protocol}"', 'bind_host = "127.0.0.1"', f"port = {port}",
         f"workers = {args.workers}", f"receive_buffer = {args.rcvbuf}", "",
@@ -465,6 +465,9 @@ def flowpipe_config(port: int, metrics_port: int, url: str, args: argparse.Names
         "[forwarder]", f'url = "{url}"', 'format = "json"', 'compression = "gzip"', "",
         "[metrics]", f'listen = "127.0.0.1:{metrics_port}"', "",
         *(["[[sampling]]", "default = 1", ""] if args.per_flow else [])])
+    if args.per_flow:  # (scaling multiplies the counters: flow tuples; rate 1 leaves them as they are)
+        text = text.replace("[aggregator]\n", "[aggregator]\nscale_by_sampling = true\n")
+    return text
 
 
 def settle(read: Any, timeout: float = 30.0, quiet: float = 1.5) -> None:
@@ -686,8 +689,8 @@ def main() -> None:
                     "print_refresh_time [10]")
     ap.add_argument("--no-rollup", action="store_true", help="flowpipe with port rollup off (nfacctd has none)")
     ap.add_argument("--per-flow", action="store_true", help="flowpipe with a [[sampling]] rule (default rate 1, "
-                    "every exporter): every record is decoded to a flow tuple, as templates with vendor rules or "
-                    "variable-length fields are")
+                    "every exporter) and scale_by_sampling: every record is decoded to a flow tuple, as templates "
+                    "with vendor rules or variable-length fields are")
     ap.add_argument("--rcvbuf", type=int, default=32 << 20, help="SO_RCVBUF both collectors ask for [32 MiB]")
     ap.add_argument("--rmem", type=int, help="as root: raise net.core.rmem_max to this for the run (restored after)")
     ap.add_argument("--nfacctd", default=shutil.which("nfacctd") or NFACCTD)

@@ -155,10 +155,12 @@ class Accumulator:
             flows: list[tuple] = []
             for c in ordered:
                 got = c.rows()
-                if c.error is None:
+                if c.error is not None:
+                    self._undecodable([c], c.count)
+                elif c.policy is None:
                     flows += got
                 else:
-                    self._undecodable([c], c.count)
+                    flows += map(c.policy.flow, got)
             groups = rows.columns_of(flows, in_order=self._may_fill(len(flows))) + groups
         failed: dict[int, Chunk] = {}
         for cols in groups:

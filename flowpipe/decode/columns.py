@@ -305,7 +305,7 @@ class Chunk:
     needs (``init``: IPFIX system init time; None for v5)."""
 
     __slots__ = ("dec", "body", "count", "exporter", "namespace", "rate", "samplers", "secs", "uptime", "init",
-                 "error", "unrated", "skipped")
+                 "error", "unrated", "skipped", "policy")
     flow_type = ""  # set by chunk kinds whose decoding may skip parts (see skipped)
 
     def __init__(self, dec: Any, body: bytes, count: int, exporter: str, namespace: str, rate: int,
@@ -322,6 +322,7 @@ class Chunk:
             self.unrated = count - int(np.count_nonzero(sampling_rates(dec.plan, a, [(samplers, 0)],
                                                                        np.zeros(count, np.int64))))
         self.skipped: list[str] = _NONE  # parts skipped while decoding records, for metrics (see flow_type)
+        self.policy: Any = None  # the listener's [[sampling]] rules and tags for its exporter (decode/policy.py)
 
     def rows(self) -> list[tuple | None]:
         """The records as flow tuples (what the decoder would have made); ``None`` for each when the
@@ -580,15 +581,15 @@ def group(chunks: list[Any]) -> tuple[list[Any], list[Any]]:
     exporters that must not be grouped: those with chunks of two layouts of the same address
     family, or with flow tuples too (grouping would aggregate one exporter's records out of order
     where they can meet)."""
-    groups: dict[int, list[Any]] = {}
-    layouts: dict[tuple[str, tuple[int, ...]], int] = {}
+    groups: dict[tuple[int, int], list[Any]] = {}
+    layouts: dict[tuple[str, tuple[int, ...]], tuple[int, int]] = {}
     tupled: set[str] = set()  # exporters with flow tuples
     mixed: set[str] = set()
     for c in chunks:
         if getattr(c.dec, "tuples", False):
             tupled.add(c.exporter)
             continue
-        k = id(c.dec)
+        k = (id(c.dec), id(c.policy))
         g = groups.get(k)
         if g is None:
             groups[k] = [c]
@@ -606,7 +607,12 @@ def group(chunks: list[Any]) -> tuple[list[Any], list[Any]]:
 
 
 def _columns(chunks: list[Chunk]) -> list[Any]:
-    """Chunks of one decoder as columns: one :class:`Columns` for a fixed record layout (a plan),
-    else what the decoder makes of them (sFlow samples: one per address family)."""
-    dec = chunks[0].dec
-    return [Columns(chunks)] if dec.plan is not None else dec.columns(chunks)  # type: ignore[no-any-return]
+    """Chunks of one decoder (and policy) as columns: one :class:`Columns` for a fixed record layout
+    (a plan), else what the decoder makes of them (sFlow samples: one per address family); with
+    their listener's policy applied (:mod:`flowpipe.decode.policy`)."""
+    dec, policy = chunks[0].dec, chunks[0].policy
+    got: list[Any] = [Columns(chunks)] if dec.plan is not None else dec.columns(chunks)
+    if policy is None:
+        return got
+    from flowpipe.decode.policy import Policed  # noqa: PLC0415 - (it reads this module)
+    return [Policed(c, policy) for c in got]

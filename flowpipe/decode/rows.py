@@ -60,6 +60,7 @@ class Rows:
     __slots__ = ("flows", "count", "exporter", "namespace", "error", "skipped", "unrated")
     dec = ROWS
     flow_type = ""
+    policy = None  # (the listener's sampling rules and tags are in the flows already)
 
     def __init__(self, flows: list[tuple], exporter: str, namespace: str = "", unrated: int = 0) -> None:
         self.flows, self.count = flows, len(flows)

@@ -263,7 +263,7 @@ class SampleChunk(Chunk):
         # Chunk's fields set here, not through its __init__: one chunk a datagram, ~40% of its cost
         self.dec, self.body, self.count, self.exporter, self.namespace = SAMPLES, data, len(spans) // 24, agent, ns
         self.rate, self.samplers, self.secs, self.uptime, self.init = rate, _NO_SAMPLERS, now, 0, None
-        self.error = None
+        self.error = self.policy = None
         self.spans = spans
         self.unrated = unrated
         self.skipped = []

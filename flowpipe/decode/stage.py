@@ -19,6 +19,7 @@ from flowpipe.decode.columns import Chunk, flows_of
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.decode.facts import SamplingSeen
+from flowpipe.decode.policy import Policy
 from flowpipe.decode.rows import Rows
 from flowpipe.decode.stats import HoldStats
 from flowpipe.flow import SAMPLING_RATE
@@ -53,6 +54,7 @@ class DecoderStage:
         self.sampling = sampling if sampling is not None and sampling.active else None
         self.tags = cfg.tags or None
         self._label_exporters: set[str] = set()  # exporter label values in use (bounded)
+        self._policies: dict[tuple[int, int], Policy] = {}  # (default, override) -> policy (rules are few)
         self._log = RateLimited(metrics.log_suppressed)
         self._held = 0
         self._decoded = metrics.datagrams_decoded.labels(flow_type)
@@ -65,9 +67,10 @@ class DecoderStage:
         """Decode a batch of datagrams; never raises for bad input.
 
         Its records leave as one list of record sources in arrival order: data sets and sFlow
-        samples left undecoded (chunks), and, as :class:`flowpipe.decode.rows.Rows`, the flow
-        tuples of what was decoded one by one (or had per-flow work to do: [[sampling]] rules,
-        tags)."""
+        samples left undecoded (chunks, each with its exporter's [[sampling]] rules and the
+        listener's tags: :mod:`flowpipe.decode.policy`), and, as :class:`flowpipe.decode.rows.Rows`,
+        the flow tuples of what was decoded one by one (and of every record when the counters are
+        scaled by their sampling rate)."""
         chunks: list[Any] = []
         records = 0
         notes: list[SequenceNote] = []
@@ -75,7 +78,9 @@ class DecoderStage:
         skipped: Tally[str] = Tally()
         decoded = held = released = refused = 0
         ns, decode, allow, sampling, tags = self.namespace, self.decoder.decode, self.allow, self.sampling, self.tags
-        plain = self.decoder.plain if sampling is None and tags is None else None
+        scale = sampling is not None and sampling.scale  # (per-flow work on the counters: flow tuples)
+        plain = self.decoder.plain if not scale else None
+        policy = self._policy if sampling is not None or tags is not None else None
         unknown_rate: Tally[str] = Tally()
         sources: dict[tuple[str, int], Source] = {}  # a batch is mostly a few exporters, all with one time
         last_of: dict[tuple[str, str], Any] = {}  # (exporter, flow type) -> its last flow or data set
@@ -106,7 +111,12 @@ class DecoderStage:
                 decoded += 1
                 if pchunks:
                     last_of[exporter, ftype] = pchunks[-1]
+                    pol = policy(exporter) if policy is not None else None
                     for c in pchunks:
+                        if pol is not None:
+                            c.policy = pol
+                            if pol.default or pol.override:
+                                c.unrated = 0
                         if c.unrated:
                             unknown_rate[exporter] += c.unrated
                     chunks += pchunks
@@ -119,8 +129,9 @@ class DecoderStage:
                 decoded += 1
             released += d.released
             got = d.chunks
-            if d.flows or (got and (sampling is not None or tags is not None)):
+            if d.flows or (got and scale):
                 flows = d.flows or flows_of(got, d.skipped)  # (a datagram has flows or chunks, not both)
+                last_of[d.exporter, d.flow_type] = flows[-1]  # (its rate as announced, before the rules)
                 if sampling is not None:
                     flows, unknown = sampling.apply(flows, d.exporter)
                 else:
@@ -128,9 +139,14 @@ class DecoderStage:
                 if tags is not None:
                     flows = with_tags(flows, tags)
                 got = [Rows(flows, d.exporter, ns, unknown)]
-                last_of[d.exporter, d.flow_type] = flows[-1]
             elif got:
                 last_of[d.exporter, d.flow_type] = got[-1]
+                pol = policy(d.exporter) if policy is not None else None
+                if pol is not None:
+                    for c in got:
+                        c.policy = pol
+                        if pol.default or pol.override:
+                            c.unrated = 0
             n = 0
             for c in got:
                 n += c.count
@@ -172,6 +188,17 @@ class DecoderStage:
         if held or released:
             self._set_held()
         return FlowBatch(chunks, notes, records)
+
+    def _policy(self, exporter: str) -> Policy | None:
+        """The listener's [[sampling]] rules for ``exporter`` and its tags, for its chunks (None when
+        they change nothing); equal ones are one object (chunks are grouped by it)."""
+        default, override = self.sampling.rule_for(exporter) if self.sampling is not None else (0, 0)
+        if not (default or override or self.tags):
+            return None
+        got = self._policies.get((default, override))
+        if got is None:
+            got = self._policies[default, override] = Policy(default, override, self.tags)
+        return got
 
     def _set_held(self) -> None:
         now = self.decoder.held

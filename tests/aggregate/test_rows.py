@@ -9,13 +9,14 @@ from hypothesis import strategies as st
 
 from flowpipe.aggregate.accumulator import Accumulator
 from flowpipe.aggregate.reference import ReferenceAccumulator
-from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
+from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig, SamplingRule
 from flowpipe.decode import walk
 from flowpipe.decode.dispatch import DatagramDecoder
+from flowpipe.decode.exporters import SamplingPolicy
 from flowpipe.decode.rows import RowColumns, Rows, columns_of, rows
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, Exporter, TrafficModel
-from flowpipe.flow import DST_IP, EXTRAS, SRC_IP, SRC_PORT, make_flow
+from flowpipe.flow import BYTES, DST_IP, EXTRAS, SAMPLING_RATE, SRC_IP, SRC_PORT, make_flow
 from flowpipe.metrics import Metrics
 
 A, B = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
@@ -96,15 +97,17 @@ def test_more_distinct_additional_field_sets_than_bits_still_join_in_order() -> 
 
 
 def test_the_decoder_stage_hands_flow_tuples_on_as_rows_in_arrival_order() -> None:
-    """A listener with tags: every record is a flow tuple with the tags, in a Rows chunk per
-    datagram, and the batch counts them all."""
-    lc = ListenerConfig(flow_type="netflow9", tags={"site": "lab"})
+    """A listener whose counters are scaled by the sampling rate (per-flow work on the counters):
+    every record is a flow tuple, scaled, in a Rows chunk per datagram, and the batch counts them."""
+    lc = ListenerConfig(flow_type="netflow9")
     stage = DecoderStage(lc, Metrics(), decoder=DatagramDecoder("netflow9", DecoderConfig(), [], lc, columnar=True),
-                         queue=FlowQueue(10**9))
+                         queue=FlowQueue(10**9), sampling=SamplingPolicy([SamplingRule(default=10)], scale=True))
     exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=10, boot_time=T0 - 3600,
                    clock=lambda: T0)
-    grams = exp.encode(DEFAULT_TEMPLATE, TrafficModel(3).flows(50, exp.uptime_ms()).ipv4)
-    fb = stage.decode_batch([(g, "192.0.2.9", 2055, T0) for g in grams])
+    recs = TrafficModel(3).flows(50, exp.uptime_ms()).ipv4
+    fb = stage.decode_batch([(g, "192.0.2.9", 2055, T0) for g in exp.encode(DEFAULT_TEMPLATE, recs)])
     assert fb.chunks and all(isinstance(c, Rows) and c.exporter == "192.0.2.9" for c in fb.chunks)
     assert fb.size == sum(c.count for c in fb.chunks) == 50
-    assert all(f[EXTRAS]["site"] == "lab" for c in fb.chunks for f in c.rows())
+    flows = [f for c in fb.chunks for f in c.rows()]
+    assert all(f[SAMPLING_RATE] == 1 for f in flows)
+    assert sum(f[BYTES] for f in flows) == 10 * sum(r[6] for r in recs)  # (octets: the 7th field)

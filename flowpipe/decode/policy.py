@@ -1,0 +1,125 @@
+"""A listener's per-flow settings applied to a batch's columns, not flow by flow.
+
+``[[sampling]]`` rules (an exporter's default and override rate) and a listener's ``tags`` change
+every flow the same way: the rate kept is ``override or the flow's own or default``, and the tags
+go under each flow's additional fields (its own values win), as
+:class:`flowpipe.decode.exporters.SamplingPolicy` and :func:`flowpipe.decode.exporters.with_tags`
+do to flow tuples. A chunk carries its exporter's :class:`Policy`; :class:`Policed` gives the
+chunks' columns (:mod:`flowpipe.decode.columns`, sFlow's, flow tuples') with it applied, where the
+accumulator reads them: the kept fields and additional fields of the windows they open, and the
+flow tuples of the records taken one by one. (``scale_by_sampling`` multiplies the counters
+themselves: those listeners keep flow tuples.)
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from flowpipe.decode.columns import Intern, objects
+from flowpipe.flow import EXTRAS, KEPT, SAMPLING_RATE
+
+_RATE = KEPT.index(SAMPLING_RATE)  # the rate's place in a kept tuple
+
+
+class Policy(NamedTuple):
+    """What a listener does to each flow of one exporter: its ``[[sampling]]`` default and override
+    rates (0: none), and its tags (None: none)."""
+
+    default: int
+    override: int
+    tags: dict[str, str] | None
+
+    def rate(self, own: int) -> int:
+        return self.override or own or self.default
+
+    def extras(self, own: dict[str, Any] | None) -> dict[str, Any] | None:
+        if self.tags is None:
+            return own
+        return {**self.tags, **own} if own else dict(self.tags)
+
+    def flow(self, f: tuple | None) -> tuple | None:
+        """A flow tuple with the policy applied (None stays None: an undecodable record)."""
+        if f is None:
+            return None
+        rate, extras = self.rate(f[SAMPLING_RATE]), self.extras(f[EXTRAS])
+        if rate == f[SAMPLING_RATE] and extras is f[EXTRAS]:
+            return f
+        lf = list(f)
+        lf[SAMPLING_RATE], lf[EXTRAS] = rate, extras
+        return tuple(lf)
+
+
+class Policed:
+    """Columns of chunks (any kind) that share a :class:`Policy`, with it applied to what they give
+    the accumulator; the rest is the columns' own."""
+
+    def __init__(self, cols: Any, policy: Policy) -> None:
+        self._cols, self._policy = cols, policy
+
+    def __getattr__(self, name: str) -> Any:  # n, parts, bytes, packets, start, end, flags, ok, owner_ids...
+        return getattr(self._cols, name)
+
+    def row(self, p: int) -> tuple | None:
+        return self._policy.flow(self._cols.row(p))
+
+    def rows(self) -> list[tuple | None]:
+        return list(map(self._policy.flow, self._cols.rows()))
+
+    def rows_at(self, positions: Any) -> list[tuple | None]:
+        return list(map(self._policy.flow, self._cols.rows_at(positions)))
+
+    def kept_at(self, positions: Any, intern: Intern | None = None) -> tuple[Any, Any]:
+        """The columns' kept fields with the policy's rate and additional fields with its tags (equal
+        ones shared: one new tuple or dict per distinct one the columns gave)."""
+        kept, more = self._cols.kept_at(positions, None)
+        pol = self._policy
+        if pol.default or pol.override:
+            made: dict[int, Any] = {}
+
+            def rated(k: Any) -> Any:
+                if k is None:
+                    return None
+                got = made.get(id(k))
+                if got is None:
+                    rate = pol.rate(k[_RATE])
+                    got = made[id(k)] = k if rate == k[_RATE] else (*k[:_RATE], rate, *k[_RATE + 1:])
+                return got
+
+            kept = objects(list(map(rated, kept.tolist())))
+        if intern is not None:
+            kept = objects([None if k is None else intern(k, k) for k in kept.tolist()])
+        if pol.tags is not None:
+            more = objects(self._tagged(more.tolist() if more is not None else [None] * len(kept)))
+        return kept, more
+
+    def _tagged(self, extras: list[dict[str, Any] | None]) -> list[dict[str, Any] | None]:
+        """Each flow's additional fields with the tags (one new dict per distinct one)."""
+        made: dict[int, dict[str, Any] | None] = {}
+        out = []
+        for e in extras:
+            got = made.get(id(e), _MISSING)
+            if got is _MISSING:
+                got = made[id(e)] = self._policy.extras(e)
+            out.append(got)
+        return out
+
+    def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]] | None:
+        """The columns' bits (see SampleColumns.extra_bits), with every record having the tags."""
+        got = self._cols.extra_bits()
+        tags = self._policy.tags
+        if tags is None:
+            return got  # type: ignore[no-any-return]
+        if got is None:
+            return np.ones(self._cols.n, dtype=np.int64), (tuple(tags),)
+        bits, groups = got
+        k = len(groups)  # the tags' bit, where "other" was; "other" one further
+        low = bits & ((1 << k) - 1)
+        return low | (1 << k) | ((bits >> k) & 1) << (k + 1), (*groups, tuple(tags))
+
+    def extras_at(self, positions: Any) -> list[dict[str, Any] | None]:
+        got: list[dict[str, Any] | None] = self._cols.extras_at(positions)
+        return self._tagged(got) if self._policy.tags is not None else got
+
+
+_MISSING: Any = object()
