@@ -150,7 +150,10 @@ class Accumulator:
         """
         if now is None:
             now = time.time()
-        groups, ordered = columns.group(chunks)
+        # (the context table only: a full rollup table is a steady state, and taking its exporters'
+        # data sets as flow tuples for good would cost more than the order of its refusals is worth)
+        full = sum(c.count for c in chunks) > self.max_contexts - len(self.contexts)
+        groups, ordered = columns.group(chunks, exact=full)
         if ordered:
             flows: list[tuple] = []
             for c in ordered:

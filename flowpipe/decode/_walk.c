@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -358,13 +359,22 @@ done:
  * where it is none or outside [lo, hi], and then that flow's ok byte 0; lengths: (slot, ...), the
  * length of the bytes at that slot, -1 where it is not bytes. */
 #define MAX_COLUMNS 32
+static int bound(PyObject *v, long long *out) {
+    /* A bound as long long, clamped (a bound past 64 bits compares like the largest one). */
+    int over = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &over);
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    *out = over > 0 ? LLONG_MAX : over < 0 ? LLONG_MIN : x;
+    return 0;
+}
+
 static PyObject *tuple_columns(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError, "tuple_columns(flows: list, ints: tuple, lengths: tuple)");
         return NULL;
     }
-    PyObject *flows = args[0];
-    Py_ssize_t n = PyList_GET_SIZE(flows), k = PyTuple_GET_SIZE(args[1]), m = PyTuple_GET_SIZE(args[2]);
+    Py_ssize_t k = PyTuple_GET_SIZE(args[1]), m = PyTuple_GET_SIZE(args[2]);
     if (k + m > MAX_COLUMNS) {
         PyErr_SetString(PyExc_ValueError, "tuple_columns: too many columns");
         return NULL;
@@ -374,7 +384,8 @@ static PyObject *tuple_columns(PyObject *mod, PyObject *const *args, Py_ssize_t 
     for (Py_ssize_t j = 0; j < k + m; j++) {
         PyObject *e = j < k ? PyTuple_GET_ITEM(args[1], j) : PyTuple_GET_ITEM(args[2], j - k);
         if (j < k) {
-            if (!PyArg_ParseTuple(e, "nLL", &slot[j], &lo[j], &hi[j]))
+            PyObject *a, *b;
+            if (!PyArg_ParseTuple(e, "nOO", &slot[j], &a, &b) || bound(a, &lo[j]) < 0 || bound(b, &hi[j]) < 0)
                 return NULL;
         } else if ((slot[j] = PyLong_AsSsize_t(e)) == -1 && PyErr_Occurred()) {
             return NULL;
@@ -386,21 +397,26 @@ static PyObject *tuple_columns(PyObject *mod, PyObject *const *args, Py_ssize_t 
         if (slot[j] >= need)
             need = slot[j] + 1;
     }
-    PyObject *cols = PyBytes_FromStringAndSize(NULL, (k + m) * n * 8);
-    PyObject *oks = PyBytes_FromStringAndSize(NULL, n);
+    /* A copy of the list: the flows stay alive (and the count fixed) whatever an __index__ does. */
+    PyObject *flows = PySequence_Tuple(args[0]), *cols = NULL, *oks = NULL;
+    if (!flows)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(flows);
+    cols = PyBytes_FromStringAndSize(NULL, (k + m) * n * 8);
+    oks = PyBytes_FromStringAndSize(NULL, n);
     if (!cols || !oks)
         goto fail;
     int64_t *c = (int64_t *)PyBytes_AS_STRING(cols);
     char *ok = PyBytes_AS_STRING(oks);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PyList_GET_ITEM(flows, i);
+        PyObject *f = PyTuple_GET_ITEM(flows, i);
         if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) < need) {
             PyErr_SetString(PyExc_TypeError, "tuple_columns: a flow is not a tuple long enough");
             goto fail;
         }
         char good = 1;
         for (Py_ssize_t j = 0; j < k; j++) {
-            PyObject *v = PyTuple_GET_ITEM(f, slot[j]);
+            PyObject *v = PyTuple_GET_ITEM(f, slot[j]);  /* (a tuple's items cannot change) */
             long long x = 0;
             int over = 0, fits = 0;
             if (PyLong_Check(v)) {
@@ -414,8 +430,12 @@ static PyObject *tuple_columns(PyObject *mod, PyObject *const *args, Py_ssize_t 
                     Py_DECREF(ix);
                 }
             }
-            if (PyErr_Occurred())
+            if (PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                    goto fail;  /* (what __index__ raised besides "not an integer": the caller's to see) */
                 PyErr_Clear();
+                fits = 0;
+            }
             if (!fits || x < lo[j] || x > hi[j]) {
                 x = 0;
                 good = 0;
@@ -428,8 +448,10 @@ static PyObject *tuple_columns(PyObject *mod, PyObject *const *args, Py_ssize_t 
         }
         ok[i] = good;
     }
+    Py_DECREF(flows);
     return Py_BuildValue("(NN)", cols, oks);
 fail:
+    Py_XDECREF(flows);
     Py_XDECREF(cols);
     Py_XDECREF(oks);
     return NULL;

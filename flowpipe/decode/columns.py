@@ -2,12 +2,11 @@
 
 In the service, a data set whose template has a :class:`VectorPlan` is not turned into flow
 tuples by the decoder: it travels as a :class:`Chunk` (the set's records plus what decoding them
-needs) to the accumulator, which decodes the chunks of a batch together with numpy
-(:func:`columns`), taking from each record only what merging it into an existing context needs:
-the context key, bytes, packets, start, end and TCP flags. A record that path cannot take (new
-context, window to open, rollup work, a v9 time that wrapped, a counter near 64 bits) is decoded
-into its flow tuple by the template's own record decoder (:meth:`Columns.row`), exactly as
-without chunks.
+needs) to the accumulator, which reads the chunks of a batch together with numpy
+(:class:`Columns`): the context key, bytes, packets, start, end and TCP flags of every record,
+and the kept and additional fields of the records that open a window. A record numpy cannot
+take (a v9 time that wrapped, a counter near 64 bits) is decoded into its flow tuple by the
+template's own record decoder (:meth:`Columns.row`), exactly as without chunks.
 
 A template has a plan when every one of those values comes straight from one field of the record
 (or is absent): fixed-length records, addresses of 4 or 16 bytes, integers of 1, 2, 4 or 8 bytes,
@@ -281,7 +280,8 @@ def sampling_rates(p: VectorPlan, records: Any, domains: list[tuple[dict[int, in
     decoder makes it: the record's own when not 0, else its sampler's, else its domain's.
     ``domains``: (sampler id -> rate, rate) of each domain; ``which``: each record's domain."""
     own, sampler = p.rate  # type: ignore[misc]
-    base = np.fromiter((r for _, r in domains), np.int64, len(domains))[which]
+    # (uint64: an options record may announce any 8-byte rate)
+    base = np.fromiter((r for _, r in domains), np.uint64, len(domains))[which]
     if sampler is not None:
         ids = records[sampler].astype(np.uint64)
         if len(domains) == 1:
@@ -293,9 +293,9 @@ def sampling_rates(p: VectorPlan, records: Any, domains: list[tuple[dict[int, in
         else:
             u, at = np.unique(np.stack([which.astype(np.uint64), ids], axis=1), axis=0, return_inverse=True)
             rates = [domains[d][0].get(i, domains[d][1]) for d, i in u.tolist()]
-        base = np.array(rates, dtype=np.int64)[at.ravel()]
+        base = np.array(rates, dtype=np.uint64)[at.ravel()]
     if own is not None:
-        mine = records[own].astype(np.int64)
+        mine = records[own].astype(np.uint64)
         base = np.where(mine != 0, mine, base)
     return base
 
@@ -323,6 +323,15 @@ class Chunk:
                                                                        np.zeros(count, np.int64))))
         self.skipped: list[str] = _NONE  # parts skipped while decoding records, for metrics (see flow_type)
         self.policy: Any = None  # the listener's [[sampling]] rules and tags for its exporter (decode/policy.py)
+
+    def last_rate(self) -> int:
+        """The sampling rate of the set's last record, as the record decoder makes it (for the
+        exporter inventory's announced rate)."""
+        p = self.dec.plan
+        if p is None or p.rate is None or not self.count:  # (the domain's; else any sampler's it learned)
+            return int(self.rate or next(iter(self.samplers.values()), 0))
+        last = np.frombuffer(self.body, p.dtype, 1, (self.count - 1) * p.dtype.itemsize)
+        return int(sampling_rates(p, last, [(self.samplers, self.rate)], np.zeros(1, np.int64))[0])
 
     def rows(self) -> list[tuple | None]:
         """The records as flow tuples (what the decoder would have made); ``None`` for each when the
@@ -517,7 +526,7 @@ class Columns:
         """The sampling rate of the records at ``at`` (an int64 array)."""
         chunks = self.chunks
         if self._plan.rate is None:
-            return np.repeat(np.fromiter((c.rate for c in chunks), np.int64, len(chunks)), self.counts)[at]
+            return np.repeat(np.fromiter((c.rate for c in chunks), np.uint64, len(chunks)), self.counts)[at]
         domains: dict[tuple[int, int], int] = {}  # a domain's chunks share its samplers (a new dict once changed)
         ids = [domains.setdefault((id(c.samplers), c.rate), len(domains)) for c in chunks]
         which = np.repeat(np.array(ids, dtype=np.int64), self.counts)[at]
@@ -574,15 +583,17 @@ class Columns:
         return rows[p - self.starts[c]]
 
 
-def group(chunks: list[Any]) -> tuple[list[Any], list[Any]]:
+def group(chunks: list[Any], exact: bool = False) -> tuple[list[Any], list[Any]]:
     """The chunks as columns (:class:`Columns`, one per template decoder, shared by the exporters
     whose templates have the same layout; sFlow's per address family), and, in order, those to take
     as flow tuples: flow tuples (:class:`flowpipe.decode.rows.Rows`), and the chunks of the
     exporters that must not be grouped: those with chunks of two layouts of the same address
     family, or with flow tuples too (grouping would aggregate one exporter's records out of order
-    where they can meet)."""
+    where they can meet). ``exact``: two layouts of any address families, too (when the batch may
+    fill the context table, which flows it refuses depends on that order; an sFlow agent's samples
+    are still read per address family)."""
     groups: dict[tuple[int, int], list[Any]] = {}
-    layouts: dict[tuple[str, tuple[int, ...]], tuple[int, int]] = {}
+    layouts: dict[tuple[str, Any], tuple[int, int]] = {}
     tupled: set[str] = set()  # exporters with flow tuples
     mixed: set[str] = set()
     for c in chunks:
@@ -596,12 +607,13 @@ def group(chunks: list[Any]) -> tuple[list[Any], list[Any]]:
         else:
             g.append(c)
         p = c.dec.plan
-        if p is not None and layouts.setdefault((c.exporter, p.family), k) != k:
+        family = None if exact or p is None else p.family  # (sFlow's: one decoder, in order within it)
+        if (exact or p is not None) and layouts.setdefault((c.exporter, family), k) != k:
             mixed.add(c.exporter)
     if not mixed and not tupled:
         return [cols for g in groups.values() for cols in _columns(g)], []
     mixed |= tupled
-    ordered = [c for c in chunks if c.exporter in mixed or getattr(c.dec, "tuples", False)]
+    ordered = [c for c in chunks if c.exporter in mixed]
     rest = [g for g in ([c for c in g if c.exporter not in mixed] for g in groups.values()) if g]
     return [cols for g in rest for cols in _columns(g)], ordered
 

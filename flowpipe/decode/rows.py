@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.decode import walk
-from flowpipe.decode.columns import _NONE, COUNTER_MAX, Intern, objects
+from flowpipe.decode.columns import COUNTER_MAX, Intern, objects
 from flowpipe.flow import (
     BYTES,
     DST_IP,
@@ -39,6 +39,7 @@ _TIME_MAX = 1 << 62
 _INTS = (*((i, 0, (1 << 8 * w) - 1) for i, w in KEY_WIDTH.items()),
          (BYTES, 0, COUNTER_MAX - 1), (PACKETS, 0, COUNTER_MAX - 1), (START, -_TIME_MAX, _TIME_MAX),
          (END, -_TIME_MAX, _TIME_MAX), (TCP_FLAGS, 0, _TIME_MAX))
+_NONE: list[str] = []  # a Rows chunk skips nothing (never appended to)
 _MAX_GROUPS = 62  # distinct additional-field name sets told apart by extra_bits (the rest: "other")
 _ADDRESS = (0, 4, 16)  # address lengths read as columns
 

@@ -130,7 +130,12 @@ class DecoderStage:
             released += d.released
             got = d.chunks
             if d.flows or (got and scale):
-                flows = d.flows or flows_of(got, d.skipped)  # (a datagram has flows or chunks, not both)
+                try:
+                    flows = d.flows or flows_of(got, d.skipped)  # (a datagram has flows or chunks, not both)
+                except Exception as e:  # a record decoder bug: this datagram is lost, counted, not the stage
+                    invalid["internal_error"] += 1
+                    self._log(logging.ERROR, "decoder_bug", exc_info=True, exporter=host, error=repr(e))
+                    continue
                 last_of[d.exporter, d.flow_type] = flows[-1]  # (its rate as announced, before the rules)
                 if sampling is not None:
                     flows, unknown = sampling.apply(flows, d.exporter)
@@ -259,5 +264,5 @@ def _announced_rate(last: tuple | Chunk) -> int:
     """The sampling rate a datagram's last flow tuple (or data set) carries, as announced; 0 if none."""
     if isinstance(last, tuple):
         return int(last[SAMPLING_RATE])
-    return int(last.rate or next(iter(last.samplers.values()), 0))
+    return last.last_rate()
 

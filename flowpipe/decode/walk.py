@@ -26,6 +26,7 @@ _V10 = struct.Struct("!HHIII")   # version, length, export time, sequence, obser
 _HH = struct.Struct("!HH")
 _II = struct.Struct(">II")
 _U32 = struct.Struct(">I")
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 DataSets = tuple[int, int, int, int, int, list[int]]
 # Counter sample (format, start, end) or skip reason, in the order the datagram has them.
@@ -110,12 +111,13 @@ def py_flow_samples(data: bytes, off: int, nsamples: int) -> FlowSamples:
     return spans.tobytes(), rate, unrated, rest
 
 
-def py_tuple_columns(flows: list[tuple], ints: tuple[tuple[int, int, int], ...],
+def py_tuple_columns(flows: list[tuple] | tuple[tuple, ...], ints: tuple[tuple[int, int, int], ...],
                      lengths: tuple[int, ...]) -> tuple[bytes, bytes]:
     """Flow tuples read into int64 columns, column after column (``len(ints) + len(lengths)`` of
     ``len(flows)`` each), and an ok byte per flow. ``ints``: (slot, lo, hi) each: the integer at that
-    slot (an int, or anything with ``__index__``), 0 where it is not one or is outside [lo, hi],
-    and then that flow's ok is 0; ``lengths``: slots whose bytes' length is read (-1: not bytes)."""
+    slot (an int, or anything with ``__index__``), 0 where it is not one or is outside [lo, hi]
+    or int64, and then that flow's ok is 0; ``lengths``: slots whose bytes' length is read (-1: not bytes)."""
+    flows = tuple(flows)  # (read as they were when called, whatever an __index__ does to the list)
     n, k = len(flows), len(ints)
     cols = array("q", bytes(8 * (k + len(lengths)) * n))
     ok = bytearray(b"\x01" * n)
@@ -125,7 +127,7 @@ def py_tuple_columns(flows: list[tuple], ints: tuple[tuple[int, int, int], ...],
                 x = operator.index(f[slot])
             except TypeError:
                 x = None
-            if x is None or not lo <= x <= hi:
+            if x is None or not lo <= x <= hi or not _I64_MIN <= x <= _I64_MAX:
                 ok[i] = 0
                 x = 0
             cols[j * n + i] = x

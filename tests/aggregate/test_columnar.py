@@ -693,3 +693,26 @@ def test_sampled_vendor_captures_aggregate_like_tuples(name: str, batch: int) ->
     if name in RATES:  # (the others' options records are not in the capture)
         assert any(f[SAMPLING_RATE] for tick in out_t for f in tick)
     _same(out_c, out_t)
+
+
+V4_PLAIN = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4)], template_id=330)
+V6_PLAIN = Template([(27, 16), (28, 16), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4)], template_id=331)
+
+
+@pytest.mark.parametrize("max_contexts", [2, 3, 1000])
+def test_a_batch_that_fills_the_table_refuses_in_arrival_order_across_address_families(max_contexts: int) -> None:
+    """One exporter's IPv4, IPv6, IPv4 data sets in one batch, the table with room for fewer: the
+    contexts made (and the flows refused) are the reference's, first come first served, not one
+    address family first."""
+    exp = Exporter("127.0.0.1:9", protocol=10, source_id=2, records_per_packet=2, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    a4, b4 = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    a6, b6 = b"\x20\x01" + bytes(14), b"\x20\x02" + bytes(14)
+    grams = (exp.encode(V4_PLAIN, [(a4, b4, 1, 80, 6, 100, 1)]) + exp.encode(V6_PLAIN, [(a6, b6, 2, 80, 6, 100, 1),
+             (a6, b6, 3, 80, 6, 100, 1)]) + exp.encode(V4_PLAIN, [(a4, b4, 4, 80, 6, 100, 1)]))
+    load = [(g, Source("192.0.2.8", 4739, "default", T0)) for g in grams]
+    cfg = AggregatorConfig(flush_interval=10.0, max_contexts=max_contexts, port_rollup_disabled=True)
+    out_c, out_t, chunked = aggregate_both(load, cfg, batch=len(load))
+    assert chunked == 4 or max_contexts < 4  # (a batch that may fill the table: read in order, as tuples)
+    _same(out_c, out_t)
+    assert sorted(f[13] for tick in out_t for f in tick) == [1, 2, 3, 4][:max_contexts]

@@ -52,6 +52,35 @@ def test_tuple_columns_reads_integers_in_bounds_and_lengths_of_bytes() -> None:
         walk.tuple_columns([(1,)], ((3, 0, 1),), ())  # a slot past the tuple's end
 
 
+class _Boom:
+    def __index__(self) -> int:
+        raise RuntimeError("boom")
+
+
+class _Clears:
+    """An integer whose __index__ empties the list being read (the compiled reader holds its own copy)."""
+
+    def __init__(self, flows: list[tuple]) -> None:
+        self.flows = flows
+
+    def __index__(self) -> int:
+        self.flows.clear()
+        return 5
+
+
+def test_tuple_columns_pass_on_what_an_index_raises_and_survive_a_list_emptied_meanwhile() -> None:
+    for read in (walk.py_tuple_columns, walk.tuple_columns):
+        with pytest.raises(RuntimeError):
+            read([(1, _Boom())], ((0, 0, 9), (1, 0, 9)), ())
+    for read in (walk.py_tuple_columns, walk.tuple_columns):
+        flows: list[tuple] = [(1, b"ab"), (2, b"c")]
+        flows.insert(1, (_Clears(flows), b"xyz"))
+        raw, ok = read(flows, ((0, 0, 9),), (1,))
+        assert np.frombuffer(raw, np.int64).tolist() == [1, 5, 2, 2, 3, 1] and ok == b"\x01\x01\x01"
+    raw, ok = walk.tuple_columns([(2**70,)], ((0, -(2**80), 2**80),), ())  # bounds past 64 bits: clamped
+    assert ok == b"\x00" and raw == walk.py_tuple_columns([(2**70,)], ((0, -(2**80), 2**80),), ())[0]
+
+
 def test_flows_of_several_address_lengths_split_by_them_or_in_runs() -> None:
     f = [make_flow(exporter="x", src_ip=s, dst_ip=d, src_port=p) for p, (s, d) in
          enumerate([(A, B), (A, V6), (A, B), (A, B), (b"", B)])]

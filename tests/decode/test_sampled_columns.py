@@ -55,13 +55,14 @@ def test_a_rate_from_two_fields_keeps_the_record_decoder() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(kind=st.sampled_from(sorted(RATED)), seed=st.integers(0, 2**32),
-       domains=st.lists(st.tuples(st.dictionaries(st.integers(0, 6), st.integers(1, 5000), max_size=4),
-                                  st.sampled_from([0, 0, 7, 1000])), min_size=1, max_size=4))
+       domains=st.lists(st.tuples(st.dictionaries(st.integers(0, 6), st.one_of(st.integers(1, 5000), st.sampled_from(
+           [2**63, 2**64 - 1])), max_size=4), st.sampled_from([0, 0, 7, 1000, 2**64 - 1])), min_size=1, max_size=4))
 def test_sampling_rates_read_as_the_record_decoder_reads_them(kind: str, seed: int,
                                                              domains: list[tuple[dict[int, int], int]]) -> None:
-    """Chunks of several domains (each its samplers and default rate), sampler ids known or not, big
-    ids (8-byte field), rates in the record or 0: the columns' rates and each chunk's count of
-    records of unknown rate are the record decoder's."""
+    """Chunks of several domains (each its samplers and default rate, some past 2**63 as an 8-byte
+    options field may say), sampler ids known or not, big ids (8-byte field), rates in the record
+    or 0: the columns' rates, each chunk's count of records of unknown rate and its last record's
+    rate are the record decoder's."""
     rng = random.Random(seed)
     fields = RATED[kind]
     dec = compile_records(fields, 9)
@@ -77,6 +78,7 @@ def test_sampling_rates_read_as_the_record_decoder_reads_them(kind: str, seed: i
     assert [k[1] for k in kept] == want
     for c in chunks:
         assert c.unrated == sum(1 for f in c.rows() if not f[SAMPLING_RATE])
+        assert c.last_rate() == c.rows()[-1][SAMPLING_RATE]  # (the inventory's announced rate)
 
 
 def test_a_data_set_keeps_the_sampler_rates_of_its_time() -> None:
