@@ -6,6 +6,8 @@
  *   read_samples(buf, start, end, expanded, out) -> None
  *       flowpipe.decode.sflow_columns' reading of flow samples: every sample's header, records and
  *       sampled frame, one column of out (int64, SAMPLE_COLUMNS x n, C order) per value (see there)
+ *   compact(body, lens, min_size, max_records) -> (packed, count, overran)
+ *       a data set of variable-length records as records of their fixed-length fields (see below)
  *   tuple_columns(flows, ints, lengths) -> (columns, ok)
  *       flow tuples read into int64 columns (flowpipe.decode.rows; see below)
  *
@@ -457,11 +459,96 @@ fail:
     return NULL;
 }
 
+/* compact(body, lens, min_size, max_records) -> (packed: bytes, count, overran)
+ * The records of a data set of a template with variable-length fields (RFC 7011 section 7: a
+ * length byte, 255 then two bytes for 255 or more), as records of its fixed-length fields only,
+ * end to end: the first max_records of them; overran: a record ran past the set (it and the rest
+ * are not read; the records before it are), whether or not past max_records. The walk
+ * flowpipe.decode.elements.split_varlen makes. */
+static PyObject *compact(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t min_size, max_records;
+    if (nargs != 4 || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "compact(body, lens: tuple, min_size, max_records)");
+        return NULL;
+    }
+    if ((min_size = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((max_records = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t nf = PyTuple_GET_SIZE(args[1]);
+    if (min_size < 1 || max_records < 0 || nf > 4096) {
+        PyErr_SetString(PyExc_ValueError, "compact: min_size >= 1, max_records >= 0, at most 4096 fields");
+        return NULL;
+    }
+    long lens[4096];
+    for (Py_ssize_t j = 0; j < nf; j++) {
+        lens[j] = PyLong_AsLong(PyTuple_GET_ITEM(args[1], j));
+        if (lens[j] == -1 && PyErr_Occurred())
+            return NULL;
+        if (lens[j] < 0 || lens[j] > 65535) {
+            PyErr_SetString(PyExc_ValueError, "compact: a field length is not 0..65535");
+            return NULL;
+        }
+    }
+    Py_buffer b;
+    if (PyObject_GetBuffer(args[0], &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const uint8_t *d = b.buf;
+    Py_ssize_t n = b.len, o = 0, count = 0, used = 0;
+    int overran = 0;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n), *res = NULL;
+    if (!out)
+        goto done;
+    uint8_t *w = (uint8_t *)PyBytes_AS_STRING(out);
+    while (n - o >= min_size) {
+        Py_ssize_t mark = used, start = o;
+        int keep = count < max_records;
+        for (Py_ssize_t j = 0; j < nf && !overran; j++) {
+            Py_ssize_t ln = lens[j];
+            if (ln == 65535) {
+                if (o >= n) { overran = 1; break; }
+                ln = d[o++];
+                if (ln == 255) {
+                    if (o + 2 > n) { overran = 1; break; }
+                    ln = (Py_ssize_t)d[o] << 8 | d[o + 1];
+                    o += 2;
+                }
+                if (o + ln > n) { overran = 1; break; }
+                o += ln;
+                continue;
+            }
+            if (o + ln > n) { overran = 1; break; }
+            if (keep) {
+                memcpy(w + used, d + o, (size_t)ln);
+                used += ln;
+            }
+            o += ln;
+        }
+        if (overran) {
+            used = mark;
+            break;
+        }
+        if (keep)
+            count++;
+        if (o == start)
+            break;  /* (a record of no bytes at all: no variable-length field; not this walk's) */
+    }
+    if (_PyBytes_Resize(&out, used) < 0)
+        goto done;  /* (out is freed and NULL then) */
+    res = Py_BuildValue("(NnO)", out, count, overran ? Py_True : Py_False);
+    out = NULL;
+done:
+    Py_XDECREF(out);
+    PyBuffer_Release(&b);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"data_sets", (PyCFunction)data_sets, METH_O, "The header values and data set spans of a data-only v9/IPFIX datagram, or None."},
     {"flow_samples", (PyCFunction)(void (*)(void))flow_samples, METH_FASTCALL, "An sFlow datagram's flow sample spans and the rest, in order."},
     {"read_samples", (PyCFunction)(void (*)(void))read_samples, METH_FASTCALL, "sFlow flow samples read into columns."},
     {"tuple_columns", (PyCFunction)(void (*)(void))tuple_columns, METH_FASTCALL, "Flow tuples read into int64 columns."},
+    {"compact", (PyCFunction)(void (*)(void))compact, METH_FASTCALL, "Variable-length records as their fixed fields."},
     {NULL, NULL, 0, NULL},
 };
 

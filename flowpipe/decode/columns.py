@@ -9,7 +9,8 @@ take (a v9 time that wrapped, a counter near 64 bits) is decoded into its flow t
 template's own record decoder (:meth:`Columns.row`), exactly as without chunks.
 
 A template has a plan when every one of those values comes straight from one field of the record
-(or is absent): fixed-length records, addresses of 4 or 16 bytes, integers of 1, 2, 4 or 8 bytes,
+(or is absent): fixed-length fields (a template with variable-length ones too: its records' fixed
+fields are packed first, :class:`PackedChunk`), addresses of 4 or 16 bytes, integers of 1, 2, 4 or 8 bytes,
 times in seconds, milliseconds, NTP, microseconds before the export, v9 sysUptime or IPFIX
 sysUpTime milliseconds; a sampling rate from the domain, a sampler id and/or one rate field in the
 record; additional fields (mapping, passthrough) each from one fixed-length field; no in-band
@@ -56,6 +57,7 @@ _INT_FORMATS = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
 # or a longer field's value would be cut where the tuple path keys it exactly.
 _KEY_WIDTH = KEY_WIDTH
 NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01, in seconds
+MAX_PACKED_FIELDS = 4096  # fields of a variable-length template whose records are packed (walk.compact)
 COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
 _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
 _NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never appended to)
@@ -344,6 +346,38 @@ class Chunk:
             self.error = e
             return [None] * self.count
         return rows
+
+
+class RecordOverrun(Exception):
+    """A variable-length record ran past its set; ``rows`` are the records decoded before it."""
+
+    def __init__(self, rows: list[tuple]) -> None:
+        super().__init__("record overruns its set")
+        self.rows = rows
+
+
+class PackedChunk(Chunk):
+    """A data set of a template with variable-length fields: ``body`` holds its records' fixed-length
+    fields packed end to end (:func:`flowpipe.decode.walk.compact`, what the plan reads), ``raw`` the
+    set as it came (what the record decoder reads, for flow tuples)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, dec: Any, packed: bytes, raw: bytes, count: int, exporter: str, namespace: str, rate: int,
+                 samplers: dict[int, int], secs: int, uptime: int, init: int | None) -> None:
+        super().__init__(dec, packed, count, exporter, namespace, rate, samplers, secs, uptime, init)
+        self.raw = raw
+
+    def rows(self) -> list[tuple | None]:
+        try:
+            rows: list[tuple | None] = self.dec.decode(self.raw, self.exporter, self.namespace, self.rate,
+                                                       self.samplers, self.secs, self.uptime, self.init)
+        except RecordOverrun as e:  # (the records before it: the ones packed)
+            rows = list(e.rows)
+        except Exception as e:  # noqa: BLE001 - any decoder bug: the set's records are lost, counted
+            self.error = e
+            return [None] * self.count
+        return rows[:self.count]
 
 
 def flows_of(chunks: list[Chunk], skipped: list[str] | None = None) -> list[tuple]:

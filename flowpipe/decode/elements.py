@@ -47,7 +47,7 @@ from typing import Any
 
 from flowpipe.cache import bounded_put
 from flowpipe.decode import columns, iana
-from flowpipe.decode.columns import VectorPlan
+from flowpipe.decode.columns import RecordOverrun, VectorPlan
 from flowpipe.decode.config import MappingConfig
 
 log = logging.getLogger(__name__)
@@ -89,14 +89,6 @@ BUILTIN: dict[str, tuple[int, str]] = {
 }
 N_SLOTS = 25
 _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
-
-
-class RecordOverrun(Exception):
-    """A variable-length record ran past its set; ``rows`` are the records decoded before it."""
-
-    def __init__(self, rows: list[tuple]) -> None:
-        super().__init__("record overruns its set")
-        self.rows = rows
 
 
 # ---- value helpers (used by generated code and by options records) ---------------------------
@@ -266,7 +258,7 @@ class RecordDecoder:
     sampler id -> rate, export time (s), v9 sysUptime (ms), IPFIX system init time (ms or None).
     """
 
-    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan", "vendor")
+    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan", "vendor", "lens")
 
     def __init__(self, decode: Callable[..., list[tuple]], size: int, min_size: int, source: str,
                  identity: bool = False, plan: VectorPlan | None = None) -> None:
@@ -278,6 +270,7 @@ class RecordDecoder:
         self.identity = identity  # the flows' exporter comes from the records (in-band 130/131)
         # per-record vendor rules applied to the decoded rows (flowpipe.decode.nsel / reverse), or None
         self.vendor: Any = None
+        self.lens: tuple[int, ...] = ()  # the template's field lengths (VARLEN: variable)
 
 
 class _Gen:
@@ -623,8 +616,12 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
         slots.append("_extras((" + "".join(f"({k}, {e}), " for k, e in extras) + "))")
     rate = g.rate if g.rate is not None and ex.get(3) == g.rate[0] else None  # (a mapping may replace it)
     literal = fixed and not any("_intm" in e for _, e in extras)  # (every record has every additional field)
-    vector = (columns.plan(fields, ex, g.simple, ns["TY"], rate[1:], g.extra_fields) if literal and identity is None
-              and rate is not None and 1 not in ex and 2 not in ex else None)
+    # variable-length records are read by the plan from their fixed-length fields packed end to end
+    # (walk.compact): a value from a variable-length field (length 0 there) has no plan
+    packed = [(pen, eid, 0 if ln == VARLEN else ln) for pen, eid, ln in fields]
+    vector = (columns.plan(packed, ex, g.simple, ns["TY"], rate[1:], g.extra_fields)
+              if (literal or not fixed and not extras and len(fields) <= columns.MAX_PACKED_FIELDS)
+              and identity is None and rate is not None and 1 not in ex and 2 not in ex else None)
     row = "(" + ", ".join(slots) + ")"
     clauses = " ".join(pre)
     size = sum(ln for _, _, ln in fields if ln != VARLEN)
@@ -648,7 +645,9 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
                f"        raise RecordOverrun(rows)\n"
                f"    return rows\n")
     exec(compile(src, f"<template {version}:{len(fields)} fields>", "exec"), ns)  # noqa: S102
-    return RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src, identity is not None, vector)
+    dec = RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src, identity is not None, vector)
+    dec.lens = tuple(ln for _, _, ln in fields)
+    return dec
 
 
 # ---- options records -------------------------------------------------------------------------

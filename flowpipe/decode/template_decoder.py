@@ -49,7 +49,7 @@ from typing import Any
 from flowpipe.decode import ipfix, netflow9, nsel, walk
 from flowpipe.decode import reverse as biflow
 from flowpipe.decode.base import Decoded, DecodeError, Plain, SequenceObs, Source
-from flowpipe.decode.columns import Chunk, flows_of
+from flowpipe.decode.columns import Chunk, PackedChunk, flows_of
 from flowpipe.decode.config import DecoderConfig, MappingConfig
 from flowpipe.decode.elements import (
     Field,
@@ -265,7 +265,7 @@ class TemplateDecoder:
             if t is None or t.seen < oldest or t.options:
                 return None
             dec = t.layout.decoder or self._compile(t.layout)
-            if dec.plan is None:
+            if dec.plan is None or not dec.size:  # (variable-length records: the full path packs them)
                 return None
             a, b = sets[i + 1], sets[i + 2]
             count = (b - a) // dec.size
@@ -362,6 +362,15 @@ class TemplateDecoder:
                 if dec.size:
                     body = body[:room * dec.size]
             if self.columnar and dec.plan is not None and not msg.flows:
+                if not dec.size:  # variable-length records: their fixed-length fields, packed
+                    packed, count, overran = walk.compact(body, dec.lens, dec.min_size, room)
+                    if count:
+                        msg.chunks.append(PackedChunk(dec, packed, body, count, msg.exporter, msg.namespace, dom.rate,
+                                                      dom.samplers, msg.secs, msg.uptime, dom.init_ms))
+                        msg.records += count
+                    if overran:
+                        msg.skipped.append("record_overrun")
+                    return
                 count = min(len(body) // dec.size, room)
                 if count:
                     if len(body) != count * dec.size:

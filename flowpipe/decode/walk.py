@@ -9,7 +9,8 @@ Both are pure (bytes in, positions out). ``flowpipe/decode/_walk.c`` has them co
 results (the tests hold the two to it); this module's are used where it was not built (``COMPILED``).
 It also has ``read_samples``, which reads sFlow flow samples into the columns
 :mod:`flowpipe.decode.sflow_columns` otherwise reads with numpy (None when not built), and
-``tuple_columns``, which reads flow tuples into columns for :mod:`flowpipe.decode.rows`.
+``tuple_columns``, which reads flow tuples into columns for :mod:`flowpipe.decode.rows`, and
+``compact``, which packs the fixed-length fields of variable-length records for the columnar path.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import struct
 from array import array
 from typing import Any
 
-__all__ = ["COMPILED", "data_sets", "flow_samples", "py_data_sets", "py_flow_samples", "py_tuple_columns",
-           "tuple_columns"]
+__all__ = ["COMPILED", "compact", "data_sets", "flow_samples", "py_compact", "py_data_sets", "py_flow_samples",
+           "py_tuple_columns", "tuple_columns"]
 
 _V9 = struct.Struct("!HHIIII")   # version, count, sysUptime ms, unix secs, sequence, source id
 _V10 = struct.Struct("!HHIII")   # version, length, export time, sequence, observation domain
@@ -27,6 +28,7 @@ _HH = struct.Struct("!HH")
 _II = struct.Struct(">II")
 _U32 = struct.Struct(">I")
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_VARLEN = 65535
 
 DataSets = tuple[int, int, int, int, int, list[int]]
 # Counter sample (format, start, end) or skip reason, in the order the datagram has them.
@@ -111,6 +113,46 @@ def py_flow_samples(data: bytes, off: int, nsamples: int) -> FlowSamples:
     return spans.tobytes(), rate, unrated, rest
 
 
+def py_compact(body: bytes, lens: tuple[int, ...], min_size: int, max_records: int) -> tuple[bytes, int, bool]:
+    """The records of a data set of a template with variable-length fields (length ``VARLEN``:
+    RFC 7011 section 7, a length byte, 255 then two bytes) as records of their fixed-length fields
+    only, end to end: the first ``max_records``, how many, and whether a record ran past the set
+    (it and the rest are not read), past ``max_records`` or not; the walk of
+    :func:`flowpipe.decode.elements.split_varlen`."""
+    out = bytearray()
+    n, o, count = len(body), 0, 0
+    while n - o >= min_size:
+        mark, keep, start = len(out), count < max_records, o
+        for ln in lens:
+            if ln == _VARLEN:
+                if o >= n:
+                    del out[mark:]
+                    return bytes(out), count, True
+                ln = body[o]
+                o += 1
+                if ln == 255:
+                    if o + 2 > n:
+                        del out[mark:]
+                        return bytes(out), count, True
+                    ln = body[o] << 8 | body[o + 1]
+                    o += 2
+                if o + ln > n:
+                    del out[mark:]
+                    return bytes(out), count, True
+                o += ln
+                continue
+            if o + ln > n:
+                del out[mark:]
+                return bytes(out), count, True
+            if keep:
+                out += body[o:o + ln]
+            o += ln
+        count += keep
+        if o == start:
+            break  # (a record of no bytes at all: no variable-length field; not this walk's)
+    return bytes(out), count, False
+
+
 def py_tuple_columns(flows: list[tuple] | tuple[tuple, ...], ints: tuple[tuple[int, int, int], ...],
                      lengths: tuple[int, ...]) -> tuple[bytes, bytes]:
     """Flow tuples read into int64 columns, column after column (``len(ints) + len(lengths)`` of
@@ -141,6 +183,7 @@ data_sets: Any = py_data_sets
 flow_samples: Any = py_flow_samples
 read_samples: Any = None  # sFlow flow samples into columns: flowpipe.decode.sflow_columns reads them with numpy
 tuple_columns: Any = py_tuple_columns
+compact: Any = py_compact
 SAMPLE_COLUMNS = 0
 try:
     from flowpipe.decode import _walk  # type: ignore[attr-defined]
@@ -148,6 +191,6 @@ except ImportError:  # not built (no C compiler where it was installed): the sam
     _walk = None
 else:
     data_sets, flow_samples, read_samples = _walk.data_sets, _walk.flow_samples, _walk.read_samples
-    tuple_columns = _walk.tuple_columns
+    tuple_columns, compact = _walk.tuple_columns, _walk.compact
     SAMPLE_COLUMNS = _walk.SAMPLE_COLUMNS
 COMPILED = _walk is not None  # which implementation runs (the tests read it)

@@ -145,3 +145,41 @@ def test_read_samples_leaves_spans_outside_the_buffer_unread() -> None:
     out = np.zeros((walk.SAMPLE_COLUMNS, len(start)), np.int64)
     walk.read_samples(np.frombuffer(body, np.uint8), start, end, np.zeros(len(start), np.int64), out)
     assert out[0].tolist()[1:] == [0, 0, 0, 0] and out[0][0] == 5  # rate read only from the real one
+
+
+VARLEN = 65535
+field_lens = st.lists(st.sampled_from([0, 1, 2, 4, 6, VARLEN, VARLEN]), min_size=1, max_size=6).filter(
+    lambda lens: VARLEN in lens)
+
+
+def _varlen_body(draw_bytes: list[bytes], lens: list[int]) -> bytes:
+    """Records of ``lens`` from the drawn values (a variable-length one with its length prefix)."""
+    out = b""
+    vals = iter(draw_bytes)
+    for ln in lens:
+        v = next(vals, b"")
+        if ln == VARLEN:
+            out += (bytes([len(v)]) if len(v) < 255 else b"\xff" + len(v).to_bytes(2, "big")) + v
+        else:
+            out += v[:ln].ljust(ln, b"\x00")
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(field_lens, st.lists(st.lists(st.binary(max_size=300), min_size=6, max_size=6), max_size=6),
+       st.binary(max_size=6), st.integers(0, 8))
+def test_compact_packs_the_fixed_fields_split_varlen_finds(lens: list[int], records: list[list[bytes]],
+                                                         tail: bytes, room: int) -> None:
+    """Well-formed records then any tail (often a record cut short): the fixed-length fields of the
+    records split_varlen reads, packed, the first ``room`` of them; overran as it says; the compiled
+    walk and the Python one alike."""
+    from flowpipe.decode.elements import split_varlen  # noqa: PLC0415
+
+    body = b"".join(_varlen_body(r, lens) for r in records) + tail
+    min_len = sum(ln for ln in lens if ln != VARLEN) + lens.count(VARLEN)
+    err: list[bool] = []
+    split = list(split_varlen(body, lens, min_len, err))
+    want = b"".join(v for rec in split[:room] for v, ln in zip(rec, lens, strict=True) if ln != VARLEN)
+    assert walk.py_compact(body, tuple(lens), min_len, room) == (want, min(len(split), room), bool(err))
+    if walk.COMPILED:
+        assert walk.compact(body, tuple(lens), min_len, room) == (want, min(len(split), room), bool(err))
