@@ -348,6 +348,38 @@ class Chunk:
         return rows
 
 
+class Picks:
+    """A fixed-length template whose addresses come from an IPv4 or an IPv6 field record by record
+    (the IPv4 one unless it is all zero and the IPv6 one is not): ``where``, the (IPv4, IPv6) field
+    offsets of each such address; ``variants``, a record decoder with a plan for each pair of
+    address lengths (4 or 16 per address, in ``where``'s order)."""
+
+    __slots__ = ("size", "where", "variants")
+
+    def __init__(self, size: int, where: tuple[tuple[int, int], ...], variants: dict[tuple[int, ...], Any]) -> None:
+        self.size, self.where, self.variants = size, where, variants
+
+    def split(self, body: bytes, count: int) -> list[tuple[Any, bytes, int]]:
+        """The ``count`` records of ``body`` as (record decoder, records, how many), one per pair of
+        address lengths, in order of first appearance (records of different lengths share no
+        context and no rollup address pair), each in arrival order."""
+        a = np.frombuffer(body, np.uint8, count * self.size).reshape(count, self.size)
+        code = np.zeros(count, dtype=np.int64)
+        for k, (o4, o6) in enumerate(self.where):
+            v6 = ~a[:, o4:o4 + 4].any(axis=1) & a[:, o6:o6 + 16].any(axis=1)
+            code |= v6.astype(np.int64) << k
+        which, first = np.unique(code, return_index=True)
+        n = len(self.where)
+        if len(which) == 1:
+            c = int(which[0])
+            return [(self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))], body[:count * self.size], count)]
+        out = []
+        for c in which[np.argsort(first)].tolist():
+            rows = np.flatnonzero(code == c)
+            out.append((self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))], a[rows].tobytes(), len(rows)))
+        return out
+
+
 class RecordOverrun(Exception):
     """A variable-length record ran past its set; ``rows`` are the records decoded before it."""
 

@@ -39,6 +39,7 @@ cost nothing when off:
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 import re
 import struct
@@ -88,6 +89,7 @@ BUILTIN: dict[str, tuple[int, str]] = {
     "destination.ip": (12, "raw"), "next_hop.ip": (22, "raw"),
 }
 N_SLOTS = 25
+SRC_SLOT, ETHER_SLOT = 11, 9  # (flowpipe.flow.SRC_IP, ETHER_TYPE)
 _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
@@ -258,7 +260,7 @@ class RecordDecoder:
     sampler id -> rate, export time (s), v9 sysUptime (ms), IPFIX system init time (ms or None).
     """
 
-    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan", "vendor", "lens")
+    __slots__ = ("decode", "size", "min_size", "source", "identity", "plan", "vendor", "lens", "picks")
 
     def __init__(self, decode: Callable[..., list[tuple]], size: int, min_size: int, source: str,
                  identity: bool = False, plan: VectorPlan | None = None) -> None:
@@ -271,6 +273,7 @@ class RecordDecoder:
         # per-record vendor rules applied to the decoded rows (flowpipe.decode.nsel / reverse), or None
         self.vendor: Any = None
         self.lens: tuple[int, ...] = ()  # the template's field lengths (VARLEN: variable)
+        self.picks: Any = None  # addresses of either family record by record: the plans per family (columns.Picks)
 
 
 class _Gen:
@@ -291,6 +294,9 @@ class _Gen:
         # the sampling rate's expression and its fields (in the record, sampler id; None: absent) when a
         # plan can read it (not a ratio of two fields)
         self.rate: tuple[str, int | None, int | None] | None = None
+        # address slots filled from an IPv4 or an IPv6 field, record by record (the IPv4 one unless it
+        # is all zero and the IPv6 one is not): slot -> ((v4 expression, field), (v6 expression, field))
+        self.dual: dict[int, tuple[tuple[str, int], tuple[str, int]]] = {}
         # the additional fields, in the order of the extras made: (name, field index, how, converter)
         # (how: "int" / "intle" integers, "bytes" converted by the converter), for the columnar plan
         self.extra_fields: list[tuple[str, int, str, Callable[[bytes], Any] | None]] = []
@@ -362,6 +368,7 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
         if a is not None and b is not None:
             ea, eb = g.val(g.need(a, "raw"), "raw"), g.val(g.need(b, "raw"), "raw")
             pre.append(f"for {name} in [({ea} if {ea} != Z4 or {eb} == Z16 else {eb})]")
+            g.dual[slot_of[name]] = ((ea, a), (eb, b))
             return name, 0
         if a is not None:
             e = g.val(g.need(a, "raw"), "raw")
@@ -647,7 +654,36 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     exec(compile(src, f"<template {version}:{len(fields)} fields>", "exec"), ns)  # noqa: S102
     dec = RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src, identity is not None, vector)
     dec.lens = tuple(ln for _, _, ln in fields)
+    if g.dual and fixed and literal and identity is None and rate is not None and 1 not in ex and 2 not in ex:
+        dec.picks = _picks(g, fields, ex, ns["TY"], rate[1:], dec)
     return dec
+
+
+def _picks(g: _Gen, fields: Sequence[Field], ex: dict[int, str], kind: str,
+           rate: tuple[int | None, int | None], dec: RecordDecoder) -> columns.Picks | None:
+    """A template whose addresses come from an IPv4 or an IPv6 field record by record: a record
+    decoder with a plan for each pair of address lengths, its records split by them
+    (:class:`flowpipe.decode.columns.Picks`); None when some pair has no plan."""
+    offsets, off = [], 0
+    for _, _, ln in fields:
+        offsets.append(off)
+        off += ln
+    slots = sorted(g.dual)
+    variants: dict[tuple[int, ...], RecordDecoder] = {}
+    for lens in itertools.product((4, 16), repeat=len(slots)):
+        exv, simple = dict(ex), dict(g.simple)
+        for slot, ln in zip(slots, lens, strict=True):
+            e, i = g.dual[slot][0 if ln == 4 else 1]
+            exv[slot], simple[slot] = e, (e, i, "raw")
+        first = SRC_SLOT if SRC_SLOT in g.dual else slots[0]  # (the ether type follows it: see _native)
+        if exv.get(ETHER_SLOT, "").startswith("(2048 if len("):
+            exv[ETHER_SLOT] = "2048" if lens[slots.index(first)] == 4 else "34525"
+        p = columns.plan(fields, exv, simple, kind, rate, g.extra_fields)
+        if p is None:
+            return None
+        variants[lens] = RecordDecoder(dec.decode, dec.size, dec.min_size, dec.source, dec.identity, p)
+    where = tuple((offsets[g.dual[s][0][1]], offsets[g.dual[s][1][1]]) for s in slots)
+    return columns.Picks(dec.size, where, variants)
 
 
 # ---- options records -------------------------------------------------------------------------

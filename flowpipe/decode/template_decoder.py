@@ -361,7 +361,7 @@ class TemplateDecoder:
                     return
                 if dec.size:
                     body = body[:room * dec.size]
-            if self.columnar and dec.plan is not None and not msg.flows:
+            if self.columnar and (dec.plan is not None or dec.picks is not None) and not msg.flows:
                 if not dec.size:  # variable-length records: their fixed-length fields, packed
                     packed, count, overran = walk.compact(body, dec.lens, dec.min_size, room)
                     if count:
@@ -375,8 +375,10 @@ class TemplateDecoder:
                 if count:
                     if len(body) != count * dec.size:
                         body = body[:count * dec.size]
-                    msg.chunks.append(Chunk(dec, body, count, msg.exporter, msg.namespace, dom.rate, dom.samplers,
-                                            msg.secs, msg.uptime, dom.init_ms))
+                    parts = dec.picks.split(body, count) if dec.picks is not None else ((dec, body, count),)
+                    for d, b, n in parts:  # (records of each pair of address lengths: their own plan)
+                        msg.chunks.append(Chunk(d, b, n, msg.exporter, msg.namespace, dom.rate, dom.samplers,
+                                                msg.secs, msg.uptime, dom.init_ms))
                     msg.records += count
                 return
             try:
@@ -436,7 +438,7 @@ class TemplateDecoder:
                                                       in_band=self.in_band, passthrough=self.passthrough)
             dec.vendor = nsel.of(layout.fields) or (biflow.of(layout.fields) if self.reverse else None)
             if dec.vendor is not None:
-                dec.plan = None  # per-record rules: never the columnar path
+                dec.plan = dec.picks = None  # per-record rules: never the columnar path
         layout.decoder = dec
         return dec
 

@@ -678,7 +678,9 @@ def test_ipfix_uptime_times_come_from_the_announced_system_init_time(batch: int)
 RATES = {"nf9_akvorado_sampler_options", "nf9_akvorado_multi_sampling_rates", "ipfix_pmacct_cisco_ipv6_sampling",
 }
 SAMPLED = ["nf9_cisco_asr9k", "nf9_akvorado_sampler_options", "nf9_akvorado_multi_sampling_rates",
-           "ipfix_pmacct_cisco_ipv6_sampling", "ipfix_akvorado_ipfixprobe"]
+           "ipfix_pmacct_cisco_ipv6_sampling", "ipfix_akvorado_ipfixprobe",
+           # (pmacct relaying Cisco: both an IPv4 and an IPv6 address field in one template, too)
+           "nf9_pmacct_cisco", "nf9_pmacct_cisco_reload", "ipfix_pmacct_cisco_mpls_ipv6"]
 
 
 @pytest.mark.parametrize("batch", [1, 4, 1000])
@@ -763,3 +765,36 @@ def test_variable_length_records_cut_short_keep_the_reference_flows(cut: int) ->
     out_c, out_t, chunked = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=5)
     assert chunked > 100
     _same(out_c, out_t)
+
+
+DUAL = Template([(8, 4), (27, 16), (12, 4), (28, 16), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4)], template_id=350)
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("rollup", [True, False])
+def test_templates_with_either_address_family_split_records_by_it(batch: int, rollup: bool) -> None:
+    """A template carrying both an IPv4 and an IPv6 source and destination (pmacct relaying Cisco):
+    each record's address is the IPv4 one unless it is all zero and the IPv6 one is not; records of
+    each pair of lengths (IPv4/IPv4, IPv6/IPv6, mixed, all zero) take a plan of their own, and every
+    flush is the reference's."""
+    rng = random.Random(batch)
+    exp = Exporter("127.0.0.1:9", protocol=9, source_id=5, records_per_packet=11, boot_time=T0 - 3600,
+                   clock=lambda: T0)
+    z4, z16 = bytes(4), bytes(16)
+    recs = []
+    for _ in range(400):
+        v4 = (_v4(rng, 3), _v4(rng, 3))
+        v6 = (b" \x01" + bytes(13) + bytes((rng.randrange(3),)), b" \x02" + bytes(13) + bytes((rng.randrange(3),)))
+        kind = rng.choice(("44", "66", "46", "64", "00", "44v6"))
+        src4, src6 = (v4[0], z16) if kind[0] == "4" else (z4, v6[0]) if kind[0] == "6" else (z4, z16)
+        dst4, dst6 = (v4[1], z16) if kind[1] == "4" else (z4, v6[1]) if kind[1] == "6" else (z4, z16)
+        if kind == "44v6":  # both given: the IPv4 one wins
+            src6, dst6 = v6
+        recs.append((src4, src6, dst4, dst6, rng.randrange(32768, 32790), 443, 6, rng.randrange(1, 999), 1))
+    load = [(g, Source("192.0.2.5", 2055, "default", T0)) for g in exp.encode(DUAL, recs)]
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_disabled=not rollup, port_rollup_threshold=4)
+    out_c, out_t, chunked = aggregate_both(load, cfg, batch=batch)
+    assert chunked > 350
+    _same(out_c, out_t)
+    lens = {(len(f[11]), len(f[12])) for tick in out_t for f in tick}
+    assert lens == {(4, 4), (16, 16), (4, 16), (16, 4)}
