@@ -9,12 +9,14 @@ take (a v9 time that wrapped, a counter near 64 bits) is decoded into its flow t
 template's own record decoder (:meth:`Columns.row`), exactly as without chunks.
 
 A template has a plan when every one of those values comes straight from one field of the record
-(or is absent): fixed-length fields (a template with variable-length ones too: its records' fixed
-fields are packed first, :class:`PackedChunk`), addresses of 4 or 16 bytes, integers of 1, 2, 4 or 8 bytes,
-times in seconds, milliseconds, NTP, microseconds before the export, v9 sysUptime or IPFIX
-sysUpTime milliseconds; a sampling rate from the domain, a sampler id and/or one rate field in the
-record; additional fields (mapping, passthrough) each from one fixed-length field; no in-band
-exporter identity, no mapping over those slots.
+(or is absent): fixed-length fields (a template with variable-length ones too, if it has no
+additional fields: its records' fixed fields are packed first, :class:`PackedChunk`), addresses
+of 4 or 16 bytes (an IPv4 or an IPv6 field record by record: a plan per pair of lengths,
+:class:`Picks`), integers of 1, 2, 4 or 8 bytes, times in seconds, milliseconds, NTP,
+microseconds before the export, v9 sysUptime or IPFIX sysUpTime milliseconds; a sampling rate
+from the domain, a sampler id and/or one rate field in the record; additional fields (mapping,
+passthrough) each from one fixed-length field; no in-band exporter identity, no mapping over
+those slots.
 """
 from __future__ import annotations
 
@@ -180,7 +182,8 @@ def plan(fields: Sequence[tuple[int, int, int]], expressions: dict[int, str],
          simple: dict[int, tuple[str, int, str]], kind: str = "",
          rate: tuple[int | None, int | None] = (None, None),
          extras: Sequence[tuple[str, int, str, Callable[[bytes], Any] | None]] = ()) -> VectorPlan | None:
-    """The plan of a fixed-length template, or None when some value is not one field as it is.
+    """The plan of a template's fixed-length fields (a variable-length one has length 0 here: see
+    :class:`PackedChunk`), or None when some value is not one field as it is.
 
     ``expressions``: slot -> the record decoder's final expression (after mapping);
     ``simple``: slot -> (expression, field index, how) for slots filled straight from a field;
@@ -330,8 +333,8 @@ class Chunk:
         """The sampling rate of the set's last record, as the record decoder makes it (for the
         exporter inventory's announced rate)."""
         p = self.dec.plan
-        if p is None or p.rate is None or not self.count:  # (the domain's; else any sampler's it learned)
-            return int(self.rate or next(iter(self.samplers.values()), 0))
+        if p is None or p.rate is None or not self.count:  # (every record's: the domain's)
+            return int(self.rate)
         last = np.frombuffer(self.body, p.dtype, 1, (self.count - 1) * p.dtype.itemsize)
         return int(sampling_rates(p, last, [(self.samplers, self.rate)], np.zeros(1, np.int64))[0])
 

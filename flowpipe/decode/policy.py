@@ -72,7 +72,7 @@ class Policed:
     def kept_at(self, positions: Any, intern: Intern | None = None) -> tuple[Any, Any]:
         """The columns' kept fields with the policy's rate and additional fields with its tags (equal
         ones shared: one new tuple or dict per distinct one the columns gave)."""
-        kept, more = self._cols.kept_at(positions, None)
+        kept, more = self._cols.kept_at(positions, intern)  # (interned as the columns see fit)
         pol = self._policy
         if pol.default or pol.override:
             made: dict[int, Any] = {}
@@ -83,12 +83,16 @@ class Policed:
                 got = made.get(id(k))
                 if got is None:
                     rate = pol.rate(k[_RATE])
-                    got = made[id(k)] = k if rate == k[_RATE] else (*k[:_RATE], rate, *k[_RATE + 1:])
+                    if rate == k[_RATE]:
+                        got = k
+                    else:
+                        got = (*k[:_RATE], rate, *k[_RATE + 1:])
+                        if intern is not None:
+                            got = intern(got, got)
+                    made[id(k)] = got
                 return got
 
             kept = objects(list(map(rated, kept.tolist())))
-        if intern is not None:
-            kept = objects([None if k is None else intern(k, k) for k in kept.tolist()])
         if pol.tags is not None:
             more = objects(self._tagged(more.tolist() if more is not None else [None] * len(kept)))
         return kept, more

@@ -132,18 +132,20 @@ class DecoderStage:
             if d.flows or (got and scale):
                 try:
                     flows = d.flows or flows_of(got, d.skipped)  # (a datagram has flows or chunks, not both)
-                except Exception as e:  # a record decoder bug: this datagram is lost, counted, not the stage
+                except Exception as e:  # a record decoder bug: this datagram's records are lost, counted
                     invalid["internal_error"] += 1
+                    decoded -= 1
                     self._log(logging.ERROR, "decoder_bug", exc_info=True, exporter=host, error=repr(e))
-                    continue
-                last_of[d.exporter, d.flow_type] = flows[-1]  # (its rate as announced, before the rules)
+                    flows = []
+                if flows:
+                    last_of[d.exporter, d.flow_type] = flows[-1]  # (its rate as announced, before the rules)
                 if sampling is not None:
                     flows, unknown = sampling.apply(flows, d.exporter)
                 else:
                     unknown = sum(map(operator.not_, map(_rate, flows)))
                 if tags is not None:
                     flows = with_tags(flows, tags)
-                got = [Rows(flows, d.exporter, ns, unknown)]
+                got = [Rows(flows, d.exporter, ns, unknown)] if flows else []
             elif got:
                 last_of[d.exporter, d.flow_type] = got[-1]
                 pol = policy(d.exporter) if policy is not None else None

@@ -119,6 +119,8 @@ def py_compact(body: bytes, lens: tuple[int, ...], min_size: int, max_records: i
     only, end to end: the first ``max_records``, how many, and whether a record ran past the set
     (it and the rest are not read), past ``max_records`` or not; the walk of
     :func:`flowpipe.decode.elements.split_varlen`."""
+    if min_size < 1 or max_records < 0 or len(lens) > 4096 or not all(0 <= ln <= _VARLEN for ln in lens):
+        raise ValueError("compact: min_size >= 1, max_records >= 0, at most 4096 field lengths of 0..65535")
     out = bytearray()
     n, o, count = len(body), 0, 0
     while n - o >= min_size:
