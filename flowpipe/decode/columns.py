@@ -362,10 +362,11 @@ class Picks:
     def __init__(self, size: int, where: tuple[tuple[int, int], ...], variants: dict[tuple[int, ...], Any]) -> None:
         self.size, self.where, self.variants = size, where, variants
 
-    def split(self, body: bytes, count: int) -> list[tuple[Any, bytes, int]]:
-        """The ``count`` records of ``body`` as (record decoder, records, how many), one per pair of
-        address lengths, in order of first appearance (records of different lengths share no
-        context and no rollup address pair), each in arrival order."""
+    def split(self, body: bytes, count: int) -> list[tuple[Any, bytes, int, Any]]:
+        """The ``count`` records of ``body`` (packed ones, for a template with variable-length fields)
+        as (record decoder, records, how many, their positions among the ``count``: None for all),
+        one per pair of address lengths, in order of first appearance (records of different
+        lengths share no context and no rollup address pair), each in arrival order."""
         a = np.frombuffer(body, np.uint8, count * self.size).reshape(count, self.size)
         code = np.zeros(count, dtype=np.int64)
         for k, (o4, o6) in enumerate(self.where):
@@ -375,11 +376,13 @@ class Picks:
         n = len(self.where)
         if len(which) == 1:
             c = int(which[0])
-            return [(self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))], body[:count * self.size], count)]
+            return [(self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))], body[:count * self.size], count,
+                     None)]
         out = []
         for c in which[np.argsort(first)].tolist():
             rows = np.flatnonzero(code == c)
-            out.append((self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))], a[rows].tobytes(), len(rows)))
+            out.append((self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))], a[rows].tobytes(), len(rows),
+                        rows))
         return out
 
 
@@ -396,12 +399,13 @@ class PackedChunk(Chunk):
     fields packed end to end (:func:`flowpipe.decode.walk.compact`, what the plan reads), ``raw`` the
     set as it came (what the record decoder reads, for flow tuples)."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "at")
 
     def __init__(self, dec: Any, packed: bytes, raw: bytes, count: int, exporter: str, namespace: str, rate: int,
-                 samplers: dict[int, int], secs: int, uptime: int, init: int | None) -> None:
+                 samplers: dict[int, int], secs: int, uptime: int, init: int | None, at: Any = None) -> None:
         super().__init__(dec, packed, count, exporter, namespace, rate, samplers, secs, uptime, init)
         self.raw = raw
+        self.at = at  # the positions of its records among the set's (None: the first ``count``; see Picks)
 
     def rows(self) -> list[tuple | None]:
         try:
@@ -412,7 +416,7 @@ class PackedChunk(Chunk):
         except Exception as e:  # noqa: BLE001 - any decoder bug: the set's records are lost, counted
             self.error = e
             return [None] * self.count
-        return rows[:self.count]
+        return rows[:self.count] if self.at is None else [rows[i] for i in self.at.tolist()]
 
 
 def flows_of(chunks: list[Chunk], skipped: list[str] | None = None) -> list[tuple]:

@@ -654,8 +654,9 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     exec(compile(src, f"<template {version}:{len(fields)} fields>", "exec"), ns)  # noqa: S102
     dec = RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src, identity is not None, vector)
     dec.lens = tuple(ln for _, _, ln in fields)
-    if g.dual and fixed and literal and identity is None and rate is not None and 1 not in ex and 2 not in ex:
-        dec.picks = _picks(g, fields, ex, ns["TY"], rate[1:], dec)
+    if (g.dual and (literal or not fixed and not extras and len(fields) <= columns.MAX_PACKED_FIELDS)
+            and identity is None and rate is not None and 1 not in ex and 2 not in ex):
+        dec.picks = _picks(g, packed, ex, ns["TY"], rate[1:], dec)
     return dec
 
 
@@ -663,7 +664,8 @@ def _picks(g: _Gen, fields: Sequence[Field], ex: dict[int, str], kind: str,
            rate: tuple[int | None, int | None], dec: RecordDecoder) -> columns.Picks | None:
     """A template whose addresses come from an IPv4 or an IPv6 field record by record: a record
     decoder with a plan for each pair of address lengths, its records split by them
-    (:class:`flowpipe.decode.columns.Picks`); None when some pair has no plan."""
+    (:class:`flowpipe.decode.columns.Picks`); None when some pair has no plan. ``fields``: with
+    variable-length ones of length 0 (their records are packed first)."""
     offsets, off = [], 0
     for _, _, ln in fields:
         offsets.append(off)
@@ -683,7 +685,7 @@ def _picks(g: _Gen, fields: Sequence[Field], ex: dict[int, str], kind: str,
             return None
         variants[lens] = RecordDecoder(dec.decode, dec.size, dec.min_size, dec.source, dec.identity, p)
     where = tuple((offsets[g.dual[s][0][1]], offsets[g.dual[s][1][1]]) for s in slots)
-    return columns.Picks(dec.size, where, variants)
+    return columns.Picks(off, where, variants)
 
 
 # ---- options records -------------------------------------------------------------------------

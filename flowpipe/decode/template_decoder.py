@@ -365,8 +365,10 @@ class TemplateDecoder:
                 if not dec.size:  # variable-length records: their fixed-length fields, packed
                     packed, count, overran = walk.compact(body, dec.lens, dec.min_size, room)
                     if count:
-                        msg.chunks.append(PackedChunk(dec, packed, body, count, msg.exporter, msg.namespace, dom.rate,
-                                                      dom.samplers, msg.secs, msg.uptime, dom.init_ms))
+                        for d, b, n, at in (dec.picks.split(packed, count) if dec.picks is not None
+                                            else ((dec, packed, count, None),)):
+                            msg.chunks.append(PackedChunk(d, b, body, n, msg.exporter, msg.namespace, dom.rate,
+                                                          dom.samplers, msg.secs, msg.uptime, dom.init_ms, at))
                         msg.records += count
                     if overran:
                         msg.skipped.append("record_overrun")
@@ -375,8 +377,8 @@ class TemplateDecoder:
                 if count:
                     if len(body) != count * dec.size:
                         body = body[:count * dec.size]
-                    parts = dec.picks.split(body, count) if dec.picks is not None else ((dec, body, count),)
-                    for d, b, n in parts:  # (records of each pair of address lengths: their own plan)
+                    parts = dec.picks.split(body, count) if dec.picks is not None else ((dec, body, count, None),)
+                    for d, b, n, _ in parts:  # (records of each pair of address lengths: their own plan)
                         msg.chunks.append(Chunk(d, b, n, msg.exporter, msg.namespace, dom.rate, dom.samplers,
                                                 msg.secs, msg.uptime, dom.init_ms))
                     msg.records += count

@@ -720,14 +720,15 @@ def test_a_batch_that_fills_the_table_refuses_in_arrival_order_across_address_fa
     assert sorted(f[13] for tick in out_t for f in tick) == [1, 2, 3, 4][:max_contexts]
 
 
-VARLEN_CAPTURES = ["ipfix_yaf", "ipfix_netscaler_varlen", "ipfix_nokia_bras"]
+VARLEN_CAPTURES = ["ipfix_yaf", "ipfix_netscaler_varlen", "ipfix_nokia_bras", "ipfix_procera"]
 
 
 @pytest.mark.parametrize("batch", [1, 1000])
 @pytest.mark.parametrize("name", captures.cases([n for n in VARLEN_CAPTURES if n in captures.names()]))
 def test_variable_length_templates_take_the_columnar_path(name: str, batch: int) -> None:
-    """Real templates with variable-length fields (YAF, Citrix NetScaler, Nokia BRAS): their records'
-    fixed-length fields are packed and read as columns; every flush is the reference's."""
+    """Real templates with variable-length fields (YAF, Citrix NetScaler, Nokia BRAS; Procera's with
+    both address families too): their records' fixed-length fields are packed and read as
+    columns; every flush is the reference's."""
     load = [(g.payload, Source(g.src, g.sport, "default", g.time)) for g in captures.datagrams(name)]
     out_c, out_t, chunked = aggregate_both(load, AggregatorConfig(flush_interval=10.0), batch=batch)
     assert chunked > 0
@@ -798,3 +799,41 @@ def test_templates_with_either_address_family_split_records_by_it(batch: int, ro
     _same(out_c, out_t)
     lens = {(len(f[11]), len(f[12])) for tick in out_t for f in tick}
     assert lens == {(4, 4), (16, 16), (4, 16), (16, 4)}
+
+
+DUAL_VARLEN = Template([(32001, 65535, 9999), (8, 4), (27, 16), (12, 4), (28, 16), (7, 2), (11, 2), (4, 1), (1, 4),
+                        (2, 4), (32002, 65535, 9999)], template_id=351)
+
+
+@pytest.mark.parametrize("batch", [1, 6])
+def test_variable_length_templates_with_either_address_family(batch: int) -> None:
+    """Variable-length fields around IPv4 and IPv6 address fields (Procera's shape): the packed
+    records are split by the lengths their addresses take, and flow tuples, where needed, are
+    the set's own records at those positions; every flush is the reference's."""
+    from flowpipe.export import IpfixEncoder  # noqa: PLC0415
+
+    rng = random.Random(batch)
+    enc = IpfixEncoder(observation_domain_id=8)
+    z4, z16 = bytes(4), bytes(16)
+    recs = []
+    for _ in range(300):
+        six = rng.random() < 0.4
+        src4, src6 = (z4, b" \x01" + bytes(13) + bytes((rng.randrange(3),))) if six else (_v4(rng, 3), z16)
+        dst4, dst6 = (z4, b" \x02" + bytes(14)) if six else (_v4(rng, 3), z16)
+        recs.append((b"a" * rng.choice((0, 5, 280)), src4, src6, dst4, dst6, rng.randrange(32768, 32790), 443, 6,
+                     rng.randrange(1, 999), 1, b"b" * rng.choice((1, 7))))
+    grams = [enc.template_message([DUAL_VARLEN], int(T0))]
+    grams += [enc.data_message(DUAL_VARLEN, recs[a:a + 8], int(T0)) for a in range(0, len(recs), 8)]
+    load = [(g, Source("192.0.2.9", 4739, "default", T0)) for g in grams]
+    cfg = AggregatorConfig(flush_interval=10.0, port_rollup_threshold=4)
+    out_c, out_t, chunked = aggregate_both(load, cfg, batch=batch)
+    assert chunked == 300
+    _same(out_c, out_t)
+    assert {len(f[11]) for tick in out_t for f in tick} == {4, 16}
+    columnar, plain = (DatagramDecoder("ipfix", DecoderConfig(), [], columnar=c) for c in (True, False))
+    for g, src in load:  # a split set's flow tuples: its own records, at their positions
+        d = columnar.decode(g, src)
+        want = plain.decode(g, src).flows
+        got = [(c.count, c.rows()) for c in d.chunks]
+        assert all(n == len(rows) and len({len(f[11]) for f in rows}) == 1 for n, rows in got)
+        assert sorted(f for _, rows in got for f in rows) == sorted(want)
