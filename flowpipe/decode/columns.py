@@ -312,6 +312,7 @@ class Chunk:
     __slots__ = ("dec", "body", "count", "exporter", "namespace", "rate", "samplers", "secs", "uptime", "init",
                  "error", "unrated", "skipped", "policy")
     flow_type = ""  # set by chunk kinds whose decoding may skip parts (see skipped)
+    tuples = False  # (flowpipe.decode.rows.Rows: flow tuples)
 
     def __init__(self, dec: Any, body: bytes, count: int, exporter: str, namespace: str, rate: int,
                  samplers: dict[int, int], secs: int, uptime: int, init: int | None) -> None:
@@ -665,15 +666,15 @@ def group(chunks: list[Any], exact: bool = False) -> tuple[list[Any], list[Any]]
     where they can meet). ``exact``: two layouts of any address families, too (when the batch may
     fill the context table, which flows it refuses depends on that order; an sFlow agent's samples
     are still read per address family)."""
-    groups: dict[tuple[int, int], list[Any]] = {}
-    layouts: dict[tuple[str, Any], tuple[int, int]] = {}
+    groups: dict[Any, list[Any]] = {}
+    layouts: dict[tuple[str, Any], Any] = {}
     tupled: set[str] = set()  # exporters with flow tuples
     mixed: set[str] = set()
     for c in chunks:
-        if getattr(c.dec, "tuples", False):
+        if c.tuples:
             tupled.add(c.exporter)
             continue
-        k = (id(c.dec), id(c.policy))
+        k: Any = id(c.dec) if c.policy is None else (id(c.dec), id(c.policy))
         g = groups.get(k)
         if g is None:
             groups[k] = [c]

@@ -45,11 +45,9 @@ _ADDRESS = (0, 4, 16)  # address lengths read as columns
 
 
 class _RowsDecoder:
-    """What marks a :class:`Rows` chunk among chunks (:func:`flowpipe.decode.columns.group`): no
-    plan, flow tuples."""
+    """The decoder of a :class:`Rows` chunk: none (no plan; its flow tuples are decoded)."""
 
     plan = None
-    tuples = True
 
 
 ROWS = _RowsDecoder()
@@ -62,6 +60,7 @@ class Rows:
     dec = ROWS
     flow_type = ""
     policy = None  # (the listener's sampling rules and tags are in the flows already)
+    tuples = True  # (what columns.group tells it by: an exporter's tuples and other chunks stay in order)
 
     def __init__(self, flows: list[tuple], exporter: str, namespace: str = "", unrated: int = 0) -> None:
         self.flows, self.count = flows, len(flows)
