@@ -152,8 +152,7 @@ class Accumulator:
             now = time.time()
         # (the context table only: a full rollup table is a steady state, and taking its exporters'
         # data sets as flow tuples for good would cost more than the order of its refusals is worth)
-        full = sum(c.count for c in chunks) > self.max_contexts - len(self.contexts)
-        groups, ordered = columns.group(chunks, exact=full)
+        groups, ordered = columns.group(chunks, exact=self._may_fill_table(sum(c.count for c in chunks)))
         if ordered:
             flows: list[tuple] = []
             for c in ordered:
@@ -176,10 +175,15 @@ class Accumulator:
                 self.skipped.update((c.flow_type, reason) for reason in c.skipped)
                 c.skipped = []
 
+    def _may_fill_table(self, n: int) -> bool:
+        """``n`` records may fill the context table: which of them are then refused depends on their
+        order, even between address families."""
+        return n > self.max_contexts - len(self.contexts)
+
     def _may_fill(self, n: int) -> bool:
-        """``n`` records may fill the context table or the rollup's trackers: which of them are then
-        refused depends on their order, even between address families."""
-        if n > self.max_contexts - len(self.contexts):
+        """``n`` records may fill the context table or the rollup's trackers (see
+        :meth:`_may_fill_table`)."""
+        if self._may_fill_table(n):
             return True
         r = self._tracking()
         return r is not None and r.entries(0) + r.entries(1) + 4 * n > r.max_entries  # (at most 2 per generation)

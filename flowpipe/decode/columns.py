@@ -62,7 +62,7 @@ NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01, in seconds
 MAX_PACKED_FIELDS = 4096  # fields of a variable-length template whose records are packed (walk.compact)
 COUNTER_MAX = 1 << 48  # bytes/packets of one record merged by numpy (sums stay far from 2**63)
 _WIDE_MAX = 1 << 62    # 8-byte fields past this take the tuple path
-_NONE: list[str] = []  # shared by chunks whose decoding skips nothing (never appended to)
+NOTHING_SKIPPED: list[str] = []  # shared by chunks whose decoding skips nothing (never appended to)
 
 
 # The kept fields (flowpipe.flow.kept_fields) a plan may read too: direction, ether type, MACs,
@@ -327,7 +327,7 @@ class Chunk:
             a = np.frombuffer(body, dec.plan.dtype, count)
             self.unrated = count - int(np.count_nonzero(sampling_rates(dec.plan, a, [(samplers, 0)],
                                                                        np.zeros(count, np.int64))))
-        self.skipped: list[str] = _NONE  # parts skipped while decoding records, for metrics (see flow_type)
+        self.skipped: list[str] = NOTHING_SKIPPED  # parts skipped while decoding records, for metrics (see flow_type)
         self.policy: Any = None  # the listener's [[sampling]] rules and tags for its exporter (decode/policy.py)
 
     def last_rate(self) -> int:
@@ -343,9 +343,16 @@ class Chunk:
         """The records as flow tuples (what the decoder would have made); ``None`` for each when the
         record decoder raised (kept in :attr:`error`): decoding happens outside the decoder stage's
         per-datagram guard, so a decoder bug costs these records, never the accumulator."""
+        return self._decode(self.body)
+
+    def _decode(self, body: bytes) -> list[tuple | None]:
+        """The records of ``body`` decoded by the record decoder (see :meth:`rows`); those before a
+        record that ran past the set, for variable-length ones."""
         try:
-            rows: list[tuple | None] = self.dec.decode(self.body, self.exporter, self.namespace, self.rate,
+            rows: list[tuple | None] = self.dec.decode(body, self.exporter, self.namespace, self.rate,
                                                        self.samplers, self.secs, self.uptime, self.init)
+        except RecordOverrun as e:  # (the records before it: the ones packed, see PackedChunk)
+            rows = list(e.rows)
         except Exception as e:  # noqa: BLE001 - any decoder bug: the set's records are lost, counted
             self.error = e
             return [None] * self.count
@@ -375,15 +382,16 @@ class Picks:
             code |= v6.astype(np.int64) << k
         which, first = np.unique(code, return_index=True)
         n = len(self.where)
+
+        def variant(c: int) -> Any:  # (bit k of the code: address k is IPv6)
+            return self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))]
+
         if len(which) == 1:
-            c = int(which[0])
-            return [(self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))], body[:count * self.size], count,
-                     None)]
+            return [(variant(int(which[0])), body[:count * self.size], count, None)]
         out = []
         for c in which[np.argsort(first)].tolist():
             rows = np.flatnonzero(code == c)
-            out.append((self.variants[tuple(16 if c >> k & 1 else 4 for k in range(n))], a[rows].tobytes(), len(rows),
-                        rows))
+            out.append((variant(c), a[rows].tobytes(), len(rows), rows))
         return out
 
 
@@ -409,14 +417,9 @@ class PackedChunk(Chunk):
         self.at = at  # the positions of its records among the set's (None: the first ``count``; see Picks)
 
     def rows(self) -> list[tuple | None]:
-        try:
-            rows: list[tuple | None] = self.dec.decode(self.raw, self.exporter, self.namespace, self.rate,
-                                                       self.samplers, self.secs, self.uptime, self.init)
-        except RecordOverrun as e:  # (the records before it: the ones packed)
-            rows = list(e.rows)
-        except Exception as e:  # noqa: BLE001 - any decoder bug: the set's records are lost, counted
-            self.error = e
-            return [None] * self.count
+        rows = self._decode(self.raw)
+        if self.error is not None:
+            return rows
         return rows[:self.count] if self.at is None else [rows[i] for i in self.at.tolist()]
 
 
@@ -432,7 +435,7 @@ def flows_of(chunks: list[Chunk], skipped: list[str] | None = None) -> list[tupl
         flows += rows  # type: ignore[arg-type]
         if c.skipped and skipped is not None:
             skipped += c.skipped
-            c.skipped = _NONE
+            c.skipped = NOTHING_SKIPPED
     return flows
 
 
@@ -476,15 +479,20 @@ class Columns:
         self.parts = [a[names[slot]] if slot in names else None for slot in KEY_SLOTS]
         self.bytes, self.packets, self.flags = ints(BYTES_SLOT), ints(PACKETS_SLOT), ints(FLAGS_SLOT)
         ok &= (self.bytes < COUNTER_MAX) & (self.packets < COUNTER_MAX)
-        secs: Any = None
+        made: dict[str, Any] = {}
+
+        def each(name: str) -> Any:
+            """A chunk value (``secs``, ``uptime``) for each of its records (made once)."""
+            got = made.get(name)
+            if got is None:
+                got = made[name] = np.repeat(np.array([getattr(c, name) for c in chunks], dtype=np.int64), counts)
+            return got
+
         times = []
         for slot in (START_SLOT, END_SLOT):
             how = p.times.get(slot)
-            if how is None or how == "up":
-                if secs is None:
-                    secs = np.repeat(np.array([c.secs for c in chunks], dtype=np.int64), counts)
             if how is None:
-                times.append(secs)
+                times.append(each("secs"))
                 continue
             if how == "ntp":  # 64-bit NTP time (seconds since 1900 in the high word); 0: none
                 w = a[names[slot]].astype(np.uint64)
@@ -492,32 +500,26 @@ class Columns:
                 continue
             v = ints(slot)
             if how == "delta":  # microseconds before the export
-                if secs is None:
-                    secs = np.repeat(np.array([c.secs for c in chunks], dtype=np.int64), counts)
-                times.append(secs - v // 1_000_000)
+                times.append(each("secs") - v // 1_000_000)
                 continue
             if how == "s":
                 times.append(v)
             elif how == "ms":
                 times.append(v // 1000)
             elif how == "up":  # v9 sysUptime ms; a record after its header (wrap, skew) takes the tuple path
-                up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
+                up = each("uptime")
                 ok &= up >= v
-                times.append(secs - (up - v) // 1000)
+                times.append(each("secs") - (up - v) // 1000)
             elif how == "init":  # IPFIX sysUpTime ms from systemInitTimeMilliseconds; without it, the export time
                 init = np.repeat(np.array([-1 if c.init is None or c.init >= _WIDE_MAX else c.init for c in chunks],
                                           dtype=np.int64), counts)
                 ok &= np.repeat(np.array([c.init is None or c.init < _WIDE_MAX for c in chunks]), counts)
-                if secs is None:
-                    secs = np.repeat(np.array([c.secs for c in chunks], dtype=np.int64), counts)
-                times.append(np.where(init >= 0, (init + v) // 1000, secs))
+                times.append(np.where(init >= 0, (init + v) // 1000, each("secs")))
             else:  # "v5": secs - (uptime - v) / 1000, divided toward zero (the Agent's); before a wrap: tuple path
-                up = np.repeat(np.array([c.uptime for c in chunks], dtype=np.int64), counts)
-                if secs is None:
-                    secs = np.repeat(np.array([c.secs for c in chunks], dtype=np.int64), counts)
+                up = each("uptime")
                 ok &= v <= up + 0x7FFFFFFF
                 d = up - v
-                times.append(secs - np.sign(d) * (np.abs(d) // 1000))
+                times.append(each("secs") - np.sign(d) * (np.abs(d) // 1000))
         self.start, self.end = times
         self.ok = ok
 
@@ -601,12 +603,16 @@ class Columns:
         chunks = self.chunks
         if self._plan.rate is None:
             return np.repeat(np.fromiter((c.rate for c in chunks), np.uint64, len(chunks)), self.counts)[at]
-        domains: dict[tuple[int, int], int] = {}  # a domain's chunks share its samplers (a new dict once changed)
-        ids = [domains.setdefault((id(c.samplers), c.rate), len(domains)) for c in chunks]
+        index: dict[tuple[int, int], int] = {}  # a domain's chunks share its samplers (a new dict once changed)
+        domains: list[tuple[dict[int, int], int]] = []
+        ids = []
+        for c in chunks:
+            k = index.setdefault((id(c.samplers), c.rate), len(domains))
+            if k == len(domains):
+                domains.append((c.samplers, c.rate))
+            ids.append(k)
         which = np.repeat(np.array(ids, dtype=np.int64), self.counts)[at]
-        first = {k: c for k, c in zip(ids, chunks, strict=True)}
-        return sampling_rates(self._plan, self._records[at], [(first[k].samplers, first[k].rate)
-                                                               for k in range(len(domains))], which)
+        return sampling_rates(self._plan, self._records[at], domains, which)
 
     def extra_bits(self) -> tuple[Any, tuple[tuple[str, ...], ...]] | None:
         """Which additional fields each record has (see SampleColumns.extra_bits): all of its
@@ -618,13 +624,8 @@ class Columns:
     def extras_at(self, positions: Any) -> list[dict[str, Any] | None]:
         if not self._plan.extras:
             return [None] * len(positions)
-        at = np.asarray(positions, dtype=np.int64)
-        extras: list[dict[str, Any] | None] = self._extras_of(at).tolist()
-        if not self.ok[at].all():  # (their values may not be what the columns read: the record decoder's)
-            for k, p in enumerate(at.tolist()):
-                if not self.ok[p]:
-                    f = self.row(p)
-                    extras[k] = None if f is None else f[EXTRAS]
+        # (what ``ok`` guards, counters and times, is not where additional fields come from)
+        extras: list[dict[str, Any] | None] = self._extras_of(np.asarray(positions, dtype=np.int64)).tolist()
         return extras
 
     def failed(self) -> list[Chunk]:

@@ -626,9 +626,10 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     # variable-length records are read by the plan from their fixed-length fields packed end to end
     # (walk.compact): a value from a variable-length field (length 0 there) has no plan
     packed = [(pen, eid, 0 if ln == VARLEN else ln) for pen, eid, ln in fields]
-    vector = (columns.plan(packed, ex, g.simple, ns["TY"], rate[1:], g.extra_fields)
-              if (literal or not fixed and not extras and len(fields) <= columns.MAX_PACKED_FIELDS)
-              and identity is None and rate is not None and 1 not in ex and 2 not in ex else None)
+    rated = rate[1:] if rate is not None else None  # (the rate's fields, when a plan can read it)
+    plannable = ((literal or not fixed and not extras and len(fields) <= columns.MAX_PACKED_FIELDS)
+                 and identity is None and rated is not None and 1 not in ex and 2 not in ex)
+    vector = columns.plan(packed, ex, g.simple, ns["TY"], rated, g.extra_fields) if plannable and rated else None
     row = "(" + ", ".join(slots) + ")"
     clauses = " ".join(pre)
     size = sum(ln for _, _, ln in fields if ln != VARLEN)
@@ -654,9 +655,8 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     exec(compile(src, f"<template {version}:{len(fields)} fields>", "exec"), ns)  # noqa: S102
     dec = RecordDecoder(ns["decode"], size if fixed else 0, max(min_size, 1), src, identity is not None, vector)
     dec.lens = tuple(ln for _, _, ln in fields)
-    if (g.dual and (literal or not fixed and not extras and len(fields) <= columns.MAX_PACKED_FIELDS)
-            and identity is None and rate is not None and 1 not in ex and 2 not in ex):
-        dec.picks = _picks(g, packed, ex, ns["TY"], rate[1:], dec)
+    if g.dual and plannable and rated:
+        dec.picks = _picks(g, packed, ex, ns["TY"], rated, dec)
     return dec
 
 
@@ -671,15 +671,15 @@ def _picks(g: _Gen, fields: Sequence[Field], ex: dict[int, str], kind: str,
         offsets.append(off)
         off += ln
     slots = sorted(g.dual)
+    first = slots.index(SRC_SLOT if SRC_SLOT in g.dual else slots[0])  # (the ether type follows it: see _native)
     variants: dict[tuple[int, ...], RecordDecoder] = {}
     for lens in itertools.product((4, 16), repeat=len(slots)):
         exv, simple = dict(ex), dict(g.simple)
         for slot, ln in zip(slots, lens, strict=True):
             e, i = g.dual[slot][0 if ln == 4 else 1]
             exv[slot], simple[slot] = e, (e, i, "raw")
-        first = SRC_SLOT if SRC_SLOT in g.dual else slots[0]  # (the ether type follows it: see _native)
         if exv.get(ETHER_SLOT, "").startswith("(2048 if len("):
-            exv[ETHER_SLOT] = "2048" if lens[slots.index(first)] == 4 else "34525"
+            exv[ETHER_SLOT] = "2048" if lens[first] == 4 else "34525"
         p = columns.plan(fields, exv, simple, kind, rate, g.extra_fields)
         if p is None:
             return None

@@ -5,13 +5,26 @@ dict lookup.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from flowpipe.cache import bounded_put
 from flowpipe.cidr import Allowlist, address, networks
 from flowpipe.decode.config import SamplingRule
 from flowpipe.flow import BYTES, EXTRAS, PACKETS, SAMPLING_RATE
 
 MAX_CACHED = 100_000
-__all__ = ["Allowlist", "SamplingPolicy", "with_tags"]
+__all__ = ["Allowlist", "SamplingPolicy", "settled_rate", "tagged", "with_tags"]
+
+
+def settled_rate(own: int, default: int, override: int) -> int:
+    """The sampling rate a ``[[sampling]]`` rule leaves a flow: its override, else the flow's own,
+    else its default (0: still unknown)."""
+    return override or own or default
+
+
+def tagged(tags: dict[str, str], own: dict[str, Any] | None) -> dict[str, Any]:
+    """A flow's additional fields with ``tags`` added (its own values win)."""
+    return {**tags, **own} if own else dict(tags)
 
 
 class SamplingPolicy:
@@ -47,7 +60,7 @@ class SamplingPolicy:
         out: list[tuple] = []
         unknown = 0
         for f in flows:
-            rate = override or f[SAMPLING_RATE] or default
+            rate = settled_rate(f[SAMPLING_RATE], default, override)
             if not rate:
                 unknown += 1
             if rate == f[SAMPLING_RATE] and not (self.scale and rate > 1):
@@ -68,7 +81,7 @@ def with_tags(flows: list[tuple], tags: dict[str, str]) -> list[tuple]:
     out = []
     for f in flows:
         lf = list(f)
-        lf[EXTRAS] = {**tags, **f[EXTRAS]} if f[EXTRAS] else dict(tags)
+        lf[EXTRAS] = tagged(tags, f[EXTRAS])
         out.append(tuple(lf))
     return out
 

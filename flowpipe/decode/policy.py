@@ -17,9 +17,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from flowpipe.decode.columns import Intern, objects
+from flowpipe.decode.exporters import settled_rate, tagged
 from flowpipe.flow import EXTRAS, KEPT, SAMPLING_RATE
 
 _RATE = KEPT.index(SAMPLING_RATE)  # the rate's place in a kept tuple
+_MISSING: Any = object()
 
 
 class Policy(NamedTuple):
@@ -31,12 +33,10 @@ class Policy(NamedTuple):
     tags: dict[str, str] | None
 
     def rate(self, own: int) -> int:
-        return self.override or own or self.default
+        return settled_rate(own, self.default, self.override)
 
     def extras(self, own: dict[str, Any] | None) -> dict[str, Any] | None:
-        if self.tags is None:
-            return own
-        return {**self.tags, **own} if own else dict(self.tags)
+        return own if self.tags is None else tagged(self.tags, own)
 
     def flow(self, f: tuple | None) -> tuple | None:
         """A flow tuple with the policy applied (None stays None: an undecodable record)."""
@@ -125,5 +125,3 @@ class Policed:
         got: list[dict[str, Any] | None] = self._cols.extras_at(positions)
         return self._tagged(got) if self._policy.tags is not None else got
 
-
-_MISSING: Any = object()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from flowpipe.decode import walk
-from flowpipe.decode.columns import COUNTER_MAX, Intern, objects
+from flowpipe.decode.columns import COUNTER_MAX, NOTHING_SKIPPED, Intern, objects
 from flowpipe.flow import (
     BYTES,
     DST_IP,
@@ -39,7 +39,6 @@ _TIME_MAX = 1 << 62
 _INTS = (*((i, 0, (1 << 8 * w) - 1) for i, w in KEY_WIDTH.items()),
          (BYTES, 0, COUNTER_MAX - 1), (PACKETS, 0, COUNTER_MAX - 1), (START, -_TIME_MAX, _TIME_MAX),
          (END, -_TIME_MAX, _TIME_MAX), (TCP_FLAGS, 0, _TIME_MAX))
-_NONE: list[str] = []  # a Rows chunk skips nothing (never appended to)
 _MAX_GROUPS = 62  # distinct additional-field name sets told apart by extra_bits (the rest: "other")
 _ADDRESS = (0, 4, 16)  # address lengths read as columns
 
@@ -66,7 +65,7 @@ class Rows:
         self.flows, self.count = flows, len(flows)
         self.exporter, self.namespace = exporter, namespace
         self.error: BaseException | None = None  # (never: already decoded)
-        self.skipped: list[str] = _NONE
+        self.skipped: list[str] = NOTHING_SKIPPED  # (decoded already: skips counted by the decoder)
         self.unrated = unrated  # flows of unknown sampling rate
 
     def rows(self) -> list[tuple]:

@@ -80,7 +80,7 @@ class DecoderStage:
         ns, decode, allow, sampling, tags = self.namespace, self.decoder.decode, self.allow, self.sampling, self.tags
         scale = sampling is not None and sampling.scale  # (per-flow work on the counters: flow tuples)
         plain = self.decoder.plain if not scale else None
-        policy = self._policy if sampling is not None or tags is not None else None
+        policy = sampling is not None or tags is not None  # (chunks carry the rules and tags: _police)
         unknown_rate: Tally[str] = Tally()
         sources: dict[tuple[str, int], Source] = {}  # a batch is mostly a few exporters, all with one time
         last_of: dict[tuple[str, str], Any] = {}  # (exporter, flow type) -> its last flow or data set
@@ -111,12 +111,9 @@ class DecoderStage:
                 decoded += 1
                 if pchunks:
                     last_of[exporter, ftype] = pchunks[-1]
-                    pol = policy(exporter) if policy is not None else None
+                    if policy is not None:
+                        self._police(pchunks, exporter)
                     for c in pchunks:
-                        if pol is not None:
-                            c.policy = pol
-                            if pol.default or pol.override:
-                                c.unrated = 0
                         if c.unrated:
                             unknown_rate[exporter] += c.unrated
                     chunks += pchunks
@@ -148,12 +145,8 @@ class DecoderStage:
                 got = [Rows(flows, d.exporter, ns, unknown)] if flows else []
             elif got:
                 last_of[d.exporter, d.flow_type] = got[-1]
-                pol = policy(d.exporter) if policy is not None else None
-                if pol is not None:
-                    for c in got:
-                        c.policy = pol
-                        if pol.default or pol.override:
-                            c.unrated = 0
+                if policy is not None:
+                    self._police(got, d.exporter)
             n = 0
             for c in got:
                 n += c.count
@@ -196,16 +189,20 @@ class DecoderStage:
             self._set_held()
         return FlowBatch(chunks, notes, records)
 
-    def _policy(self, exporter: str) -> Policy | None:
-        """The listener's [[sampling]] rules for ``exporter`` and its tags, for its chunks (None when
-        they change nothing); equal ones are one object (chunks are grouped by it)."""
+    def _police(self, chunks: list[Any], exporter: str) -> None:
+        """Give ``exporter``'s chunks the listener's [[sampling]] rules for it and its tags (nothing
+        when they change nothing; equal ones are one object, chunks are grouped by it); with a rate
+        from the rules, no record is of unknown rate any more."""
         default, override = self.sampling.rule_for(exporter) if self.sampling is not None else (0, 0)
         if not (default or override or self.tags):
-            return None
-        got = self._policies.get((default, override))
-        if got is None:
-            got = self._policies[default, override] = Policy(default, override, self.tags)
-        return got
+            return
+        pol = self._policies.get((default, override))
+        if pol is None:
+            pol = self._policies[default, override] = Policy(default, override, self.tags)
+        for c in chunks:
+            c.policy = pol
+            if default or override:
+                c.unrated = 0
 
     def _set_held(self) -> None:
         now = self.decoder.held

@@ -362,26 +362,21 @@ class TemplateDecoder:
                 if dec.size:
                     body = body[:room * dec.size]
             if self.columnar and (dec.plan is not None or dec.picks is not None) and not msg.flows:
-                if not dec.size:  # variable-length records: their fixed-length fields, packed
-                    packed, count, overran = walk.compact(body, dec.lens, dec.min_size, room)
-                    if count:
-                        for d, b, n, at in (dec.picks.split(packed, count) if dec.picks is not None
-                                            else ((dec, packed, count, None),)):
-                            msg.chunks.append(PackedChunk(d, b, body, n, msg.exporter, msg.namespace, dom.rate,
-                                                          dom.samplers, msg.secs, msg.uptime, dom.init_ms, at))
-                        msg.records += count
-                    if overran:
-                        msg.skipped.append("record_overrun")
-                    return
-                count = min(len(body) // dec.size, room)
+                if dec.size:
+                    count = min(len(body) // dec.size, room)
+                    whole = body if len(body) == count * dec.size else body[:count * dec.size]
+                else:  # variable-length records: their fixed-length fields, packed (the whole records read)
+                    whole, count, overran = walk.compact(body, dec.lens, dec.min_size, room)
                 if count:
-                    if len(body) != count * dec.size:
-                        body = body[:count * dec.size]
-                    parts = dec.picks.split(body, count) if dec.picks is not None else ((dec, body, count, None),)
-                    for d, b, n, _ in parts:  # (records of each pair of address lengths: their own plan)
-                        msg.chunks.append(Chunk(d, b, n, msg.exporter, msg.namespace, dom.rate, dom.samplers,
-                                                msg.secs, msg.uptime, dom.init_ms))
+                    parts = dec.picks.split(whole, count) if dec.picks is not None else ((dec, whole, count, None),)
+                    for d, b, n, at in parts:  # (records of each pair of address lengths: their own plan)
+                        msg.chunks.append(Chunk(d, b, n, msg.exporter, msg.namespace, dom.rate, dom.samplers, msg.secs,
+                                                msg.uptime, dom.init_ms) if dec.size else
+                                          PackedChunk(d, b, body, n, msg.exporter, msg.namespace, dom.rate,
+                                                      dom.samplers, msg.secs, msg.uptime, dom.init_ms, at))
                     msg.records += count
+                if overran:
+                    msg.skipped.append("record_overrun")
                 return
             try:
                 rows = dec.decode(body, msg.exporter, msg.namespace, dom.rate, dom.samplers, msg.secs, msg.uptime,

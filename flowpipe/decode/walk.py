@@ -126,32 +126,23 @@ def py_compact(body: bytes, lens: tuple[int, ...], min_size: int, max_records: i
     while n - o >= min_size:
         mark, keep, start = len(out), count < max_records, o
         for ln in lens:
-            if ln == _VARLEN:
-                if o >= n:
-                    del out[mark:]
-                    return bytes(out), count, True
-                ln = body[o]
-                o += 1
-                if ln == 255:
-                    if o + 2 > n:
-                        del out[mark:]
-                        return bytes(out), count, True
-                    ln = body[o] << 8 | body[o + 1]
-                    o += 2
-                if o + ln > n:
-                    del out[mark:]
-                    return bytes(out), count, True
-                o += ln
-                continue
+            variable = ln == _VARLEN
+            if variable:  # its length first
+                if o >= n or body[o] == 255 and o + 3 > n:
+                    break
+                ln, o = (body[o], o + 1) if body[o] != 255 else (body[o + 1] << 8 | body[o + 2], o + 3)
             if o + ln > n:
-                del out[mark:]
-                return bytes(out), count, True
-            if keep:
+                break
+            if keep and not variable:
                 out += body[o:o + ln]
             o += ln
-        count += keep
-        if o == start:
-            break  # (a record of no bytes at all: no variable-length field; not this walk's)
+        else:  # the whole record read
+            count += keep
+            if o == start:
+                break  # (a record of no bytes at all: no variable-length field; not this walk's)
+            continue
+        del out[mark:]  # it ran past the set: not read, nor the rest
+        return bytes(out), count, True
     return bytes(out), count, False
 
 
