@@ -464,8 +464,8 @@ def flowpipe_config(port: int, metrics_port: int, url: str, args: argparse.Names
         f"port_rollup_disabled = {'true' if args.no_rollup else 'false'}", "",
         "[forwarder]", f'url = "{url}"', 'format = "json"', 'compression = "gzip"', "",
         "[metrics]", f'listen = "127.0.0.1:{metrics_port}"', "",
-        *(["[[sampling]]", "default = 1", ""] if args.per_flow else [])])
-    if args.per_flow:  # (scaling multiplies the counters: flow tuples; rate 1 leaves them as they are)
+        *(["[[sampling]]", "default = 1", ""] if args.scaled else [])])
+    if args.scaled:  # (rate 1 leaves the counters as they are: the same flows, through the listener's policy)
         text = text.replace("[aggregator]\n", "[aggregator]\nscale_by_sampling = true\n")
     return text
 
@@ -688,9 +688,9 @@ def main() -> None:
     ap.add_argument("--flush-interval", type=float, default=10.0, help="flowpipe flush_interval and nfacctd "
                     "print_refresh_time [10]")
     ap.add_argument("--no-rollup", action="store_true", help="flowpipe with port rollup off (nfacctd has none)")
-    ap.add_argument("--per-flow", action="store_true", help="flowpipe with a [[sampling]] rule (default rate 1, "
-                    "every exporter) and scale_by_sampling: every record is decoded to a flow tuple, as templates "
-                    "with vendor rules or variable-length fields are")
+    ap.add_argument("--scaled", action="store_true", help="flowpipe with a [[sampling]] rule (default rate 1, "
+                    "every exporter) and scale_by_sampling: every record's counters are multiplied by its rate "
+                    "(until session 8 that decoded every record to a flow tuple; the option was --per-flow)")
     ap.add_argument("--rcvbuf", type=int, default=32 << 20, help="SO_RCVBUF both collectors ask for [32 MiB]")
     ap.add_argument("--rmem", type=int, help="as root: raise net.core.rmem_max to this for the run (restored after)")
     ap.add_argument("--nfacctd", default=shutil.which("nfacctd") or NFACCTD)
@@ -726,7 +726,7 @@ def main() -> None:
     print(f"load: {args.load}, {args.protocol}, {per}, {args.pool:,} distinct flows, "
           f"{args.exporters} exporters, "
           f"{args.rate:,.0f} flows/s for {args.duration:g} s; flowpipe workers={args.workers}, "
-          f"rollup {'off' if args.no_rollup else 'on'}{'; flow tuples' if args.per_flow else ''}; {cpus} CPUs; "
+          f"rollup {'off' if args.no_rollup else 'on'}{'; scale_by_sampling' if args.scaled else ''}; {cpus} CPUs; "
           f"net.core.rmem_max={rmem} "
           f"(both ask SO_RCVBUF {args.rcvbuf})")
     peer = "sfacctd" if args.protocol == "sflow5" else "nfacctd"

@@ -423,19 +423,15 @@ class PackedChunk(Chunk):
         return rows[:self.count] if self.at is None else [rows[i] for i in self.at.tolist()]
 
 
-def flows_of(chunks: list[Chunk], skipped: list[str] | None = None) -> list[tuple]:
-    """The records of ``chunks`` as flow tuples, in order (for where they must take the tuple path
-    inside the decoder stage), the parts their decoding skipped added to ``skipped``; raises what a
-    record decoder raised, for the stage's per-datagram guard."""
+def flows_of(chunks: list[Chunk]) -> list[tuple]:
+    """The records of data set chunks as flow tuples, in order (for a datagram whose later sets must
+    be flow tuples); raises what a record decoder raised, for the decoder stage's per-datagram guard."""
     flows: list[tuple] = []
     for c in chunks:
         rows = c.rows()
         if c.error is not None:
             raise c.error
         flows += rows  # type: ignore[arg-type]
-        if c.skipped and skipped is not None:
-            skipped += c.skipped
-            c.skipped = NOTHING_SKIPPED
     return flows
 
 
@@ -597,6 +593,10 @@ class Columns:
             return [dict(zip(names, v, strict=True)) for v in zip(*values, strict=True)]
 
         return per_distinct(cols, make) if len(at) else objects([])
+
+    def rates(self) -> Any:
+        """The sampling rate of every record (uint64; of those ``ok``), as its record decoder makes it."""
+        return self._rates_at(np.arange(self.n))
 
     def _rates_at(self, at: Any) -> Any:
         """The sampling rate of the records at ``at`` (an int64 array)."""

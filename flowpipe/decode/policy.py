@@ -6,9 +6,9 @@ go under each flow's additional fields (its own values win), as
 :class:`flowpipe.decode.exporters.SamplingPolicy` and :func:`flowpipe.decode.exporters.with_tags`
 do to flow tuples. A chunk carries its exporter's :class:`Policy`; :class:`Policed` gives the
 chunks' columns (:mod:`flowpipe.decode.columns`, sFlow's, flow tuples') with it applied, where the
-accumulator reads them: the kept fields and additional fields of the windows they open, and the
-flow tuples of the records taken one by one. (``scale_by_sampling`` multiplies the counters
-themselves: those listeners keep flow tuples.)
+accumulator reads them: the kept fields and additional fields of the windows they open, the flow
+tuples of the records taken one by one, and, with ``scale_by_sampling``, the counters multiplied
+by each record's rate (the rate kept is then 1), as ``SamplingPolicy.apply`` scales them.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from flowpipe.decode.columns import Intern, objects
+from flowpipe.decode.columns import COUNTER_MAX, Intern, objects
 from flowpipe.decode.exporters import settled_rate, tagged
-from flowpipe.flow import EXTRAS, KEPT, SAMPLING_RATE
+from flowpipe.flow import BYTES, EXTRAS, KEPT, PACKETS, SAMPLING_RATE
 
 _RATE = KEPT.index(SAMPLING_RATE)  # the rate's place in a kept tuple
 _MISSING: Any = object()
@@ -26,14 +26,23 @@ _MISSING: Any = object()
 
 class Policy(NamedTuple):
     """What a listener does to each flow of one exporter: its ``[[sampling]]`` default and override
-    rates (0: none), and its tags (None: none)."""
+    rates (0: none), its tags (None: none), and whether counters are scaled by the rate."""
 
     default: int
     override: int
     tags: dict[str, str] | None
+    scale: bool = False
 
     def rate(self, own: int) -> int:
-        return settled_rate(own, self.default, self.override)
+        """The rate a flow keeps: the settled one, or 1 once its counters were scaled by it."""
+        rate = settled_rate(own, self.default, self.override)
+        return 1 if self.scale and rate > 1 else rate
+
+    def rates(self, own: Any) -> Any:
+        """The settled rate of each of ``own`` (a uint64 array of the records' own rates)."""
+        if self.override:
+            return np.full(len(own), self.override, dtype=np.uint64)
+        return np.where(own != 0, own, np.uint64(self.default)) if self.default else own
 
     def extras(self, own: dict[str, Any] | None) -> dict[str, Any] | None:
         return own if self.tags is None else tagged(self.tags, own)
@@ -42,11 +51,17 @@ class Policy(NamedTuple):
         """A flow tuple with the policy applied (None stays None: an undecodable record)."""
         if f is None:
             return None
-        rate, extras = self.rate(f[SAMPLING_RATE]), self.extras(f[EXTRAS])
-        if rate == f[SAMPLING_RATE] and extras is f[EXTRAS]:
+        own = f[SAMPLING_RATE]
+        rate, extras = settled_rate(own, self.default, self.override), self.extras(f[EXTRAS])
+        scaled = self.scale and rate > 1
+        if rate == own and extras is f[EXTRAS] and not scaled:
             return f
         lf = list(f)
         lf[SAMPLING_RATE], lf[EXTRAS] = rate, extras
+        if scaled:
+            lf[BYTES] *= rate
+            lf[PACKETS] *= rate
+            lf[SAMPLING_RATE] = 1
         return tuple(lf)
 
 
@@ -56,6 +71,13 @@ class Policed:
 
     def __init__(self, cols: Any, policy: Policy) -> None:
         self._cols, self._policy = cols, policy
+        if policy.scale:  # counters times the settled rate; a product past COUNTER_MAX: that flow tuple
+            f = np.maximum(policy.rates(cols.rates()), np.uint64(1))
+            ok = cols.ok & (f < COUNTER_MAX)
+            most = np.uint64(COUNTER_MAX - 1) // f
+            ok &= (cols.bytes.astype(np.uint64) <= most) & (cols.packets.astype(np.uint64) <= most)
+            f = np.where(ok, f, np.uint64(1)).astype(np.int64)
+            self.ok, self.bytes, self.packets = ok, cols.bytes * f, cols.packets * f
 
     def __getattr__(self, name: str) -> Any:  # n, parts, bytes, packets, start, end, flags, ok, owner_ids...
         return getattr(self._cols, name)
@@ -74,7 +96,7 @@ class Policed:
         ones shared: one new tuple or dict per distinct one the columns gave)."""
         kept, more = self._cols.kept_at(positions, intern)  # (interned as the columns see fit)
         pol = self._policy
-        if pol.default or pol.override:
+        if pol.default or pol.override or pol.scale:
             made: dict[int, Any] = {}
 
             def rated(k: Any) -> Any:

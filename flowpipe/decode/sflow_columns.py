@@ -445,6 +445,10 @@ class SampleColumns:
         ids = np.fromiter((owner(c.namespace, c.exporter) for c in self.chunks), np.int64, len(self.chunks))
         return ids[self.chunk_of[self.lanes]]
 
+    def rates(self) -> Any:
+        """The sampling rate of every record (uint64; of those ``ok``)."""
+        return self.s.rate[self.lanes].astype(np.uint64)
+
     def row(self, p: int) -> tuple | None:
         """The flow tuple of record ``p``, decoded by the per-sample decoder; None when it raised."""
         g = int(self.lanes[p])

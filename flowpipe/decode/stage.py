@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from flowpipe.decode.base import DecodeError, Source
-from flowpipe.decode.columns import Chunk, flows_of
+from flowpipe.decode.columns import Chunk
 from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import Allowlist, SamplingPolicy, with_tags
 from flowpipe.decode.facts import SamplingSeen
@@ -67,10 +67,9 @@ class DecoderStage:
         """Decode a batch of datagrams; never raises for bad input.
 
         Its records leave as one list of record sources in arrival order: data sets and sFlow
-        samples left undecoded (chunks, each with its exporter's [[sampling]] rules and the
-        listener's tags: :mod:`flowpipe.decode.policy`), and, as :class:`flowpipe.decode.rows.Rows`,
-        the flow tuples of what was decoded one by one (and of every record when the counters are
-        scaled by their sampling rate)."""
+        samples left undecoded (chunks, each with its exporter's [[sampling]] rules, the listener's
+        tags and counter scaling: :mod:`flowpipe.decode.policy`), and, as
+        :class:`flowpipe.decode.rows.Rows`, the flow tuples of what was decoded one by one."""
         chunks: list[Any] = []
         records = 0
         notes: list[SequenceNote] = []
@@ -78,9 +77,8 @@ class DecoderStage:
         skipped: Tally[str] = Tally()
         decoded = held = released = refused = 0
         ns, decode, allow, sampling, tags = self.namespace, self.decoder.decode, self.allow, self.sampling, self.tags
-        scale = sampling is not None and sampling.scale  # (per-flow work on the counters: flow tuples)
-        plain = self.decoder.plain if not scale else None
-        policy = sampling is not None or tags is not None  # (chunks carry the rules and tags: _police)
+        plain = self.decoder.plain
+        policy = sampling is not None or tags is not None  # (chunks carry the rules, tags, scaling: _police)
         unknown_rate: Tally[str] = Tally()
         sources: dict[tuple[str, int], Source] = {}  # a batch is mostly a few exporters, all with one time
         last_of: dict[tuple[str, str], Any] = {}  # (exporter, flow type) -> its last flow or data set
@@ -126,23 +124,16 @@ class DecoderStage:
                 decoded += 1
             released += d.released
             got = d.chunks
-            if d.flows or (got and scale):
-                try:
-                    flows = d.flows or flows_of(got, d.skipped)  # (a datagram has flows or chunks, not both)
-                except Exception as e:  # a record decoder bug: this datagram's records are lost, counted
-                    invalid["internal_error"] += 1
-                    decoded -= 1
-                    self._log(logging.ERROR, "decoder_bug", exc_info=True, exporter=host, error=repr(e))
-                    flows = []
-                if flows:
-                    last_of[d.exporter, d.flow_type] = flows[-1]  # (its rate as announced, before the rules)
+            if d.flows:  # (a datagram has flows or chunks, not both)
+                flows = d.flows
+                last_of[d.exporter, d.flow_type] = flows[-1]  # (its rate as announced, before the rules)
                 if sampling is not None:
                     flows, unknown = sampling.apply(flows, d.exporter)
                 else:
                     unknown = sum(map(operator.not_, map(_rate, flows)))
                 if tags is not None:
                     flows = with_tags(flows, tags)
-                got = [Rows(flows, d.exporter, ns, unknown)] if flows else []
+                got = [Rows(flows, d.exporter, ns, unknown)]
             elif got:
                 last_of[d.exporter, d.flow_type] = got[-1]
                 if policy is not None:
@@ -190,15 +181,16 @@ class DecoderStage:
         return FlowBatch(chunks, notes, records)
 
     def _police(self, chunks: list[Any], exporter: str) -> None:
-        """Give ``exporter``'s chunks the listener's [[sampling]] rules for it and its tags (nothing
+        """Give ``exporter``'s chunks the listener's [[sampling]] rules for it, its tags and scaling (nothing
         when they change nothing; equal ones are one object, chunks are grouped by it); with a rate
         from the rules, no record is of unknown rate any more."""
         default, override = self.sampling.rule_for(exporter) if self.sampling is not None else (0, 0)
-        if not (default or override or self.tags):
+        scale = self.sampling is not None and self.sampling.scale
+        if not (default or override or self.tags or scale):
             return
         pol = self._policies.get((default, override))
         if pol is None:
-            pol = self._policies[default, override] = Policy(default, override, self.tags)
+            pol = self._policies[default, override] = Policy(default, override, self.tags, scale)
         for c in chunks:
             c.policy = pol
             if default or override:

@@ -2,6 +2,8 @@
 alike) and aggregated by the accumulator's one path exactly as the per-record reference does."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +17,7 @@ from flowpipe.decode.dispatch import DatagramDecoder
 from flowpipe.decode.exporters import SamplingPolicy
 from flowpipe.decode.rows import RowColumns, Rows, columns_of, rows
 from flowpipe.decode.stage import DecoderStage, FlowQueue
-from flowpipe.export import DEFAULT_TEMPLATE, Exporter, TrafficModel
+from flowpipe.export import Exporter, Template
 from flowpipe.flow import BYTES, DST_IP, EXTRAS, SAMPLING_RATE, SRC_IP, SRC_PORT, make_flow
 from flowpipe.metrics import Metrics
 
@@ -126,17 +128,21 @@ def test_more_distinct_additional_field_sets_than_bits_still_join_in_order() -> 
 
 
 def test_the_decoder_stage_hands_flow_tuples_on_as_rows_in_arrival_order() -> None:
-    """A listener whose counters are scaled by the sampling rate (per-flow work on the counters):
-    every record is a flow tuple, scaled, in a Rows chunk per datagram, and the batch counts them."""
+    """A template no plan reads (3-byte octet counters) is decoded record by record: every record a
+    flow tuple, scaled by the listener's rate, in a Rows chunk per datagram, and the batch counts them."""
     lc = ListenerConfig(flow_type="netflow9")
     stage = DecoderStage(lc, Metrics(), decoder=DatagramDecoder("netflow9", DecoderConfig(), [], lc, columnar=True),
                          queue=FlowQueue(10**9), sampling=SamplingPolicy([SamplingRule(default=10)], scale=True))
     exp = Exporter("127.0.0.1:9", protocol=9, source_id=1, records_per_packet=10, boot_time=T0 - 3600,
                    clock=lambda: T0)
-    recs = TrafficModel(3).flows(50, exp.uptime_ms()).ipv4
-    fb = stage.decode_batch([(g, "192.0.2.9", 2055, T0) for g in exp.encode(DEFAULT_TEMPLATE, recs)])
+    odd = Template([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 3), (2, 4)], template_id=290)
+    rng = random.Random(3)
+    recs = [(bytes((10, 0, 0, i % 7)), bytes((10, 0, 1, 1)), 40000 + i, 443, 6, rng.randrange(1, 2**24), 1 + i % 5)
+            for i in range(50)]
+    fb = stage.decode_batch([(g, "192.0.2.9", 2055, T0) for g in exp.encode(odd, recs)])
     assert fb.chunks and all(isinstance(c, Rows) and c.exporter == "192.0.2.9" for c in fb.chunks)
     assert fb.size == sum(c.count for c in fb.chunks) == 50
     flows = [f for c in fb.chunks for f in c.rows()]
+    assert [f[SRC_PORT] for f in flows] == [40000 + i for i in range(50)]  # in arrival order
     assert all(f[SAMPLING_RATE] == 1 for f in flows)
-    assert sum(f[BYTES] for f in flows) == 10 * sum(r[6] for r in recs)  # (octets: the 7th field)
+    assert sum(f[BYTES] for f in flows) == 10 * sum(r[5] for r in recs)
