@@ -110,6 +110,20 @@ FIELD_INDEX: dict[str, int] = {f.name: i for i, f in enumerate(SCHEMA)}
  IP_PROTOCOL, SRC_IP, DST_IP, SRC_PORT, DST_PORT, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, IN_IF,
  OUT_IF, TCP_FLAGS, NEXT_HOP, TOS, EXTRAS) = (FIELD_INDEX[f.name] for f in SCHEMA)
 
+# The fields a flow seen the other way exchanges: source and destination, input and output interface.
+MIRRORED = ((SRC_IP, DST_IP), (SRC_PORT, DST_PORT), (SRC_MAC, DST_MAC), (SRC_MASK, DST_MASK), (IN_IF, OUT_IF))
+
+
+def swapped(f: Sequence[Any], nbytes: int, npackets: int, flags: int = 0) -> tuple:
+    """The flow ``f`` seen the other way: its :data:`MIRRORED` fields exchanged, these counters and
+    TCP flags."""
+    lf = list(f)
+    for a, b in MIRRORED:
+        lf[a], lf[b] = f[b], f[a]
+    lf[BYTES], lf[PACKETS], lf[TCP_FLAGS] = nbytes, npackets, flags
+    return tuple(lf)
+
+
 # What aggregation keeps from the first flow of a window: the fields neither in the context key
 # nor merged (as a tuple in this order).
 KEPT = tuple(i for i, f in enumerate(SCHEMA) if f.role == "kept")

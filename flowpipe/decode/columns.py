@@ -313,6 +313,7 @@ class Chunk:
                  "error", "unrated", "skipped", "policy")
     flow_type = ""  # set by chunk kinds whose decoding may skip parts (see skipped)
     tuples = False  # (flowpipe.decode.rows.Rows: flow tuples)
+    derived: Any = None  # (flowpipe.decode.derived.VendorChunk: the flows vendor rules make of its records)
 
     def __init__(self, dec: Any, body: bytes, count: int, exporter: str, namespace: str, rate: int,
                  samplers: dict[int, int], secs: int, uptime: int, init: int | None) -> None:
@@ -329,6 +330,10 @@ class Chunk:
                                                                        np.zeros(count, np.int64))))
         self.skipped: list[str] = NOTHING_SKIPPED  # parts skipped while decoding records, for metrics (see flow_type)
         self.policy: Any = None  # the listener's [[sampling]] rules and tags for its exporter (decode/policy.py)
+
+    def flow_records(self, dtype: Any) -> Any:
+        """Its records as numpy reads them (``dtype``: its plan's), one per flow."""
+        return np.frombuffer(self.body, dtype, self.count)
 
     def last_rate(self) -> int:
         """The sampling rate of the set's last record, as the record decoder makes it (for the
@@ -449,8 +454,12 @@ class Columns:
     def __init__(self, chunks: list[Chunk]) -> None:
         first = chunks[0]
         p: VectorPlan = first.dec.plan
-        body = first.body if len(chunks) == 1 else b"".join([c.body for c in chunks])
-        a = np.frombuffer(body, dtype=p.dtype)
+        vendor = first.derived is not None  # (a decoder's chunks are all of one kind)
+        if vendor:  # a record per flow (see flowpipe.decode.derived)
+            got = [c.flow_records(p.dtype) for c in chunks]
+            a = got[0] if len(got) == 1 else np.concatenate(got)
+        else:
+            a = np.frombuffer(first.body if len(chunks) == 1 else b"".join([c.body for c in chunks]), dtype=p.dtype)
         self._plan, self._records = p, a
         n = len(a)
         self.counts = counts = [c.count for c in chunks]
@@ -473,8 +482,13 @@ class Columns:
             return v.astype(np.int64)
 
         self.parts = [a[names[slot]] if slot in names else None for slot in KEY_SLOTS]
-        self.bytes, self.packets, self.flags = ints(BYTES_SLOT), ints(PACKETS_SLOT), ints(FLAGS_SLOT)
-        ok &= (self.bytes < COUNTER_MAX) & (self.packets < COUNTER_MAX)
+        if vendor:  # the counters and flags the rules worked out
+            b, pk, fl = (np.concatenate([getattr(c.derived, k) for c in chunks]) for k in ("bytes", "packets", "flags"))
+            ok &= (b < COUNTER_MAX) & (pk < COUNTER_MAX) & (fl < _WIDE_MAX)
+            self.bytes, self.packets, self.flags = b.astype(np.int64), pk.astype(np.int64), fl.astype(np.int64)
+        else:
+            self.bytes, self.packets, self.flags = ints(BYTES_SLOT), ints(PACKETS_SLOT), ints(FLAGS_SLOT)
+            ok &= (self.bytes < COUNTER_MAX) & (self.packets < COUNTER_MAX)
         made: dict[str, Any] = {}
 
         def each(name: str) -> Any:

@@ -270,7 +270,7 @@ class RecordDecoder:
         self.min_size = min_size  # shortest possible record
         self.source = source      # generated code, for debugging
         self.identity = identity  # the flows' exporter comes from the records (in-band 130/131)
-        # per-record vendor rules applied to the decoded rows (flowpipe.decode.nsel / reverse), or None
+        # vendor rules deriving the flows of its records (flowpipe.decode.nsel / reverse), or None
         self.vendor: Any = None
         self.lens: tuple[int, ...] = ()  # the template's field lengths (VARLEN: variable)
         self.picks: Any = None  # addresses of either family record by record: the plans per family (columns.Picks)
@@ -593,12 +593,15 @@ def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[t
 
 
 def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | None = None, *,
-                    in_band: bool = False, passthrough: bool = False) -> RecordDecoder:
+                    in_band: bool = False, passthrough: bool = False,
+                    vendor_extras: Sequence[tuple[str, int, str, Callable[[Any], Any] | None]] = ()) -> RecordDecoder:
     """The record decoder of a data template (validated: lengths 0..65534 or VARLEN; a zero-length
     field is skipped).
 
     ``in_band``: 130/131 in the record name the flow's exporter; ``passthrough``: unknown
-    elements go into ``extras`` as hex (see the module doc).
+    elements go into ``extras`` as hex (see the module doc); ``vendor_extras``: additional fields
+    the template's vendor rules give each flow (a name the record has already is its own), for its
+    plan to read too (the record decoder leaves them to the rules).
     """
     fixed = all(ln != VARLEN for _, _, ln in fields)
     g = _Gen(fields, fixed)
@@ -629,7 +632,9 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     rated = rate[1:] if rate is not None else None  # (the rate's fields, when a plan can read it)
     plannable = ((literal or not fixed and not extras and len(fields) <= columns.MAX_PACKED_FIELDS)
                  and identity is None and rated is not None and 1 not in ex and 2 not in ex)
-    vector = columns.plan(packed, ex, g.simple, ns["TY"], rated, g.extra_fields) if plannable and rated else None
+    own = {name for name, _, _, _ in g.extra_fields}
+    planned = g.extra_fields + [x for x in vendor_extras if x[0] not in own]
+    vector = columns.plan(packed, ex, g.simple, ns["TY"], rated, planned) if plannable and rated else None
     row = "(" + ", ".join(slots) + ")"
     clauses = " ".join(pre)
     size = sum(ln for _, _, ln in fields if ln != VARLEN)

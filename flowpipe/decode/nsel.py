@@ -41,10 +41,13 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
+from flowpipe.decode.derived import Derived, in_pairs, saturated_sum
 from flowpipe.decode.elements import Field
-from flowpipe.decode.reverse import FieldReader, first, swapped
+from flowpipe.decode.reverse import FieldReader, first
 from flowpipe.decode.stats import NselStats
-from flowpipe.flow import BYTES, EXTRAS, PACKETS
+from flowpipe.flow import BYTES, EXTRAS, PACKETS, swapped
 
 FW_EVENT, FW_EVENT_84, FW_EXT_EVENT, CONN_ID = 233, 40005, 33002, 148
 INITIATOR_OCTETS, RESPONDER_OCTETS, INITIATOR_PACKETS, RESPONDER_PACKETS = 231, 232, 298, 299
@@ -73,10 +76,15 @@ class ConnTable:
         return len(self.open) + len(self.closed)
 
 
+def event_name(ev: int) -> str:
+    """The ``fw_event`` additional field of an event."""
+    return EVENT_NAMES.get(ev, str(ev))
+
+
 class NselFields:
     """Where a template's records keep the event, connection and directional counters."""
 
-    __slots__ = ("reader", "has_ext")
+    __slots__ = ("reader", "has_ext", "extras", "mirror")
 
     def __init__(self, fields: Sequence[Field]) -> None:
         def at(eid: int) -> int | None:
@@ -86,6 +94,11 @@ class NselFields:
                 at(INITIATOR_OCTETS), at(RESPONDER_OCTETS), at(INITIATOR_PACKETS), at(RESPONDER_PACKETS))
         self.has_ext = want[2] is not None
         self.reader = FieldReader(fields, want)
+        # the additional fields each flow gets, as a template's plan reads them (name, field, how, converter)
+        self.extras: list[tuple[str, int, str, Any]] = [("fw_event", want[0], "int", event_name)]  # type: ignore[list-item]
+        if want[2] is not None:
+            self.extras.append(("fw_ext_event", want[2], "int", None))
+        self.mirror: list[tuple[str, str]] | None = []  # fields a flow seen the other way exchanges in its plan
 
 
 def of(fields: Sequence[Field]) -> NselFields | None:
@@ -128,7 +141,7 @@ class Nsel:
                     continue
             st.flow += 1
             extras = dict(row[EXTRAS]) if row[EXTRAS] else {}
-            extras.setdefault("fw_event", EVENT_NAMES.get(ev, str(ev)))
+            extras.setdefault("fw_event", event_name(ev))
             if f.has_ext and ext is not None:
                 extras.setdefault("fw_ext_event", ext)
             ib, rb, ip, rp = counts
@@ -143,6 +156,63 @@ class Nsel:
                 out.append(head + (min(ib + rb, U64_MAX), min(ip + rp, U64_MAX)) + mid + (extras,))
         st.connections = self.total
         return out
+
+    def derive(self, table: ConnTable, f: NselFields, body: bytes, count: int, base: tuple[Any, Any, Any],
+               now: float, split: bool) -> Derived:
+        """What :meth:`flows` makes of the first ``count`` records of ``body``, as columns (``base``:
+        their bytes, packets and TCP flags, :func:`flowpipe.decode.derived.counters`): the same
+        outcomes counted, the same connection state kept (record by record only for the updates and
+        teardowns of a stream that tracks connections or has updates in this set)."""
+        ev, conn, ext, ib, rb, ip, rp = f.reader.arrays(body, count)
+        zero = np.zeros(count, dtype=np.uint64)
+        if ib is None and rb is None:  # no directional counters: what the record counts (IE 1/85/23)
+            ib, rb = base[0], zero
+        if ip is None and rp is None:
+            ip, rp = base[1], zero
+        ib, rb, ip, rp = (zero if a is None else a for a in (ib, rb, ip, rp))
+        ev = zero if ev is None else ev
+        st = self.stats
+        counted = (ib | rb | ip | rp) != 0
+        create = (ev == CREATE) & ~counted
+        st.create += int(np.count_nonzero(create))
+        keep = ~create
+        if conn is not None:
+            tracked = (ev == UPDATE) | (ev == TEARDOWN)
+            at = np.flatnonzero(tracked)
+            if len(at) and (len(table) or (ev[at] == UPDATE).any()):
+                ib, rb, ip, rp = ib.copy(), rb.copy(), ip.copy(), rp.copy()
+                for k, e, c, *counts in zip(at.tolist(), ev[at].tolist(), conn[at].tolist(), ib[at].tolist(),
+                                            rb[at].tolist(), ip[at].tolist(), rp[at].tolist(), strict=True):
+                    ib[k], rb[k], ip[k], rp[k] = self._once(table, c, e, counts, now)
+                counted = (ib | rb | ip | rp) != 0
+            spent = tracked & ~counted
+            st.counted_before += int(np.count_nonzero(spent))
+            keep &= ~spent
+        kept = np.flatnonzero(keep)
+        st.flow += len(kept)
+        st.connections = self.total
+        ib, rb, ip, rp = ib[kept], rb[kept], ip[kept], rp[kept]
+        if split:
+            back = (rb | rp) != 0
+            mine, swap = in_pairs(np.arange(len(kept)), ((ib | ip) != 0) | ~back, back)
+            take = kept[mine]
+            nbytes, npackets = np.where(swap, rb[mine], ib[mine]), np.where(swap, rp[mine], ip[mine])
+            flags = np.where(swap, np.uint64(0), base[2][take])
+        else:  # (two 8-byte counters may add up past 64 bits: held at the largest)
+            take, swap = kept, np.zeros(len(kept), dtype=bool)
+            nbytes, npackets, flags = saturated_sum(ib, rb), saturated_sum(ip, rp), base[2][kept]
+        made: dict[tuple[int, int | None], dict[str, Any]] = {}
+
+        def adds(k: int) -> dict[str, Any]:  # (for flow tuples only: the plan reads them from the records)
+            key = (int(ev[k]), None if ext is None else int(ext[k]))
+            got = made.get(key)
+            if got is None:
+                got = made[key] = {"fw_event": event_name(key[0])}
+                if key[1] is not None:
+                    got["fw_ext_event"] = key[1]
+            return got
+
+        return Derived(take, swap, nbytes, npackets, flags, adds)
 
     def _once(self, t: ConnTable, conn: int, ev: int, counts: list[int], now: float) -> list[int]:
         """What of an update's or teardown's counters was not counted before; remembers the rest."""

@@ -15,7 +15,11 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from flowpipe.decode.derived import Derived, in_pairs
 from flowpipe.decode.elements import VARLEN, Field, split_varlen
+from flowpipe.flow import swapped
 
 REVERSE_PEN, IXIA_PEN = 29305, 3054
 # (enterprise, element id) of reverse byte and packet counters, first present wins
@@ -24,18 +28,10 @@ REVERSE_PACKETS = ((REVERSE_PEN, 2), (REVERSE_PEN, 86), (REVERSE_PEN, 24), (IXIA
 REVERSE_FLAGS = (REVERSE_PEN, 6)
 
 
-def swapped(row: Sequence[Any], nbytes: int, npackets: int, flags: int = 0) -> tuple:
-    """The flow of ``row`` seen the other way: endpoints and interfaces swapped, these counters."""
-    (ty, exp, ns, rate, direction, start, end, _, _, et, proto, src, dst, sport, dport, smac, dmac, smask,
-     dmask, in_if, out_if, _, hop, tos, extras) = row
-    return (ty, exp, ns, rate, direction, start, end, nbytes, npackets, et, proto, dst, src, dport, sport, dmac,
-            smac, dmask, smask, out_if, in_if, flags, hop, tos, extras)
-
-
 class FieldReader:
     """Reads a few integer fields (1..8 bytes) of every record of a data set, by field index."""
 
-    __slots__ = ("want", "lens", "min_len", "st", "pos")
+    __slots__ = ("want", "lens", "min_len", "st", "pos", "dtype")
 
     def __init__(self, fields: Sequence[Field], want: Sequence[int | None]) -> None:
         self.want = tuple(want)
@@ -43,6 +39,14 @@ class FieldReader:
         self.min_len = max(1, sum(1 if ln == VARLEN else ln for ln in self.lens))
         self.st: struct.Struct | None = None
         self.pos: dict[int, int] = {}
+        # the wanted fields as numpy reads them (fixed-length records, integers of 1, 2, 4 or 8 bytes)
+        self.dtype: np.dtype[Any] | None = None
+        offsets = [sum(self.lens[:i]) for i in range(len(self.lens))]
+        wanted = sorted({i for i in self.want if i is not None})
+        if VARLEN not in self.lens and all(self.lens[i] in (1, 2, 4, 8) for i in wanted):
+            self.dtype = np.dtype({"names": [f"w{i}" for i in wanted],
+                                   "formats": [f">u{self.lens[i]}" for i in wanted],
+                                   "offsets": [offsets[i] for i in wanted], "itemsize": sum(self.lens)})
         if VARLEN not in self.lens:
             fmt = ["!"]
             for i, ln in enumerate(self.lens):
@@ -69,6 +73,12 @@ class FieldReader:
             out.append(tuple(None if i is None else _uint(vals[i]) for i in self.want))
         return out
 
+    def arrays(self, body: bytes, count: int) -> list[Any]:
+        """The wanted fields of the first ``count`` records of ``body`` as uint64 arrays (None where
+        the index is None); only when :attr:`dtype` is not None."""
+        a = np.frombuffer(body, self.dtype, count)
+        return [None if i is None else a[f"w{i}"].astype(np.uint64) for i in self.want]
+
 
 def _uint(b: bytes) -> int | None:
     return int.from_bytes(b, "big") if 0 < len(b) <= 8 else None
@@ -86,10 +96,11 @@ def first(fields: Sequence[Field], candidates: Sequence[tuple[int, int]]) -> int
 class Reverse:
     """A template's reverse counters (None from :func:`of` when it has none)."""
 
-    __slots__ = ("reader",)
+    __slots__ = ("reader", "mirror")
 
     def __init__(self, reader: FieldReader) -> None:
         self.reader = reader
+        self.mirror: list[tuple[str, str]] | None = []  # fields a flow seen the other way exchanges in its plan
 
     def flows(self, rows: list[tuple], body: bytes) -> list[tuple]:
         """``rows`` with, after each, its reverse flow when the record counted a reverse direction."""
@@ -99,6 +110,16 @@ class Reverse:
             if nb or npk:
                 out.append(swapped(row, nb or 0, npk or 0, fl or 0))
         return out
+
+    def derive(self, body: bytes, count: int, base: tuple[Any, Any, Any]) -> Derived:
+        """What :meth:`flows` makes of the first ``count`` records of ``body``, as columns (``base``:
+        their bytes, packets and TCP flags, :func:`flowpipe.decode.derived.counters`)."""
+        zero = np.zeros(count, dtype=np.uint64)
+        nb, npk, fl = (zero if a is None else a for a in self.reader.arrays(body, count))
+        take, swap = in_pairs(np.arange(count), np.ones(count, dtype=bool), (nb | npk) != 0)
+        b, p, f = base
+        return Derived(take, swap, np.where(swap, nb[take], b[take]), np.where(swap, npk[take], p[take]),
+                       np.where(swap, fl[take], f[take]))
 
 
 def of(fields: Sequence[Field]) -> Reverse | None:

@@ -46,7 +46,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from flowpipe.decode import ipfix, netflow9, nsel, walk
+import numpy as np
+
+from flowpipe.decode import derived, ipfix, netflow9, nsel, walk
 from flowpipe.decode import reverse as biflow
 from flowpipe.decode.base import Decoded, DecodeError, Plain, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, PackedChunk, flows_of
@@ -265,8 +267,8 @@ class TemplateDecoder:
             if t is None or t.seen < oldest or t.options:
                 return None
             dec = t.layout.decoder or self._compile(t.layout)
-            if dec.plan is None or not dec.size:  # (variable-length records: the full path packs them)
-                return None
+            if dec.plan is None or not dec.size or dec.vendor is not None:  # (variable-length records: the full
+                return None                                                # path packs them; vendor rules: state)
             a, b = sets[i + 1], sets[i + 2]
             count = (b - a) // dec.size
             if count:
@@ -362,6 +364,9 @@ class TemplateDecoder:
                 if dec.size:
                     body = body[:room * dec.size]
             if self.columnar and (dec.plan is not None or dec.picks is not None) and not msg.flows:
+                if dec.vendor is not None:  # (fixed-length records: see _compile)
+                    self._derived(dec, dom, msg, body[:min(len(body) // dec.size, room) * dec.size], now)
+                    return
                 if dec.size:
                     count = min(len(body) // dec.size, room)
                     whole = body if len(body) == count * dec.size else body[:count * dec.size]
@@ -398,6 +403,26 @@ class TemplateDecoder:
         if overran:
             msg.skipped.append("record_overrun")
 
+    def _derived(self, dec: RecordDecoder, dom: Domain, msg: _Msg, whole: bytes, now: float) -> None:
+        """The records of ``whole`` (a data set's, whole ones) as a chunk of the flows its template's
+        vendor rules derive from them (:mod:`flowpipe.decode.derived`)."""
+        count = len(whole) // dec.size
+        if not count:
+            return
+        rule, p = dec.vendor, dec.plan
+        assert p is not None  # (see _compile)
+        base = derived.counters(p, np.frombuffer(whole, p.dtype, count))
+        if isinstance(rule, nsel.NselFields):
+            if dom.conns is None:
+                dom.conns = nsel.ConnTable()
+            got = self.nsel.derive(dom.conns, rule, whole, count, base, now, self.reverse)
+        else:
+            got = rule.derive(whole, count, base)
+        if len(got.take):
+            msg.chunks.append(derived.VendorChunk(dec, whole, count, got, rule.mirror, msg.exporter, msg.namespace,
+                                                  dom.rate, dom.samplers, msg.secs, msg.uptime, dom.init_ms))
+        msg.records += count
+
     def _vendor(self, dec: RecordDecoder, dom: Domain, rows: list[tuple], body: bytes, now: float) -> list[tuple]:
         """Rows of a template with vendor rules: NSEL events counted once per connection, reverse
         counters as flows of their own."""
@@ -431,11 +456,17 @@ class TemplateDecoder:
                 holder = self.registry.layouts.get(gone)
                 if holder is not None:
                     holder.decoder = None
-            dec = self._compiled[k] = compile_records(layout.fields, layout.version, self.mapping,
-                                                      in_band=self.in_band, passthrough=self.passthrough)
-            dec.vendor = nsel.of(layout.fields) or (biflow.of(layout.fields) if self.reverse else None)
-            if dec.vendor is not None:
-                dec.plan = dec.picks = None  # per-record rules: never the columnar path
+            vendor = nsel.of(layout.fields) or (biflow.of(layout.fields) if self.reverse else None)
+            dec = self._compiled[k] = compile_records(
+                layout.fields, layout.version, self.mapping, in_band=self.in_band, passthrough=self.passthrough,
+                vendor_extras=vendor.extras if isinstance(vendor, nsel.NselFields) else ())
+            dec.vendor = vendor
+            if vendor is not None:  # columns of the flows the rules derive, when a plan reads them all
+                dec.picks = None
+                swaps = self.reverse or isinstance(vendor, biflow.Reverse)
+                vendor.mirror = derived.mirror_names(dec.plan) if dec.plan is not None and swaps else []
+                if not dec.size or vendor.reader.dtype is None or vendor.mirror is None:
+                    dec.plan = None
         layout.decoder = dec
         return dec
 

@@ -16,12 +16,14 @@ from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig, Map
 from flowpipe.decode import columns
 from flowpipe.decode.base import Source
 from flowpipe.decode.dispatch import DatagramDecoder
-from flowpipe.decode.rows import Rows, rows
+from flowpipe.decode.rows import rows
 from flowpipe.decode.stage import DecoderStage, FlowQueue
 from flowpipe.export import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_V6, DefaultRecord, Exporter, Template
 from flowpipe.flow import SAMPLING_RATE
 from flowpipe.metrics import Metrics
 from tests.support import captures
+from tests.support.equivalence import aggregate_both
+from tests.support.equivalence import same_flushes as _same
 
 T0 = 1_700_000_000.0
 # IPFIX with 8-byte counters and absolute millisecond times (a plan with "ms" times and wide fields).
@@ -105,49 +107,6 @@ def ipfix_wide_load(seed: int, n: int) -> list[tuple[bytes, Source]]:
                      rng.randrange(2), 1, octets, rng.randrange(1, 1000), ms, ms + rng.randrange(5000),
                      rng.choice((0, 2, 16))))
     return [(g, Source("198.51.100.7", 4739, "default", T0)) for g in exp.encode(IPFIX_WIDE, recs)]
-
-
-def aggregate_both(load: list[tuple[bytes, Source]], cfg: AggregatorConfig, batch: int,
-                   listener: ListenerConfig | None = None,
-                   sizes: list[int] | None = None) -> tuple[list[list[list[Any]]], list[list[list[Any]]], int]:
-    """Decode and aggregate ``load`` as the service does (decoder stage with chunks, ``batch``
-    datagrams a batch) and with flow tuples only, one datagram after the other, by the per-record
-    reference (:mod:`flowpipe.aggregate.reference`); the flows each emits at every flush tick,
-    and how many flows came as chunks (not flow tuples). ``sizes``: batch sizes instead."""
-    mapping = list(listener.mapping) if listener else []
-    stage = DecoderStage(ListenerConfig(flow_type="netflow9"), Metrics(),
-                         decoder=DatagramDecoder("netflow9", DecoderConfig(), mapping, listener, columnar=True),
-                         queue=FlowQueue(10**9))
-    dec_t = DatagramDecoder("netflow9", DecoderConfig(), mapping, listener)
-    acc_c, acc_t = Accumulator(cfg), ReferenceAccumulator(cfg)
-    out_c: list[list[list[Any]]] = []
-    out_t: list[list[list[Any]]] = []
-    chunked = 0
-    now = T0
-    starts = [sum((sizes or [])[:k]) for k in range(len(sizes))] if sizes else range(0, len(load), batch)
-    for b, a in enumerate(starts):
-        batch = sizes[b] if sizes else batch
-        fb = stage.decode_batch([(data, src.exporter, src.port, src.received) for data, src in load[a:a + batch]])
-        chunked += sum(c.count for c in fb.chunks if not isinstance(c, Rows))
-        acc_c.add(fb.chunks, now)
-        for data, src in load[a:a + batch]:
-            acc_t.add(dec_t.decode(data, src).flows, now)
-        if b % 3 == 2:
-            now += cfg.flush_interval / 2
-            out_c.append(acc_c.flush(now))
-            out_t.append(acc_t.flush(now))
-        if b % 7 == 6:
-            acc_c.rotate_rollup()
-            acc_t.rotate_rollup()
-    out_c.append(acc_c.drain())
-    out_t.append(acc_t.drain())
-    return out_c, out_t, chunked
-
-
-def _same(out_c: list[list[list[Any]]], out_t: list[list[list[Any]]]) -> None:
-    assert len(out_c) == len(out_t)
-    for tick, (c, t) in enumerate(zip(out_c, out_t, strict=True)):
-        assert sorted(map(repr, c)) == sorted(map(repr, t)), f"flush {tick} differs"
 
 
 @pytest.mark.slow

@@ -243,9 +243,11 @@ async def test_reverse_counters_dropped_by_default_and_ixia_reverse_deltas() -> 
                            ("192.0.2.20", "10.27.1.1", 6, 80, 40000): [9000, 8]}
 
 
-def test_vendor_templates_take_the_per_record_path_ordinary_ones_keep_the_columnar_one() -> None:
-    """NSEL, WLC and (with reverse_flows) biflow sets are decoded record by record in the decoder;
-    an ordinary template still goes to the accumulator's columnar path as chunks."""
+def test_vendor_rules_derive_columns_per_record_templates_stay_flow_tuples() -> None:
+    """NSEL and (with reverse_flows) biflow and IXIA sets go to the accumulator's columnar path as
+    chunks of the flows their rules derive (the NSEL record's responder share and the biflow's
+    reverse direction included), as an ordinary template's do; WLC's (a client address on the side
+    its direction says: no plan reads it) are decoded record by record."""
     from flowpipe.config import DecoderConfig
     from flowpipe.decode.base import Source
     from flowpipe.decode.template_decoder import TemplateDecoder
@@ -255,6 +257,7 @@ def test_vendor_templates_take_the_per_record_path_ordinary_ones_keep_the_column
     cases = [(v9, Template(ASA_TEARDOWN, 311), [asa(1, "10.28.0.1", 1, "10.28.0.2", 2, TEARDOWN, counts=(5, 6))]),
              (v9, Template(WLC, 312), [wlc_record(1, 0, 100)]),
              (ipfix, Template(BIFLOW, 313), biflow_records()),
+             (ipfix, Template(IXIA, 314), ixia_records()),
              (ipfix, ordinary, [("10.28.1.1", "10.28.1.2", 1, 2, 6, 100, 1, 0)])]
     got = []
     for make, t, recs in cases:
@@ -262,7 +265,7 @@ def test_vendor_templates_take_the_per_record_path_ordinary_ones_keep_the_column
         dec.decode(tpl, Source("127.0.28.1"))
         d = dec.decode(data, Source("127.0.28.1"))
         got.append((len(d.flows), sum(c.count for c in d.chunks)))
-    assert got == [(2, 0), (1, 0), (3, 0), (0, 1)]  # (reverse_flows: the NSEL record's responder share too)
+    assert got == [(0, 2), (1, 0), (0, 3), (0, 2), (0, 1)]
 
 
 def test_payload_doc_lists_the_vendor_rules() -> None:
