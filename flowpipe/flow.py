@@ -30,22 +30,25 @@ class FieldSpec(NamedTuple):
     ``"join"`` (additional fields: a name the window lacks is added, one it has is kept);
     ``width``: bytes an integer key field takes in the compact key (:mod:`flowpipe.aggregate.keys`:
     wider values key the flow by its plain values instead); ``payload``: the dotted path of its
-    value in a payload flow (docs/payload.md; "" when it is not sent)."""
+    value in a payload flow (docs/payload.md; "" when it is not sent; how each is written:
+    :mod:`flowpipe.render.fields`); ``type``: ``"int"``, ``"text"`` (str), ``"address"`` (raw
+    bytes) or ``"extras"`` (dict or None)."""
 
     name: str
     role: str
     key: int = -1
     width: int = 0
     payload: str = ""
+    type: str = "int"
 
 
 # The flow record, field by field: the one table the record layout (:class:`Flow`, the positions
 # below), the context key (:data:`KEY`, the compact key's layout and widths), the kept fields, the
 # merge rules and the payload paths are read from (tests/test_schema.py holds the renderer to it).
 SCHEMA: tuple[FieldSpec, ...] = (
-    FieldSpec("type", "kept", payload="type"),
-    FieldSpec("exporter", "key", 1, payload="exporter.ip"),
-    FieldSpec("namespace", "key", 0, payload="device.namespace"),
+    FieldSpec("type", "kept", payload="type", type="text"),
+    FieldSpec("exporter", "key", 1, payload="exporter.ip", type="text"),
+    FieldSpec("namespace", "key", 0, payload="device.namespace", type="text"),
     FieldSpec("sampling_rate", "kept", payload="sampling_rate"),
     FieldSpec("direction", "kept", payload="direction"),
     FieldSpec("start", "min", payload="start"),
@@ -54,8 +57,8 @@ SCHEMA: tuple[FieldSpec, ...] = (
     FieldSpec("packets", "sum", payload="packets"),
     FieldSpec("ether_type", "kept", payload="ether_type"),
     FieldSpec("ip_protocol", "key", 6, 1, payload="ip_protocol"),
-    FieldSpec("src_ip", "key", 2, payload="source.ip"),
-    FieldSpec("dst_ip", "key", 3, payload="destination.ip"),
+    FieldSpec("src_ip", "key", 2, payload="source.ip", type="address"),
+    FieldSpec("dst_ip", "key", 3, payload="destination.ip", type="address"),
     FieldSpec("src_port", "key", 4, 2, payload="source.port"),
     FieldSpec("dst_port", "key", 5, 2, payload="destination.port"),
     FieldSpec("src_mac", "kept", payload="source.mac"),
@@ -65,9 +68,9 @@ SCHEMA: tuple[FieldSpec, ...] = (
     FieldSpec("in_if", "key", 8, 4, payload="ingress.interface.index"),
     FieldSpec("out_if", "kept", payload="egress.interface.index"),
     FieldSpec("tcp_flags", "or", payload="tcp_flags"),
-    FieldSpec("next_hop", "kept", payload="next_hop.ip"),
+    FieldSpec("next_hop", "kept", payload="next_hop.ip", type="address"),
     FieldSpec("tos", "key", 7, 1),
-    FieldSpec("extras", "join", payload="additional_fields"),
+    FieldSpec("extras", "join", payload="additional_fields", type="extras"),
 )
 
 
@@ -158,6 +161,10 @@ def make_flow(**fields: Any) -> tuple:
     return tuple(Flow(**base))
 
 
+# The fields of FlowColumns' own columns (besides the key's and the kept tuples), in its order.
+OWN_COLUMNS = (START, END, BYTES, PACKETS, TCP_FLAGS, EXTRAS)
+
+
 class FlowColumns(Sequence[list[Any]]):
     """Flows as columns: what a flush emits, laid out as the accumulator holds them.
 
@@ -189,8 +196,7 @@ class FlowColumns(Sequence[list[Any]]):
         if not flows:
             return cls.empty()
         key = [list(c) for c in zip(*map(key_fields, flows), strict=True)]
-        return cls(key, list(map(kept_fields, flows)), *([f[i] for f in flows] for i in (START, END, BYTES, PACKETS,
-                                                                                         TCP_FLAGS, EXTRAS)))
+        return cls(key, list(map(kept_fields, flows)), *([f[i] for f in flows] for i in OWN_COLUMNS))
 
     @classmethod
     def join(cls, parts: Sequence[FlowColumns]) -> FlowColumns:
@@ -223,8 +229,7 @@ class FlowColumns(Sequence[list[Any]]):
             return as_list(self.key[_KEY_AT[field]])
         if field in _KEPT_AT:
             return list(map(operator.itemgetter(_KEPT_AT[field]), self.kept))
-        return list(as_list({START: self.start, END: self.end, BYTES: self.bytes, PACKETS: self.packets,
-                             TCP_FLAGS: self.flags, EXTRAS: self.extras}[field]))
+        return list(as_list(self._lists()[1 + OWN_COLUMNS.index(field)]))
 
     def __len__(self) -> int:
         return len(self.start)

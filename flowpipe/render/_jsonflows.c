@@ -1,12 +1,14 @@
 /* Payload JSON straight from aggregated flows: the renderer's hot loop, compiled.
  *
- * render(key, kept, start, end, bytes, packets, flags, extras, head, host, hostnames, tags_only, helpers
- *        [, joined[, msgpack]]) -> list[bytes] (joined: bytes, the texts separated by commas: a JSON array's
- *        inside; msgpack: each flow as msgpack.packb(object, use_bin_type=True) makes it, joined with nothing
- *        between: a msgpack array's inside)
+ * layout(n_fields, key, kept, other, addresses, objects, members): set once, from flowpipe.flow.SCHEMA and
+ *        flowpipe.render.fields.PAYLOAD (flowpipe/render/jsontext.py): which fields the columns hold and the
+ *        payload's members in order, each written by one of the formats below
+ * render(key, kept, other, flush_ms, host, hostnames, tags_only, helpers[, joined[, msgpack]]) -> list[bytes]
+ *        (joined: bytes, the texts separated by commas: a JSON array's inside; msgpack: each flow as
+ *        msgpack.packb(object, use_bin_type=True) makes it, joined with nothing between: a msgpack array's inside)
  *
- * The flows come as the columns of flowpipe.flow.FlowColumns: key (nine columns, the KEY fields), kept
- * (a list: a tuple of the KEPT fields per flow) and six columns. A column is a list of objects; the
+ * The flows come as the columns of flowpipe.flow.FlowColumns: key (the KEY fields' columns), kept
+ * (a list: a tuple of the KEPT fields per flow) and the other columns. A column is a list of objects; the
  * address columns (source, destination) may also be an array of 4- or 16-byte values (numpy V4/V16: their
  * bytes as they are), and the integer
  * ones (ports, protocol, ToS, input interface, start, end, bytes, packets, flags) an array of int64, read
@@ -19,8 +21,7 @@
  * not built; tests hold the two to the same bytes.
  *
  * In msgpack mode the helpers are msgpack's (flowpipe.render.msgpacktext: every cached piece packed, not
- * JSON), head is the packed "flush_timestamp", its value and "type", and the loop writes msgpack where it
- * writes JSON: the same walk, each piece in the other encoding (the KEY, STR_OPEN/STR_CLOSE, put_int and
+ * JSON), the members' keys their msgpack ones, and the loop writes msgpack where it writes JSON: the same walk, each piece in the other encoding (the KEY, STR_OPEN/STR_CLOSE, put_int and
  * put_uint writers below take the mode).
  */
 #define PY_SSIZE_T_CLEAN
@@ -28,26 +29,43 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Slots of flowpipe.flow.Flow */
-enum { TYPE, EXPORTER, NAMESPACE, SAMPLING_RATE, DIRECTION, START, END, BYTES, PACKETS, ETHER_TYPE,
-       IP_PROTOCOL, SRC_IP, DST_IP, SRC_PORT, DST_PORT, SRC_MAC, DST_MAC, SRC_MASK, DST_MASK, IN_IF,
-       OUT_IF, TCP_FLAGS, NEXT_HOP, TOS, EXTRAS, N_FIELDS };
-/* flowpipe.flow.KEY and KEPT: the fields of the key columns and of the kept tuples, in order */
-#define N_KEY 9
-#define N_KEPT 10
-static const int KEY_FIELDS[N_KEY] = {NAMESPACE, EXPORTER, SRC_IP, DST_IP, SRC_PORT, DST_PORT, IP_PROTOCOL, TOS, IN_IF};
-static const int KEPT_FIELDS[N_KEPT] = {TYPE, SAMPLING_RATE, DIRECTION, ETHER_TYPE, SRC_MAC, DST_MAC, SRC_MASK,
-                                        DST_MASK, OUT_IF, NEXT_HOP};
-#define N_OTHER 6
-static const int OTHER_FIELDS[N_OTHER] = {START, END, BYTES, PACKETS, TCP_FLAGS, EXTRAS};
+/* The layout, set once by layout() from flowpipe.flow.SCHEMA and flowpipe.render.fields.PAYLOAD (see
+ * flowpipe/render/jsontext.py): how many fields a flow has, which fields the key columns, the kept
+ * tuples and the other columns hold, which fields are addresses (an array column of them holds 4- or
+ * 16-byte values) and which come only as objects; and the payload's members in order, each a format
+ * (below), its key in both encodings and the fields it shows. Nothing renders before it is set. */
+#define MAX_FIELDS 64
+#define MAX_COLUMNS 32
+#define MAX_OPS 32
+enum { F_FLUSH, F_TEXT, F_INT, F_DIRECTION, F_COUNTER, F_ETHER, F_PROTOCOL, F_DEVICE, F_EXPORTER, F_ENDPOINT,
+       F_INTERFACE, F_HOST, F_FLAGS, F_NEXT_HOP, F_EXTRAS, N_FORMATS };
+static const char *const FORMAT_NAMES[N_FORMATS] = {
+    "flush", "text", "int", "direction", "counter", "ether", "protocol", "device", "exporter", "endpoint",
+    "interface", "host", "flags", "next_hop", "extras"};
+static const int FORMAT_FIELDS[N_FORMATS] = {0, 1, 1, 1, 1, 1, 1, 1, 1, 4, 1, 0, 1, 1, 1};
+
+#define MAX_KEY 40  /* bytes of a member's key in either encoding (msgpack's fixstr: a name under 32) */
+typedef struct {
+    int format;
+    char key[2][MAX_KEY];  /* the member's key: JSON ('{"name":' first, else ',"name":'), msgpack (a fixstr) */
+    int key_len[2];
+    int f[4];              /* its fields (an endpoint's: address, mask bits, MAC, port) */
+} Op;
+
+static struct {
+    int set, n_fields, n_key, n_kept, n_other, n_ops, extras;  /* extras: the additional fields' field */
+    int key[MAX_COLUMNS], kept[MAX_COLUMNS], other[MAX_COLUMNS];
+    char address[MAX_FIELDS], object_only[MAX_FIELDS];
+    Op ops[MAX_OPS];
+} L;
 
 /* One flow's values: each field as an object (o), or, for the fields read from an array column (o
  * NULL), an int64 (ll) or an address's bytes in the array (raw, rawlen). */
 typedef struct {
-    PyObject *o[N_FIELDS];
-    long long ll[N_FIELDS];
-    const unsigned char *raw[N_FIELDS];
-    Py_ssize_t rawlen[N_FIELDS];
+    PyObject *o[MAX_FIELDS];
+    long long ll[MAX_FIELDS];
+    const unsigned char *raw[MAX_FIELDS];
+    Py_ssize_t rawlen[MAX_FIELDS];
 } Row;
 
 typedef struct {
@@ -56,9 +74,10 @@ typedef struct {
 } Buf;
 
 /* Room for ``more`` bytes; the fixed-size pieces below are written unchecked after one reserve of
- * RESERVE bytes per flow (the longest fixed part of a flow is far below it), helper-made pieces
+ * RESERVE bytes per flow (the longest fixed part of a flow is far below it, with at most MAX_OPS
+ * keys of MAX_KEY bytes), helper-made pieces
  * (names, extras, IPv6) through put() with its own check. */
-#define RESERVE 1024
+#define RESERVE 4096
 
 static int buf_grow(Buf *b, Py_ssize_t more) {
     if (b->len + more <= b->cap) return 0;
@@ -205,8 +224,8 @@ typedef struct {
     PyObject *protos, *flags;          /* tuples of 256 JSON texts */
     Py_ssize_t limit;                  /* entries a cache holds at most (flowpipe.render.payload.CACHE_LIMIT) */
     int mp;                            /* write msgpack, not JSON */
-    Memo memo[4];                      /* put_cached's last type, ether type, namespace, exporter */
-    Memo next_hop_memo;                /* ... and next hop (not IPv4) */
+    Memo memo[MAX_OPS];                /* put_cached's last key and value, per payload member */
+    PyObject *cache[N_FORMATS], *helper[N_FORMATS];  /* (borrowed) of the formats whose pieces are cached */
 } Helpers;
 
 /* ---- the two encodings (into room reserved; never fail) */
@@ -263,12 +282,11 @@ static inline int STR_CLOSE(Buf *b, int mp, Py_ssize_t at) {
 static const char HEX[] = "0123456789abcdef";
 
 /* ',"ip":..,"port":..,"mac":..,"mask":..' part of source/destination; 1 written, 0 not writable, -1 error */
-static int put_endpoint(Buf *b, Helpers *h, const Row *row, int ip, PyObject *bits_o, int port_f, PyObject *mac_o,
-                        PyObject *hostnames) {
-    int ok = 1;
-    long long bits = get_ll(bits_o, &ok);
-    long long port = row_ll(row, port_f, &ok);
-    long long mac = get_ll(mac_o, &ok);
+static int put_endpoint(Buf *b, Helpers *h, const Row *row, const int *f, PyObject *hostnames) {
+    int ok = 1, ip = f[0];  /* (fields: address, mask bits, MAC, port) */
+    long long bits = row_ll(row, f[1], &ok);
+    long long mac = row_ll(row, f[2], &ok);
+    long long port = row_ll(row, f[3], &ok);
     const unsigned char *a;
     Py_ssize_t n;
     if (!ok || !row_address(row, ip, &a, &n) || mac < 0) return 0;
@@ -280,10 +298,11 @@ static int put_endpoint(Buf *b, Helpers *h, const Row *row, int ip, PyObject *bi
         at = STR_OPEN(b, mp);
         if (put_v4(b, a) < 0 || STR_CLOSE(b, mp, at) < 0) return -1;
     } else {
-        PyObject *raw = row_object(row, ip);
-        if (!raw) return -1;
+        PyObject *raw = row_object(row, ip), *bits_o = raw ? row_object(row, f[1]) : NULL;
+        if (!bits_o) { Py_XDECREF(raw); return -1; }
         PyObject *pair = PyObject_CallFunctionObjArgs(h->address, raw, bits_o, NULL);
         Py_DECREF(raw);
+        Py_DECREF(bits_o);
         if (!pair) return -1;
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) { Py_DECREF(pair); return 0; }
         int r = put_bytes(b, PyTuple_GET_ITEM(pair, 0));
@@ -362,83 +381,124 @@ static int put_cached(Buf *b, Py_ssize_t limit, PyObject *cache, PyObject *key, 
     return r;
 }
 
-/* One flow; 1 written, 0 to be rendered by helpers.flow, -1 error. */
-static int put_flow(Buf *b, Helpers *h, const Row *row, PyObject *head, PyObject *host, PyObject *hostnames,
+/* Field f as an object of exactly this type (borrowed), NULL when it is not one (or came from an array). */
+static inline PyObject *row_exact(const Row *r, int f, PyTypeObject *type) {
+    PyObject *o = r->o[f];
+    return o && Py_IS_TYPE(o, type) ? o : NULL;
+}
+
+/* One flow, member by member as the layout says; 1 written, 0 to be rendered by helpers.flow, -1 error. */
+static int put_flow(Buf *b, Helpers *h, const Row *row, const Buf *flush, PyObject *host, PyObject *hostnames,
                     PyObject *tags_only) {
-    PyObject *const *v = row->o;  /* the kept fields and the extras are always objects */
-    int ok = 1;
-    long long rate = get_ll(v[SAMPLING_RATE], &ok), start = row_ll(row, START, &ok), end = row_ll(row, END, &ok);
-    long long proto = row_ll(row, IP_PROTOCOL, &ok), in_if = row_ll(row, IN_IF, &ok), out_if = get_ll(v[OUT_IF], &ok);
-    long long fl = row_ll(row, TCP_FLAGS, &ok);
-    unsigned long long nbytes = row_counter(row, BYTES, &ok), npackets = row_counter(row, PACKETS, &ok);
-    if (!ok || proto < 0 || proto > 255 || !PyUnicode_CheckExact(v[TYPE]) || !PyUnicode_CheckExact(v[EXPORTER])
-        || !PyUnicode_CheckExact(v[NAMESPACE]) || !PyLong_CheckExact(v[DIRECTION]) || !PyLong_CheckExact(v[ETHER_TYPE])
-        || !PyBytes_CheckExact(v[NEXT_HOP]))
-        return 0;
-    PyObject *extras = v[EXTRAS];
-    int has = extras != Py_None && PyObject_IsTrue(extras);
+    PyObject *extras = L.extras >= 0 ? row->o[L.extras] : Py_None;
+    int has = extras && extras != Py_None ? PyObject_IsTrue(extras) : 0;
     if (has < 0) return -1;
-    Py_ssize_t mark = b->len, at;
-    int r, mp = h->mp;
+    int mp = h->mp, ok = 1, r;
+    Py_ssize_t at;
     if (buf_grow(b, RESERVE) < 0) return -1;
-    if (mp && (PUTC(b, 0xde) < 0 || PUTC(b, 0) < 0 || PUTC(b, 19 + (has || PyBytes_GET_SIZE(tags_only))) < 0))
-        return -1;  /* map16: 19 entries, 20 with additional fields */
-    if (put_bytes(b, head) < 0) return -1;
-    if (put_cached(b, h->limit, h->strs, v[TYPE], h->quote, &h->memo[0]) < 0) return -1;
-    if (KEY(b, mp, "sampling_rate") < 0 || put_int(b, mp, rate) < 0) return -1;
-    r = get_ll(v[DIRECTION], &ok) == 1;
-    if (KEY(b, mp, "direction") < 0) return -1;
-    at = STR_OPEN(b, mp);
-    if ((r ? PUTS(b, "egress") : PUTS(b, "ingress")) < 0 || STR_CLOSE(b, mp, at) < 0) return -1;
-    if (KEY(b, mp, "start") < 0 || put_int(b, mp, start) < 0) return -1;
-    if (KEY(b, mp, "end") < 0 || put_int(b, mp, end) < 0) return -1;
-    if (KEY(b, mp, "bytes") < 0 || put_uint(b, mp, nbytes) < 0) return -1;
-    if (KEY(b, mp, "packets") < 0 || put_uint(b, mp, npackets) < 0) return -1;
-    if (KEY(b, mp, "ether_type") < 0 || put_cached(b, h->limit, h->ethers, v[ETHER_TYPE], h->ether, &h->memo[1]) < 0) return -1;
-    if (KEY(b, mp, "ip_protocol") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->protos, proto)) < 0) return -1;
-    if (KEY(b, mp, "device") < 0 || put_cached(b, h->limit, h->devices, v[NAMESPACE], h->device, &h->memo[2]) < 0) return -1;
-    if (KEY(b, mp, "exporter") < 0 || put_cached(b, h->limit, h->exporters, v[EXPORTER], h->exporter, &h->memo[3]) < 0) return -1;
-    if (KEY(b, mp, "source") < 0) return -1;
-    r = put_endpoint(b, h, row, SRC_IP, v[SRC_MASK], SRC_PORT, v[SRC_MAC], hostnames);
-    if (r <= 0) { b->len = mark; return r; }
-    if (KEY(b, mp, "destination") < 0) return -1;
-    r = put_endpoint(b, h, row, DST_IP, v[DST_MASK], DST_PORT, v[DST_MAC], hostnames);
-    if (r <= 0) { b->len = mark; return r; }
-    for (int side = 0; side < 2; side++) {  /* {"interface": {"index": n}} */
-        if ((side ? KEY(b, mp, "egress") : KEY(b, mp, "ingress")) < 0 || MAP(b, mp, 1) < 0
-            || FIRST_KEY(b, mp, "interface") < 0 || MAP(b, mp, 1) < 0 || FIRST_KEY(b, mp, "index") < 0
-            || put_int(b, mp, side ? out_if : in_if) < 0 || END_MAP(b, mp) < 0 || END_MAP(b, mp) < 0)
-            return -1;
-    }
-    if (KEY(b, mp, "host") < 0 || put_bytes(b, host) < 0) return -1;
-    if (KEY(b, mp, "tcp_flags") < 0 || put_bytes(b, PyTuple_GET_ITEM(h->flags, fl & 0xFF)) < 0) return -1;
-    if (KEY(b, mp, "next_hop") < 0) return -1;
-    if (PyBytes_GET_SIZE(v[NEXT_HOP]) == 4) {
-        if (MAP(b, mp, 1) < 0 || FIRST_KEY(b, mp, "ip") < 0) return -1;
-        at = STR_OPEN(b, mp);
-        if (put_v4(b, (const unsigned char *)PyBytes_AS_STRING(v[NEXT_HOP])) < 0 || STR_CLOSE(b, mp, at) < 0
-            || END_MAP(b, mp) < 0)
-            return -1;
-    } else if (put_cached(b, h->limit, h->next_hops, v[NEXT_HOP], h->next_hop, &h->next_hop_memo) < 0) {
-        return -1;
-    }
-    if (has) {
-        PyObject *id = PyLong_FromVoidPtr(extras);  /* the batch holds every dict: ids stay theirs */
-        if (!id) return -1;
-        PyObject *e = PyDict_GetItemWithError(h->seen_extras, id);
-        if (e) {
-            Py_INCREF(e);
-        } else if (!PyErr_Occurred() && (e = PyObject_CallOneArg(h->extras, extras))
-                   && PyDict_SetItem(h->seen_extras, id, e) < 0) {
-            Py_CLEAR(e);
+    if (mp && (PUTC(b, 0xde) < 0 || PUTC(b, 0) < 0
+               || PUTC(b, L.n_ops - (L.extras >= 0) + (has || PyBytes_GET_SIZE(tags_only))) < 0))
+        return -1;  /* map16: its members, the additional fields only when there are some */
+    for (int k = 0; k < L.n_ops; k++) {
+        const Op *op = &L.ops[k];
+        int f = op->f[0];
+        PyObject *o;
+        if (op->format == F_EXTRAS) {  /* (the helpers' texts carry the key: the member is there or not) */
+            if (has) {
+                PyObject *id = PyLong_FromVoidPtr(extras);  /* the batch holds every dict: ids stay theirs */
+                if (!id) return -1;
+                PyObject *e = PyDict_GetItemWithError(h->seen_extras, id);
+                if (e) {
+                    Py_INCREF(e);
+                } else if (!PyErr_Occurred() && (e = PyObject_CallOneArg(h->extras, extras))
+                           && PyDict_SetItem(h->seen_extras, id, e) < 0) {
+                    Py_CLEAR(e);
+                }
+                Py_DECREF(id);
+                if (!e) return -1;
+                r = put_bytes(b, e);
+                Py_DECREF(e);
+                if (r < 0) return -1;
+            } else if (put_bytes(b, tags_only) < 0) {
+                return -1;
+            }
+            continue;
         }
-        Py_DECREF(id);
-        if (!e) return -1;
-        r = put_bytes(b, e);
-        Py_DECREF(e);
+        memcpy(b->p + b->len, op->key[mp], MAX_KEY);  /* (a fixed size: a few moves, into room reserved; */
+        b->len += op->key_len[mp];                     /* what is past the key is written over next) */
+        switch (op->format) {
+        case F_FLUSH:  /* (the call's flush time, written once) */
+            memcpy(b->p + b->len, flush->p, 24);  /* (its buffer's size; see MAX_KEY) */
+            b->len += flush->len;
+            r = 0;
+            break;
+        case F_HOST:
+            r = put_bytes(b, host);
+            break;
+        case F_INT: {
+            long long v = row_ll(row, f, &ok);
+            if (!ok) return 0;
+            r = put_int(b, mp, v);
+            break;
+        }
+        case F_COUNTER: {  /* saturated at 2**64 - 1 */
+            unsigned long long v = row_counter(row, f, &ok);
+            if (!ok) return 0;
+            r = put_uint(b, mp, v);
+            break;
+        }
+        case F_DIRECTION: {
+            long long v = row_ll(row, f, &ok);
+            if (!ok) return 0;
+            at = STR_OPEN(b, mp);
+            r = ((v == 1 ? PUTS(b, "egress") : PUTS(b, "ingress")) < 0 || STR_CLOSE(b, mp, at) < 0) ? -1 : 0;
+            break;
+        }
+        case F_PROTOCOL: {
+            long long v = row_ll(row, f, &ok);
+            if (!ok || v < 0 || v > 255) return 0;
+            r = put_bytes(b, PyTuple_GET_ITEM(h->protos, v));
+            break;
+        }
+        case F_FLAGS: {
+            long long v = row_ll(row, f, &ok);
+            if (!ok) return 0;
+            r = put_bytes(b, PyTuple_GET_ITEM(h->flags, v & 0xFF));
+            break;
+        }
+        case F_TEXT: case F_DEVICE: case F_EXPORTER: case F_ETHER:  /* a piece the helper makes, cached per value */
+            if (!(o = row_exact(row, f, op->format == F_ETHER ? &PyLong_Type : &PyUnicode_Type))) return 0;
+            r = put_cached(b, h->limit, h->cache[op->format], o, h->helper[op->format], &h->memo[k]);
+            break;
+        case F_ENDPOINT:
+            r = put_endpoint(b, h, row, op->f, hostnames);
+            if (r <= 0) return r;
+            r = 0;
+            break;
+        case F_INTERFACE: {  /* {"interface": {"index": n}} */
+            long long v = row_ll(row, f, &ok);
+            if (!ok) return 0;
+            r = (MAP(b, mp, 1) < 0 || FIRST_KEY(b, mp, "interface") < 0 || MAP(b, mp, 1) < 0
+                 || FIRST_KEY(b, mp, "index") < 0 || put_int(b, mp, v) < 0 || END_MAP(b, mp) < 0
+                 || END_MAP(b, mp) < 0) ? -1 : 0;
+            break;
+        }
+        case F_NEXT_HOP:  /* {"ip": ...}: IPv4 written here, others by the helper (cached) */
+            if (!(o = row_exact(row, f, &PyBytes_Type))) return 0;
+            if (PyBytes_GET_SIZE(o) == 4) {
+                if (MAP(b, mp, 1) < 0 || FIRST_KEY(b, mp, "ip") < 0) return -1;
+                at = STR_OPEN(b, mp);
+                r = (put_v4(b, (const unsigned char *)PyBytes_AS_STRING(o)) < 0 || STR_CLOSE(b, mp, at) < 0
+                     || END_MAP(b, mp) < 0) ? -1 : 0;
+            } else {
+                r = put_cached(b, h->limit, h->next_hops, o, h->next_hop, &h->memo[k]);
+            }
+            break;
+        default:
+            r = -1;
+            PyErr_SetString(PyExc_SystemError, "payload layout: unknown format");
+        }
         if (r < 0) return -1;
-    } else if (put_bytes(b, tags_only) < 0) {
-        return -1;
     }
     return END_MAP(b, mp) < 0 ? -1 : 1;
 }
@@ -453,8 +513,7 @@ static void helpers_clear(Helpers *h) {
                         &h->ethers, &h->address, &h->next_hop, &h->next_hops, &h->extras, &h->seen_extras, &h->flow,
                         &h->protos, &h->flags};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) Py_CLEAR(*all[i]);
-    for (int k = 0; k < 4; k++) memo_clear(&h->memo[k]);
-    memo_clear(&h->next_hop_memo);
+    for (int k = 0; k < MAX_OPS; k++) memo_clear(&h->memo[k]);
 }
 
 /* A column: a list of objects, or an array read in place (see the module doc). */
@@ -496,7 +555,7 @@ static void col_close(Col *c) {
 static inline void col_get(const Col *c, Py_ssize_t i, Row *r, int f) {
     if (c->list) {
         r->o[f] = PyList_GET_ITEM(c->list, i);
-    } else if (f != SRC_IP && f != DST_IP) {
+    } else if (!L.address[f]) {
         r->o[f] = NULL;
         r->raw[f] = NULL;
         memcpy(&r->ll[f], (const char *)c->view.buf + i * 8, 8);  /* (any alignment) */
@@ -509,9 +568,9 @@ static inline void col_get(const Col *c, Py_ssize_t i, Row *r, int f) {
 
 /* The flow as a list laid out as Flow (for helpers.flow); NULL on error. */
 static PyObject *flow_list(const Row *r) {
-    PyObject *f = PyList_New(N_FIELDS);
+    PyObject *f = PyList_New(L.n_fields);
     if (!f) return NULL;
-    for (int k = 0; k < N_FIELDS; k++) {
+    for (int k = 0; k < L.n_fields; k++) {
         PyObject *x = row_object(r, k);
         if (!x) { Py_DECREF(f); return NULL; }
         PyList_SET_ITEM(f, k, x);
@@ -520,30 +579,34 @@ static PyObject *flow_list(const Row *r) {
 }
 
 static PyObject *render(PyObject *self, PyObject *args) {
-    PyObject *key, *kept, *other[N_OTHER], *head, *host, *hostnames, *tags_only, *helpers;
+    PyObject *key, *kept, *other, *host, *hostnames, *tags_only, *helpers;
+    long long flush_ms;
     int joined = 0, mp = 0;
-    if (!PyArg_ParseTuple(args, "O!O!OOOOOOSSOSO|pp:render", &PyList_Type, &key, &PyList_Type, &kept, &other[0],
-                          &other[1], &other[2], &other[3], &other[4], &other[5], &head, &host, &hostnames, &tags_only,
-                          &helpers, &joined, &mp))
+    if (!PyArg_ParseTuple(args, "O!O!O!LSOSO|pp:render", &PyList_Type, &key, &PyList_Type, &kept, &PyList_Type, &other,
+                          &flush_ms, &host, &hostnames, &tags_only, &helpers, &joined, &mp))
         return NULL;
+    if (!L.set) {
+        PyErr_SetString(PyExc_RuntimeError, "no payload layout: call layout() first");
+        return NULL;
+    }
     if (hostnames != Py_None && !PyDict_Check(hostnames)) {
         PyErr_SetString(PyExc_TypeError, "hostnames must be a dict or None");
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(kept);
-    if (PyList_GET_SIZE(key) != N_KEY) {
-        PyErr_SetString(PyExc_TypeError, "key must hold nine columns");
+    if (PyList_GET_SIZE(key) != L.n_key || PyList_GET_SIZE(other) != L.n_other) {
+        PyErr_SetString(PyExc_TypeError, "key and other columns: not as many as the layout's");
         return NULL;
     }
-    Col cols[N_KEY + N_OTHER];
+    int n_cols = L.n_key + L.n_other;
+    Col cols[2 * MAX_COLUMNS];
     int opened = 0;
-    for (; opened < N_KEY + N_OTHER; opened++) {
-        int f = opened < N_KEY ? KEY_FIELDS[opened] : OTHER_FIELDS[opened - N_KEY];
-        PyObject *o = opened < N_KEY ? PyList_GET_ITEM(key, opened) : other[opened - N_KEY];
-        int lists_only = f == NAMESPACE || f == EXPORTER || f == EXTRAS;
-        if (col_open(&cols[opened], o, n, f == SRC_IP || f == DST_IP, opened < N_KEY ? "key" : "of counters") < 0
-            || (lists_only && !cols[opened].list)) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "namespace, exporter and extras must be lists");
+    for (; opened < n_cols; opened++) {
+        int f = opened < L.n_key ? L.key[opened] : L.other[opened - L.n_key];
+        PyObject *o = PyList_GET_ITEM(opened < L.n_key ? key : other, opened < L.n_key ? opened : opened - L.n_key);
+        if (col_open(&cols[opened], o, n, L.address[f], opened < L.n_key ? "key" : "of counters") < 0
+            || (L.object_only[f] && !cols[opened].list)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "text and extras columns must be lists");
             while (opened >= 0) col_close(&cols[opened--]);
             return NULL;
         }
@@ -561,6 +624,10 @@ static PyObject *render(PyObject *self, PyObject *args) {
         goto early;
     if (!(h.seen_extras = PyDict_New()))
         goto early;
+    h.cache[F_TEXT] = h.strs, h.helper[F_TEXT] = h.quote;
+    h.cache[F_DEVICE] = h.devices, h.helper[F_DEVICE] = h.device;
+    h.cache[F_EXPORTER] = h.exporters, h.helper[F_EXPORTER] = h.exporter;
+    h.cache[F_ETHER] = h.ethers, h.helper[F_ETHER] = h.ether;
     PyObject *limit = PyObject_GetAttrString(helpers, "limit");
     if (!limit)
         goto early;
@@ -575,23 +642,26 @@ static PyObject *render(PyObject *self, PyObject *args) {
     }
     PyObject *out = joined ? NULL : PyList_New(n);
     Buf b = {0};
+    char flush_text[24] = {0};
+    Buf flush = {flush_text, 0, sizeof(flush_text)};
+    put_int(&flush, mp, flush_ms);  /* (at most 20 characters or 9 bytes) */
     if (!joined && !out) goto error;
     for (Py_ssize_t i = 0; i < n; i++) {
         Row row;
         PyObject *t = PyList_GET_ITEM(kept, i), *item;
-        if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != N_KEPT) {
-            PyErr_SetString(PyExc_TypeError, "kept fields must be a tuple of ten");
+        if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != L.n_kept) {
+            PyErr_SetString(PyExc_TypeError, "kept fields must be a tuple of as many as the layout's");
             goto error;
         }
-        for (int k = 0; k < N_KEY; k++) col_get(&cols[k], i, &row, KEY_FIELDS[k]);
-        for (int k = 0; k < N_KEPT; k++) row.o[KEPT_FIELDS[k]] = PyTuple_GET_ITEM(t, k);
-        for (int k = 0; k < N_OTHER; k++) col_get(&cols[N_KEY + k], i, &row, OTHER_FIELDS[k]);
+        for (int k = 0; k < L.n_key; k++) col_get(&cols[k], i, &row, L.key[k]);
+        for (int k = 0; k < L.n_kept; k++) row.o[L.kept[k]] = PyTuple_GET_ITEM(t, k);
+        for (int k = 0; k < L.n_other; k++) col_get(&cols[L.n_key + k], i, &row, L.other[k]);
         if (!joined)
             b.len = 0;
         else if (i && !mp && put(&b, ",", 1) < 0)
             goto error;
         Py_ssize_t start = b.len;
-        int r = put_flow(&b, &h, &row, head, host, hostnames, tags_only);
+        int r = put_flow(&b, &h, &row, &flush, host, hostnames, tags_only);
         if (r < 0) goto error;
         if (r) {
             if (joined) continue;
@@ -617,18 +687,121 @@ static PyObject *render(PyObject *self, PyObject *args) {
         out = PyBytes_FromStringAndSize(b.p ? b.p : "", b.len);
     PyMem_Free(b.p);
     helpers_clear(&h);
-    for (int k = 0; k < N_KEY + N_OTHER; k++) col_close(&cols[k]);
+    for (int k = 0; k < n_cols; k++) col_close(&cols[k]);
     return out;
 error:
     PyMem_Free(b.p);
     Py_XDECREF(out);
 early:
     helpers_clear(&h);
-    for (int k = 0; k < N_KEY + N_OTHER; k++) col_close(&cols[k]);
+    for (int k = 0; k < n_cols; k++) col_close(&cols[k]);
+    return NULL;
+}
+
+/* Fields (ints in [0, n_fields)) of a sequence into out[], at most ``most``; their count, -1 on error. */
+static int field_list(PyObject *seq, int n_fields, int *out, int most, const char *what) {
+    PyObject *t = PySequence_Tuple(seq);
+    if (!t) return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(t);
+    if (n > most) {
+        Py_DECREF(t);
+        PyErr_Format(PyExc_ValueError, "layout: %s holds more than %d fields", what, most);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        long v = PyLong_AsLong(PyTuple_GET_ITEM(t, k));
+        if (v == -1 && PyErr_Occurred()) { Py_DECREF(t); return -1; }
+        if (v < 0 || v >= n_fields) {
+            Py_DECREF(t);
+            PyErr_Format(PyExc_ValueError, "layout: %s names field %ld of %d", what, v, n_fields);
+            return -1;
+        }
+        out[k] = (int)v;
+    }
+    Py_DECREF(t);
+    return (int)n;
+}
+
+static PyObject *layout(PyObject *self, PyObject *args) {
+    int n_fields;
+    PyObject *key, *kept, *other, *addresses, *objects, *ops;
+    if (!PyArg_ParseTuple(args, "iOOOOOO!:layout", &n_fields, &key, &kept, &other, &addresses, &objects, &PyTuple_Type,
+                          &ops))
+        return NULL;
+    if (n_fields <= 0 || n_fields > MAX_FIELDS) {
+        PyErr_Format(PyExc_ValueError, "layout: %d fields (at most %d)", n_fields, MAX_FIELDS);
+        return NULL;
+    }
+    int buf[MAX_FIELDS];
+    memset(&L, 0, sizeof(L));
+    L.n_fields = n_fields;
+    L.extras = -1;
+    if ((L.n_key = field_list(key, n_fields, L.key, MAX_COLUMNS, "key")) < 0
+        || (L.n_kept = field_list(kept, n_fields, L.kept, MAX_COLUMNS, "kept")) < 0
+        || (L.n_other = field_list(other, n_fields, L.other, MAX_COLUMNS, "other")) < 0)
+        goto bad;
+    char seen[MAX_FIELDS] = {0};  /* every field in exactly one column: a row has each (flow_list reads all) */
+    for (int k = 0; k < L.n_key + L.n_kept + L.n_other; k++) {
+        int f = k < L.n_key ? L.key[k] : k < L.n_key + L.n_kept ? L.kept[k - L.n_key] : L.other[k - L.n_key - L.n_kept];
+        if (seen[f]++) {
+            PyErr_Format(PyExc_ValueError, "layout: field %d in two columns", f);
+            goto bad;
+        }
+    }
+    if (L.n_key + L.n_kept + L.n_other != n_fields) {
+        PyErr_SetString(PyExc_ValueError, "layout: the columns do not hold every field");
+        goto bad;
+    }
+    int n = field_list(addresses, n_fields, buf, MAX_FIELDS, "addresses");
+    if (n < 0) goto bad;
+    for (int k = 0; k < n; k++) L.address[buf[k]] = 1;
+    if ((n = field_list(objects, n_fields, buf, MAX_FIELDS, "objects")) < 0) goto bad;
+    for (int k = 0; k < n; k++) L.object_only[buf[k]] = 1;
+    Py_ssize_t n_ops = PyTuple_GET_SIZE(ops);
+    if (n_ops > MAX_OPS) {
+        PyErr_Format(PyExc_ValueError, "layout: more than %d payload members", MAX_OPS);
+        goto bad;
+    }
+    for (Py_ssize_t k = 0; k < n_ops; k++) {
+        const char *name;
+        PyObject *json_key, *mp_key, *fields;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(ops, k), "sSSO:member", &name, &json_key, &mp_key, &fields)) goto bad;
+        int fmt = 0;
+        while (fmt < N_FORMATS && strcmp(FORMAT_NAMES[fmt], name) != 0) fmt++;
+        if (fmt == N_FORMATS) {
+            PyErr_Format(PyExc_ValueError, "layout: unknown format %s", name);
+            goto bad;
+        }
+        Op *op = &L.ops[k];
+        if (field_list(fields, n_fields, op->f, 4, name) != FORMAT_FIELDS[fmt]) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "layout: format %s takes %d fields", name, FORMAT_FIELDS[fmt]);
+            goto bad;
+        }
+        op->format = fmt;
+        PyObject *keys[2] = {json_key, mp_key};
+        for (int e = 0; e < 2; e++) {
+            Py_ssize_t len = PyBytes_GET_SIZE(keys[e]);
+            if (len >= MAX_KEY) {
+                PyErr_Format(PyExc_ValueError, "layout: a member's key of %zd bytes (under %d)", len, MAX_KEY);
+                goto bad;
+            }
+            memcpy(op->key[e], PyBytes_AS_STRING(keys[e]), len);
+            op->key_len[e] = (int)len;
+        }
+        L.n_ops = (int)k + 1;
+        if (fmt == F_EXTRAS) L.extras = op->f[0];
+    }
+    L.set = 1;
+    Py_RETURN_NONE;
+bad:
+    L.set = 0;
     return NULL;
 }
 
 static PyMethodDef methods[] = {
+    {"layout", layout, METH_VARARGS,
+     "layout(n_fields, key, kept, other, addresses, objects, members): the flow fields the columns hold, which are"
+     " addresses, which only objects, and the payload's members as (format, JSON key, msgpack key, fields)."},
     {"render", render, METH_VARARGS,
      "Aggregated flows -> their payload objects as JSON texts (see the module doc); joined: one text, the flows"
      " separated by commas."},

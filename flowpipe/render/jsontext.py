@@ -7,13 +7,15 @@ it was built (``pip install`` builds it where a C compiler is at hand), else fro
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgpack
 import orjson
 
-from flowpipe.flow import FlushBatch
+from flowpipe.flow import KEPT, KEY, OWN_COLUMNS, SCHEMA, FlushBatch
 from flowpipe.render import payload
+from flowpipe.render.fields import FORMATS, PAYLOAD, Member
 from flowpipe.render.payload import (
     _FLAG_LISTS,
     _PROTO_TEXT,
@@ -31,17 +33,36 @@ except ImportError:  # pragma: no cover - built without a C compiler
 COMPILED = _jsonflows is not None  # which renderer runs (the tests read it)
 
 
+def member_keys(name: str, first: bool) -> tuple[bytes, bytes]:
+    """A payload member's key as the compiled loop writes it: JSON (``{"name":`` for the first, else
+    ``,"name":``) and msgpack."""
+    return (b"{" if first else b",") + orjson.dumps(name) + b":", msgpack.packb(name)
+
+
+def set_layout(layout: Sequence[Member] = PAYLOAD) -> None:
+    """Give the compiled loop the columns' fields (:data:`flowpipe.flow.SCHEMA`) and the payload's
+    members (``layout``; done when this module loads)."""
+    if _jsonflows is not None:
+        _jsonflows.layout(len(SCHEMA), KEY, KEPT, OWN_COLUMNS,
+                          [i for i, f in enumerate(SCHEMA) if f.type == "address"],
+                          [i for i, f in enumerate(SCHEMA) if f.type in ("text", "extras")],
+                          tuple((m.format, *member_keys(m.name, k == 0), m.fields) for k, m in enumerate(layout)))
+
+
+set_layout()
+
+
 class _JsonHelpers:
     """What the compiled loop asks of Python: JSON of strings and of the rarer values, bounded caches
     of them (``limit`` entries at most, emptied when full as by flowpipe.cache.bounded_put), and whole
-    flows it does not write itself (``flow``). ``encode`` and ``extras_key`` make them another
-    encoding's pieces instead (msgpack: flowpipe.render.msgpacktext)."""
+    flows it does not write itself (``flow``). ``encode`` and ``packed`` (the members' msgpack keys)
+    make them another encoding's pieces instead (msgpack: flowpipe.render.msgpacktext)."""
 
-    def __init__(self, encode: Callable[[Any], bytes] = orjson.dumps,
-                 extras_key: bytes = b',"additional_fields":') -> None:
+    def __init__(self, encode: Callable[[Any], bytes] = orjson.dumps, packed: bool = False) -> None:
         self.protos = tuple(encode(_PROTO_TEXT[n]) for n in range(256))
         self.flags = tuple(encode(names) for names in _FLAG_LISTS)
-        self.extras_key = extras_key
+        k = next(k for k, m in enumerate(PAYLOAD) if m.format == "extras")  # (its texts carry the member's key)
+        self.extras_key = member_keys(PAYLOAD[k].name, k == 0)[1 if packed else 0]
         self.strs: dict[str, bytes] = {}
         self.devices: dict[str, bytes] = {}
         self.exporters: dict[str, bytes] = {}
@@ -59,10 +80,10 @@ class _JsonHelpers:
             cache.clear()
 
     def device(self, ns: str) -> bytes:
-        return self.quote({"namespace": ns})
+        return self.quote({FORMATS["device"][0]: ns})
 
     def exporter(self, exp: str) -> bytes:
-        return self.quote({"ip": exp})
+        return self.quote({FORMATS["exporter"][0]: exp})
 
     def ether(self, ether: int) -> bytes:
         return self.quote(ETHER_TYPES.get(ether) or str(ether))
@@ -72,7 +93,7 @@ class _JsonHelpers:
         return self.quote(text), self.quote(mask)
 
     def next_hop(self, raw: bytes) -> bytes:
-        return self.quote({"ip": ip_text(raw)})
+        return self.quote({FORMATS["next_hop"][0]: ip_text(raw)})
 
     def extras(self, extras: dict[str, Any]) -> bytes:
         tags = self.tags
@@ -113,21 +134,20 @@ def _render_json(batch: FlushBatch, host: str, tags: dict[str, str] | None,
     if _jsonflows is None:
         texts = list(map(orjson.dumps, _render_flows(batch.flows, flush_ms, host, batch.hostnames, tags)))
         return b",".join(texts) if joined else texts
-    return render_compiled(batch, host, tags, _HELPERS, b'{"flush_timestamp":%d,"type":' % flush_ms, joined)
+    return render_compiled(batch, host, tags, _HELPERS, joined)
 
 
-def render_compiled(batch: FlushBatch, host: str, tags: dict[str, str] | None, h: _JsonHelpers, head: bytes,
-                    joined: bool, msgpack: bool = False) -> Any:
-    """The compiled loop over ``batch`` with helpers ``h`` (JSON's, or msgpack's with ``msgpack``) and
-    ``head``, the encoded start of every flow up to the type's value."""
+def render_compiled(batch: FlushBatch, host: str, tags: dict[str, str] | None, h: _JsonHelpers, joined: bool,
+                    msgpack: bool = False) -> Any:
+    """The compiled loop over ``batch`` with helpers ``h`` (JSON's, or msgpack's with ``msgpack``)."""
     h.flow_ms, h.host, h.hostnames, h.tags = int(batch.flush_time * 1000), host, batch.hostnames, tags
     h.limit = payload.CACHE_LIMIT
     tags_only = h.extras_key + h.quote(tags) if tags else b""
     c = batch.columns
     key = [c.key[0], c.key[1], *map(_in_place, c.key[2:])]
-    start, end, nbytes, packets, flags = map(_in_place, (c.start, c.end, c.bytes, c.packets, c.flags))
-    return _jsonflows.render(key, c.kept, start, end, nbytes, packets, flags, c.extras, head, h.quote(host),
-                             batch.hostnames or None, tags_only, h, joined, msgpack)
+    other = [*map(_in_place, (c.start, c.end, c.bytes, c.packets, c.flags)), c.extras]
+    return _jsonflows.render(key, c.kept, other, int(batch.flush_time * 1000), h.quote(host), batch.hostnames or None,
+                             tags_only, h, joined, msgpack)
 
 
 def _in_place(col: Any) -> Any:

@@ -17,7 +17,7 @@ from flowpipe.render.jsontext import COMPILED, _JsonHelpers, render_compiled
 __all__ = ["COMPILED", "clear_caches", "render_msgpack_joined"]
 
 _pack = functools.partial(msgpack.packb, use_bin_type=True)
-_HELPERS = _JsonHelpers(_pack, _pack("additional_fields"))
+_HELPERS = _JsonHelpers(_pack, packed=True)
 
 
 def clear_caches() -> None:
@@ -30,6 +30,5 @@ def render_msgpack_joined(batch: FlushBatch, host: str, tags: dict[str, str] | N
     objects, less the array header (:func:`flowpipe.forward.packed.array_header`). TypeError,
     ValueError or OverflowError for a batch with a value msgpack cannot hold. Only with the compiled
     loop."""
-    head = _pack("flush_timestamp") + _pack(int(batch.flush_time * 1000)) + _pack("type")
-    out: bytes = render_compiled(batch, host, tags, _HELPERS, head, True, msgpack=True)
+    out: bytes = render_compiled(batch, host, tags, _HELPERS, True, msgpack=True)
     return out

@@ -11,38 +11,15 @@ is. They are only ever serialized: never mutate a rendered object.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flowpipe.cache import bounded_put
 from flowpipe.flow import (
-    BYTES,
-    DIRECTION,
-    DST_IP,
-    DST_MAC,
-    DST_MASK,
-    DST_PORT,
-    END,
-    ETHER_TYPE,
-    EXPORTER,
-    EXTRAS,
-    IN_IF,
-    IP_PROTOCOL,
-    NAMESPACE,
-    NEXT_HOP,
-    OUT_IF,
-    PACKETS,
-    SAMPLING_RATE,
-    SRC_IP,
-    SRC_MAC,
-    SRC_MASK,
-    SRC_PORT,
-    START,
-    TCP_FLAGS,
-    TYPE,
     FlushBatch,
 )
 from flowpipe.protocols import PROTOCOL_KEYWORDS
+from flowpipe.render.fields import FORMATS, PAYLOAD, Member
 
 # IANA keywords of every assigned protocol number the Agent names; any other number is rendered as digits.
 PROTOCOLS = PROTOCOL_KEYWORDS
@@ -158,59 +135,77 @@ def _interface(index: int) -> dict[str, dict[str, int]]:
     return bounded_put(_INTERFACES, CACHE_LIMIT, index, {"interface": {"index": index}})
 
 
-def _render_flows(flows: list[list[Any]], flush_ms: int, host: str, hostnames: dict[bytes, str],
-                  tags: dict[str, str] | None) -> list[dict[str, Any]]:
-    # One loop, the shared sub-objects' cache hits inlined: this runs for every flow the collector emits.
-    # (Source and destination share _endpoint: ~0.15 µs a flow more than two inlined copies, ~5%.)
-    name_of = hostnames.get if hostnames else None
-    u64, limit, endpoint, interface = U64_MAX, CACHE_LIMIT, _endpoint, _interface
-    flag_lists, proto_text = _FLAG_LISTS, _PROTO_TEXT
-    ethers, namespaces, exporters, interfaces, next_hops = _ETHERS, _NAMESPACES, _EXPORTERS, _INTERFACES, _NEXT_HOPS
-    tags_only = dict(tags) if tags else None
-    out: list[dict[str, Any]] = []
-    append = out.append
-    for flow in flows:
-        src = endpoint(flow[SRC_IP], flow[SRC_MASK], flow[SRC_MAC], flow[SRC_PORT], name_of)
-        dst = endpoint(flow[DST_IP], flow[DST_MASK], flow[DST_MAC], flow[DST_PORT], name_of)
-        # shared sub-objects (every cached value is truthy: a hit is the dict.get alone)
-        ether = flow[ETHER_TYPE]
-        ether_str = ethers.get(ether) or bounded_put(ethers, limit, ether, ETHER_TYPES.get(ether) or str(ether))
-        proto = flow[IP_PROTOCOL]
-        proto_str = proto_text.get(proto) or PROTOCOLS.get(proto) or str(proto)
-        ns = flow[NAMESPACE]
-        device = namespaces.get(ns) or bounded_put(namespaces, limit, ns, {"namespace": ns})
-        exp = flow[EXPORTER]
-        exporter = exporters.get(exp) or bounded_put(exporters, limit, exp, {"ip": exp})
-        ingress = interfaces.get(flow[IN_IF]) or interface(flow[IN_IF])
-        egress = interfaces.get(flow[OUT_IF]) or interface(flow[OUT_IF])
-        raw = flow[NEXT_HOP]
-        next_hop = next_hops.get(raw) or bounded_put(next_hops, limit, raw, {"ip": ip_text(raw)})
-        nbytes, npackets = flow[BYTES], flow[PACKETS]
-        o: dict[str, Any] = {
-            "flush_timestamp": flush_ms,
-            "type": flow[TYPE],
-            "sampling_rate": flow[SAMPLING_RATE],
-            "direction": "egress" if flow[DIRECTION] == 1 else "ingress",
-            "start": flow[START],
-            "end": flow[END],
-            "bytes": u64 if nbytes > u64 else nbytes,        # sums of 64-bit counters saturate rather than
-            "packets": u64 if npackets > u64 else npackets,  # overflow what a uint64 intake (and msgpack) holds
-            "ether_type": ether_str,
-            "ip_protocol": proto_str,
-            "device": device,
-            "exporter": exporter,
-            "source": src,
-            "destination": dst,
-            "ingress": ingress,
-            "egress": egress,
-            "host": host,
-            "tcp_flags": flag_lists[flow[TCP_FLAGS] & 0xFF],
-            "next_hop": next_hop,
-        }
-        extras = flow[EXTRAS]
-        if extras:
-            o["additional_fields"] = {**tags, **extras} if tags else extras
-        elif tags_only is not None:
-            o["additional_fields"] = tags_only
-        append(o)
-    return out
+def _member_code(k: int, m: Member) -> tuple[list[str], str, list[str]]:
+    """The generated loop's code for one payload member: statements before the object, its entry in
+    the object's literal ("" for none), statements after it."""
+    name, fields = m.name, m.fields
+    got = f"flow[{fields[0]}]" if fields else ""
+    v = f"v{k}"
+    fmt = m.format
+    if fmt == "flush":
+        return [], f"{name!r}: flush_ms", []
+    if fmt == "host":
+        return [], f"{name!r}: host", []
+    if fmt in ("text", "int"):
+        return [], f"{name!r}: {got}", []
+    if fmt == "direction":
+        return [], f"{name!r}: 'egress' if {got} == 1 else 'ingress'", []
+    if fmt == "counter":  # sums of 64-bit counters saturate rather than overflow what a uint64 intake holds
+        return [f"{v} = {got}"], f"{name!r}: u64 if {v} > u64 else {v}", []
+    if fmt == "ether":
+        return [f"{v} = {got}", f"{v}s = ethers.get({v}) or bounded_put(ethers, limit, {v}, ETHER_TYPES.get({v}) or "
+                f"str({v}))"], f"{name!r}: {v}s", []
+    if fmt == "protocol":
+        return [f"{v} = {got}"], f"{name!r}: proto_text.get({v}) or PROTOCOLS.get({v}) or str({v})", []
+    if fmt in ("device", "exporter"):  # {sub: value}, shared by every flow with that value
+        cache, sub = ("namespaces" if fmt == "device" else "exporters"), FORMATS[fmt][0]
+        return [f"{v} = {got}"], f"{name!r}: {cache}.get({v}) or bounded_put({cache}, limit, {v}, {{{sub!r}: {v}}})", []
+    if fmt == "next_hop":
+        return ([f"{v} = {got}"], f"{name!r}: next_hops.get({v}) or bounded_put(next_hops, limit, {v}, "
+                f"{{{FORMATS[fmt][0]!r}: ip_text({v})}})", [])
+    if fmt == "endpoint":  # (address, mask bits, MAC, port)
+        return [], f"{name!r}: endpoint({', '.join(f'flow[{i}]' for i in fields)}, name_of)", []
+    if fmt == "interface":
+        return [], f"{name!r}: interfaces.get({got}) or interface({got})", []
+    if fmt == "flags":
+        return [], f"{name!r}: flag_lists[{got} & 0xFF]", []
+    if fmt == "extras":  # present only when the flow has some, or there are tags
+        return [], "", [f"{v} = {got}",
+                        f"if {v}:",
+                        f"    o[{name!r}] = {{**tags, **{v}}} if tags else {v}",
+                        "elif tags_only is not None:",
+                        f"    o[{name!r}] = tags_only"]
+    raise ValueError(f"payload member {name}: unknown format {fmt}")
+
+
+def compile_loop(layout: Sequence[Member] = PAYLOAD) -> tuple[Callable[..., list[dict[str, Any]]], str]:
+    """The renderer's loop, generated from a payload layout (:data:`flowpipe.render.fields.PAYLOAD`;
+    one dict literal per flow, the shared sub-objects' cache hits inlined: this runs for every flow
+    the collector emits), and its source."""
+    pre: list[str] = []
+    items: list[str] = []
+    post: list[str] = []
+    for k, m in enumerate(layout):
+        before, item, after = _member_code(k, m)
+        pre += before
+        post += after
+        if item:
+            items.append(item)
+    body = ["for flow in flows:", *(f"    {line}" for line in pre),
+            "    o = {" + ", ".join(items) + "}", *(f"    {line}" for line in post), "    append(o)"]
+    src = ("def render_flows(flows, flush_ms, host, hostnames, tags):\n"
+           "    name_of = hostnames.get if hostnames else None\n"
+           "    u64, limit, endpoint, interface = U64_MAX, CACHE_LIMIT, _endpoint, _interface\n"
+           "    flag_lists, proto_text = _FLAG_LISTS, _PROTO_TEXT\n"
+           "    ethers, namespaces, exporters, interfaces, next_hops = _ETHERS, _NAMESPACES, _EXPORTERS, _INTERFACES, "
+           "_NEXT_HOPS\n"
+           "    tags_only = dict(tags) if tags else None\n"
+           "    out = []\n"
+           "    append = out.append\n"
+           + "".join(f"    {line}\n" for line in body) + "    return out\n")
+    ns: dict[str, Any] = {}
+    exec(compile(src, "<flowpipe.render.payload loop>", "exec"), globals(), ns)  # noqa: S102 - ours, from PAYLOAD
+    return ns["render_flows"], src
+
+
+_render_flows, LOOP_SOURCE = compile_loop()
