@@ -165,6 +165,23 @@ def make_flow(**fields: Any) -> tuple:
 OWN_COLUMNS = (START, END, BYTES, PACKETS, TCP_FLAGS, EXTRAS)
 
 
+def _rows_of_columns() -> Any:
+    """``rows(key, kept, own)``: the flows of FlowColumns' columns (key columns, kept tuples, its own
+    columns; lists) as lists laid out as :class:`Flow`, one comprehension generated from the table."""
+    def names(fields: Sequence[int]) -> str:
+        return "".join(f"v{i}, " for i in fields)
+
+    src = (f"def rows(key, kept, own):\n"
+           f"    return [[{names(range(len(SCHEMA)))}] for {names(KEY)}({names(KEPT)}), {names(OWN_COLUMNS)}"
+           f"in zip(*key, kept, *own, strict=True)]\n")
+    ns: dict[str, Any] = {}
+    exec(compile(src, "<flowpipe.flow rows>", "exec"), ns)  # noqa: S102 - ours, from SCHEMA
+    return ns["rows"]
+
+
+_rows = _rows_of_columns()
+
+
 class FlowColumns(Sequence[list[Any]]):
     """Flows as columns: what a flush emits, laid out as the accumulator holds them.
 
@@ -214,13 +231,7 @@ class FlowColumns(Sequence[list[Any]]):
 
     def rows(self) -> list[list[Any]]:
         """Every flow as a list laid out as :class:`Flow`."""
-        ns, exp, src, dst, sp, dp, proto, tos, in_if = map(as_list, self.key)
-        return [[ty, e, n, rate, direction, st, en, b, p, ether, pr, s, d, sport, dport, smac, dmac, smask, dmask,
-                 i, out_if, fl, nh, t, ex]
-                for n, e, s, d, sport, dport, pr, t, i,
-                (ty, rate, direction, ether, smac, dmac, smask, dmask, out_if, nh), st, en, b, p, fl, ex
-                in zip(ns, exp, src, dst, sp, dp, proto, tos, in_if, self.kept, *map(as_list, self._lists()[1:6]),
-                       self.extras, strict=True)]
+        return _rows(list(map(as_list, self.key)), self.kept, list(map(as_list, self._lists()[1:])))
 
     def column(self, field: int) -> list[Any]:
         """The values of one :class:`Flow` field (a position such as :data:`SRC_IP`) as a list of plain

@@ -50,6 +50,34 @@ from flowpipe.cache import bounded_put
 from flowpipe.decode import columns, iana
 from flowpipe.decode.columns import RecordOverrun, VectorPlan
 from flowpipe.decode.config import MappingConfig
+from flowpipe.flow import (
+    BYTES,
+    DIRECTION,
+    DST_IP,
+    DST_MAC,
+    DST_MASK,
+    DST_PORT,
+    END,
+    ETHER_TYPE,
+    EXPORTER,
+    EXTRAS,
+    IN_IF,
+    IP_PROTOCOL,
+    NAMESPACE,
+    NEXT_HOP,
+    OUT_IF,
+    PACKETS,
+    SAMPLING_RATE,
+    SCHEMA,
+    SRC_IP,
+    SRC_MAC,
+    SRC_MASK,
+    SRC_PORT,
+    START,
+    TCP_FLAGS,
+    TOS,
+    TYPE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +108,17 @@ END_IES = ((151, "s"), (153, "ms"), (155, "ntp"), (157, "ntp"), (159, "delta"), 
 
 # Built-in payload destinations a mapping may override: name -> (flow slot, kind).
 BUILTIN: dict[str, tuple[int, str]] = {
-    "direction": (4, "u32"), "start": (5, "u64"), "end": (6, "u64"), "bytes": (7, "u64"),
-    "packets": (8, "u64"), "ether_type": (9, "u32"), "ip_protocol": (10, "u32"),
-    "source.port": (13, "u32"), "destination.port": (14, "u32"), "source.mac": (15, "u64"),
-    "destination.mac": (16, "u64"), "source.mask": (17, "u32"), "destination.mask": (18, "u32"),
-    "ingress.interface": (19, "u32"), "egress.interface": (20, "u32"), "tcp_flags": (21, "u32"),
-    "tos": (23, "u32"), "exporter.ip": (1, "iptext"), "source.ip": (11, "raw"),
-    "destination.ip": (12, "raw"), "next_hop.ip": (22, "raw"),
+    "direction": (DIRECTION, "u32"), "start": (START, "u64"), "end": (END, "u64"), "bytes": (BYTES, "u64"),
+    "packets": (PACKETS, "u64"), "ether_type": (ETHER_TYPE, "u32"), "ip_protocol": (IP_PROTOCOL, "u32"),
+    "source.port": (SRC_PORT, "u32"), "destination.port": (DST_PORT, "u32"), "source.mac": (SRC_MAC, "u64"),
+    "destination.mac": (DST_MAC, "u64"), "source.mask": (SRC_MASK, "u32"), "destination.mask": (DST_MASK, "u32"),
+    "ingress.interface": (IN_IF, "u32"), "egress.interface": (OUT_IF, "u32"), "tcp_flags": (TCP_FLAGS, "u32"),
+    "tos": (TOS, "u32"), "exporter.ip": (EXPORTER, "iptext"), "source.ip": (SRC_IP, "raw"),
+    "destination.ip": (DST_IP, "raw"), "next_hop.ip": (NEXT_HOP, "raw"),
 }
-N_SLOTS = 25
-SRC_SLOT, ETHER_SLOT = 11, 9  # (flowpipe.flow.SRC_IP, ETHER_TYPE)
+N_SLOTS = len(SCHEMA)
+if EXTRAS != N_SLOTS - 1:  # (a record decoder's tuple ends with its additional fields: see compile_records)
+    raise ImportError("flowpipe.decode.elements: flowpipe.flow.SCHEMA's additional fields are not its last field")
 _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
@@ -380,15 +409,15 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
             return e, 16
         return None, -1
 
-    slot_of = {"s_": 11, "d_": 12}
+    slot_of = {"s_": SRC_IP, "d_": DST_IP}
 
-    for slot, ies in ((7, BYTES_IES), (8, PACKETS_IES), (13, SRC_PORT_IES), (14, DST_PORT_IES),
-                      (15, SRC_MAC_IES), (16, DST_MAC_IES), (10, (4,)), (23, (5,)), (21, (6,)),
-                      (19, (10,)), (20, (14,)), (4, (61,))):
+    for slot, ies in ((BYTES, BYTES_IES), (PACKETS, PACKETS_IES), (SRC_PORT, SRC_PORT_IES),
+                      (DST_PORT, DST_PORT_IES), (SRC_MAC, SRC_MAC_IES), (DST_MAC, DST_MAC_IES), (IP_PROTOCOL, (4,)),
+                      (TOS, (5,)), (TCP_FLAGS, (6,)), (IN_IF, (10,)), (OUT_IF, (14,)), (DIRECTION, (61,))):
         e = intf(ies, slot)
         if e is not None:
             ex[slot] = e
-    for slot, pair in ((17, (9, 29)), (18, (13, 30))):
+    for slot, pair in ((SRC_MASK, (9, 29)), (DST_MASK, (13, 30))):
         at = [i for i in (g.find(x) for x in pair) if i is not None]
         found = [g.val(g.need(i, "int"), "int") for i in at]
         if len(found) == 1:
@@ -399,39 +428,39 @@ def _native(g: _Gen, version: int) -> tuple[dict[int, str], list[str]]:
     src, sfam = addr(8, 27, "s_")
     dst, dfam = addr(12, 28, "d_")
     if src:
-        ex[11] = src
+        ex[SRC_IP] = src
     if dst:
-        ex[12] = dst
+        ex[DST_IP] = dst
     if not src and not dst and _station(g, ex):
         sfam = 4
-        src = ex.get(11) or ex.get(12)
+        src = ex.get(SRC_IP) or ex.get(DST_IP)
     fam, famexpr = (sfam, src) if src else (dfam, dst)
     if fam == 4:
-        ex[9] = "2048"
+        ex[ETHER_TYPE] = "2048"
     elif fam == 16:
-        ex[9] = "34525"
+        ex[ETHER_TYPE] = "34525"
     elif fam == 0:
-        ex[9] = f"(2048 if len({famexpr}) == 4 else 34525)"
+        ex[ETHER_TYPE] = f"(2048 if len({famexpr}) == 4 else 34525)"
     else:
         i = g.find(60)
         if i is not None:
-            ex[9] = f"_ev({g.val(g.need(i, 'int'), 'int')})"
+            ex[ETHER_TYPE] = f"_ev({g.val(g.need(i, 'int'), 'int')})"
         else:
             e = intf((256,))
             if e is not None:
-                ex[9] = e
+                ex[ETHER_TYPE] = e
     at = [i for i in (g.find(x, (ln,)) for x, ln in ((15, 4), (62, 16), (18, 4), (63, 16))) if i is not None]
     hops = [g.val(g.need(i, "raw"), "raw") for i in at]
     if len(hops) == 1:
-        ex[22] = hops[0]
-        g.simple[22] = (hops[0], at[0], "raw")
+        ex[NEXT_HOP] = hops[0]
+        g.simple[NEXT_HOP] = (hops[0], at[0], "raw")
     elif hops:
-        ex[22] = f"_nz({', '.join(hops)})"
-    for slot, cands in ((5, START_IES), (6, END_IES)):
+        ex[NEXT_HOP] = f"_nz({', '.join(hops)})"
+    for slot, cands in ((START, START_IES), (END, END_IES)):
         e = _time(g, cands, version, slot)
         if e is not None:
             ex[slot] = e
-    ex[3] = _rate(g)
+    ex[SAMPLING_RATE] = _rate(g)
     return ex, pre
 
 
@@ -451,9 +480,9 @@ def _station(g: _Gen, ex: dict[int, str]) -> bool:
         ex[dst_slot] = f"({value} if {egress} else {empty})"
 
     if ip is not None:
-        sides(g.val(g.need(ip, "raw"), "raw"), 11, 12, "b''")
-    if mac is not None and 15 not in ex and 16 not in ex:
-        sides(g.val(g.need(mac, "int"), "int"), 15, 16, "0")
+        sides(g.val(g.need(ip, "raw"), "raw"), SRC_IP, DST_IP, "b''")
+    if mac is not None and SRC_MAC not in ex and DST_MAC not in ex:
+        sides(g.val(g.need(mac, "int"), "int"), SRC_MAC, DST_MAC, "0")
     return ip is not None
 
 
@@ -610,28 +639,29 @@ def compile_records(fields: Sequence[Field], version: int, mapping: Mapping | No
     ex, pre = _native(g, version)
     identity = _identity(g) if in_band else None
     if identity is not None:
-        ex[1] = identity
+        ex[EXPORTER] = identity
     extras = _mapped(g, mapping, ex, ns) if mapping and mapping.entries else []
-    if identity is not None and ex[1] != identity:
+    if identity is not None and ex[EXPORTER] != identity:
         identity = None  # a mapping to exporter.ip fills the slot instead
     if passthrough:
         extras += _passthrough(g, mapping, ns)
-    defaults = {0: "TY", 1: "E", 2: "N", 5: "T", 6: "T", 11: "b''", 12: "b''", 22: "b''"}
-    slots = [ex.get(i, defaults.get(i, "0")) for i in range(N_SLOTS - 1)]
+    defaults = {TYPE: "TY", EXPORTER: "E", NAMESPACE: "N", START: "T", END: "T", SRC_IP: "b''", DST_IP: "b''",
+                NEXT_HOP: "b''"}
+    slots = [ex.get(i, defaults.get(i, "0")) for i in range(N_SLOTS) if i != EXTRAS]  # (extras: appended below)
     if not extras:
         slots.append("None")
     elif fixed and not any("_intm" in e for _, e in extras):
         slots.append("{" + ", ".join(f"{k}: {e}" for k, e in extras) + "}")
     else:
         slots.append("_extras((" + "".join(f"({k}, {e}), " for k, e in extras) + "))")
-    rate = g.rate if g.rate is not None and ex.get(3) == g.rate[0] else None  # (a mapping may replace it)
+    rate = g.rate if g.rate is not None and ex.get(SAMPLING_RATE) == g.rate[0] else None  # (a mapping may replace it)
     literal = fixed and not any("_intm" in e for _, e in extras)  # (every record has every additional field)
     # variable-length records are read by the plan from their fixed-length fields packed end to end
     # (walk.compact): a value from a variable-length field (length 0 there) has no plan
     packed = [(pen, eid, 0 if ln == VARLEN else ln) for pen, eid, ln in fields]
     rated = rate[1:] if rate is not None else None  # (the rate's fields, when a plan can read it)
     plannable = ((literal or not fixed and not extras and len(fields) <= columns.MAX_PACKED_FIELDS)
-                 and identity is None and rated is not None and 1 not in ex and 2 not in ex)
+                 and identity is None and rated is not None and EXPORTER not in ex and NAMESPACE not in ex)
     own = {name for name, _, _, _ in g.extra_fields}
     planned = g.extra_fields + [x for x in vendor_extras if x[0] not in own]
     vector = columns.plan(packed, ex, g.simple, ns["TY"], rated, planned) if plannable and rated else None
@@ -676,15 +706,15 @@ def _picks(g: _Gen, fields: Sequence[Field], ex: dict[int, str], kind: str,
         offsets.append(off)
         off += ln
     slots = sorted(g.dual)
-    first = slots.index(SRC_SLOT if SRC_SLOT in g.dual else slots[0])  # (the ether type follows it: see _native)
+    first = slots.index(SRC_IP if SRC_IP in g.dual else slots[0])  # (the ether type follows it: see _native)
     variants: dict[tuple[int, ...], RecordDecoder] = {}
     for lens in itertools.product((4, 16), repeat=len(slots)):
         exv, simple = dict(ex), dict(g.simple)
         for slot, ln in zip(slots, lens, strict=True):
             e, i = g.dual[slot][0 if ln == 4 else 1]
             exv[slot], simple[slot] = e, (e, i, "raw")
-        if exv.get(ETHER_SLOT, "").startswith("(2048 if len("):
-            exv[ETHER_SLOT] = "2048" if lens[first] == 4 else "34525"
+        if exv.get(ETHER_TYPE, "").startswith("(2048 if len("):
+            exv[ETHER_TYPE] = "2048" if lens[first] == 4 else "34525"
         p = columns.plan(fields, exv, simple, kind, rate, g.extra_fields)
         if p is None:
             return None
