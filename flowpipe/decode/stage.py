@@ -109,7 +109,7 @@ class DecoderStage:
                 decoded += 1
                 if pchunks:
                     last_of[exporter, ftype] = pchunks[-1]
-                    if policy is not None:
+                    if policy:
                         self._police(pchunks, exporter)
                     for c in pchunks:
                         if c.unrated:
@@ -136,7 +136,7 @@ class DecoderStage:
                 got = [Rows(flows, d.exporter, ns, unknown)]
             elif got:
                 last_of[d.exporter, d.flow_type] = got[-1]
-                if policy is not None:
+                if policy:
                     self._police(got, d.exporter)
             n = 0
             for c in got:
