@@ -690,7 +690,7 @@ def main() -> None:
     ap.add_argument("--no-rollup", action="store_true", help="flowpipe with port rollup off (nfacctd has none)")
     ap.add_argument("--scaled", action="store_true", help="flowpipe with a [[sampling]] rule (default rate 1, "
                     "every exporter) and scale_by_sampling: every record's counters are multiplied by its rate "
-                    "(until session 8 that decoded every record to a flow tuple; the option was --per-flow)")
+                    "(this once sent every record through flow tuples, as --per-flow)")
     ap.add_argument("--rcvbuf", type=int, default=32 << 20, help="SO_RCVBUF both collectors ask for [32 MiB]")
     ap.add_argument("--rmem", type=int, help="as root: raise net.core.rmem_max to this for the run (restored after)")
     ap.add_argument("--nfacctd", default=shutil.which("nfacctd") or NFACCTD)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from flowpipe.aggregate.cadence import Cadence
@@ -68,11 +69,11 @@ class ReferenceAccumulator:
                 if len(contexts) >= self.max_contexts:
                     self.dropped_full += 1
                     continue
-                contexts[key] = _Context(list(f), now + random.random() * self.jitter if self.jitter else now)
+                contexts[key] = _Context(_opened(f), now + random.random() * self.jitter if self.jitter else now)
                 continue
             acc = ctx.flow
             if acc is None:
-                ctx.flow = list(f)
+                ctx.flow = _opened(f)
                 continue
             acc[BYTES] += f[BYTES]
             acc[PACKETS] += f[PACKETS]
@@ -120,3 +121,12 @@ class ReferenceAccumulator:
     def rotate_rollup(self) -> None:
         if self.rollup is not None:
             self.rollup.rotate()
+
+
+def _opened(f: Sequence[Any]) -> list[Any]:
+    """A window's flow from the flow that opens it: its own additional fields dict (later flows add
+    to it; the flow's may be shared, by a record's two directions say)."""
+    lf = list(f)
+    if lf[EXTRAS]:
+        lf[EXTRAS] = dict(lf[EXTRAS])
+    return lf

@@ -7,9 +7,9 @@ works that out for a whole data set at once (:class:`Derived`: which record each
 whether it is seen the other way, its counters and TCP flags) and hands the set on as a
 :class:`VendorChunk`, which :class:`flowpipe.decode.columns.Columns` reads like any other: its
 records taken flow by flow, the swapped ones with their endpoint fields exchanged
-(:func:`mirror_names`). Flow tuples of such a chunk (for records the columns cannot hold) are the
-record decoder's, derived the same way (:meth:`VendorChunk.rows`), so both lanes agree with the
-per-record rules.
+(:func:`mirror_names`: a template whose other values share those fields' bytes keeps flow
+tuples). Flow tuples of such a chunk (for records the columns cannot hold) are the record
+decoder's, derived the same way (:meth:`VendorChunk.rows`).
 """
 from __future__ import annotations
 
@@ -64,17 +64,25 @@ def in_pairs(keep: Any, first: Any, second: Any) -> tuple[Any, Any]:
 def mirror_names(p: VectorPlan) -> list[tuple[str, str]] | None:
     """The pairs of record fields of ``p.dtype`` to exchange in a flow seen the other way
     (:data:`flowpipe.flow.MIRRORED`); None when the plan cannot: one of a pair is a field and the
-    other not, or they differ in width."""
+    other not, they differ in width, or some other value the plan reads (an additional field, a
+    rate, another kept field) comes from their bytes, which a flow seen the other way keeps as
+    the record sent it."""
     out: list[tuple[str, str]] = []
+    fields: Any = p.dtype.fields
     for a, b in MIRRORED:
         sa, sb = _source(p, a), _source(p, b)
         if sa == sb == ("tuple",):
             continue  # (kept fields the columns take from flow tuples: swapped there)
         if sa[0] == sb[0] == "const" and sa[1] == sb[1]:
             continue
-        if sa[0] != "field" or sb[0] != "field" or p.dtype.fields[sa[1]][0] != p.dtype.fields[sb[1]][0]:  # type: ignore[index]
+        if sa[0] != "field" or sb[0] != "field" or fields[sa[1]][0] != fields[sb[1]][0]:
             return None
         out.append((sa[1], sb[1]))
+    swapped = {name for pair in out for name in pair}
+    spans = [(fields[n][1], fields[n][1] + fields[n][0].itemsize) for n in swapped]
+    for name, (dt, at, *_) in fields.items():
+        if name not in swapped and any(at < end and start < at + dt.itemsize for start, end in spans):
+            return None
     return out
 
 

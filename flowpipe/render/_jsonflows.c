@@ -396,9 +396,11 @@ static int put_flow(Buf *b, Helpers *h, const Row *row, const Buf *flush, PyObje
     int mp = h->mp, ok = 1, r;
     Py_ssize_t at;
     if (buf_grow(b, RESERVE) < 0) return -1;
-    if (mp && (PUTC(b, 0xde) < 0 || PUTC(b, 0) < 0
-               || PUTC(b, L.n_ops - (L.extras >= 0) + (has || PyBytes_GET_SIZE(tags_only))) < 0))
-        return -1;  /* map16: its members, the additional fields only when there are some */
+    if (mp) {  /* a map of its members, the additional fields only when there are some: fixmap under 16, map16 */
+        int count = L.n_ops - (L.extras >= 0) + (has || PyBytes_GET_SIZE(tags_only));
+        if (count < 16) PUTC(b, 0x80 | count);
+        else PUTC(b, 0xde), PUTC(b, 0), PUTC(b, count);
+    }
     for (int k = 0; k < L.n_ops; k++) {
         const Op *op = &L.ops[k];
         int f = op->f[0];
@@ -775,6 +777,18 @@ static PyObject *layout(PyObject *self, PyObject *args) {
         Op *op = &L.ops[k];
         if (field_list(fields, n_fields, op->f, 4, name) != FORMAT_FIELDS[fmt]) {
             if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "layout: format %s takes %d fields", name, FORMAT_FIELDS[fmt]);
+            goto bad;
+        }
+        for (int j = 0; j < FORMAT_FIELDS[fmt]; j++) {  /* an address where one is written, an int elsewhere */
+            int wants_address = (fmt == F_ENDPOINT && j == 0) || fmt == F_NEXT_HOP;
+            int ints = fmt != F_TEXT && fmt != F_DEVICE && fmt != F_EXPORTER && fmt != F_EXTRAS && !wants_address;
+            if ((wants_address && !L.address[op->f[j]]) || (ints && (L.address[op->f[j]] || L.object_only[op->f[j]]))) {
+                PyErr_Format(PyExc_ValueError, "layout: format %s cannot write field %d", name, op->f[j]);
+                goto bad;
+            }
+        }
+        if (fmt == F_EXTRAS && k != n_ops - 1) {
+            PyErr_SetString(PyExc_ValueError, "layout: the additional fields must be the last member");
             goto bad;
         }
         op->format = fmt;

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from flowpipe.flow import SCHEMA, FieldSpec
 
 # The payload's members in order, with their format (the flush time and the host are the flush's
-# and the service's: no flow field).
+# and the service's: no flow field; the additional fields, present only when a flow has some, last).
 MEMBERS: tuple[tuple[str, str], ...] = (
     ("flush_timestamp", "flush"), ("type", "text"), ("sampling_rate", "int"), ("direction", "direction"),
     ("start", "int"), ("end", "int"), ("bytes", "counter"), ("packets", "counter"), ("ether_type", "ether"),
@@ -29,6 +29,11 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "flush": (), "host": (), "text": ("",), "int": ("",), "direction": ("",), "counter": ("",), "ether": ("",),
     "protocol": ("",), "flags": ("",), "extras": ("",), "device": ("namespace",), "exporter": ("ip",),
     "endpoint": ("ip", "mask", "mac", "port"), "interface": ("interface.index",), "next_hop": ("ip",),
+}
+# The type (flowpipe.flow.FieldSpec.type) of each field a format takes: anything else is "int".
+_TYPES: dict[str, tuple[str, ...]] = {
+    "text": ("text",), "device": ("text",), "exporter": ("text",), "extras": ("extras",), "next_hop": ("address",),
+    "endpoint": ("address", "int", "int", "int"),
 }
 
 
@@ -43,7 +48,7 @@ class Member(NamedTuple):
 
 def layout_of(schema: Sequence[FieldSpec]) -> tuple[Member, ...]:
     """The payload's members with the fields ``schema`` puts under each (ImportError when some path
-    has no field, or some field's path no member)."""
+    has no field, some field's path no member, or a field is not of the type its format writes)."""
     at = {f.payload: i for i, f in enumerate(schema) if f.payload}
     out, used = [], set()
     for name, fmt in MEMBERS:
@@ -51,11 +56,19 @@ def layout_of(schema: Sequence[FieldSpec]) -> tuple[Member, ...]:
         missing = [p for p in paths if p not in at]
         if missing:
             raise ImportError(f"flowpipe.render.fields: no field of flowpipe.flow.SCHEMA has payload path {missing[0]}")
-        out.append(Member(name, fmt, tuple(at[p] for p in paths)))
+        fields = tuple(at[p] for p in paths)
+        types = _TYPES.get(fmt, ("int",) * len(fields))
+        for p, i, want in zip(paths, fields, types, strict=True):
+            if schema[i].type != want:
+                raise ImportError(f"flowpipe.render.fields: payload path {p} is written as {want}, "
+                                  f"but field {schema[i].name} is {schema[i].type}")
+        out.append(Member(name, fmt, fields))
         used.update(paths)
     if set(at) - used:
         raise ImportError(f"flowpipe.render.fields: payload paths no member shows: {sorted(set(at) - used)}")
     return tuple(out)
 
 
+if [fmt for _, fmt in MEMBERS].index("extras") != len(MEMBERS) - 1:
+    raise ImportError("flowpipe.render.fields: the additional fields must be the payload's last member")
 PAYLOAD = layout_of(SCHEMA)

@@ -39,9 +39,13 @@ def member_keys(name: str, first: bool) -> tuple[bytes, bytes]:
     return (b"{" if first else b",") + orjson.dumps(name) + b":", msgpack.packb(name)
 
 
+_LOOP = [_render_flows]  # the Python loop of the compiled loop's layout (for the flows it hands back)
+
+
 def set_layout(layout: Sequence[Member] = PAYLOAD) -> None:
     """Give the compiled loop the columns' fields (:data:`flowpipe.flow.SCHEMA`) and the payload's
     members (``layout``; done when this module loads)."""
+    _LOOP[0] = _render_flows if layout is PAYLOAD else payload.compile_loop(layout)[0]
     if _jsonflows is not None:
         _jsonflows.layout(len(SCHEMA), KEY, KEPT, OWN_COLUMNS,
                           [i for i, f in enumerate(SCHEMA) if f.type == "address"],
@@ -100,7 +104,7 @@ class _JsonHelpers:
         return self.extras_key + self.quote({**tags, **extras} if tags else extras)
 
     def flow(self, flow: list[Any]) -> bytes:
-        return self.quote(_render_flows([flow], self.flow_ms, self.host, self.hostnames, self.tags)[0])
+        return self.quote(_LOOP[0]([flow], self.flow_ms, self.host, self.hostnames, self.tags)[0])
 
 
 _HELPERS = _JsonHelpers()

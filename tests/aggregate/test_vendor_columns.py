@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig
+from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig, MappingConfig
 from flowpipe.decode.base import Source
 from flowpipe.decode.derived import VendorChunk
 from flowpipe.decode.template_decoder import TemplateDecoder
@@ -149,6 +149,20 @@ def test_nsel_and_biflow_chunks_aggregate_like_the_reference(batch: int, reverse
     out_c, out_t, chunked = aggregate_both(load, cfg, batch=batch, listener=listener)
     assert chunked > 800
     _same(out_c, out_t)
+
+
+@pytest.mark.parametrize("load", ["biflow", "nsel"])
+def test_a_mapped_field_that_a_reverse_flow_swaps_keeps_its_value(load: str) -> None:
+    """A mapping copies the source port (IE 7) into an additional field: a reverse flow keeps the
+    record's value there (the reference swaps endpoints, not additional fields), so such a
+    template's data sets are not exchanged as columns."""
+    grams = biflow_load(2, BIFLOW_WIDE, 40) if load == "biflow" else nsel_load(3, NSEL_WIDE, 60)
+    listener = ListenerConfig(flow_type="netflow9", reverse_flows=True,
+                              mapping=[MappingConfig(field=7, destination="orig_sport", type="integer")])
+    out_c, out_t, _ = aggregate_both(grams, AggregatorConfig(flush_interval=10.0), batch=3, listener=listener)
+    _same(out_c, out_t)
+    flows = [f for tick in out_t for f in tick]
+    assert any(f[EXTRAS]["orig_sport"] != f[SRC_PORT] for f in flows)  # (reverse flows were made)
 
 
 NSEL_CAPTURES = ["nf9_cisco_asa", "nf9_paloalto_panos", "nf9_paloalto81_zerofilled", "ipfix_barracuda"]

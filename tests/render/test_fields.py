@@ -33,6 +33,8 @@ def test_a_table_the_payload_cannot_show_fails_at_import() -> None:
         layout_of(moved(src_port=""))
     with pytest.raises(ImportError, match="no member shows"):
         layout_of(moved(tos="tos"))
+    with pytest.raises(ImportError, match="sampling_rate is written as int, but field src_ip is address"):
+        layout_of(moved(src_ip="sampling_rate", sampling_rate="source.ip"))
 
 
 def test_a_field_moved_in_the_table_moves_in_both_renderers() -> None:
@@ -68,6 +70,8 @@ def test_a_field_moved_in_the_table_moves_in_both_renderers() -> None:
     ((("int", b'{"a":', b"\xa1a", (99,)),), "names field 99"),
     ((("int", b'{"' + b"a" * 60 + b'":', b"\xa1a", (3,)),), "key of"),
     ("short kept", "do not hold every field"),
+    ((("int", b'{"a":', b"\xa1a", (11,)),), "format int cannot write field 11"),
+    ((("extras", b'{"a":', b"\xa1a", (24,)), ("int", b',"b":', b"\xa1b", (3,))), "must be the last member"),
 ])
 def test_the_compiled_loop_refuses_a_layout_it_cannot_write(members: tuple[Any, ...], why: str) -> None:
     from flowpipe.flow import KEPT, KEY, OWN_COLUMNS  # noqa: PLC0415
@@ -82,3 +86,25 @@ def test_the_compiled_loop_refuses_a_layout_it_cannot_write(members: tuple[Any, 
     finally:
         jsontext.set_layout()
     assert orjson.loads(jsontext.render_json_batch(FlushBatch(5.0, [FLOW]), "h")[0])["source"]["port"] == "40000"
+
+
+@pytest.mark.skipif(not jsontext.COMPILED, reason="the compiled renderer is not built here")
+def test_a_short_layout_packs_as_msgpack_packs_its_objects() -> None:
+    """Under 16 members a payload object is a msgpack fixmap, as ``msgpack.packb`` packs it; the
+    flows the compiled loop hands back are rendered with the same layout."""
+    import msgpack  # noqa: PLC0415
+
+    short = tuple(m for m in PAYLOAD if m.name in ("flush_timestamp", "type", "source", "bytes", "additional_fields"))
+    batch = FlushBatch(5.0, [FLOW, make_flow(exporter="192.0.2.9", src_ip=bytes(4), bytes=True, extras={"a": 1})])
+    try:
+        jsontext.set_layout(short)
+        payload.clear_caches()
+        packed = msgpacktext.render_msgpack_joined(batch, "h")
+        texts = jsontext.render_json_batch(batch, "h")
+    finally:
+        jsontext.set_layout()
+    loop, _ = payload.compile_loop(short)
+    want = loop([list(f) for f in batch.flows], 5000, "h", {}, None)
+    assert [orjson.loads(t) for t in texts] == want and len(want[0]) == 4
+    assert packed == b"".join(msgpack.packb(o, use_bin_type=True) for o in want)
+    assert packed[0] == 0x84  # (a fixmap of four)
