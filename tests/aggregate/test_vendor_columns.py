@@ -7,14 +7,16 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 
 from flowpipe.config import AggregatorConfig, DecoderConfig, ListenerConfig, MappingConfig
 from flowpipe.decode.base import Source
+from flowpipe.decode.columns import KEY_SLOTS, Columns
 from flowpipe.decode.derived import VendorChunk
 from flowpipe.decode.template_decoder import TemplateDecoder
 from flowpipe.export import Exporter, Template
-from flowpipe.flow import BYTES, EXTRAS, SRC_IP, SRC_PORT
+from flowpipe.flow import BYTES, END, EXTRAS, PACKETS, SRC_IP, SRC_PORT, START, TCP_FLAGS, kept_fields
 from tests.support import captures
 from tests.support.equivalence import T0, aggregate_both
 from tests.support.equivalence import same_flushes as _same
@@ -102,9 +104,33 @@ def decode_both(load: list[tuple[bytes, Source]], reverse: bool,
     for data, src in load:
         d = cols.decode(data, src)
         derived += sum(c.count for c in d.chunks if isinstance(c, VendorChunk))
+        for c in d.chunks:
+            if isinstance(c, VendorChunk):
+                columns_read_the_flows(c)
         got.append([f for c in d.chunks for f in c.rows()] + d.flows)
         want.append(ref.decode(data, src).flows)
     return got, want, derived, cols, ref
+
+
+def columns_read_the_flows(chunk: VendorChunk) -> None:
+    """What numpy reads of a vendor chunk's flows (key parts, counters, times, flags, kept and
+    additional fields) is its flow tuples', for every flow the columns hold."""
+    cols = Columns([chunk])
+    rows = chunk.rows()
+    at = np.flatnonzero(cols.ok)
+    kept, more = cols.kept_at(at)
+    for k, p in enumerate(at.tolist()):
+        f = rows[p]
+        assert f is not None
+        for slot, part in zip(KEY_SLOTS, cols.parts, strict=True):
+            value = None if part is None else part[p]
+            if part is not None and part.dtype.kind == "V":
+                value = value.tobytes()
+            assert value == (f[slot] if part is not None else None) or (part is None and f[slot] in (0, b"")), slot
+        assert (int(cols.bytes[p]), int(cols.packets[p]), int(cols.start[p]), int(cols.end[p]),
+                int(cols.flags[p])) == (f[BYTES], f[PACKETS], f[START], f[END], f[TCP_FLAGS])
+        assert kept[k] == kept_fields(f)
+        assert (None if more is None else more[k]) == f[EXTRAS]
 
 
 @pytest.mark.parametrize("seed", range(4))
