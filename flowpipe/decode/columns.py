@@ -325,9 +325,7 @@ class Chunk:
         self.error: BaseException | None = None  # what the record decoder raised (a decoder bug)
         self.unrated = 0 if rate else count  # records with an unknown sampling rate
         if not rate and dec.plan is not None and dec.plan.rate is not None:  # rates in the records
-            a = np.frombuffer(body, dec.plan.dtype, count)
-            self.unrated = count - int(np.count_nonzero(sampling_rates(dec.plan, a, [(samplers, 0)],
-                                                                       np.zeros(count, np.int64))))
+            self.unrated = count - int(np.count_nonzero(self.record_rates(0, count)))
         self.skipped: list[str] = NOTHING_SKIPPED  # parts skipped while decoding records, for metrics (see flow_type)
         self.policy: Any = None  # the listener's [[sampling]] rules and tags for its exporter (decode/policy.py)
 
@@ -335,14 +333,24 @@ class Chunk:
         """Its records as numpy reads them (``dtype``: its plan's), one per flow."""
         return np.frombuffer(self.body, dtype, self.count)
 
+    def record_rates(self, first: int, n: int, domain: int = 0) -> Any:
+        """The sampling rate of ``n`` of its records from ``first`` (its plan reads rates in the
+        records), as the record decoder makes it with ``domain`` as the domain's rate."""
+        p = self.dec.plan
+        a = np.frombuffer(self.body, p.dtype, n, first * p.dtype.itemsize)
+        return sampling_rates(p, a, [(self.samplers, domain)], np.zeros(n, np.int64))
+
+    def last_record(self) -> int:
+        """Which of its records the last flow comes from."""
+        return self.count - 1
+
     def last_rate(self) -> int:
-        """The sampling rate of the set's last record, as the record decoder makes it (for the
+        """The sampling rate of the set's last flow, as the record decoder makes it (for the
         exporter inventory's announced rate)."""
         p = self.dec.plan
         if p is None or p.rate is None or not self.count:  # (every record's: the domain's)
             return int(self.rate)
-        last = np.frombuffer(self.body, p.dtype, 1, (self.count - 1) * p.dtype.itemsize)
-        return int(sampling_rates(p, last, [(self.samplers, self.rate)], np.zeros(1, np.int64))[0])
+        return int(self.record_rates(self.last_record(), 1, self.rate)[0])
 
     def rows(self) -> list[tuple | None]:
         """The records as flow tuples (what the decoder would have made); ``None`` for each when the

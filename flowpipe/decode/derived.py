@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from flowpipe.decode.columns import BYTES_SLOT, FLAGS_SLOT, KEY_SLOTS, PACKETS_SLOT, Chunk, VectorPlan, sampling_rates
+from flowpipe.decode.columns import BYTES_SLOT, FLAGS_SLOT, KEY_SLOTS, PACKETS_SLOT, Chunk, VectorPlan
 from flowpipe.flow import BYTES, DST_IP, EXTRAS, MIRRORED, PACKETS, SRC_IP, TCP_FLAGS, swapped
 
 U64_MAX = np.uint64((1 << 64) - 1)
@@ -112,20 +112,10 @@ class VendorChunk(Chunk):
         self.count = len(derived.take)
         if self.unrated:  # (of the flows: the records' unrated ones, as many times as they make flows)
             self.unrated = self.count if self.unrated == records else int(
-                np.count_nonzero(self._record_rates()[derived.take] == 0))
+                np.count_nonzero(self.record_rates(0, records)[derived.take] == 0))
 
-    def _record_rates(self) -> Any:
-        p = self.dec.plan
-        a = np.frombuffer(self.body, p.dtype, self.records)
-        return sampling_rates(p, a, [(self.samplers, 0)], np.zeros(self.records, np.int64))
-
-    def last_rate(self) -> int:
-        p = self.dec.plan
-        if p.rate is None or not self.count:
-            return int(self.rate)
-        last = int(self.derived.take[-1])
-        a = np.frombuffer(self.body, p.dtype, 1, last * p.dtype.itemsize)
-        return int(sampling_rates(p, a, [(self.samplers, self.rate)], np.zeros(1, np.int64))[0])
+    def last_record(self) -> int:
+        return int(self.derived.take[-1])
 
     def flow_records(self, dtype: Any) -> Any:
         """Each flow's record (of ``dtype``), its mirrored fields exchanged where it is seen the

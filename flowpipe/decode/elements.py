@@ -200,6 +200,8 @@ def _hex_kept(b: bytes) -> str:
     return b[:PASSTHROUGH_MAX].hex()
 
 
+# A mapping's type -> how the bytes of its field become its value (the generated code calls it by
+# name; any other type: hex).
 _CONVERT: dict[str, Callable[[bytes], Any]] = {"string": _str, "ip": _ip, "mac": _mac}
 
 _EXPORTERS: dict[bytes, str] = {}  # bounded: MAX_EXPORTER_TEXTS
@@ -259,7 +261,7 @@ _HELPERS: dict[str, Any] = {
     "_int": _int, "_intle": _intle, "_intm": _intm, "_intmle": _intmle, "_up": _up, "_init": _init,
     "_ntp": _ntp, "_nz": _nz, "_ev": _ev, "_ratio_is": _ratio_is, "_ratio_ps": _ratio_ps, "_str": _str,
     "_ip": _ip, "_iptext": _iptext, "_mac": _mac, "_extras": _extras, "_pick": _pick,
-    "_split": split_varlen, "RecordOverrun": RecordOverrun, "_exp": _exp,
+    "_split": split_varlen, "RecordOverrun": RecordOverrun, "_exp": _exp, "_hex_kept": _hex_kept,
 }
 
 
@@ -587,8 +589,9 @@ def _mapped(g: _Gen, mapping: Mapping, ex: dict[int, str], ns: dict[str, Any]) -
                 g.extra_fields.append((m.destination, i, "intle" if little else "int", None))
             else:
                 raw = g.val(g.need(i, "raw"), "raw")
-                e = {"string": f"_str({raw})", "ip": f"_ip({raw})", "mac": f"_mac({raw})"}.get(m.type, f"{raw}.hex()")
-                g.extra_fields.append((m.destination, i, "bytes", _CONVERT.get(m.type, bytes.hex)))
+                convert = _CONVERT.get(m.type)
+                e = f"{convert.__name__}({raw})" if convert is not None else f"{raw}.hex()"
+                g.extra_fields.append((m.destination, i, "bytes", convert or bytes.hex))
             extras.append((key, e))
     return extras
 
@@ -616,8 +619,9 @@ def _passthrough(g: _Gen, mapping: Mapping | None, ns: dict[str, Any]) -> list[t
         ns[key] = f"{pen}.{eid}" if pen else str(eid)
         raw = g.val(g.need(i, "raw"), "raw")
         ln = g.fields[i][2]
-        extras.append((key, f"{raw}.hex()" if ln <= PASSTHROUGH_MAX else f"{raw}[:{PASSTHROUGH_MAX}].hex()"))
-        g.extra_fields.append((ns[key], i, "bytes", bytes.hex if ln <= PASSTHROUGH_MAX else _hex_kept))
+        short = ln <= PASSTHROUGH_MAX
+        extras.append((key, f"{raw}.hex()" if short else f"_hex_kept({raw})"))
+        g.extra_fields.append((ns[key], i, "bytes", bytes.hex if short else _hex_kept))
     return extras
 
 

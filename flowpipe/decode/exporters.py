@@ -13,13 +13,30 @@ from flowpipe.decode.config import SamplingRule
 from flowpipe.flow import BYTES, EXTRAS, PACKETS, SAMPLING_RATE
 
 MAX_CACHED = 100_000
-__all__ = ["Allowlist", "SamplingPolicy", "settled_rate", "tagged", "with_tags"]
+__all__ = ["Allowlist", "SamplingPolicy", "settled", "settled_rate", "tagged", "with_tags"]
 
 
 def settled_rate(own: int, default: int, override: int) -> int:
     """The sampling rate a ``[[sampling]]`` rule leaves a flow: its override, else the flow's own,
     else its default (0: still unknown)."""
     return override or own or default
+
+
+def settled(f: tuple, default: int, override: int, scale: bool) -> tuple:
+    """The flow ``f`` with the rate a ``[[sampling]]`` rule leaves it (:func:`settled_rate`); with
+    ``scale``, its bytes and packets multiplied by that rate, which is then 1. ``f`` itself when
+    nothing changes."""
+    rate = settled_rate(f[SAMPLING_RATE], default, override)
+    scaled = scale and rate > 1
+    if rate == f[SAMPLING_RATE] and not scaled:
+        return f
+    lf = list(f)
+    lf[SAMPLING_RATE] = rate
+    if scaled:
+        lf[BYTES] *= rate
+        lf[PACKETS] *= rate
+        lf[SAMPLING_RATE] = 1
+    return tuple(lf)
 
 
 def tagged(tags: dict[str, str], own: dict[str, Any] | None) -> dict[str, Any]:
@@ -60,19 +77,10 @@ class SamplingPolicy:
         out: list[tuple] = []
         unknown = 0
         for f in flows:
-            rate = settled_rate(f[SAMPLING_RATE], default, override)
-            if not rate:
+            g = settled(f, default, override, self.scale)
+            if not g[SAMPLING_RATE]:  # (0 stays 0 when scaled)
                 unknown += 1
-            if rate == f[SAMPLING_RATE] and not (self.scale and rate > 1):
-                out.append(f)
-                continue
-            lf = list(f)
-            lf[SAMPLING_RATE] = rate
-            if self.scale and rate > 1:
-                lf[BYTES] *= rate
-                lf[PACKETS] *= rate
-                lf[SAMPLING_RATE] = 1
-            out.append(tuple(lf))
+            out.append(g)
         return out, unknown
 
 

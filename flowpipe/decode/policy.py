@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from flowpipe.decode.columns import COUNTER_MAX, Intern, objects
-from flowpipe.decode.exporters import settled_rate, tagged
-from flowpipe.flow import BYTES, EXTRAS, KEPT, PACKETS, SAMPLING_RATE
+from flowpipe.decode.exporters import settled, settled_rate, tagged
+from flowpipe.flow import EXTRAS, KEPT, SAMPLING_RATE
 
 _RATE = KEPT.index(SAMPLING_RATE)  # the rate's place in a kept tuple
 _MISSING: Any = object()
@@ -51,18 +51,8 @@ class Policy(NamedTuple):
         """A flow tuple with the policy applied (None stays None: an undecodable record)."""
         if f is None:
             return None
-        own = f[SAMPLING_RATE]
-        rate, extras = settled_rate(own, self.default, self.override), self.extras(f[EXTRAS])
-        scaled = self.scale and rate > 1
-        if rate == own and extras is f[EXTRAS] and not scaled:
-            return f
-        lf = list(f)
-        lf[SAMPLING_RATE], lf[EXTRAS] = rate, extras
-        if scaled:
-            lf[BYTES] *= rate
-            lf[PACKETS] *= rate
-            lf[SAMPLING_RATE] = 1
-        return tuple(lf)
+        g = settled(f, self.default, self.override, self.scale)
+        return g if self.tags is None else (*g[:EXTRAS], self.extras(g[EXTRAS]), *g[EXTRAS + 1:])
 
 
 class Policed:

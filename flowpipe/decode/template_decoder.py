@@ -364,15 +364,14 @@ class TemplateDecoder:
                 if dec.size:
                     body = body[:room * dec.size]
             if self.columnar and (dec.plan is not None or dec.picks is not None) and not msg.flows:
-                if dec.vendor is not None:  # (fixed-length records: see _compile)
-                    self._derived(dec, dom, msg, body[:min(len(body) // dec.size, room) * dec.size], now)
-                    return
                 if dec.size:
                     count = min(len(body) // dec.size, room)
                     whole = body if len(body) == count * dec.size else body[:count * dec.size]
                 else:  # variable-length records: their fixed-length fields, packed (the whole records read)
                     whole, count, overran = walk.compact(body, dec.lens, dec.min_size, room)
-                if count:
+                if dec.vendor is not None:  # (fixed-length records: see _compile)
+                    self._derived(dec, dom, msg, whole, count, now)
+                elif count:
                     parts = dec.picks.split(whole, count) if dec.picks is not None else ((dec, whole, count, None),)
                     for d, b, n, at in parts:  # (records of each pair of address lengths: their own plan)
                         msg.chunks.append(Chunk(d, b, n, msg.exporter, msg.namespace, dom.rate, dom.samplers, msg.secs,
@@ -403,10 +402,9 @@ class TemplateDecoder:
         if overran:
             msg.skipped.append("record_overrun")
 
-    def _derived(self, dec: RecordDecoder, dom: Domain, msg: _Msg, whole: bytes, now: float) -> None:
-        """The records of ``whole`` (a data set's, whole ones) as a chunk of the flows its template's
+    def _derived(self, dec: RecordDecoder, dom: Domain, msg: _Msg, whole: bytes, count: int, now: float) -> None:
+        """The ``count`` records of ``whole`` (a data set's) as a chunk of the flows its template's
         vendor rules derive from them (:mod:`flowpipe.decode.derived`)."""
-        count = len(whole) // dec.size
         if not count:
             return
         rule, p = dec.vendor, dec.plan
