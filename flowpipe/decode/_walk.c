@@ -3,6 +3,8 @@
  *
  *   data_sets(data) -> (version, secs, uptime, sequence, domain, [set id, start, end, ...]) | None
  *   flow_samples(data, off, nsamples) -> (spans: bytes, rate, unrated, rest: list | None)
+ *   plain_samples(data, base=0) -> (agent, sub-agent, sequence, spans, rate, unrated) | None
+ *       an sFlow datagram of flow samples only: its header and flow_samples (see below)
  *   read_samples(buf, start, end, expanded, out) -> None
  *       flowpipe.decode.sflow_columns' reading of flow samples: every sample's header, records and
  *       sampled frame, one column of out (int64, SAMPLE_COLUMNS x n, C order) per value (see there)
@@ -10,6 +12,8 @@
  *       a data set of variable-length records as records of their fixed-length fields (see below)
  *   tuple_columns(flows, ints, lengths) -> (columns, ok)
  *       flow tuples read into int64 columns (flowpipe.decode.rows; see below)
+ *   column_tuples(columns, n) -> [tuple, ...]
+ *       the other way: n tuples, one item from each column (see below)
  *
  * Both only read data (any bytes-like object); every offset is checked against its length first.
  */
@@ -96,6 +100,8 @@ static int rest_add(PyObject **rest, PyObject *item) {
     return r;
 }
 
+static PyObject *sample_walk(const uint8_t *d, uint64_t n, uint64_t off, unsigned long long nsamples);
+
 static PyObject *flow_samples(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "flow_samples(data, off, nsamples)");
@@ -111,12 +117,69 @@ static PyObject *flow_samples(PyObject *mod, PyObject *const *args, Py_ssize_t n
         PyErr_Format(PyExc_ValueError, "offset %zd and sample count %lld must not be negative", off0, nsigned);
         return NULL;
     }
-    unsigned long long nsamples = (unsigned long long)nsigned;
+    Py_buffer b;
+    if (PyObject_GetBuffer(args[0], &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *out = sample_walk(b.buf, (uint64_t)b.len, (uint64_t)off0, (unsigned long long)nsigned);
+    PyBuffer_Release(&b);
+    return out;
+}
+
+/* plain_samples(data, base=0) -> (agent, sub-agent, sequence, spans, rate, unrated) | None
+ * An sFlow v5 datagram's header and flow_samples' walk of its samples, when it holds flow samples
+ * only (nothing the walk puts in its rest) and its header is whole; None for any other datagram.
+ * The spans' offsets are base + their offset in data (data placed at base in a longer buffer). */
+static PyObject *plain_samples(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "plain_samples(data, base=0)");
+        return NULL;
+    }
+    long long base = 0;
+    if (nargs == 2 && (base = PyLong_AsLongLong(args[1])) == -1 && PyErr_Occurred())
+        return NULL;
+    if (base < 0 || base > (1LL << 48)) {
+        PyErr_Format(PyExc_ValueError, "base %lld is not in 0..2**48", base);
+        return NULL;
+    }
     Py_buffer b;
     if (PyObject_GetBuffer(args[0], &b, PyBUF_SIMPLE) < 0)
         return NULL;
     const uint8_t *d = b.buf;
-    uint64_t n = (uint64_t)b.len, off = (uint64_t)off0;
+    uint64_t n = (uint64_t)b.len;
+    PyObject *res = NULL, *walked = NULL, *agent = NULL;
+    uint32_t atype = n >= 8 ? be32(d + 4) : 0;
+    uint64_t alen = atype == 1 ? 4 : atype == 2 ? 16 : 0, hsize = 24 + alen;
+    if (n < 8 || be32(d) != 5 || !alen || n < hsize) {
+        res = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (!(walked = sample_walk(d, n, hsize, be32(d + 20 + alen))))
+        goto done;
+    if (PyTuple_GET_ITEM(walked, 3) != Py_None) {
+        res = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (base) {  /* (the spans' bytes are new and referenced only here: shifted in place) */
+        PyObject *spans = PyTuple_GET_ITEM(walked, 0);
+        int64_t *sp = (int64_t *)PyBytes_AS_STRING(spans);
+        for (Py_ssize_t i = 0, m = PyBytes_GET_SIZE(spans) / 24; i < m; i++) {
+            sp[3 * i] += base;
+            sp[3 * i + 1] += base;
+        }
+    }
+    if (!(agent = PyBytes_FromStringAndSize((const char *)d + 8, (Py_ssize_t)alen)))
+        goto done;
+    res = Py_BuildValue("(OkkOOO)", agent, (unsigned long)be32(d + 8 + alen), (unsigned long)be32(d + 12 + alen),
+                        PyTuple_GET_ITEM(walked, 0), PyTuple_GET_ITEM(walked, 1), PyTuple_GET_ITEM(walked, 2));
+done:
+    Py_XDECREF(agent);
+    Py_XDECREF(walked);
+    PyBuffer_Release(&b);
+    return res;
+}
+
+/* The walk of flow_samples over data[0:n] from off; NULL on error. */
+static PyObject *sample_walk(const uint8_t *d, uint64_t n, uint64_t off, unsigned long long nsamples) {
     PyObject *out = NULL, *rest = NULL, *spans = NULL;
     /* room for every flow sample there can be: each takes at least 8 + 32 bytes */
     size_t most = off < n ? (size_t)((n - off) / 40) : 0;
@@ -171,7 +234,6 @@ static PyObject *flow_samples(PyObject *mod, PyObject *const *args, Py_ssize_t n
 done:
     Py_XDECREF(spans);
     Py_XDECREF(rest);
-    PyBuffer_Release(&b);
     return out;
 }
 
@@ -459,6 +521,129 @@ fail:
     return NULL;
 }
 
+/* column_tuples(columns, n) -> list of n tuples
+ * Row i's tuple holds, for each column in order: a list's item i; a 1-tuple's one item (the same
+ * object in every row); a buffer of n 64-bit integers' (int64 or uint64, C-contiguous) item i as an
+ * int. An int equal to the one before it in its column is that same object (a column of one value
+ * costs one int, as contexts keep these tuples). flowpipe.decode.walk.py_column_tuples in Python.
+ * A tuple of ints, strings, bytes and None only is left out of the garbage collector's lists at once
+ * (what the collector itself does to such a tuple when it first meets it): a million contexts keep
+ * one each, which every full collection would otherwise walk until then. */
+static inline int atomic(PyObject *v) {
+    return v == Py_None || PyLong_CheckExact(v) || PyUnicode_CheckExact(v) || PyBytes_CheckExact(v);
+}
+
+typedef struct { int kind; PyObject *obj; Py_buffer b; int is_unsigned; PyObject *last; unsigned long long last_v; } Col;
+enum { COL_LIST = 0, COL_CONST = 1, COL_INTS = 2 };
+
+static PyObject *column_tuples(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyTuple_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "column_tuples(columns: tuple, n: int)");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "column_tuples: n must not be negative");
+        return NULL;
+    }
+    Py_ssize_t k = PyTuple_GET_SIZE(args[0]), got = 0;
+    if (k > MAX_COLUMNS) {
+        PyErr_SetString(PyExc_ValueError, "column_tuples: too many columns");
+        return NULL;
+    }
+    Col cols[MAX_COLUMNS];
+    PyObject *out = NULL;
+    for (; got < k; got++) {
+        Col *c = &cols[got];
+        PyObject *e = PyTuple_GET_ITEM(args[0], got);
+        c->obj = e;
+        c->last = NULL;
+        if (PyList_Check(e)) {
+            c->kind = COL_LIST;
+            if (PyList_GET_SIZE(e) != n) {
+                PyErr_SetString(PyExc_ValueError, "column_tuples: a list column is not n long");
+                goto done;
+            }
+        } else if (PyTuple_Check(e) && PyTuple_GET_SIZE(e) == 1) {
+            c->kind = COL_CONST;
+            c->obj = PyTuple_GET_ITEM(e, 0);
+        } else {
+            c->kind = COL_INTS;
+            if (PyObject_GetBuffer(e, &c->b, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+                goto done;
+            const char *f = c->b.format ? c->b.format : "B";
+            if (*f == '=' || *f == '@' || *f == '<')
+                f++;
+            int sign = *f == 'q' || *f == 'l', unsign = *f == 'Q' || *f == 'L';
+            if (c->b.itemsize != 8 || !(sign || unsign) || f[1] || c->b.len != n * 8) {
+                PyBuffer_Release(&c->b);
+                PyErr_SetString(PyExc_ValueError, "column_tuples: an integer column is not n native 64-bit integers");
+                goto done;
+            }
+            c->is_unsigned = unsign;
+        }
+    }
+    out = PyList_New(n);
+    if (!out)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyTuple_New(k);
+        if (!t) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, t);
+        int plain = 1;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            Col *c = &cols[j];
+            PyObject *v;
+            if (c->kind == COL_LIST) {
+                if (i >= PyList_GET_SIZE(c->obj)) {  /* (shortened meanwhile, by a finalizer, say) */
+                    PyErr_SetString(PyExc_ValueError, "column_tuples: a list column changed length");
+                    Py_CLEAR(out);
+                    goto done;
+                }
+                v = PyList_GET_ITEM(c->obj, i);
+                Py_INCREF(v);
+                plain = plain && atomic(v);
+            } else if (c->kind == COL_CONST) {
+                v = c->obj;
+                Py_INCREF(v);
+                plain = plain && atomic(v);
+            } else {
+                unsigned long long x = ((const unsigned long long *)c->b.buf)[i];
+                if (c->last && x == c->last_v) {
+                    v = c->last;
+                    Py_INCREF(v);
+                } else {
+                    v = c->is_unsigned ? PyLong_FromUnsignedLongLong(x) : PyLong_FromLongLong((long long)x);
+                    if (!v) {
+                        Py_CLEAR(out);
+                        goto done;
+                    }
+                    Py_XDECREF(c->last);
+                    c->last = v;
+                    c->last_v = x;
+                    Py_INCREF(v);
+                }
+            }
+            PyTuple_SET_ITEM(t, j, v);
+        }
+        if (plain && PyObject_GC_IsTracked(t))
+            PyObject_GC_UnTrack(t);
+    }
+done:
+    for (Py_ssize_t j = 0; j < got; j++) {
+        if (cols[j].kind == COL_INTS) {
+            Py_XDECREF(cols[j].last);
+            PyBuffer_Release(&cols[j].b);
+        }
+    }
+    return out;
+}
+
 /* compact(body, lens, min_size, max_records) -> (packed: bytes, count, overran)
  * The records of a data set of a template with variable-length fields (RFC 7011 section 7: a
  * length byte, 255 then two bytes for 255 or more), as records of its fixed-length fields only,
@@ -546,8 +731,10 @@ done:
 static PyMethodDef methods[] = {
     {"data_sets", (PyCFunction)data_sets, METH_O, "The header values and data set spans of a data-only v9/IPFIX datagram, or None."},
     {"flow_samples", (PyCFunction)(void (*)(void))flow_samples, METH_FASTCALL, "An sFlow datagram's flow sample spans and the rest, in order."},
+    {"plain_samples", (PyCFunction)(void (*)(void))plain_samples, METH_FASTCALL, "An sFlow datagram of flow samples only: its header and sample spans, or None."},
     {"read_samples", (PyCFunction)(void (*)(void))read_samples, METH_FASTCALL, "sFlow flow samples read into columns."},
     {"tuple_columns", (PyCFunction)(void (*)(void))tuple_columns, METH_FASTCALL, "Flow tuples read into int64 columns."},
+    {"column_tuples", (PyCFunction)(void (*)(void))column_tuples, METH_FASTCALL, "Tuples made of columns, row by row."},
     {"compact", (PyCFunction)(void (*)(void))compact, METH_FASTCALL, "Variable-length records as their fixed fields."},
     {NULL, NULL, 0, NULL},
 };

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from itertools import repeat
 from typing import Any
 
 import numpy as np
 
+from flowpipe.decode import walk
 from flowpipe.flow import (
     BYTES,
     DST_IP,
@@ -582,18 +582,20 @@ class Columns:
             a = {v: c[alike[0]] for v, c in a.items()}
             rates = rates[alike[0]]
         u = len(rates)
-        values: list[Any] = [repeat(self._plan.kind, u), rates.tolist()]
+        values: list[Any] = [(self._plan.kind,), rates.astype(np.uint64)]  # (walk.column_tuples' columns)
         for slot in KEPT_SLOTS:
             kind, v = how[slot]
             if kind == "const":
-                values.append(repeat(v, u))
+                values.append((v,))
             elif kind == "field":
-                values.append(a[v].tolist())
+                c = a[v]
+                values.append(c.astype(np.int64 if c.dtype.kind == "i" else np.uint64) if c.dtype.kind in "iu"
+                              else c.tolist())
             else:  # a 6-byte MAC as its 48-bit int
                 wide = np.zeros((u, 8), dtype=np.uint8)
                 wide[:, 2:] = np.ascontiguousarray(a[v]).view(np.uint8).reshape(u, 6)
-                values.append(wide.view(">u8").ravel().tolist())
-        kept: list[Any] = list(zip(*values, strict=True))
+                values.append(wide.view(">u8").ravel().astype(np.uint64))
+        kept: list[Any] = walk.column_tuples(tuple(values), u)
         if alike is None:  # (mostly distinct: nothing to share)
             return objects(kept), more
         if intern is not None:

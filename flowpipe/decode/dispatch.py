@@ -34,7 +34,7 @@ class DatagramDecoder:
         self._sflow: Callable[[bytes, Source], Decoded] | None = None
         lc = listener if listener is not None else ListenerConfig(flow_type=flow_type)
         self.namespace = lc.namespace
-        self._sflow_plain: Callable[[bytes, Source], Any] | None = None
+        self._sflow_plain: Callable[..., Any] | None = None
         if flow_type == "sflow5":
             self._sflow = functools.partial(sflow.decode, udp_identity=lc.exporter_address == "udp",
                                             columnar=columnar)
@@ -69,6 +69,14 @@ class DatagramDecoder:
         if self._sflow_plain is not None:
             return self._sflow_plain(data, src)
         return self.templates.plain(data, src) if self.templates is not None else None
+
+    def plain_batch(self) -> Callable[[bytes, Source], Plain | None] | None:
+        """:meth:`plain` for the datagrams of one batch, taken in arrival order (sFlow: each source's
+        datagrams of one second join one chunk, see :func:`flowpipe.decode.sflow.plain`); None when
+        nothing is decoded cheaply (not columnar)."""
+        if self._sflow_plain is not None:
+            return functools.partial(self._sflow_plain, runs={})
+        return self.templates.plain if self.templates is not None and self.columnar else None
 
     def expire(self, now: float) -> int:
         """Give up on held data past its time; returns how many held datagrams were dropped."""

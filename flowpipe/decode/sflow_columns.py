@@ -20,7 +20,6 @@ order that matters (docs/performance.md *Order*).
 """
 from __future__ import annotations
 
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -106,6 +105,8 @@ class _Reader:
 
 def columns(chunks: list[SampleChunk]) -> list[SampleColumns]:
     """The flow samples of ``chunks`` (in order) as columns, one :class:`SampleColumns` per address family."""
+    for c in chunks:
+        c.seal()
     counts = [c.count for c in chunks]
     a = np.frombuffer(b"".join([c.spans for c in chunks]), dtype=np.int64).reshape(-1, 3)
     bodies = [c.body if not len(c.body) & 3 else c.body + bytes(-len(c.body) & 3) for c in chunks]
@@ -390,14 +391,6 @@ def _extra_bits_of(extras: dict[str, Any] | None, groups: tuple[tuple[str, ...],
     return bits
 
 
-def _listed(column: Any) -> Any:
-    """A column's values for ``zip``: one int repeated when they are all one (the batch's rate, ether
-    type...: one object shared by every tuple, not one each), else the list of them."""
-    if len(column) and column[0] == column[-1] and (column == column[0]).all():
-        return repeat(int(column[0]))
-    return column.tolist()
-
-
 def _address_size(kind: Any) -> Any:
     """Bytes of an sFlow address of type ``kind`` (1 IPv4, 2 IPv6, else none)."""
     return np.where(kind == 1, 4, np.where(kind == 2, 16, 0))
@@ -495,9 +488,8 @@ class SampleColumns:
         else:
             alike = unique_rows(s.kept_columns(g))
         one = g if alike is None else g[alike[0]]  # a sample of each distinct kept and additional fields
-        made = list(zip(repeat(FLOW_TYPE), _listed(s.rate[one]), repeat(0), _listed(s.ether_type[one]),
-                        s.src_mac[one].tolist(), s.dst_mac[one].tolist(), _listed(s.src_mask[one]),
-                        _listed(s.dst_mask[one]), _listed(s.out_if[one]), s.hops(one)))
+        made = walk.column_tuples((_TYPE, s.rate[one], _ZERO, s.ether_type[one], s.src_mac[one], s.dst_mac[one],
+                                   s.src_mask[one], s.dst_mask[one], s.out_if[one], s.hops(one).tolist()), len(one))
         if intern is not None and alike is not None:  # (mostly distinct: nothing to share)
             made = list(map(intern, made, made))
         kept, more = objects(made), s.extras(one)
@@ -539,4 +531,5 @@ class SampleColumns:
 
 
 _NOT_YET: Any = object()
+_TYPE, _ZERO = (FLOW_TYPE,), (0,)  # (walk.column_tuples' columns of one value)
 

@@ -77,8 +77,7 @@ class DecoderStage:
         skipped: Tally[str] = Tally()
         decoded = held = released = refused = 0
         ns, decode, allow, sampling, tags = self.namespace, self.decoder.decode, self.allow, self.sampling, self.tags
-        plain = self.decoder.plain
-        policy = sampling is not None or tags is not None  # (chunks carry the rules, tags, scaling: _police)
+        plain = self.decoder.plain_batch()
         unknown_rate: Tally[str] = Tally()
         sources: dict[tuple[str, int], Source] = {}  # a batch is mostly a few exporters, all with one time
         last_of: dict[tuple[str, str], Any] = {}  # (exporter, flow type) -> its last flow or data set
@@ -107,15 +106,10 @@ class DecoderStage:
             if quick is not None:
                 pchunks, exporter, ftype, obs, n = quick
                 decoded += 1
-                if pchunks:
+                if pchunks:  # (none: no flows, or they joined a chunk given before, see plain_batch)
                     last_of[exporter, ftype] = pchunks[-1]
-                    if policy:
-                        self._police(pchunks, exporter)
-                    for c in pchunks:
-                        if c.unrated:
-                            unknown_rate[exporter] += c.unrated
                     chunks += pchunks
-                    records += n
+                records += n
                 notes.append((ns, exporter, ftype, obs, n))
                 continue
             if d.held:
@@ -136,13 +130,9 @@ class DecoderStage:
                 got = [Rows(flows, d.exporter, ns, unknown)]
             elif got:
                 last_of[d.exporter, d.flow_type] = got[-1]
-                if policy:
-                    self._police(got, d.exporter)
             n = 0
             for c in got:
                 n += c.count
-                if c.unrated:
-                    unknown_rate[d.exporter] += c.unrated
             chunks += got
             records += n
             if d.skipped:
@@ -151,6 +141,15 @@ class DecoderStage:
                 notes.append((ns, d.exporter, d.flow_type, d.sequence, n))
             if d.counters and self._counters is not None:
                 self._counters.update(d.exporter, d.counters)
+        # Once the batch's chunks are whole: each exporter's rules, tags and scaling on its chunks (the
+        # tuple lane's flows had them already), and the records whose rate is unknown still.
+        police = sampling is not None or tags is not None
+        known: dict[str, Policy | None] = {}
+        for c in chunks:
+            if police and not c.tuples:
+                self._police(c, known)
+            if c.unrated:
+                unknown_rate[c.exporter] += c.unrated
         if self.rates_seen is not None:  # once per exporter and batch: its last datagram with flows
             for (exporter, flow_type), d in last_of.items():
                 rate = _announced_rate(d)
@@ -180,21 +179,26 @@ class DecoderStage:
             self._set_held()
         return FlowBatch(chunks, notes, records)
 
-    def _police(self, chunks: list[Any], exporter: str) -> None:
-        """Give ``exporter``'s chunks the listener's [[sampling]] rules for it, its tags and scaling (nothing
-        when they change nothing; equal ones are one object, chunks are grouped by it); with a rate
-        from the rules, no record is of unknown rate any more."""
-        default, override = self.sampling.rule_for(exporter) if self.sampling is not None else (0, 0)
-        scale = self.sampling is not None and self.sampling.scale
-        if not (default or override or self.tags or scale):
-            return
-        pol = self._policies.get((default, override))
-        if pol is None:
-            pol = self._policies[default, override] = Policy(default, override, self.tags, scale)
-        for c in chunks:
-            c.policy = pol
-            if default or override:
-                c.unrated = 0
+    def _police(self, chunk: Any, known: dict[str, Policy | None]) -> None:
+        """Give a chunk the listener's [[sampling]] rules for its exporter, its tags and scaling
+        (nothing when they change nothing; equal ones are one object, chunks are grouped by it); with
+        a rate from the rules, no record is of unknown rate any more. ``known``: the policies found
+        so far in this batch, by exporter."""
+        exporter = chunk.exporter
+        pol = known.get(exporter, _UNSET)
+        if pol is _UNSET:
+            default, override = self.sampling.rule_for(exporter) if self.sampling is not None else (0, 0)
+            scale = self.sampling is not None and self.sampling.scale
+            pol = None
+            if default or override or self.tags or scale:
+                pol = self._policies.get((default, override))
+                if pol is None:
+                    pol = self._policies[default, override] = Policy(default, override, self.tags, scale)
+            known[exporter] = pol
+        if pol is not None:
+            chunk.policy = pol
+            if pol.default or pol.override:
+                chunk.unrated = 0
 
     def _set_held(self) -> None:
         now = self.decoder.held
@@ -249,6 +253,9 @@ class DecoderStage:
         while True:
             await trio.sleep(1.0)
             self.expire(time.time())
+
+
+_UNSET: Any = object()
 
 
 def _announced_rate(last: tuple | Chunk) -> int:

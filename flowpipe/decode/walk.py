@@ -7,9 +7,11 @@
 
 Both are pure (bytes in, positions out). ``flowpipe/decode/_walk.c`` has them compiled, with the same
 results (the tests hold the two to it); this module's are used where it was not built (``COMPILED``).
-It also has ``read_samples``, which reads sFlow flow samples into the columns
-:mod:`flowpipe.decode.sflow_columns` otherwise reads with numpy (None when not built), and
-``tuple_columns``, which reads flow tuples into columns for :mod:`flowpipe.decode.rows`, and
+It also has ``plain_samples`` (an sFlow datagram's header and :func:`flow_samples` in one step; None
+when not built: :func:`flowpipe.decode.sflow.py_plain_samples`), ``read_samples``, which reads sFlow
+flow samples into the columns :mod:`flowpipe.decode.sflow_columns` otherwise reads with numpy (None
+when not built), ``tuple_columns``, which reads flow tuples into columns for
+:mod:`flowpipe.decode.rows`, ``column_tuples``, the other way (the kept fields of new contexts, from columns), and
 ``compact``, which packs the fixed-length fields of variable-length records for the columnar path.
 """
 from __future__ import annotations
@@ -17,10 +19,12 @@ from __future__ import annotations
 import operator
 import struct
 from array import array
+from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
-__all__ = ["COMPILED", "compact", "data_sets", "flow_samples", "py_compact", "py_data_sets", "py_flow_samples",
-           "py_tuple_columns", "tuple_columns"]
+__all__ = ["COMPILED", "column_tuples", "compact", "data_sets", "flow_samples", "py_column_tuples", "py_compact",
+           "py_data_sets", "py_flow_samples", "py_tuple_columns", "tuple_columns"]
 
 _V9 = struct.Struct("!HHIIII")   # version, count, sysUptime ms, unix secs, sequence, source id
 _V10 = struct.Struct("!HHIII")   # version, length, export time, sequence, observation domain
@@ -172,10 +176,49 @@ def py_tuple_columns(flows: list[tuple] | tuple[tuple, ...], ints: tuple[tuple[i
     return cols.tobytes(), bytes(ok)
 
 
+def py_column_tuples(columns: tuple[Any, ...], n: int) -> list[tuple]:
+    """``n`` tuples, row ``i``'s holding for each column in order: a list's item ``i``; a 1-tuple's one
+    item (the same object in every row); a buffer of ``n`` native 64-bit integers' item ``i`` (equal
+    neighbours in a column are one int object)."""
+    if n < 0:
+        raise ValueError("column_tuples: n must not be negative")
+    its: list[Any] = []
+    for c in columns:
+        if isinstance(c, list):
+            if len(c) != n:
+                raise ValueError("column_tuples: a list column is not n long")
+            its.append(c)
+        elif isinstance(c, tuple) and len(c) == 1:
+            its.append(repeat(c[0], n))
+        else:
+            m = memoryview(c)
+            if m.format.lstrip("=@<") not in ("q", "l", "Q", "L") or m.itemsize != 8 or m.nbytes != 8 * n \
+                    or not m.c_contiguous:
+                raise ValueError("column_tuples: an integer column is not n native 64-bit integers")
+            ints: list[int] = m.cast("B").cast(m.format.lstrip("=@<")).tolist()  # type: ignore[call-overload]
+            its.append(list(map(_same_int(), ints)))
+    return list(zip(*its, strict=True)) if its else [()] * n
+
+
+def _same_int() -> Callable[[int], int]:
+    """An int's equal predecessor in the column, as :func:`py_column_tuples` shares them."""
+    last: list[int] = []
+
+    def same(x: int) -> int:
+        if last and last[0] == x:
+            return last[0]
+        last[:] = [x]
+        return x
+
+    return same
+
+
 data_sets: Any = py_data_sets
 flow_samples: Any = py_flow_samples
+plain_samples: Any = None  # (flowpipe.decode.sflow.py_plain_samples where not built)
 read_samples: Any = None  # sFlow flow samples into columns: flowpipe.decode.sflow_columns reads them with numpy
 tuple_columns: Any = py_tuple_columns
+column_tuples: Any = py_column_tuples
 compact: Any = py_compact
 SAMPLE_COLUMNS = 0
 try:
@@ -184,6 +227,7 @@ except ImportError:  # not built (no C compiler where it was installed): the sam
     _walk = None
 else:
     data_sets, flow_samples, read_samples = _walk.data_sets, _walk.flow_samples, _walk.read_samples
-    tuple_columns, compact = _walk.tuple_columns, _walk.compact
+    plain_samples = _walk.plain_samples
+    tuple_columns, column_tuples, compact = _walk.tuple_columns, _walk.column_tuples, _walk.compact
     SAMPLE_COLUMNS = _walk.SAMPLE_COLUMNS
 COMPILED = _walk is not None  # which implementation runs (the tests read it)

@@ -172,3 +172,61 @@ def test_sflow_plain_is_decode(name: str, udp_identity: bool) -> None:
             assert (exporter, flow_type, obs) == (d.exporter, d.flow_type, d.sequence)
             assert [sflow_view(c) for c in chunks] == [sflow_view(c) for c in d.chunks]
             assert n == sum(c.count for c in d.chunks)
+
+
+def _sflow_gram(agent: int, seq: int, ports: list[int], counters: bool = False, rate: int = 256) -> bytes:
+    from flowpipe.export import encode_sflow, flow_sample, packet_header, raw_header_record  # noqa: PLC0415
+
+    mac = bytes.fromhex("020000000001")
+    samples = [flow_sample(seq, 3, rate, rate, 0, 1, 2, [raw_header_record(
+        packet_header(bytes((10, 0, 0, agent)), bytes((10, 0, 1, 1)), 6, p, 443, 0x10, 0, 100 + p % 50, mac, mac),
+        100 + p % 50)]) for p in ports]
+    if counters:
+        samples.append(struct.pack(">IIIII", 2, 12, 1, 3, 0))  # a counter sample of no records
+    return encode_sflow(bytes((192, 0, 2, agent)), 0, seq, 1000, samples)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+def test_a_batch_joins_each_sources_sflow_datagrams_into_chunks_in_arrival_order(
+        compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decoder stage's batch makes one sample chunk per run of datagrams from one source and
+    agent in one second, not one per datagram, and every exporter's flows come out in the order
+    its datagrams arrived: a datagram decoded the full way (counters), a second agent behind the
+    same source or a new second starts a new chunk after it."""
+    from flowpipe.config import ListenerConfig  # noqa: PLC0415
+    from flowpipe.decode import sflow  # noqa: PLC0415
+    from flowpipe.decode.dispatch import DatagramDecoder  # noqa: PLC0415
+    from flowpipe.decode.stage import DecoderStage, FlowQueue  # noqa: PLC0415
+    from flowpipe.metrics import Metrics  # noqa: PLC0415
+
+    if not compiled:
+        monkeypatch.setattr(sflow, "plain_samples", sflow.py_plain_samples)
+    t0 = 1_700_000_000.25
+    batch = []  # (datagram, host, port, time)
+    for i in range(12):
+        batch.append((_sflow_gram(1, i, [1000 + 3 * i, 1001 + 3 * i], counters=i == 5), "192.0.2.9", 6343,
+                      t0 if i < 9 else t0 + 1))
+        batch.append((_sflow_gram(2, i, [2000 + i], rate=0 if i % 4 == 0 else 512), "192.0.2.10", 6343, t0))
+        if i % 3 == 0:  # a second agent behind the first source
+            batch.append((_sflow_gram(3, i, [3000 + i]), "192.0.2.9", 6343, t0))
+    metrics = Metrics()
+    stage = DecoderStage(ListenerConfig(flow_type="sflow5"), metrics, queue=FlowQueue(10**6),
+                         decoder=DatagramDecoder("sflow5", DecoderConfig(), [], columnar=True))
+    fb = stage.decode_batch(batch)
+
+    want: dict[str, list[tuple]] = {}
+    for data, host, port, t in batch:
+        for f in sflow.decode(data, Source(host, port, "default", t)).flows:
+            want.setdefault(f[1], []).append(f)
+    got: dict[str, list[tuple]] = {}
+    for c in fb.chunks:
+        for f in c.rows():
+            got.setdefault(c.exporter, []).append(f)
+    assert got == want
+    assert fb.size == sum(map(len, want.values())) == 12 * 2 + 12 + 4
+    assert len(fb.sequences) == len(batch)  # every datagram's sequence number is still observed
+    # agent 1: runs cut by the counters datagram (5), agent 3's datagrams (0, 3, 6, 9) and the new
+    # second (9); agent 2 one run of its twelve datagrams
+    assert [c.exporter for c in fb.chunks].count("192.0.2.2") == 1
+    assert len(fb.chunks) == 13
+    assert metrics.flows_unknown_sampling.labels("192.0.2.2")._value.get() == 3  # rate 0: datagrams 0, 4, 8

@@ -183,3 +183,89 @@ def test_compact_packs_the_fixed_fields_split_varlen_finds(lens: list[int], reco
     assert walk.py_compact(body, tuple(lens), min_len, room) == (want, min(len(split), room), bool(err))
     if walk.COMPILED:
         assert walk.compact(body, tuple(lens), min_len, room) == (want, min(len(split), room), bool(err))
+
+
+def sflow_head(version: int, atype: int, nsamples: int, agent: bytes = b"\xc0\x00\x02\x01") -> bytes:
+    agent = agent if atype == 1 else agent * 4
+    return struct.pack(">II", version, atype) + agent + struct.pack(">IIII", 7, 42, 1000, nsamples)
+
+
+@compiled
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from([4, 5]), st.sampled_from([0, 1, 2, 3]),
+       st.lists(st.tuples(st.sampled_from([1, 2, 3, 5, 1 << 12 | 1]), st.binary(max_size=60)), max_size=5),
+       st.integers(0, 6), st.integers(0, 50))
+def test_compiled_plain_samples_is_the_python_one(version: int, atype: int, parts: list[tuple[int, bytes]],
+                                                  nsamples: int, cut: int) -> None:
+    """The header and the walk in one compiled step: the same answer as the Python header and walk,
+    on whole, cut and foreign datagrams."""
+    from flowpipe.decode import sflow  # noqa: PLC0415
+
+    gram = sflow_head(version, atype, nsamples) + b"".join(sample(f, b) for f, b in parts)
+    for g in (gram, gram[:max(0, len(gram) - cut)]):
+        assert walk.plain_samples(g) == sflow.py_plain_samples(g)
+
+
+def test_plain_samples_reads_the_header_and_refuses_anything_but_flow_samples() -> None:
+    from flowpipe.decode import sflow  # noqa: PLC0415
+
+    for plain_samples in (sflow.plain_samples, sflow.py_plain_samples):
+        got = plain_samples(sflow_head(5, 1, 2) + flow_sample(64) + flow_sample(0, expanded=True))
+        assert got is not None
+        agent, sub_agent, seq, spans, rate, unrated = got
+        assert (agent, sub_agent, seq, rate, unrated) == (b"\xc0\x00\x02\x01", 7, 42, 0, 1)
+        assert array("q", spans).tolist() == [36, 68, 0, 76, 120, 1]
+        v6 = plain_samples(sflow_head(5, 2, 1) + flow_sample(8))
+        assert v6 is not None and v6[0] == b"\xc0\x00\x02\x01" * 4 and v6[4] == 8
+        assert plain_samples(sflow_head(5, 1, 2) + flow_sample(64) + sample(2, bytes(12))) is None  # counters
+        assert plain_samples(sflow_head(5, 1, 2) + flow_sample(64)) is None  # a sample missing: truncated
+        assert plain_samples(sflow_head(4, 1, 1) + flow_sample(64)) is None  # version 4
+        assert plain_samples(sflow_head(5, 3, 1) + flow_sample(64)) is None  # no such address type
+        assert plain_samples(sflow_head(5, 1, 0)[:20]) is None  # a cut header
+        assert plain_samples(sflow_head(5, 1, 0)) == (b"\xc0\x00\x02\x01", 7, 42, b"", 0, 0)
+
+
+COLUMN_IMPLS = [pytest.param(walk.py_column_tuples, id="python"),
+                pytest.param(walk.column_tuples, id="compiled", marks=compiled)]
+
+
+@pytest.mark.parametrize("column_tuples", COLUMN_IMPLS)
+def test_column_tuples_makes_rows_of_lists_constants_and_integers(column_tuples: object) -> None:
+    import numpy as np  # noqa: PLC0415
+
+    ints = np.array([5, 5, -3, 1 << 40, 1 << 40], dtype=np.int64)
+    big = np.array([(1 << 64) - 1] * 5, dtype=np.uint64)
+    hops = [b"a", b"b", b"", b"a", b"c"]
+    rows = column_tuples((("sflow5",), ints, hops, big, (None,)), 5)  # type: ignore[operator]
+    assert rows == [("sflow5", 5, b"a", (1 << 64) - 1, None), ("sflow5", 5, b"b", (1 << 64) - 1, None),
+                    ("sflow5", -3, b"", (1 << 64) - 1, None), ("sflow5", 1 << 40, b"a", (1 << 64) - 1, None),
+                    ("sflow5", 1 << 40, b"c", (1 << 64) - 1, None)]
+    # equal neighbours are one int (a million contexts keep these tuples), constants one object
+    assert rows[3][1] is rows[4][1] and rows[0][3] is rows[4][3] and rows[0][0] is rows[4][0]
+    assert column_tuples((), 2) == [(), ()]  # type: ignore[operator]
+    assert column_tuples((ints[:0],), 0) == []  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("column_tuples", COLUMN_IMPLS)
+def test_column_tuples_refuses_columns_of_another_length_or_type(column_tuples: object) -> None:
+    import numpy as np  # noqa: PLC0415
+
+    for bad in ([1], np.zeros(3, np.int64), np.zeros(2, np.int32), np.zeros(2, np.float64), b"x" * 16):
+        with pytest.raises(ValueError, match="column"):
+            column_tuples((bad,), 2)  # type: ignore[operator]
+    with pytest.raises(ValueError):
+        column_tuples(([1],), -1)  # type: ignore[operator]
+
+
+@compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-(1 << 63), (1 << 63) - 1), max_size=30), st.booleans())
+def test_compiled_column_tuples_is_the_python_one(values: list[int], unsigned: bool) -> None:
+    import numpy as np  # noqa: PLC0415
+
+    col = np.array(values, dtype=np.int64)
+    if unsigned:
+        col = col.view(np.uint64)
+    n = len(values)
+    cols = (col, list(range(n)), ("k",), np.ascontiguousarray(col[::-1]))
+    assert walk.column_tuples(cols, n) == walk.py_column_tuples(cols, n)
