@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
 ROLLED_UP = -1
@@ -159,6 +159,22 @@ def make_flow(**fields: Any) -> tuple:
         raise TypeError(f"unknown flow fields: {sorted(unknown)}")
     base.update(fields)
     return tuple(Flow(**base))
+
+
+def builder(*params: str, **constants: Any) -> Callable[..., tuple]:
+    """A function making flow tuples, for decoders that build one per record: it takes the fields
+    ``params`` (names, in that order) positionally; the fields in ``constants`` are those values, the
+    others :func:`make_flow`'s zero/empty ones. Generated from :data:`SCHEMA`, so a decoder names the
+    fields it fills and never writes a position."""
+    defaults = make_flow()
+    unknown = (set(params) | set(constants)) - set(FIELD_INDEX)
+    if unknown or set(params) & set(constants) or len(set(params)) != len(params):
+        raise TypeError(f"flow builder: unknown or repeated fields {sorted(unknown) or list(params)}")
+    env = {f"c_{f.name}": constants.get(f.name, defaults[i]) for i, f in enumerate(SCHEMA) if f.name not in params}
+    items = ", ".join(f.name if f.name in params else f"c_{f.name}" for f in SCHEMA)
+    src = f"def build({', '.join(params)}):\n    return ({items})\n"
+    exec(compile(src, f"<flow builder {params}>", "exec"), env)  # noqa: S102 - made from SCHEMA's names only
+    return env["build"]  # type: ignore[no-any-return]
 
 
 # The fields of FlowColumns' own columns (besides the key's and the kept tuples), in its order.

@@ -93,3 +93,19 @@ def test_each_field_is_rendered_at_its_payload_path(how: str) -> None:
         if f.name in ("src_ip", "dst_ip"):  # (an address also moves its network, the mask's text)
             moved.discard(f.payload.replace(".ip", ".mask"))
         assert all(p == f.payload or p.startswith(prefix) for p in moved), f"{f.name} also moved {moved}"
+
+
+def test_a_flow_builder_fills_the_fields_it_names_and_nothing_else() -> None:
+    """The decoders' per-record constructors name the fields they fill (no positions): the values
+    land in those fields, constants in theirs, every other field is make_flow's zero/empty one."""
+    from flowpipe.flow import Flow, builder, make_flow  # noqa: PLC0415
+
+    build = builder("src_port", "bytes", "src_ip", type="sflow5", packets=1)
+    f = Flow._make(build(443, 1500, b"\x0a\x00\x00\x01"))
+    assert (f.src_port, f.bytes, f.src_ip, f.type, f.packets) == (443, 1500, b"\x0a\x00\x00\x01", "sflow5", 1)
+    assert f._replace(src_port=0, bytes=0, src_ip=b"", type="netflow5", packets=0) == make_flow()
+    for bad in (("nope",), ("bytes", "bytes")):
+        with pytest.raises(TypeError):
+            builder(*bad)
+    with pytest.raises(TypeError):
+        builder("bytes", bytes=1)

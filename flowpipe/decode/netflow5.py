@@ -8,7 +8,30 @@ import numpy as np
 
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, VectorPlan
-from flowpipe.flow import ETHER_IPV4
+from flowpipe.flow import (
+    BYTES,
+    DIRECTION,
+    DST_IP,
+    DST_MAC,
+    DST_MASK,
+    DST_PORT,
+    END,
+    ETHER_IPV4,
+    ETHER_TYPE,
+    IN_IF,
+    IP_PROTOCOL,
+    NEXT_HOP,
+    OUT_IF,
+    PACKETS,
+    SRC_IP,
+    SRC_MAC,
+    SRC_MASK,
+    SRC_PORT,
+    START,
+    TCP_FLAGS,
+    TOS,
+    builder,
+)
 
 HEADER = struct.Struct("!HHIIIIBBH")
 RECORD = struct.Struct("!4s4s4sHHIIIIHHxBBBHHBBxx")
@@ -60,10 +83,15 @@ def records(body: bytes, exporter: str, ns: str, rate: int, _samplers: object, s
         d_first, d_last = uptime - first, uptime - last
         start = secs - (d_first // 1000 if d_first >= 0 else -(-d_first // 1000))
         end = secs - (d_last // 1000 if d_last >= 0 else -(-d_last // 1000))
-        append(("netflow5", exporter, ns, rate, 0, start, end,
-                octs, pkts, ETHER_IPV4, proto, sa, da, sp, dp, 0, 0, smask, dmask, i_if, o_if, flags, nh,
-                tos, None))
+        append(_flow(exporter, ns, rate, start, end, octs, pkts, proto, sa, da, sp, dp, smask, dmask, i_if, o_if,
+                     flags, nh, tos))
     return flows
+
+
+# A record's flow tuple: these fields from the record, the rest constant (MACs 0, no additional fields).
+_flow = builder("exporter", "namespace", "sampling_rate", "start", "end", "bytes", "packets", "ip_protocol", "src_ip",
+                "dst_ip", "src_port", "dst_port", "src_mask", "dst_mask", "in_if", "out_if", "tcp_flags", "next_hop",
+                "tos", type="netflow5", ether_type=ETHER_IPV4)
 
 
 class _Records:
@@ -73,18 +101,19 @@ class _Records:
 
     def __init__(self) -> None:
         self.size = RECORD.size
-        fields = {11: ("V4", 0), 12: ("V4", 4), 19: (">u2", 12), 8: (">u4", 16), 7: (">u4", 20),
-                  5: (">u4", 24), 6: (">u4", 28), 13: (">u2", 32), 14: (">u2", 34), 21: ("u1", 37),
-                  10: ("u1", 38), 23: ("u1", 39)}
+        fields = {SRC_IP: ("V4", 0), DST_IP: ("V4", 4), IN_IF: (">u2", 12), PACKETS: (">u4", 16),
+                  BYTES: (">u4", 20), START: (">u4", 24), END: (">u4", 28), SRC_PORT: (">u2", 32),
+                  DST_PORT: (">u2", 34), TCP_FLAGS: ("u1", 37), IP_PROTOCOL: ("u1", 38), TOS: ("u1", 39)}
         names = {slot: f"s{slot}" for slot in fields}
-        kept = {17: ("u1", 44), 18: ("u1", 45), 20: (">u2", 14), 22: ("V4", 8)}  # masks, output if, next hop
+        kept = {SRC_MASK: ("u1", 44), DST_MASK: ("u1", 45), OUT_IF: (">u2", 14), NEXT_HOP: ("V4", 8)}
         dtype = np.dtype({"names": list(names.values()) + [f"k{slot}" for slot in kept],
                           "formats": [f for f, _ in fields.values()] + [f for f, _ in kept.values()],
                           "offsets": [o for _, o in fields.values()] + [o for _, o in kept.values()],
                           "itemsize": RECORD.size})
-        how: dict[int, tuple[str, Any]] = {4: ("const", 0), 9: ("const", ETHER_IPV4), 15: ("const", 0),
-                                           16: ("const", 0), **{slot: ("field", f"k{slot}") for slot in kept}}
-        self.plan = VectorPlan(dtype, names, {5: "v5", 6: "v5"}, how, "netflow5")
+        how: dict[int, tuple[str, Any]] = {DIRECTION: ("const", 0), ETHER_TYPE: ("const", ETHER_IPV4),
+                                           SRC_MAC: ("const", 0), DST_MAC: ("const", 0),
+                                           **{slot: ("field", f"k{slot}") for slot in kept}}
+        self.plan = VectorPlan(dtype, names, {START: "v5", END: "v5"}, how, "netflow5")
 
     decode = staticmethod(records)
 

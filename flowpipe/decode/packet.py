@@ -58,6 +58,7 @@ class Header(NamedTuple):
 
 
 EMPTY = (0, 0, b"", b"", 0, 0, 0, 0, 0, 0, 0, "")
+PROBLEM = Header._fields.index("problem")  # (parse gives plain tuples laid out as Header)
 
 
 def parse(data: bytes, off: int, end: int, header_protocol: int = ETHERNET) -> tuple:

@@ -46,6 +46,7 @@ from flowpipe.cache import bounded_put
 from flowpipe.decode import packet, walk
 from flowpipe.decode.base import Decoded, DecodeError, Plain, SequenceObs, Source
 from flowpipe.decode.columns import NOTHING_SKIPPED, Chunk
+from flowpipe.flow import builder
 
 FLOW_TYPE = "sflow5"
 
@@ -429,8 +430,8 @@ def _flow_sample(data: bytes, off: int, end: int, expanded: bool, agent: str, ns
                 hlen = off - p
             hdr = _ethernet(data, p, p + hlen) if proto == 1 else packet.parse(data, p, p + hlen, proto)
             frame_len = flen
-            if hdr[11]:
-                skipped.append(hdr[11])
+            if hdr[packet.PROBLEM]:
+                skipped.append(hdr[packet.PROBLEM])
         elif rfmt == 1002:
             nh, p = _address(data, p, off)
             if p < 0 or off - p < 8:
@@ -485,8 +486,14 @@ def _flow_sample(data: bytes, off: int, end: int, expanded: bool, agent: str, ns
             frame_len = eth[0]
     if not frame_len and hdr is None and ip is not None:
         frame_len = ip[0]
-    return (FLOW_TYPE, agent, ns, rate, 0, now, now, frame_len, 1, et, proto, s_ip, d_ip, sport, dport,
-            smac, dmac, src_mask, dst_mask, in_if, out_if, flags, next_hop, tos, extras)
+    return _flow(agent, ns, rate, now, now, frame_len, et, proto, s_ip, d_ip, sport, dport, smac, dmac, src_mask,
+                 dst_mask, in_if, out_if, flags, next_hop, tos, extras)
+
+
+# A sample's flow tuple: one packet, these fields from the sample.
+_flow = builder("exporter", "namespace", "sampling_rate", "start", "end", "bytes", "ether_type", "ip_protocol",
+                "src_ip", "dst_ip", "src_port", "dst_port", "src_mac", "dst_mac", "src_mask", "dst_mask", "in_if",
+                "out_if", "tcp_flags", "next_hop", "tos", "extras", type=FLOW_TYPE, packets=1)
 
 
 def _address(data: bytes, p: int, end: int) -> tuple[bytes, int]:
