@@ -496,13 +496,13 @@ class Accumulator:
 
     # ---- emission
 
-    def _emit(self, slots: list[int]) -> FlowColumns:
-        """The windows of the contexts in these slots as flow columns (no object per flow)."""
-        if not slots:
+    def _emit(self, at: Any) -> FlowColumns:
+        """The windows of the contexts in slots ``at`` (an int64 array) as flow columns (no object per flow)."""
+        if not len(at):
             return FlowColumns.empty()
-        at = np.array(slots, dtype=np.int64)
         B, P, S, E, F = (_view(c)[at] for c in (self._bytes, self._packets, self._start, self._end, self._flags))
         big = self._big
+        slots = at.tolist() if big else []
         if big and any(i in big for i in slots):  # values past int64: these columns as lists of ints
             B, P, S, E, F = (c.tolist() for c in (B, P, S, E, F))
             for k, i in enumerate(slots):
@@ -556,7 +556,7 @@ class Accumulator:
             gone[closed[last + self.ttl < now]] = True
         nxt[at[due & ~gone]] += self.interval
         emitted = at[is_open & due]
-        out = self._emit(emitted.tolist())
+        out = self._emit(emitted)
         self._back_in_columns(emitted)
         base[emitted] = None
         isopen[emitted] = 0
@@ -580,7 +580,7 @@ class Accumulator:
         """:meth:`drain` ``size`` contexts at a time (a million contexts emitted at once would hold all
         their rendered flows in memory together); nothing is held once the last part is out."""
         order = self._order()
-        held = order[_bview(self._isopen)[order] != 0].tolist() if len(order) else []
+        held = order[_bview(self._isopen)[order] != 0]  # (an array: a million slots as ints were 36 MB)
         for a in range(0, len(held), size):
             yield self._emit(held[a:a + size])
         self.contexts.clear()

@@ -6,32 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from flowpipe import flow
 from flowpipe.decode.base import Decoded, DecodeError, SequenceObs, Source
 from flowpipe.decode.columns import Chunk, VectorPlan
-from flowpipe.flow import (
-    BYTES,
-    DIRECTION,
-    DST_IP,
-    DST_MAC,
-    DST_MASK,
-    DST_PORT,
-    END,
-    ETHER_IPV4,
-    ETHER_TYPE,
-    IN_IF,
-    IP_PROTOCOL,
-    NEXT_HOP,
-    OUT_IF,
-    PACKETS,
-    SRC_IP,
-    SRC_MAC,
-    SRC_MASK,
-    SRC_PORT,
-    START,
-    TCP_FLAGS,
-    TOS,
-    builder,
-)
+from flowpipe.flow import ETHER_IPV4, builder
 
 HEADER = struct.Struct("!HHIIIIBBH")
 RECORD = struct.Struct("!4s4s4sHHIIIIHHxBBBHHBBxx")
@@ -101,19 +79,21 @@ class _Records:
 
     def __init__(self) -> None:
         self.size = RECORD.size
-        fields = {SRC_IP: ("V4", 0), DST_IP: ("V4", 4), IN_IF: (">u2", 12), PACKETS: (">u4", 16),
-                  BYTES: (">u4", 20), START: (">u4", 24), END: (">u4", 28), SRC_PORT: (">u2", 32),
-                  DST_PORT: (">u2", 34), TCP_FLAGS: ("u1", 37), IP_PROTOCOL: ("u1", 38), TOS: ("u1", 39)}
+        fields = {flow.SRC_IP: ("V4", 0), flow.DST_IP: ("V4", 4), flow.IN_IF: (">u2", 12),
+                  flow.PACKETS: (">u4", 16), flow.BYTES: (">u4", 20), flow.START: (">u4", 24),
+                  flow.END: (">u4", 28), flow.SRC_PORT: (">u2", 32), flow.DST_PORT: (">u2", 34),
+                  flow.TCP_FLAGS: ("u1", 37), flow.IP_PROTOCOL: ("u1", 38), flow.TOS: ("u1", 39)}
         names = {slot: f"s{slot}" for slot in fields}
-        kept = {SRC_MASK: ("u1", 44), DST_MASK: ("u1", 45), OUT_IF: (">u2", 14), NEXT_HOP: ("V4", 8)}
+        kept = {flow.SRC_MASK: ("u1", 44), flow.DST_MASK: ("u1", 45), flow.OUT_IF: (">u2", 14),
+                flow.NEXT_HOP: ("V4", 8)}
         dtype = np.dtype({"names": list(names.values()) + [f"k{slot}" for slot in kept],
                           "formats": [f for f, _ in fields.values()] + [f for f, _ in kept.values()],
                           "offsets": [o for _, o in fields.values()] + [o for _, o in kept.values()],
                           "itemsize": RECORD.size})
-        how: dict[int, tuple[str, Any]] = {DIRECTION: ("const", 0), ETHER_TYPE: ("const", ETHER_IPV4),
-                                           SRC_MAC: ("const", 0), DST_MAC: ("const", 0),
+        how: dict[int, tuple[str, Any]] = {flow.DIRECTION: ("const", 0), flow.ETHER_TYPE: ("const", ETHER_IPV4),
+                                           flow.SRC_MAC: ("const", 0), flow.DST_MAC: ("const", 0),
                                            **{slot: ("field", f"k{slot}") for slot in kept}}
-        self.plan = VectorPlan(dtype, names, {START: "v5", END: "v5"}, how, "netflow5")
+        self.plan = VectorPlan(dtype, names, {flow.START: "v5", flow.END: "v5"}, how, "netflow5")
 
     decode = staticmethod(records)
 
