@@ -351,6 +351,21 @@ class SampleChunk(Chunk):
             bodies, spanned = self._parts
             self.body, self.spans, self._parts = b"".join(bodies), b"".join(spanned), None
 
+    def bodies(self) -> list[bytes]:
+        """Its datagrams' bytes, each padded to a multiple of 4: ``body`` in parts, not joined (columns
+        join every chunk's at once)."""
+        if self._parts is not None:
+            return self._parts[0]
+        pad = -len(self.body) & 3
+        return [self.body + bytes(pad) if pad else self.body]
+
+    def whole_spans(self) -> bytes:
+        """``spans``, whole (made so once after :meth:`add`)."""
+        if self._parts is not None and len(self._parts[1]) > 1:
+            self.spans = b"".join(self._parts[1])
+            self._parts = (self._parts[0], [self.spans])
+        return self.spans
+
     def row(self, k: int) -> tuple | None:
         """The flow tuple of sample ``k`` (decoded once); None when the decoder raised (kept in
         :attr:`error`)."""

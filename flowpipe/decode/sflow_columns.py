@@ -65,8 +65,9 @@ class _Reader:
 
     __slots__ = ("buf", "w16", "w32", "top")
 
-    def __init__(self, body: bytes) -> None:
-        body += _PAD
+    def __init__(self, parts: list[bytes]) -> None:
+        """Over ``parts`` end to end (joined once, with the padding)."""
+        body = b"".join([*parts, _PAD])
         self.buf = np.frombuffer(body, dtype=np.uint8)
         self.w16 = np.frombuffer(body, dtype=">u2")
         self.w32 = np.frombuffer(body, dtype=">u4")
@@ -105,14 +106,11 @@ class _Reader:
 
 def columns(chunks: list[SampleChunk]) -> list[SampleColumns]:
     """The flow samples of ``chunks`` (in order) as columns, one :class:`SampleColumns` per address family."""
-    for c in chunks:
-        c.seal()
     counts = [c.count for c in chunks]
-    a = np.frombuffer(b"".join([c.spans for c in chunks]), dtype=np.int64).reshape(-1, 3)
-    bodies = [c.body if not len(c.body) & 3 else c.body + bytes(-len(c.body) & 3) for c in chunks]
-    lens = np.fromiter(map(len, bodies), np.int64, len(chunks))
+    a = np.frombuffer(b"".join([c.whole_spans() for c in chunks]), dtype=np.int64).reshape(-1, 3)
+    lens = np.fromiter((c.size for c in chunks), np.int64, len(chunks))  # (their bytes padded to 4, end to end)
     base = np.repeat(np.cumsum(lens) - lens, counts)
-    r = _Reader(b"".join(bodies))
+    r = _Reader([part for c in chunks for part in c.bodies()])  # (joined once, there)
     s = _Samples(r, a[:, 0] + base, a[:, 1] + base, a[:, 2].astype(bool))
     chunk_of = np.repeat(np.arange(len(chunks)), counts)
     first = np.cumsum(counts) - counts  # each chunk's first sample

@@ -190,7 +190,7 @@ def _both_readings(datagrams: list[bytes]) -> tuple[Any, Any] | None:
     bodies = [c.body + bytes(-len(c.body) & 3) for c in chunks]
     lens = np.array([len(b) for b in bodies], dtype=np.int64)
     base = np.repeat(np.cumsum(lens) - lens, counts)
-    r = sflow_columns._Reader(b"".join(bodies))
+    r = sflow_columns._Reader(bodies)
     start, end, x = a[:, 0] + base, a[:, 1] + base, a[:, 2].astype(bool)
     return (sflow_columns._Samples(r, start, end, x, compiled=False),
             sflow_columns._Samples(r, start, end, x, compiled=True))
