@@ -577,7 +577,7 @@ static PyObject *column_tuples(PyObject *mod, PyObject *const *args, Py_ssize_t 
             if (*f == '=' || *f == '@' || *f == '<')
                 f++;
             int sign = *f == 'q' || *f == 'l', unsign = *f == 'Q' || *f == 'L';
-            if (c->b.itemsize != 8 || !(sign || unsign) || f[1] || c->b.len != n * 8) {
+            if (c->b.itemsize != 8 || !(sign || unsign) || f[1] || c->b.ndim > 1 || c->b.len % 8 || c->b.len / 8 != n) {
                 PyBuffer_Release(&c->b);
                 PyErr_SetString(PyExc_ValueError, "column_tuples: an integer column is not n native 64-bit integers");
                 goto done;

@@ -75,7 +75,7 @@ class DatagramDecoder:
         datagrams of one second join one chunk, see :func:`flowpipe.decode.sflow.plain`); None when
         nothing is decoded cheaply (not columnar)."""
         if self._sflow_plain is not None:
-            return functools.partial(self._sflow_plain, runs={})
+            return functools.partial(self._sflow_plain, runs=sflow.Runs())
         return self.templates.plain if self.templates is not None and self.columnar else None
 
     def expire(self, now: float) -> int:

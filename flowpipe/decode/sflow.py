@@ -218,7 +218,15 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
     return out
 
 
-Runs = dict[tuple[str, int], "SampleChunk"]
+class Runs:
+    """The runs of datagrams :func:`plain` has open in one batch: by UDP source, the chunk its
+    datagrams join, and by exporter, its latest chunk (a run is joined only while it is that)."""
+
+    __slots__ = ("by_source", "latest")
+
+    def __init__(self) -> None:
+        self.by_source: dict[tuple[str, int], SampleChunk] = {}
+        self.latest: dict[str, SampleChunk] = {}
 
 
 def plain(data: bytes, src: Source, udp_identity: bool = False, runs: Runs | None = None) -> Plain | None:
@@ -228,20 +236,22 @@ def plain(data: bytes, src: Source, udp_identity: bool = False, runs: Runs | Non
     without a :class:`Decoded` to make; None for any other datagram (:func:`decode` it): counter
     samples, anything skipped, a bad header.
 
-    ``runs`` (one dict per batch of datagrams, kept by the caller): a datagram from the same source
+    ``runs`` (one per batch of datagrams, kept by the caller): a datagram from the same UDP source
     and agent as the chunk last given for that source, received in the same second, joins that
     chunk (:meth:`SampleChunk.add`) and gives no chunk of its own, so a batch makes a chunk per run
-    of datagrams, not per datagram. A datagram this does not take ends its source's run: what
-    comes after it is not put before it."""
+    of datagrams, not per datagram. A run is joined only while it is its exporter's latest chunk,
+    and a datagram this does not take ends its source's run and its exporter's: an exporter's
+    samples stay in arrival order, whichever sources it sends from. (Across exporters a batch's
+    samples are then aggregated as if the runs' datagrams had arrived together, which UDP allows.)"""
     key = (src.exporter, src.port)
-    run = runs.get(key) if runs is not None else None
+    run = runs.by_source.get(key) if runs is not None else None
     now = int(src.received)
-    if run is not None and run.secs != now:
+    if run is not None and (run.secs != now or runs.latest.get(run.exporter) is not run):  # type: ignore[union-attr]
         run = None
     head = plain_samples(data, run.size if run is not None else 0)
     if head is None:
         if runs is not None:
-            runs.pop(key, None)
+            _end_runs(runs, key, data, src, udp_identity)
         return None
     raw_agent, sub_agent, seq, spans, rate, unrated = head
     obs: SequenceObs = tuple.__new__(SequenceObs, (sub_agent, seq, 1))  # type: ignore[type-var]
@@ -259,8 +269,22 @@ def plain(data: bytes, src: Source, udp_identity: bool = False, runs: Runs | Non
         return [], agent, FLOW_TYPE, obs, 0
     chunk = SampleChunk(data, spans, agent, src.namespace, now, rate, unrated, raw_agent)
     if runs is not None:
-        runs[key] = chunk
+        runs.by_source[key] = runs.latest[agent] = chunk
     return [chunk], agent, FLOW_TYPE, obs, n
+
+
+def _end_runs(runs: Runs, key: tuple[str, int], data: bytes, src: Source, udp_identity: bool) -> None:
+    """A datagram :func:`plain` refuses (decoded the full way) ends its source's run and its
+    exporter's latest one: what comes after it is not put before it."""
+    runs.by_source.pop(key, None)
+    if udp_identity:
+        runs.latest.pop(src.exporter, None)
+        return
+    try:
+        raw_agent = _header(data)[1]
+    except DecodeError:
+        return  # (invalid as a whole: no records to keep in order)
+    runs.latest.pop(_agent_text(raw_agent), None)
 
 
 def py_plain_samples(data: bytes, base: int = 0) -> tuple[bytes, int, int, bytes, int, int] | None:

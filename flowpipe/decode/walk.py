@@ -193,9 +193,9 @@ def py_column_tuples(columns: tuple[Any, ...], n: int) -> list[tuple]:
         else:
             m = memoryview(c)
             if m.format.lstrip("=@<") not in ("q", "l", "Q", "L") or m.itemsize != 8 or m.nbytes != 8 * n \
-                    or not m.c_contiguous:
+                    or not m.c_contiguous or m.ndim > 1:
                 raise ValueError("column_tuples: an integer column is not n native 64-bit integers")
-            ints: list[int] = m.cast("B").cast(m.format.lstrip("=@<")).tolist()  # type: ignore[call-overload]
+            ints: list[int] = m.cast("B").cast(m.format.lstrip("=@<")).tolist() if n else []  # type: ignore[call-overload]
             its.append(list(map(_same_int(), ints)))
     return list(zip(*its, strict=True)) if its else [()] * n
 

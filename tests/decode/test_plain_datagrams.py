@@ -230,3 +230,40 @@ def test_a_batch_joins_each_sources_sflow_datagrams_into_chunks_in_arrival_order
     assert [c.exporter for c in fb.chunks].count("192.0.2.2") == 1
     assert len(fb.chunks) == 13
     assert metrics.flows_unknown_sampling.labels("192.0.2.2")._value.get() == 3  # rate 0: datagrams 0, 4, 8
+
+
+@pytest.mark.parametrize("udp_identity", [False, True], ids=["agent", "udp"])
+def test_an_exporter_sending_from_several_sources_keeps_its_order_and_last_rate(udp_identity: bool) -> None:
+    """One exporter reached through several UDP sources (an agent behind two addresses, or one
+    address sending from two ports with ``exporter_address = "udp"``): its samples still come out in
+    arrival order, a datagram decoded the full way (counters) included, and the rate noted for it
+    is its last datagram's."""
+    from flowpipe.config import ListenerConfig  # noqa: PLC0415
+    from flowpipe.decode import sflow  # noqa: PLC0415
+    from flowpipe.decode.dispatch import DatagramDecoder  # noqa: PLC0415
+    from flowpipe.decode.facts import SamplingSeen  # noqa: PLC0415
+    from flowpipe.decode.stage import DecoderStage, FlowQueue  # noqa: PLC0415
+    from flowpipe.metrics import Metrics  # noqa: PLC0415
+
+    lc = ListenerConfig(flow_type="sflow5", exporter_address="udp") if udp_identity else ListenerConfig(
+        flow_type="sflow5")
+    seen = SamplingSeen(10)
+    stage = DecoderStage(lc, Metrics(), queue=FlowQueue(10**6), rates_seen=seen,
+                         decoder=DatagramDecoder("sflow5", DecoderConfig(), [], listener=lc, columnar=True))
+    t = 1_700_000_000.0
+    # udp: one address, two ports (two agents); agent: one agent, two addresses
+    sources = [("192.0.2.9", 50001), ("192.0.2.9", 50002)] if udp_identity else [("192.0.2.9", 6343),
+                                                                                   ("192.0.2.10", 6343)]
+    batch = []
+    for i in range(8):
+        host, port = sources[i % 3 == 1]
+        agent = (1 + (i % 3 == 1)) if udp_identity else 1
+        batch.append((_sflow_gram(agent, i, [1000 + i], counters=i == 4, rate=100 * (i + 1)), host, port, t))
+    fb = stage.decode_batch(batch)
+    exporter = "192.0.2.9" if udp_identity else "192.0.2.1"
+    assert {c.exporter for c in fb.chunks} == {exporter}
+    assert [f[13] for c in fb.chunks for f in c.rows()] == list(range(1000, 1008))  # source ports, in order
+    want = [f for data, host, port, tt in batch
+            for f in sflow.decode(data, Source(host, port, "default", tt), udp_identity).flows]
+    assert [f for c in fb.chunks for f in c.rows()] == want
+    assert seen.rates == {("default", exporter, "sflow5"): 800}

@@ -250,9 +250,12 @@ def test_column_tuples_makes_rows_of_lists_constants_and_integers(column_tuples:
 def test_column_tuples_refuses_columns_of_another_length_or_type(column_tuples: object) -> None:
     import numpy as np  # noqa: PLC0415
 
-    for bad in ([1], np.zeros(3, np.int64), np.zeros(2, np.int32), np.zeros(2, np.float64), b"x" * 16):
+    for bad in ([1], np.zeros(3, np.int64), np.zeros(2, np.int32), np.zeros(2, np.float64), b"x" * 16,
+                np.zeros((2, 1), np.int64)):
         with pytest.raises(ValueError, match="column"):
             column_tuples((bad,), 2)  # type: ignore[operator]
+    with pytest.raises(ValueError, match="column"):  # (n * 8 past 64 bits is no match for an empty one)
+        column_tuples((np.zeros(0, np.int64),), 1 << 61)  # type: ignore[operator]
     with pytest.raises(ValueError):
         column_tuples(([1],), -1)  # type: ignore[operator]
 
