@@ -219,8 +219,9 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
 
 
 class Runs:
-    """The runs of datagrams :func:`plain` has open in one batch: by UDP source, the chunk its
-    datagrams join, and by exporter, its latest chunk (a run is joined only while it is that)."""
+    """The runs of datagrams :func:`plain` has open in one batch: by exporter, its latest chunk (the
+    one a datagram of it may join), and by UDP source, the chunk its last datagram joined (where
+    the next one from there most likely goes: found without reading its agent address first)."""
 
     __slots__ = ("by_source", "latest")
 
@@ -236,16 +237,16 @@ def plain(data: bytes, src: Source, udp_identity: bool = False, runs: Runs | Non
     without a :class:`Decoded` to make; None for any other datagram (:func:`decode` it): counter
     samples, anything skipped, a bad header.
 
-    ``runs`` (one per batch of datagrams, kept by the caller): a datagram from the same UDP source
-    and agent as the chunk last given for that source, received in the same second, joins that
-    chunk (:meth:`SampleChunk.add`) and gives no chunk of its own, so a batch makes a chunk per run
-    of datagrams, not per datagram. A run is joined only while it is its exporter's latest chunk,
-    and a datagram this does not take ends its source's run and its exporter's: an exporter's
-    samples stay in arrival order, whichever sources it sends from. (Across exporters a batch's
-    samples are then aggregated as if the runs' datagrams had arrived together, which UDP allows.)"""
+    ``runs`` (one per batch of datagrams, kept by the caller): a datagram joins its exporter's
+    latest chunk (:meth:`SampleChunk.add`) when that one came from the same agent in the same second,
+    and then gives no chunk of its own, so a batch makes a chunk per run of an exporter's datagrams,
+    not per datagram, whichever UDP sources and sub-agents they come from. A datagram this does
+    not take ends its exporter's run: an exporter's samples stay in arrival order. (Across
+    exporters a batch's samples are aggregated as if each run's datagrams had arrived together,
+    which UDP allows.)"""
     key = (src.exporter, src.port)
-    run = runs.by_source.get(key) if runs is not None else None
     now = int(src.received)
+    run = runs.by_source.get(key) if runs is not None else None
     if run is not None and (run.secs != now or runs.latest.get(run.exporter) is not run):  # type: ignore[union-attr]
         run = None
     head = plain_samples(data, run.size if run is not None else 0)
@@ -256,20 +257,28 @@ def plain(data: bytes, src: Source, udp_identity: bool = False, runs: Runs | Non
     raw_agent, sub_agent, seq, spans, rate, unrated = head
     obs: SequenceObs = tuple.__new__(SequenceObs, (sub_agent, seq, 1))  # type: ignore[type-var]
     n = len(spans) // 24
-    if run is not None:
-        if run.raw_agent == raw_agent:
-            if n:
-                run.add(data, spans, rate, unrated)
-            return [], run.exporter, FLOW_TYPE, obs, n
-        again = plain_samples(data)  # (another agent behind the same source: its own chunk)
-        assert again is not None  # (the same datagram as above)
-        spans = again[3]
+    if run is not None and run.raw_agent == raw_agent:  # (the common case: where this source's last went)
+        if n:
+            run.add(data, spans, rate, unrated)
+        return [], run.exporter, FLOW_TYPE, obs, n
     agent = src.exporter if udp_identity else _agent_text(raw_agent)
     if not n:
         return [], agent, FLOW_TYPE, obs, 0
+    if runs is None:
+        return [SampleChunk(data, spans, agent, src.namespace, now, rate, unrated, raw_agent)], agent, FLOW_TYPE, obs, n
+    latest = runs.latest.get(agent)
+    if latest is not None and latest.secs == now and latest.raw_agent == raw_agent:  # its exporter's run
+        again = plain_samples(data, latest.size)  # (read again at that run's offset; the same datagram)
+        assert again is not None
+        latest.add(data, again[3], rate, unrated)
+        runs.by_source[key] = latest
+        return [], agent, FLOW_TYPE, obs, n
+    if run is not None:  # (read at another run's offset: read again from 0)
+        again = plain_samples(data)
+        assert again is not None
+        spans = again[3]
     chunk = SampleChunk(data, spans, agent, src.namespace, now, rate, unrated, raw_agent)
-    if runs is not None:
-        runs.by_source[key] = runs.latest[agent] = chunk
+    runs.by_source[key] = runs.latest[agent] = chunk
     return [chunk], agent, FLOW_TYPE, obs, n
 
 

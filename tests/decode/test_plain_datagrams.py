@@ -189,10 +189,10 @@ def _sflow_gram(agent: int, seq: int, ports: list[int], counters: bool = False, 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
 def test_a_batch_joins_each_sources_sflow_datagrams_into_chunks_in_arrival_order(
         compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The decoder stage's batch makes one sample chunk per run of datagrams from one source and
-    agent in one second, not one per datagram, and every exporter's flows come out in the order
-    its datagrams arrived: a datagram decoded the full way (counters), a second agent behind the
-    same source or a new second starts a new chunk after it."""
+    """The decoder stage's batch makes one sample chunk per run of an exporter's datagrams in one
+    second, not one per datagram, and every exporter's flows come out in the order its datagrams
+    arrived: a datagram decoded the full way (counters) or a new second starts a new chunk after it;
+    another agent sending from the same source in between does not."""
     from flowpipe.config import ListenerConfig  # noqa: PLC0415
     from flowpipe.decode import sflow  # noqa: PLC0415
     from flowpipe.decode.dispatch import DatagramDecoder  # noqa: PLC0415
@@ -225,10 +225,11 @@ def test_a_batch_joins_each_sources_sflow_datagrams_into_chunks_in_arrival_order
     assert got == want
     assert fb.size == sum(map(len, want.values())) == 12 * 2 + 12 + 4
     assert len(fb.sequences) == len(batch)  # every datagram's sequence number is still observed
-    # agent 1: runs cut by the counters datagram (5), agent 3's datagrams (0, 3, 6, 9) and the new
-    # second (9); agent 2 one run of its twelve datagrams
-    assert [c.exporter for c in fb.chunks].count("192.0.2.2") == 1
-    assert len(fb.chunks) == 13
+    # agent 1: a run cut by its counters datagram (5: a chunk of its own) and by the new second (9),
+    # whatever agent 3 sends from the same source in between; agents 2 and 3: one run each
+    assert [c.exporter for c in fb.chunks] == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.1", "192.0.2.1",
+                                               "192.0.2.1"]
+    assert [c.count for c in fb.chunks] == [10, 12, 4, 2, 6, 6]
     assert metrics.flows_unknown_sampling.labels("192.0.2.2")._value.get() == 3  # rate 0: datagrams 0, 4, 8
 
 
@@ -267,3 +268,6 @@ def test_an_exporter_sending_from_several_sources_keeps_its_order_and_last_rate(
             for f in sflow.decode(data, Source(host, port, "default", tt), udp_identity).flows]
     assert [f for c in fb.chunks for f in c.rows()] == want
     assert seen.rates == {("default", exporter, "sflow5"): 800}
+    # one agent through two addresses: a run before its counters datagram and one after; two agents
+    # behind one address (one exporter by address): a chunk each time the agent changes
+    assert [c.count for c in fb.chunks] == ([1, 1, 2, 1, 2, 1] if udp_identity else [4, 1, 3])
