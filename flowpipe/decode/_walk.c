@@ -3,7 +3,7 @@
  *
  *   data_sets(data) -> (version, secs, uptime, sequence, domain, [set id, start, end, ...]) | None
  *   flow_samples(data, off, nsamples) -> (spans: bytes, rate, unrated, rest: list | None)
- *   plain_samples(data, base=0) -> (agent, sub-agent, sequence, spans, rate, unrated) | None
+ *   plain_samples(data) -> (agent, sub-agent, sequence, spans, rate, unrated) | None
  *       an sFlow datagram of flow samples only: its header and flow_samples (see below)
  *   read_samples(buf, start, end, expanded, out) -> None
  *       flowpipe.decode.sflow_columns' reading of flow samples: every sample's header, records and
@@ -125,24 +125,12 @@ static PyObject *flow_samples(PyObject *mod, PyObject *const *args, Py_ssize_t n
     return out;
 }
 
-/* plain_samples(data, base=0) -> (agent, sub-agent, sequence, spans, rate, unrated) | None
+/* plain_samples(data) -> (agent, sub-agent, sequence, spans, rate, unrated) | None
  * An sFlow v5 datagram's header and flow_samples' walk of its samples, when it holds flow samples
- * only (nothing the walk puts in its rest) and its header is whole; None for any other datagram.
- * The spans' offsets are base + their offset in data (data placed at base in a longer buffer). */
-static PyObject *plain_samples(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "plain_samples(data, base=0)");
-        return NULL;
-    }
-    long long base = 0;
-    if (nargs == 2 && (base = PyLong_AsLongLong(args[1])) == -1 && PyErr_Occurred())
-        return NULL;
-    if (base < 0 || base > (1LL << 48)) {
-        PyErr_Format(PyExc_ValueError, "base %lld is not in 0..2**48", base);
-        return NULL;
-    }
+ * only (nothing the walk puts in its rest) and its header is whole; None for any other datagram. */
+static PyObject *plain_samples(PyObject *mod, PyObject *arg) {
     Py_buffer b;
-    if (PyObject_GetBuffer(args[0], &b, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
         return NULL;
     const uint8_t *d = b.buf;
     uint64_t n = (uint64_t)b.len;
@@ -158,14 +146,6 @@ static PyObject *plain_samples(PyObject *mod, PyObject *const *args, Py_ssize_t 
     if (PyTuple_GET_ITEM(walked, 3) != Py_None) {
         res = Py_NewRef(Py_None);
         goto done;
-    }
-    if (base) {  /* (the spans' bytes are new and referenced only here: shifted in place) */
-        PyObject *spans = PyTuple_GET_ITEM(walked, 0);
-        int64_t *sp = (int64_t *)PyBytes_AS_STRING(spans);
-        for (Py_ssize_t i = 0, m = PyBytes_GET_SIZE(spans) / 24; i < m; i++) {
-            sp[3 * i] += base;
-            sp[3 * i + 1] += base;
-        }
     }
     if (!(agent = PyBytes_FromStringAndSize((const char *)d + 8, (Py_ssize_t)alen)))
         goto done;
@@ -731,7 +711,7 @@ done:
 static PyMethodDef methods[] = {
     {"data_sets", (PyCFunction)data_sets, METH_O, "The header values and data set spans of a data-only v9/IPFIX datagram, or None."},
     {"flow_samples", (PyCFunction)(void (*)(void))flow_samples, METH_FASTCALL, "An sFlow datagram's flow sample spans and the rest, in order."},
-    {"plain_samples", (PyCFunction)(void (*)(void))plain_samples, METH_FASTCALL, "An sFlow datagram of flow samples only: its header and sample spans, or None."},
+    {"plain_samples", (PyCFunction)plain_samples, METH_O, "An sFlow datagram of flow samples only: its header and sample spans, or None."},
     {"read_samples", (PyCFunction)(void (*)(void))read_samples, METH_FASTCALL, "sFlow flow samples read into columns."},
     {"tuple_columns", (PyCFunction)(void (*)(void))tuple_columns, METH_FASTCALL, "Flow tuples read into int64 columns."},
     {"column_tuples", (PyCFunction)(void (*)(void))column_tuples, METH_FASTCALL, "Tuples made of columns, row by row."},

@@ -71,11 +71,11 @@ class DatagramDecoder:
         return self.templates.plain(data, src) if self.templates is not None else None
 
     def plain_batch(self) -> Callable[[bytes, Source], Plain | None] | None:
-        """:meth:`plain` for the datagrams of one batch, taken in arrival order (sFlow: each source's
-        datagrams of one second join one chunk, see :func:`flowpipe.decode.sflow.plain`); None when
-        nothing is decoded cheaply (not columnar)."""
+        """:meth:`plain` for the datagrams of one batch, taken in arrival order (sFlow: an exporter's
+        datagrams of one agent and second join one chunk, see :func:`flowpipe.decode.sflow.plain`);
+        None when nothing is decoded cheaply (not columnar)."""
         if self._sflow_plain is not None:
-            return functools.partial(self._sflow_plain, runs=sflow.Runs())
+            return functools.partial(self._sflow_plain, runs={})
         return self.templates.plain if self.templates is not None and self.columnar else None
 
     def expire(self, now: float) -> int:

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from array import array
 from collections.abc import Callable
 from typing import Any
 
 import attrs
+import numpy as np
 
 from flowpipe.cache import bounded_put
 from flowpipe.decode import packet, walk
@@ -218,91 +218,63 @@ def decode(data: bytes, src: Source, udp_identity: bool = False, columnar: bool 
     return out
 
 
-class Runs:
-    """The runs of datagrams :func:`plain` has open in one batch: by exporter, its latest chunk (the
-    one a datagram of it may join), and by UDP source, the chunk its last datagram joined (where
-    the next one from there most likely goes: found without reading its agent address first)."""
-
-    __slots__ = ("by_source", "latest")
-
-    def __init__(self) -> None:
-        self.by_source: dict[tuple[str, int], SampleChunk] = {}
-        self.latest: dict[str, SampleChunk] = {}
-
-
-def plain(data: bytes, src: Source, udp_identity: bool = False, runs: Runs | None = None) -> Plain | None:
+def plain(data: bytes, src: Source, udp_identity: bool = False,
+          runs: dict[Any, SampleChunk] | None = None) -> Plain | None:
     """A datagram of flow samples only, as :func:`decode` (``columnar``) would leave it: (its
     :class:`SampleChunk`, none without samples; the exporter; the flow type; the sequence
     observation; samples),
     without a :class:`Decoded` to make; None for any other datagram (:func:`decode` it): counter
     samples, anything skipped, a bad header.
 
-    ``runs`` (one per batch of datagrams, kept by the caller): a datagram joins its exporter's
-    latest chunk (:meth:`SampleChunk.add`) when that one came from the same agent in the same second,
-    and then gives no chunk of its own, so a batch makes a chunk per run of an exporter's datagrams,
-    not per datagram, whichever UDP sources and sub-agents they come from. A datagram this does
-    not take ends its exporter's run: an exporter's samples stay in arrival order. (Across
-    exporters a batch's samples are aggregated as if each run's datagrams had arrived together,
-    which UDP allows.)"""
-    key = (src.exporter, src.port)
-    now = int(src.received)
-    run = runs.by_source.get(key) if runs is not None else None
-    if run is not None and (run.secs != now or runs.latest.get(run.exporter) is not run):  # type: ignore[union-attr]
-        run = None
-    head = plain_samples(data, run.size if run is not None else 0)
+    ``runs`` (one per batch of datagrams, kept by the caller: each exporter's latest chunk, by
+    :func:`_identity`): a datagram joins its exporter's latest chunk (:meth:`SampleChunk.add`) when
+    that one came from the same agent in the same second, and then gives no chunk of its own, so a
+    batch makes a chunk per run of an exporter's datagrams, not per datagram, whichever UDP sources
+    and sub-agents they come from. A datagram this does not take ends its exporter's run: an
+    exporter's samples stay in arrival order. (Across exporters a batch's samples are aggregated as
+    if each run's datagrams had arrived together, which UDP allows.)"""
+    head = plain_samples(data)
     if head is None:
         if runs is not None:
-            _end_runs(runs, key, data, src, udp_identity)
+            _end_run(runs, data, src, udp_identity)
         return None
     raw_agent, sub_agent, seq, spans, rate, unrated = head
     obs: SequenceObs = tuple.__new__(SequenceObs, (sub_agent, seq, 1))  # type: ignore[type-var]
     n = len(spans) // 24
-    if run is not None and run.raw_agent == raw_agent:  # (the common case: where this source's last went)
-        if n:
-            run.add(data, spans, rate, unrated)
+    now = int(src.received)
+    run = runs.get(_identity(src, raw_agent, udp_identity)) if runs is not None and n else None
+    if run is not None and run.secs == now and run.raw_agent == raw_agent:
+        run.add(data, spans, rate, unrated)
         return [], run.exporter, FLOW_TYPE, obs, n
     agent = src.exporter if udp_identity else _agent_text(raw_agent)
     if not n:
         return [], agent, FLOW_TYPE, obs, 0
-    if runs is None:
-        return [SampleChunk(data, spans, agent, src.namespace, now, rate, unrated, raw_agent)], agent, FLOW_TYPE, obs, n
-    latest = runs.latest.get(agent)
-    if latest is not None and latest.secs == now and latest.raw_agent == raw_agent:  # its exporter's run
-        again = plain_samples(data, latest.size)  # (read again at that run's offset; the same datagram)
-        assert again is not None
-        latest.add(data, again[3], rate, unrated)
-        runs.by_source[key] = latest
-        return [], agent, FLOW_TYPE, obs, n
-    if run is not None:  # (read at another run's offset: read again from 0)
-        again = plain_samples(data)
-        assert again is not None
-        spans = again[3]
     chunk = SampleChunk(data, spans, agent, src.namespace, now, rate, unrated, raw_agent)
-    runs.by_source[key] = runs.latest[agent] = chunk
+    if runs is not None:
+        runs[_identity(src, raw_agent, udp_identity)] = chunk
     return [chunk], agent, FLOW_TYPE, obs, n
 
 
-def _end_runs(runs: Runs, key: tuple[str, int], data: bytes, src: Source, udp_identity: bool) -> None:
-    """A datagram :func:`plain` refuses (decoded the full way) ends its source's run and its
-    exporter's latest one: what comes after it is not put before it."""
-    runs.by_source.pop(key, None)
-    if udp_identity:
-        runs.latest.pop(src.exporter, None)
-        return
+def _identity(src: Source, raw_agent: bytes, udp_identity: bool) -> Any:
+    """What tells a datagram's exporter in ``runs``: its UDP source address, or its agent address
+    as sent (the exporter's text is made of it one to one)."""
+    return src.exporter if udp_identity else raw_agent
+
+
+def _end_run(runs: dict[Any, SampleChunk], data: bytes, src: Source, udp_identity: bool) -> None:
+    """A datagram :func:`plain` refuses (decoded the full way) ends its exporter's run: what comes
+    after it is not put before it."""
     try:
-        raw_agent = _header(data)[1]
+        raw_agent = b"" if udp_identity else _header(data)[1]
     except DecodeError:
         return  # (invalid as a whole: no records to keep in order)
-    runs.latest.pop(_agent_text(raw_agent), None)
+    runs.pop(_identity(src, raw_agent, udp_identity), None)
 
 
-def py_plain_samples(data: bytes, base: int = 0) -> tuple[bytes, int, int, bytes, int, int] | None:
+def py_plain_samples(data: bytes) -> tuple[bytes, int, int, bytes, int, int] | None:
     """(agent address, sub-agent id, sequence number, and of :func:`flowpipe.decode.walk.flow_samples`
-    the spans (their offsets + ``base``), rate and unrated) of a datagram :func:`plain` takes, None
-    for any other: one step, compiled as ``walk.plain_samples`` (the header alone cost a fifth of
-    :func:`plain`)."""
-    if not 0 <= base <= 1 << 48:
-        raise ValueError(f"base {base} is not in 0..2**48")
+    the spans, rate and unrated) of a datagram :func:`plain` takes, None for any other: one step,
+    compiled as ``walk.plain_samples`` (the header alone cost a fifth of :func:`plain`)."""
     try:
         off, raw_agent, sub_agent, seq, nsamples = _header(data)
     except DecodeError:
@@ -310,16 +282,10 @@ def py_plain_samples(data: bytes, base: int = 0) -> tuple[bytes, int, int, bytes
     spans, rate, unrated, rest = walk.flow_samples(data, off, nsamples)
     if rest is not None:
         return None
-    if base:
-        a = array("q", spans)
-        for i in range(0, len(a), 3):
-            a[i] += base
-            a[i + 1] += base
-        spans = a.tobytes()
     return raw_agent, sub_agent, seq, spans, rate, unrated
 
 
-plain_samples: Callable[..., tuple[bytes, int, int, bytes, int, int] | None] = (
+plain_samples: Callable[[bytes], tuple[bytes, int, int, bytes, int, int] | None] = (
     walk.plain_samples or py_plain_samples)
 
 
@@ -337,15 +303,37 @@ class _SampleDecoder:
 SAMPLES = _SampleDecoder()
 
 
-class SampleChunk(Chunk):
-    """The flow samples of one datagram, or of several from one source and agent received in the
-    same second (a run, :func:`plain`), left undecoded: ``body`` their bytes end to end (each padded
-    to a multiple of 4), ``spans`` (start, end, expanded) of each sample in ``body`` as native int64
-    (:func:`flowpipe.decode.walk.flow_samples`). Decoding a sample (:meth:`row`) notes what it skipped
-    in ``skipped``. ``body`` and ``spans`` are whole once :meth:`seal` ran (:meth:`row` and
-    :func:`flowpipe.decode.sflow_columns.columns` do)."""
+def padded(body: bytes) -> bytes:
+    """``body`` padded to a multiple of 4 bytes (so sFlow's words stay aligned when bodies lie end to end)."""
+    pad = -len(body) & 3
+    return body + bytes(pad) if pad else body
 
-    __slots__ = ("spans", "_decoded", "raw_agent", "size", "_parts")
+
+def laid_out(parts: list[tuple[bytes, bytes]]) -> tuple[list[bytes], Any]:
+    """The datagrams of ``parts`` ((datagram, its spans) each), each :func:`padded`, and their sample
+    spans as an (n, 3) int64 array of (start, end, expanded) placed where the datagrams lie when
+    those are laid end to end."""
+    bodies = [b for b, _ in parts]
+    lens = np.fromiter(map(len, bodies), np.int64, len(bodies))
+    for k in np.flatnonzero(lens & 3).tolist():  # (rare: XDR makes sFlow datagrams whole words)
+        bodies[k] = padded(bodies[k])
+    lens += -lens & 3
+    spans = [sp for _, sp in parts]
+    counts = np.fromiter(map(len, spans), np.int64, len(spans)) // 24
+    a = np.frombuffer(b"".join(spans), np.int64).reshape(-1, 3).copy()
+    a[:, :2] += np.repeat(np.cumsum(lens) - lens, counts)[:, None]
+    return bodies, a
+
+
+class SampleChunk(Chunk):
+    """The flow samples of one datagram, or of a run of several (one exporter and agent, received
+    in the same second: :func:`plain`), left undecoded: ``parts`` (datagram, spans) of each, the
+    spans holding (start, end, expanded) of each sample in its datagram as native int64
+    (:func:`flowpipe.decode.walk.flow_samples`). ``body`` and ``spans`` are the whole run's once
+    :meth:`seal` laid its datagrams end to end (:meth:`row` does). Decoding a sample (:meth:`row`)
+    notes what it skipped in ``skipped``."""
+
+    __slots__ = ("spans", "_decoded", "raw_agent", "parts")
     flow_type = FLOW_TYPE
 
     def __init__(self, data: bytes, spans: bytes, agent: str, ns: str, now: int, rate: int, unrated: int,
@@ -360,44 +348,21 @@ class SampleChunk(Chunk):
         self.skipped = NOTHING_SKIPPED  # (a list of its own when a sample is first decoded)
         self._decoded: dict[int, tuple | None] | None = None  # made when a sample is first decoded
         self.raw_agent = raw_agent
-        self.size = len(data) + (-len(data) & 3)  # where a datagram added to the run starts
-        self._parts: tuple[list[bytes], list[bytes]] | None = None  # (bodies, spans) added, until sealed
+        self.parts = [(data, spans)]
 
     def add(self, data: bytes, spans: bytes, rate: int, unrated: int) -> None:
-        """Another datagram of the run: its samples' ``spans`` at :attr:`size` onwards, its ``rate``
-        the last sample's."""
-        if self._parts is None:
-            pad = -len(self.body) & 3
-            self._parts = ([self.body + bytes(pad) if pad else self.body], [self.spans])
-        bodies, spanned = self._parts
-        pad = -len(data) & 3
-        bodies.append(data + bytes(pad) if pad else data)
-        spanned.append(spans)
-        self.size += len(data) + pad
+        """Another datagram of the run (``spans`` in it), its ``rate`` the last sample's."""
+        self.parts.append((data, spans))
         self.count += len(spans) // 24
         self.rate = rate
         self.unrated += unrated
 
     def seal(self) -> None:
-        """``body`` and ``spans`` made whole (after :meth:`add`)."""
-        if self._parts is not None:
-            bodies, spanned = self._parts
-            self.body, self.spans, self._parts = b"".join(bodies), b"".join(spanned), None
-
-    def bodies(self) -> list[bytes]:
-        """Its datagrams' bytes, each padded to a multiple of 4: ``body`` in parts, not joined (columns
-        join every chunk's at once)."""
-        if self._parts is not None:
-            return self._parts[0]
-        pad = -len(self.body) & 3
-        return [self.body + bytes(pad) if pad else self.body]
-
-    def whole_spans(self) -> bytes:
-        """``spans``, whole (made so once after :meth:`add`)."""
-        if self._parts is not None and len(self._parts[1]) > 1:
-            self.spans = b"".join(self._parts[1])
-            self._parts = (self._parts[0], [self.spans])
-        return self.spans
+        """``body`` and ``spans`` made the whole run's (after :meth:`add`)."""
+        if len(self.parts) != 1:  # (a run of several datagrams, not laid out yet)
+            bodies, spans = laid_out(self.parts)
+            self.body, self.spans = b"".join(bodies), spans.tobytes()
+            self.parts = [(self.body, self.spans)]
 
     def row(self, k: int) -> tuple | None:
         """The flow tuple of sample ``k`` (decoded once); None when the decoder raised (kept in

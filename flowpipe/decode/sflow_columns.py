@@ -27,7 +27,7 @@ import numpy as np
 from flowpipe.cache import room
 from flowpipe.decode import walk
 from flowpipe.decode.columns import PROBE, Intern, mostly_distinct, objects, per_distinct, unique_rows
-from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk
+from flowpipe.decode.sflow import _EGRESS_FORMAT, FLOW_TYPE, SampleChunk, laid_out
 from flowpipe.flow import (
     BYTES,
     DST_IP,
@@ -107,11 +107,9 @@ class _Reader:
 def columns(chunks: list[SampleChunk]) -> list[SampleColumns]:
     """The flow samples of ``chunks`` (in order) as columns, one :class:`SampleColumns` per address family."""
     counts = [c.count for c in chunks]
-    a = np.frombuffer(b"".join([c.whole_spans() for c in chunks]), dtype=np.int64).reshape(-1, 3)
-    lens = np.fromiter((c.size for c in chunks), np.int64, len(chunks))  # (their bytes padded to 4, end to end)
-    base = np.repeat(np.cumsum(lens) - lens, counts)
-    r = _Reader([part for c in chunks for part in c.bodies()])  # (joined once, there)
-    s = _Samples(r, a[:, 0] + base, a[:, 1] + base, a[:, 2].astype(bool))
+    bodies, a = laid_out([p for c in chunks for p in c.parts])  # (a datagram each, or a run sealed already)
+    r = _Reader(bodies)  # (joined once, there)
+    s = _Samples(r, a[:, 0], a[:, 1], a[:, 2].astype(bool))
     chunk_of = np.repeat(np.arange(len(chunks)), counts)
     first = np.cumsum(counts) - counts  # each chunk's first sample
     return s.split(chunks, chunk_of, first)
